@@ -1,0 +1,463 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"go.etcd.io/bbolt"
+)
+
+const (
+	// maxGroup and maxGroupBytes bound one commit, so that a flood of
+	// large snapshots cannot make a single transaction unboundedly large.
+	maxGroup      = 1024
+	maxGroupBytes = 16 << 20
+)
+
+// A write is one caller's part of a group commit. The committer calls check
+// and, only if it succeeds, apply, both inside the group's transaction and
+// after every earlier write of the group, so a write sees the effects of
+// those before it. check must not modify the transaction: its error fails
+// this write alone. An error from apply aborts the whole group.
+type write interface {
+	check(tx *bbolt.Tx) error
+	apply(tx *bbolt.Tx) error
+	size() int
+}
+
+// committedHook is implemented by writes that act after their group is
+// durable.
+type committedHook interface {
+	committed(db *DB)
+}
+
+type request struct {
+	ctx  context.Context
+	w    write
+	done chan error // capacity 1, so the committer never blocks replying
+}
+
+// submit queues w for the committer and waits until it is durable or has
+// failed. If ctx ends first, submit returns ctx.Err() and the write may
+// still be committed.
+func (db *DB) submit(ctx context.Context, w write) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if db.ctx.Err() != nil {
+		return ErrClosed
+	}
+	r := &request{ctx: ctx, w: w, done: make(chan error, 1)}
+	select {
+	case db.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-db.ctx.Done():
+		return ErrClosed
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-db.committerDone:
+		// The committer may have replied just before exiting.
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// commitLoop is the only goroutine that opens write transactions.
+func (db *DB) commitLoop() {
+	defer db.wg.Done()
+	defer close(db.committerDone)
+	group := make([]*request, 0, maxGroup)
+	var next *request // taken from the queue but did not fit the last group
+	for {
+		first := next
+		next = nil
+		if first == nil {
+			select {
+			case first = <-db.reqs:
+			case <-db.ctx.Done():
+				return
+			}
+		} else if db.ctx.Err() != nil {
+			return
+		}
+		group = append(group[:0], first)
+		size := first.w.size()
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r := <-db.reqs:
+				if size+r.w.size() > maxGroupBytes {
+					next = r
+					break drain
+				}
+				group = append(group, r)
+				size += r.w.size()
+			default:
+				break drain
+			}
+		}
+		db.commit(group)
+		clear(group) // let the finished requests be collected
+	}
+}
+
+// commit runs group in one transaction and replies to each request.
+func (db *DB) commit(group []*request) {
+	errs := make([]error, len(group))
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		for i, r := range group {
+			// Whoever sent it has stopped waiting; skip rather than write
+			// something nobody was told about. Still "may be written" for
+			// the caller, who cannot tell.
+			if err := r.ctx.Err(); err != nil {
+				errs[i] = err
+				continue
+			}
+			if err := r.w.check(tx); err != nil {
+				errs[i] = err
+				continue
+			}
+			if err := r.w.apply(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.log.Error("storage: commit failed", "requests", len(group), "err", err)
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("commit: %w", err)
+			}
+		}
+	}
+	for i, r := range group {
+		if errs[i] == nil {
+			if h, ok := r.w.(committedHook); ok {
+				h.committed(db)
+			}
+		}
+		r.done <- errs[i]
+	}
+}
+
+// checkKey rejects ids bbolt could not store as keys, before they reach the
+// committer where they would fail a whole group.
+func checkKey(what, k string) error {
+	if k == "" {
+		return fmt.Errorf("empty %s", what)
+	}
+	if len(k) > bbolt.MaxKeySize {
+		return fmt.Errorf("%s of %d bytes is too long", what, len(k))
+	}
+	return nil
+}
+
+// putRecords writes encoded records and the client entries they imply into
+// a document bucket. Ops are appended in key order, so pages are filled
+// completely rather than split in half.
+func putRecords(b *bbolt.Bucket, recs []encodedRecord) error {
+	ops, clients := b.Bucket(bucketOps), b.Bucket(bucketClients)
+	if ops == nil || clients == nil {
+		return errors.New("document bucket lacks ops or clients")
+	}
+	ops.FillPercent = 1
+	for _, r := range recs {
+		if err := ops.Put(r.key, r.value); err != nil {
+			return err
+		}
+		if r.client != "" {
+			if err := clients.Put([]byte(r.client), r.clientValue); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type encodedRecord struct {
+	key, value  []byte
+	client      string
+	clientValue []byte
+}
+
+// encodeRecords validates and encodes recs outside the committer, leaving
+// it only the checks that need the transaction.
+func encodeRecords(recs []Record) ([]encodedRecord, int, error) {
+	out := make([]encodedRecord, len(recs))
+	size := 0
+	now := time.Now()
+	for i := range recs {
+		rec := recs[i]
+		if rec.Client != "" {
+			if err := checkKey("client id", rec.Client); err != nil {
+				return nil, 0, err
+			}
+		}
+		if rec.Time.IsZero() {
+			rec.Time = now
+		}
+		e := &out[i]
+		e.key = revKey(rec.Rev)
+		e.value = appendRecord(nil, &rec)
+		if rec.Client != "" {
+			e.client = rec.Client
+			e.clientValue = appendClient(nil, rec.Seq, rec.Rev)
+		}
+		size += len(e.value) + len(e.client) + 32
+	}
+	return out, size, nil
+}
+
+// Create stores a new document. meta.Rev is ignored: the document starts at
+// revision 0, or at 1 when first is given, whose Rev must be 1. A zero
+// meta.Created is set to now. Create fails with ErrExists if the edit id or
+// the view id is already taken, and indexes the view id.
+func (db *DB) Create(ctx context.Context, meta Meta, first *Record) error {
+	if err := checkKey("doc id", meta.ID); err != nil {
+		return fmt.Errorf("create doc: %w", err)
+	}
+	if err := checkKey("view id", meta.ViewID); err != nil {
+		return fmt.Errorf("create doc %s: %w", meta.ID, err)
+	}
+	w := &createWrite{id: meta.ID, viewID: meta.ViewID}
+	meta.Rev = 0
+	if meta.Created.IsZero() {
+		meta.Created = time.Now()
+	}
+	if first != nil {
+		if first.Rev != 1 {
+			return fmt.Errorf("create doc %s: first record has rev %d, want 1: %w", meta.ID, first.Rev, ErrConflict)
+		}
+		recs, _, err := encodeRecords([]Record{*first})
+		if err != nil {
+			return fmt.Errorf("create doc %s: %w", meta.ID, err)
+		}
+		w.first = recs
+		meta.Rev = 1
+	}
+	w.meta = appendMeta(nil, &meta)
+	if err := db.submit(ctx, w); err != nil {
+		return fmt.Errorf("create doc %s: %w", meta.ID, err)
+	}
+	return nil
+}
+
+type createWrite struct {
+	id, viewID string
+	meta       []byte
+	first      []encodedRecord
+}
+
+func (w *createWrite) size() int { return len(w.meta) + 256 + len(w.first) }
+
+func (w *createWrite) check(tx *bbolt.Tx) error {
+	if tx.Bucket(bucketDocs).Get([]byte(w.id)) != nil {
+		return fmt.Errorf("edit id: %w", ErrExists)
+	}
+	if tx.Bucket(bucketViews).Get([]byte(w.viewID)) != nil {
+		return fmt.Errorf("view id: %w", ErrExists)
+	}
+	return nil
+}
+
+func (w *createWrite) apply(tx *bbolt.Tx) error {
+	b, err := tx.Bucket(bucketDocs).CreateBucket([]byte(w.id))
+	if err != nil {
+		return err
+	}
+	for _, name := range [][]byte{bucketOps, bucketSnaps, bucketClients} {
+		if _, err := b.CreateBucket(name); err != nil {
+			return err
+		}
+	}
+	if err := b.Put(keyMeta, w.meta); err != nil {
+		return err
+	}
+	if err := putRecords(b, w.first); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketViews).Put([]byte(w.viewID), []byte(w.id))
+}
+
+// Append adds recs to the log of document id and returns once they are
+// durable. recs[0].Rev must be the document's revision plus one and the rest
+// must follow without gaps; otherwise Append fails with ErrConflict and
+// writes nothing. The document's revision and each record's client dedupe
+// entry are updated in the same transaction. A zero Time is set to now.
+//
+// If ctx ends while Append waits, it returns ctx.Err(), and the records may
+// or may not have been written: the caller must re-read the revision before
+// retrying.
+func (db *DB) Append(ctx context.Context, id string, recs []Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	for i := 1; i < len(recs); i++ {
+		if recs[i].Rev != recs[0].Rev+int64(i) {
+			return fmt.Errorf("append doc %s: rev %d follows rev %d: %w", id, recs[i].Rev, recs[i-1].Rev, ErrConflict)
+		}
+	}
+	enc, size, err := encodeRecords(recs)
+	if err != nil {
+		return fmt.Errorf("append doc %s: %w", id, err)
+	}
+	w := &appendWrite{id: id, recs: enc, first: recs[0].Rev, bytes: size}
+	if err := db.submit(ctx, w); err != nil {
+		return fmt.Errorf("append doc %s rev %d: %w", id, recs[0].Rev, err)
+	}
+	return nil
+}
+
+type appendWrite struct {
+	id    string
+	recs  []encodedRecord
+	first int64
+	bytes int
+
+	meta Meta // read by check for apply
+	b    *bbolt.Bucket
+}
+
+func (w *appendWrite) size() int { return w.bytes }
+
+func (w *appendWrite) check(tx *bbolt.Tx) error {
+	m, b, err := readMeta(tx, w.id)
+	if err != nil {
+		return err
+	}
+	if w.first != m.Rev+1 {
+		return fmt.Errorf("doc is at rev %d: %w", m.Rev, ErrConflict)
+	}
+	w.meta, w.b = m, b
+	return nil
+}
+
+func (w *appendWrite) apply(tx *bbolt.Tx) error {
+	if err := putRecords(w.b, w.recs); err != nil {
+		return err
+	}
+	w.meta.Rev = w.first + int64(len(w.recs)) - 1
+	err := w.b.Put(keyMeta, appendMeta(nil, &w.meta))
+	w.b = nil // the bucket dies with the transaction
+	return err
+}
+
+// committed asks for a snapshot when the append crossed a multiple of
+// SnapshotEvery.
+func (w *appendWrite) committed(db *DB) {
+	if n := db.snapshotEvery; n > 0 && (w.first-1)/n != w.meta.Rev/n {
+		db.scheduleSnapshot(w.id, nil)
+	}
+}
+
+// SaveSnapshot stores the text of document id at snap.Rev, e.g. when a
+// document is unloaded. It does nothing if a snapshot at snap.Rev or later
+// exists, and fails with ErrConflict if snap.Rev is ahead of the document or
+// the text's length differs from what op snap.Rev produced.
+func (db *DB) SaveSnapshot(ctx context.Context, id string, snap Snapshot) error {
+	if snap.Rev < 0 {
+		return fmt.Errorf("save snapshot doc %s rev %d: negative rev: %w", id, snap.Rev, ErrConflict)
+	}
+	if snap.Rev == 0 {
+		// Revision 0 is the empty document; it needs no snapshot.
+		if snap.Text != "" {
+			return fmt.Errorf("save snapshot doc %s rev 0: text not empty: %w", id, ErrConflict)
+		}
+		return nil
+	}
+	runes := utf8.RuneCountInString(snap.Text)
+	w := &snapshotWrite{id: id, rev: snap.Rev, runes: runes, key: revKey(snap.Rev),
+		value: appendSnapshot(nil, &snap, runes)}
+	if err := db.submit(ctx, w); err != nil {
+		return fmt.Errorf("save snapshot doc %s rev %d: %w", id, snap.Rev, err)
+	}
+	return nil
+}
+
+type snapshotWrite struct {
+	id         string
+	rev        int64
+	runes      int
+	key, value []byte
+
+	skip bool
+	b    *bbolt.Bucket
+}
+
+func (w *snapshotWrite) size() int { return len(w.value) }
+
+func (w *snapshotWrite) check(tx *bbolt.Tx) error {
+	w.skip, w.b = false, nil
+	m, b, err := readMeta(tx, w.id)
+	if err != nil {
+		return err
+	}
+	if w.rev > m.Rev {
+		return fmt.Errorf("doc is at rev %d: %w", m.Rev, ErrConflict)
+	}
+	snaps := b.Bucket(bucketSnaps)
+	if snaps == nil {
+		return fmt.Errorf("doc %s: no snapshot bucket: %w", w.id, ErrCorrupt)
+	}
+	if k, _ := snaps.Cursor().Last(); k != nil {
+		if last, ok := keyRev(k); ok && last >= w.rev {
+			w.skip = true
+			return nil
+		}
+	}
+	// The op that made the revision knows the text's length: a cheap check
+	// that catches a snapshot taken of the wrong text.
+	var want int
+	if err := scanOps(b, w.id, w.rev, w.rev, func(rec Record) bool {
+		want = rec.Op.TargetLen()
+		return false
+	}); err != nil {
+		return err
+	}
+	if want != w.runes {
+		return fmt.Errorf("text has %d code points, op %d made %d: %w", w.runes, w.rev, want, ErrConflict)
+	}
+	w.b = b
+	return nil
+}
+
+func (w *snapshotWrite) apply(tx *bbolt.Tx) error {
+	if w.skip {
+		return nil
+	}
+	snaps := w.b.Bucket(bucketSnaps)
+	w.b = nil
+	snaps.FillPercent = 1
+	return snaps.Put(w.key, w.value)
+}
+
+// Ping proves the DB can still write: it commits a tiny durable write
+// through the committer, as a health check.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.submit(ctx, pingWrite{}); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
+}
+
+type pingWrite struct{}
+
+func (pingWrite) size() int                { return 16 }
+func (pingWrite) check(tx *bbolt.Tx) error { return nil }
+func (pingWrite) apply(tx *bbolt.Tx) error {
+	return tx.Bucket(bucketSys).Put(keyPing, binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano())))
+}

@@ -1,0 +1,452 @@
+// Package storage keeps collabd's documents on disk in a single bbolt file.
+// It is the only place documents live: whatever it has acknowledged survives
+// a crash at any instant, and nothing half-written is ever read back.
+//
+// # Layout
+//
+// The file holds three top-level buckets:
+//
+//	docs/<edit id>/meta            the document's Meta (view id, created, rev)
+//	docs/<edit id>/ops/<rev>       op N, the op that turned rev N-1 into N
+//	docs/<edit id>/snaps/<rev>     the full text at rev
+//	docs/<edit id>/clients/<id>    a client's last applied seq and its rev
+//	views/<view id>                the edit id it belongs to
+//	sys/                           file format version, Ping's scratch key
+//
+// Revisions are 8-byte big-endian keys so cursors walk them in order. Every
+// value carries a version byte and a CRC-32C, so a damaged value is reported
+// as ErrCorrupt naming the document and revision rather than decoded into
+// wrong text. The op log is never pruned: snapshots only shorten Load.
+//
+// # Durability and group commit
+//
+// bbolt makes a transaction durable by fsyncing at commit, which costs far
+// more than the writes themselves. So one committer goroutine owns every
+// write transaction: Create, Append, SaveSnapshot and Ping queue a request
+// and wait for its result. The committer takes the first queued request,
+// drains whatever else is already waiting, applies the whole group in one
+// bbolt transaction and replies to each caller only after the commit has
+// been fsynced. While it commits, new requests queue up and form the next
+// group, so a lone request is never delayed and a busy server pays one fsync
+// per group instead of one per op. Each request is validated before it
+// writes anything, so one that conflicts fails alone while the rest of its
+// group commits; an I/O error fails the whole group.
+//
+// A document's meta revision, its new ops and its clients' dedupe entries
+// are written in the same transaction, so after a crash they always agree.
+//
+// # Snapshots
+//
+// Every SnapshotEvery ops a background goroutine rebuilds the document's
+// text from its latest snapshot and op tail and stores it through the
+// committer, keeping Load's replay short without ever holding up appends.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/collabd/collabd/ot"
+)
+
+// ErrNotFound is returned for an unknown document or view id.
+var ErrNotFound = errors.New("storage: not found")
+
+// ErrExists is returned by Create when the edit id or view id is taken.
+var ErrExists = errors.New("storage: already exists")
+
+// ErrConflict is returned when a write does not continue the document's
+// history: an Append whose first revision is not the current revision plus
+// one, a Create whose first record is not revision 1, or a snapshot ahead of
+// the document or not matching it.
+var ErrConflict = errors.New("storage: revision conflict")
+
+// ErrCorrupt is returned when stored data is inconsistent: a missing
+// revision, an undecodable value, or an op or snapshot that does not fit the
+// text it applies to. The wrapping error names the document and revision.
+var ErrCorrupt = errors.New("storage: corrupt data")
+
+// ErrClosed is returned by every method called after Close.
+var ErrClosed = errors.New("storage: closed")
+
+// Options tunes Open. The zero value works.
+type Options struct {
+	// LockTimeout is how long Open waits for the file lock held by another
+	// process. Zero means 5s (bbolt itself would wait forever).
+	LockTimeout time.Duration
+	// SnapshotEvery takes a snapshot every N ops per document. Zero means
+	// 1000; negative disables periodic snapshots.
+	SnapshotEvery int
+	// Logger receives background errors. Nil means discard.
+	Logger *slog.Logger
+}
+
+// Meta describes a document. Rev is its latest revision.
+type Meta struct {
+	ID, ViewID string
+	Created    time.Time
+	Rev        int64
+}
+
+// Record is one op of a document's log: op Rev turned revision Rev-1 into
+// Rev. Client and Seq identify who sent it, for deduplicating resends.
+type Record struct {
+	Rev    int64
+	Op     ot.Op
+	Client string
+	Seq    int64
+	Time   time.Time
+}
+
+// Snapshot is a document's full text at revision Rev.
+type Snapshot struct {
+	Rev  int64
+	Text string
+}
+
+// Doc is a loaded document: Text is its text at Rev, which equals Meta.Rev.
+type Doc struct {
+	Meta Meta
+	Text string
+	Rev  int64
+}
+
+const (
+	defaultLockTimeout   = 5 * time.Second
+	defaultSnapshotEvery = 1000
+	defaultOpsLimit      = 1000
+
+	// formatVersion is stored in sys/format; Open refuses other versions
+	// rather than misreading them.
+	formatVersion = 1
+
+	// initialMmapSize reserves address space (not memory or disk) so that
+	// the file rarely needs remapping: bbolt cannot remap while a read
+	// transaction is open, so without it a long Backup could stall commits.
+	initialMmapSize = 1 << 30
+)
+
+var (
+	bucketDocs    = []byte("docs")
+	bucketViews   = []byte("views")
+	bucketSys     = []byte("sys")
+	bucketOps     = []byte("ops")
+	bucketSnaps   = []byte("snaps")
+	bucketClients = []byte("clients")
+	keyMeta       = []byte("meta")
+	keyFormat     = []byte("format")
+	keyPing       = []byte("ping")
+)
+
+// DB is an open storage file. It is safe for concurrent use.
+type DB struct {
+	bolt          *bbolt.DB
+	log           *slog.Logger
+	snapshotEvery int64 // 0 when disabled
+
+	// ctx is cancelled by Close; its Done channel tells the background
+	// goroutines and waiting callers that the DB is closing.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	reqs          chan *request
+	committerDone chan struct{} // closed when the committer has exited
+
+	snapWake chan struct{} // capacity 1: a pending wake-up is enough
+	// snapMu guards snapPending.
+	snapMu sync.Mutex
+	// snapPending maps a document id to a snapshot to store, or to nil
+	// when the snapshotter must rebuild the text itself.
+	snapPending map[string]*Snapshot
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens or creates the storage file at path and starts its committer
+// and snapshotter. It fails with a wrapped bbolt timeout error if another
+// process holds the file for longer than opts.LockTimeout.
+func Open(path string, opts Options) (*DB, error) {
+	timeout := opts.LockTimeout
+	if timeout <= 0 {
+		timeout = defaultLockTimeout
+	}
+	bolt, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout: timeout,
+		// The hashmap freelist stays fast as the file fragments; the
+		// default array freelist degrades with many free pages.
+		FreelistType:    bbolt.FreelistMapType,
+		InitialMmapSize: initialMmapSize,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open storage %s: %w", path, err)
+	}
+	if err := initBuckets(bolt); err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("open storage %s: %w", path, err)
+	}
+
+	every := int64(opts.SnapshotEvery)
+	switch {
+	case every == 0:
+		every = defaultSnapshotEvery
+	case every < 0:
+		every = 0
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	db := &DB{
+		bolt:          bolt,
+		log:           log,
+		snapshotEvery: every,
+		ctx:           ctx,
+		cancel:        cancel,
+		reqs:          make(chan *request, maxGroup),
+		committerDone: make(chan struct{}),
+		snapWake:      make(chan struct{}, 1),
+		snapPending:   make(map[string]*Snapshot),
+	}
+	db.wg.Add(2)
+	go db.commitLoop()
+	go db.snapshotLoop()
+	return db, nil
+}
+
+func initBuckets(bolt *bbolt.DB) error {
+	return bolt.Update(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bucketDocs, bucketViews, bucketSys} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		sys := tx.Bucket(bucketSys)
+		if v := sys.Get(keyFormat); v != nil {
+			if len(v) != 1 || v[0] != formatVersion {
+				return fmt.Errorf("unsupported file format %v, want %d", v, formatVersion)
+			}
+			return nil
+		}
+		return sys.Put(keyFormat, []byte{formatVersion})
+	})
+}
+
+// Close stops the committer and snapshotter, waits for them, then closes the
+// file. Requests still queued fail with ErrClosed; a group already being
+// committed finishes first. Close is idempotent and returns the first
+// result to every caller.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.cancel()
+		db.wg.Wait()
+		db.closeErr = db.bolt.Close()
+	})
+	return db.closeErr
+}
+
+// view runs fn in a read transaction, turning use after Close into
+// ErrClosed.
+func (db *DB) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if db.ctx.Err() != nil {
+		return ErrClosed
+	}
+	err := db.bolt.View(fn)
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
+
+// docBucket returns the bucket of document id, or nil.
+func docBucket(tx *bbolt.Tx, id string) *bbolt.Bucket {
+	if id == "" {
+		return nil
+	}
+	return tx.Bucket(bucketDocs).Bucket([]byte(id))
+}
+
+func readMeta(tx *bbolt.Tx, id string) (Meta, *bbolt.Bucket, error) {
+	b := docBucket(tx, id)
+	if b == nil {
+		return Meta{}, nil, fmt.Errorf("doc %s: %w", id, ErrNotFound)
+	}
+	m, err := decodeMeta(id, b.Get(keyMeta))
+	if err != nil {
+		return Meta{}, nil, fmt.Errorf("doc %s meta: %v: %w", id, err, ErrCorrupt)
+	}
+	return m, b, nil
+}
+
+// Meta returns the metadata of document id, or ErrNotFound.
+func (db *DB) Meta(ctx context.Context, id string) (Meta, error) {
+	var m Meta
+	err := db.view(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		m, _, err = readMeta(tx, id)
+		return err
+	})
+	return m, err
+}
+
+// ViewDoc returns the edit id of the document whose view id is viewID, or
+// ErrNotFound.
+func (db *DB) ViewDoc(ctx context.Context, viewID string) (string, error) {
+	var id string
+	err := db.view(ctx, func(tx *bbolt.Tx) error {
+		if viewID != "" {
+			id = string(tx.Bucket(bucketViews).Get([]byte(viewID)))
+		}
+		if id == "" {
+			return fmt.Errorf("view %s: %w", viewID, ErrNotFound)
+		}
+		return nil
+	})
+	return id, err
+}
+
+// Ops returns the ops of document id with Rev > after, oldest first, at
+// most limit of them (limit <= 0 means 1000). A missing or undecodable
+// record in that range is ErrCorrupt.
+func (db *DB) Ops(ctx context.Context, id string, after int64, limit int) ([]Record, error) {
+	if limit <= 0 {
+		limit = defaultOpsLimit
+	}
+	if after < 0 {
+		after = 0
+	}
+	var recs []Record
+	err := db.view(ctx, func(tx *bbolt.Tx) error {
+		m, b, err := readMeta(tx, id)
+		if err != nil {
+			return err
+		}
+		if after >= m.Rev {
+			return nil
+		}
+		recs = make([]Record, 0, min(int64(limit), m.Rev-after))
+		return scanOps(b, id, after+1, m.Rev, func(rec Record) bool {
+			recs = append(recs, rec)
+			return len(recs) < limit
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
+// scanOps calls fn with each op from rev from to rev to of a document, in
+// order, until fn returns false. It reports the first missing or damaged
+// revision as ErrCorrupt.
+func scanOps(b *bbolt.Bucket, id string, from, to int64, fn func(Record) bool) error {
+	ops := b.Bucket(bucketOps)
+	if ops == nil {
+		return fmt.Errorf("doc %s rev %d: no op log: %w", id, from, ErrCorrupt)
+	}
+	c := ops.Cursor()
+	want := from
+	for k, v := c.Seek(revKey(from)); k != nil && want <= to; k, v = c.Next() {
+		rev, ok := keyRev(k)
+		if !ok || rev != want {
+			return fmt.Errorf("doc %s rev %d: missing op: %w", id, want, ErrCorrupt)
+		}
+		rec, err := decodeRecord(v)
+		if err == nil && rec.Rev != rev {
+			err = fmt.Errorf("record claims rev %d", rec.Rev)
+		}
+		if err != nil {
+			return fmt.Errorf("doc %s rev %d: %v: %w", id, rev, err, ErrCorrupt)
+		}
+		want++
+		if !fn(rec) {
+			return nil
+		}
+	}
+	if want <= to {
+		return fmt.Errorf("doc %s rev %d: missing op: %w", id, want, ErrCorrupt)
+	}
+	return nil
+}
+
+// ClientSeq returns the last seq of client applied to document id and the
+// revision that op became, or 0, 0 if the client has none.
+func (db *DB) ClientSeq(ctx context.Context, id, client string) (seq, rev int64, err error) {
+	err = db.view(ctx, func(tx *bbolt.Tx) error {
+		b := docBucket(tx, id)
+		if b == nil {
+			return fmt.Errorf("doc %s: %w", id, ErrNotFound)
+		}
+		if client == "" {
+			return nil
+		}
+		cb := b.Bucket(bucketClients)
+		if cb == nil {
+			return fmt.Errorf("doc %s: no client index: %w", id, ErrCorrupt)
+		}
+		v := cb.Get([]byte(client))
+		if v == nil {
+			return nil
+		}
+		var derr error
+		if seq, rev, derr = decodeClient(v); derr != nil {
+			return fmt.Errorf("doc %s client %s: %v: %w", id, client, derr, ErrCorrupt)
+		}
+		return nil
+	})
+	return seq, rev, err
+}
+
+// Load returns document id at its latest revision: the latest snapshot with
+// the op tail after it replayed through ot. Any gap, undecodable record or
+// op that does not fit the text fails with ErrCorrupt naming the document
+// and revision; Load never returns wrong text.
+func (db *DB) Load(ctx context.Context, id string) (*Doc, error) {
+	var (
+		doc  *Doc
+		tail int64
+	)
+	err := db.view(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		doc, tail, err = loadDoc(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	// A long tail means a snapshot was missed, e.g. the process died before
+	// the snapshotter ran; we hold the text already, so store it.
+	if db.snapshotEvery > 0 && tail >= db.snapshotEvery {
+		db.scheduleSnapshot(id, &Snapshot{Rev: doc.Rev, Text: doc.Text})
+	}
+	return doc, nil
+}
+
+// Backup writes a consistent copy of the whole file to w while the DB keeps
+// serving, and returns the number of bytes written. The copy is itself a
+// storage file that Open accepts.
+func (db *DB) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := db.view(context.Background(), func(tx *bbolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("backup: %w", err)
+	}
+	return n, nil
+}
