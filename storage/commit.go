@@ -265,7 +265,8 @@ type createWrite struct {
 func (w *createWrite) size() int { return len(w.meta) + 256 + len(w.first) }
 
 func (w *createWrite) check(tx *bbolt.Tx) error {
-	if tx.Bucket(bucketDocs).Get([]byte(w.id)) != nil {
+	// Get cannot see nested buckets, which is what documents are.
+	if tx.Bucket(bucketDocs).Bucket([]byte(w.id)) != nil {
 		return fmt.Errorf("edit id: %w", ErrExists)
 	}
 	if tx.Bucket(bucketViews).Get([]byte(w.viewID)) != nil {

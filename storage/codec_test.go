@@ -1,0 +1,82 @@
+package storage
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/collabd/collabd/ot"
+)
+
+func TestRecordRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		rec  Record
+	}{
+		{"insert into empty", Record{Rev: 1, Op: ot.Op{{S: "hello"}}, Client: "c1", Seq: 1,
+			Time: time.Unix(1700000000, 123456789).UTC()}},
+		{"retain delete insert", Record{Rev: 42, Op: ot.Op{{N: 3}, {N: -2}, {S: "héllo ✓ 𝄞"}, {N: 7}},
+			Client: "5f1c7c2e-6b1d-4c57-9d4e-2a0b7f3c1e99", Seq: 9, Time: time.Unix(0, 1).UTC()}},
+		{"no client, zero time", Record{Rev: 1 << 40, Op: ot.Op{{N: 1}}}},
+		{"empty op", Record{Rev: 7, Op: ot.Op{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := appendRecord(nil, &tt.rec)
+			got, err := decodeRecord(v)
+			if err != nil {
+				t.Fatalf("decodeRecord: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.rec) {
+				t.Errorf("got %+v, want %+v", got, tt.rec)
+			}
+		})
+	}
+}
+
+// TestCorruptValuesDetected flips every byte of each kind of value in turn
+// and truncates it at every length: no damaged value may decode.
+func TestCorruptValuesDetected(t *testing.T) {
+	values := map[string][]byte{
+		"record":   appendRecord(nil, &Record{Rev: 3, Op: ot.Op{{N: 2}, {S: "xyz"}}, Client: "c", Seq: 4, Time: time.Now()}),
+		"meta":     appendMeta(nil, &Meta{ViewID: "v", Created: time.Now(), Rev: 12}),
+		"snapshot": appendSnapshot(nil, &Snapshot{Rev: 5, Text: "some text"}, 9),
+		"client":   appendClient(nil, 8, 99),
+	}
+	decode := map[string]func([]byte) error{
+		"record":   func(v []byte) error { _, err := decodeRecord(v); return err },
+		"meta":     func(v []byte) error { _, err := decodeMeta("id", v); return err },
+		"snapshot": func(v []byte) error { _, _, err := decodeSnapshot(v); return err },
+		"client":   func(v []byte) error { _, _, err := decodeClient(v); return err },
+	}
+	for name, v := range values {
+		if err := decode[name](v); err != nil {
+			t.Fatalf("%s: intact value: got error %v, want nil", name, err)
+		}
+		for i := range v {
+			bad := append([]byte(nil), v...)
+			bad[i] ^= 0x10
+			if err := decode[name](bad); err == nil {
+				t.Errorf("%s with byte %d flipped: got nil error, want one", name, i)
+			}
+		}
+		for n := 0; n < len(v); n++ {
+			if err := decode[name](v[:n]); err == nil {
+				t.Errorf("%s truncated to %d bytes: got nil error, want one", name, n)
+			}
+		}
+	}
+}
+
+func TestRevKeyOrder(t *testing.T) {
+	revs := []int64{0, 1, 255, 256, 65535, 1 << 32, 1<<62 + 5}
+	for i := 1; i < len(revs); i++ {
+		a, b := revKey(revs[i-1]), revKey(revs[i])
+		if string(a) >= string(b) {
+			t.Errorf("key of %d = %x sorts after key of %d = %x", revs[i-1], a, revs[i], b)
+		}
+		if got, ok := keyRev(b); !ok || got != revs[i] {
+			t.Errorf("keyRev(revKey(%d)) = %d, %v, want %d, true", revs[i], got, ok, revs[i])
+		}
+	}
+}
