@@ -65,14 +65,17 @@ type Pending struct {
 // pending)): the server committed it before our pending op, and the server
 // applies the same rule, so both sides agree.
 //
-// Reconnecting: create nothing new. On a welcome carrying catch-up ops, feed
-// each op to ApplyServer, except the op whose client id and seq equal this
-// client's in-flight op, which goes to Ack (the server applied it before the
-// connection dropped). Then, if an op is still in flight, resend Inflight():
-// same seq, current revision, already transformed to it; the server
-// recognizes a seq it has applied and only re-acks it. A welcome carrying
-// full text instead of ops means the local state cannot be rebased: start
-// over with NewClient(rev, lastSeq) on that text.
+// Reconnecting keeps the same Client. On a welcome carrying catch-up ops,
+// feed each op to ApplyServer, except the op whose client id and seq equal
+// this client's in-flight op, which goes to Ack (the server applied it before
+// the connection dropped); during catch-up, do not send the Pending that Ack
+// may return. After the last catch-up op, if an op is in flight (the old one
+// or the promoted buffer), send Inflight(): its seq, the current revision,
+// and the op transformed to it. Sending only at the end means each op is
+// sent once on the new connection, made on the latest revision. Should the
+// server already have that seq, it only re-acks it. A welcome carrying full
+// text instead of ops means local state cannot be rebased: start over with
+// NewClient(rev, lastSeq) on that text.
 //
 // A Client is not safe for concurrent use.
 type Client struct {
