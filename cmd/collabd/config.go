@@ -1,0 +1,122 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/collabd/collabd/collab"
+)
+
+// errHelp is returned by parseConfig when -help was asked for; the usage
+// has already been printed.
+var errHelp = errors.New("help requested")
+
+// config is everything collabd reads from its flags and environment.
+type config struct {
+	addr            string
+	data            string
+	logLevel        slog.Level
+	shutdownTimeout time.Duration
+	lockTimeout     time.Duration
+	snapshotEvery   int
+	tlsCert         string
+	tlsKey          string
+	collab          collab.Options
+}
+
+// envPrefix turns a flag name into its environment variable:
+// -log-level is COLLABD_LOG_LEVEL.
+const envPrefix = "COLLABD_"
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads flags, falling back to environment variables for any
+// flag not given on the command line, and then to defaults.
+func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("collabd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "`address` to listen on (host:port; port 0 picks a free one)")
+	fs.StringVar(&cfg.data, "data", "./collab.db", "`path` of the bbolt data file, created if missing")
+	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take before connections are cut")
+	fs.DurationVar(&cfg.lockTimeout, "lock-timeout", 5*time.Second, "how long to wait for another process's lock on the data file")
+	fs.IntVar(&cfg.snapshotEvery, "snapshot-every", 1000, "snapshot a document's text every `N` ops (negative: only on unload)")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serves HTTPS and HTTP/2")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
+
+	o := &cfg.collab
+	fs.Int64Var(&o.MaxMessageBytes, "max-message", 1<<20, "largest WebSocket message a client may send, in `bytes`")
+	fs.IntVar(&o.MaxDocChars, "max-doc-chars", 2_000_000, "largest document, in code points")
+	fs.Float64Var(&o.RateLimit, "rate-limit", 100, "messages per second one connection may send on average")
+	fs.IntVar(&o.RateBurst, "rate-burst", 200, "messages one connection may send in a burst")
+	fs.IntVar(&o.MaxEditors, "max-editors", 100, "most editors connected to one document at once")
+	fs.Func("allowed-origins", "comma-separated host `patterns` (path.Match) of other sites allowed to open editing WebSockets; the server's own origin always is", func(v string) error {
+		o.AllowedOrigins = splitList(v)
+		return nil
+	})
+	fs.Func("view-origins", "comma-separated `origins` allowed to read the view endpoints cross-origin (CORS); default *, empty for none", func(v string) error {
+		o.ViewOrigins = splitList(v)
+		if o.ViewOrigins == nil {
+			o.ViewOrigins = []string{}
+		}
+		return nil
+	})
+	fs.DurationVar(&o.IdleUnload, "idle-unload", time.Minute, "unload a document from memory after this long with nobody connected")
+	fs.DurationVar(&o.Heartbeat, "heartbeat", 15*time.Second, "interval of keep-alive comments on idle SSE streams")
+	fs.DurationVar(&o.WriteTimeout, "client-write-timeout", 10*time.Second, "longest a write to one client may take before it is disconnected")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: collabd [flags]\n\n"+
+			"collabd serves collaborative plain-text documents: editing over WebSockets,\n"+
+			"live viewing over Server-Sent Events, and the browser frontend.\n\n"+
+			"Every flag can also be set by an environment variable, named after the flag:\n"+
+			"-log-level is %s. A flag on the command line wins over the environment.\n\nFlags:\n", envName("log-level"))
+		fs.PrintDefaults()
+	}
+
+	// Environment first, so that flags given on the command line override it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		v, ok := lookupEnv(envName(f.Name))
+		if !ok || envErr != nil {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			envErr = fmt.Errorf("environment %s=%q: %w", envName(f.Name), v, err)
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, errHelp
+		}
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %q (see -help)", fs.Args())
+	}
+	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
+		return cfg, errors.New("-tls-cert and -tls-key go together")
+	}
+	return cfg, nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
