@@ -1,0 +1,126 @@
+// Command collabd serves collaborative plain-text documents: editing over
+// WebSockets, live read-only viewing over Server-Sent Events, and the
+// browser frontend, with every document kept in one embedded bbolt file.
+//
+// This file holds only flags, wiring and signals; the work is in the
+// collab, ot and storage packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/frontend"
+	"github.com/collabd/collabd/storage"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, errHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "collabd:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the server and blocks until ctx is cancelled, then shuts down
+// gracefully: editors are told to reconnect later (close code 1001),
+// viewers' streams end, documents are snapshotted, and the database closes
+// last. It prints one line to stdout once it is listening, naming the URL,
+// so that scripts and tests using port 0 can find it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, os.LookupEnv, stderr)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+
+	db, err := storage.Open(cfg.data, storage.Options{
+		LockTimeout:   cfg.lockTimeout,
+		SnapshotEvery: cfg.snapshotEvery,
+		Logger:        logger.With("component", "storage"),
+	})
+	if err != nil {
+		return fmt.Errorf("open data file: %w", err)
+	}
+	defer db.Close()
+
+	cfg.collab.Logger = logger.With("component", "collab")
+	docs := collab.New(store{db}, cfg.collab)
+
+	mux := http.NewServeMux()
+	mux.Handle("/api/", docs)
+	mux.Handle("GET /healthz", docs)
+	mux.Handle("/", http.FileServerFS(frontend.FS()))
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		// Long-lived streams manage their own deadlines: WebSocket sessions
+		// clear this one, SSE streams extend it before every write.
+		WriteTimeout: 30 * time.Second,
+		IdleTimeout:  120 * time.Second,
+		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	scheme := "http"
+	if cfg.tlsCert != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "collabd listening on %s://%s\n", scheme, ln.Addr())
+	logger.Info("listening", "addr", ln.Addr().String(), "data", cfg.data, "tls", cfg.tlsCert != "")
+
+	serveErr := make(chan error, 1)
+	go func() {
+		if cfg.tlsCert != "" {
+			// With TLS, net/http negotiates HTTP/2, so one browser can hold
+			// many SSE streams over one connection.
+			serveErr <- srv.ServeTLS(ln, cfg.tlsCert, cfg.tlsKey)
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
+
+	select {
+	case err := <-serveErr:
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+		defer cancel()
+		docs.Close(shutdownCtx)
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	// Reverse order of start-up: sessions and hubs first (they need the
+	// database to finish their commits and snapshots), then the HTTP
+	// server, then the database (deferred above).
+	var errs []error
+	if err := docs.Close(shutdownCtx); err != nil {
+		errs = append(errs, fmt.Errorf("close documents: %w", err))
+	}
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		errs = append(errs, fmt.Errorf("shutdown http: %w", err))
+	}
+	<-serveErr
+	if err := db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close data file: %w", err))
+	}
+	return errors.Join(errs...)
+}

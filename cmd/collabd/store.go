@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/storage"
+)
+
+// store adapts *storage.DB to the collab.Store interface. collab declares
+// the interface it needs and never imports storage; this is the one place
+// that sees both.
+type store struct{ db *storage.DB }
+
+var _ collab.Store = store{}
+
+// mapErr lets collab recognise storage's not-found error as its own.
+func mapErr(err error) error {
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w: %w", collab.ErrNotFound, err)
+	}
+	return err
+}
+
+func toStorage(r collab.Record) storage.Record {
+	return storage.Record{Rev: r.Rev, Op: r.Op, Client: r.Client, Seq: r.Seq, Time: r.Time}
+}
+
+func fromStorage(r storage.Record) collab.Record {
+	return collab.Record{Rev: r.Rev, Op: r.Op, Client: r.Client, Seq: r.Seq, Time: r.Time}
+}
+
+func (s store) Create(ctx context.Context, m collab.DocMeta, first *collab.Record) error {
+	var f *storage.Record
+	if first != nil {
+		r := toStorage(*first)
+		f = &r
+	}
+	return mapErr(s.db.Create(ctx, storage.Meta{ID: m.ID, ViewID: m.ViewID, Created: m.Created}, f))
+}
+
+func (s store) ViewDoc(ctx context.Context, viewID string) (string, error) {
+	id, err := s.db.ViewDoc(ctx, viewID)
+	return id, mapErr(err)
+}
+
+func (s store) Load(ctx context.Context, id string) (*collab.StoredDoc, error) {
+	d, err := s.db.Load(ctx, id)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return &collab.StoredDoc{
+		Meta: collab.DocMeta{ID: d.Meta.ID, ViewID: d.Meta.ViewID, Created: d.Meta.Created},
+		Rev:  d.Rev,
+		Text: d.Text,
+	}, nil
+}
+
+func (s store) Append(ctx context.Context, id string, recs []collab.Record) error {
+	out := make([]storage.Record, len(recs))
+	for i, r := range recs {
+		out[i] = toStorage(r)
+	}
+	return mapErr(s.db.Append(ctx, id, out))
+}
+
+func (s store) Ops(ctx context.Context, id string, after int64, limit int) ([]collab.Record, error) {
+	recs, err := s.db.Ops(ctx, id, after, limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]collab.Record, len(recs))
+	for i, r := range recs {
+		out[i] = fromStorage(r)
+	}
+	return out, nil
+}
+
+func (s store) ClientSeq(ctx context.Context, id, client string) (int64, int64, error) {
+	seq, rev, err := s.db.ClientSeq(ctx, id, client)
+	return seq, rev, mapErr(err)
+}
+
+func (s store) SaveSnapshot(ctx context.Context, id string, rev int64, text string) error {
+	return mapErr(s.db.SaveSnapshot(ctx, id, storage.Snapshot{Rev: rev, Text: text}))
+}
+
+func (s store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }

@@ -1,0 +1,307 @@
+package collab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/collabd/collabd/ot"
+	"github.com/google/uuid"
+)
+
+// maxOpsPage bounds one page of GET /api/docs/{id}/ops.
+const maxOpsPage = 1000
+
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/docs", s.handleCreate)
+	mux.HandleFunc("GET /api/docs/{id}", s.handleGetDoc)
+	mux.HandleFunc("GET /api/docs/{id}/text", s.handleGetText)
+	mux.HandleFunc("GET /api/docs/{id}/ops", s.handleGetOps)
+	mux.HandleFunc("GET /api/docs/{id}/ws", s.handleWS)
+	mux.HandleFunc("GET /api/docs/{id}/events", s.handleDocEvents)
+	mux.HandleFunc("GET /api/view/{viewId}", s.cors(s.handleGetView))
+	mux.HandleFunc("GET /api/view/{viewId}/events", s.cors(s.handleViewEvents))
+	mux.HandleFunc("OPTIONS /api/view/{viewId}", s.cors(nil))
+	mux.HandleFunc("OPTIONS /api/view/{viewId}/events", s.cors(nil))
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+// apiError is the body of every API error: {"error":{"code","message"}}.
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(mustJSON(v))
+}
+
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	var e apiError
+	e.Error.Code, e.Error.Message = code, message
+	writeJSON(w, status, e)
+}
+
+// writeStoreError answers a failed lookup or load: 404 for an unknown
+// document, 503 while shutting down, otherwise 500 with the detail only
+// in the log.
+func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, CodeNotFound, "no such document")
+	case errors.Is(err, errShuttingDown):
+		writeError(w, http.StatusServiceUnavailable, CodeShuttingDown, err.Error())
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away; nobody reads the answer.
+	default:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, CodeInternal, "internal error")
+	}
+}
+
+// docID returns the {id} path value when it is a canonical UUID. Anything
+// else cannot name a document.
+func docID(r *http.Request) (string, bool) {
+	return canonicalUUID(r.PathValue("id"))
+}
+
+func canonicalUUID(s string) (string, bool) {
+	if len(s) != 36 {
+		return "", false
+	}
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return "", false
+	}
+	return u.String(), true
+}
+
+// createRequest is the optional body of POST /api/docs.
+type createRequest struct {
+	Text string `json:"text"`
+}
+
+func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
+	var req createRequest
+	// A document of MaxDocChars code points takes at most 4 bytes each,
+	// and JSON escaping at most 6 bytes per UTF-16 unit.
+	limit := int64(s.opts.MaxDocChars)*12 + 1024
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
+		return
+	case err != nil:
+		writeError(w, http.StatusBadRequest, CodeBadMessage, "reading body: "+err.Error())
+		return
+	}
+	if len(body) > 0 {
+		if !utf8.Valid(body) {
+			writeError(w, http.StatusBadRequest, CodeBadMessage, "body is not valid UTF-8")
+			return
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			writeError(w, http.StatusBadRequest, CodeBadMessage, `body must be a JSON object like {"text": "..."}: `+err.Error())
+			return
+		}
+	}
+	if n := utf8.RuneCountInString(req.Text); n > s.opts.MaxDocChars {
+		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge,
+			fmt.Sprintf("text has %d code points; the limit is %d", n, s.opts.MaxDocChars))
+		return
+	}
+
+	meta := DocMeta{ID: uuid.NewString(), ViewID: uuid.NewString(), Created: time.Now().UTC()}
+	var first *Record
+	if req.Text != "" {
+		first = &Record{Rev: 1, Op: ot.Op{ot.Insert(req.Text)}, Time: meta.Created}
+	}
+	if err := s.store.Create(r.Context(), meta, first); err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	rev := int64(0)
+	if first != nil {
+		rev = 1
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": meta.ID, "viewId": meta.ViewID, "rev": rev})
+}
+
+// docText returns a document's committed text through its hub, which
+// loads it if nobody has it open.
+func (s *Server) docText(ctx context.Context, id string) (textReply, error) {
+	h, err := s.acquire(ctx, id)
+	if err != nil {
+		return textReply{}, err
+	}
+	defer s.release(h)
+	return h.text(ctx)
+}
+
+func (s *Server) handleGetDoc(w http.ResponseWriter, r *http.Request) {
+	id, ok := docID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, CodeNotFound, "no such document")
+		return
+	}
+	t, err := s.docText(r.Context(), id)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "viewId": t.viewID, "rev": t.rev, "text": t.text})
+}
+
+func (s *Server) handleGetText(w http.ResponseWriter, r *http.Request) {
+	id, ok := docID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, CodeNotFound, "no such document")
+		return
+	}
+	t, err := s.docText(r.Context(), id)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Collab-Rev", strconv.FormatInt(t.rev, 10))
+	io.WriteString(w, t.text)
+}
+
+// handleGetOps pages through the op log. ?from=R (default 0) gives the
+// ops after R; ?limit=N (default and maximum 1000) bounds the page.
+func (s *Server) handleGetOps(w http.ResponseWriter, r *http.Request) {
+	id, ok := docID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, CodeNotFound, "no such document")
+		return
+	}
+	from, err := queryInt(r, "from", 0)
+	if err != nil || from < 0 {
+		writeError(w, http.StatusBadRequest, CodeBadMessage, "from must be a revision >= 0")
+		return
+	}
+	limit, err := queryInt(r, "limit", maxOpsPage)
+	if err != nil || limit < 1 {
+		writeError(w, http.StatusBadRequest, CodeBadMessage, "limit must be an integer >= 1")
+		return
+	}
+	recs, err := s.store.Ops(r.Context(), id, from, int(min(limit, maxOpsPage)))
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	out := make([]OpRecord, len(recs))
+	for i, rec := range recs {
+		t := rec.Time
+		out[i] = OpRecord{Rev: rec.Rev, Op: rec.Op, Client: rec.Client, Seq: rec.Seq, Time: &t}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func queryInt(r *http.Request, name string, def int64) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+// viewDoc resolves a view id to its document's edit id, for the server's
+// own use only: nothing reachable with a view id may show the edit id.
+func (s *Server) viewDoc(r *http.Request) (string, error) {
+	viewID, ok := canonicalUUID(r.PathValue("viewId"))
+	if !ok {
+		return "", ErrNotFound
+	}
+	return s.store.ViewDoc(r.Context(), viewID)
+}
+
+func (s *Server) handleGetView(w http.ResponseWriter, r *http.Request) {
+	id, err := s.viewDoc(r)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	t, err := s.docText(r.Context(), id)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"viewId": t.viewID, "rev": t.rev, "text": t.text})
+}
+
+// cors wraps a view endpoint with CORS headers for the allowed origins. A
+// nil next answers preflight requests only.
+func (s *Server) cors(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if origin := r.Header.Get("Origin"); origin != "" {
+			if allow, ok := s.allowViewOrigin(origin); ok {
+				h := w.Header()
+				h.Set("Access-Control-Allow-Origin", allow)
+				h.Add("Vary", "Origin")
+				h.Set("Access-Control-Allow-Methods", "GET, OPTIONS")
+				h.Set("Access-Control-Allow-Headers", "Last-Event-ID, Cache-Control")
+				h.Set("Access-Control-Max-Age", "600")
+			}
+		}
+		if next == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next(w, r)
+	}
+}
+
+// allowViewOrigin returns the Access-Control-Allow-Origin value for an
+// origin, if it may read the view endpoints.
+func (s *Server) allowViewOrigin(origin string) (string, bool) {
+	if s.opts.ViewOrigins == nil {
+		return "*", true
+	}
+	for _, o := range s.opts.ViewOrigins {
+		if o == "*" {
+			return "*", true
+		}
+		if o == origin {
+			return origin, true
+		}
+	}
+	return "", false
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		writeError(w, http.StatusServiceUnavailable, CodeShuttingDown, errShuttingDown.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Error("health check: store cannot write", "err", err)
+		writeError(w, http.StatusServiceUnavailable, CodeInternal, "storage cannot write")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

@@ -1,0 +1,2 @@
+// Package collab serves collaborative documents.
+package collab

@@ -1,0 +1,638 @@
+package collab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/collabd/collabd/ot"
+)
+
+// Requests to a hub, sent over its inbox by sessions and handlers.
+type (
+	joinReq struct {
+		c     *conn
+		hello *hello
+	}
+	opReq struct {
+		c *conn
+		m *opMessage
+	}
+	cursorReq struct {
+		c *conn
+		m *cursorMessage
+	}
+	leaveReq struct{ c *conn }
+	// textReq asks for the committed text; reply has room for the answer.
+	textReq struct{ reply chan textReply }
+	// viewerReq registers an SSE viewer that has seen revision since (-1:
+	// nothing); reply has room for the events to start it with.
+	viewerReq struct {
+		v     *viewer
+		since int64
+		reply chan [][]byte
+	}
+	viewerLeaveReq struct{ v *viewer }
+)
+
+type textReply struct {
+	rev    int64
+	text   string
+	viewID string
+}
+
+// editor is a client editing the document, on its current connection.
+type editor struct {
+	c       *conn
+	client  string
+	name    string
+	color   string
+	ranges  []Range
+	lastSeq int64 // highest seq of this client applied (committed or in the batch)
+	lastRev int64 // the revision that op became
+}
+
+// pendingOp is an op applied in memory whose commit is in flight.
+type pendingOp struct {
+	rec Record
+	c   *conn // the connection it came from, to be acknowledged on
+}
+
+const (
+	inboxSize = 256
+	// maxQueue bounds the requests a hub defers while a commit is in
+	// flight; beyond it, senders wait on the inbox.
+	maxQueue = 4096
+	// maxBatch bounds the ops that go to the store in one append.
+	maxBatch = 512
+	// storeTimeout bounds one store call made by a hub.
+	storeTimeout = 30 * time.Second
+)
+
+// hub owns one loaded document. Only its run goroutine touches the fields
+// below ready; others send requests to inbox, selecting on done so that
+// nothing waits on a hub that has stopped.
+type hub struct {
+	srv *Server
+	id  string
+	log *slog.Logger
+
+	inbox chan any
+	ready chan struct{} // closed once loaded, or once loading failed
+	done  chan struct{} // closed when run returns
+	// loadErr is set before ready is closed and never changed after.
+	loadErr error
+	// refs counts acquire calls not yet released; guarded by srv.mu.
+	refs int
+
+	viewID   string
+	doc      *ot.Doc
+	rev      int64 // latest revision applied in memory
+	savedRev int64 // revision of the last snapshot this hub saved or loaded
+	// history holds recent ops; history[i].Rev == histBase+1+i.
+	history  []Record
+	histBase int64
+	editors  map[string]*editor // by client id
+	viewers  map[*viewer]struct{}
+
+	queue      []any // requests deferred while a commit is in flight
+	batch      []pendingOp
+	committing bool
+	commitDone chan error
+	lastActive time.Time
+}
+
+func newHub(s *Server, id string) *hub {
+	return &hub{
+		srv:        s,
+		id:         id,
+		log:        s.log.With("doc", id),
+		inbox:      make(chan any, inboxSize),
+		ready:      make(chan struct{}),
+		done:       make(chan struct{}),
+		editors:    make(map[string]*editor),
+		viewers:    make(map[*viewer]struct{}),
+		commitDone: make(chan error, 1),
+	}
+}
+
+// send delivers a request to the hub. It reports false if the hub stopped
+// or ctx ended first.
+func (h *hub) send(ctx context.Context, m any) bool {
+	select {
+	case h.inbox <- m:
+		return true
+	case <-h.done:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// text returns the document's committed text and revision.
+func (h *hub) text(ctx context.Context) (textReply, error) {
+	req := textReq{reply: make(chan textReply, 1)}
+	if !h.send(ctx, req) {
+		return textReply{}, errHubGone(ctx)
+	}
+	select {
+	case r := <-req.reply:
+		return r, nil
+	case <-h.done:
+		return textReply{}, errHubGone(ctx)
+	case <-ctx.Done():
+		return textReply{}, ctx.Err()
+	}
+}
+
+func errHubGone(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errShuttingDown
+}
+
+func (h *hub) run() {
+	defer h.srv.hubWG.Done()
+	defer close(h.done)
+
+	if err := h.load(); err != nil {
+		h.loadErr = err
+		h.srv.forget(h)
+		close(h.ready)
+		return
+	}
+	close(h.ready)
+
+	tick := time.NewTicker(max(h.srv.opts.IdleUnload/2, 10*time.Millisecond))
+	defer tick.Stop()
+	h.lastActive = time.Now()
+	for {
+		// While too much is deferred, leave requests in the inbox, so that
+		// their senders wait.
+		inbox := h.inbox
+		if len(h.queue) >= maxQueue {
+			inbox = nil
+		}
+		select {
+		case m := <-inbox:
+			h.lastActive = time.Now()
+			h.queue = append(h.queue, m)
+			h.drainInbox()
+			if !h.committing {
+				h.process()
+			}
+		case err := <-h.commitDone:
+			h.committing = false
+			if err != nil {
+				h.fail(fmt.Errorf("append ops: %w", err))
+				return
+			}
+			h.committed()
+			h.process()
+		case <-tick.C:
+			if h.idle() && h.srv.tryUnload(h) {
+				h.saveSnapshot()
+				h.log.Debug("document unloaded", "rev", h.rev)
+				return
+			}
+		case <-h.srv.ctx.Done():
+			h.shutdown()
+			return
+		}
+	}
+}
+
+func (h *hub) load() error {
+	ctx, cancel := context.WithTimeout(h.srv.ctx, storeTimeout)
+	defer cancel()
+	d, err := h.srv.store.Load(ctx, h.id)
+	if err != nil {
+		return fmt.Errorf("load doc %s: %w", h.id, err)
+	}
+	h.viewID = d.Meta.ViewID
+	h.doc = ot.NewDoc(d.Text)
+	h.rev = d.Rev
+	h.savedRev = d.Rev
+	h.histBase = d.Rev
+	h.log.Debug("document loaded", "rev", d.Rev, "len", h.doc.Len())
+	return nil
+}
+
+// drainInbox moves whatever else is already waiting into the queue, so
+// that ops arriving together are committed together.
+func (h *hub) drainInbox() {
+	for len(h.queue) < maxQueue {
+		select {
+		case m := <-h.inbox:
+			h.queue = append(h.queue, m)
+		default:
+			return
+		}
+	}
+}
+
+func (h *hub) idle() bool {
+	return len(h.editors) == 0 && len(h.viewers) == 0 && !h.committing &&
+		len(h.queue) == 0 && time.Since(h.lastActive) >= h.srv.opts.IdleUnload
+}
+
+// process handles deferred requests in order. Ops are applied in memory
+// and gathered into one batch; any other request needs the committed
+// state, so it waits until the batch before it has been committed.
+func (h *hub) process() {
+	n := 0
+	for n < len(h.queue) && len(h.batch) < maxBatch {
+		m := h.queue[n]
+		if _, isOp := m.(opReq); !isOp && len(h.batch) > 0 {
+			break
+		}
+		h.queue[n] = nil
+		n++
+		h.handle(m)
+	}
+	h.queue = h.queue[:copy(h.queue, h.queue[n:])]
+	if len(h.batch) > 0 {
+		h.startCommit()
+	}
+}
+
+func (h *hub) handle(m any) {
+	switch m := m.(type) {
+	case joinReq:
+		h.join(m.c, m.hello)
+	case opReq:
+		h.applyOp(m.c, m.m)
+	case cursorReq:
+		h.cursor(m.c, m.m)
+	case leaveReq:
+		h.leave(m.c)
+	case textReq:
+		m.reply <- textReply{rev: h.rev, text: h.doc.String(), viewID: h.viewID}
+	case viewerReq:
+		h.addViewer(m)
+	case viewerLeaveReq:
+		delete(h.viewers, m.v)
+	default:
+		panic(fmt.Sprintf("collab: hub got %T", m))
+	}
+}
+
+// current returns the editor whose live connection is c, or nil if c has
+// been superseded or has left: what arrives from such a connection is
+// ignored.
+func (h *hub) current(c *conn) *editor {
+	e := h.editors[c.client]
+	if e == nil || e.c != c {
+		return nil
+	}
+	return e
+}
+
+func (h *hub) join(c *conn, hl *hello) {
+	old := h.editors[hl.client]
+	if old == nil && len(h.editors) >= h.srv.opts.MaxEditors {
+		c.fail(errorf(CodeRateLimited, "document has too many editors (limit %d); try again later", h.srv.opts.MaxEditors))
+		return
+	}
+	e := &editor{c: c, client: hl.client, name: hl.name, ranges: []Range{}}
+	if old != nil {
+		// The client reconnected: its old connection is closed and
+		// anything still arriving on it is ignored from now on.
+		old.c.closeWith(closeSuperseded, "superseded by a newer connection of this client")
+		e.color, e.ranges, e.lastSeq, e.lastRev = old.color, old.ranges, old.lastSeq, old.lastRev
+	} else {
+		ctx, cancel := context.WithTimeout(h.srv.ctx, storeTimeout)
+		seq, rev, err := h.srv.store.ClientSeq(ctx, h.id, hl.client)
+		cancel()
+		if err != nil {
+			h.log.Error("read client seq", "client", hl.client, "err", err)
+			c.fail(errorf(CodeInternal, "internal error"))
+			return
+		}
+		e.lastSeq, e.lastRev = seq, rev
+		e.color = h.pickColor()
+	}
+
+	w := welcomeMessage{
+		Type: typeWelcome, Protocol: ProtocolVersion, Doc: h.id, ViewID: h.viewID,
+		Rev: h.rev, Color: e.color, Peers: []Peer{}, LastSeq: e.lastSeq,
+	}
+	var ops []Record
+	if hl.rev >= 0 && hl.rev <= h.rev {
+		var err error
+		if ops, err = h.opsAfter(hl.rev); err != nil {
+			h.log.Warn("catch-up ops unavailable; sending text", "from", hl.rev, "err", err)
+			ops = nil
+		}
+	}
+	if ops != nil || (hl.rev >= 0 && hl.rev == h.rev) {
+		w.Ops = make([]OpRecord, len(ops))
+		for i, r := range ops {
+			w.Ops[i] = OpRecord{Rev: r.Rev, Op: r.Op, Client: r.Client, Seq: r.Seq}
+		}
+	} else {
+		text := h.doc.String()
+		w.Text = &text
+	}
+	for _, p := range h.editors {
+		if p.client != e.client {
+			w.Peers = append(w.Peers, Peer{Client: p.client, Name: p.name, Color: p.color, Ranges: p.ranges})
+		}
+	}
+	h.editors[e.client] = e
+	c.enqueue(mustJSON(w))
+	h.broadcastPresence(e)
+}
+
+func (h *hub) leave(c *conn) {
+	if h.current(c) == nil {
+		return
+	}
+	delete(h.editors, c.client)
+	msg := mustJSON(leaveMessage{Type: typeLeave, Client: c.client})
+	for _, e := range h.editors {
+		e.c.enqueue(msg)
+	}
+}
+
+// applyOp transforms an op against everything committed since its base
+// revision, applies it in memory and adds it to the batch. Its ack and
+// broadcast wait for the commit.
+func (h *hub) applyOp(c *conn, m *opMessage) {
+	e := h.current(c)
+	if e == nil {
+		return
+	}
+	badOp := func(format string, args ...any) {
+		c.fail(&protoError{Code: CodeBadOp, Message: fmt.Sprintf(format, args...), Seq: m.seq})
+	}
+	switch {
+	case m.seq == e.lastSeq:
+		// A resend of an op already applied: acknowledge it again with
+		// its original revision, never apply it twice.
+		c.enqueue(appendAck(nil, e.lastRev, m.seq))
+		return
+	case m.seq < e.lastSeq:
+		badOp("seq %d is out of order: seq %d was already applied", m.seq, e.lastSeq)
+		return
+	case m.seq != e.lastSeq+1:
+		badOp("seq %d is out of order: the next op of this client must have seq %d", m.seq, e.lastSeq+1)
+		return
+	case m.rev > h.rev:
+		badOp("rev %d is in the future: the document is at rev %d", m.rev, h.rev)
+		return
+	case h.rev-m.rev > int64(h.srv.opts.MaxCatchUp):
+		badOp("rev %d is too old to transform (document at rev %d); reconnect", m.rev, h.rev)
+		return
+	}
+
+	op := m.op
+	if m.rev < h.rev {
+		concurrent, err := h.opsAfter(m.rev)
+		if err != nil {
+			h.log.Error("read ops to transform against", "from", m.rev, "err", err)
+			c.fail(errorf(CodeInternal, "internal error"))
+			return
+		}
+		for _, r := range concurrent {
+			// Committed ops win ties: their inserts stay to the left.
+			if _, op, err = ot.Transform(r.Op, op); err != nil {
+				badOp("op does not apply to rev %d: %v", m.rev, err)
+				return
+			}
+		}
+	}
+	if op.BaseLen() != h.doc.Len() {
+		badOp("op does not apply to rev %d: %v (op covers %d code points, document has %d)",
+			m.rev, ot.ErrLengthMismatch, op.BaseLen(), h.doc.Len())
+		return
+	}
+	if n := op.TargetLen(); n > h.srv.opts.MaxDocChars && n > h.doc.Len() {
+		c.fail(&protoError{Code: CodeTooLarge, Seq: m.seq,
+			Message: fmt.Sprintf("document would have %d code points; the limit is %d", n, h.srv.opts.MaxDocChars)})
+		return
+	}
+	if err := h.doc.Apply(op); err != nil {
+		badOp("%v", err)
+		return
+	}
+	h.rev++
+	e.lastSeq, e.lastRev = m.seq, h.rev
+	rec := Record{Rev: h.rev, Op: op, Client: e.client, Seq: m.seq, Time: time.Now().UTC()}
+	h.remember(rec)
+	h.batch = append(h.batch, pendingOp{rec: rec, c: c})
+	for _, p := range h.editors {
+		transformRanges(p.ranges, op)
+	}
+}
+
+// remember appends a record to the in-memory history, dropping the oldest
+// half once it holds twice HistoryLimit.
+func (h *hub) remember(rec Record) {
+	h.history = append(h.history, rec)
+	if limit := h.srv.opts.HistoryLimit; len(h.history) >= 2*limit {
+		drop := len(h.history) - limit
+		h.history = append(h.history[:0:0], h.history[drop:]...)
+		h.histBase += int64(drop)
+	}
+}
+
+// opsAfter returns the ops with revisions in (rev, h.rev], from memory
+// and, for older ones, from the store. The slice must not be kept.
+func (h *hub) opsAfter(rev int64) ([]Record, error) {
+	if rev >= h.histBase {
+		return h.history[rev-h.histBase:], nil
+	}
+	if h.rev-rev > int64(h.srv.opts.MaxCatchUp) {
+		return nil, fmt.Errorf("rev %d is more than %d ops behind rev %d", rev, h.srv.opts.MaxCatchUp, h.rev)
+	}
+	ctx, cancel := context.WithTimeout(h.srv.ctx, storeTimeout)
+	defer cancel()
+	out := make([]Record, 0, h.rev-rev)
+	for after := rev; after < h.histBase; {
+		page, err := h.srv.store.Ops(ctx, h.id, after, int(h.histBase-after))
+		if err != nil {
+			return nil, err
+		}
+		if len(page) == 0 {
+			return nil, fmt.Errorf("store has no ops after rev %d", after)
+		}
+		for _, r := range page {
+			if r.Rev != after+1 || r.Rev > h.histBase {
+				return nil, fmt.Errorf("store returned rev %d after rev %d", r.Rev, after)
+			}
+			after = r.Rev
+			out = append(out, r)
+		}
+	}
+	return append(out, h.history...), nil
+}
+
+func (h *hub) startCommit() {
+	recs := make([]Record, len(h.batch))
+	for i, p := range h.batch {
+		recs[i] = p.rec
+	}
+	h.committing = true
+	go func() {
+		// Not h.srv.ctx: a commit under way finishes even while the
+		// server shuts down, and the hub waits for it.
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		h.commitDone <- h.srv.store.Append(ctx, h.id, recs)
+	}()
+}
+
+// committed acknowledges and broadcasts the batch that is now durable.
+func (h *hub) committed() {
+	for _, p := range h.batch {
+		r := p.rec
+		if e := h.current(p.c); e != nil {
+			p.c.enqueue(appendAck(nil, r.Rev, r.Seq))
+		}
+		if len(h.editors) > 1 {
+			msg := appendOpMessage(nil, r.Rev, r.Op, r.Client, r.Seq)
+			for _, e := range h.editors {
+				if e.client != r.Client {
+					e.c.enqueue(msg)
+				}
+			}
+		}
+		if len(h.viewers) > 0 {
+			h.broadcastViewers(appendSSEOp(nil, r.Rev, r.Op))
+		}
+	}
+	clear(h.batch)
+	h.batch = h.batch[:0]
+}
+
+func (h *hub) cursor(c *conn, m *cursorMessage) {
+	e := h.current(c)
+	if e == nil {
+		return
+	}
+	if m.rev > h.rev {
+		c.fail(errorf(CodeBadMessage, "cursor rev %d is in the future: the document is at rev %d", m.rev, h.rev))
+		return
+	}
+	ranges := append([]Range(nil), m.ranges...)
+	if m.rev < h.rev {
+		if m.rev < h.histBase {
+			return // too old to place; the client sends a fresh one soon
+		}
+		for _, r := range h.history[m.rev-h.histBase:] {
+			transformRanges(ranges, r.Op)
+		}
+	}
+	n := h.doc.Len()
+	for i := range ranges {
+		ranges[i][0], ranges[i][1] = min(ranges[i][0], n), min(ranges[i][1], n)
+	}
+	e.ranges = ranges
+	h.broadcastPresence(e)
+}
+
+func (h *hub) broadcastPresence(e *editor) {
+	msg := mustJSON(presenceMessage{Type: typePresence, Client: e.client, Name: e.name,
+		Color: e.color, Ranges: e.ranges, Rev: h.rev})
+	for _, p := range h.editors {
+		if p != e {
+			p.c.enqueue(msg)
+		}
+	}
+}
+
+// transformRanges moves selections through an op, in place.
+func transformRanges(ranges []Range, op ot.Op) {
+	for i := range ranges {
+		ranges[i][0] = ot.TransformIndex(op, ranges[i][0])
+		ranges[i][1] = ot.TransformIndex(op, ranges[i][1])
+	}
+}
+
+// palette holds the colors given to editors, distinct from each other and
+// readable on white.
+var palette = [...]string{
+	"#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#008080",
+	"#f032e6", "#9a6324", "#800000", "#808000", "#000075", "#46a0a0",
+}
+
+// pickColor returns the first palette color no editor has, cycling when
+// all are taken.
+func (h *hub) pickColor() string {
+	used := make(map[string]bool, len(h.editors))
+	for _, e := range h.editors {
+		used[e.color] = true
+	}
+	for _, c := range palette {
+		if !used[c] {
+			return c
+		}
+	}
+	return palette[len(h.editors)%len(palette)]
+}
+
+// saveSnapshot stores the text at the current revision if it changed
+// since the last snapshot.
+func (h *hub) saveSnapshot() {
+	if h.rev == h.savedRev {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := h.srv.store.SaveSnapshot(ctx, h.id, h.rev, h.doc.String()); err != nil {
+		h.log.Error("save snapshot", "rev", h.rev, "err", err)
+		return
+	}
+	h.savedRev = h.rev
+}
+
+// shutdown ends the hub when the server closes: the commit in flight
+// finishes and is acknowledged, editors are told to come back later, and
+// the document is snapshotted.
+func (h *hub) shutdown() {
+	h.srv.forget(h)
+	if h.committing {
+		err := <-h.commitDone
+		h.committing = false
+		if err != nil {
+			h.fail(fmt.Errorf("append ops: %w", err))
+			return
+		}
+		h.committed()
+	}
+	// Ops applied in memory but never committed were never acknowledged:
+	// their clients resend them to the next server.
+	for _, e := range h.editors {
+		e.c.fail(errorf(CodeShuttingDown, "the server is going away; reconnect later"))
+	}
+	for v := range h.viewers {
+		v.kick()
+	}
+	h.saveSnapshot()
+}
+
+// fail stops a hub whose state can no longer be trusted to match the
+// store. Every connection is closed; clients reconnect to a fresh hub
+// loaded from the store, and resend what was never acknowledged.
+func (h *hub) fail(err error) {
+	h.log.Error("document failed; closing its connections", "err", err)
+	h.srv.forget(h)
+	if h.committing {
+		<-h.commitDone
+		h.committing = false
+	}
+	code := CodeInternal
+	if errors.Is(err, context.Canceled) || h.srv.ctx.Err() != nil {
+		code = CodeShuttingDown
+	}
+	for _, e := range h.editors {
+		e.c.fail(errorf(code, "internal error"))
+	}
+	for v := range h.viewers {
+		v.kick()
+	}
+}

@@ -1,0 +1,340 @@
+package collab
+
+// This file holds every message of the wire protocol (docs/protocol.md) and
+// nothing else: decoding what clients send, encoding what the server sends.
+// The hot messages (op, ack, SSE op events) are appended by hand into byte
+// slices, so that one encoding is shared by every recipient and no
+// reflection runs per op.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/collabd/collabd/ot"
+	"github.com/google/uuid"
+)
+
+// ProtocolVersion is sent in every welcome; it changes whenever the wire
+// protocol does.
+const ProtocolVersion = 1
+
+// Error codes of the protocol, each with the WebSocket close code that
+// follows it when the session cannot continue.
+const (
+	CodeBadMessage   = "bad_message"
+	CodeNotFound     = "not_found"
+	CodeBadOp        = "bad_op"
+	CodeTooLarge     = "too_large"
+	CodeRateLimited  = "rate_limited"
+	CodeShuttingDown = "shutting_down"
+	CodeInternal     = "internal"
+)
+
+// closeCodes maps each error code to its WebSocket close code.
+var closeCodes = map[string]int{
+	CodeBadMessage:   4400,
+	CodeNotFound:     4404,
+	CodeBadOp:        4409,
+	CodeTooLarge:     4413,
+	CodeRateLimited:  4429,
+	CodeShuttingDown: 1001,
+	CodeInternal:     1011,
+}
+
+// Message types.
+const (
+	typeHello    = "hello"
+	typeOp       = "op"
+	typeCursor   = "cursor"
+	typeWelcome  = "welcome"
+	typeAck      = "ack"
+	typePresence = "presence"
+	typeLeave    = "leave"
+	typeError    = "error"
+)
+
+// protoError is an error a client caused, with the protocol code it is
+// answered with. Seq, when non-zero, names the op it concerns.
+type protoError struct {
+	Code    string
+	Message string
+	Seq     int64
+}
+
+func (e *protoError) Error() string { return e.Code + ": " + e.Message }
+
+func errorf(code, format string, args ...any) *protoError {
+	return &protoError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Range is a selection, [anchor, head] in code points; a cursor is a range
+// with anchor == head.
+type Range [2]int
+
+// clientMessage is any message a client sends. Fields that a type does not
+// use are ignored; the pointer fields tell "missing" from zero.
+type clientMessage struct {
+	Type   string          `json:"type"`
+	Client string          `json:"client"`
+	Name   *string         `json:"name"`
+	Rev    *int64          `json:"rev"`
+	Seq    *int64          `json:"seq"`
+	Op     json.RawMessage `json:"op"`
+	Ranges []Range         `json:"ranges"`
+}
+
+// hello is a validated hello message.
+type hello struct {
+	client string // canonical UUID form
+	name   string
+	rev    int64 // -1 when the client gave none
+}
+
+// opMessage is a validated op message.
+type opMessage struct {
+	rev int64
+	seq int64
+	op  ot.Op
+}
+
+// cursorMessage is a validated cursor message.
+type cursorMessage struct {
+	rev    int64
+	ranges []Range
+}
+
+// Limits on what clients may put in a message, beyond its size in bytes.
+const (
+	maxNameRunes = 64
+	maxRanges    = 64
+	defaultName  = "Anonymous"
+)
+
+// decodeClientMessage parses one frame from a client into a *hello,
+// *opMessage or *cursorMessage, or returns a *protoError saying what is
+// wrong with it.
+func decodeClientMessage(data []byte) (any, *protoError) {
+	if !utf8.Valid(data) {
+		return nil, errorf(CodeBadMessage, "message is not valid UTF-8")
+	}
+	var m clientMessage
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&m); err != nil {
+		return nil, errorf(CodeBadMessage, "message is not a JSON object: %v", err)
+	}
+	if dec.More() {
+		return nil, errorf(CodeBadMessage, "one message per frame: trailing data after the JSON object")
+	}
+	switch m.Type {
+	case typeHello:
+		return decodeHello(&m)
+	case typeOp:
+		return decodeOp(&m)
+	case typeCursor:
+		return decodeCursor(&m)
+	case "":
+		return nil, errorf(CodeBadMessage, `message has no "type"`)
+	default:
+		return nil, errorf(CodeBadMessage, "unknown message type %q", m.Type)
+	}
+}
+
+func decodeHello(m *clientMessage) (any, *protoError) {
+	id, err := uuid.Parse(m.Client)
+	if err != nil || len(m.Client) != 36 {
+		return nil, errorf(CodeBadMessage, `hello: "client" must be a UUID, got %q`, truncate(m.Client, 40))
+	}
+	h := &hello{client: id.String(), name: defaultName, rev: -1}
+	if m.Name != nil {
+		h.name = cleanName(*m.Name)
+	}
+	if m.Rev != nil {
+		if *m.Rev < 0 {
+			return nil, errorf(CodeBadMessage, `hello: "rev" must be >= 0, got %d`, *m.Rev)
+		}
+		h.rev = *m.Rev
+	}
+	return h, nil
+}
+
+func decodeOp(m *clientMessage) (any, *protoError) {
+	if m.Rev == nil || m.Seq == nil || m.Op == nil {
+		return nil, errorf(CodeBadMessage, `op: "rev", "seq" and "op" are required`)
+	}
+	o := &opMessage{rev: *m.Rev, seq: *m.Seq}
+	if o.seq < 1 {
+		return nil, &protoError{Code: CodeBadOp, Message: fmt.Sprintf("seq must be >= 1, got %d", o.seq), Seq: o.seq}
+	}
+	if o.rev < 0 {
+		return nil, &protoError{Code: CodeBadOp, Message: fmt.Sprintf("rev must be >= 0, got %d", o.rev), Seq: o.seq}
+	}
+	if err := json.Unmarshal(m.Op, &o.op); err != nil {
+		return nil, &protoError{Code: CodeBadOp, Message: "bad op: " + err.Error(), Seq: o.seq}
+	}
+	return o, nil
+}
+
+func decodeCursor(m *clientMessage) (any, *protoError) {
+	if m.Rev == nil || m.Ranges == nil {
+		return nil, errorf(CodeBadMessage, `cursor: "rev" and "ranges" are required`)
+	}
+	if *m.Rev < 0 {
+		return nil, errorf(CodeBadMessage, `cursor: "rev" must be >= 0, got %d`, *m.Rev)
+	}
+	if len(m.Ranges) > maxRanges {
+		return nil, errorf(CodeBadMessage, "cursor: at most %d ranges, got %d", maxRanges, len(m.Ranges))
+	}
+	for _, r := range m.Ranges {
+		if r[0] < 0 || r[1] < 0 {
+			return nil, errorf(CodeBadMessage, "cursor: positions must be >= 0, got [%d,%d]", r[0], r[1])
+		}
+	}
+	return &cursorMessage{rev: *m.Rev, ranges: m.Ranges}, nil
+}
+
+// cleanName keeps a display name printable and short.
+func cleanName(s string) string {
+	var b []rune
+	for _, r := range s {
+		if len(b) == maxNameRunes {
+			break
+		}
+		if unicode.IsControl(r) {
+			continue
+		}
+		b = append(b, r)
+	}
+	if len(b) == 0 {
+		return defaultName
+	}
+	return string(b)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// Peer is another editor of the document, as welcome and presence show it.
+type Peer struct {
+	Client string  `json:"client"`
+	Name   string  `json:"name"`
+	Color  string  `json:"color"`
+	Ranges []Range `json:"ranges"`
+}
+
+// OpRecord is one committed op as the API and catch-up show it.
+type OpRecord struct {
+	Rev    int64  `json:"rev"`
+	Op     ot.Op  `json:"op"`
+	Client string `json:"client"`
+	Seq    int64  `json:"seq"`
+	// Time is when the server committed the op. It is omitted from
+	// welcome catch-up ops.
+	Time *time.Time `json:"time,omitempty"`
+}
+
+type welcomeMessage struct {
+	Type     string     `json:"type"`
+	Protocol int        `json:"protocol"`
+	Doc      string     `json:"doc"`
+	ViewID   string     `json:"viewId"`
+	Rev      int64      `json:"rev"`
+	Text     *string    `json:"text,omitempty"`
+	Ops      []OpRecord `json:"ops,omitzero"` // present, maybe empty, when Text is not
+	Color    string     `json:"color"`
+	Peers    []Peer     `json:"peers"`
+	LastSeq  int64      `json:"lastSeq"`
+}
+
+type presenceMessage struct {
+	Type   string  `json:"type"`
+	Client string  `json:"client"`
+	Name   string  `json:"name"`
+	Color  string  `json:"color"`
+	Ranges []Range `json:"ranges"`
+	Rev    int64   `json:"rev"`
+}
+
+type leaveMessage struct {
+	Type   string `json:"type"`
+	Client string `json:"client"`
+}
+
+type errorMessage struct {
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Seq     int64  `json:"seq,omitempty"`
+}
+
+// mustJSON encodes a server message. The types above cannot fail to
+// encode, so a failure is a bug.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("collab: encoding %T: %v", v, err))
+	}
+	return b
+}
+
+func encodeError(e *protoError) []byte {
+	return mustJSON(errorMessage{Type: typeError, Code: e.Code, Message: e.Message, Seq: e.Seq})
+}
+
+// appendAck encodes {"type":"ack","rev":N,"seq":S}.
+func appendAck(dst []byte, rev, seq int64) []byte {
+	dst = append(dst, `{"type":"ack","rev":`...)
+	dst = strconv.AppendInt(dst, rev, 10)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendInt(dst, seq, 10)
+	return append(dst, '}')
+}
+
+// appendOpMessage encodes {"type":"op","rev":N,"op":[...],"client":"...","seq":S}.
+// Client ids are canonical UUIDs (or empty for server-made ops), so they
+// need no escaping.
+func appendOpMessage(dst []byte, rev int64, op ot.Op, client string, seq int64) []byte {
+	dst = append(dst, `{"type":"op","rev":`...)
+	dst = strconv.AppendInt(dst, rev, 10)
+	dst = append(dst, `,"op":`...)
+	dst = op.AppendJSON(dst)
+	dst = append(dst, `,"client":"`...)
+	dst = append(dst, client...)
+	dst = append(dst, `","seq":`...)
+	dst = strconv.AppendInt(dst, seq, 10)
+	return append(dst, '}')
+}
+
+// Server-Sent Events. Each event is encoded once and shared by every viewer.
+
+// appendSSEOp encodes an op event: id is the revision it leaves the viewer at.
+func appendSSEOp(dst []byte, rev int64, op ot.Op) []byte {
+	dst = append(dst, "event: op\nid: "...)
+	dst = strconv.AppendInt(dst, rev, 10)
+	dst = append(dst, "\ndata: {\"rev\":"...)
+	dst = strconv.AppendInt(dst, rev, 10)
+	dst = append(dst, `,"op":`...)
+	dst = op.AppendJSON(dst)
+	return append(dst, "}\n\n"...)
+}
+
+// appendSSESnapshot encodes a snapshot event. encoding/json escapes line
+// breaks inside the text, so the data stays on one line.
+func appendSSESnapshot(dst []byte, rev int64, text string) []byte {
+	dst = append(dst, "event: snapshot\nid: "...)
+	dst = strconv.AppendInt(dst, rev, 10)
+	dst = append(dst, "\ndata: "...)
+	dst = append(dst, mustJSON(struct {
+		Rev  int64  `json:"rev"`
+		Text string `json:"text"`
+	}{rev, text})...)
+	return append(dst, "\n\n"...)
+}

@@ -1,0 +1,242 @@
+package collab
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Options configures a Server. The zero value of every field means its
+// documented default, so Options{} works.
+type Options struct {
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+
+	// MaxMessageBytes bounds one WebSocket message from a client
+	// (default 1 MiB). A larger one is answered with too_large.
+	MaxMessageBytes int64
+	// MaxDocChars bounds a document's length in code points (default
+	// 2,000,000). An op that would make it longer is answered with too_large.
+	MaxDocChars int
+	// RateLimit is how many messages per second one connection may send on
+	// average (default 100), with bursts up to RateBurst (default 200).
+	RateLimit float64
+	RateBurst int
+	// MaxEditors bounds the editors connected to one document (default 100).
+	MaxEditors int
+
+	// AllowedOrigins lists host patterns (path.Match syntax, as
+	// coder/websocket's OriginPatterns) of other origins allowed to open
+	// editing sessions. The server's own origin is always allowed.
+	AllowedOrigins []string
+	// ViewOrigins lists the origins that may read the view endpoints
+	// cross-origin (CORS). Nil means any origin ("*"); an empty non-nil
+	// slice means none.
+	ViewOrigins []string
+
+	// IdleUnload is how long a document stays in memory with nobody
+	// connected (default 1 minute). It is snapshotted when unloaded.
+	IdleUnload time.Duration
+	// HistoryLimit is how many recent ops a loaded document keeps in memory
+	// for transforms and catch-up (default 4096); older ones are read
+	// from the store.
+	HistoryLimit int
+	// MaxCatchUp is the most ops a welcome or a transform reaches back
+	// (default 10,000). A client further behind gets the full text.
+	MaxCatchUp int
+	// SendQueue bounds the messages queued for one editor (default 1024)
+	// and ViewerQueue the events queued for one viewer (default 256). A
+	// connection whose queue overflows is closed; its client resumes.
+	SendQueue   int
+	ViewerQueue int
+	// WriteTimeout bounds one write to a client (default 10 s).
+	WriteTimeout time.Duration
+	// HelloTimeout is how long a new WebSocket may take to say hello
+	// (default 10 s).
+	HelloTimeout time.Duration
+	// Heartbeat is the interval of ": ping" comments on idle SSE streams
+	// (default 15 s).
+	Heartbeat time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	setDefault(&o.MaxMessageBytes, 1<<20)
+	setDefault(&o.MaxDocChars, 2_000_000)
+	setDefault(&o.RateLimit, 100)
+	setDefault(&o.RateBurst, 200)
+	setDefault(&o.MaxEditors, 100)
+	setDefault(&o.IdleUnload, time.Minute)
+	setDefault(&o.HistoryLimit, 4096)
+	setDefault(&o.MaxCatchUp, 10_000)
+	setDefault(&o.SendQueue, 1024)
+	setDefault(&o.ViewerQueue, 256)
+	setDefault(&o.WriteTimeout, 10*time.Second)
+	setDefault(&o.HelloTimeout, 10*time.Second)
+	setDefault(&o.Heartbeat, 15*time.Second)
+}
+
+func setDefault[T int | int64 | float64 | time.Duration](p *T, def T) {
+	if *p <= 0 {
+		*p = def
+	}
+}
+
+// errShuttingDown is returned to requests that arrive while the server
+// closes.
+var errShuttingDown = errors.New("server is shutting down")
+
+// Server serves documents over HTTP, WebSocket and SSE. It is safe for
+// concurrent use.
+//
+// Ordering and concurrency: one goroutine (a hub) owns each loaded
+// document: its text, revision, recent history, editors and viewers. All
+// changes to a document pass through its hub in one total order. An op is
+// appended to the Store before the hub acknowledges it, broadcasts it to
+// other editors or sends it to viewers, so nobody ever hears of an op that
+// a crash could take back. Each connection has a bounded send queue that
+// the hub never blocks on: a connection whose queue overflows is closed,
+// and its client resumes from its last revision.
+type Server struct {
+	store Store
+	opts  Options
+	log   *slog.Logger
+	mux   *http.ServeMux
+
+	// ctx is cancelled by Close; hubs and sessions watch it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// hubs and sessions count the goroutines Close waits for.
+	hubWG     sync.WaitGroup
+	sessionWG sync.WaitGroup
+
+	// mu guards the fields below and every hub's refs.
+	mu      sync.Mutex
+	hubs    map[string]*hub
+	closing bool
+}
+
+// New returns a Server that keeps documents in store.
+func New(store Store, opts Options) *Server {
+	opts.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		store:  store,
+		opts:   opts,
+		log:    opts.Logger,
+		ctx:    ctx,
+		cancel: cancel,
+		hubs:   make(map[string]*hub),
+	}
+	s.mux = s.routes()
+	return s
+}
+
+// ServeHTTP serves the API: /api/... and /healthz.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// Close shuts the server down gracefully: new requests get 503, editors
+// get a shutting_down error and close code 1001, viewers' streams end,
+// every hub finishes its commit in flight and snapshots its document. It
+// returns when all of that is done, or when ctx ends. The Store is the
+// caller's to close afterwards.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.cancel()
+	done := make(chan struct{})
+	go func() {
+		s.sessionWG.Wait()
+		s.hubWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// acquire returns the hub of document id, loading it if needed, and holds
+// a reference that keeps it loaded until release. It fails with an error
+// wrapping ErrNotFound for an unknown document.
+func (s *Server) acquire(ctx context.Context, id string) (*hub, error) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil, errShuttingDown
+	}
+	h := s.hubs[id]
+	if h == nil {
+		h = newHub(s, id)
+		s.hubs[id] = h
+		s.hubWG.Add(1)
+		go h.run()
+	}
+	h.refs++
+	s.mu.Unlock()
+
+	select {
+	case <-h.ready:
+	case <-ctx.Done():
+		s.release(h)
+		return nil, ctx.Err()
+	}
+	if h.loadErr != nil {
+		s.release(h)
+		return nil, h.loadErr
+	}
+	return h, nil
+}
+
+// release drops a reference taken by acquire.
+func (s *Server) release(h *hub) {
+	s.mu.Lock()
+	h.refs--
+	s.mu.Unlock()
+}
+
+// tryUnload removes an idle hub from the registry when nobody holds it,
+// so no new reference can reach it. It reports whether it did.
+func (s *Server) tryUnload(h *hub) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h.refs > 0 || s.hubs[h.id] != h {
+		return false
+	}
+	delete(s.hubs, h.id)
+	return true
+}
+
+// forget removes a hub that failed or stopped, whatever its references:
+// the next acquire loads the document afresh.
+func (s *Server) forget(h *hub) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hubs[h.id] == h {
+		delete(s.hubs, h.id)
+	}
+}
+
+// trackSession counts a WebSocket or SSE session that Close must wait
+// for. It fails once the server is closing.
+func (s *Server) trackSession() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.sessionWG.Add(1)
+	return true
+}

@@ -1,0 +1,321 @@
+package collab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Close codes the protocol table does not list.
+const (
+	// closeSuperseded closes a connection whose client has opened a newer one.
+	closeSuperseded = websocket.StatusNormalClosure
+	// closeOverflow closes a connection too slow to take what it is sent;
+	// the client reconnects and resumes from its revision.
+	closeOverflow = websocket.StatusTryAgainLater
+)
+
+// maxFrameMessages and maxFrameBytes bound how many queued messages the
+// writer coalesces into one frame (a JSON array).
+const (
+	maxFrameMessages = 128
+	maxFrameBytes    = 256 << 10
+)
+
+// conn is one editor's WebSocket connection. The session's goroutine reads
+// from it; a writer goroutine drains its send queue. The hub only ever
+// calls enqueue, fail and closeWith, which never block.
+type conn struct {
+	ws     *websocket.Conn
+	client string // set from the hello before the hub first sees the conn
+	log    *slog.Logger
+
+	send chan []byte
+	// closing is closed, once, when the connection is to end with
+	// closeCode; the writer flushes what is queued, then closes.
+	closing   chan struct{}
+	closeOnce sync.Once
+	closeCode websocket.StatusCode
+	closeMsg  string
+}
+
+// enqueue queues one encoded message. A connection whose queue is full is
+// closed rather than allowed to hold up the hub.
+func (c *conn) enqueue(msg []byte) {
+	select {
+	case c.send <- msg:
+	default:
+		c.closeWith(closeOverflow, "too slow to keep up; reconnect")
+	}
+}
+
+// fail sends an error message, if there is room, and closes the
+// connection with the error's close code.
+func (c *conn) fail(e *protoError) {
+	c.closeOnce.Do(func() {
+		select {
+		case c.send <- encodeError(e):
+		default:
+		}
+		c.closeCode = websocket.StatusCode(closeCodes[e.Code])
+		c.closeMsg = e.Code
+		close(c.closing)
+	})
+}
+
+// closeWith closes the connection with a code and a short reason.
+func (c *conn) closeWith(code websocket.StatusCode, reason string) {
+	c.closeOnce.Do(func() {
+		c.closeCode = code
+		c.closeMsg = reason
+		close(c.closing)
+	})
+}
+
+// writeLoop sends queued messages until the connection closes, batching
+// those already waiting into one frame.
+func (c *conn) writeLoop(ctx context.Context, timeout time.Duration) {
+	var frame []byte
+	var batch [][]byte
+	write := func() error {
+		frame = encodeFrame(frame[:0], batch)
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		return c.ws.Write(wctx, websocket.MessageText, frame)
+	}
+	for {
+		select {
+		case msg := <-c.send:
+			batch = gather(append(batch[:0], msg), c.send)
+			if err := write(); err != nil {
+				c.ws.CloseNow()
+				return
+			}
+		case <-c.closing:
+			// Flush what was queued before the close, the error message
+			// last among them, then close with the code.
+			for batch = gather(batch[:0], c.send); len(batch) > 0; batch = gather(batch[:0], c.send) {
+				if err := write(); err != nil {
+					c.ws.CloseNow()
+					return
+				}
+			}
+			c.ws.Close(c.closeCode, c.closeMsg)
+			return
+		case <-ctx.Done():
+			c.ws.CloseNow()
+			return
+		}
+	}
+}
+
+// gather appends the messages already waiting in ch, within the frame limits.
+func gather(batch [][]byte, ch chan []byte) [][]byte {
+	size := 0
+	for _, m := range batch {
+		size += len(m)
+	}
+	for len(batch) < maxFrameMessages && size < maxFrameBytes {
+		select {
+		case m := <-ch:
+			batch = append(batch, m)
+			size += len(m)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// encodeFrame writes one message as itself, and several as a JSON array.
+func encodeFrame(dst []byte, batch [][]byte) []byte {
+	if len(batch) == 1 {
+		return append(dst, batch[0]...)
+	}
+	dst = append(dst, '[')
+	for i, m := range batch {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, m...)
+	}
+	return append(dst, ']')
+}
+
+// tokenBucket limits the rate of messages on one connection.
+type tokenBucket struct {
+	rate, burst, tokens float64
+	last                time.Time
+}
+
+func (b *tokenBucket) allow(now time.Time) bool {
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// handleWS runs one editing session: the upgrade, the hello, then every
+// message until the connection ends.
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	id, ok := docID(r)
+	if !ok {
+		writeError(w, http.StatusNotFound, CodeNotFound, "no such document")
+		return
+	}
+	if !s.trackSession() {
+		writeError(w, http.StatusServiceUnavailable, CodeShuttingDown, errShuttingDown.Error())
+		return
+	}
+	defer s.sessionWG.Done()
+	h, err := s.acquire(r.Context(), id)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	defer s.release(h)
+
+	// The session outlives the server's request timeouts; coder/websocket
+	// applies its own per-read and per-write deadlines.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.opts.AllowedOrigins})
+	if err != nil {
+		s.log.Debug("websocket upgrade refused", "doc", id, "err", err)
+		return // Accept has answered the request
+	}
+	// The limit is enforced below, so that the client hears too_large
+	// rather than the library's bare close 1009.
+	ws.SetReadLimit(-1)
+
+	c := &conn{
+		ws:      ws,
+		log:     s.log.With("doc", id, "remote", r.RemoteAddr),
+		send:    make(chan []byte, s.opts.SendQueue),
+		closing: make(chan struct{}),
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop(ctx, s.opts.WriteTimeout)
+	}()
+
+	joined := s.readLoop(ctx, h, c)
+	if joined {
+		h.send(context.Background(), leaveReq{c: c})
+	}
+	select {
+	case <-c.closing:
+		// Let the writer flush the error and close with its code.
+		select {
+		case <-writerDone:
+		case <-time.After(s.opts.WriteTimeout):
+		}
+	default:
+	}
+	cancel()
+	<-writerDone
+}
+
+// readLoop reads client messages and hands them to the hub. It returns
+// when the connection ends or must be closed, reporting whether the
+// client joined the hub.
+func (s *Server) readLoop(ctx context.Context, h *hub, c *conn) (joined bool) {
+	limiter := tokenBucket{rate: s.opts.RateLimit, burst: float64(s.opts.RateBurst), tokens: float64(s.opts.RateBurst)}
+	var buf bytes.Buffer
+	for {
+		readCtx := ctx
+		var cancelRead context.CancelFunc = func() {}
+		if !joined {
+			readCtx, cancelRead = context.WithTimeout(ctx, s.opts.HelloTimeout)
+		}
+		data, perr, err := readMessage(readCtx, c.ws, &buf, s.opts.MaxMessageBytes)
+		timedOut := readCtx.Err() != nil && ctx.Err() == nil
+		cancelRead()
+		switch {
+		case timedOut:
+			c.fail(errorf(CodeBadMessage, "no hello within %s", s.opts.HelloTimeout))
+			return joined
+		case err != nil:
+			return joined
+		case perr != nil:
+			c.fail(perr)
+			return joined
+		case !limiter.allow(time.Now()):
+			c.fail(errorf(CodeRateLimited, "more than %g messages per second (burst %d)", s.opts.RateLimit, s.opts.RateBurst))
+			return joined
+		}
+
+		msg, perr := decodeClientMessage(data)
+		if perr != nil {
+			c.fail(perr)
+			return joined
+		}
+		var req any
+		switch m := msg.(type) {
+		case *hello:
+			if joined {
+				c.fail(errorf(CodeBadMessage, "hello was already sent on this connection"))
+				return joined
+			}
+			c.client = m.client
+			req = joinReq{c: c, hello: m}
+		case *opMessage:
+			req = opReq{c: c, m: m}
+		case *cursorMessage:
+			req = cursorReq{c: c, m: m}
+		}
+		if !joined && c.client == "" {
+			c.fail(errorf(CodeBadMessage, "the first message must be a hello"))
+			return joined
+		}
+		if !h.send(ctx, req) {
+			if ctx.Err() == nil {
+				c.fail(errorf(CodeShuttingDown, "the document is closing; reconnect later"))
+			}
+			return joined
+		}
+		joined = true
+	}
+}
+
+// readMessage reads one message of at most limit bytes into buf. A
+// protocol problem with the message comes back as a *protoError; a
+// connection failure as an error.
+func readMessage(ctx context.Context, ws *websocket.Conn, buf *bytes.Buffer, limit int64) ([]byte, *protoError, error) {
+	typ, r, err := ws.Reader(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	buf.Reset()
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if n > limit {
+		return nil, errorf(CodeTooLarge, "message is larger than %d bytes", limit), nil
+	}
+	if typ != websocket.MessageText {
+		return nil, errorf(CodeBadMessage, "binary messages are not part of the protocol; send JSON text"), nil
+	}
+	return buf.Bytes(), nil, nil
+}
+
+// isCloseError reports whether err is the normal end of a connection.
+func isCloseError(err error) bool {
+	return websocket.CloseStatus(err) != -1 || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled)
+}
