@@ -1,0 +1,472 @@
+package collab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/coder/websocket"
+	"github.com/collabd/collabd/ot"
+	"github.com/google/uuid"
+)
+
+// ClientOptions configures a Client. The zero value works.
+type ClientOptions struct {
+	// ClientID is the client id to use; empty means a new random one.
+	// Reusing one continues an earlier session's seq numbering.
+	ClientID string
+	// Name is shown to the other editors.
+	Name string
+	// HTTPHeader is sent with the WebSocket handshake (an Origin, say).
+	HTTPHeader http.Header
+	// ReadLimit bounds one message from the server (default 64 MiB).
+	ReadLimit int64
+}
+
+// ErrLostEdits is returned by Reconnect when the server sent the full text
+// instead of catch-up ops while local edits were unacknowledged: they
+// could not be rebased and were dropped.
+var ErrLostEdits = errors.New("collab: unacknowledged local edits were lost")
+
+// Client edits one document over the WebSocket protocol, on top of the
+// ot.Client state machine: it applies local edits at once, keeps at most
+// one op in flight, rebases on ops from other editors, and resumes after a
+// reconnect without sending or applying anything twice. The Go tests and
+// the load generator use it. It is safe for concurrent use.
+type Client struct {
+	url  string
+	opts ClientOptions
+
+	// sendMu orders writes as they were decided under mu.
+	sendMu sync.Mutex
+
+	mu      sync.Mutex
+	ws      *websocket.Conn
+	doc     *ot.Doc
+	state   *ot.Client
+	color   string
+	viewID  string
+	peers   map[string]Peer
+	err     error         // the last protocol error from the server
+	changed chan struct{} // closed and replaced whenever state changes
+	done    chan struct{} // closed when the current connection's reader ends
+}
+
+// Dial connects to a document's editing endpoint: wsURL is the server's
+// ws:// or http:// URL of /api/docs/{id}/ws.
+func Dial(ctx context.Context, wsURL string, opts ClientOptions) (*Client, error) {
+	if opts.ClientID == "" {
+		opts.ClientID = uuid.NewString()
+	}
+	if opts.ReadLimit == 0 {
+		opts.ReadLimit = 64 << 20
+	}
+	c := &Client{url: wsURL, opts: opts, peers: make(map[string]Peer), changed: make(chan struct{})}
+	if err := c.connect(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ID returns the client id.
+func (c *Client) ID() string { return c.opts.ClientID }
+
+// connect opens a connection, says hello and applies the welcome. On a
+// reconnect it says which revision it has, applies the catch-up ops and
+// resends the op in flight, if the server does not have it yet.
+func (c *Client) connect(ctx context.Context) error {
+	ws, _, err := websocket.Dial(ctx, c.url, &websocket.DialOptions{HTTPHeader: c.opts.HTTPHeader})
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", c.url, err)
+	}
+	ws.SetReadLimit(c.opts.ReadLimit)
+
+	c.mu.Lock()
+	h := map[string]any{"type": typeHello, "client": c.opts.ClientID, "name": c.opts.Name}
+	if c.state != nil {
+		h["rev"] = c.state.Rev()
+	}
+	c.mu.Unlock()
+	if err := ws.Write(ctx, websocket.MessageText, mustJSON(h)); err != nil {
+		ws.CloseNow()
+		return fmt.Errorf("send hello: %w", err)
+	}
+	msgs, err := readFrame(ctx, ws)
+	if err != nil {
+		ws.CloseNow()
+		return fmt.Errorf("read welcome: %w", err)
+	}
+	var w welcomeMessage
+	if err := json.Unmarshal(msgs[0], &w); err != nil || w.Type != typeWelcome {
+		ws.CloseNow()
+		return fmt.Errorf("expected a welcome, got %s", truncate(string(msgs[0]), 200))
+	}
+
+	c.mu.Lock()
+	resend, werr := c.applyWelcome(&w)
+	c.ws = ws
+	c.done = make(chan struct{})
+	done := c.done
+	c.notify()
+	c.sendMu.Lock()
+	c.mu.Unlock()
+	// The welcome may share its frame with later messages.
+	go c.readLoop(ws, done, msgs[1:])
+	if resend != nil {
+		c.writeOp(ws, resend)
+	}
+	c.sendMu.Unlock()
+	return werr
+}
+
+// applyWelcome installs the document from a welcome. It returns the op
+// to resend, if any. Called with mu held.
+func (c *Client) applyWelcome(w *welcomeMessage) (*ot.Pending, error) {
+	c.color, c.viewID = w.Color, w.ViewID
+	clear(c.peers)
+	for _, p := range w.Peers {
+		c.peers[p.Client] = p
+	}
+	if w.Text != nil || c.state == nil {
+		var lost error
+		if c.state != nil && c.state.Outstanding() != nil {
+			lost = ErrLostEdits
+		}
+		text := ""
+		if w.Text != nil {
+			text = *w.Text
+		}
+		c.doc = ot.NewDoc(text)
+		c.state = ot.NewClient(w.Rev, w.LastSeq)
+		return nil, lost
+	}
+	// The buffer promoted by an ack is not sent during catch-up: the op in
+	// flight at the end is sent once, made on the latest revision.
+	for _, r := range w.Ops {
+		if _, err := c.apply(r.Rev, r.Op, r.Client, r.Seq); err != nil {
+			return nil, err
+		}
+	}
+	return c.state.Inflight(), nil
+}
+
+// apply handles op rev from the server: an ack of our in-flight op when it
+// is ours (as in catch-up), else another editor's op to rebase and apply.
+// It returns the buffered op that an ack promoted, to be sent. Called with
+// mu held.
+func (c *Client) apply(rev int64, op ot.Op, client string, seq int64) (*ot.Pending, error) {
+	if in := c.state.Inflight(); in != nil && client == c.opts.ClientID && seq == in.Seq {
+		return c.state.Ack(rev, seq)
+	}
+	local, err := c.state.ApplyServer(rev, op)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.doc.Apply(local); err != nil {
+		return nil, fmt.Errorf("apply op %d: %w", rev, err)
+	}
+	for id, p := range c.peers {
+		transformRanges(p.Ranges, local)
+		c.peers[id] = p
+	}
+	return nil, nil
+}
+
+func (c *Client) writeOp(ws *websocket.Conn, p *ot.Pending) {
+	msg := fmt.Appendf(nil, `{"type":"op","rev":%d,"seq":%d,"op":`, p.Rev, p.Seq)
+	msg = append(p.Op.AppendJSON(msg), '}')
+	// A failed write ends the connection; the reader sees it, and the op
+	// is resent after Reconnect.
+	ws.Write(context.Background(), websocket.MessageText, msg)
+}
+
+// readFrame reads one frame and splits it into messages.
+func readFrame(ctx context.Context, ws *websocket.Conn) ([]json.RawMessage, error) {
+	_, data, err := ws.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > 0 && data[0] == '[' {
+		var msgs []json.RawMessage
+		if err := json.Unmarshal(data, &msgs); err != nil || len(msgs) == 0 {
+			return nil, fmt.Errorf("bad frame from server: %.200s", data)
+		}
+		return msgs, nil
+	}
+	return []json.RawMessage{data}, nil
+}
+
+// serverMessage is any message from the server after the welcome.
+type serverMessage struct {
+	Type    string  `json:"type"`
+	Rev     int64   `json:"rev"`
+	Seq     int64   `json:"seq"`
+	Op      ot.Op   `json:"op"`
+	Client  string  `json:"client"`
+	Name    string  `json:"name"`
+	Color   string  `json:"color"`
+	Ranges  []Range `json:"ranges"`
+	Code    string  `json:"code"`
+	Message string  `json:"message"`
+}
+
+func (c *Client) readLoop(ws *websocket.Conn, done chan struct{}, pending []json.RawMessage) {
+	defer close(done)
+	defer ws.CloseNow()
+	for {
+		for _, raw := range pending {
+			if err := c.handle(ws, raw); err != nil {
+				c.mu.Lock()
+				c.err = err
+				c.notify()
+				c.mu.Unlock()
+				return
+			}
+		}
+		var err error
+		if pending, err = readFrame(context.Background(), ws); err != nil {
+			c.mu.Lock()
+			if c.err == nil && websocket.CloseStatus(err) != -1 && websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+				c.err = fmt.Errorf("connection closed: %w", err)
+			}
+			c.notify()
+			c.mu.Unlock()
+			return
+		}
+	}
+}
+
+// handle applies one message from the server, and sends the buffered op
+// that an ack promotes.
+func (c *Client) handle(ws *websocket.Conn, raw json.RawMessage) error {
+	var m serverMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return fmt.Errorf("bad message from server: %w", err)
+	}
+	c.mu.Lock()
+	var next *ot.Pending
+	var err error
+	switch m.Type {
+	case typeAck:
+		next, err = c.state.Ack(m.Rev, m.Seq)
+	case typeOp:
+		next, err = c.apply(m.Rev, m.Op, m.Client, m.Seq)
+	case typePresence:
+		c.peers[m.Client] = Peer{Client: m.Client, Name: m.Name, Color: m.Color, Ranges: m.Ranges}
+	case typeLeave:
+		delete(c.peers, m.Client)
+	case typeError:
+		c.err = &ServerError{Code: m.Code, Message: m.Message, Seq: m.Seq}
+	}
+	c.notify()
+	c.sendMu.Lock()
+	c.mu.Unlock()
+	defer c.sendMu.Unlock()
+	if next != nil {
+		c.writeOp(ws, next)
+	}
+	return err
+}
+
+// ServerError is an error message the server sent.
+type ServerError struct {
+	Code, Message string
+	Seq           int64
+}
+
+func (e *ServerError) Error() string { return "server error " + e.Code + ": " + e.Message }
+
+// notify wakes everyone waiting for a change. Called with mu held.
+func (c *Client) notify() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// Edit applies op, made on the current local text, locally at once and
+// sends it to the server, or buffers it while another op is in flight.
+func (c *Client) Edit(op ot.Op) error {
+	c.mu.Lock()
+	if err := c.doc.Apply(op); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	p, err := c.state.ApplyLocal(op)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	c.notify()
+	ws := c.ws
+	c.sendMu.Lock()
+	c.mu.Unlock()
+	defer c.sendMu.Unlock()
+	if p != nil {
+		c.writeOp(ws, p)
+	}
+	return nil
+}
+
+// SetCursor sends this editor's selections, as of the local text. Like
+// the protocol, it sends nothing while an op is unacknowledged.
+func (c *Client) SetCursor(ranges []Range) error {
+	c.mu.Lock()
+	if c.state.State() != ot.Synchronized {
+		c.mu.Unlock()
+		return nil
+	}
+	msg := mustJSON(map[string]any{"type": typeCursor, "rev": c.state.Rev(), "ranges": ranges})
+	ws := c.ws
+	c.sendMu.Lock()
+	c.mu.Unlock()
+	defer c.sendMu.Unlock()
+	return ws.Write(context.Background(), websocket.MessageText, msg)
+}
+
+// Text returns the local text, including unacknowledged edits.
+func (c *Client) Text() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.doc.String()
+}
+
+// Len returns the local text's length in code points.
+func (c *Client) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.doc.Len()
+}
+
+// Rev returns the latest server revision the client has applied.
+func (c *Client) Rev() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state.Rev()
+}
+
+// Color returns the color the server gave this editor, and ViewID the
+// document's view id.
+func (c *Client) Color() string  { c.mu.Lock(); defer c.mu.Unlock(); return c.color }
+func (c *Client) ViewID() string { c.mu.Lock(); defer c.mu.Unlock(); return c.viewID }
+
+// Peers returns the other editors, sorted by client id.
+func (c *Client) Peers() []Peer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Peer, 0, len(c.peers))
+	for _, p := range c.peers {
+		p.Ranges = append([]Range(nil), p.Ranges...)
+		out = append(out, p)
+	}
+	sortPeers(out)
+	return out
+}
+
+func sortPeers(p []Peer) {
+	for i := 1; i < len(p); i++ {
+		for j := i; j > 0 && strings.Compare(p[j-1].Client, p[j].Client) > 0; j-- {
+			p[j-1], p[j] = p[j], p[j-1]
+		}
+	}
+}
+
+// Err returns the last error the server reported, or why the connection
+// ended abnormally; nil otherwise.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Wait blocks until cond, called with the client's state locked, holds, or
+// ctx ends, or the connection fails.
+func (c *Client) Wait(ctx context.Context, cond func(c *Client) bool) error {
+	for {
+		c.mu.Lock()
+		ok := cond(c)
+		changed, err, done := c.changed, c.err, c.done
+		c.mu.Unlock()
+		if ok {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-done:
+			c.mu.Lock()
+			ok, err := cond(c), c.err
+			c.mu.Unlock()
+			if ok {
+				return nil
+			}
+			if err == nil {
+				err = errors.New("collab: connection closed")
+			}
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// WaitSynced waits until every local edit has been acknowledged.
+func (c *Client) WaitSynced(ctx context.Context) error {
+	return c.Wait(ctx, func(c *Client) bool { return c.state.State() == ot.Synchronized })
+}
+
+// WaitRev waits until the client has applied revision rev and has no
+// unacknowledged edits.
+func (c *Client) WaitRev(ctx context.Context, rev int64) error {
+	return c.Wait(ctx, func(c *Client) bool {
+		return c.state.Rev() >= rev && c.state.State() == ot.Synchronized
+	})
+}
+
+// Synced reports whether every local edit has been acknowledged, and the
+// text and revision it is at, in one consistent reading.
+func (c *Client) Synced() (ok bool, text string, rev int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state.State() == ot.Synchronized, c.doc.String(), c.state.Rev()
+}
+
+// Drop cuts the connection abruptly, as a network failure would, leaving
+// the client's state for Reconnect.
+func (c *Client) Drop() {
+	c.mu.Lock()
+	ws, done := c.ws, c.done
+	c.mu.Unlock()
+	ws.CloseNow()
+	<-done
+}
+
+// Reconnect opens a new connection for the same client id and resumes:
+// catch-up ops rebase the local edits, and the op in flight is resent
+// unless the server already applied it. The old connection, if still
+// open, is closed.
+func (c *Client) Reconnect(ctx context.Context) error {
+	c.Drop()
+	c.mu.Lock()
+	c.err = nil
+	c.mu.Unlock()
+	return c.connect(ctx)
+}
+
+// Close ends the session with a normal closure.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	ws, done := c.ws, c.done
+	c.mu.Unlock()
+	err := ws.Close(websocket.StatusNormalClosure, "bye")
+	<-done
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}

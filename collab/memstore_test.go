@@ -1,0 +1,150 @@
+package collab
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/collabd/collabd/ot"
+)
+
+// memStore is an in-memory Store for tests of collab alone. It keeps
+// the whole op log and rebuilds text by replaying it, so it is slow for
+// large documents but simple enough to trust. The end-to-end tests in
+// cmd/collabd run against the real bbolt storage.
+type memStore struct {
+	mu      sync.Mutex
+	docs    map[string]*memDoc
+	views   map[string]string
+	failErr error // when set, Append fails with it
+}
+
+type memDoc struct {
+	meta    DocMeta
+	ops     []Record
+	clients map[string][2]int64
+	snaps   map[int64]string
+}
+
+func newMemStore() *memStore {
+	return &memStore{docs: make(map[string]*memDoc), views: make(map[string]string)}
+}
+
+func (m *memStore) Create(ctx context.Context, meta DocMeta, first *Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.docs[meta.ID]; ok {
+		return fmt.Errorf("doc %s exists", meta.ID)
+	}
+	d := &memDoc{meta: meta, clients: make(map[string][2]int64), snaps: make(map[int64]string)}
+	if first != nil {
+		d.ops = append(d.ops, *first)
+	}
+	m.docs[meta.ID] = d
+	m.views[meta.ViewID] = meta.ID
+	return nil
+}
+
+func (m *memStore) doc(id string) (*memDoc, error) {
+	d, ok := m.docs[id]
+	if !ok {
+		return nil, fmt.Errorf("doc %s: %w", id, ErrNotFound)
+	}
+	return d, nil
+}
+
+func (m *memStore) ViewDoc(ctx context.Context, viewID string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id, ok := m.views[viewID]
+	if !ok {
+		return "", ErrNotFound
+	}
+	return id, nil
+}
+
+func (m *memStore) Load(ctx context.Context, id string) (*StoredDoc, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, err := m.doc(id)
+	if err != nil {
+		return nil, err
+	}
+	doc := ot.NewDoc("")
+	for _, r := range d.ops {
+		if err := doc.Apply(r.Op); err != nil {
+			return nil, fmt.Errorf("replay rev %d: %w", r.Rev, err)
+		}
+	}
+	return &StoredDoc{Meta: d.meta, Rev: int64(len(d.ops)), Text: doc.String()}, nil
+}
+
+func (m *memStore) Append(ctx context.Context, id string, recs []Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failErr != nil {
+		return m.failErr
+	}
+	d, err := m.doc(id)
+	if err != nil {
+		return err
+	}
+	for i, r := range recs {
+		if r.Rev != int64(len(d.ops)+i+1) {
+			return fmt.Errorf("append rev %d to doc at rev %d: gap", r.Rev, len(d.ops))
+		}
+	}
+	for _, r := range recs {
+		d.ops = append(d.ops, r)
+		d.clients[r.Client] = [2]int64{r.Seq, r.Rev}
+	}
+	return nil
+}
+
+func (m *memStore) Ops(ctx context.Context, id string, after int64, limit int) ([]Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, err := m.doc(id)
+	if err != nil {
+		return nil, err
+	}
+	if after >= int64(len(d.ops)) {
+		return []Record{}, nil
+	}
+	out := d.ops[after:]
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return slices.Clone(out), nil
+}
+
+func (m *memStore) ClientSeq(ctx context.Context, id, client string) (int64, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, err := m.doc(id)
+	if err != nil {
+		return 0, 0, err
+	}
+	c := d.clients[client]
+	return c[0], c[1], nil
+}
+
+func (m *memStore) SaveSnapshot(ctx context.Context, id string, rev int64, text string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, err := m.doc(id)
+	if err != nil {
+		return err
+	}
+	d.snaps[rev] = text
+	return nil
+}
+
+func (m *memStore) Ping(ctx context.Context) error { return nil }
+
+func (m *memStore) setFail(err error) {
+	m.mu.Lock()
+	m.failErr = err
+	m.mu.Unlock()
+}
