@@ -3,7 +3,6 @@ package collab
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -207,7 +206,13 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		send:    make(chan []byte, s.opts.SendQueue),
 		closing: make(chan struct{}),
 	}
-	ctx, cancel := context.WithCancel(s.ctx)
+	// The connection's context is not the server's: on shutdown the
+	// client must first hear shutting_down, then get close code 1001.
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(s.ctx, func() {
+		c.fail(errorf(CodeShuttingDown, "the server is going away; reconnect later"))
+	})
+	defer stop()
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -313,9 +318,4 @@ func readMessage(ctx context.Context, ws *websocket.Conn, buf *bytes.Buffer, lim
 		return nil, errorf(CodeBadMessage, "binary messages are not part of the protocol; send JSON text"), nil
 	}
 	return buf.Bytes(), nil, nil
-}
-
-// isCloseError reports whether err is the normal end of a connection.
-func isCloseError(err error) bool {
-	return websocket.CloseStatus(err) != -1 || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled)
 }
