@@ -26,19 +26,6 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // and revision the value belonged to.
 var errBadValue = errors.New("bad stored value")
 
-// revKey returns the 8-byte big-endian key of rev, so that cursors walk
-// revisions in numeric order.
-func revKey(rev int64) []byte {
-	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(rev))
-}
-
-func keyRev(k []byte) (int64, bool) {
-	if len(k) != 8 {
-		return 0, false
-	}
-	return int64(binary.BigEndian.Uint64(k)), true
-}
-
 func seal(b []byte, start int) []byte {
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
 }

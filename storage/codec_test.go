@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"bytes"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,15 +70,39 @@ func TestCorruptValuesDetected(t *testing.T) {
 	}
 }
 
-func TestRevKeyOrder(t *testing.T) {
+func TestKeys(t *testing.T) {
 	revs := []int64{0, 1, 255, 256, 65535, 1 << 32, 1<<62 + 5}
+	keys := keysOf("doc")
 	for i := 1; i < len(revs); i++ {
-		a, b := revKey(revs[i-1]), revKey(revs[i])
+		a, b := keys.op(revs[i-1]), keys.op(revs[i])
 		if string(a) >= string(b) {
-			t.Errorf("key of %d = %x sorts after key of %d = %x", revs[i-1], a, revs[i], b)
+			t.Errorf("key of op %d = %x sorts after key of op %d = %x", revs[i-1], a, revs[i], b)
 		}
-		if got, ok := keyRev(b); !ok || got != revs[i] {
-			t.Errorf("keyRev(revKey(%d)) = %d, %v, want %d, true", revs[i], got, ok, revs[i])
+		if got, ok := keys.opRev(b); !ok || got != revs[i] {
+			t.Errorf("opRev(op(%d)) = %d, %v, want %d, true", revs[i], got, ok, revs[i])
+		}
+		if got, ok := keys.snapRev(keys.snap(revs[i])); !ok || got != revs[i] {
+			t.Errorf("snapRev(snap(%d)) = %d, %v, want %d, true", revs[i], got, ok, revs[i])
+		}
+	}
+	// An append's writes sort together after the op log.
+	last := keys.op(1<<62 + 5)
+	if m, c := keys.meta(), keys.client("zz"); string(last) >= string(m) || string(m) >= string(c) {
+		t.Errorf("got op %x, meta %x, client %x; want them in that order", last, m, c)
+	}
+	// No id's keys fall inside another id's range, whatever the ids hold.
+	ids := []string{"", "a", "a\x00", "a\x00\x00\x00\x00\x00\x00\x00\x01", "b", strings.Repeat("x", 127), strings.Repeat("x", 128), strings.Repeat("x", 300)}
+	for _, x := range ids {
+		for _, y := range ids {
+			if x == y {
+				continue
+			}
+			kx, ky := keysOf(x), keysOf(y)
+			for _, k := range [][]byte{ky.op(1), ky.meta(), ky.client("c"), ky.snap(1)} {
+				if bytes.HasPrefix(k, kx) {
+					t.Errorf("key %x of id %q has the prefix of id %q", k, y, x)
+				}
+			}
 		}
 	}
 }

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -136,6 +135,8 @@ func (db *DB) commit(group []*request) {
 		}
 		return nil
 	})
+	db.commits.Add(1)
+	db.committed.Add(int64(len(group)))
 	if err != nil {
 		db.log.Error("storage: commit failed", "requests", len(group), "err", err)
 		for i := range errs {
@@ -166,21 +167,15 @@ func checkKey(what, k string) error {
 	return nil
 }
 
-// putRecords writes encoded records and the client entries they imply into
-// a document bucket. Ops are appended in key order, so pages are filled
-// completely rather than split in half.
-func putRecords(b *bbolt.Bucket, recs []encodedRecord) error {
-	ops, clients := b.Bucket(bucketOps), b.Bucket(bucketClients)
-	if ops == nil || clients == nil {
-		return errors.New("document bucket lacks ops or clients")
-	}
-	ops.FillPercent = 1
+// putRecords writes encoded records of a document and the client entries
+// they imply.
+func putRecords(docs *bbolt.Bucket, keys docKeys, recs []encodedRecord) error {
 	for _, r := range recs {
-		if err := ops.Put(r.key, r.value); err != nil {
+		if err := docs.Put(keys.op(r.rev), r.value); err != nil {
 			return err
 		}
 		if r.client != "" {
-			if err := clients.Put([]byte(r.client), r.clientValue); err != nil {
+			if err := docs.Put(keys.client(r.client), r.clientValue); err != nil {
 				return err
 			}
 		}
@@ -189,7 +184,8 @@ func putRecords(b *bbolt.Bucket, recs []encodedRecord) error {
 }
 
 type encodedRecord struct {
-	key, value  []byte
+	rev         int64
+	value       []byte
 	client      string
 	clientValue []byte
 }
@@ -211,7 +207,7 @@ func encodeRecords(recs []Record) ([]encodedRecord, int, error) {
 			rec.Time = now
 		}
 		e := &out[i]
-		e.key = revKey(rec.Rev)
+		e.rev = rec.Rev
 		e.value = appendRecord(nil, &rec)
 		if rec.Client != "" {
 			e.client = rec.Client
@@ -233,7 +229,7 @@ func (db *DB) Create(ctx context.Context, meta Meta, first *Record) error {
 	if err := checkKey("view id", meta.ViewID); err != nil {
 		return fmt.Errorf("create doc %s: %w", meta.ID, err)
 	}
-	w := &createWrite{id: meta.ID, viewID: meta.ViewID}
+	w := &createWrite{id: meta.ID, viewID: meta.ViewID, keys: keysOf(meta.ID)}
 	meta.Rev = 0
 	if meta.Created.IsZero() {
 		meta.Created = time.Now()
@@ -258,6 +254,7 @@ func (db *DB) Create(ctx context.Context, meta Meta, first *Record) error {
 
 type createWrite struct {
 	id, viewID string
+	keys       docKeys
 	meta       []byte
 	first      []encodedRecord
 }
@@ -265,8 +262,7 @@ type createWrite struct {
 func (w *createWrite) size() int { return len(w.meta) + 256 + len(w.first) }
 
 func (w *createWrite) check(tx *bbolt.Tx) error {
-	// Get cannot see nested buckets, which is what documents are.
-	if tx.Bucket(bucketDocs).Bucket([]byte(w.id)) != nil {
+	if tx.Bucket(bucketDocs).Get(w.keys.meta()) != nil {
 		return fmt.Errorf("edit id: %w", ErrExists)
 	}
 	if tx.Bucket(bucketViews).Get([]byte(w.viewID)) != nil {
@@ -276,19 +272,11 @@ func (w *createWrite) check(tx *bbolt.Tx) error {
 }
 
 func (w *createWrite) apply(tx *bbolt.Tx) error {
-	b, err := tx.Bucket(bucketDocs).CreateBucket([]byte(w.id))
-	if err != nil {
+	docs := tx.Bucket(bucketDocs)
+	if err := docs.Put(w.keys.meta(), w.meta); err != nil {
 		return err
 	}
-	for _, name := range [][]byte{bucketOps, bucketSnaps, bucketClients} {
-		if _, err := b.CreateBucket(name); err != nil {
-			return err
-		}
-	}
-	if err := b.Put(keyMeta, w.meta); err != nil {
-		return err
-	}
-	if err := putRecords(b, w.first); err != nil {
+	if err := putRecords(docs, w.keys, w.first); err != nil {
 		return err
 	}
 	return tx.Bucket(bucketViews).Put([]byte(w.viewID), []byte(w.id))
@@ -330,31 +318,30 @@ type appendWrite struct {
 	bytes int
 
 	meta Meta // read by check for apply
-	b    *bbolt.Bucket
+	keys docKeys
 }
 
 func (w *appendWrite) size() int { return w.bytes }
 
 func (w *appendWrite) check(tx *bbolt.Tx) error {
-	m, b, err := readMeta(tx, w.id)
+	m, keys, err := readMeta(tx, w.id)
 	if err != nil {
 		return err
 	}
 	if w.first != m.Rev+1 {
 		return fmt.Errorf("doc is at rev %d: %w", m.Rev, ErrConflict)
 	}
-	w.meta, w.b = m, b
+	w.meta, w.keys = m, keys
 	return nil
 }
 
 func (w *appendWrite) apply(tx *bbolt.Tx) error {
-	if err := putRecords(w.b, w.recs); err != nil {
+	docs := tx.Bucket(bucketDocs)
+	if err := putRecords(docs, w.keys, w.recs); err != nil {
 		return err
 	}
 	w.meta.Rev = w.first + int64(len(w.recs)) - 1
-	err := w.b.Put(keyMeta, appendMeta(nil, &w.meta))
-	w.b = nil // the bucket dies with the transaction
-	return err
+	return docs.Put(w.keys.meta(), appendMeta(nil, &w.meta))
 }
 
 // committed asks for a snapshot when the append crossed a multiple of
@@ -381,8 +368,7 @@ func (db *DB) SaveSnapshot(ctx context.Context, id string, snap Snapshot) error 
 		return nil
 	}
 	runes := utf8.RuneCountInString(snap.Text)
-	w := &snapshotWrite{id: id, rev: snap.Rev, runes: runes, key: revKey(snap.Rev),
-		value: appendSnapshot(nil, &snap, runes)}
+	w := &snapshotWrite{id: id, rev: snap.Rev, runes: runes, value: appendSnapshot(nil, &snap, runes)}
 	if err := db.submit(ctx, w); err != nil {
 		return fmt.Errorf("save snapshot doc %s rev %d: %w", id, snap.Rev, err)
 	}
@@ -390,40 +376,34 @@ func (db *DB) SaveSnapshot(ctx context.Context, id string, snap Snapshot) error 
 }
 
 type snapshotWrite struct {
-	id         string
-	rev        int64
-	runes      int
-	key, value []byte
+	id    string
+	rev   int64
+	runes int
+	value []byte
 
 	skip bool
-	b    *bbolt.Bucket
+	keys docKeys
 }
 
 func (w *snapshotWrite) size() int { return len(w.value) }
 
 func (w *snapshotWrite) check(tx *bbolt.Tx) error {
-	w.skip, w.b = false, nil
-	m, b, err := readMeta(tx, w.id)
+	w.skip = false
+	m, keys, err := readMeta(tx, w.id)
 	if err != nil {
 		return err
 	}
 	if w.rev > m.Rev {
 		return fmt.Errorf("doc is at rev %d: %w", m.Rev, ErrConflict)
 	}
-	snaps := b.Bucket(bucketSnaps)
-	if snaps == nil {
-		return fmt.Errorf("doc %s: no snapshot bucket: %w", w.id, ErrCorrupt)
-	}
-	if k, _ := snaps.Cursor().Last(); k != nil {
-		if last, ok := keyRev(k); ok && last >= w.rev {
-			w.skip = true
-			return nil
-		}
+	if last, ok := lastSnapshotRev(tx, keys); ok && last >= w.rev {
+		w.skip = true
+		return nil
 	}
 	// The op that made the revision knows the text's length: a cheap check
 	// that catches a snapshot taken of the wrong text.
 	var want int
-	if err := scanOps(b, w.id, w.rev, w.rev, func(rec Record) bool {
+	if err := scanOps(tx, keys, w.id, w.rev, w.rev, func(rec Record) bool {
 		want = rec.Op.TargetLen()
 		return false
 	}); err != nil {
@@ -432,7 +412,7 @@ func (w *snapshotWrite) check(tx *bbolt.Tx) error {
 	if want != w.runes {
 		return fmt.Errorf("text has %d code points, op %d made %d: %w", w.runes, w.rev, want, ErrConflict)
 	}
-	w.b = b
+	w.keys = keys
 	return nil
 }
 
@@ -440,10 +420,7 @@ func (w *snapshotWrite) apply(tx *bbolt.Tx) error {
 	if w.skip {
 		return nil
 	}
-	snaps := w.b.Bucket(bucketSnaps)
-	w.b = nil
-	snaps.FillPercent = 1
-	return snaps.Put(w.key, w.value)
+	return tx.Bucket(bucketSnaps).Put(w.keys.snap(w.rev), w.value)
 }
 
 // Ping proves the DB can still write: it commits a tiny durable write

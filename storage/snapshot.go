@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,11 +14,11 @@ import (
 // loadDoc rebuilds document id at its latest revision from its latest
 // snapshot and the ops after it. tail is the number of ops replayed.
 func loadDoc(ctx context.Context, tx *bbolt.Tx, id string) (doc *Doc, tail int64, err error) {
-	m, b, err := readMeta(tx, id)
+	m, keys, err := readMeta(tx, id)
 	if err != nil {
 		return nil, 0, err
 	}
-	base, runes, err := latestSnapshot(b, m)
+	base, runes, err := latestSnapshot(tx, keys, m)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -34,7 +35,7 @@ func loadDoc(ctx context.Context, tx *bbolt.Tx, id string) (doc *Doc, tail int64
 		from = base.Rev
 	}
 	var applyErr error
-	err = scanOps(b, id, from, m.Rev, func(rec Record) bool {
+	err = scanOps(tx, keys, id, from, m.Rev, func(rec Record) bool {
 		if rec.Rev == base.Rev {
 			if n := rec.Op.TargetLen(); n != runes {
 				applyErr = fmt.Errorf("doc %s snapshot rev %d: %d code points, op made %d: %w",
@@ -64,18 +65,35 @@ func loadDoc(ctx context.Context, tx *bbolt.Tx, id string) (doc *Doc, tail int64
 	return &Doc{Meta: m, Text: text.String(), Rev: m.Rev}, tail, nil
 }
 
+// lastSnapshot positions a cursor on the latest snapshot of a document and
+// returns its key and value, or nil if it has none.
+func lastSnapshot(tx *bbolt.Tx, keys docKeys) (k, v []byte) {
+	c := tx.Bucket(bucketSnaps).Cursor()
+	// Seek past the largest possible revision of this document.
+	if k, _ = c.Seek(keys.snap(-1)); k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	if k == nil || !bytes.HasPrefix(k, keys) {
+		return nil, nil
+	}
+	return k, v
+}
+
+func lastSnapshotRev(tx *bbolt.Tx, keys docKeys) (int64, bool) {
+	k, _ := lastSnapshot(tx, keys)
+	return keys.snapRev(k)
+}
+
 // latestSnapshot returns the latest snapshot of a document and its length
 // in code points, or the empty revision 0 if it has none.
-func latestSnapshot(b *bbolt.Bucket, m Meta) (Snapshot, int, error) {
-	snaps := b.Bucket(bucketSnaps)
-	if snaps == nil {
-		return Snapshot{}, 0, fmt.Errorf("doc %s: no snapshot bucket: %w", m.ID, ErrCorrupt)
-	}
-	k, v := snaps.Cursor().Last()
+func latestSnapshot(tx *bbolt.Tx, keys docKeys, m Meta) (Snapshot, int, error) {
+	k, v := lastSnapshot(tx, keys)
 	if k == nil {
 		return Snapshot{}, 0, nil
 	}
-	rev, ok := keyRev(k)
+	rev, ok := keys.snapRev(k)
 	if !ok {
 		return Snapshot{}, 0, fmt.Errorf("doc %s: snapshot key %x: %w", m.ID, k, ErrCorrupt)
 	}

@@ -344,7 +344,7 @@ func TestGroupFailsAlone(t *testing.T) {
 		req("a", 5, 5),    // duplicate of the third
 		req("nope", 1, 1), // unknown doc
 		req("b", 3, 3),    // ok
-		{ctx: ctx, w: &createWrite{id: "a", viewID: "v-dup", meta: appendMeta(nil, &Meta{ViewID: "v-dup"})}, done: make(chan error, 1)}, // exists
+		{ctx: ctx, w: &createWrite{id: "a", viewID: "v-dup", keys: keysOf("a"), meta: appendMeta(nil, &Meta{ViewID: "v-dup"})}, done: make(chan error, 1)}, // exists
 	}
 	db.commit(group)
 	want := []error{nil, ErrConflict, nil, context.Canceled, ErrConflict, ErrNotFound, nil, ErrExists}
@@ -369,12 +369,14 @@ func TestGroupFailsAlone(t *testing.T) {
 func snapshotRevs(t testing.TB, db *DB, id string) []int64 {
 	t.Helper()
 	revs := []int64{}
+	keys := keysOf(id)
 	err := db.bolt.View(func(tx *bbolt.Tx) error {
-		return docBucket(tx, id).Bucket(bucketSnaps).ForEach(func(k, _ []byte) error {
-			rev, _ := keyRev(k)
+		c := tx.Bucket(bucketSnaps).Cursor()
+		for k, _ := c.Seek(keys); k != nil && bytes.HasPrefix(k, keys); k, _ = c.Next() {
+			rev, _ := keys.snapRev(k)
 			revs = append(revs, rev)
-			return nil
-		})
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -492,16 +494,20 @@ func TestLoadSchedulesMissedSnapshot(t *testing.T) {
 }
 
 func TestCorruptionReported(t *testing.T) {
-	type damage func(ops, snaps *bbolt.Bucket) error
+	// A damage gets the docs and snaps buckets and the keys of document d.
+	type damage func(docs, snaps *bbolt.Bucket, k docKeys) error
 	put := func(rev int64, rec Record) damage {
-		return func(ops, _ *bbolt.Bucket) error { return ops.Put(revKey(rev), appendRecord(nil, &rec)) }
+		return func(docs, _ *bbolt.Bucket, k docKeys) error { return docs.Put(k.op(rev), appendRecord(nil, &rec)) }
 	}
 	flip := func(rev int64, i int) damage {
-		return func(ops, _ *bbolt.Bucket) error {
-			v := append([]byte(nil), ops.Get(revKey(rev))...)
+		return func(docs, _ *bbolt.Bucket, k docKeys) error {
+			v := append([]byte(nil), docs.Get(k.op(rev))...)
 			v[i] ^= 0x01
-			return ops.Put(revKey(rev), v)
+			return docs.Put(k.op(rev), v)
 		}
+	}
+	del := func(rev int64) damage {
+		return func(docs, _ *bbolt.Bucket, k docKeys) error { return docs.Delete(k.op(rev)) }
 	}
 	tests := []struct {
 		name    string
@@ -509,30 +515,36 @@ func TestCorruptionReported(t *testing.T) {
 		wantMsg string // the error must name the doc and revision
 		inOps   bool   // Ops from 0 must report it too
 	}{
-		{"missing op", func(ops, _ *bbolt.Bucket) error { return ops.Delete(revKey(5)) }, "doc d rev 5", true},
-		{"missing last op", func(ops, _ *bbolt.Bucket) error { return ops.Delete(revKey(14)) }, "doc d rev 14", true},
+		{"missing op", del(5), "doc d rev 5", true},
+		{"missing last op", del(14), "doc d rev 14", true},
 		{"flipped byte", flip(7, 6), "doc d rev 7", true},
-		{"truncated", func(ops, _ *bbolt.Bucket) error { return ops.Put(revKey(11), []byte{1, 2}) }, "doc d rev 11", true},
+		{"truncated", func(docs, _ *bbolt.Bucket, k docKeys) error { return docs.Put(k.op(11), []byte{1, 2}) }, "doc d rev 11", true},
 		{"op of wrong length", put(9, Record{Rev: 9, Op: ot.Op{{N: 1}, {S: "x"}}}), "doc d rev 9", false},
 		{"record under wrong key", put(12, tokenRecords(13, 13, "c")[0]), "doc d rev 12", true},
-		{"damaged snapshot", func(_, snaps *bbolt.Bucket) error {
-			return snaps.Put(revKey(6), []byte("garbage"))
+		{"damaged meta", func(docs, _ *bbolt.Bucket, k docKeys) error { return docs.Put(k.meta(), []byte("garbage")) }, "doc d meta", true},
+		{"damaged snapshot", func(_, snaps *bbolt.Bucket, k docKeys) error {
+			return snaps.Put(k.snap(6), []byte("garbage"))
 		}, "doc d snapshot rev 6", false},
-		{"snapshot of wrong text", func(_, snaps *bbolt.Bucket) error {
-			return snaps.Put(revKey(6), appendSnapshot(nil, &Snapshot{Rev: 6, Text: textAt(5)}, len(textAt(5))))
+		{"snapshot of wrong text", func(_, snaps *bbolt.Bucket, k docKeys) error {
+			return snaps.Put(k.snap(6), appendSnapshot(nil, &Snapshot{Rev: 6, Text: textAt(5)}, len(textAt(5))))
 		}, "doc d snapshot rev 6", false},
+		{"snapshot ahead of doc", func(_, snaps *bbolt.Bucket, k docKeys) error {
+			return snaps.Put(k.snap(15), appendSnapshot(nil, &Snapshot{Rev: 15, Text: textAt(15)}, len(textAt(15))))
+		}, "doc d snapshot rev 15", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			db, _ := openTest(t, Options{SnapshotEvery: -1})
 			ctx := context.Background()
 			makeDoc(t, db, "d", 14)
+			// A neighbour on each side, whose keys must not be mistaken for d's.
+			makeDoc(t, db, "c", 3)
+			makeDoc(t, db, "e", 3)
 			if err := db.SaveSnapshot(ctx, "d", Snapshot{Rev: 3, Text: textAt(3)}); err != nil {
 				t.Fatal(err)
 			}
 			err := db.bolt.Update(func(tx *bbolt.Tx) error {
-				b := docBucket(tx, "d")
-				return tt.damage(b.Bucket(bucketOps), b.Bucket(bucketSnaps))
+				return tt.damage(tx.Bucket(bucketDocs), tx.Bucket(bucketSnaps), keysOf("d"))
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -544,6 +556,11 @@ func TestCorruptionReported(t *testing.T) {
 			_, err = db.Ops(ctx, "d", 0, 0)
 			if tt.inOps && (!errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tt.wantMsg)) {
 				t.Errorf("Ops: got %v, want an error containing %q wrapping ErrCorrupt", err, tt.wantMsg)
+			}
+			for _, id := range []string{"c", "e"} {
+				if doc, err := db.Load(ctx, id); err != nil || doc.Text != textAt(3) {
+					t.Errorf("Load(%s) next to the damage: got %+v, %v, want rev 3", id, doc, err)
+				}
 			}
 		})
 	}
