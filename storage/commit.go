@@ -259,7 +259,13 @@ type createWrite struct {
 	first      []encodedRecord
 }
 
-func (w *createWrite) size() int { return len(w.meta) + 256 + len(w.first) }
+func (w *createWrite) size() int {
+	n := len(w.meta) + len(w.id) + len(w.viewID)
+	for _, r := range w.first {
+		n += len(r.value) + len(r.clientValue)
+	}
+	return n
+}
 
 func (w *createWrite) check(tx *bbolt.Tx) error {
 	if tx.Bucket(bucketDocs).Get(w.keys.meta()) != nil {

@@ -49,6 +49,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,12 +184,16 @@ func Open(path string, opts Options) (*DB, error) {
 	if timeout <= 0 {
 		timeout = defaultLockTimeout
 	}
+	mmapSize := initialMmapSize
+	if strconv.IntSize < 64 {
+		mmapSize = 0 // address space is too scarce to reserve
+	}
 	bolt, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: timeout,
 		// The hashmap freelist stays fast as the file fragments; the
 		// default array freelist degrades with many free pages.
 		FreelistType:    bbolt.FreelistMapType,
-		InitialMmapSize: initialMmapSize,
+		InitialMmapSize: mmapSize,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open storage %s: %w", path, err)
@@ -325,7 +330,8 @@ func (db *DB) Ops(ctx context.Context, id string, after int64, limit int) ([]Rec
 	if after < 0 {
 		after = 0
 	}
-	var recs []Record
+	// Not nil when empty: callers encode it as a JSON array.
+	recs := []Record{}
 	err := db.view(ctx, func(tx *bbolt.Tx) error {
 		m, keys, err := readMeta(tx, id)
 		if err != nil {

@@ -234,7 +234,10 @@ func TestAppendOpsAndClientSeq(t *testing.T) {
 			t.Errorf("Ops(after %d, limit %d): got revs %v, want %v", p.after, p.limit, got, p.want)
 		}
 	}
-	// Paging through with the default limit and the last rev seen.
+	if recs, err := db.Ops(ctx, "d", 25, 0); err != nil || recs == nil {
+		t.Errorf("Ops past the end: got %#v, %v, want an empty, non-nil slice", recs, err)
+	}
+	// Paging through with the last rev seen.
 	var revs []int64
 	for after := int64(0); ; {
 		recs, err := db.Ops(ctx, "d", after, 4)
