@@ -21,8 +21,9 @@
 //
 // # Durability and group commit
 //
-// bbolt makes a transaction durable by fsyncing at commit, which costs far
-// more than the writes themselves. So one committer goroutine owns every
+// bbolt makes a transaction durable with two fdatasyncs at commit, a fixed
+// cost (about 0.3 ms on the SSD we measured) far above what one op adds
+// (a dirty page, about 10 µs). So one committer goroutine owns every
 // write transaction: Create, Append, SaveSnapshot and Ping queue a request
 // and wait for its result. The committer takes the first queued request,
 // drains whatever else is already waiting, applies the whole group in one

@@ -794,7 +794,6 @@ func TestPingAndContext(t *testing.T) {
 
 func TestOpenLockTimeout(t *testing.T) {
 	_, path := openTest(t, Options{})
-	start := time.Now()
 	db, err := Open(path, Options{LockTimeout: 50 * time.Millisecond})
 	if err == nil {
 		db.Close()
@@ -802,8 +801,5 @@ func TestOpenLockTimeout(t *testing.T) {
 	}
 	if !errors.Is(err, berrors.ErrTimeout) {
 		t.Errorf("second Open: got %v, want bbolt's ErrTimeout", err)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("second Open took %v, want about the 50ms lock timeout", d)
 	}
 }
