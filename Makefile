@@ -7,7 +7,10 @@ BENCHTIME     ?= 1s
 DATA          ?= ./collab.db
 ARGS          ?=
 
-.PHONY: run build test test-go fuzz lint bench frontend clean
+# npm projects that tests drive; `make test-deps` installs them with npm ci.
+NPM_DIRS      := frontend/test/browser $(wildcard collab/testdata/sse-node)
+
+.PHONY: run build test test-deps test-go fuzz lint bench frontend clean
 
 ## run: start the server on 127.0.0.1:8080 with the data file $(DATA)
 run:
@@ -18,7 +21,22 @@ build:
 	$(GO) build -o $(BIN)/collabd ./cmd/collabd
 
 ## test: every test with the race detector, then short fuzz runs
-test: test-go fuzz
+test: test-deps test-go fuzz
+
+## test-deps: what the browser and Node tests need; without it they skip, saying why
+test-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser test"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium: the browser test will skip"; \
+	  else echo "chromium is missing and apt-get cannot run as root here: the browser test will skip"; fi; \
+	fi
+	@if command -v npm >/dev/null; then \
+	  for d in $(NPM_DIRS); do \
+	    (cd $$d && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || echo "npm ci in $$d failed: its tests will skip"; \
+	  done; \
+	else echo "npm is missing: the Node and browser tests will skip"; fi
 
 test-go:
 	$(GO) test -race -count=1 ./...

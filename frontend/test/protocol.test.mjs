@@ -1,0 +1,92 @@
+// Tests of protocol.js with Node's test runner: properties over random
+// texts with emoji, and agreement with the Go ot package on cases that
+// frontend/protocol_test.go generates (OT_CASES names the file).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as p from "../static/protocol.js";
+
+const alphabet = Array.from("abc é漢字😀👩‍💻\n");
+let seed = Number(process.env.SEED || 1);
+function rand(n) {
+  // xorshift32: reproducible from SEED.
+  seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0;
+  return seed % n;
+}
+function randText(n) {
+  let s = "";
+  for (let i = 0; i < n; i++) s += alphabet[rand(alphabet.length)];
+  return s;
+}
+function randOp(text) {
+  const len = p.cpLen(text);
+  const b = [];
+  let i = 0;
+  while (i < len) {
+    const n = 1 + rand(Math.min(4, len - i));
+    const k = rand(3);
+    if (k === 0) b.push(n);
+    else if (k === 1) b.push(-n);
+    else { b.push(randText(1 + rand(3))); continue; }
+    i += n;
+  }
+  if (rand(2)) b.push(randText(1 + rand(3)));
+  // Canonicalize through compose with an identity retain.
+  return len === 0 && b.length === 0 ? [] : p.compose(b, p.targetLen(b) ? [p.targetLen(b)] : []);
+}
+
+test("code point helpers", () => {
+  const s = "a😀b👩‍💻";
+  assert.equal(p.cpLen(s), 6);
+  assert.equal(p.cpToUnit(s, 2), 3);
+  assert.equal(p.unitToCp(s, 3), 2);
+  assert.equal(p.apply("hello", [5, " world"]), "hello world");
+  assert.equal(p.apply("hello", [-1, "H", 4]), "Hello");
+  assert.throws(() => p.apply("hello", [4, "x"]));
+});
+
+test("diff produces the op between two texts", () => {
+  for (let i = 0; i < 300; i++) {
+    const a = randText(rand(12)), b = randText(rand(12));
+    assert.equal(p.apply(a, p.diff(a, b)), b);
+  }
+});
+
+test("transform converges (TP1) and compose agrees with apply", () => {
+  for (let i = 0; i < 500; i++) {
+    const s = randText(rand(10));
+    const a = randOp(s), b = randOp(s);
+    const [a1, b1] = p.transform(a, b);
+    assert.equal(p.apply(p.apply(s, a), b1), p.apply(p.apply(s, b), a1), `s=${JSON.stringify(s)} a=${JSON.stringify(a)} b=${JSON.stringify(b)}`);
+    const c = randOp(p.apply(s, a));
+    assert.equal(p.apply(s, p.compose(a, c)), p.apply(p.apply(s, a), c));
+  }
+});
+
+test("the op committed first inserts to the left", () => {
+  const [a1, b1] = p.transform(["x"], ["y"]);
+  assert.equal(p.apply(p.apply("", ["x"]), b1), "xy");
+  assert.equal(p.apply(p.apply("", ["y"]), a1), "xy");
+});
+
+test("client state machine rebases pending edits", () => {
+  const c = new p.OTClient(0, 0);
+  assert.deepEqual(c.applyLocal(["a"]), { type: "op", rev: 0, seq: 1, op: ["a"] });
+  assert.equal(c.applyLocal([1, "b"]), null);
+  // The server op was committed first, so its "x" lands left of "ab".
+  assert.deepEqual(c.applyServer(1, ["x"]), ["x", 2]);
+  const next = c.ack(2, 1);
+  assert.deepEqual(next, { type: "op", rev: 2, seq: 2, op: [2, "b"] });
+});
+
+test("agrees with the Go ot package", { skip: !process.env.OT_CASES && "OT_CASES not set (run through go test ./frontend)" }, () => {
+  const cases = JSON.parse(readFileSync(process.env.OT_CASES, "utf8"));
+  assert.ok(cases.length > 0);
+  for (const k of cases) {
+    const ctx = JSON.stringify(k);
+    assert.deepEqual(p.transform(k.a, k.b), [k.a1, k.b1], ctx);
+    assert.deepEqual(p.compose(k.a, k.c), k.ac, ctx);
+    assert.equal(p.apply(k.text, k.a), k.afterA, ctx);
+    assert.deepEqual(k.positions.map((x) => p.transformIndex(k.a, x)), k.movedPositions, ctx);
+  }
+});
