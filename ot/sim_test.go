@@ -46,6 +46,9 @@ type simNet struct {
 	delayUploads bool
 	// onSend, if set, sees every op a client sends (for trace bookkeeping).
 	onSend func(peer int, p *Pending)
+	// rebased counts ops the server had to transform: made concurrently
+	// with ops committed before them.
+	rebased int
 }
 
 func newSimNet(clients int, text string) *simNet {
@@ -100,6 +103,9 @@ func (n *simNet) receive(i int, p Pending) error {
 		return fmt.Errorf("server: client %d op at rev %d, server at %d", i, p.Rev, n.rev())
 	}
 	op := p.Op
+	if p.Rev < n.rev() {
+		n.rebased++
+	}
 	for _, h := range n.history[p.Rev:] {
 		var err error
 		if _, op, err = Transform(h.op, op); err != nil {
