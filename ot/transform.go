@@ -194,10 +194,13 @@ func Transform(a, b Op) (a1, b1 Op, err error) {
 	if ab != bb {
 		return nil, nil, fmt.Errorf("transform: base lengths %d and %d: %w", ab, bb, ErrLengthMismatch)
 	}
-	// Each input component yields at most one component per output, plus
-	// the retains that skip the other side's inserts.
-	a1 = make(Op, 0, len(a)+len(b))
-	b1 = make(Op, 0, len(a)+len(b))
+	// Every loop iteration below consumes at least one input component and
+	// emits at most one component per output, so n components each are
+	// enough. One allocation serves both results; the full slice
+	// expressions keep a1's appends from running into b1.
+	n := len(a) + len(b)
+	buf := make(Op, 0, 2*n)
+	a1, b1 = buf[0:0:n], buf[n:n:2*n]
 	ca, cb := newCursor(a), newCursor(b)
 	for {
 		// The tie-break: a's insert is emitted before b's at equal position.
