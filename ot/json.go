@@ -40,9 +40,13 @@ func (op Op) jsonSizeHint() int {
 func (op Op) AppendJSON(dst []byte) []byte {
 	dst = append(dst, '[')
 	for i, c := range op {
+		// Commas go before every component but the first, so no trailing
+		// comma needs trimming.
 		if i > 0 {
 			dst = append(dst, ',')
 		}
+		// A mixed or zero component (invalid anyway) encodes as its count,
+		// so encoding never fails and never drops a component.
 		if c.N != 0 || c.S == "" {
 			dst = strconv.AppendInt(dst, int64(c.N), 10)
 		} else {
@@ -63,6 +67,7 @@ func appendString(dst []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		b := s[i]
 		if b < utf8.RuneSelf {
+			// Plain ASCII stays pending and is copied in one go below.
 			if b >= 0x20 && b != '"' && b != '\\' {
 				i++
 				continue
@@ -78,6 +83,7 @@ func appendString(dst []byte, s string) []byte {
 			case '\t':
 				dst = append(dst, '\\', 't')
 			default:
+				// Other control characters have no short escape.
 				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xf])
 			}
 			i++
@@ -130,10 +136,13 @@ type decoder struct {
 	i int
 }
 
+// errorf wraps a sentinel with the byte offset, which is what a client
+// author needs to find the problem in a message.
 func (d *decoder) errorf(sentinel error, what string) error {
 	return fmt.Errorf("decode op at offset %d: %s: %w", d.i, what, sentinel)
 }
 
+// skipSpace skips JSON's four whitespace bytes and nothing else.
 func (d *decoder) skipSpace() {
 	for d.i < len(d.b) {
 		switch d.b[d.i] {
@@ -145,6 +154,9 @@ func (d *decoder) skipSpace() {
 	}
 }
 
+// op scans the whole input. Base and target lengths are summed as
+// components arrive, so an op whose lengths overflow is refused here and
+// every later caller can add lengths freely.
 func (d *decoder) op() (Op, error) {
 	d.skipSpace()
 	if d.i >= len(d.b) || d.b[d.i] != '[' {
@@ -165,6 +177,8 @@ func (d *decoder) op() (Op, error) {
 		if d.i >= len(d.b) {
 			return nil, d.errorf(ErrSyntax, "unexpected end")
 		}
+		// The first byte decides the kind: a quote starts an insert,
+		// anything else must be a number.
 		var c Component
 		if d.b[d.i] == '"' {
 			s, err := d.str()
@@ -238,12 +252,15 @@ func (d *decoder) num() (int, error) {
 	n := 0
 	for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
 		dig := int(d.b[d.i] - '0')
+		// n*10+dig > MaxInt, checked without overflowing.
 		if n > (math.MaxInt-dig)/10 {
 			return 0, d.errorf(ErrOverflow, "integer")
 		}
 		n = n*10 + dig
 		d.i++
 	}
+	// Zero is a well-formed JSON number but a meaningless component, so it
+	// gets ErrBadComponent; "0.5" and "01" are not integers at all.
 	switch {
 	case d.i == start:
 		return 0, d.errorf(ErrSyntax, "want number or string")
@@ -255,6 +272,7 @@ func (d *decoder) num() (int, error) {
 	case d.b[start] == '0':
 		return 0, d.errorf(ErrSyntax, "leading zero")
 	}
+	// A count must be exact; "1.0" or "1e3" would be guesswork.
 	if d.i < len(d.b) && (d.b[d.i] == '.' || d.b[d.i] == 'e' || d.b[d.i] == 'E') {
 		return 0, d.errorf(ErrSyntax, "not an integer")
 	}
@@ -279,10 +297,13 @@ func (d *decoder) str() (string, error) {
 		case c == '\\':
 			return d.strEscaped(start)
 		case c < 0x20:
+			// JSON requires control characters to be escaped.
 			return "", d.errorf(ErrSyntax, "control character in string")
 		case c < utf8.RuneSelf:
 			d.i++
 		default:
+			// Raw non-ASCII must be valid UTF-8: positions count code
+			// points, which invalid bytes do not have.
 			r, size := utf8.DecodeRune(d.b[d.i:])
 			if r == utf8.RuneError && size == 1 {
 				return "", d.errorf(ErrInvalidUTF8, "string")
@@ -296,7 +317,17 @@ func (d *decoder) str() (string, error) {
 // strEscaped finishes a string that contains escapes; d.b[start:d.i] has
 // already been scanned and needs no unescaping.
 func (d *decoder) strEscaped(start int) (string, error) {
-	buf := make([]byte, 0, len(d.b)-start)
+	// Unescaping only shrinks text, so the raw string's length bounds the
+	// result; find its end rather than sizing by the rest of the input,
+	// which may be a large op.
+	end := d.i
+	for end < len(d.b) && d.b[end] != '"' {
+		if d.b[end] == '\\' {
+			end++
+		}
+		end++
+	}
+	buf := make([]byte, 0, min(end, len(d.b))-start)
 	buf = append(buf, d.b[start:d.i]...)
 	for d.i < len(d.b) {
 		c := d.b[d.i]

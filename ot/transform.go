@@ -10,6 +10,7 @@ import (
 // else the error wraps ErrLengthMismatch or a validation sentinel. For a
 // document edited many times, Doc is much cheaper than repeated Apply.
 func Apply(s string, op Op) (string, error) {
+	// Validate before building anything, so a bad op costs no copying.
 	_, target, err := op.lens()
 	if err != nil {
 		return "", err
@@ -37,6 +38,7 @@ func Apply(s string, op Op) (string, error) {
 			sb.WriteString(c.S)
 		}
 	}
+	// Text left over means the op does not cover the whole document.
 	if pos != len(s) {
 		return "", fmt.Errorf("apply: op shorter than text: %w", ErrLengthMismatch)
 	}
@@ -46,6 +48,8 @@ func Apply(s string, op Op) (string, error) {
 // skipRunes returns the byte offset n code points after byte offset pos in
 // s, and false if s ends first.
 func skipRunes(s string, pos, n int) (int, bool) {
+	// Rune by rune: a count of code points has no shortcut to a byte
+	// offset in UTF-8, but ASCII avoids the decoder.
 	for ; n > 0; n-- {
 		if pos >= len(s) {
 			return pos, false
@@ -254,6 +258,8 @@ func Invert(op Op, base string) (Op, error) {
 			out = out.Retain(c.N)
 			pos = end
 		case c.N < 0:
+			// The deleted text comes back from the base, which is why
+			// Invert needs it: an op alone does not carry what it deletes.
 			end, ok := skipRunes(base, pos, -c.N)
 			if !ok {
 				return nil, fmt.Errorf("invert: op longer than text: %w", ErrLengthMismatch)
@@ -276,6 +282,8 @@ func Invert(op Op, base string) (Op, error) {
 // to where the deleted text was. The result lies in [0, op.TargetLen()] for
 // pos in [0, op.BaseLen()]; op is assumed valid.
 func TransformIndex(op Op, pos int) int {
+	// A stale client position may be negative; clamp rather than fail,
+	// since a cursor is advisory.
 	if pos < 0 {
 		pos = 0
 	}
