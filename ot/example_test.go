@@ -33,3 +33,36 @@ func Example() {
 	// Hello world | Hello world
 	// ["H",-1,10] [5," world"]
 }
+
+// A client types while its first op is in flight, then hears of another
+// client's op before its ack arrives.
+func ExampleClient() {
+	text := "abc"
+	c := ot.NewClient(1, 0) // text is at revision 1, no ops sent yet
+
+	// Local edit: apply it to the text, then tell the client.
+	op := ot.Op{ot.Retain(3), ot.Insert("d")}
+	text, _ = ot.Apply(text, op)
+	send, _ := c.ApplyLocal(op)
+	fmt.Println("send", send.Rev, send.Seq, send.Op, c.State())
+
+	// A second edit waits in the buffer.
+	op = ot.Op{ot.Retain(4), ot.Insert("e")}
+	text, _ = ot.Apply(text, op)
+	send, _ = c.ApplyLocal(op)
+	fmt.Println("send", send, c.State())
+
+	// Op 2 from someone else, made on revision 1: insert "X" at the start.
+	op, _ = c.ApplyServer(2, ot.Op{ot.Insert("X"), ot.Retain(3)})
+	text, _ = ot.Apply(text, op)
+	fmt.Println(text)
+
+	// Our op became op 3; the buffer goes out next, based on revision 3.
+	send, _ = c.Ack(3, 1)
+	fmt.Println("send", send.Rev, send.Seq, send.Op, c.State())
+	// Output:
+	// send 1 1 [3,"d"] AwaitingAck
+	// send <nil> AwaitingWithBuffer
+	// Xabcde
+	// send 3 2 [5,"e"] AwaitingAck
+}
