@@ -322,8 +322,8 @@ func (db *DB) ViewDoc(ctx context.Context, viewID string) (string, error) {
 }
 
 // Ops returns the ops of document id with Rev > after, oldest first, at
-// most limit of them (limit <= 0 means 1000). A missing or undecodable
-// record in that range is ErrCorrupt.
+// most limit of them (limit <= 0 means 1000), or ErrNotFound for an unknown
+// document. A missing or undecodable record in that range is ErrCorrupt.
 func (db *DB) Ops(ctx context.Context, id string, after int64, limit int) ([]Record, error) {
 	if limit <= 0 {
 		limit = defaultOpsLimit
