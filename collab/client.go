@@ -39,13 +39,13 @@ var ErrLostEdits = errors.New("collab: unacknowledged local edits were lost")
 // reconnect without sending or applying anything twice. The Go tests and
 // the load generator use it. It is safe for concurrent use.
 type Client struct {
-	url  string
 	opts ClientOptions
 
 	// sendMu orders writes as they were decided under mu.
 	sendMu sync.Mutex
 
 	mu      sync.Mutex
+	url     string // of the editing endpoint; ReconnectTo changes it
 	ws      *websocket.Conn
 	doc     *ot.Doc
 	state   *ot.Client
@@ -80,9 +80,12 @@ func (c *Client) ID() string { return c.opts.ClientID }
 // reconnect it says which revision it has, applies the catch-up ops and
 // resends the op in flight, if the server does not have it yet.
 func (c *Client) connect(ctx context.Context) error {
-	ws, _, err := websocket.Dial(ctx, c.url, &websocket.DialOptions{HTTPHeader: c.opts.HTTPHeader})
+	c.mu.Lock()
+	url := c.url
+	c.mu.Unlock()
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: c.opts.HTTPHeader})
 	if err != nil {
-		return fmt.Errorf("dial %s: %w", c.url, err)
+		return fmt.Errorf("dial %s: %w", url, err)
 	}
 	ws.SetReadLimit(c.opts.ReadLimit)
 
@@ -289,8 +292,29 @@ func (c *Client) notify() {
 
 // Edit applies op, made on the current local text, locally at once and
 // sends it to the server, or buffers it while another op is in flight.
+// Ops from other editors may change the local text at any moment; to make
+// an op on the text as it is, use EditFunc.
 func (c *Client) Edit(op ot.Op) error {
+	return c.edit(func() ot.Op { return op })
+}
+
+// EditFunc is Edit for an op made on the current local text: it calls f
+// with the text and the client's lock held, so that nothing changes the
+// text before the op f returns is applied. A nil op changes nothing. f
+// must not call the Client's methods.
+func (c *Client) EditFunc(f func(text string) ot.Op) error {
+	return c.edit(func() ot.Op {
+		if op := f(c.doc.String()); op != nil {
+			return op
+		}
+		return ot.Op{}.Retain(c.doc.Len()) // a no-op, which sends nothing
+	})
+}
+
+// edit applies and sends the op that build makes with mu held.
+func (c *Client) edit(build func() ot.Op) error {
 	c.mu.Lock()
+	op := build()
 	if err := c.doc.Apply(op); err != nil {
 		c.mu.Unlock()
 		return err
@@ -456,6 +480,16 @@ func (c *Client) Reconnect(ctx context.Context) error {
 	c.err = nil
 	c.mu.Unlock()
 	return c.connect(ctx)
+}
+
+// ReconnectTo is Reconnect at another URL of the same document's editing
+// endpoint, for a server that came back elsewhere (another port, say).
+// Later reconnects use the new URL too.
+func (c *Client) ReconnectTo(ctx context.Context, wsURL string) error {
+	c.mu.Lock()
+	c.url = wsURL
+	c.mu.Unlock()
+	return c.Reconnect(ctx)
 }
 
 // Close ends the session with a normal closure.
