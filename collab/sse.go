@@ -2,6 +2,7 @@ package collab
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -137,13 +138,19 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) 
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-store, no-transform")
 	hdr.Set("X-Accel-Buffering", "no")
-	hdr.Set("Connection", "keep-alive")
 	w.WriteHeader(http.StatusOK)
 
+	// The stream outlives the server's ReadTimeout and WriteTimeout: there
+	// is no body to read, and each write below sets its own deadline and
+	// clears it afterwards. Clearing matters: an HTTP/2 stream is reset
+	// when its write deadline passes, even while nothing is being written,
+	// so a deadline left behind would cut a healthy idle stream.
 	rc := http.NewResponseController(w)
-	// write sends events and flushes them, each write under its own
-	// deadline, so a stalled viewer is cut while the server's WriteTimeout
-	// never ends a healthy stream.
+	rc.SetReadDeadline(time.Time{})
+	if err := rc.SetWriteDeadline(time.Time{}); errors.Is(err, http.ErrNotSupported) {
+		s.log.Warn("SSE stream cannot set write deadlines; the server's WriteTimeout will end it",
+			"path", r.URL.Path)
+	}
 	write := func(chunks ...[]byte) bool {
 		rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
 		for _, c := range chunks {
@@ -151,7 +158,11 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) 
 				return false
 			}
 		}
-		return rc.Flush() == nil
+		if rc.Flush() != nil {
+			return false
+		}
+		rc.SetWriteDeadline(time.Time{})
+		return true
 	}
 	if !write(append([][]byte{[]byte("retry: 2000\n\n")}, start...)...) {
 		return
