@@ -168,7 +168,9 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) 
 		return
 	}
 
-	ping := time.NewTicker(s.opts.Heartbeat)
+	// A timer reset after every write, rather than a ticker: pings go only
+	// to streams that have been quiet for a whole interval.
+	ping := time.NewTimer(s.opts.Heartbeat)
 	defer ping.Stop()
 	var batch [][]byte
 	for {
@@ -178,10 +180,12 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) 
 			if !write(batch...) {
 				return
 			}
+			ping.Reset(s.opts.Heartbeat)
 		case <-ping.C:
 			if !write([]byte(": ping\n\n")) {
 				return
 			}
+			ping.Reset(s.opts.Heartbeat)
 		case <-v.kicked:
 			// Send what was queued before the kick (on shutdown, every
 			// committed op); a viewer kicked for overflow resumes from
