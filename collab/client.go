@@ -131,10 +131,18 @@ func (c *Client) connect(ctx context.Context) error {
 // to resend, if any. Called with mu held.
 func (c *Client) applyWelcome(w *welcomeMessage) (*ot.Pending, error) {
 	c.color, c.viewID = w.Color, w.ViewID
-	clear(c.peers)
-	for _, p := range w.Peers {
-		c.peers[p.Client] = p
-	}
+	// Peers' selections are at the welcome's revision: they are installed
+	// after the catch-up ops, which must not move them again.
+	defer func() {
+		clear(c.peers)
+		out := c.state.Outstanding()
+		for _, p := range w.Peers {
+			if out != nil {
+				transformRanges(p.Ranges, out)
+			}
+			c.peers[p.Client] = p
+		}
+	}()
 	if w.Text != nil || c.state == nil {
 		var lost error
 		if c.state != nil && c.state.Outstanding() != nil {
@@ -173,11 +181,17 @@ func (c *Client) apply(rev int64, op ot.Op, client string, seq int64) (*ot.Pendi
 	if err := c.doc.Apply(local); err != nil {
 		return nil, fmt.Errorf("apply op %d: %w", rev, err)
 	}
-	for id, p := range c.peers {
-		transformRanges(p.Ranges, local)
-		c.peers[id] = p
-	}
+	c.transformPeers(local)
 	return nil, nil
+}
+
+// transformPeers moves the other editors' selections through an op
+// applied to the local text, so that they stay on the same characters.
+// Called with mu held.
+func (c *Client) transformPeers(op ot.Op) {
+	for _, p := range c.peers {
+		transformRanges(p.Ranges, op) // in place: the map's copy shares the slice
+	}
 }
 
 func (c *Client) writeOp(ws *websocket.Conn, p *ot.Pending) {
@@ -260,6 +274,11 @@ func (c *Client) handle(ws *websocket.Conn, raw json.RawMessage) error {
 	case typeOp:
 		next, err = c.apply(m.Rev, m.Op, m.Client, m.Seq)
 	case typePresence:
+		// The selections are at the revision the client is at; its local
+		// text also holds its unacknowledged edits.
+		if out := c.state.Outstanding(); out != nil {
+			transformRanges(m.Ranges, out)
+		}
 		c.peers[m.Client] = Peer{Client: m.Client, Name: m.Name, Color: m.Color, Ranges: m.Ranges}
 	case typeLeave:
 		delete(c.peers, m.Client)
@@ -324,6 +343,7 @@ func (c *Client) edit(build func() ot.Op) error {
 		c.mu.Unlock()
 		return err
 	}
+	c.transformPeers(op)
 	c.notify()
 	ws := c.ws
 	c.sendMu.Lock()
