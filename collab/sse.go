@@ -9,21 +9,97 @@ import (
 	"time"
 )
 
-// viewer is one SSE spectator. The hub pushes encoded events into its
-// bounded queue and never waits: a viewer whose queue is full is kicked,
-// and its EventSource reconnects with Last-Event-ID and resumes.
+// viewerState says whether a viewer's stream goes on.
+type viewerState uint8
+
+const (
+	viewerOpen viewerState = iota
+	// viewerEnded: the hub stopped (shutdown or failure). The writer sends
+	// what is queued, every committed op, and ends the stream.
+	viewerEnded
+	// viewerOverflow: the viewer fell ViewerQueue events behind. Its queue
+	// is dropped at once and the stream ends; the EventSource reconnects
+	// with Last-Event-ID and resumes without a gap.
+	viewerOverflow
+)
+
+// maxSpareQueue is the largest queue capacity a viewer keeps between
+// bursts; a larger one is let go, so an idle viewer holds little memory.
+const maxSpareQueue = 16
+
+// viewer is one SSE spectator. The hub pushes encoded events, each shared
+// by every viewer, into its bounded queue and never waits on it; the
+// viewer's handler goroutine takes them and writes them out.
+//
+// The queue is a slice under a mutex rather than a buffered channel, so
+// that an idle viewer holds a few words instead of ViewerQueue slots: with
+// thousands of viewers per server this is most of a viewer's own memory.
 type viewer struct {
-	events   chan []byte
-	kicked   chan struct{}
-	kickOnce sync.Once
+	limit int           // most events queued before the viewer is dropped
+	wake  chan struct{} // capacity 1: the queue or the state changed
+
+	// mu guards the fields below.
+	mu    sync.Mutex
+	queue [][]byte
+	state viewerState
 }
 
-func (v *viewer) kick() { v.kickOnce.Do(func() { close(v.kicked) }) }
+func newViewer(limit int) *viewer {
+	return &viewer{limit: limit, wake: make(chan struct{}, 1)}
+}
+
+func (v *viewer) signal() {
+	select {
+	case v.wake <- struct{}{}:
+	default:
+	}
+}
+
+// push queues an event. It reports false when the viewer takes no more
+// events, because its stream is ending or because this event overflowed
+// its queue; the hub then forgets it. push never blocks.
+func (v *viewer) push(ev []byte) bool {
+	v.mu.Lock()
+	ok := v.state == viewerOpen
+	if ok && len(v.queue) >= v.limit {
+		v.state, v.queue, ok = viewerOverflow, nil, false
+	}
+	if ok {
+		v.queue = append(v.queue, ev)
+	}
+	v.mu.Unlock()
+	v.signal()
+	return ok
+}
+
+// kick ends the viewer's stream after the events already queued. The hub
+// calls it when it stops.
+func (v *viewer) kick() {
+	v.mu.Lock()
+	if v.state == viewerOpen {
+		v.state = viewerEnded
+	}
+	v.mu.Unlock()
+	v.signal()
+}
+
+// take returns the queued events and the state, and gives the viewer
+// spare, the writer's emptied last batch, to queue into next: a steady
+// stream swaps two slices and allocates nothing.
+func (v *viewer) take(spare [][]byte) ([][]byte, viewerState) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	batch := v.queue
+	v.queue = spare[:0]
+	return batch, v.state
+}
 
 // addViewer registers a viewer and answers with the events that bring it
 // from revision since to the current one: the missing ops when they are
 // still available, else a snapshot. Registration and the answer happen in
-// one step of the hub, so no op falls between them or is sent twice.
+// one step of the hub, so no op falls between them or is sent twice. The
+// hub handles a viewerReq only when no op is awaiting its commit, so h.rev
+// is committed here.
 func (h *hub) addViewer(m viewerReq) {
 	var start [][]byte
 	switch {
@@ -41,20 +117,19 @@ func (h *hub) addViewer(m viewerReq) {
 		h.log.Debug("viewer resume point unavailable; sending a snapshot", "since", m.since, "err", err)
 		fallthrough
 	default:
+		// A new viewer (since -1), one too far behind, or one ahead of the
+		// document.
 		start = [][]byte{appendSSESnapshot(nil, h.rev, h.doc.String())}
 	}
 	h.viewers[m.v] = struct{}{}
 	m.reply <- start
 }
 
-// broadcastViewers queues one event for every viewer, kicking those that
+// broadcastViewers queues one event for every viewer, dropping those that
 // cannot take it.
 func (h *hub) broadcastViewers(ev []byte) {
 	for v := range h.viewers {
-		select {
-		case v.events <- ev:
-		default:
-			v.kick()
+		if !v.push(ev) {
 			delete(h.viewers, v)
 		}
 	}
@@ -79,8 +154,10 @@ func (s *Server) handleViewEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 // resumePoint returns the revision a viewer has seen: Last-Event-ID on a
-// reconnect, else ?since=R, else -1 (nothing). A Last-Event-ID that is not
-// a revision is treated as absent, so the viewer gets a fresh snapshot.
+// reconnect (it wins over the ?since that the EventSource's URL still
+// carries), else ?since=R, else -1 (nothing). A Last-Event-ID that is not
+// a revision is treated as absent, so the viewer gets a fresh snapshot; a
+// malformed since is the caller's mistake and reported.
 func resumePoint(r *http.Request) (int64, bool) {
 	if v := r.Header.Get("Last-Event-ID"); v != "" {
 		if rev, err := strconv.ParseInt(v, 10, 64); err == nil && rev >= 0 {
@@ -94,6 +171,12 @@ func resumePoint(r *http.Request) (int64, bool) {
 	}
 	return -1, true
 }
+
+// Fixed parts of the stream.
+var (
+	sseRetry = []byte("retry: 2000\n\n")
+	ssePing  = []byte(": ping\n\n")
+)
 
 // serveEvents streams a document's events to one viewer until the viewer
 // goes away, falls too far behind, or the server shuts down.
@@ -115,7 +198,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) 
 	}
 	defer s.release(h)
 
-	v := &viewer{events: make(chan []byte, s.opts.ViewerQueue), kicked: make(chan struct{})}
+	v := newViewer(s.opts.ViewerQueue)
 	req := viewerReq{v: v, since: since, reply: make(chan [][]byte, 1)}
 	if !h.send(r.Context(), req) {
 		s.writeStoreError(w, r, errHubGone(r.Context()))
@@ -158,15 +241,19 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) 
 				return false
 			}
 		}
+		// One flush after the events that were waiting together: each
+		// reaches the viewer as soon as it is written, none waits for a
+		// later one.
 		if rc.Flush() != nil {
 			return false
 		}
 		rc.SetWriteDeadline(time.Time{})
 		return true
 	}
-	if !write(append([][]byte{[]byte("retry: 2000\n\n")}, start...)...) {
+	if !write(append([][]byte{sseRetry}, start...)...) {
 		return
 	}
+	start = nil
 
 	// A timer reset after every write, rather than a ticker: pings go only
 	// to streams that have been quiet for a whole interval.
@@ -175,29 +262,37 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) 
 	var batch [][]byte
 	for {
 		select {
-		case ev := <-v.events:
-			batch = gather(append(batch[:0], ev), v.events)
+		case <-v.wake:
+		case <-ping.C:
+			if !write(ssePing) {
+				return
+			}
+			ping.Reset(s.opts.Heartbeat)
+			continue
+		case <-r.Context().Done():
+			return
+		}
+		var state viewerState
+		batch, state = v.take(batch)
+		if state == viewerOverflow {
+			// What was taken before the overflow has been written; the
+			// viewer resumes from there.
+			s.log.Debug("viewer too slow; disconnected", "doc", id, "remote", r.RemoteAddr)
+			return
+		}
+		if len(batch) > 0 {
 			if !write(batch...) {
 				return
 			}
 			ping.Reset(s.opts.Heartbeat)
-		case <-ping.C:
-			if !write([]byte(": ping\n\n")) {
-				return
-			}
-			ping.Reset(s.opts.Heartbeat)
-		case <-v.kicked:
-			// Send what was queued before the kick (on shutdown, every
-			// committed op); a viewer kicked for overflow resumes from
-			// its last id anyway.
-			for batch = gather(batch[:0], v.events); len(batch) > 0; batch = gather(batch[:0], v.events) {
-				if !write(batch...) {
-					return
-				}
-			}
+		}
+		if state == viewerEnded {
 			return
-		case <-r.Context().Done():
-			return
+		}
+		// Let go of the events written, and of a capacity grown in a burst.
+		clear(batch)
+		if cap(batch) > maxSpareQueue {
+			batch = nil
 		}
 	}
 }
