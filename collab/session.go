@@ -39,43 +39,61 @@ type conn struct {
 	send chan []byte
 	// closing is closed, once, when the connection is to end with
 	// closeCode; the writer flushes what is queued, then closes.
-	closing   chan struct{}
-	closeOnce sync.Once
+	closing chan struct{}
+
+	// mu orders enqueue against fail and closeWith: nothing is queued
+	// once the connection is closing, so an error message is the last
+	// thing the client hears before the close.
+	mu        sync.Mutex
+	closed    bool
 	closeCode websocket.StatusCode
 	closeMsg  string
 }
 
 // enqueue queues one encoded message. A connection whose queue is full is
-// closed rather than allowed to hold up the hub.
+// closed rather than allowed to hold up the hub; one that is closing
+// takes nothing more.
 func (c *conn) enqueue(msg []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
 	select {
 	case c.send <- msg:
 	default:
-		c.closeWith(closeOverflow, "too slow to keep up; reconnect")
+		c.closeLocked(closeOverflow, "too slow to keep up; reconnect")
 	}
 }
 
 // fail sends an error message, if there is room, and closes the
 // connection with the error's close code.
 func (c *conn) fail(e *protoError) {
-	c.closeOnce.Do(func() {
-		select {
-		case c.send <- encodeError(e):
-		default:
-		}
-		c.closeCode = websocket.StatusCode(closeCodes[e.Code])
-		c.closeMsg = e.Code
-		close(c.closing)
-	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	select {
+	case c.send <- encodeError(e):
+	default:
+	}
+	c.closeLocked(websocket.StatusCode(closeCodes[e.Code]), e.Code)
 }
 
 // closeWith closes the connection with a code and a short reason.
 func (c *conn) closeWith(code websocket.StatusCode, reason string) {
-	c.closeOnce.Do(func() {
-		c.closeCode = code
-		c.closeMsg = reason
-		close(c.closing)
-	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.closeLocked(code, reason)
+	}
+}
+
+func (c *conn) closeLocked(code websocket.StatusCode, reason string) {
+	c.closed = true
+	c.closeCode, c.closeMsg = code, reason
+	close(c.closing)
 }
 
 // writeLoop sends queued messages until the connection closes, batching
