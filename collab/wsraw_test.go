@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -278,10 +279,11 @@ func (r *rawConn) expectError(t *testing.T, ctx context.Context, code string, cl
 	var e *wireMsg
 	for i, m := range msgs {
 		switch {
-		case m.Type == typeError && e == nil:
+		case e != nil:
+			t.Errorf("got %s after the error %s, want the error last before the close", m.raw, e.raw)
+		case m.Type == typeError:
 			e = &msgs[i]
-		case m.Type == typePresence || m.Type == typeLeave:
-		case strings.Contains(strings.Join(also, " "), m.Type) && e == nil:
+		case m.Type == typePresence || m.Type == typeLeave || slices.Contains(also, m.Type):
 		default:
 			t.Errorf("unexpected message %s (want only error %s before the close)", m.raw, code)
 		}
