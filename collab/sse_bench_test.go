@@ -374,8 +374,9 @@ func parseFanoutData(line []byte, isOp bool) (rev, stamp int64, err error) {
 	if !isOp {
 		return rev, 0, nil
 	}
-	_, text, ok := strings.Cut(s, `"`+"op"+`":[`)
-	if _, text, ok = strings.Cut(text, `"`); !ok {
+	_, ops, _ := strings.Cut(s, `"op":[`)
+	_, text, ok := strings.Cut(ops, `"`)
+	if !ok {
 		return rev, 0, nil // an op without an insert: not the typist's
 	}
 	text, _, _ = strings.Cut(text, " ")
