@@ -895,3 +895,36 @@ func TestSSESlowViewer(t *testing.T) {
 			slowState.snapshots, len(slowState.text), len(c.Text()))
 	}
 }
+
+// TestSSEEndsOnClientDisconnect checks that a viewer that goes away
+// releases the document: its handler ends and the hub forgets it, so the
+// idle document is unloaded (and snapshotted) as if it had never been
+// watched.
+func TestSSEEndsOnClientDisconnect(t *testing.T) {
+	ts := newTestServer(t, Options{IdleUnload: 10 * time.Millisecond, Heartbeat: time.Hour})
+	id, viewID := ts.createDoc(t, "a")
+	s := openSSE(t, http.DefaultClient, viewEventsURL(ts.URL, viewID), nil)
+	c := ts.dial(t, id, ClientOptions{})
+	if err := c.Edit(ot.Op{ot.Retain(1), ot.Insert("b")}); err != nil {
+		t.Fatal(err)
+	}
+	newViewState().follow(t, s, 2)
+	c.Close()
+	snapshotted := func() bool {
+		ts.store.mu.Lock()
+		defer ts.store.mu.Unlock()
+		_, ok := ts.store.docs[id].snaps[2]
+		return ok
+	}
+	// While the viewer watches, the document stays loaded.
+	time.Sleep(100 * time.Millisecond)
+	if snapshotted() {
+		t.Fatal("the document was unloaded while a viewer was watching it")
+	}
+	s.close()
+	for deadline := time.Now().Add(sseGuard); !snapshotted(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the document was not unloaded within %s of its viewer leaving", sseGuard)
+		}
+	}
+}
