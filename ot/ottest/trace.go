@@ -37,24 +37,17 @@ type Patch struct {
 
 // UnmarshalJSON decodes [pos, delCount, "inserted"].
 func (p *Patch) UnmarshalJSON(b []byte) error {
-	var raw []json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return fmt.Errorf("patch: %w", err)
+	// Decoding into pointers held by the slice fills p's fields in one
+	// pass, which matters for traces of a quarter million patches.
+	fields := []any{&p.Pos, &p.Del, &p.Ins}
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return fmt.Errorf("patch %.40s: %w", b, err)
 	}
-	if len(raw) != 3 {
-		return fmt.Errorf("patch: want [pos, delCount, \"ins\"], got %d elements", len(raw))
-	}
-	if err := json.Unmarshal(raw[0], &p.Pos); err != nil {
-		return fmt.Errorf("patch pos: %w", err)
-	}
-	if err := json.Unmarshal(raw[1], &p.Del); err != nil {
-		return fmt.Errorf("patch delCount: %w", err)
-	}
-	if err := json.Unmarshal(raw[2], &p.Ins); err != nil {
-		return fmt.Errorf("patch insert: %w", err)
+	if len(fields) != 3 {
+		return fmt.Errorf("patch %.40s: want [pos, delCount, \"ins\"]", b)
 	}
 	if p.Pos < 0 || p.Del < 0 {
-		return fmt.Errorf("patch [%d, %d, ...]: negative position or count", p.Pos, p.Del)
+		return fmt.Errorf("patch %.40s: negative position or count", b)
 	}
 	return nil
 }
