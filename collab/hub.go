@@ -372,8 +372,14 @@ func (h *hub) applyOp(c *conn, m *opMessage) {
 	switch {
 	case m.seq == e.lastSeq:
 		// A resend of an op already applied: acknowledge it again with
-		// its original revision, never apply it twice.
-		c.enqueue(appendAck(nil, e.lastRev, m.seq))
+		// its original revision, never apply it twice. If the original is
+		// in the batch about to be committed, it came on this same
+		// connection (a newer one joins only after the commit), and the
+		// commit acknowledges it: an ack now would come before the op is
+		// durable.
+		if e.lastRev <= h.rev-int64(len(h.batch)) {
+			c.enqueue(appendAck(nil, e.lastRev, m.seq))
+		}
 		return
 	case m.seq < e.lastSeq:
 		badOp("seq %d is out of order: seq %d was already applied", m.seq, e.lastSeq)
