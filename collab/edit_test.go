@@ -1,6 +1,7 @@
 package collab
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/collabd/collabd/ot"
@@ -573,5 +575,79 @@ func TestPresence(t *testing.T) {
 		if m.Type == typeLeave && m.Client == ada.ID() {
 			break
 		}
+	}
+}
+
+// seqGateStore is a gateStore whose ClientSeq can be held too, which
+// holds the hub itself: it asks for a new editor's seq in its own
+// goroutine.
+type seqGateStore struct {
+	*gateStore
+	seqEntered chan struct{}
+	seqGate    chan struct{}
+}
+
+func (s *seqGateStore) ClientSeq(ctx context.Context, id, client string) (int64, int64, error) {
+	if s.seqGate != nil {
+		s.seqEntered <- struct{}{}
+		<-s.seqGate
+	}
+	return s.gateStore.ClientSeq(ctx, id, client)
+}
+
+// TestResendInBatchWaitsForCommit: an op resent on the same connection
+// while the original is still being committed is acknowledged once, by
+// the commit, and not before the op is durable.
+func TestResendInBatchWaitsForCommit(t *testing.T) {
+	gs := &seqGateStore{gateStore: newGateStore()}
+	ts := newTestServerStore(t, gs.memStore, gs, Options{})
+	id, _ := ts.createDoc(t, "abc")
+	ctx := guardCtx(t)
+	r := ts.raw(t, id)
+	r.hello(t, ctx, uuid.NewString(), -1)
+
+	// Hold the hub in a join, so that the op and its resend wait in its
+	// inbox and are handled together.
+	gs.seqEntered, gs.seqGate = make(chan struct{}, 1), make(chan struct{})
+	other := ts.raw(t, id)
+	if err := other.send(ctx, map[string]any{"type": "hello", "client": uuid.NewString()}); err != nil {
+		t.Fatal(err)
+	}
+	<-gs.seqEntered
+	ts.srv.mu.Lock()
+	h := ts.srv.hubs[id]
+	ts.srv.mu.Unlock()
+	op := ot.Op{ot.Retain(3), ot.Insert("d")}
+	r.sendOp(t, ctx, 1, 1, op)
+	r.sendOp(t, ctx, 1, 1, op)
+	for len(h.inbox) < 2 {
+		if ctx.Err() != nil {
+			t.Fatal("the ops never reached the hub")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	entered, release := gs.hold()
+	defer release()
+	close(gs.seqGate)
+	<-entered // the op is applied and being committed
+
+	// Nothing may acknowledge it before the commit. A bad message now
+	// makes the session queue an error behind whatever is queued already,
+	// and close: an early ack would come before that error.
+	if err := r.send(ctx, "not JSON"); err != nil {
+		t.Fatal(err)
+	}
+	_, msgs, err := r.closeStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if m.Type == typeAck {
+			t.Errorf("got %s while the op was still being committed", m.raw)
+		}
+	}
+	release()
+	if d := ts.waitDocRev(t, id, 2); d.Rev != 2 || d.Text != "abcd" {
+		t.Errorf("server got rev %d %q, want rev 2 %q: the op once", d.Rev, d.Text, "abcd")
 	}
 }
