@@ -259,20 +259,18 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 // client joined the hub.
 func (s *Server) readLoop(ctx context.Context, h *hub, c *conn) (joined bool) {
 	limiter := tokenBucket{rate: s.opts.RateLimit, burst: float64(s.opts.RateBurst), tokens: float64(s.opts.RateBurst)}
+	// The hello deadline is a timer, not the read's context:
+	// coder/websocket closes the connection when a read's context ends,
+	// and the client would never hear why. Failing the connection makes
+	// the writer send the error and close, which ends the read.
+	helloTimer := time.AfterFunc(s.opts.HelloTimeout, func() {
+		c.fail(errorf(CodeBadMessage, "no hello within %s", s.opts.HelloTimeout))
+	})
+	defer helloTimer.Stop()
 	var buf bytes.Buffer
 	for {
-		readCtx := ctx
-		var cancelRead context.CancelFunc = func() {}
-		if !joined {
-			readCtx, cancelRead = context.WithTimeout(ctx, s.opts.HelloTimeout)
-		}
-		data, perr, err := readMessage(readCtx, c.ws, &buf, s.opts.MaxMessageBytes)
-		timedOut := readCtx.Err() != nil && ctx.Err() == nil
-		cancelRead()
+		data, perr, err := readMessage(ctx, c.ws, &buf, s.opts.MaxMessageBytes)
 		switch {
-		case timedOut:
-			c.fail(errorf(CodeBadMessage, "no hello within %s", s.opts.HelloTimeout))
-			return joined
 		case err != nil:
 			return joined
 		case perr != nil:
@@ -294,6 +292,9 @@ func (s *Server) readLoop(ctx context.Context, h *hub, c *conn) (joined bool) {
 			if joined {
 				c.fail(errorf(CodeBadMessage, "hello was already sent on this connection"))
 				return joined
+			}
+			if !helloTimer.Stop() {
+				return joined // too late: the connection is failing
 			}
 			c.client = m.client
 			req = joinReq{c: c, hello: m}
