@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/collabd/collabd/ot"
@@ -61,6 +62,8 @@ func TestProtocolErrors(t *testing.T) {
 		{name: "op without op", send: then(`{"type":"op","rev":1,"seq":1}`), code: CodeBadMessage, close: 4400, welcome: true},
 		{name: "cursor without ranges", send: then(`{"type":"cursor","rev":1}`), code: CodeBadMessage, close: 4400, welcome: true},
 		{name: "cursor with a negative position", send: then(`{"type":"cursor","rev":1,"ranges":[[-1,0]]}`), code: CodeBadMessage, close: 4400, welcome: true},
+		{name: "cursor rev in the future", send: then(`{"type":"cursor","rev":2,"ranges":[[0,0]]}`), code: CodeBadMessage, close: 4400, welcome: true},
+		{name: "no hello in time", opts: Options{HelloTimeout: 100 * time.Millisecond}, send: only(), code: CodeBadMessage, close: 4400},
 		{name: "binary frame", send: func(ctx context.Context, r *rawConn) error {
 			return r.ws.Write(ctx, websocket.MessageBinary, []byte(`{"type":"hello"}`))
 		}, code: CodeBadMessage, close: 4400},
