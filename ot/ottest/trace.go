@@ -10,7 +10,7 @@
 // can import it without an import cycle. Edits come out as Splices, which
 // a caller turns into ot.Ops with a few lines (see the Splice type).
 //
-// Nothing in it is safe for concurrent use.
+// Open and Load are safe for concurrent use; a Replay is not.
 package ottest
 
 import (
