@@ -225,9 +225,13 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		closing: make(chan struct{}),
 	}
 	// The connection's context is not the server's: on shutdown the
-	// client must first hear shutting_down, then get close code 1001.
+	// client must first hear shutting_down, then get close code 1001. An
+	// editor hears it from the hub, after the ack of the commit in
+	// flight; a connection the hub does not know of once the hub has
+	// stopped (failing twice is harmless).
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := context.AfterFunc(s.ctx, func() {
+		<-h.done
 		c.fail(errorf(CodeShuttingDown, "the server is going away; reconnect later"))
 	})
 	defer stop()
