@@ -349,3 +349,43 @@ func TestStoreFailure(t *testing.T) {
 	}
 	checkServing(t, ts, broken)
 }
+
+// TestShutdownAcknowledgesCommitInFlight: an op being committed when the
+// server closes is committed and acknowledged before the shutting_down
+// error.
+func TestShutdownAcknowledgesCommitInFlight(t *testing.T) {
+	gs := newGateStore()
+	ts := newTestServerStore(t, gs.memStore, gs, Options{})
+	id, _ := ts.createDoc(t, "abc")
+	ctx := guardCtx(t)
+	r := ts.raw(t, id)
+	r.hello(t, ctx, uuid.NewString(), -1)
+	entered, release := gs.hold()
+	defer release()
+	r.sendOp(t, ctx, 1, 1, ot.Op{ot.Retain(3), ot.Insert("d")})
+	<-entered
+
+	closed := make(chan error, 1)
+	go func() { closed <- ts.srv.Close(ctx) }()
+	// Close has begun once new requests are refused.
+	for {
+		if code, _, _ := doHTTP(t, http.MethodGet, ts.URL+"/healthz", "", nil); code == http.StatusServiceUnavailable {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("Close never began")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	if ack := r.expect(t, ctx, typeAck); ack.Rev != 2 || ack.Seq != 1 {
+		t.Errorf("ack got rev %d seq %d, want rev 2 seq 1", ack.Rev, ack.Seq)
+	}
+	r.expectError(t, ctx, CodeShuttingDown, websocket.StatusGoingAway)
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if d, err := gs.Load(ctx, id); err != nil || d.Rev != 2 || d.Text != "abcd" {
+		t.Errorf("store got %+v (%v), want rev 2 %q", d, err, "abcd")
+	}
+}
