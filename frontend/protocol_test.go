@@ -65,11 +65,11 @@ func TestProtocolJSAgreesWithGo(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(node, "--test", "test/")
+	cmd := exec.Command(node, "--test", "test/protocol.test.mjs")
 	cmd.Env = append(os.Environ(), "OT_CASES="+path)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("node --test test/: %v\n%s", err, out)
+		t.Fatalf("node --test test/protocol.test.mjs: %v\n%s", err, out)
 	}
 }
 
