@@ -78,6 +78,10 @@ var ErrConflict = errors.New("storage: revision conflict")
 // text it applies to. The wrapping error names the document and revision.
 var ErrCorrupt = errors.New("storage: corrupt data")
 
+// ErrLocked is returned by Open when another process holds the file's lock
+// for longer than Options.LockTimeout: most likely a running server.
+var ErrLocked = errors.New("storage: file is locked by another process")
+
 // ErrClosed is returned by every method called after Close.
 var ErrClosed = errors.New("storage: closed")
 
@@ -178,8 +182,8 @@ type DB struct {
 }
 
 // Open opens or creates the storage file at path and starts its committer
-// and snapshotter. It fails with a wrapped bbolt timeout error if another
-// process holds the file for longer than opts.LockTimeout.
+// and snapshotter. It fails with ErrLocked if another process holds the
+// file for longer than opts.LockTimeout.
 func Open(path string, opts Options) (*DB, error) {
 	timeout := opts.LockTimeout
 	if timeout <= 0 {
@@ -196,6 +200,9 @@ func Open(path string, opts Options) (*DB, error) {
 		FreelistType:    bbolt.FreelistMapType,
 		InitialMmapSize: mmapSize,
 	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("open storage %s: waited %v: %w", path, timeout, ErrLocked)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open storage %s: %w", path, err)
 	}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/collabd/collabd/ot"
 )
@@ -799,7 +798,7 @@ func TestOpenLockTimeout(t *testing.T) {
 		db.Close()
 		t.Fatal("second Open of a locked file: got nil error, want a timeout")
 	}
-	if !errors.Is(err, berrors.ErrTimeout) {
-		t.Errorf("second Open: got %v, want bbolt's ErrTimeout", err)
+	if !errors.Is(err, ErrLocked) {
+		t.Errorf("second Open: got %v, want ErrLocked", err)
 	}
 }

@@ -26,6 +26,7 @@ type config struct {
 	snapshotEvery   int
 	tlsCert         string
 	tlsKey          string
+	adminAddr       string
 	collab          collab.Options
 }
 
@@ -51,6 +52,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.IntVar(&cfg.snapshotEvery, "snapshot-every", 1000, "snapshot a document's text every `N` ops (negative: only on unload)")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serves HTTPS and HTTP/2")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
+	fs.StringVar(&cfg.adminAddr, "admin-addr", "", "`address` for operator endpoints (GET /backup); unauthenticated, so keep it on loopback; empty: off")
 
 	o := &cfg.collab
 	fs.Int64Var(&o.MaxMessageBytes, "max-message", 1<<20, "largest WebSocket message a client may send, in `bytes`")
@@ -77,7 +79,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 			"collabd serves collaborative plain-text documents: editing over WebSockets,\n"+
 			"live viewing over Server-Sent Events, and the browser frontend.\n\n"+
 			"Every flag can also be set by an environment variable, named after the flag:\n"+
-			"-log-level is %s. A flag on the command line wins over the environment.\n\nFlags:\n", envName("log-level"))
+			"-log-level is %s. A flag on the command line wins over the environment.\n\n"+
+			"`collabd backup -help` explains the backup command.\n\nFlags:\n", envName("log-level"))
 		fs.PrintDefaults()
 	}
 

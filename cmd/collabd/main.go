@@ -41,7 +41,12 @@ func main() {
 // viewers' streams end, documents are snapshotted, and the database closes
 // last. It prints one line to stdout once it is listening, naming the URL,
 // so that scripts and tests using port 0 can find it.
+//
+// `collabd backup ...` runs the backup command instead; see runBackup.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "backup" {
+		return runBackup(ctx, args[1:], stdout, stderr)
+	}
 	cfg, err := parseConfig(args, os.LookupEnv, stderr)
 	if err != nil {
 		return err
@@ -83,10 +88,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.tlsCert != "" {
 		scheme = "https"
 	}
+	// The admin listener is opened before anything is announced, so a
+	// taken port fails start-up rather than leaving half a server.
+	var admin *http.Server
+	var adminLn net.Listener
+	if cfg.adminAddr != "" {
+		if adminLn, err = net.Listen("tcp", cfg.adminAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on -admin-addr: %w", err)
+		}
+		admin = &http.Server{
+			Handler:           adminHandler(db, logger.With("component", "admin")),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+	}
 	fmt.Fprintf(stdout, "collabd listening on %s://%s\n", scheme, ln.Addr())
 	logger.Info("listening", "addr", ln.Addr().String(), "data", cfg.data, "tls", cfg.tlsCert != "")
 
-	serveErr := make(chan error, 1)
+	// Each server reports on serveErr when it stops; Serve returns
+	// http.ErrServerClosed after Shutdown and any other error on failure.
+	servers := []*http.Server{srv}
+	serveErr := make(chan error, 2)
 	go func() {
 		if cfg.tlsCert != "" {
 			// With TLS, net/http negotiates HTTP/2, so one browser can hold
@@ -96,29 +119,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		serveErr <- srv.Serve(ln)
 	}()
+	if admin != nil {
+		fmt.Fprintf(stdout, "collabd admin on http://%s\n", adminLn.Addr())
+		logger.Info("admin listening", "addr", adminLn.Addr().String())
+		servers = append(servers, admin)
+		go func() { serveErr <- admin.Serve(adminLn) }()
+	}
 
+	var errs []error
+	running := len(servers)
 	select {
 	case err := <-serveErr:
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
-		defer cancel()
-		docs.Close(shutdownCtx)
-		return fmt.Errorf("serve: %w", err)
+		running--
+		errs = append(errs, fmt.Errorf("serve: %w", err))
+		logger.Error("server failed; shutting down", "err", err)
 	case <-ctx.Done():
+		logger.Info("shutting down")
 	}
-	logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 	defer cancel()
 	// Reverse order of start-up: sessions and hubs first (they need the
 	// database to finish their commits and snapshots), then the HTTP
-	// server, then the database (deferred above).
-	var errs []error
+	// servers, then the database.
 	if err := docs.Close(shutdownCtx); err != nil {
 		errs = append(errs, fmt.Errorf("close documents: %w", err))
 	}
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		errs = append(errs, fmt.Errorf("shutdown http: %w", err))
+	for _, s := range servers {
+		if err := s.Shutdown(shutdownCtx); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown http: %w", err))
+		}
 	}
-	<-serveErr
+	for range running {
+		if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("serve: %w", err))
+		}
+	}
 	if err := db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close data file: %w", err))
 	}

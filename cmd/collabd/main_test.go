@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,8 @@ import (
 
 // server is a collabd started by run on a free port, as main would start it.
 type server struct {
-	URL  string
+	URL      string
+	AdminURL string // set when started with -admin-addr
 	done chan error
 	stop context.CancelFunc
 }
@@ -37,13 +39,23 @@ func startServerAt(t *testing.T, dataPath string, extraArgs ...string) *server {
 		pw.CloseWithError(errors.New("run returned"))
 		s.done <- err
 	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
+	br := bufio.NewReader(pr)
+	line, err := br.ReadString('\n')
 	if err != nil {
 		cancel()
 		t.Fatalf("server did not start: %v (run: %v)", err, <-s.done)
 	}
+	if slices.Contains(extraArgs, "-admin-addr") {
+		admin, err := br.ReadString('\n')
+		_, adminURL, ok := strings.Cut(strings.TrimSpace(admin), " admin on ")
+		if err != nil || !ok {
+			cancel()
+			t.Fatalf("got second line %q (%v), want \"collabd admin on URL\"", admin, err)
+		}
+		s.AdminURL = adminURL
+	}
 	// Keep draining stdout so that run never blocks writing to it.
-	go io.Copy(io.Discard, pr)
+	go io.Copy(io.Discard, br)
 	_, url, ok := strings.Cut(strings.TrimSpace(line), " on ")
 	if !ok {
 		t.Fatalf("got startup line %q, want \"collabd listening on URL\"", line)
