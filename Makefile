@@ -10,7 +10,10 @@ ARGS          ?=
 # npm projects that tests drive; `make test-deps` installs them with npm ci.
 NPM_DIRS      := frontend/test/browser $(wildcard collab/testdata/sse-node)
 
-.PHONY: run build test test-deps test-go fuzz lint bench frontend clean
+LOAD_ADDR     ?= 127.0.0.1:18181
+LOAD_ARGS     ?= -docs 20 -editors 4 -viewers 5 -rate 10 -duration 20s
+
+.PHONY: run build test test-deps test-go fuzz lint bench load frontend clean
 
 ## run: start the server on 127.0.0.1:8080 with the data file $(DATA)
 run:
@@ -56,6 +59,14 @@ lint:
 ## bench: the benchmarks whose figures are in docs/performance.md
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+## load: start a throwaway collabd on $(LOAD_ADDR) and run cmd/collabload against it ($(LOAD_ARGS))
+load:
+	@dir=$$(mktemp -d) && trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf "$$dir"' EXIT && \
+	$(GO) build -o $$dir/collabd ./cmd/collabd && $(GO) build -o $$dir/collabload ./cmd/collabload && \
+	{ $$dir/collabd -addr $(LOAD_ADDR) -data $$dir/load.db -log-level warn > $$dir/out & pid=$$!; } && \
+	for i in $$(seq 50); do grep -q listening $$dir/out 2>/dev/null && break; sleep 0.1; done && \
+	$$dir/collabload -url http://$(LOAD_ADDR) $(LOAD_ARGS)
 
 ## frontend: the frontend is plain files embedded as they are; nothing to build yet
 frontend:

@@ -472,6 +472,29 @@ func (c *Client) WaitRev(ctx context.Context, rev int64) error {
 	})
 }
 
+// WaitAcked waits until the server has acknowledged every op of this
+// client up to seq.
+func (c *Client) WaitAcked(ctx context.Context, seq int64) error {
+	return c.Wait(ctx, func(c *Client) bool { return c.ackedSeq() >= seq })
+}
+
+// Seqs returns the highest seq this client has given an op and the highest
+// the server has acknowledged: they are equal when every local edit is
+// acknowledged. Edits buffered behind the op in flight have no seq yet.
+func (c *Client) Seqs() (assigned, acked int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state.LastSeq(), c.ackedSeq()
+}
+
+// ackedSeq is the highest acknowledged seq. Called with mu held.
+func (c *Client) ackedSeq() int64 {
+	if p := c.state.Inflight(); p != nil {
+		return p.Seq - 1
+	}
+	return c.state.LastSeq()
+}
+
 // Synced reports whether every local edit has been acknowledged, and the
 // text and revision it is at, in one consistent reading.
 func (c *Client) Synced() (ok bool, text string, rev int64) {

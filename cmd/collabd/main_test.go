@@ -17,8 +17,8 @@ import (
 type server struct {
 	URL      string
 	AdminURL string // set when started with -admin-addr
-	done chan error
-	stop context.CancelFunc
+	done     chan error
+	stop     context.CancelFunc
 }
 
 // startServer calls run on 127.0.0.1:0 with a data file in t.TempDir() and
