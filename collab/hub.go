@@ -65,8 +65,17 @@ const (
 	// maxQueue bounds the requests a hub defers while a commit is in
 	// flight; beyond it, senders wait on the inbox.
 	maxQueue = 4096
-	// maxBatch bounds the ops that go to the store in one append.
-	maxBatch = 512
+	// maxBatch and maxBatchBytes bound the ops that go to the store in one
+	// append.
+	maxBatch      = 512
+	maxBatchBytes = 8 << 20
+	// maxQueueBytes bounds the inserted text of the ops deferred while a
+	// commit is in flight, alongside maxQueue's count.
+	maxQueueBytes = 64 << 20
+	// preloadHistory is how many of its latest ops a document reads into
+	// its history when it loads, so that editors and viewers resuming
+	// after a restart catch up from memory.
+	preloadHistory = 256
 	// storeTimeout bounds one store call made by a hub.
 	storeTimeout = 30 * time.Second
 )
@@ -92,13 +101,17 @@ type hub struct {
 	rev      int64 // latest revision applied in memory
 	savedRev int64 // revision of the last snapshot this hub saved or loaded
 	// history holds recent ops; history[i].Rev == histBase+1+i.
-	history  []Record
-	histBase int64
-	editors  map[string]*editor // by client id
-	viewers  map[*viewer]struct{}
+	// histBytes is their inserted text, which HistoryBytes bounds.
+	history   []Record
+	histBase  int64
+	histBytes int
+	editors   map[string]*editor // by client id
+	viewers   map[*viewer]struct{}
 
 	queue      []any // requests deferred while a commit is in flight
+	queueBytes int   // inserted text of the ops in queue
 	batch      []pendingOp
+	batchBytes int
 	committing bool
 	commitDone chan error
 	lastActive time.Time
@@ -173,13 +186,13 @@ func (h *hub) run() {
 		// While too much is deferred, leave requests in the inbox, so that
 		// their senders wait.
 		inbox := h.inbox
-		if len(h.queue) >= maxQueue {
+		if h.queueFull() {
 			inbox = nil
 		}
 		select {
 		case m := <-inbox:
 			h.lastActive = time.Now()
-			h.queue = append(h.queue, m)
+			h.enqueueReq(m)
 			h.drainInbox()
 			if !h.committing {
 				h.process()
@@ -209,6 +222,9 @@ func (h *hub) load() error {
 	ctx, cancel := context.WithTimeout(h.srv.ctx, storeTimeout)
 	defer cancel()
 	d, err := h.srv.store.Load(ctx, h.id)
+	if err != nil && h.srv.ctx.Err() != nil {
+		return fmt.Errorf("load doc %s: %w", h.id, errShuttingDown)
+	}
 	if err != nil {
 		return fmt.Errorf("load doc %s: %w", h.id, err)
 	}
@@ -217,6 +233,19 @@ func (h *hub) load() error {
 	h.rev = d.Rev
 	h.savedRev = d.Rev
 	h.histBase = d.Rev
+	// The latest ops come into memory, so the clients that reconnect after
+	// a restart catch up without a store read each. Without them, history
+	// just starts here.
+	if from := max(d.Rev-preloadHistory, 0); from < d.Rev {
+		if recent, err := h.opsAfter(from); err == nil {
+			h.histBase = from
+			for _, r := range recent {
+				h.remember(r)
+			}
+		} else {
+			h.log.Warn("read recent ops", "from", from, "err", err)
+		}
+	}
 	h.log.Debug("document loaded", "rev", d.Rev, "len", h.doc.Len())
 	return nil
 }
@@ -224,14 +253,41 @@ func (h *hub) load() error {
 // drainInbox moves whatever else is already waiting into the queue, so
 // that ops arriving together are committed together.
 func (h *hub) drainInbox() {
-	for len(h.queue) < maxQueue {
+	for !h.queueFull() {
 		select {
 		case m := <-h.inbox:
-			h.queue = append(h.queue, m)
+			h.enqueueReq(m)
 		default:
 			return
 		}
 	}
+}
+
+func (h *hub) queueFull() bool {
+	return len(h.queue) >= maxQueue || h.queueBytes >= maxQueueBytes
+}
+
+func (h *hub) enqueueReq(m any) {
+	h.queue = append(h.queue, m)
+	h.queueBytes += reqBytes(m)
+}
+
+// reqBytes is what a request holds that can be large: an op's inserted
+// text.
+func reqBytes(m any) int {
+	if m, ok := m.(opReq); ok {
+		return opBytes(m.m.op)
+	}
+	return 0
+}
+
+// opBytes is the inserted text of op plus a little per component.
+func opBytes(op ot.Op) int {
+	n := 0
+	for _, c := range op {
+		n += len(c.S) + 16
+	}
+	return n
 }
 
 func (h *hub) idle() bool {
@@ -244,12 +300,13 @@ func (h *hub) idle() bool {
 // state, so it waits until the batch before it has been committed.
 func (h *hub) process() {
 	n := 0
-	for n < len(h.queue) && len(h.batch) < maxBatch {
+	for n < len(h.queue) && len(h.batch) < maxBatch && h.batchBytes < maxBatchBytes {
 		m := h.queue[n]
 		if _, isOp := m.(opReq); !isOp && len(h.batch) > 0 {
 			break
 		}
 		h.queue[n] = nil
+		h.queueBytes -= reqBytes(m)
 		n++
 		h.handle(m)
 	}
@@ -280,15 +337,24 @@ func (h *hub) handle(m any) {
 	}
 }
 
-// current returns the editor whose live connection is c, or nil if c has
-// been superseded or has left: what arrives from such a connection is
-// ignored.
+// current returns the editor whose connection is c, or nil if c has been
+// superseded or has left.
 func (h *hub) current(c *conn) *editor {
 	e := h.editors[c.client]
 	if e == nil || e.c != c {
 		return nil
 	}
 	return e
+}
+
+// live is current for a connection that is not closing either: what
+// arrives from a superseded connection, or after the error that ends a
+// session (an op queued right behind a rejected one, say), is ignored.
+func (h *hub) live(c *conn) *editor {
+	if e := h.current(c); e != nil && !c.isClosed() {
+		return e
+	}
+	return nil
 }
 
 func (h *hub) join(c *conn, hl *hello) {
@@ -362,7 +428,7 @@ func (h *hub) leave(c *conn) {
 // revision, applies it in memory and adds it to the batch. Its ack and
 // broadcast wait for the commit.
 func (h *hub) applyOp(c *conn, m *opMessage) {
-	e := h.current(c)
+	e := h.live(c)
 	if e == nil {
 		return
 	}
@@ -430,20 +496,30 @@ func (h *hub) applyOp(c *conn, m *opMessage) {
 	rec := Record{Rev: h.rev, Op: op, Client: e.client, Seq: m.seq, Time: time.Now().UTC()}
 	h.remember(rec)
 	h.batch = append(h.batch, pendingOp{rec: rec, c: c})
+	h.batchBytes += opBytes(op)
 	for _, p := range h.editors {
 		transformRanges(p.ranges, op)
 	}
 }
 
-// remember appends a record to the in-memory history, dropping the oldest
-// half once it holds twice HistoryLimit.
+// remember appends a record to the in-memory history. Once it holds twice
+// HistoryLimit ops or twice HistoryBytes of text, the oldest are dropped
+// down to both limits in one copy, so the cost stays amortised O(1) per
+// op. Dropped ops are read back from the store when needed.
 func (h *hub) remember(rec Record) {
 	h.history = append(h.history, rec)
-	if limit := h.srv.opts.HistoryLimit; len(h.history) >= 2*limit {
-		drop := len(h.history) - limit
-		h.history = append(h.history[:0:0], h.history[drop:]...)
-		h.histBase += int64(drop)
+	h.histBytes += opBytes(rec.Op)
+	limit, budget := h.srv.opts.HistoryLimit, h.srv.opts.HistoryBytes
+	if len(h.history) < 2*limit && h.histBytes < 2*budget {
+		return
 	}
+	drop := 0 // the newest op stays, however large
+	for drop < len(h.history)-1 && (len(h.history)-drop > limit || h.histBytes > budget) {
+		h.histBytes -= opBytes(h.history[drop].Op)
+		drop++
+	}
+	h.history = append(h.history[:0:0], h.history[drop:]...)
+	h.histBase += int64(drop)
 }
 
 // opsAfter returns the ops with revisions in (rev, h.rev], from memory
@@ -513,10 +589,11 @@ func (h *hub) committed() {
 	}
 	clear(h.batch)
 	h.batch = h.batch[:0]
+	h.batchBytes = 0
 }
 
 func (h *hub) cursor(c *conn, m *cursorMessage) {
-	e := h.current(c)
+	e := h.live(c)
 	if e == nil {
 		return
 	}
@@ -524,18 +601,22 @@ func (h *hub) cursor(c *conn, m *cursorMessage) {
 		c.fail(errorf(CodeBadMessage, "cursor rev %d is in the future: the document is at rev %d", m.rev, h.rev))
 		return
 	}
-	ranges := append([]Range(nil), m.ranges...)
-	if m.rev < h.rev {
-		if m.rev < h.histBase {
-			return // too old to place; the client sends a fresh one soon
-		}
-		for _, r := range h.history[m.rev-h.histBase:] {
-			transformRanges(ranges, r.Op)
-		}
+	if m.rev < h.histBase {
+		return // too old to place; the client sends a fresh one soon
 	}
+	later := h.history[m.rev-h.histBase:]
+	// Clamp to the text the client saw first: a position past it would
+	// move through later ops as garbage, or overflow.
 	n := h.doc.Len()
-	for i := range ranges {
-		ranges[i][0], ranges[i][1] = min(ranges[i][0], n), min(ranges[i][1], n)
+	if len(later) > 0 {
+		n = later[0].Op.BaseLen()
+	}
+	ranges := make([]Range, len(m.ranges))
+	for i, r := range m.ranges {
+		ranges[i] = Range{min(max(r[0], 0), n), min(max(r[1], 0), n)}
+	}
+	for _, r := range later {
+		transformRanges(ranges, r.Op)
 	}
 	e.ranges = ranges
 	h.broadcastPresence(e)

@@ -9,6 +9,7 @@ package collab
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -76,6 +77,20 @@ func errorf(code, format string, args ...any) *protoError {
 // with anchor == head.
 type Range [2]int
 
+// errBadRange is why a range that is not two integers does not decode.
+var errBadRange = errors.New("a range must be [anchor, head], two integers")
+
+// UnmarshalJSON accepts exactly two integers: encoding/json would quietly
+// pad [1] or truncate [1,2,3] into a [2]int, and null into [0,0].
+func (r *Range) UnmarshalJSON(b []byte) error {
+	var a []int
+	if err := json.Unmarshal(b, &a); err != nil || len(a) != 2 {
+		return errBadRange
+	}
+	*r = Range{a[0], a[1]}
+	return nil
+}
+
 // clientMessage is any message a client sends. Fields that a type does not
 // use are ignored; the pointer fields tell "missing" from zero.
 type clientMessage struct {
@@ -125,6 +140,9 @@ func decodeClientMessage(data []byte) (any, *protoError) {
 	var m clientMessage
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&m); err != nil {
+		if errors.Is(err, errBadRange) {
+			return nil, errorf(CodeBadMessage, "cursor: %v", err)
+		}
 		return nil, errorf(CodeBadMessage, "message is not a JSON object: %v", err)
 	}
 	if dec.More() {
@@ -176,6 +194,10 @@ func decodeOp(m *clientMessage) (any, *protoError) {
 	if err := json.Unmarshal(m.Op, &o.op); err != nil {
 		return nil, &protoError{Code: CodeBadOp, Message: "bad op: " + err.Error(), Seq: o.seq}
 	}
+	// Canonical form before anything else: [-1,"x"] and ["x",-1] are one
+	// edit, and transforming either must place "x" alike, on the server
+	// and on every client, which all transform canonical ops.
+	o.op = o.op.Normalize()
 	return o, nil
 }
 

@@ -45,6 +45,9 @@ type Options struct {
 	// for transforms and catch-up (default 4096); older ones are read
 	// from the store.
 	HistoryLimit int
+	// HistoryBytes bounds the inserted text those ops may hold (default
+	// 16 MiB), so that a few huge ops cannot pin much memory.
+	HistoryBytes int
 	// MaxCatchUp is the most ops a welcome or a transform reaches back
 	// (default 10,000). A client further behind gets the full text.
 	MaxCatchUp int
@@ -74,6 +77,7 @@ func (o *Options) setDefaults() {
 	setDefault(&o.MaxEditors, 100)
 	setDefault(&o.IdleUnload, time.Minute)
 	setDefault(&o.HistoryLimit, 4096)
+	setDefault(&o.HistoryBytes, 16<<20)
 	setDefault(&o.MaxCatchUp, 10_000)
 	setDefault(&o.SendQueue, 1024)
 	setDefault(&o.ViewerQueue, 256)

@@ -48,6 +48,18 @@ type conn struct {
 	closed    bool
 	closeCode websocket.StatusCode
 	closeMsg  string
+	// discard drops what is queued instead of flushing it: a connection
+	// closed for being too slow would otherwise stay attached while it
+	// slowly takes a full queue.
+	discard bool
+}
+
+// isClosed reports whether the connection is closing: nothing more is
+// sent on it, and nothing more from it should be acted on.
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 // enqueue queues one encoded message. A connection whose queue is full is
@@ -62,6 +74,7 @@ func (c *conn) enqueue(msg []byte) {
 	select {
 	case c.send <- msg:
 	default:
+		c.discard = true
 		c.closeLocked(closeOverflow, "too slow to keep up; reconnect")
 	}
 }
@@ -97,8 +110,10 @@ func (c *conn) closeLocked(code websocket.StatusCode, reason string) {
 }
 
 // writeLoop sends queued messages until the connection closes, batching
-// those already waiting into one frame.
-func (c *conn) writeLoop(ctx context.Context, timeout time.Duration) {
+// those already waiting into one frame. If hubDone closes first, the hub
+// stopped without closing this connection (it may have been waiting in
+// the hub's queue), and hubGone says why.
+func (c *conn) writeLoop(ctx context.Context, timeout time.Duration, hubDone <-chan struct{}, hubGone func() *protoError) {
 	var frame []byte
 	var batch [][]byte
 	write := func() error {
@@ -117,7 +132,12 @@ func (c *conn) writeLoop(ctx context.Context, timeout time.Duration) {
 			}
 		case <-c.closing:
 			// Flush what was queued before the close, the error message
-			// last among them, then close with the code.
+			// last among them, then close with the code. (discard and the
+			// close code were set before closing was closed.)
+			if c.discard {
+				c.ws.Close(c.closeCode, c.closeMsg)
+				return
+			}
 			for batch = gather(batch[:0], c.send); len(batch) > 0; batch = gather(batch[:0], c.send) {
 				if err := write(); err != nil {
 					c.ws.CloseNow()
@@ -126,6 +146,9 @@ func (c *conn) writeLoop(ctx context.Context, timeout time.Duration) {
 			}
 			c.ws.Close(c.closeCode, c.closeMsg)
 			return
+		case <-hubDone:
+			hubDone = nil
+			c.fail(hubGone())
 		case <-ctx.Done():
 			c.ws.CloseNow()
 			return
@@ -227,18 +250,21 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// The connection's context is not the server's: on shutdown the
 	// client must first hear shutting_down, then get close code 1001. An
 	// editor hears it from the hub, after the ack of the commit in
-	// flight; a connection the hub does not know of once the hub has
-	// stopped (failing twice is harmless).
+	// flight; a connection the hub does not know of (its hello still
+	// queued, say) once the hub has stopped, from the writer. The hub
+	// cannot unload while this session holds it, so a hub that stops
+	// under a session has shut down or failed.
 	ctx, cancel := context.WithCancel(context.Background())
-	stop := context.AfterFunc(s.ctx, func() {
-		<-h.done
-		c.fail(errorf(CodeShuttingDown, "the server is going away; reconnect later"))
-	})
-	defer stop()
+	hubGone := func() *protoError {
+		if s.ctx.Err() != nil {
+			return errorf(CodeShuttingDown, "the server is going away; reconnect later")
+		}
+		return errorf(CodeInternal, "internal error; reconnect")
+	}
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		c.writeLoop(ctx, s.opts.WriteTimeout)
+		c.writeLoop(ctx, s.opts.WriteTimeout, h.done, hubGone)
 	}()
 
 	joined := s.readLoop(ctx, h, c)
