@@ -62,6 +62,10 @@ type Client struct {
 func Dial(ctx context.Context, wsURL string, opts ClientOptions) (*Client, error) {
 	if opts.ClientID == "" {
 		opts.ClientID = uuid.NewString()
+	} else if id, err := uuid.Parse(opts.ClientID); err == nil {
+		// The server speaks of client ids in canonical (lower-case) form;
+		// so must we, to recognise our own ops in catch-up.
+		opts.ClientID = id.String()
 	}
 	if opts.ReadLimit == 0 {
 		opts.ReadLimit = 64 << 20

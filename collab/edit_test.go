@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -169,7 +170,9 @@ func TestReconnectAfterServerApplied(t *testing.T) {
 			ts := newTestServerStore(t, gs.memStore, gs, Options{})
 			id, _ := ts.createDoc(t, "abc")
 			ctx := guardCtx(t)
-			a := ts.dial(t, id, ClientOptions{Name: "A"})
+			// An upper-case client id, which the server canonicalizes: the
+			// client must still know its own op in the catch-up.
+			a := ts.dial(t, id, ClientOptions{Name: "A", ClientID: strings.ToUpper(uuid.NewString())})
 			b := ts.dial(t, id, ClientOptions{Name: "B"})
 
 			entered, release := gs.hold()

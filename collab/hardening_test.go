@@ -3,6 +3,8 @@ package collab
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -195,5 +197,56 @@ func TestOpsAreNormalized(t *testing.T) {
 	}
 	if texts[0] != texts[1] {
 		t.Errorf("[-2,\"XY\",6] gave %q, [\"XY\",-2,6] gave %q: want the same", texts[0], texts[1])
+	}
+}
+
+// TestUpgradeErrorsAreJSON: requests the WebSocket handshake refuses get
+// the API's JSON error body too, and the origin check holds.
+func TestUpgradeErrorsAreJSON(t *testing.T) {
+	ts := newTestServer(t, Options{AllowedOrigins: []string{"allowed.example"}})
+	id, _ := ts.createDoc(t, "x")
+	url := ts.URL + "/api/docs/" + id + "/ws"
+	upgrade := http.Header{
+		"Connection": {"Upgrade"}, "Upgrade": {"websocket"},
+		"Sec-Websocket-Version": {"13"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="},
+	}
+	with := func(k, v string) http.Header {
+		h := upgrade.Clone()
+		h.Set(k, v)
+		return h
+	}
+	for _, tc := range []struct {
+		what   string
+		header http.Header
+		status int
+		code   string
+	}{
+		{"plain GET", nil, http.StatusUpgradeRequired, CodeBadMessage},
+		{"foreign origin", with("Origin", "https://evil.example"), http.StatusForbidden, CodeForbidden},
+		{"wrong version", with("Sec-Websocket-Version", "12"), http.StatusBadRequest, CodeBadMessage},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Header = tc.header
+		if req.Header == nil {
+			req.Header = http.Header{}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		wantAPIError(t, tc.what, resp.StatusCode, resp.Header, body, tc.status, tc.code)
+	}
+
+	// The server's own origin and the allowed one open sessions.
+	ctx := guardCtx(t)
+	for _, origin := range []string{ts.URL, "https://allowed.example"} {
+		ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
+		if err != nil {
+			t.Errorf("origin %s: %v", origin, err)
+			continue
+		}
+		ws.CloseNow()
 	}
 }

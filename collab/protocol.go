@@ -36,6 +36,10 @@ const (
 	CodeInternal     = "internal"
 )
 
+// CodeForbidden answers, over HTTP only, a WebSocket upgrade from an
+// origin that may not open editing sessions (403).
+const CodeForbidden = "forbidden"
+
 // closeCodes maps each error code to its WebSocket close code.
 var closeCodes = map[string]int{
 	CodeBadMessage:   4400,

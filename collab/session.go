@@ -3,9 +3,11 @@ package collab
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -232,7 +234,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.opts.AllowedOrigins})
+	ws, err := websocket.Accept(&jsonErrorWriter{ResponseWriter: w}, r, &websocket.AcceptOptions{OriginPatterns: s.opts.AllowedOrigins})
 	if err != nil {
 		s.log.Debug("websocket upgrade refused", "doc", id, "err", err)
 		return // Accept has answered the request
@@ -283,6 +285,44 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	cancel()
 	<-writerDone
 }
+
+// jsonErrorWriter turns the plain-text error that websocket.Accept writes
+// for a request it refuses (no upgrade headers, a foreign origin, a wrong
+// version) into the API's JSON error body. A successful upgrade hijacks
+// the connection underneath it.
+type jsonErrorWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *jsonErrorWriter) WriteHeader(status int) {
+	w.status = status
+	if status >= 400 {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Del("Content-Length")
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *jsonErrorWriter) Write(b []byte) (int, error) {
+	if w.status < 400 {
+		return w.ResponseWriter.Write(b)
+	}
+	code := CodeBadMessage
+	if w.status == http.StatusForbidden {
+		code = CodeForbidden
+	}
+	var e apiError
+	e.Error.Code, e.Error.Message = code, strings.TrimSpace(string(b))
+	if err := json.NewEncoder(w.ResponseWriter).Encode(e); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// Unwrap lets websocket.Accept and http.ResponseController reach the
+// connection to hijack.
+func (w *jsonErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // readLoop reads client messages and hands them to the hub. It returns
 // when the connection ends or must be closed, reporting whether the
