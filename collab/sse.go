@@ -3,6 +3,7 @@ package collab
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -108,11 +109,9 @@ func (h *hub) addViewer(m viewerReq) {
 	case m.since >= 0 && m.since < h.rev:
 		ops, err := h.opsAfter(m.since)
 		if err == nil {
-			start = make([][]byte, len(ops))
-			for i, r := range ops {
-				start[i] = appendSSEOp(nil, r.Rev, r.Op)
+			if start, err = catchUpEvents(ops); err == nil {
+				break
 			}
-			break
 		}
 		h.log.Debug("viewer resume point unavailable; sending a snapshot", "since", m.since, "err", err)
 		fallthrough
@@ -123,6 +122,26 @@ func (h *hub) addViewer(m viewerReq) {
 	}
 	h.viewers[m.v] = struct{}{}
 	m.reply <- start
+}
+
+// maxCatchUpBytes bounds the op events a resuming viewer is sent at once;
+// further behind than that, one snapshot is cheaper for both sides, and a
+// viewer's start costs bounded memory however many resume together.
+const maxCatchUpBytes = 1 << 20
+
+// catchUpEvents encodes ops as SSE events, or fails when they would take
+// more than maxCatchUpBytes.
+func catchUpEvents(ops []Record) ([][]byte, error) {
+	events := make([][]byte, 0, len(ops))
+	size := 0
+	for _, r := range ops {
+		ev := appendSSEOp(nil, r.Rev, r.Op)
+		if size += len(ev); size > maxCatchUpBytes {
+			return nil, fmt.Errorf("catch-up from rev %d is over %d bytes", ops[0].Rev-1, maxCatchUpBytes)
+		}
+		events = append(events, ev)
+	}
+	return events, nil
 }
 
 // broadcastViewers queues one event for every viewer, dropping those that

@@ -234,7 +234,7 @@ type fanoutViewer struct {
 	arrived []int64 // by revision, UnixNano; 0 if not yet
 	edited  []int64 // by revision, the editor's time from the op's text
 	rev     atomic.Int64
-	err     error
+	failed  atomic.Bool // its stream ended with an error
 }
 
 func runFanoutReaders(url string, n int, in io.Reader, out io.Writer) error {
@@ -262,7 +262,9 @@ func runFanoutReaders(url string, n int, in io.Reader, out io.Writer) error {
 				return
 			}
 			defer conn.Close()
-			v.err = v.read(conn, ready)
+			if err := v.read(conn, ready); err != nil {
+				v.failed.Store(true)
+			}
 		}()
 	}
 	for range n {
@@ -290,7 +292,7 @@ func runFanoutReaders(url string, n int, in io.Reader, out io.Writer) error {
 	var latencies, editLatencies []float64
 	dropped := 0
 	for _, v := range viewers {
-		for v.rev.Load() < final && v.err == nil && time.Now().Before(deadline) {
+		for v.rev.Load() < final && !v.failed.Load() && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		if v.rev.Load() < final {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+	"unicode/utf8"
 
 	"github.com/collabd/collabd/ot"
 )
@@ -460,30 +461,56 @@ func TestSSEUnknownIDs(t *testing.T) {
 }
 
 // TestSSEHeartbeat checks that pings arrive on a quiet stream, and again
-// after an event. It does not check their timing.
+// after an event, and that a stream is pinged only once it has been quiet
+// for the interval: never sooner than that after the last thing written.
+// It has no upper bound, which would be a wall-clock assertion.
 func TestSSEHeartbeat(t *testing.T) {
-	ts := newTestServer(t, Options{Heartbeat: 50 * time.Millisecond})
+	const interval = 100 * time.Millisecond
+	// Delivery on loopback can shift one arrival against the next by a
+	// little; far less than this.
+	const slack = 20 * time.Millisecond
+	ts := newTestServer(t, Options{Heartbeat: interval})
 	id, viewID := ts.createDoc(t, "a")
 	s := openSSE(t, http.DefaultClient, viewEventsURL(ts.URL, viewID), nil)
 	s.next(t) // retry
 	if m := s.next(t); m.Kind != "snapshot" {
 		t.Fatalf("got %v, want the snapshot", m)
 	}
-	for range 3 {
-		if m := s.next(t); m.Kind != "ping" {
-			t.Fatalf("got %v on a quiet stream, want ping", m)
+	last := time.Now()
+	quiet := func(what string) {
+		t.Helper()
+		m := s.next(t)
+		now := time.Now()
+		if m.Kind != "ping" {
+			t.Fatalf("got %v %s, want ping", m, what)
 		}
+		if gap := now.Sub(last); gap < interval-slack {
+			t.Errorf("ping %s came %v after the previous write, want at least the interval %v", what, gap, interval)
+		}
+		last = now
+	}
+	for range 3 {
+		quiet("on a quiet stream")
 	}
 	c := ts.dial(t, id, ClientOptions{})
 	if err := c.Edit(ot.Op{ot.Retain(1), ot.Insert("b")}); err != nil {
 		t.Fatal(err)
 	}
-	if m := s.nextEvent(t); m.Kind != "op" || m.ID != 2 {
-		t.Fatalf("got %v, want op 2", m)
+	for {
+		m := s.next(t)
+		last = time.Now()
+		if m.Kind == "op" {
+			if m.ID != 2 {
+				t.Fatalf("got %v, want op 2", m)
+			}
+			break
+		}
+		if m.Kind != "ping" {
+			t.Fatalf("got %v, want op 2", m)
+		}
 	}
-	if m := s.next(t); m.Kind != "ping" {
-		t.Fatalf("got %v after the op on a quiet stream, want ping", m)
-	}
+	quiet("after the op")
+	quiet("after that")
 }
 
 // TestSSEViewNeverRevealsEditID reads everything a view id reaches, raw,
@@ -925,6 +952,43 @@ func TestSSEEndsOnClientDisconnect(t *testing.T) {
 	for deadline := time.Now().Add(sseGuard); !snapshotted(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the document was not unloaded within %s of its viewer leaving", sseGuard)
+		}
+	}
+}
+
+// TestSSEResumeTooFarInBytes: a viewer whose missing ops would take more
+// than maxCatchUpBytes to send gets one snapshot instead; one a few small
+// ops behind still gets exactly those ops.
+func TestSSEResumeTooFarInBytes(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	id, viewID := ts.createDoc(t, "a") // rev 1
+	ctx := guardCtx(t)
+	c := ts.dial(t, id, ClientOptions{})
+	big := strings.Repeat("é", maxCatchUpBytes/6)
+	for range 4 { // revs 2..5, over maxCatchUpBytes together
+		if err := c.EditFunc(func(text string) ot.Op {
+			return ot.Op{}.Retain(utf8.RuneCountInString(text)).Insert(big)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Edit(ot.Op{ot.Insert("x")}.Retain(c.Len())); err != nil { // rev 6
+		t.Fatal(err)
+	}
+	if err := c.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	far := openSSE(t, http.DefaultClient, viewEventsURL(ts.URL, viewID)+"?since=1", nil)
+	if m := far.nextEvent(t); m.Kind != "snapshot" || m.ID != 6 {
+		t.Errorf("resume from rev 1: got %v, want a snapshot at rev 6", m)
+	}
+	near := openSSE(t, http.DefaultClient, viewEventsURL(ts.URL, viewID)+"?since=4", nil)
+	for rev := int64(5); rev <= 6; rev++ {
+		if m := near.nextEvent(t); m.Kind != "op" || m.ID != rev {
+			t.Errorf("resume from rev 4: got %v, want op %d", m, rev)
 		}
 	}
 }
