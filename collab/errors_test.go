@@ -249,6 +249,13 @@ func TestShutdownTellsEditors(t *testing.T) {
 	quiet := ts.raw(t, id) // never says hello
 	c := ts.dial(t, id, ClientOptions{})
 	r.expect(t, ctx, typePresence) // c joined: the hub has everyone
+	if err := c.Edit(ot.Op{ot.Retain(3), ot.Insert("!")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitSynced(ctx); err != nil { // rev 2, not yet snapshotted
+		t.Fatal(err)
+	}
+	r.expect(t, ctx, typeOp)
 
 	closed := make(chan error, 1)
 	go func() { closed <- ts.srv.Close(ctx) }()
@@ -269,6 +276,40 @@ func TestShutdownTellsEditors(t *testing.T) {
 	}
 	code, hdr, body = doHTTP(t, http.MethodGet, ts.URL+"/healthz", "", nil)
 	wantAPIError(t, "healthz after Close", code, hdr, body, http.StatusServiceUnavailable, CodeShuttingDown)
+	ts.store.mu.Lock()
+	snap, ok := ts.store.docs[id].snaps[2]
+	ts.store.mu.Unlock()
+	if !ok || snap != "bye!" {
+		t.Errorf("after Close: snapshot at rev 2 is %q (stored: %v), want \"bye!\"", snap, ok)
+	}
+}
+
+// loadFailStore fails every Load with an error that is not ErrNotFound.
+type loadFailStore struct{ *memStore }
+
+func (loadFailStore) Load(context.Context, string) (*StoredDoc, error) {
+	return nil, errors.New("disk unreadable")
+}
+
+// TestLoadFailure: a document that fails to load answers 500 with no
+// detail, and its hub does not stay behind.
+func TestLoadFailure(t *testing.T) {
+	mem := newMemStore()
+	ts := newTestServerStore(t, mem, loadFailStore{mem}, Options{})
+	id, viewID := ts.createDoc(t, "x")
+	for _, path := range []string{"/api/docs/" + id, "/api/docs/" + id + "/text", "/api/view/" + viewID, "/api/docs/" + id + "/ws"} {
+		code, hdr, body := doHTTP(t, http.MethodGet, ts.URL+path, "", nil)
+		wantAPIError(t, "GET "+path, code, hdr, body, http.StatusInternalServerError, CodeInternal)
+		if strings.Contains(string(body), "disk") {
+			t.Errorf("GET %s: the body %s reveals the internal error", path, body)
+		}
+	}
+	ts.srv.mu.Lock()
+	n := len(ts.srv.hubs)
+	ts.srv.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d hubs stay registered after failed loads, want 0", n)
+	}
 }
 
 // TestTooManyEditors: the editor past MaxEditors is turned away, and a
