@@ -48,6 +48,7 @@ func TestBrowserEditing(t *testing.T) {
 	var res struct {
 		Texts   map[string]string
 		Peers   []string
+		Carets  []string
 		DocID   string
 		ViewURL string
 		Errors  []string
@@ -71,6 +72,9 @@ func TestBrowserEditing(t *testing.T) {
 	}
 	if len(res.Peers) != 2 {
 		t.Errorf("alice's page lists %q, want herself and one other editor", res.Peers)
+	}
+	if len(res.Carets) != 1 {
+		t.Errorf("alice's page draws carets %q, want bob's one", res.Carets)
 	}
 	if len(res.Errors) > 0 {
 		t.Errorf("page errors: %q", res.Errors)

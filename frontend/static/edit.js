@@ -4,7 +4,7 @@
 import { Session, cpToUnit, unitToCp, transformIndex } from "./protocol.js";
 
 const $ = (id) => document.getElementById(id);
-const area = $("doc"), statusEl = $("status"), peersEl = $("peers"), revEl = $("rev"), nameEl = $("name");
+const area = $("doc"), marksEl = $("marks"), statusEl = $("status"), peersEl = $("peers"), revEl = $("rev"), nameEl = $("name");
 const docId = location.hash.slice(1);
 const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -27,7 +27,53 @@ function lineCol(text, cp) {
   return `${lines.length}:${Array.from(lines[lines.length - 1]).length + 1}`;
 }
 
+// Past this many code points the marks are not drawn: rebuilding them on
+// every change would cost more than they are worth.
+const maxMarked = 200_000;
+
+// renderMarks draws the other editors' selections and carets in the
+// mirror under the textarea: the text split at every range boundary, each
+// piece wrapped in the color of the selection covering it.
+function renderMarks(peers) {
+  const cps = Array.from(area.value);
+  marksEl.replaceChildren();
+  if (cps.length > maxMarked) return;
+  const sels = [], carets = new Map(); // caret position -> peers there
+  for (const p of peers.values()) {
+    for (const [a, h] of p.ranges) {
+      const lo = Math.min(a, h, cps.length), hi = Math.min(Math.max(a, h), cps.length);
+      if (lo < hi) sels.push({ lo, hi, color: p.color });
+      const at = Math.min(h, cps.length);
+      if (!carets.has(at)) carets.set(at, []);
+      carets.get(at).push(p);
+    }
+  }
+  const cuts = [...new Set([0, cps.length, ...carets.keys(), ...sels.flatMap((s) => [s.lo, s.hi])])].sort((x, y) => x - y);
+  for (let i = 0; i < cuts.length; i++) {
+    for (const p of carets.get(cuts[i]) || []) {
+      const c = document.createElement("span");
+      c.className = "caret";
+      c.style.setProperty("--c", p.color);
+      c.dataset.name = p.name;
+      marksEl.append(c);
+    }
+    if (i + 1 === cuts.length) break;
+    const piece = cps.slice(cuts[i], cuts[i + 1]).join("");
+    const sel = sels.find((s) => s.lo <= cuts[i] && cuts[i] < s.hi);
+    if (!sel) { marksEl.append(piece); continue; }
+    const m = document.createElement("span");
+    m.className = "sel";
+    m.style.background = sel.color + "40";
+    m.textContent = piece;
+    marksEl.append(m);
+  }
+  // A trailing newline needs something after it to take up its line.
+  marksEl.append("\u200b");
+  marksEl.scrollTop = area.scrollTop;
+}
+
 function renderPeers(peers) {
+  renderMarks(peers);
   peersEl.replaceChildren();
   const me = document.createElement("li");
   me.innerHTML = `<span class="swatch"></span><span></span>`;
@@ -70,7 +116,12 @@ if (uuidRe.test(docId)) session = new Session(docId, nameEl.value, {
 });
 else setStatus("failed", "this link does not name a document");
 
-area.addEventListener("input", () => session && session.edit(area.value));
+area.addEventListener("input", () => {
+  if (!session) return;
+  session.edit(area.value);
+  renderMarks(session.peers);
+});
+area.addEventListener("scroll", () => { marksEl.scrollTop = area.scrollTop; });
 
 // Send the selection when it changed, once nothing is in flight.
 let sent = "";

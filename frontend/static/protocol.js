@@ -235,13 +235,20 @@ export class OTClient {
     if (this.inflight === null || seq !== this.inflight.seq) throw new Error(`unexpected ack of seq ${seq}`);
     this.rev = rev;
     this.inflight = null;
-    if (this.buffer === null) return null;
+    // Buffered edits that cancelled out (typed, then deleted) send nothing.
+    if (this.buffer === null || isNoop(this.buffer)) { this.buffer = null; return null; }
     this.inflight = { seq: ++this.lastSeq, op: this.buffer };
     this.buffer = null;
     return this.message();
   }
   message() {
     return this.inflight && { type: "op", rev: this.rev, seq: this.inflight.seq, op: this.inflight.op };
+  }
+  // outstanding is every unacknowledged local edit as one op on the
+  // current revision's text, or null.
+  outstanding() {
+    if (this.inflight === null) return null;
+    return this.buffer === null ? this.inflight.op : compose(this.inflight.op, this.buffer);
   }
 }
 
@@ -306,9 +313,14 @@ export class Session {
       case "welcome": return this.welcome(m);
       case "ack": return this.send(this.client.ack(m.rev, m.seq));
       case "op": return this.remote(m.rev, m.op);
-      case "presence":
-        this.peers.set(m.client, { client: m.client, name: m.name, color: m.color, ranges: m.ranges });
+      case "presence": {
+        // The ranges are at the revision we are at; our local text also
+        // holds our unacknowledged edits.
+        const out = this.client && this.client.outstanding();
+        const ranges = out ? m.ranges.map(([a, h]) => [transformIndex(out, a), transformIndex(out, h)]) : m.ranges;
+        this.peers.set(m.client, { client: m.client, name: m.name, color: m.color, ranges });
         return this.cb.onPeers(this.peers);
+      }
       case "leave":
         this.peers.delete(m.client);
         return this.cb.onPeers(this.peers);

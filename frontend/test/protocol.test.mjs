@@ -79,6 +79,18 @@ test("client state machine rebases pending edits", () => {
   assert.deepEqual(next, { type: "op", rev: 2, seq: 2, op: [2, "b"] });
 });
 
+test("buffered edits that cancel out are not sent", () => {
+  const c = new p.OTClient(0, 0);
+  c.applyLocal(["a"]);
+  c.applyLocal([1, "b"]);
+  assert.deepEqual(c.outstanding(), ["ab"]);
+  c.applyLocal([1, -1]);
+  assert.deepEqual(c.outstanding(), ["a"]);
+  assert.equal(c.ack(1, 1), null);
+  assert.ok(c.synced());
+  assert.equal(c.outstanding(), null);
+});
+
 test("agrees with the Go ot package", { skip: !process.env.OT_CASES && "OT_CASES not set (run through go test ./frontend)" }, () => {
   const cases = JSON.parse(readFileSync(process.env.OT_CASES, "utf8"));
   assert.ok(cases.length > 0);

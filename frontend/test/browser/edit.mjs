@@ -53,8 +53,14 @@ try {
     await new Promise((r) => setTimeout(r, 100));
   }
   const peers = await alice.$$eval("#peers li", (lis) => lis.map((li) => li.textContent));
+  // Bob's caret, drawn on Alice's page once his cursor has arrived.
+  let carets = [];
+  for (let i = 0; i < 50 && carets.length === 0; i++) {
+    carets = await alice.$$eval("#marks .caret", (els) => els.map((e) => e.dataset.name));
+    if (carets.length === 0) await new Promise((r) => setTimeout(r, 100));
+  }
   if (process.env.SCREENSHOT) await alice.screenshot({ path: process.env.SCREENSHOT });
-  console.log(JSON.stringify({ texts, peers, viewUrl, docId, errors }));
+  console.log(JSON.stringify({ texts, peers, carets, viewUrl, docId, errors }));
 } finally {
   await browser.close();
 }
