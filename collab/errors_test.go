@@ -395,16 +395,8 @@ func TestStoreFailure(t *testing.T) {
 // server closes is committed and acknowledged before the shutting_down
 // error.
 func TestShutdownAcknowledgesCommitInFlight(t *testing.T) {
-	gs := newGateStore()
-	ts := newTestServerStore(t, gs.memStore, gs, Options{})
-	id, _ := ts.createDoc(t, "abc")
 	ctx := guardCtx(t)
-	r := ts.raw(t, id)
-	r.hello(t, ctx, uuid.NewString(), -1)
-	entered, release := gs.hold()
-	defer release()
-	r.sendOp(t, ctx, 1, 1, ot.Op{ot.Retain(3), ot.Insert("d")})
-	<-entered
+	ts, gs, id, r, release := heldCommit(t, ctx)
 
 	closed := make(chan error, 1)
 	go func() { closed <- ts.srv.Close(ctx) }()
@@ -429,4 +421,21 @@ func TestShutdownAcknowledgesCommitInFlight(t *testing.T) {
 	if d, err := gs.Load(ctx, id); err != nil || d.Rev != 2 || d.Text != "abcd" {
 		t.Errorf("store got %+v (%v), want rev 2 %q", d, err, "abcd")
 	}
+}
+
+// heldCommit starts a server on a gateStore with the document "abc" and
+// one raw editor whose op [3,"d"] (seq 1, to be rev 2) has been applied
+// and is held in its commit until release.
+func heldCommit(t *testing.T, ctx context.Context) (ts *testServer, gs *gateStore, id string, r *rawConn, release func()) {
+	t.Helper()
+	gs = newGateStore()
+	ts = newTestServerStore(t, gs.memStore, gs, Options{})
+	id, _ = ts.createDoc(t, "abc")
+	r = ts.raw(t, id)
+	r.hello(t, ctx, uuid.NewString(), -1)
+	entered, release := gs.hold()
+	t.Cleanup(release)
+	r.sendOp(t, ctx, 1, 1, ot.Op{ot.Retain(3), ot.Insert("d")})
+	<-entered
+	return ts, gs, id, r, release
 }

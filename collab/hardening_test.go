@@ -19,16 +19,8 @@ import (
 // while a commit fails still hears why its session ends, rather than
 // waiting for a welcome that never comes.
 func TestJoinQueuedBehindFailedCommit(t *testing.T) {
-	gs := newGateStore()
-	ts := newTestServerStore(t, gs.memStore, gs, Options{})
-	id, _ := ts.createDoc(t, "abc")
 	ctx := guardCtx(t)
-	r1 := ts.raw(t, id)
-	r1.hello(t, ctx, uuid.NewString(), -1)
-	entered, release := gs.hold()
-	defer release()
-	r1.sendOp(t, ctx, 1, 1, ot.Op{ot.Retain(3), ot.Insert("d")})
-	<-entered
+	ts, gs, id, r1, release := heldCommit(t, ctx)
 	r2 := ts.raw(t, id)
 	if err := r2.send(ctx, map[string]any{"type": "hello", "client": uuid.NewString()}); err != nil {
 		t.Fatal(err)
