@@ -2,6 +2,7 @@ package ot
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"unicode/utf8"
 )
@@ -11,13 +12,21 @@ import (
 // document edited many times, Doc is much cheaper than repeated Apply.
 func Apply(s string, op Op) (string, error) {
 	// Validate before building anything, so a bad op costs no copying.
-	_, target, err := op.lens()
+	base, target, err := op.lens()
 	if err != nil {
 		return "", err
 	}
+	// Check the length before sizing anything from the op's counts: a valid
+	// op may retain up to MaxInt code points, and only the text bounds it.
+	n := utf8.RuneCountInString(s)
+	if base != n {
+		return "", fmt.Errorf("apply: op covers %d code points, text has %d: %w", base, n, ErrLengthMismatch)
+	}
 	var sb strings.Builder
-	// Exact for ASCII; a close guess otherwise.
-	sb.Grow(len(s) + target - utf8.RuneCountInString(s))
+	// Exact for ASCII; a close guess otherwise. With base == n, target - n
+	// is at most the inserted code points, so the hint is neither negative
+	// nor larger than the text plus the op's own strings.
+	sb.Grow(max(0, len(s)+(target-n)))
 	pos := 0 // byte offset into s
 	for _, c := range op {
 		switch {
@@ -185,13 +194,14 @@ func Compose(a, b Op) (Op, error) {
 // returns a1 and b1 such that Apply(Apply(s, a), b1) == Apply(Apply(s, b), a1):
 // a1 is a rebased onto b, and b1 is b rebased onto a. When both insert at
 // the same position, a's text goes first (to the left): pass the op that was
-// committed first as a. The results are in canonical form.
+// committed first as a. The results are in canonical form. If the merged
+// text would be longer than an int can count, it fails with ErrOverflow.
 func Transform(a, b Op) (a1, b1 Op, err error) {
-	ab, _, err := a.lens()
+	ab, at, err := a.lens()
 	if err != nil {
 		return nil, nil, fmt.Errorf("transform: first op: %w", err)
 	}
-	bb, _, err := b.lens()
+	bb, bt, err := b.lens()
 	if err != nil {
 		return nil, nil, fmt.Errorf("transform: second op: %w", err)
 	}
@@ -237,14 +247,28 @@ func Transform(a, b Op) (a1, b1 Op, err error) {
 		ca.take(m)
 		cb.take(m)
 	}
+	// The merged text keeps at most b's target plus a's inserts, so it is
+	// no longer than at+bt. Only when that sum overflows, which takes
+	// counts no real text has, can the results' target length not fit in
+	// an int; then check a1 (b1 has the same target, and both bases fit).
+	if at > math.MaxInt-bt {
+		if _, _, err := a1.lens(); err != nil {
+			return nil, nil, fmt.Errorf("transform: merged text: %w", err)
+		}
+	}
 	return a1, b1, nil
 }
 
 // Invert returns the op that undoes op, given the base text op was applied
 // to: Apply(Apply(base, op), Invert(op, base)) == base.
 func Invert(op Op, base string) (Op, error) {
-	if _, _, err := op.lens(); err != nil {
+	opBase, _, err := op.lens()
+	if err != nil {
 		return nil, fmt.Errorf("invert: %w", err)
+	}
+	// Fail before building half an inverse, as Apply does.
+	if n := utf8.RuneCountInString(base); opBase != n {
+		return nil, fmt.Errorf("invert: op covers %d code points, text has %d: %w", opBase, n, ErrLengthMismatch)
 	}
 	out := make(Op, 0, len(op))
 	pos := 0 // byte offset into base

@@ -2,6 +2,7 @@ package ot
 
 import (
 	"errors"
+	"math"
 	"testing"
 )
 
@@ -25,6 +26,13 @@ func TestApply(t *testing.T) {
 		{"😀", Op{Retain(2)}, "", ErrLengthMismatch}, // one code point, four bytes
 		{"abc", Op{Retain(3), {}}, "", ErrBadComponent},
 		{"abc", Op{Retain(3), Insert("\xff")}, "", ErrInvalidUTF8},
+		// Valid ops far longer than the text: the length check must come
+		// before anything is sized from the op's counts.
+		{"é", Op{Retain(math.MaxInt)}, "", ErrLengthMismatch},
+		{"", Op{Retain(1 << 40)}, "", ErrLengthMismatch},
+		{"ab", Op{Retain(1 << 40), Insert("x")}, "", ErrLengthMismatch},
+		{"ab", Op{Insert("x"), Delete(math.MaxInt)}, "", ErrLengthMismatch},
+		{"é漢", Op{Delete(math.MaxInt - 1), Retain(1)}, "", ErrLengthMismatch},
 	}
 	for _, tt := range tests {
 		got, err := Apply(tt.s, tt.op)
@@ -128,6 +136,44 @@ func TestTransform(t *testing.T) {
 	}
 }
 
+// TestTransformLongOps covers valid ops too long for any text, as a client
+// can send: Transform must not return an op whose length overflows.
+func TestTransformLongOps(t *testing.T) {
+	const m = math.MaxInt
+	tests := []struct {
+		name           string
+		a, b           Op
+		wantA1, wantB1 string
+		wantErr        error
+	}{
+		{name: "both insert at the end",
+			a: Op{Retain(m - 1), Insert("a")}, b: Op{Retain(m - 1), Insert("b")}, wantErr: ErrOverflow},
+		{name: "inserts at both ends",
+			a: Op{Retain(m - 1), Insert("a")}, b: Op{Insert("b"), Retain(m - 1)}, wantErr: ErrOverflow},
+		// The targets sum past MaxInt, but the shared delete keeps the
+		// merged text at exactly MaxInt.
+		{name: "shared delete makes room",
+			a: Op{Retain(m - 1), Delete(1)}, b: Op{Insert("b"), Retain(m - 1), Delete(1)},
+			wantA1: `[9223372036854775807]`, wantB1: `["b",9223372036854775806]`},
+	}
+	for _, tt := range tests {
+		a1, b1, err := Transform(tt.a, tt.b)
+		if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
+			t.Errorf("%s: error got %v, want %v", tt.name, err, tt.wantErr)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if got := a1.String(); got != tt.wantA1 {
+			t.Errorf("%s: a1 got %s, want %s", tt.name, got, tt.wantA1)
+		}
+		if got := b1.String(); got != tt.wantB1 {
+			t.Errorf("%s: b1 got %s, want %s", tt.name, got, tt.wantB1)
+		}
+	}
+}
+
 func TestInvert(t *testing.T) {
 	tests := []struct {
 		base    string
@@ -143,6 +189,9 @@ func TestInvert(t *testing.T) {
 		{"abc", Op{Retain(4)}, "", ErrLengthMismatch},
 		{"abc", Op{Delete(4)}, "", ErrLengthMismatch},
 		{"abc", Op{{N: 1, S: "x"}}, "", ErrBadComponent},
+		{"é", Op{Retain(math.MaxInt)}, "", ErrLengthMismatch},
+		{"", Op{Retain(1 << 40)}, "", ErrLengthMismatch},
+		{"ab", Op{Insert("x"), Delete(math.MaxInt)}, "", ErrLengthMismatch},
 	}
 	for _, tt := range tests {
 		got, err := Invert(tt.op, tt.base)
