@@ -56,10 +56,12 @@ type Pending struct {
 //
 //	Synchronized --ApplyLocal--> AwaitingAck (returns the op to send)
 //	AwaitingAck --ApplyLocal--> AwaitingWithBuffer
-//	AwaitingWithBuffer --ApplyLocal--> AwaitingWithBuffer (composes)
+//	AwaitingWithBuffer --ApplyLocal--> AwaitingWithBuffer (composes), or
+//	    AwaitingAck if the buffer composes to a no-op
 //	AwaitingAck --Ack--> Synchronized
 //	AwaitingWithBuffer --Ack--> AwaitingAck (returns the buffer to send)
-//	any --ApplyServer--> same state (in-flight op and buffer transformed)
+//	any --ApplyServer--> same state (in-flight op and buffer transformed),
+//	    or AwaitingAck if the buffer is transformed to a no-op
 //
 // When transforming, the server's op wins ties (Transform(serverOp,
 // pending)): the server committed it before our pending op, and the server
@@ -82,7 +84,11 @@ type Client struct {
 	rev      int64
 	lastSeq  int64
 	inflight *Pending // nil when synchronized; its Rev is kept at rev
-	buffer   Op       // nil unless AwaitingWithBuffer
+	// buffer is nil unless AwaitingWithBuffer, and never a no-op: edits
+	// that cancel out (type, then backspace) or that a server op made
+	// redundant leave nothing to send, so they go back to AwaitingAck
+	// rather than costing Ack a revision.
+	buffer Op
 }
 
 // NewClient returns a synchronized Client whose text is at revision rev;
@@ -113,14 +119,18 @@ func (c *Client) State() State {
 // text. When synchronized it returns the message to send (seq lastSeq+1, at
 // the current revision); otherwise it composes op into the buffer and
 // returns nil. A no-op is validated and then ignored: it would only waste a
-// revision. On error the client is unchanged.
+// revision. If the buffer composes to a no-op, it is dropped for the same
+// reason. On error the client is unchanged.
 func (c *Client) ApplyLocal(op Op) (*Pending, error) {
 	if err := op.Validate(); err != nil {
 		return nil, fmt.Errorf("local op: %w", err)
 	}
 	if op.IsNoop() {
-		if c.inflight != nil && c.buffer == nil && op.BaseLen() != c.inflight.Op.TargetLen() {
-			return nil, fmt.Errorf("local op: %w", ErrLengthMismatch)
+		// Even a no-op must fit the local text: a wrong length means the
+		// caller's text and the client's pending ops disagree. When
+		// synchronized the client knows no length to check against.
+		if n, ok := c.localLen(); ok && op.BaseLen() != n {
+			return nil, fmt.Errorf("local op: base %d, text %d: %w", op.BaseLen(), n, ErrLengthMismatch)
 		}
 		return nil, nil
 	}
@@ -143,9 +153,30 @@ func (c *Client) ApplyLocal(op Op) (*Pending, error) {
 		if err != nil {
 			return nil, fmt.Errorf("local op: %w", err)
 		}
-		c.buffer = b
+		c.buffer = dropNoop(b)
 	}
 	return nil, nil
+}
+
+// localLen returns the length of the local text, which the client knows
+// only from its pending ops: false when synchronized.
+func (c *Client) localLen() (int, bool) {
+	switch {
+	case c.inflight == nil:
+		return 0, false
+	case c.buffer == nil:
+		return c.inflight.Op.TargetLen(), true
+	}
+	return c.buffer.TargetLen(), true
+}
+
+// dropNoop returns nil for a no-op buffer, keeping Client.buffer's
+// invariant, and op otherwise.
+func dropNoop(op Op) Op {
+	if op.IsNoop() {
+		return nil
+	}
+	return op
 }
 
 // ApplyServer takes op rev from another client, which the server made to
@@ -177,9 +208,11 @@ func (c *Client) ApplyServer(rev int64, op Op) (Op, error) {
 	}
 	c.rev = rev
 	// A fresh Pending, so one handed out earlier is not changed under its
-	// holder.
+	// holder. The in-flight op stays even if the server's op made it a
+	// no-op: it was sent, and only its ack settles it.
 	c.inflight = &Pending{Rev: rev, Seq: c.inflight.Seq, Op: inflight1}
-	c.buffer = buffer1
+	// The buffer can become a no-op, e.g. when both deleted the same text.
+	c.buffer = dropNoop(buffer1)
 	return op1, nil
 }
 

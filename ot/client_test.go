@@ -104,6 +104,31 @@ func TestClientTransitions(t *testing.T) {
 			{name: "wrong length vs inflight", local: Op{Retain(3), Insert("e")}, wantErr: ErrLengthMismatch, wantState: AwaitingAck, wantRev: 4},
 			{name: "buffered", local: Op{Retain(4), Insert("e")}, wantState: AwaitingWithBuffer, wantRev: 4},
 			{name: "wrong length vs buffer", local: Op{Retain(4), Insert("f")}, wantErr: ErrLengthMismatch, wantState: AwaitingWithBuffer, wantRev: 4},
+			// A no-op is checked against the text after the buffer, as
+			// any other op would be.
+			{name: "no-op of wrong length vs buffer", local: Op{Retain(4)}, wantErr: ErrLengthMismatch, wantState: AwaitingWithBuffer, wantRev: 4},
+			{name: "no-op of right length vs buffer", local: Op{Retain(5)}, wantState: AwaitingWithBuffer, wantRev: 4},
+		}},
+		{"no-op of wrong length while awaiting ack", []clientStep{
+			{name: "local", local: Op{Retain(3), Insert("d")},
+				wantSend: &Pending{Rev: 4, Seq: 3, Op: Op{Retain(3), Insert("d")}}, wantState: AwaitingAck, wantRev: 4},
+			{name: "no-op of wrong length", local: Op{Retain(3)}, wantErr: ErrLengthMismatch, wantState: AwaitingAck, wantRev: 4},
+			{name: "no-op of right length", local: Op{Retain(4)}, wantState: AwaitingAck, wantRev: 4},
+		}},
+		{"buffer that cancels out is dropped", []clientStep{
+			{name: "type d", local: Op{Retain(3), Insert("d")},
+				wantSend: &Pending{Rev: 4, Seq: 3, Op: Op{Retain(3), Insert("d")}}, wantState: AwaitingAck, wantRev: 4},
+			{name: "type e", local: Op{Retain(4), Insert("e")}, wantState: AwaitingWithBuffer, wantRev: 4},
+			{name: "backspace e", local: Op{Retain(4), Delete(1)}, wantState: AwaitingAck, wantRev: 4},
+			{name: "ack sends nothing", ack: true, rev: 5, seq: 3, wantState: Synchronized, wantRev: 5},
+		}},
+		{"buffer that a server op makes a no-op is dropped", []clientStep{
+			{name: "type d", local: Op{Retain(3), Insert("d")},
+				wantSend: &Pending{Rev: 4, Seq: 3, Op: Op{Retain(3), Insert("d")}}, wantState: AwaitingAck, wantRev: 4},
+			{name: "delete a", local: Op{Delete(1), Retain(3)}, wantState: AwaitingWithBuffer, wantRev: 4},
+			{name: "server deletes a too", server: Op{Delete(1), Retain(2)}, rev: 5,
+				wantOp: Op{Retain(3)}, wantState: AwaitingAck, wantRev: 5},
+			{name: "ack sends nothing", ack: true, rev: 6, seq: 3, wantState: Synchronized, wantRev: 6},
 		}},
 		{"bad server ops", []clientStep{
 			{name: "invalid while synchronized", server: Op{{}}, rev: 5, wantErr: ErrBadComponent, wantState: Synchronized, wantRev: 4},
@@ -185,6 +210,48 @@ func TestClientInflightAndOutstanding(t *testing.T) {
 	}
 	if got, want := c.LastSeq(), int64(1); got != want {
 		t.Fatalf("LastSeq got %d, want %d", got, want)
+	}
+}
+
+// TestClientNoopBufferNotSent types "a", then "b" and backspace while "a" is
+// in flight: the buffer composes to a no-op, which must not be sent as a new
+// op (it would only waste a revision), nor show in any accessor.
+func TestClientNoopBufferNotSent(t *testing.T) {
+	c := NewClient(0, 0)
+	for _, op := range []Op{{Insert("a")}, {Retain(1), Insert("b")}, {Retain(1), Delete(1)}} {
+		if _, err := c.ApplyLocal(op); err != nil {
+			t.Fatalf("ApplyLocal(%v): %v", op, err)
+		}
+	}
+	if got, want := c.State(), AwaitingAck; got != want {
+		t.Errorf("state before ack got %v, want %v", got, want)
+	}
+	if got, want := pendingString(c.Inflight()), `{rev [0] seq [1] ["a"]}`; got != want {
+		t.Errorf("Inflight before ack got %s, want %s", got, want)
+	}
+	if got, want := c.Outstanding().String(), `["a"]`; got != want {
+		t.Errorf("Outstanding before ack got %s, want %s", got, want)
+	}
+	p, err := c.Ack(1, 1)
+	if err != nil {
+		t.Fatalf("Ack(1, 1): %v", err)
+	}
+	if p != nil {
+		t.Errorf("Ack(1, 1) got %s, want nil", pendingString(p))
+	}
+	if got, want := c.State(), Synchronized; got != want {
+		t.Errorf("state after ack got %v, want %v", got, want)
+	}
+	if c.Inflight() != nil || c.Outstanding() != nil {
+		t.Errorf("after ack: Inflight %v Outstanding %v, want nil", c.Inflight(), c.Outstanding())
+	}
+	// The next edit gets the next seq: none was spent on the no-op.
+	p, err = c.ApplyLocal(Op{Retain(1), Insert("c")})
+	if err != nil {
+		t.Fatalf("ApplyLocal after ack: %v", err)
+	}
+	if got, want := pendingString(p), `{rev [1] seq [2] [1,"c"]}`; got != want {
+		t.Errorf("ApplyLocal after ack got %s, want %s", got, want)
 	}
 }
 

@@ -1,6 +1,7 @@
 package ottest
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -208,15 +209,147 @@ func (r *Replay) Receive(a, x int, seq int64) error {
 	return nil
 }
 
-// has reports whether agent a has every txn of agent x up to index want,
-// counting trailing txns that changed nothing as had: they were never
-// sent, and there is nothing in them anyone could miss.
+// has reports whether agent a has every txn of agent x up to index want.
 func (r *Replay) has(a, x int, want int32) bool {
-	got := r.recv[a][x]
-	for got < want && int(got+1) < len(r.noop[x]) && r.noop[x][got+1] {
+	if r.skipNoops(x, r.recv[a][x]) >= want {
+		return true // the common case, without looking at characters
+	}
+	return r.heard(a, x) >= want
+}
+
+// skipNoops returns got moved past the txns of agent x right after it that
+// changed nothing: they were never sent, and there is nothing in them
+// anyone could miss.
+func (r *Replay) skipNoops(x int, got int32) int32 {
+	for int(got+1) < len(r.noop[x]) && r.noop[x][got+1] {
 		got++
 	}
-	return got >= want
+	return got
+}
+
+// heard returns the last txn of agent x that agent a's text reflects: the
+// last one a received, moved past txns that changed nothing (skipNoops)
+// and past runs of txns that change nothing a's text shows (cancelled).
+func (r *Replay) heard(a, x int) int32 {
+	got := r.skipNoops(x, r.recv[a][x])
+	if got < r.last[x] {
+		got = r.skipNoops(x, r.cancelled(a, x, got))
+	}
+	return got
+}
+
+// cancelled returns the last txn j of agent x such that counting x's txns
+// (got, j] into agent a's view leaves the characters it shows unchanged,
+// or got if there is none. Such a run can never reach a as a change, and
+// x's client may send nothing for it: text typed and deleted again while
+// an op was in flight leaves a buffer that does nothing, which the client
+// drops. Without this, a would wait forever for txns that no op carries.
+//
+// Where one of x's ops ends inside the run (see Carry), a may yet receive
+// it, so the view must be unchanged up to there as well: then receiving it
+// changes nothing a's view does not already count, and a's view never
+// moves back, which the floor relies on.
+func (r *Replay) cancelled(a, x int, got int32) int32 {
+	view := make([]int32, r.agents)
+	for w := range view {
+		switch w {
+		case a:
+			view[w] = r.last[a]
+		case x:
+			view[w] = got
+		default:
+			view[w] = r.skipNoops(w, r.recv[a][w])
+		}
+	}
+	// Counting x up to j changes the view when j reaches a txn deleting a
+	// character it shows (from there on, so end bounds j), or when one of
+	// x's characters inserted in (got, j] is not deleted again by j: bad
+	// spans [insert, delete).
+	end := r.last[x] + 1
+	var bad [][2]int32
+	// A settled character is inserted within the floor; when got is too,
+	// none is x's inserted after got, and settled ones are deleted by
+	// nobody, so chunks of settled characters alone cannot matter.
+	skipSettled := got >= r.floor[x]
+	for _, ch := range r.chunks {
+		if skipSettled && ch.unsettled == 0 {
+			continue
+		}
+		for i := range ch.chars {
+			c := &ch.chars[i]
+			if int(c.insAgent) == x && c.insIdx > got {
+				if !r.deletedByOthers(c, view, x) && c.del[x] > c.insIdx {
+					bad = append(bad, [2]int32{c.insIdx, min(c.del[x], end)})
+				}
+				continue
+			}
+			if d := c.del[x]; d > got && d < end && c.visible(view) {
+				end = d
+			}
+		}
+	}
+	bad = mergeSpans(bad)
+	// An op of x ending at q in (got, end) that a has yet to receive:
+	// j may pass q only if q is not bad itself.
+	for s := len(r.carried[x]) - 1; s > 0; s-- {
+		q := r.carried[x][s]
+		if q < 0 {
+			continue
+		}
+		if q <= got {
+			break
+		}
+		if q < end && inSpans(bad, q) {
+			end = q
+		}
+	}
+	// The last j before end that no span covers.
+	j := end - 1
+	for i := len(bad) - 1; i >= 0 && j > got; i-- {
+		if j >= bad[i][1] {
+			break
+		}
+		if j >= bad[i][0] {
+			j = bad[i][0] - 1
+		}
+	}
+	return max(j, got)
+}
+
+// mergeSpans sorts spans [from, to) and merges those that overlap or
+// touch, in place.
+func mergeSpans(spans [][2]int32) [][2]int32 {
+	slices.SortFunc(spans, func(p, q [2]int32) int { return cmp.Compare(p[0], q[0]) })
+	out := spans[:0]
+	for _, sp := range spans {
+		if n := len(out); n > 0 && sp[0] <= out[n-1][1] {
+			out[n-1][1] = max(out[n-1][1], sp[1])
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+// deletedByOthers reports whether an agent other than x deletes c within
+// view, so that c is hidden however much of x the view counts.
+func (r *Replay) deletedByOthers(c *gchar, view []int32, x int) bool {
+	for w, v := range view {
+		if w != x && c.del[w] <= v {
+			return true
+		}
+	}
+	return false
+}
+
+// inSpans reports whether j lies in one of the spans [from, to), merged.
+func inSpans(spans [][2]int32, j int32) bool {
+	for _, sp := range spans {
+		if sp[0] <= j && j < sp[1] {
+			return true
+		}
+	}
+	return false
 }
 
 // Ready reports whether the agent of transaction t has received every
@@ -239,7 +372,7 @@ func (r *Replay) Waiting(t int) string {
 	for x := range r.agents {
 		if x != a && !r.has(a, x, r.clock[t][x]) {
 			fmt.Fprintf(&b, "agent %d needs agent %d's txns up to #%d, has up to #%d (agent %d sent %d ops); ",
-				a, x, r.clock[t][x], r.recv[a][x], x, len(r.carried[x])-1)
+				a, x, r.clock[t][x], r.heard(a, x), x, len(r.carried[x])-1)
 		}
 	}
 	return strings.TrimSuffix(b.String(), "; ")
@@ -254,11 +387,7 @@ func (r *Replay) localView(a int, own int32) []int32 {
 			v[x] = own
 			continue
 		}
-		got := r.recv[a][x]
-		for int(got+1) < len(r.noop[x]) && r.noop[x][got+1] {
-			got++
-		}
-		v[x] = got
+		v[x] = r.heard(a, x)
 	}
 	return v
 }
