@@ -191,13 +191,17 @@ type encodedRecord struct {
 }
 
 // encodeRecords validates and encodes recs outside the committer, leaving
-// it only the checks that need the transaction.
+// it only the checks that need the transaction. A bad op is rejected here,
+// before its request is queued, so it never reaches a group at all.
 func encodeRecords(recs []Record) ([]encodedRecord, int, error) {
 	out := make([]encodedRecord, len(recs))
 	size := 0
 	now := time.Now()
 	for i := range recs {
 		rec := recs[i]
+		if err := rec.Op.Validate(); err != nil {
+			return nil, 0, fmt.Errorf("record rev %d: %w: %w", rec.Rev, ErrBadRecord, err)
+		}
 		if rec.Client != "" {
 			if err := checkKey("client id", rec.Client); err != nil {
 				return nil, 0, err
@@ -219,9 +223,11 @@ func encodeRecords(recs []Record) ([]encodedRecord, int, error) {
 }
 
 // Create stores a new document. meta.Rev is ignored: the document starts at
-// revision 0, or at 1 when first is given, whose Rev must be 1. A zero
-// meta.Created is set to now. Create fails with ErrExists if the edit id or
-// the view id is already taken, and indexes the view id.
+// revision 0, or at 1 when first is given, whose Rev must be 1 and whose op
+// must be valid (else ErrBadRecord); that it applies to the empty text is
+// the caller's to check, as for Append. A zero meta.Created is set to now.
+// Create fails with ErrExists if the edit id or the view id is already
+// taken, and indexes the view id.
 func (db *DB) Create(ctx context.Context, meta Meta, first *Record) error {
 	if err := checkKey("doc id", meta.ID); err != nil {
 		return fmt.Errorf("create doc: %w", err)
@@ -291,8 +297,13 @@ func (w *createWrite) apply(tx *bbolt.Tx) error {
 // Append adds recs to the log of document id and returns once they are
 // durable. recs[0].Rev must be the document's revision plus one and the rest
 // must follow without gaps; otherwise Append fails with ErrConflict and
-// writes nothing. The document's revision and each record's client dedupe
-// entry are updated in the same transaction. A zero Time is set to now.
+// writes nothing. Every op must be valid (ot.Op.Validate); otherwise Append
+// fails with ErrBadRecord, also writing nothing. Whether each op's base
+// length matches the text it applies to is not checked: that is the
+// caller's job, as the caller holds the text, and an op that does not fit
+// makes Load fail with ErrCorrupt. The document's revision and each
+// record's client dedupe entry are updated in the same transaction. A zero
+// Time is set to now.
 //
 // If ctx ends while Append waits, it returns ctx.Err(), and the records may
 // or may not have been written: the caller must re-read the revision before

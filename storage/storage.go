@@ -32,7 +32,8 @@
 // group, so a lone request is never delayed and a busy server pays one fsync
 // per group instead of one per op. Each request is validated before it
 // writes anything, so one that conflicts fails alone while the rest of its
-// group commits; an I/O error fails the whole group.
+// group commits; an I/O error fails the whole group. A record whose op is
+// malformed is refused before it is even queued.
 //
 // A document's meta revision, its new ops and its clients' dedupe entries
 // are written in the same transaction, so after a crash they always agree.
@@ -72,6 +73,12 @@ var ErrExists = errors.New("storage: already exists")
 // one, a Create whose first record is not revision 1, or a snapshot ahead of
 // the document or not matching it.
 var ErrConflict = errors.New("storage: revision conflict")
+
+// ErrBadRecord is returned by Create and Append for a record whose op is
+// not well formed (ot.Op.Validate fails): stored, it would make every later
+// Load of the document fail with ErrCorrupt. The error also wraps the ot
+// sentinel saying what is wrong.
+var ErrBadRecord = errors.New("storage: bad record")
 
 // ErrCorrupt is returned when stored data is inconsistent: a missing
 // revision, an undecodable value, or an op or snapshot that does not fit the

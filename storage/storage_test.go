@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,6 +161,7 @@ func TestCreateRejects(t *testing.T) {
 		{"edit id taken", Meta{ID: "a", ViewID: "v-new"}, nil, ErrExists},
 		{"view id taken", Meta{ID: "new", ViewID: "va"}, nil, ErrExists},
 		{"first record not rev 1", Meta{ID: "new", ViewID: "v-new"}, &Record{Rev: 2, Op: ot.Op{{S: "x"}}}, ErrConflict},
+		{"first record's op is bad", Meta{ID: "new", ViewID: "v-new"}, &Record{Rev: 1, Op: ot.Op{{}}}, ErrBadRecord},
 		{"empty id", Meta{ViewID: "v-new"}, nil, nil},
 		{"empty view id", Meta{ID: "new"}, nil, nil},
 	}
@@ -315,6 +318,123 @@ func TestAppendConflictWritesNothing(t *testing.T) {
 	}
 	if err := db.Append(ctx, "d", nil); err != nil {
 		t.Errorf("Append of no records: got %v, want nil", err)
+	}
+}
+
+// TestAppendRejectsBadOp appends ops that fail ot.Op.Validate. Each must be
+// refused before it reaches the committer, leaving the document as it was
+// and loadable: stored, any of them would make every later Load fail.
+func TestAppendRejectsBadOp(t *testing.T) {
+	db, _ := openTest(t, Options{})
+	ctx := context.Background()
+	makeDoc(t, db, "d", 5)
+	n := len(textAt(5))
+	tests := []struct {
+		name string
+		recs []Record
+		want error // besides ErrBadRecord
+	}{
+		{"empty component", []Record{{Rev: 6, Op: ot.Op{{}}, Client: "x", Seq: 1}}, ot.ErrBadComponent},
+		{"mixed component", []Record{{Rev: 6, Op: ot.Op{{N: n, S: "x"}}, Client: "x", Seq: 1}}, ot.ErrBadComponent},
+		{"invalid UTF-8", []Record{{Rev: 6, Op: appendOp(n, "\xff"), Client: "x", Seq: 1}}, ot.ErrInvalidUTF8},
+		{"count overflow", []Record{{Rev: 6, Op: ot.Op{{N: math.MaxInt}, {N: 1}}, Client: "x", Seq: 1}}, ot.ErrOverflow},
+		{"bad op after a good one", []Record{
+			{Rev: 6, Op: appendOp(n, "a"), Client: "x", Seq: 1},
+			{Rev: 7, Op: ot.Op{{N: n + 1}, {}}, Client: "x", Seq: 2},
+		}, ot.ErrBadComponent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			commits := db.commits.Load()
+			err := db.Append(ctx, "d", tt.recs)
+			if !errors.Is(err, ErrBadRecord) || !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want ErrBadRecord wrapping %v", err, tt.want)
+			}
+			if got := db.commits.Load(); got != commits {
+				t.Errorf("commits: got %d, want %d: the bad append reached the committer", got, commits)
+			}
+			if m, err := db.Meta(ctx, "d"); err != nil || m.Rev != 5 {
+				t.Errorf("Meta after bad append: got rev %d, %v, want 5", m.Rev, err)
+			}
+			if seq, rev, err := db.ClientSeq(ctx, "d", "x"); seq != 0 || rev != 0 || err != nil {
+				t.Errorf("ClientSeq(x) after bad append: got %d, %d, %v, want 0, 0, nil", seq, rev, err)
+			}
+			if doc, err := db.Load(ctx, "d"); err != nil || doc.Text != textAt(5) {
+				t.Errorf("Load after bad append: got %+v, %v, want %q", doc, err, textAt(5))
+			}
+		})
+	}
+	// The document still takes its next op.
+	if err := db.Append(ctx, "d", tokenRecords(6, 6, "x")); err != nil {
+		t.Fatalf("Append after bad appends: %v", err)
+	}
+	if doc, err := db.Load(ctx, "d"); err != nil || doc.Text != textAt(6) {
+		t.Errorf("Load: got %+v, %v, want %q", doc, err, textAt(6))
+	}
+}
+
+// TestBadAppendsFailAlone sends bad appends at the same moment as good ones
+// to the same documents, so that they would share commit groups: the bad
+// ones fail, without ever reaching the committer, and every good one
+// commits.
+func TestBadAppendsFailAlone(t *testing.T) {
+	db, _ := openTest(t, Options{SnapshotEvery: -1})
+	ctx := context.Background()
+	const (
+		docs = 4
+		revs = 20
+	)
+	for d := range docs {
+		makeDoc(t, db, fmt.Sprint("d", d), 0)
+	}
+	committed := db.committed.Load()
+	start := make(chan struct{})
+	errs := make(chan error, 2*docs)
+	var wg sync.WaitGroup
+	for d := range docs {
+		id := fmt.Sprint("d", d)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-start
+			for rev := int64(1); rev <= revs; rev++ {
+				if err := db.Append(ctx, id, tokenRecords(rev, rev, "good")); err != nil {
+					errs <- fmt.Errorf("good append %s rev %d: %w", id, rev, err)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := range revs {
+				// Revision 1 would conflict after the first good append;
+				// the op must be refused before that is ever checked.
+				err := db.Append(ctx, id, []Record{{Rev: 1, Op: ot.Op{{N: 1}, {}}, Client: "bad", Seq: int64(i + 1)}})
+				if !errors.Is(err, ErrBadRecord) {
+					errs <- fmt.Errorf("bad append %s #%d: got %v, want ErrBadRecord", id, i, err)
+					return
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got, want := db.committed.Load()-committed, int64(docs*revs); got != want {
+		t.Errorf("requests committed: got %d, want %d, the good appends only", got, want)
+	}
+	for d := range docs {
+		id := fmt.Sprint("d", d)
+		if doc, err := db.Load(ctx, id); err != nil || doc.Rev != revs || doc.Text != textAt(revs) {
+			t.Errorf("Load(%s): got %+v, %v, want text at rev %d", id, doc, err, revs)
+		}
+		if seq, _, err := db.ClientSeq(ctx, id, "bad"); err != nil || seq != 0 {
+			t.Errorf("ClientSeq(%s, bad): got %d, %v, want 0", id, seq, err)
+		}
 	}
 }
 
@@ -607,6 +727,126 @@ func TestBackup(t *testing.T) {
 	}
 	if err := restored.Append(ctx, "d", tokenRecords(121, 121, "c")); err != nil {
 		t.Errorf("Append to backup: %v", err)
+	}
+}
+
+// TestBackupWhileAppending takes backups while several goroutines append
+// to several documents. Each backup must be a storage file that opens, in
+// which every document loads, with the text of its revision, at no less
+// than what had been acknowledged when the backup began. The upper bound
+// is what had been submitted when it finished, not what was acknowledged:
+// an append may commit before the backup's read transaction starts and
+// still be on its way back to its caller when the backup returns.
+func TestBackupWhileAppending(t *testing.T) {
+	db, _ := openTest(t, Options{SnapshotEvery: 16})
+	ctx := context.Background()
+	const (
+		docs    = 6
+		revs    = 200
+		backups = 4
+	)
+	// submitted[d] is stored before the append of that revision starts,
+	// acked[d] after it returns.
+	var submitted, acked [docs]atomic.Int64
+	for d := range docs {
+		makeDoc(t, db, fmt.Sprint("d", d), 0)
+	}
+	errs := make(chan error, docs)
+	var wg sync.WaitGroup
+	for d := range docs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprint("d", d)
+			for rev := int64(1); rev <= revs; rev++ {
+				submitted[d].Store(rev)
+				if err := db.Append(ctx, id, tokenRecords(rev, rev, "c-"+id)); err != nil {
+					errs <- fmt.Errorf("append %s rev %d: %w", id, rev, err)
+					return
+				}
+				acked[d].Store(rev)
+			}
+		}()
+	}
+	writersDone := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(writersDone)
+	}()
+	total := func() int64 {
+		var n int64
+		for d := range docs {
+			n += acked[d].Load()
+		}
+		return n
+	}
+
+	dir := t.TempDir()
+	type bounds struct{ low, high [docs]int64 }
+	taken := make([]bounds, backups)
+	for i := range backups {
+		// Spread the backups over the run by progress, not by time: the
+		// i-th waits for a share of all appends to be acknowledged.
+		for want := int64(docs*revs) * int64(i+1) / (backups + 2); total() < want; {
+			select {
+			case <-writersDone:
+				want = 0
+			case <-time.After(time.Millisecond):
+			}
+		}
+		b := &taken[i]
+		for d := range docs {
+			b.low[d] = acked[d].Load()
+		}
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("backup-%d.db", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Backup(f); err != nil {
+			t.Fatalf("backup %d: %v", i, err)
+		}
+		for d := range docs {
+			b.high[d] = submitted[d].Load()
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("backup %d: revisions within %v..%v", i, b.low, b.high)
+	}
+	<-writersDone
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	for i, b := range taken {
+		restored, err := Open(filepath.Join(dir, fmt.Sprintf("backup-%d.db", i)), Options{SnapshotEvery: -1})
+		if err != nil {
+			t.Errorf("Open backup %d: %v", i, err)
+			continue
+		}
+		for d := range docs {
+			id := fmt.Sprint("d", d)
+			doc, err := restored.Load(ctx, id)
+			if err != nil {
+				t.Errorf("backup %d: Load(%s): %v", i, id, err)
+				continue
+			}
+			if doc.Rev < b.low[d] || doc.Rev > b.high[d] {
+				t.Errorf("backup %d: Load(%s) got rev %d, want within [%d, %d]", i, id, doc.Rev, b.low[d], b.high[d])
+			}
+			if doc.Text != textAt(doc.Rev) {
+				t.Errorf("backup %d: Load(%s) got text %q, want %q", i, id, doc.Text, textAt(doc.Rev))
+			}
+			// The client entry is written in the op's transaction, so it
+			// agrees with the revision in any consistent copy.
+			if seq, rev, err := restored.ClientSeq(ctx, id, "c-"+id); err != nil || seq != doc.Rev || rev != doc.Rev {
+				t.Errorf("backup %d: ClientSeq(%s): got %d, %d, %v, want %d, %d, nil", i, id, seq, rev, err, doc.Rev, doc.Rev)
+			}
+		}
+		if err := restored.Close(); err != nil {
+			t.Errorf("Close backup %d: %v", i, err)
+		}
 	}
 }
 
