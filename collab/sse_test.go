@@ -850,6 +850,10 @@ func TestSSESlowViewer(t *testing.T) {
 	fastState := newViewState()
 	fastDone := make(chan error, 1)
 	const ops, size = 60, 2048
+	// The editor waits for the fast viewer after every op, so that however
+	// loaded the machine, the fast one is never ViewerQueue events behind:
+	// only the slow one may overflow.
+	fastRev := make(chan int64, ops+2)
 	go func() {
 		if m := <-fast.msgs; m.Kind != "retry" {
 			fastDone <- fmt.Errorf("got %v, want retry", m)
@@ -867,6 +871,7 @@ func TestSSESlowViewer(t *testing.T) {
 				fastDone <- err
 				return
 			}
+			fastRev <- fastState.rev
 		}
 		fastDone <- nil
 	}()
@@ -885,6 +890,14 @@ func TestSSESlowViewer(t *testing.T) {
 			if err := c.WaitSynced(ctx); err != nil {
 				editDone <- err
 				return
+			}
+			for seen := int64(-1); seen < c.Rev(); {
+				select {
+				case seen = <-fastRev:
+				case <-ctx.Done():
+					editDone <- fmt.Errorf("fast viewer stuck before rev %d: %w", c.Rev(), ctx.Err())
+					return
+				}
 			}
 		}
 		editDone <- nil
