@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -437,7 +438,37 @@ func (w *snapshotWrite) apply(tx *bbolt.Tx) error {
 	if w.skip {
 		return nil
 	}
-	return tx.Bucket(bucketSnaps).Put(w.keys.snap(w.rev), w.value)
+	b := tx.Bucket(bucketSnaps)
+	if err := b.Put(w.keys.snap(w.rev), w.value); err != nil {
+		return err
+	}
+	return pruneSnapshots(b, w.keys, w.rev)
+}
+
+// keepSnapshots is how many of a document's latest snapshots are kept:
+// Load needs one, and the one before it costs little and still serves if
+// the newest is ever found damaged. Older full copies of the text would
+// only grow the file; the op log keeps all history anyway.
+const keepSnapshots = 2
+
+// pruneSnapshots deletes the document's snapshots before rev but the
+// newest keepSnapshots-1 of them.
+func pruneSnapshots(b *bbolt.Bucket, keys docKeys, rev int64) error {
+	var older [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(keys.snap(0)); k != nil; k, _ = c.Next() {
+		r, ok := keys.snapRev(k)
+		if !ok || r >= rev {
+			break
+		}
+		older = append(older, bytes.Clone(k))
+	}
+	for _, k := range older[:max(len(older)-(keepSnapshots-1), 0)] {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Ping proves the DB can still write: it commits a tiny durable write

@@ -17,7 +17,8 @@
 // 8-byte big-endian, so cursors walk them in order. Every value carries a
 // version byte and a CRC-32C, so a damaged value is reported as ErrCorrupt
 // naming the document and revision rather than decoded into wrong text.
-// The op log is never pruned: snapshots only shorten Load.
+// The op log is never pruned: snapshots only shorten Load, and only the
+// latest two of each document are kept.
 //
 // # Durability and group commit
 //

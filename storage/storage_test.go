@@ -556,6 +556,12 @@ func TestSaveSnapshot(t *testing.T) {
 	db, _ := openTest(t, Options{SnapshotEvery: -1})
 	ctx := context.Background()
 	makeDoc(t, db, "d", 12)
+	makeDoc(t, db, "e", 12) // its snapshots must survive d's pruning
+	for _, rev := range []int64{3, 6} {
+		if err := db.SaveSnapshot(ctx, "e", Snapshot{Rev: rev, Text: textAt(rev)}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name      string
 		snap      Snapshot
@@ -568,7 +574,8 @@ func TestSaveSnapshot(t *testing.T) {
 		{"ahead of doc", Snapshot{Rev: 13, Text: textAt(13)}, ErrConflict, []int64{8}},
 		{"wrong length", Snapshot{Rev: 10, Text: textAt(9)}, ErrConflict, []int64{8}},
 		{"rev zero", Snapshot{Rev: 0}, nil, []int64{8}},
-		{"head", Snapshot{Rev: 12, Text: textAt(12)}, nil, []int64{8, 12}},
+		{"second", Snapshot{Rev: 10, Text: textAt(10)}, nil, []int64{8, 10}},
+		{"head prunes the oldest", Snapshot{Rev: 12, Text: textAt(12)}, nil, []int64{10, 12}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -581,6 +588,9 @@ func TestSaveSnapshot(t *testing.T) {
 			}
 			if doc, err := db.Load(ctx, "d"); err != nil || doc.Text != textAt(12) {
 				t.Errorf("Load: got %+v, %v, want %q", doc, err, textAt(12))
+			}
+			if got := snapshotRevs(t, db, "e"); !reflect.DeepEqual(got, []int64{3, 6}) {
+				t.Errorf("another document's snapshots: got %v, want [3 6]", got)
 			}
 		})
 	}
