@@ -122,14 +122,17 @@ func fromUnixNano(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-// meta payload: rev uvarint | created varint | view id string.
-// The edit id is the bucket key and is not repeated.
+// meta payload: rev uvarint | created varint | view id string | len+1
+// uvarint. The edit id is the bucket key and is not repeated. The length
+// came later: a value without it decodes with Len -1, and Len -1 is
+// stored as 0.
 func appendMeta(b []byte, m *Meta) []byte {
 	start := len(b)
 	b = append(b, valueVersion)
 	b = binary.AppendUvarint(b, uint64(m.Rev))
 	b = binary.AppendVarint(b, unixNano(m.Created))
 	b = appendString(b, m.ViewID)
+	b = binary.AppendUvarint(b, uint64(max(m.Len+1, 0)))
 	return seal(b, start)
 }
 
@@ -143,6 +146,10 @@ func decodeMeta(id string, v []byte) (Meta, error) {
 	m.Rev = int64(r.uvarint())
 	m.Created = fromUnixNano(r.varint())
 	m.ViewID = r.str()
+	m.Len = -1
+	if len(r.b) > 0 {
+		m.Len = int64(r.uvarint()) - 1
+	}
 	return m, r.done()
 }
 

@@ -186,6 +186,7 @@ func putRecords(docs *bbolt.Bucket, keys docKeys, recs []encodedRecord) error {
 
 type encodedRecord struct {
 	rev         int64
+	base, chars int64 // the op's base and target lengths in code points
 	value       []byte
 	client      string
 	clientValue []byte
@@ -213,6 +214,7 @@ func encodeRecords(recs []Record) ([]encodedRecord, int, error) {
 		}
 		e := &out[i]
 		e.rev = rec.Rev
+		e.base, e.chars = int64(rec.Op.BaseLen()), int64(rec.Op.TargetLen())
 		e.value = appendRecord(nil, &rec)
 		if rec.Client != "" {
 			e.client = rec.Client
@@ -225,8 +227,8 @@ func encodeRecords(recs []Record) ([]encodedRecord, int, error) {
 
 // Create stores a new document. meta.Rev is ignored: the document starts at
 // revision 0, or at 1 when first is given, whose Rev must be 1 and whose op
-// must be valid (else ErrBadRecord); that it applies to the empty text is
-// the caller's to check, as for Append. A zero meta.Created is set to now.
+// must be valid and apply to the empty text (else ErrBadRecord). meta.Len
+// is ignored too. A zero meta.Created is set to now.
 // Create fails with ErrExists if the edit id or the view id is already
 // taken, and indexes the view id.
 func (db *DB) Create(ctx context.Context, meta Meta, first *Record) error {
@@ -237,7 +239,7 @@ func (db *DB) Create(ctx context.Context, meta Meta, first *Record) error {
 		return fmt.Errorf("create doc %s: %w", meta.ID, err)
 	}
 	w := &createWrite{id: meta.ID, viewID: meta.ViewID, keys: keysOf(meta.ID)}
-	meta.Rev = 0
+	meta.Rev, meta.Len = 0, 0
 	if meta.Created.IsZero() {
 		meta.Created = time.Now()
 	}
@@ -249,8 +251,11 @@ func (db *DB) Create(ctx context.Context, meta Meta, first *Record) error {
 		if err != nil {
 			return fmt.Errorf("create doc %s: %w", meta.ID, err)
 		}
+		if recs[0].base != 0 {
+			return fmt.Errorf("create doc %s: first op covers %d code points of the empty text: %w", meta.ID, recs[0].base, ErrBadRecord)
+		}
 		w.first = recs
-		meta.Rev = 1
+		meta.Rev, meta.Len = 1, recs[0].chars
 	}
 	w.meta = appendMeta(nil, &meta)
 	if err := db.submit(ctx, w); err != nil {
@@ -298,13 +303,11 @@ func (w *createWrite) apply(tx *bbolt.Tx) error {
 // Append adds recs to the log of document id and returns once they are
 // durable. recs[0].Rev must be the document's revision plus one and the rest
 // must follow without gaps; otherwise Append fails with ErrConflict and
-// writes nothing. Every op must be valid (ot.Op.Validate); otherwise Append
-// fails with ErrBadRecord, also writing nothing. Whether each op's base
-// length matches the text it applies to is not checked: that is the
-// caller's job, as the caller holds the text, and an op that does not fit
-// makes Load fail with ErrCorrupt. The document's revision and each
-// record's client dedupe entry are updated in the same transaction. A zero
-// Time is set to now.
+// writes nothing. Every op must be valid (ot.Op.Validate) and cover the
+// text the one before it made (its base length equal to the document's
+// Len); otherwise Append fails with ErrBadRecord, also writing nothing.
+// The document's revision, its Len and each record's client dedupe entry
+// are updated in the same transaction. A zero Time is set to now.
 //
 // If ctx ends while Append waits, it returns ctx.Err(), and the records may
 // or may not have been written: the caller must re-read the revision before
@@ -348,6 +351,16 @@ func (w *appendWrite) check(tx *bbolt.Tx) error {
 	}
 	if w.first != m.Rev+1 {
 		return fmt.Errorf("doc is at rev %d: %w", m.Rev, ErrConflict)
+	}
+	// Each op must cover the text the one before it made; stored
+	// otherwise, it would make every later Load fail.
+	if m.Len >= 0 {
+		for _, r := range w.recs {
+			if r.base != m.Len {
+				return fmt.Errorf("op %d covers %d code points, the text has %d: %w", r.rev, r.base, m.Len, ErrBadRecord)
+			}
+			m.Len = r.chars
+		}
 	}
 	w.meta, w.keys = m, keys
 	return nil

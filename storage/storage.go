@@ -110,6 +110,10 @@ type Meta struct {
 	ID, ViewID string
 	Created    time.Time
 	Rev        int64
+	// Len is the text's length in code points at Rev, which lets Append
+	// refuse an op that does not fit the text; -1 if unknown (a document
+	// stored before the length was kept). Create and Append maintain it.
+	Len int64
 }
 
 // Record is one op of a document's log: op Rev turned revision Rev-1 into

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -162,6 +163,7 @@ func TestCreateRejects(t *testing.T) {
 		{"view id taken", Meta{ID: "new", ViewID: "va"}, nil, ErrExists},
 		{"first record not rev 1", Meta{ID: "new", ViewID: "v-new"}, &Record{Rev: 2, Op: ot.Op{{S: "x"}}}, ErrConflict},
 		{"first record's op is bad", Meta{ID: "new", ViewID: "v-new"}, &Record{Rev: 1, Op: ot.Op{{}}}, ErrBadRecord},
+		{"first op does not fit the empty text", Meta{ID: "new", ViewID: "v-new"}, &Record{Rev: 1, Op: ot.Op{{N: 5}, {S: "x"}}}, ErrBadRecord},
 		{"empty id", Meta{ViewID: "v-new"}, nil, nil},
 		{"empty view id", Meta{ID: "new"}, nil, nil},
 	}
@@ -370,6 +372,90 @@ func TestAppendRejectsBadOp(t *testing.T) {
 	}
 	if doc, err := db.Load(ctx, "d"); err != nil || doc.Text != textAt(6) {
 		t.Errorf("Load: got %+v, %v, want %q", doc, err, textAt(6))
+	}
+}
+
+// TestAppendRejectsOpOfWrongLength: an op that does not cover the text
+// the previous one made is refused, alone in its group, so a caller's
+// mistake cannot make the document unloadable.
+func TestAppendRejectsOpOfWrongLength(t *testing.T) {
+	db, _ := openTest(t, Options{})
+	ctx := context.Background()
+	makeDoc(t, db, "d", 5)
+	makeDoc(t, db, "e", 0)
+	n := len(textAt(5))
+	if m, err := db.Meta(ctx, "d"); err != nil || m.Len != int64(n) {
+		t.Fatalf("Meta: got Len %d, %v, want %d", m.Len, err, n)
+	}
+	for _, recs := range [][]Record{
+		{{Rev: 6, Op: appendOp(n+1, "x"), Client: "x", Seq: 1}},
+		{{Rev: 6, Op: appendOp(n-1, "x"), Client: "x", Seq: 1}},
+		{{Rev: 6, Op: appendOp(n, "a"), Client: "x", Seq: 1}, {Rev: 7, Op: appendOp(n, "b"), Client: "x", Seq: 2}},
+	} {
+		var wg sync.WaitGroup
+		var good error
+		wg.Add(1)
+		go func() { // shares the group, maybe
+			defer wg.Done()
+			good = db.Append(ctx, "e", []Record{{Rev: 1 + mustRev(t, db, "e"), Op: appendOp(int(mustLen(t, db, "e")), "y")}})
+		}()
+		err := db.Append(ctx, "d", recs)
+		wg.Wait()
+		if !errors.Is(err, ErrBadRecord) {
+			t.Errorf("append %v: got %v, want ErrBadRecord", recs, err)
+		}
+		if good != nil {
+			t.Errorf("the other document's append: %v", good)
+		}
+		if doc, err := db.Load(ctx, "d"); err != nil || doc.Rev != 5 || doc.Text != textAt(5) {
+			t.Errorf("Load after bad append: got %+v, %v, want rev 5 %q", doc, err, textAt(5))
+		}
+	}
+	if doc, err := db.Load(ctx, "e"); err != nil || doc.Text != "yyy" {
+		t.Errorf("Load(e): got %+v, %v, want \"yyy\"", doc, err)
+	}
+}
+
+func mustRev(t *testing.T, db *DB, id string) int64 {
+	m, err := db.Meta(context.Background(), id)
+	if err != nil {
+		t.Error(err)
+	}
+	return m.Rev
+}
+
+func mustLen(t *testing.T, db *DB, id string) int64 {
+	m, err := db.Meta(context.Background(), id)
+	if err != nil {
+		t.Error(err)
+	}
+	return m.Len
+}
+
+// TestMetaWithoutLen: a meta value written before the length was kept
+// decodes with Len -1, and appends to it are not length-checked.
+func TestMetaWithoutLen(t *testing.T) {
+	db, _ := openTest(t, Options{})
+	ctx := context.Background()
+	makeDoc(t, db, "d", 2)
+	// Rewrite the meta in the old layout: no length after the view id.
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		b := append([]byte{valueVersion}, binary.AppendUvarint(nil, 2)...)
+		b = binary.AppendVarint(b, 0)
+		b = appendString(b, "view-d")
+		return tx.Bucket(bucketDocs).Put(keysOf("d").meta(), seal(b, 0))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := db.Meta(ctx, "d"); err != nil || m.Len != -1 || m.Rev != 2 {
+		t.Fatalf("Meta: got %+v, %v, want rev 2 and Len -1", m, err)
+	}
+	if err := db.Append(ctx, "d", tokenRecords(3, 3, "c")); err != nil {
+		t.Fatal(err)
+	}
+	if doc, err := db.Load(ctx, "d"); err != nil || doc.Text != textAt(3) {
+		t.Errorf("Load: got %+v, %v, want %q", doc, err, textAt(3))
 	}
 }
 
