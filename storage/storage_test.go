@@ -300,26 +300,34 @@ func TestAppendConflictWritesNothing(t *testing.T) {
 			if err := db.Append(ctx, "d", tt.recs); !errors.Is(err, ErrConflict) {
 				t.Fatalf("got %v, want ErrConflict", err)
 			}
-			if m, err := db.Meta(ctx, "d"); err != nil || m.Rev != 5 {
-				t.Errorf("Meta after conflict: got rev %d, %v, want 5", m.Rev, err)
-			}
-			recs, err := db.Ops(ctx, "d", 0, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := revsOf(recs); !reflect.DeepEqual(got, []int64{1, 2, 3, 4, 5}) {
-				t.Errorf("Ops after conflict: got revs %v, want 1..5", got)
-			}
-			if seq, rev, err := db.ClientSeq(ctx, "d", "x"); seq != 0 || rev != 0 || err != nil {
-				t.Errorf("ClientSeq(x) after conflict: got %d, %d, %v, want 0, 0, nil", seq, rev, err)
-			}
-			if doc, err := db.Load(ctx, "d"); err != nil || doc.Text != textAt(5) {
-				t.Errorf("Load after conflict: got %+v, %v, want %q", doc, err, textAt(5))
-			}
+			checkUntouched(t, db, "d", 5, "x")
 		})
 	}
 	if err := db.Append(ctx, "d", nil); err != nil {
 		t.Errorf("Append of no records: got %v, want nil", err)
+	}
+}
+
+// checkUntouched checks that a refused append left test document id at
+// rev, with its ops, text and client's dedupe entry as they were.
+func checkUntouched(t *testing.T, db *DB, id string, rev int64, client string) {
+	t.Helper()
+	ctx := context.Background()
+	if m, err := db.Meta(ctx, id); err != nil || m.Rev != rev {
+		t.Errorf("Meta after refused append: got rev %d, %v, want %d", m.Rev, err, rev)
+	}
+	recs, err := db.Ops(ctx, id, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := revsOf(recs); int64(len(got)) != rev || len(got) > 0 && got[len(got)-1] != rev {
+		t.Errorf("Ops after refused append: got revs %v, want 1..%d", got, rev)
+	}
+	if seq, r, err := db.ClientSeq(ctx, id, client); seq != 0 || r != 0 || err != nil {
+		t.Errorf("ClientSeq(%s) after refused append: got %d, %d, %v, want 0, 0, nil", client, seq, r, err)
+	}
+	if doc, err := db.Load(ctx, id); err != nil || doc.Text != textAt(rev) {
+		t.Errorf("Load after refused append: got %+v, %v, want %q", doc, err, textAt(rev))
 	}
 }
 
@@ -355,15 +363,7 @@ func TestAppendRejectsBadOp(t *testing.T) {
 			if got := db.commits.Load(); got != commits {
 				t.Errorf("commits: got %d, want %d: the bad append reached the committer", got, commits)
 			}
-			if m, err := db.Meta(ctx, "d"); err != nil || m.Rev != 5 {
-				t.Errorf("Meta after bad append: got rev %d, %v, want 5", m.Rev, err)
-			}
-			if seq, rev, err := db.ClientSeq(ctx, "d", "x"); seq != 0 || rev != 0 || err != nil {
-				t.Errorf("ClientSeq(x) after bad append: got %d, %d, %v, want 0, 0, nil", seq, rev, err)
-			}
-			if doc, err := db.Load(ctx, "d"); err != nil || doc.Text != textAt(5) {
-				t.Errorf("Load after bad append: got %+v, %v, want %q", doc, err, textAt(5))
-			}
+			checkUntouched(t, db, "d", 5, "x")
 		})
 	}
 	// The document still takes its next op.
@@ -407,9 +407,7 @@ func TestAppendRejectsOpOfWrongLength(t *testing.T) {
 		if good != nil {
 			t.Errorf("the other document's append: %v", good)
 		}
-		if doc, err := db.Load(ctx, "d"); err != nil || doc.Rev != 5 || doc.Text != textAt(5) {
-			t.Errorf("Load after bad append: got %+v, %v, want rev 5 %q", doc, err, textAt(5))
-		}
+		checkUntouched(t, db, "d", 5, "x")
 	}
 	if doc, err := db.Load(ctx, "e"); err != nil || doc.Text != "yyy" {
 		t.Errorf("Load(e): got %+v, %v, want \"yyy\"", doc, err)
