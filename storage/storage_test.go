@@ -790,12 +790,13 @@ func TestBackup(t *testing.T) {
 		makeDoc(t, db, id, revs)
 	}
 	var buf bytes.Buffer
-	n, err := db.Backup(&buf)
+	size := int64(-1)
+	n, err := db.Backup(&buf, func(n int64) { size = n })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != int64(buf.Len()) || n == 0 {
-		t.Errorf("Backup: reported %d bytes, wrote %d", n, buf.Len())
+	if n != int64(buf.Len()) || n == 0 || size != n {
+		t.Errorf("Backup: reported %d bytes, announced %d, wrote %d", n, size, buf.Len())
 	}
 	// Writes after the backup must not show up in it.
 	if err := db.Append(ctx, "c", tokenRecords(34, 34, "late")); err != nil {
@@ -810,6 +811,9 @@ func TestBackup(t *testing.T) {
 		t.Fatalf("Open backup: %v", err)
 	}
 	defer restored.Close()
+	if err := restored.Check(ctx); err != nil {
+		t.Errorf("Check of the backup: %v", err)
+	}
 	for id, revs := range docs {
 		doc, err := restored.Load(ctx, id)
 		if err != nil || doc.Rev != revs || doc.Text != textAt(revs) {
@@ -896,7 +900,7 @@ func TestBackupWhileAppending(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.Backup(f); err != nil {
+		if _, err := db.Backup(f, nil); err != nil {
 			t.Fatalf("backup %d: %v", i, err)
 		}
 		for d := range docs {
@@ -965,7 +969,8 @@ func TestCloseIdempotentAndErrClosed(t *testing.T) {
 		{"Ops", func() error { _, err := db.Ops(ctx, "d", 0, 0); return err }},
 		{"ClientSeq", func() error { _, _, err := db.ClientSeq(ctx, "d", "c"); return err }},
 		{"SaveSnapshot", func() error { return db.SaveSnapshot(ctx, "d", Snapshot{Rev: 3, Text: textAt(3)}) }},
-		{"Backup", func() error { _, err := db.Backup(&bytes.Buffer{}); return err }},
+		{"Backup", func() error { _, err := db.Backup(&bytes.Buffer{}, nil); return err }},
+		{"Check", func() error { return db.Check(ctx) }},
 		{"Ping", func() error { return db.Ping(ctx) }},
 	}
 	for _, c := range calls {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/collabd/collabd/storage"
@@ -27,10 +28,11 @@ func adminHandler(db *storage.DB, logger *slog.Logger) http.Handler {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 		w.Header().Set("Cache-Control", "no-store")
-		// A large file can take longer than any fixed write timeout.
-		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 		start := time.Now()
-		n, err := db.Backup(w)
+		n, err := db.Backup(&deadlineWriter{w: w, rc: http.NewResponseController(w)}, func(size int64) {
+			// A known length lets the client tell a cut copy from a whole one.
+			w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		})
 		if err != nil {
 			// The status line went out with the first byte, and a chunked
 			// body that ends cleanly would look complete: abort the
@@ -43,11 +45,30 @@ func adminHandler(db *storage.DB, logger *slog.Logger) http.Handler {
 	return mux
 }
 
+// backupWriteTimeout bounds each write of a backup to its client. A whole
+// backup may take longer than any fixed timeout, but a client that stops
+// reading must not hold the file's read transaction, and with it the
+// server's shutdown, for ever.
+const backupWriteTimeout = 30 * time.Second
+
+// deadlineWriter sets a fresh write deadline before every write.
+type deadlineWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	if err := d.rc.SetWriteDeadline(time.Now().Add(backupWriteTimeout)); err != nil {
+		return 0, err
+	}
+	return d.w.Write(p)
+}
+
 // runBackup is `collabd backup`: it writes a consistent copy of the data
 // file to -o, either from a running server's admin endpoint (-from) or,
 // when no server holds the file, by opening it directly (-data). The copy
-// appears under its final name only once it is complete, synced, and
-// opens as a storage file.
+// appears under its final name only once it is complete, synced, opens as
+// a storage file and passes bbolt's consistency check.
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("collabd backup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -76,6 +97,13 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if *from != "" {
 			return fetchBackup(ctx, *from, w)
 		}
+		// Open would create a missing file: a mistyped path must not
+		// leave an empty data file behind and "succeed".
+		if fi, err := os.Stat(*data); err != nil {
+			return 0, err
+		} else if !fi.Mode().IsRegular() {
+			return 0, fmt.Errorf("%s is not a regular file", *data)
+		}
 		db, err := storage.Open(*data, storage.Options{LockTimeout: *lockTimeout, SnapshotEvery: -1})
 		if errors.Is(err, storage.ErrLocked) {
 			return 0, fmt.Errorf("%s is locked, most likely by a running server: use -from with its -admin-addr", *data)
@@ -84,12 +112,16 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return 0, err
 		}
 		defer db.Close()
-		return db.Backup(w)
+		return db.Backup(w, nil)
 	}
 	n, err := writeAtomically(*out, copyTo, func(path string) error {
 		db, err := storage.Open(path, storage.Options{LockTimeout: time.Second, SnapshotEvery: -1})
 		if err != nil {
 			return fmt.Errorf("the copy does not open: %w", err)
+		}
+		defer db.Close()
+		if err := db.Check(ctx); err != nil {
+			return fmt.Errorf("the copy is damaged: %w", err)
 		}
 		return db.Close()
 	})
@@ -149,6 +181,14 @@ func writeAtomically(path string, write func(io.Writer) (int64, error), check fu
 	if err != nil {
 		os.Remove(f.Name())
 		return n, err
+	}
+	// The rename is durable only once the folder is synced.
+	if dir, err := os.Open(filepath.Dir(path)); err == nil {
+		err = dir.Sync()
+		dir.Close()
+		if err != nil {
+			return n, fmt.Errorf("sync %s: %w", filepath.Dir(path), err)
+		}
 	}
 	return n, nil
 }

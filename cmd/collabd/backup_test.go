@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestBackup takes a hot backup from a running server's admin endpoint,
@@ -52,6 +57,13 @@ func TestBackup(t *testing.T) {
 	if _, err := backup("-data", data); err == nil {
 		t.Error("backup without -o: got nil error")
 	}
+	typo := filepath.Join(dir, "colab.db")
+	if _, err := backup("-data", typo, "-o", filepath.Join(dir, "typo-copy.db")); err == nil {
+		t.Error("backup -data of a missing file: got nil error")
+	}
+	if _, err := os.Stat(typo); !os.IsNotExist(err) {
+		t.Errorf("backup -data of a missing file created it (stat: %v)", err)
+	}
 
 	for _, copy := range []string{hot, cold} {
 		r := startServerAt(t, copy)
@@ -82,4 +94,56 @@ func createDoc(t *testing.T, base, text string) string {
 		t.Fatalf("create: status %d, %v", resp.StatusCode, err)
 	}
 	return doc.ID
+}
+
+// TestShutdownDuringStalledBackup: a backup client that stops reading
+// holds the data file's read transaction, but shutdown still ends within
+// its timeout rather than waiting for the client.
+func TestShutdownDuringStalledBackup(t *testing.T) {
+	s := startServer(t, "-admin-addr", "127.0.0.1:0", "-shutdown-timeout", "300ms")
+	// Far more than the kernel's socket buffers hold.
+	big := strings.Repeat("0123456789", 150_000)
+	for range 12 {
+		createDoc(t, s.URL, big)
+	}
+	// A small receive buffer, and nothing read past the headers: the
+	// server's writes soon block.
+	d := net.Dialer{Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	conn, err := d.Dial("tcp", strings.TrimPrefix(s.AdminURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /backup HTTP/1.1\r\nHost: admin\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.ContentLength <= 0 {
+		t.Fatalf("GET /backup: got %s with Content-Length %d, want 200 and the size", resp.Status, resp.ContentLength)
+	}
+	if resp.ContentLength < 16<<20 {
+		t.Fatalf("the backup is only %d bytes: too small to stall", resp.ContentLength)
+	}
+
+	stop, done := s.stop, s.done
+	s.stop = nil // this test checks run's return itself
+	stop()
+	select {
+	case err := <-done:
+		// Cutting the backup short is reported, not hidden.
+		if err == nil || !strings.Contains(err.Error(), "shutdown") {
+			t.Errorf("run returned %v, want the shutdown timeout reported", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return within 20s of cancellation while a backup client stalled")
+	}
 }

@@ -146,7 +146,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	for _, s := range servers {
 		if err := s.Shutdown(shutdownCtx); err != nil {
+			// Out of time: cut what is left (a backup download, say), so
+			// that no handler still holds the database closed below.
 			errs = append(errs, fmt.Errorf("shutdown http: %w", err))
+			s.Close()
 		}
 	}
 	for range running {
