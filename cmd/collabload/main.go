@@ -290,6 +290,9 @@ func typeInto(ctx context.Context, c *collab.Client, rate float64, seed uint64, 
 			return lat, nil
 		case err := <-acked:
 			timing = false
+			if err != nil && ctx.Err() != nil {
+				return lat, nil // typing time ran out while this ack was awaited
+			}
 			if err != nil {
 				return lat, err
 			}

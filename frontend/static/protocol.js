@@ -180,6 +180,11 @@ export function transformIndex(op, pos) {
   return out;
 }
 
+// moveRanges maps [anchor, head] selections through op.
+export function moveRanges(op, ranges) {
+  return ranges.map(([a, h]) => [transformIndex(op, a), transformIndex(op, h)]);
+}
+
 // diff returns the op turning text a into text b: one replaced span between
 // their common prefix and suffix, as an edit in a textarea produces.
 export function diff(a, b) {
@@ -317,7 +322,7 @@ export class Session {
         // The ranges are at the revision we are at; our local text also
         // holds our unacknowledged edits.
         const out = this.client && this.client.outstanding();
-        const ranges = out ? m.ranges.map(([a, h]) => [transformIndex(out, a), transformIndex(out, h)]) : m.ranges;
+        const ranges = out ? moveRanges(out, m.ranges) : m.ranges;
         this.peers.set(m.client, { client: m.client, name: m.name, color: m.color, ranges });
         return this.cb.onPeers(this.peers);
       }
@@ -331,7 +336,6 @@ export class Session {
 
   welcome(w) {
     this.retry = 0;
-    this.peers = new Map(w.peers.map((p) => [p.client, p]));
     if (w.text !== undefined || !this.client) {
       this.client = new OTClient(w.rev, w.lastSeq);
       this.text = w.text ?? "";
@@ -345,6 +349,11 @@ export class Session {
       }
       this.send(this.client.message());
     }
+    // The peers' ranges are at the welcome's revision, which the catch-up
+    // has brought us to; our local text also holds unacknowledged edits.
+    const out = this.client.outstanding();
+    this.peers = new Map(w.peers.map((p) => [p.client,
+      { ...p, ranges: out ? moveRanges(out, p.ranges) : p.ranges }]));
     this.cb.onWelcome(w);
     this.cb.onPeers(this.peers);
     this.cb.onStatus("online");
@@ -353,7 +362,7 @@ export class Session {
   remote(rev, op) {
     const local = this.client.applyServer(rev, op);
     this.text = apply(this.text, local);
-    for (const p of this.peers.values()) p.ranges = p.ranges.map(([a, h]) => [transformIndex(local, a), transformIndex(local, h)]);
+    for (const p of this.peers.values()) p.ranges = moveRanges(local, p.ranges);
     this.cb.onRemote(local, this.text);
   }
 
@@ -362,7 +371,7 @@ export class Session {
     const op = diff(this.text, text);
     if (isNoop(op) || !this.client) return;
     this.text = text;
-    for (const p of this.peers.values()) p.ranges = p.ranges.map(([a, h]) => [transformIndex(op, a), transformIndex(op, h)]);
+    for (const p of this.peers.values()) p.ranges = moveRanges(op, p.ranges);
     this.send(this.client.applyLocal(op));
   }
 

@@ -91,6 +91,36 @@ test("buffered edits that cancel out are not sent", () => {
   assert.equal(c.outstanding(), null);
 });
 
+// A Session on stand-ins for the browser's WebSocket, sessionStorage and
+// location, driven by handing it server messages.
+function fakeSession() {
+  const sent = [];
+  globalThis.location = { protocol: "http:", host: "test" };
+  globalThis.sessionStorage = { getItem: () => null, setItem() {} };
+  globalThis.WebSocket = class { static OPEN = 1; readyState = 1; send(m) { sent.push(JSON.parse(m)); } close() {} };
+  const noop = () => {};
+  const s = new p.Session("doc", "me", { onStatus: noop, onReset: noop, onRemote: noop, onPeers: noop, onWelcome: noop });
+  return { s, sent };
+}
+
+test("a reconnect places peers' carets on the local text", () => {
+  const { s, sent } = fakeSession();
+  const other = "00000000-0000-4000-8000-000000000001";
+  s.handle({ type: "welcome", protocol: 1, rev: 1, text: "abc", peers: [], lastSeq: 0 });
+  s.edit("abcX"); // in flight: [3,"X"]
+  assert.deepEqual(sent.at(-1), { type: "op", rev: 1, seq: 1, op: [3, "X"] });
+  // Reconnected: someone typed "Z" at the start meanwhile, and another
+  // editor's caret is after "Za" of the server's "Zabc" (rev 2).
+  s.handle({ type: "welcome", protocol: 1, rev: 2, lastSeq: 0,
+    ops: [{ rev: 2, op: ["Z", 3], client: other, seq: 1 }],
+    peers: [{ client: other, name: "o", color: "#000", ranges: [[2, 2]] }] });
+  assert.equal(s.text, "ZabcX");
+  assert.deepEqual(sent.at(-1), { type: "op", rev: 2, seq: 1, op: [4, "X"] });
+  // On the local text the caret is still after "Za", not moved by the
+  // catch-up op a second time.
+  assert.deepEqual(s.peers.get(other).ranges, [[2, 2]]);
+});
+
 test("agrees with the Go ot package", { skip: !process.env.OT_CASES && "OT_CASES not set (run through go test ./frontend)" }, () => {
   const cases = JSON.parse(readFileSync(process.env.OT_CASES, "utf8"));
   assert.ok(cases.length > 0);
