@@ -458,11 +458,11 @@ func (w *snapshotWrite) apply(tx *bbolt.Tx) error {
 	return pruneSnapshots(b, w.keys, w.rev)
 }
 
-// keepSnapshots is how many of a document's latest snapshots are kept:
-// Load needs one, and the one before it costs little and still serves if
-// the newest is ever found damaged. Older full copies of the text would
-// only grow the file; the op log keeps all history anyway.
-const keepSnapshots = 2
+// keepSnapshots is how many of a document's latest snapshots are kept.
+// Load needs only the newest, and it replaces the older one in the same
+// transaction; older full copies of the text would only grow the file,
+// while the op log keeps all history anyway.
+const keepSnapshots = 1
 
 // pruneSnapshots deletes the document's snapshots before rev but the
 // newest keepSnapshots-1 of them.

@@ -18,7 +18,7 @@
 // version byte and a CRC-32C, so a damaged value is reported as ErrCorrupt
 // naming the document and revision rather than decoded into wrong text.
 // The op log is never pruned: snapshots only shorten Load, and only the
-// latest two of each document are kept.
+// latest of each document is kept.
 //
 // # Durability and group commit
 //
