@@ -242,3 +242,37 @@ func TestUpgradeErrorsAreJSON(t *testing.T) {
 		ws.CloseNow()
 	}
 }
+
+// TestCatchUpBoundedByBytes: reaching back past MaxCatchUpBytes of ops in
+// the store gives a reconnecting editor the full text, a stale op bad_op,
+// and a viewer a snapshot, instead of reading it all into the hub.
+func TestCatchUpBoundedByBytes(t *testing.T) {
+	ts := newTestServer(t, Options{HistoryLimit: 1, HistoryBytes: 1, MaxCatchUpBytes: 64 << 10})
+	id, viewID := ts.createDoc(t, "") // rev 0
+	ctx := guardCtx(t)
+	c := ts.dial(t, id, ClientOptions{})
+	chunk := strings.Repeat("x", 20<<10)
+	for i := range 6 { // revs 1..6, 120 KiB in all
+		if err := c.Edit(ot.Op{}.Retain(i * len(chunk)).Insert(chunk)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w := ts.raw(t, id).hello(t, ctx, uuid.NewString(), 0); w.Text == nil || len(*w.Text) != 6*len(chunk) {
+		t.Errorf("welcome from rev 0: got %d ops and text %v, want the full text", len(w.Ops), w.Text != nil)
+	}
+	if w := ts.raw(t, id).hello(t, ctx, uuid.NewString(), 5); len(w.Ops) != 1 || w.Text != nil {
+		t.Errorf("welcome from rev 5: got %d ops, want 1", len(w.Ops))
+	}
+	r := ts.raw(t, id)
+	r.hello(t, ctx, uuid.NewString(), -1)
+	r.sendOp(t, ctx, 0, 1, ot.Op{ot.Insert("a")})
+	r.expectError(t, ctx, CodeBadOp, 4409)
+	s := openSSE(t, http.DefaultClient, viewEventsURL(ts.URL, viewID)+"?since=0", nil)
+	if m := s.nextEvent(t); m.Kind != "snapshot" || m.ID != 6 {
+		t.Errorf("viewer resuming from rev 0: got %v, want a snapshot at rev 6", m)
+	}
+	checkServing(t, ts, id)
+}

@@ -464,6 +464,10 @@ func (h *hub) applyOp(c *conn, m *opMessage) {
 	op := m.op
 	if m.rev < h.rev {
 		concurrent, err := h.opsAfter(m.rev)
+		if errors.Is(err, errTooFarBack) {
+			badOp("rev %d is too far back to transform (document at rev %d); reconnect", m.rev, h.rev)
+			return
+		}
 		if err != nil {
 			h.log.Error("read ops to transform against", "from", m.rev, "err", err)
 			c.fail(errorf(CodeInternal, "internal error"))
@@ -522,6 +526,10 @@ func (h *hub) remember(rec Record) {
 	h.histBase += int64(drop)
 }
 
+// errTooFarBack is why opsAfter refuses to reach back past MaxCatchUp ops
+// or MaxCatchUpBytes of them.
+var errTooFarBack = errors.New("too far back")
+
 // opsAfter returns the ops with revisions in (rev, h.rev], from memory
 // and, for older ones, from the store. The slice must not be kept.
 func (h *hub) opsAfter(rev int64) ([]Record, error) {
@@ -529,11 +537,12 @@ func (h *hub) opsAfter(rev int64) ([]Record, error) {
 		return h.history[rev-h.histBase:], nil
 	}
 	if h.rev-rev > int64(h.srv.opts.MaxCatchUp) {
-		return nil, fmt.Errorf("rev %d is more than %d ops behind rev %d", rev, h.srv.opts.MaxCatchUp, h.rev)
+		return nil, fmt.Errorf("rev %d is more than %d ops behind rev %d: %w", rev, h.srv.opts.MaxCatchUp, h.rev, errTooFarBack)
 	}
 	ctx, cancel := context.WithTimeout(h.srv.ctx, storeTimeout)
 	defer cancel()
 	out := make([]Record, 0, h.rev-rev)
+	size := 0
 	for after := rev; after < h.histBase; {
 		page, err := h.srv.store.Ops(ctx, h.id, after, int(h.histBase-after))
 		if err != nil {
@@ -548,6 +557,9 @@ func (h *hub) opsAfter(rev int64) ([]Record, error) {
 			}
 			after = r.Rev
 			out = append(out, r)
+			if size += opBytes(r.Op); size > h.srv.opts.MaxCatchUpBytes {
+				return nil, fmt.Errorf("ops after rev %d hold over %d bytes: %w", rev, h.srv.opts.MaxCatchUpBytes, errTooFarBack)
+			}
 		}
 	}
 	return append(out, h.history...), nil

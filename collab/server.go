@@ -51,6 +51,12 @@ type Options struct {
 	// MaxCatchUp is the most ops a welcome or a transform reaches back
 	// (default 10,000). A client further behind gets the full text.
 	MaxCatchUp int
+	// MaxCatchUpBytes bounds, in inserted text, the older ops read back
+	// from the store for one catch-up or transform (default 32 MiB), so
+	// that a few huge ops cannot make one reconnect cost gigabytes. A
+	// client further back gets the full text, a stale op is refused and a
+	// viewer gets a snapshot, as past MaxCatchUp.
+	MaxCatchUpBytes int
 	// SendQueue bounds the messages queued for one editor (default 1024)
 	// and ViewerQueue the events queued for one viewer (default 256). A
 	// connection whose queue overflows is closed; its client resumes.
@@ -79,6 +85,7 @@ func (o *Options) setDefaults() {
 	setDefault(&o.HistoryLimit, 4096)
 	setDefault(&o.HistoryBytes, 16<<20)
 	setDefault(&o.MaxCatchUp, 10_000)
+	setDefault(&o.MaxCatchUpBytes, 32<<20)
 	setDefault(&o.SendQueue, 1024)
 	setDefault(&o.ViewerQueue, 256)
 	setDefault(&o.WriteTimeout, 10*time.Second)
