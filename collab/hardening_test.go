@@ -108,7 +108,8 @@ func TestHistoryBoundedByBytes(t *testing.T) {
 		if rev%10 == 0 {
 			text = big
 		}
-		h.remember(Record{Rev: rev, Op: ot.Op{ot.Insert(text)}})
+		op := ot.Op{ot.Insert(text)}
+		h.remember(Record{Rev: rev, Op: op}, opBytes(op))
 		if h.histBytes > 2*budget+len(big) || len(h.history) > 200 {
 			t.Fatalf("after rev %d: history holds %d ops, %d bytes; want at most 200 ops and %d bytes",
 				rev, len(h.history), h.histBytes, 2*budget+len(big))
@@ -118,8 +119,9 @@ func TestHistoryBoundedByBytes(t *testing.T) {
 		}
 	}
 	// The newest op stays even when it alone is over the budget.
-	h.remember(Record{Rev: 1001, Op: ot.Op{ot.Insert(strings.Repeat("z", 3*budget))}})
-	h.remember(Record{Rev: 1002, Op: ot.Op{ot.Insert(strings.Repeat("z", 3*budget))}})
+	huge := ot.Op{ot.Insert(strings.Repeat("z", 3*budget))}
+	h.remember(Record{Rev: 1001, Op: huge}, opBytes(huge))
+	h.remember(Record{Rev: 1002, Op: huge}, opBytes(huge))
 	if n := len(h.history); n != 1 || h.history[0].Rev != 1002 {
 		t.Errorf("got %d ops in history, want only rev 1002", n)
 	}

@@ -17,8 +17,9 @@ type (
 		hello *hello
 	}
 	opReq struct {
-		c *conn
-		m *opMessage
+		c     *conn
+		m     *opMessage
+		bytes int // opBytes(m.op), counted once by the session
 	}
 	cursorReq struct {
 		c *conn
@@ -240,7 +241,7 @@ func (h *hub) load() error {
 		if recent, err := h.opsAfter(from); err == nil {
 			h.histBase = from
 			for _, r := range recent {
-				h.remember(r)
+				h.remember(r, opBytes(r.Op))
 			}
 		} else {
 			h.log.Warn("read recent ops", "from", from, "err", err)
@@ -276,7 +277,7 @@ func (h *hub) enqueueReq(m any) {
 // text.
 func reqBytes(m any) int {
 	if m, ok := m.(opReq); ok {
-		return opBytes(m.m.op)
+		return m.bytes
 	}
 	return 0
 }
@@ -498,21 +499,23 @@ func (h *hub) applyOp(c *conn, m *opMessage) {
 	h.rev++
 	e.lastSeq, e.lastRev = m.seq, h.rev
 	rec := Record{Rev: h.rev, Op: op, Client: e.client, Seq: m.seq, Time: time.Now().UTC()}
-	h.remember(rec)
+	n := opBytes(op)
+	h.remember(rec, n)
 	h.batch = append(h.batch, pendingOp{rec: rec, c: c})
-	h.batchBytes += opBytes(op)
+	h.batchBytes += n
 	for _, p := range h.editors {
 		transformRanges(p.ranges, op)
 	}
 }
 
-// remember appends a record to the in-memory history. Once it holds twice
+// remember appends a record, of opBytes bytes, to the in-memory history.
+// Once it holds twice
 // HistoryLimit ops or twice HistoryBytes of text, the oldest are dropped
 // down to both limits in one copy, so the cost stays amortised O(1) per
 // op. Dropped ops are read back from the store when needed.
-func (h *hub) remember(rec Record) {
+func (h *hub) remember(rec Record, bytes int) {
 	h.history = append(h.history, rec)
-	h.histBytes += opBytes(rec.Op)
+	h.histBytes += bytes
 	limit, budget := h.srv.opts.HistoryLimit, h.srv.opts.HistoryBytes
 	if len(h.history) < 2*limit && h.histBytes < 2*budget {
 		return
@@ -625,7 +628,7 @@ func (h *hub) cursor(c *conn, m *cursorMessage) {
 	}
 	ranges := make([]Range, len(m.ranges))
 	for i, r := range m.ranges {
-		ranges[i] = Range{min(max(r[0], 0), n), min(max(r[1], 0), n)}
+		ranges[i] = Range{min(r[0], n), min(r[1], n)} // decodeCursor refused negatives
 	}
 	for _, r := range later {
 		transformRanges(ranges, r.Op)

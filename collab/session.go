@@ -369,7 +369,7 @@ func (s *Server) readLoop(ctx context.Context, h *hub, c *conn) (joined bool) {
 			c.client = m.client
 			req = joinReq{c: c, hello: m}
 		case *opMessage:
-			req = opReq{c: c, m: m}
+			req = opReq{c: c, m: m, bytes: opBytes(m.op)}
 		case *cursorMessage:
 			req = cursorReq{c: c, m: m}
 		}
