@@ -509,10 +509,10 @@ func (h *hub) applyOp(c *conn, m *opMessage) {
 }
 
 // remember appends a record, of opBytes bytes, to the in-memory history.
-// Once it holds twice
-// HistoryLimit ops or twice HistoryBytes of text, the oldest are dropped
-// down to both limits in one copy, so the cost stays amortised O(1) per
-// op. Dropped ops are read back from the store when needed.
+// Once it holds twice HistoryLimit ops or twice HistoryBytes of text, the
+// oldest are dropped down to both limits in one copy, so the cost stays
+// amortised O(1) per op. Dropped ops are read back from the store when
+// needed.
 func (h *hub) remember(rec Record, bytes int) {
 	h.history = append(h.history, rec)
 	h.histBytes += bytes

@@ -458,25 +458,21 @@ func (w *snapshotWrite) apply(tx *bbolt.Tx) error {
 	return pruneSnapshots(b, w.keys, w.rev)
 }
 
-// keepSnapshots is how many of a document's latest snapshots are kept.
-// Load needs only the newest, and it replaces the older one in the same
-// transaction; older full copies of the text would only grow the file,
-// while the op log keeps all history anyway.
-const keepSnapshots = 1
-
-// pruneSnapshots deletes the document's snapshots before rev but the
-// newest keepSnapshots-1 of them.
+// pruneSnapshots deletes the document's snapshots before rev. Load needs
+// only the newest, which replaces them in the same transaction; older full
+// copies of the text would only grow the file, while the op log keeps all
+// history anyway.
 func pruneSnapshots(b *bbolt.Bucket, keys docKeys, rev int64) error {
+	// Keys are collected first: deleting under a bbolt cursor skips keys.
 	var older [][]byte
 	c := b.Cursor()
 	for k, _ := c.Seek(keys.snap(0)); k != nil; k, _ = c.Next() {
-		r, ok := keys.snapRev(k)
-		if !ok || r >= rev {
+		if r, ok := keys.snapRev(k); !ok || r >= rev {
 			break
 		}
 		older = append(older, bytes.Clone(k))
 	}
-	for _, k := range older[:max(len(older)-(keepSnapshots-1), 0)] {
+	for _, k := range older {
 		if err := b.Delete(k); err != nil {
 			return err
 		}
