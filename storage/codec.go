@@ -123,9 +123,11 @@ func fromUnixNano(n int64) time.Time {
 }
 
 // meta payload: rev uvarint | created varint | view id string | len+1
-// uvarint. The edit id is the bucket key and is not repeated. The length
-// came later: a value without it decodes with Len -1, and Len -1 is
-// stored as 0.
+// uvarint | log bytes uvarint. The edit id is the bucket key and is not
+// repeated. The length came later: a value without it decodes with Len -1,
+// and Len -1 is stored as 0. The log bytes came later still: a value
+// without them decodes with LogBytes 0, so an older document counts its
+// history from its first append after the upgrade.
 func appendMeta(b []byte, m *Meta) []byte {
 	start := len(b)
 	b = append(b, valueVersion)
@@ -133,6 +135,7 @@ func appendMeta(b []byte, m *Meta) []byte {
 	b = binary.AppendVarint(b, unixNano(m.Created))
 	b = appendString(b, m.ViewID)
 	b = binary.AppendUvarint(b, uint64(max(m.Len+1, 0)))
+	b = binary.AppendUvarint(b, uint64(max(m.LogBytes, 0)))
 	return seal(b, start)
 }
 
@@ -149,6 +152,9 @@ func decodeMeta(id string, v []byte) (Meta, error) {
 	m.Len = -1
 	if len(r.b) > 0 {
 		m.Len = int64(r.uvarint()) - 1
+	}
+	if len(r.b) > 0 {
+		m.LogBytes = int64(r.uvarint())
 	}
 	return m, r.done()
 }

@@ -190,6 +190,7 @@ type encodedRecord struct {
 	value       []byte
 	client      string
 	clientValue []byte
+	size        int // what it adds to the file, for Meta.LogBytes
 }
 
 // encodeRecords validates and encodes recs outside the committer, leaving
@@ -220,7 +221,8 @@ func encodeRecords(recs []Record) ([]encodedRecord, int, error) {
 			e.client = rec.Client
 			e.clientValue = appendClient(nil, rec.Seq, rec.Rev)
 		}
-		size += len(e.value) + len(e.client) + 32
+		e.size = len(e.value) + len(e.client) + 32
+		size += e.size
 	}
 	return out, size, nil
 }
@@ -228,7 +230,7 @@ func encodeRecords(recs []Record) ([]encodedRecord, int, error) {
 // Create stores a new document. meta.Rev is ignored: the document starts at
 // revision 0, or at 1 when first is given, whose Rev must be 1 and whose op
 // must be valid and apply to the empty text (else ErrBadRecord). meta.Len
-// is ignored too. A zero meta.Created is set to now.
+// and meta.LogBytes are ignored too. A zero meta.Created is set to now.
 // Create fails with ErrExists if the edit id or the view id is already
 // taken, and indexes the view id.
 func (db *DB) Create(ctx context.Context, meta Meta, first *Record) error {
@@ -239,7 +241,7 @@ func (db *DB) Create(ctx context.Context, meta Meta, first *Record) error {
 		return fmt.Errorf("create doc %s: %w", meta.ID, err)
 	}
 	w := &createWrite{id: meta.ID, viewID: meta.ViewID, keys: keysOf(meta.ID)}
-	meta.Rev, meta.Len = 0, 0
+	meta.Rev, meta.Len, meta.LogBytes = 0, 0, 0
 	if meta.Created.IsZero() {
 		meta.Created = time.Now()
 	}
@@ -255,7 +257,7 @@ func (db *DB) Create(ctx context.Context, meta Meta, first *Record) error {
 			return fmt.Errorf("create doc %s: first op covers %d code points of the empty text: %w", meta.ID, recs[0].base, ErrBadRecord)
 		}
 		w.first = recs
-		meta.Rev, meta.Len = 1, recs[0].chars
+		meta.Rev, meta.Len, meta.LogBytes = 1, recs[0].chars, int64(recs[0].size)
 	}
 	w.meta = appendMeta(nil, &meta)
 	if err := db.submit(ctx, w); err != nil {
@@ -306,8 +308,8 @@ func (w *createWrite) apply(tx *bbolt.Tx) error {
 // writes nothing. Every op must be valid (ot.Op.Validate) and cover the
 // text the one before it made (its base length equal to the document's
 // Len); otherwise Append fails with ErrBadRecord, also writing nothing.
-// The document's revision, its Len and each record's client dedupe entry
-// are updated in the same transaction. A zero Time is set to now.
+// The document's revision, its Len and LogBytes, and each record's client
+// dedupe entry are updated in the same transaction. A zero Time is set to now.
 //
 // If ctx ends while Append waits, it returns ctx.Err(), and the records may
 // or may not have been written: the caller must re-read the revision before
@@ -361,6 +363,9 @@ func (w *appendWrite) check(tx *bbolt.Tx) error {
 			}
 			m.Len = r.chars
 		}
+	}
+	for _, r := range w.recs {
+		m.LogBytes += int64(r.size)
 	}
 	w.meta, w.keys = m, keys
 	return nil

@@ -218,7 +218,7 @@ func checkCrashFile(t *testing.T, path string, acked map[string]int64, created [
 		want := tokenRecords(1, m.Rev, "c-"+id)
 		var got []Record
 		for after := int64(0); ; {
-			recs, err := db.Ops(ctx, id, after, 0)
+			recs, err := db.Ops(ctx, id, after, 0, 0)
 			if err != nil {
 				t.Fatalf("Ops(%s, %d): %v", id, after, err)
 			}

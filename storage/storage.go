@@ -103,6 +103,12 @@ type Options struct {
 	SnapshotEvery int
 	// Logger receives background errors. Nil means discard.
 	Logger *slog.Logger
+	// InitialMmapSize is the address space reserved for the file, in
+	// bytes. Zero means 1 GiB; negative means none (bbolt's own small
+	// start). bbolt cannot remap the file while a read transaction is
+	// open, so a larger reservation means fewer remaps that a long reader
+	// could stall; tests use a small one to force remaps.
+	InitialMmapSize int
 }
 
 // Meta describes a document. Rev is its latest revision.
@@ -114,6 +120,10 @@ type Meta struct {
 	// refuse an op that does not fit the text; -1 if unknown (a document
 	// stored before the length was kept). Create and Append maintain it.
 	Len int64
+	// LogBytes is what the document's op log takes in the file: each
+	// record's encoded value and keys. Create and Append maintain it; a
+	// document stored before it was kept counts from its next append.
+	LogBytes int64
 }
 
 // Record is one op of a document's log: op Rev turned revision Rev-1 into
@@ -201,9 +211,14 @@ func Open(path string, opts Options) (*DB, error) {
 	if timeout <= 0 {
 		timeout = defaultLockTimeout
 	}
-	mmapSize := initialMmapSize
-	if strconv.IntSize < 64 {
+	mmapSize := opts.InitialMmapSize
+	switch {
+	case mmapSize < 0:
+		mmapSize = 0
+	case mmapSize == 0 && strconv.IntSize < 64:
 		mmapSize = 0 // address space is too scarce to reserve
+	case mmapSize == 0:
+		mmapSize = initialMmapSize
 	}
 	bolt, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: timeout,
@@ -343,7 +358,12 @@ func (db *DB) ViewDoc(ctx context.Context, viewID string) (string, error) {
 // Ops returns the ops of document id with Rev > after, oldest first, at
 // most limit of them (limit <= 0 means 1000), or ErrNotFound for an unknown
 // document. A missing or undecodable record in that range is ErrCorrupt.
-func (db *DB) Ops(ctx context.Context, id string, after int64, limit int) ([]Record, error) {
+//
+// maxBytes, when positive, bounds the page by RecordSize too: Ops stops
+// before the record that would take the page past it, so a few huge ops
+// cannot make one call decode gigabytes. The first record is returned
+// whatever its size, so that a caller paging with after always progresses.
+func (db *DB) Ops(ctx context.Context, id string, after int64, limit, maxBytes int) ([]Record, error) {
 	if limit <= 0 {
 		limit = defaultOpsLimit
 	}
@@ -360,10 +380,22 @@ func (db *DB) Ops(ctx context.Context, id string, after int64, limit int) ([]Rec
 		if after >= m.Rev {
 			return nil
 		}
-		recs = make([]Record, 0, min(int64(limit), m.Rev-after))
-		return scanOps(tx, keys, id, after+1, m.Rev, func(rec Record) bool {
+		recs = make([]Record, 0, min(int64(limit), m.Rev-after, 1024))
+		size := 0
+		return scanOpValues(tx, keys, id, after+1, m.Rev, func(rev int64, v []byte) (bool, error) {
+			// The size is known before decoding, so the record that
+			// would go over the budget is never even copied out.
+			n := recordSize(v)
+			if maxBytes > 0 && len(recs) > 0 && size+n > maxBytes {
+				return false, nil
+			}
+			rec, err := decodeRecordAt(rev, v)
+			if err != nil {
+				return false, err
+			}
+			size += n
 			recs = append(recs, rec)
-			return len(recs) < limit
+			return len(recs) < limit, nil
 		})
 	})
 	if err != nil {
@@ -372,10 +404,63 @@ func (db *DB) Ops(ctx context.Context, id string, after int64, limit int) ([]Rec
 	return recs, nil
 }
 
+// RecordSize is what Ops counts against its maxBytes for one stored
+// record of encoded length n with ops components: about the memory it
+// takes once decoded (the text, plus a component struct each).
+func RecordSize(n, components int) int { return n + 24*components }
+
+// recordSize is RecordSize of a stored value, read without decoding it
+// (or checking it: the decode that follows does). A value too damaged to
+// tell counts its length alone.
+func recordSize(v []byte) int {
+	if len(v) < 5 {
+		return len(v)
+	}
+	r := reader{b: v[1 : len(v)-4]}
+	r.uvarint() // rev
+	r.varint()  // time
+	r.varint()  // seq
+	if n := r.uvarint(); r.err == nil && n <= uint64(len(r.b)) {
+		r.b = r.b[n:] // client
+	} else {
+		return len(v)
+	}
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(v)) {
+		return len(v)
+	}
+	return RecordSize(len(v), int(n))
+}
+
+// decodeRecordAt decodes the value stored under revision rev's key. The
+// rev inside the value repeats the key, so a value filed under the wrong
+// key is caught.
+func decodeRecordAt(rev int64, v []byte) (Record, error) {
+	rec, err := decodeRecord(v)
+	if err == nil && rec.Rev != rev {
+		err = fmt.Errorf("record claims rev %d", rec.Rev)
+	}
+	return rec, err
+}
+
 // scanOps calls fn with each op from rev from to rev to of a document, in
 // order, until fn returns false. It reports the first missing or damaged
 // revision as ErrCorrupt.
 func scanOps(tx *bbolt.Tx, keys docKeys, id string, from, to int64, fn func(Record) bool) error {
+	return scanOpValues(tx, keys, id, from, to, func(rev int64, v []byte) (bool, error) {
+		rec, err := decodeRecordAt(rev, v)
+		if err != nil {
+			return false, err
+		}
+		return fn(rec), nil
+	})
+}
+
+// scanOpValues is scanOps on the stored values, which alias the mmap and
+// must not be kept: fn decodes what it needs (decodeRecordAt) and returns
+// a bad value as an error, which comes back as ErrCorrupt naming the
+// revision.
+func scanOpValues(tx *bbolt.Tx, keys docKeys, id string, from, to int64, fn func(rev int64, v []byte) (bool, error)) error {
 	c := tx.Bucket(bucketDocs).Cursor()
 	want := from
 	for k, v := c.Seek(keys.op(from)); k != nil && want <= to; k, v = c.Next() {
@@ -383,15 +468,12 @@ func scanOps(tx *bbolt.Tx, keys docKeys, id string, from, to int64, fn func(Reco
 		if !ok || rev != want {
 			return fmt.Errorf("doc %s rev %d: missing op: %w", id, want, ErrCorrupt)
 		}
-		rec, err := decodeRecord(v)
-		if err == nil && rec.Rev != rev {
-			err = fmt.Errorf("record claims rev %d", rec.Rev)
-		}
+		more, err := fn(rev, v)
 		if err != nil {
 			return fmt.Errorf("doc %s rev %d: %v: %w", id, rev, err, ErrCorrupt)
 		}
 		want++
-		if !fn(rec) {
+		if !more {
 			return nil
 		}
 	}

@@ -135,7 +135,7 @@ func TestCreateMetaAndViewIndex(t *testing.T) {
 		{"ViewDoc", func() error { _, err := db.ViewDoc(ctx, "nope"); return err }},
 		{"ViewDoc by edit id", func() error { _, err := db.ViewDoc(ctx, "a"); return err }},
 		{"Load", func() error { _, err := db.Load(ctx, "nope"); return err }},
-		{"Ops", func() error { _, err := db.Ops(ctx, "nope", 0, 0); return err }},
+		{"Ops", func() error { _, err := db.Ops(ctx, "nope", 0, 0, 0); return err }},
 		{"ClientSeq", func() error { _, _, err := db.ClientSeq(ctx, "nope", "c1"); return err }},
 		{"Append", func() error { return db.Append(ctx, "nope", tokenRecords(1, 1, "c")) }},
 		{"SaveSnapshot", func() error { return db.SaveSnapshot(ctx, "nope", Snapshot{Rev: 1, Text: "x"}) }},
@@ -196,7 +196,7 @@ func TestAppendOpsAndClientSeq(t *testing.T) {
 	if err != nil || m.Rev != 25 {
 		t.Fatalf("Meta: got %+v, %v, want rev 25", m, err)
 	}
-	all, err := db.Ops(ctx, "d", 0, 0)
+	all, err := db.Ops(ctx, "d", 0, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestAppendOpsAndClientSeq(t *testing.T) {
 		{-4, 2, []int64{1, 2}},
 	}
 	for _, p := range pages {
-		recs, err := db.Ops(ctx, "d", p.after, p.limit)
+		recs, err := db.Ops(ctx, "d", p.after, p.limit, 0)
 		if err != nil {
 			t.Errorf("Ops(after %d, limit %d): %v", p.after, p.limit, err)
 			continue
@@ -238,13 +238,13 @@ func TestAppendOpsAndClientSeq(t *testing.T) {
 			t.Errorf("Ops(after %d, limit %d): got revs %v, want %v", p.after, p.limit, got, p.want)
 		}
 	}
-	if recs, err := db.Ops(ctx, "d", 25, 0); err != nil || recs == nil {
+	if recs, err := db.Ops(ctx, "d", 25, 0, 0); err != nil || recs == nil {
 		t.Errorf("Ops past the end: got %#v, %v, want an empty, non-nil slice", recs, err)
 	}
 	// Paging through with the last rev seen.
 	var revs []int64
 	for after := int64(0); ; {
-		recs, err := db.Ops(ctx, "d", after, 4)
+		recs, err := db.Ops(ctx, "d", after, 4, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -316,7 +316,7 @@ func checkUntouched(t *testing.T, db *DB, id string, rev int64, client string) {
 	if m, err := db.Meta(ctx, id); err != nil || m.Rev != rev {
 		t.Errorf("Meta after refused append: got rev %d, %v, want %d", m.Rev, err, rev)
 	}
-	recs, err := db.Ops(ctx, id, 0, 0)
+	recs, err := db.Ops(ctx, id, 0, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -769,7 +769,7 @@ func TestCorruptionReported(t *testing.T) {
 			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tt.wantMsg) {
 				t.Fatalf("Load: got %+v, %v, want an error containing %q wrapping ErrCorrupt", doc, err, tt.wantMsg)
 			}
-			_, err = db.Ops(ctx, "d", 0, 0)
+			_, err = db.Ops(ctx, "d", 0, 0, 0)
 			if tt.inOps && (!errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tt.wantMsg)) {
 				t.Errorf("Ops: got %v, want an error containing %q wrapping ErrCorrupt", err, tt.wantMsg)
 			}
@@ -966,7 +966,7 @@ func TestCloseIdempotentAndErrClosed(t *testing.T) {
 		{"ViewDoc", func() error { _, err := db.ViewDoc(ctx, "view-d"); return err }},
 		{"Append", func() error { return db.Append(ctx, "d", tokenRecords(4, 4, "c")) }},
 		{"Load", func() error { _, err := db.Load(ctx, "d"); return err }},
-		{"Ops", func() error { _, err := db.Ops(ctx, "d", 0, 0); return err }},
+		{"Ops", func() error { _, err := db.Ops(ctx, "d", 0, 0, 0); return err }},
 		{"ClientSeq", func() error { _, _, err := db.ClientSeq(ctx, "d", "c"); return err }},
 		{"SaveSnapshot", func() error { return db.SaveSnapshot(ctx, "d", Snapshot{Rev: 3, Text: textAt(3)}) }},
 		{"Backup", func() error { _, err := db.Backup(&bytes.Buffer{}, nil); return err }},
