@@ -1,13 +1,19 @@
 package collab
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
+	"net"
 	"net/http"
+	"net/url"
+	"path"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -70,7 +76,8 @@ func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, err err
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
 	default:
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		// The route, not the path: a path holds the edit id.
+		s.log.Error("request failed", "method", r.Method, "route", r.Pattern, "err", err)
 		writeError(w, http.StatusInternalServerError, CodeInternal, "internal error")
 	}
 }
@@ -98,21 +105,36 @@ type createRequest struct {
 }
 
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
-	var req createRequest
-	// A document of MaxDocChars code points takes at most 4 bytes each,
-	// and JSON escaping at most 6 bytes per UTF-16 unit.
-	limit := int64(s.opts.MaxDocChars)*12 + 1024
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
-		return
-	case err != nil:
-		writeError(w, http.StatusBadRequest, CodeBadMessage, "reading body: "+err.Error())
+	// Checks that cost nothing come first, the body last: a refused
+	// request is answered without reading it.
+	if err := checkOrigin(r, s.opts.AllowedOrigins); err != nil {
+		writeError(w, http.StatusForbidden, CodeForbidden, err.Error())
 		return
 	}
+	if !s.creates.allow(s.requestAddr(r), time.Now()) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, CodeRateLimited,
+			fmt.Sprintf("more than %g documents per second (burst %d) from this address; try again later", s.opts.CreateRate, s.opts.CreateBurst))
+		return
+	}
+	if err := s.storageFull(r.Context()); err != nil {
+		writeError(w, http.StatusInsufficientStorage, CodeTooLarge, err.Error()+"; no documents can be created now")
+		return
+	}
+	if r.ContentLength > 0 && !isJSON(r) {
+		writeError(w, http.StatusUnsupportedMediaType, CodeBadMessage, "a body must have Content-Type application/json")
+		return
+	}
+	body, ok := s.readCreateBody(w, r)
+	if !ok {
+		return
+	}
+	var req createRequest
 	if len(body) > 0 {
+		if !isJSON(r) {
+			writeError(w, http.StatusUnsupportedMediaType, CodeBadMessage, "a body must have Content-Type application/json")
+			return
+		}
 		if !utf8.Valid(body) {
 			writeError(w, http.StatusBadRequest, CodeBadMessage, "body is not valid UTF-8")
 			return
@@ -142,6 +164,93 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		rev = 1
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"id": meta.ID, "viewId": meta.ViewID, "rev": rev})
+}
+
+// readCreateBody reads the body of a create within the server's budget of
+// body bytes in flight and Protect's deadline, which it then lifts, so
+// that the rest of the request is not cut. It answers the request itself
+// when it reports false.
+func (s *Server) readCreateBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, true
+	}
+	limit := s.maxCreateBody()
+	// A body of unknown length may be as large as the limit.
+	reserve := limit
+	if r.ContentLength >= 0 {
+		reserve = min(r.ContentLength, limit+1)
+	}
+	if r.ContentLength > limit {
+		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
+		return nil, false
+	}
+	if !s.bodies.take(reserve) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, CodeRateLimited, "the server is reading too many request bodies; try again later")
+		return nil, false
+	}
+	defer s.bodies.put(reserve)
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	_, err := buf.ReadFrom(io.LimitReader(http.MaxBytesReader(w, r.Body, limit), reserve+1))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig) || int64(buf.Len()) > limit:
+		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
+		return nil, false
+	case isTimeout(err):
+		// Too slow: the connection is cut, nobody reads an answer.
+		panic(http.ErrAbortHandler)
+	case err != nil:
+		writeError(w, http.StatusBadRequest, CodeBadMessage, "reading body: "+err.Error())
+		return nil, false
+	}
+	http.NewResponseController(w).SetReadDeadline(time.Time{})
+	return buf.Bytes(), true
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// isJSON reports whether r says its body is JSON.
+func isJSON(r *http.Request) bool {
+	t, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && t == "application/json"
+}
+
+// checkOrigin applies to POST /api/docs the rule coder/websocket applies
+// to editing sessions: a request with no Origin (not from a browser, or
+// same-origin in an old one) or from the server's own origin passes, and
+// so does an origin whose host (or scheme://host, for a pattern with
+// "://") matches one of the patterns. A browser may send a cross-origin
+// POST without asking (a form, or fetch with text/plain), so without this
+// any web page could make its visitors create documents.
+func checkOrigin(r *http.Request, patterns []string) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return fmt.Errorf("origin %q is not a URL", origin)
+	}
+	if strings.EqualFold(r.Host, u.Host) {
+		return nil
+	}
+	for _, p := range patterns {
+		target := u.Host
+		if strings.Contains(p, "://") {
+			target = u.Scheme + "://" + u.Host
+		}
+		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("origin %q may not create documents on this server", origin)
 }
 
 // docText returns a document's committed text through its hub, which
@@ -187,7 +296,8 @@ func (s *Server) handleGetText(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleGetOps pages through the op log. ?from=R (default 0) gives the
-// ops after R; ?limit=N (default and maximum 1000) bounds the page.
+// ops after R; ?limit=N (default and maximum 1000) bounds the page, and
+// so does MaxOpsPageBytes, which the store applies as it reads.
 func (s *Server) handleGetOps(w http.ResponseWriter, r *http.Request) {
 	id, ok := docID(r)
 	if !ok {
@@ -204,7 +314,7 @@ func (s *Server) handleGetOps(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadMessage, "limit must be an integer >= 1")
 		return
 	}
-	recs, err := s.store.Ops(r.Context(), id, from, int(min(limit, maxOpsPage)))
+	recs, err := s.store.Ops(r.Context(), id, from, int(min(limit, maxOpsPage)), s.opts.MaxOpsPageBytes)
 	if err != nil {
 		s.writeStoreError(w, r, err)
 		return
@@ -301,6 +411,19 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.Error("health check: store cannot write", "err", err)
 		writeError(w, http.StatusServiceUnavailable, CodeInternal, "storage cannot write")
+		return
+	}
+	// A write that fits in a free page proves little about the next one
+	// that must grow the file: the free space is checked too, afresh.
+	u, err := s.store.Usage(ctx)
+	if err != nil {
+		s.log.Error("health check: store usage unknown", "err", err)
+		writeError(w, http.StatusServiceUnavailable, CodeInternal, "storage usage unknown")
+		return
+	}
+	if err := s.usageFull(u); err != nil {
+		s.log.Warn("health check: storage full", "err", err)
+		writeError(w, http.StatusServiceUnavailable, CodeTooLarge, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -116,13 +116,16 @@ type hub struct {
 	committing bool
 	commitDone chan error
 	lastActive time.Time
+
+	// logBytes is what the document's op log takes, for MaxDocHistory.
+	logBytes int64
 }
 
 func newHub(s *Server, id string) *hub {
 	return &hub{
 		srv:        s,
 		id:         id,
-		log:        s.log.With("doc", id),
+		log:        s.log.With("doc", logID(id)),
 		inbox:      make(chan any, inboxSize),
 		ready:      make(chan struct{}),
 		done:       make(chan struct{}),
@@ -234,6 +237,7 @@ func (h *hub) load() error {
 	h.rev = d.Rev
 	h.savedRev = d.Rev
 	h.histBase = d.Rev
+	h.logBytes = d.LogBytes
 	// The latest ops come into memory, so the clients that reconnect after
 	// a restart catch up without a store read each. Without them, history
 	// just starts here.
@@ -492,6 +496,10 @@ func (h *hub) applyOp(c *conn, m *opMessage) {
 			Message: fmt.Sprintf("document would have %d code points; the limit is %d", n, h.srv.opts.MaxDocChars)})
 		return
 	}
+	if perr := h.admitGrowth(op, m.seq); perr != nil {
+		c.fail(perr)
+		return
+	}
 	if err := h.doc.Apply(op); err != nil {
 		badOp("%v", err)
 		return
@@ -547,7 +555,7 @@ func (h *hub) opsAfter(rev int64) ([]Record, error) {
 	out := make([]Record, 0, h.rev-rev)
 	size := 0
 	for after := rev; after < h.histBase; {
-		page, err := h.srv.store.Ops(ctx, h.id, after, int(h.histBase-after))
+		page, err := h.srv.store.Ops(ctx, h.id, after, int(h.histBase-after), max(h.srv.opts.MaxCatchUpBytes-size, 1))
 		if err != nil {
 			return nil, err
 		}

@@ -18,6 +18,8 @@ type memStore struct {
 	docs    map[string]*memDoc
 	views   map[string]string
 	failErr error // when set, Append fails with it
+	pingErr error // when set, Ping fails with it
+	usage   Usage // what Usage reports
 }
 
 type memDoc struct {
@@ -28,7 +30,7 @@ type memDoc struct {
 }
 
 func newMemStore() *memStore {
-	return &memStore{docs: make(map[string]*memDoc), views: make(map[string]string)}
+	return &memStore{docs: make(map[string]*memDoc), views: make(map[string]string), usage: Usage{FreeBytes: -1}}
 }
 
 func (m *memStore) Create(ctx context.Context, meta DocMeta, first *Record) error {
@@ -77,7 +79,11 @@ func (m *memStore) Load(ctx context.Context, id string) (*StoredDoc, error) {
 			return nil, fmt.Errorf("replay rev %d: %w", r.Rev, err)
 		}
 	}
-	return &StoredDoc{Meta: d.meta, Rev: int64(len(d.ops)), Text: doc.String()}, nil
+	logBytes := 0
+	for _, r := range d.ops {
+		logBytes += opBytes(r.Op)
+	}
+	return &StoredDoc{Meta: d.meta, Rev: int64(len(d.ops)), Text: doc.String(), LogBytes: int64(logBytes)}, nil
 }
 
 func (m *memStore) Append(ctx context.Context, id string, recs []Record) error {
@@ -102,7 +108,7 @@ func (m *memStore) Append(ctx context.Context, id string, recs []Record) error {
 	return nil
 }
 
-func (m *memStore) Ops(ctx context.Context, id string, after int64, limit int) ([]Record, error) {
+func (m *memStore) Ops(ctx context.Context, id string, after int64, limit, maxBytes int) ([]Record, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	d, err := m.doc(id)
@@ -115,6 +121,13 @@ func (m *memStore) Ops(ctx context.Context, id string, after int64, limit int) (
 	out := d.ops[after:]
 	if len(out) > limit {
 		out = out[:limit]
+	}
+	size := 0
+	for i, r := range out {
+		if size += opBytes(r.Op); maxBytes > 0 && i > 0 && size > maxBytes {
+			out = out[:i]
+			break
+		}
 	}
 	return slices.Clone(out), nil
 }
@@ -141,7 +154,24 @@ func (m *memStore) SaveSnapshot(ctx context.Context, id string, rev int64, text 
 	return nil
 }
 
-func (m *memStore) Ping(ctx context.Context) error { return nil }
+func (m *memStore) Ping(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pingErr
+}
+
+func (m *memStore) Usage(ctx context.Context) (Usage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.usage, nil
+}
+
+// setUsage changes what Usage reports, as a disk filling up would.
+func (m *memStore) setUsage(u Usage) {
+	m.mu.Lock()
+	m.usage = u
+	m.mu.Unlock()
+}
 
 func (m *memStore) setFail(err error) {
 	m.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -70,6 +71,56 @@ type Options struct {
 	// Heartbeat is the interval of ": ping" comments on idle SSE streams
 	// (default 15 s).
 	Heartbeat time.Duration
+
+	// Abuse resistance (limits.go, disk.go, headers.go).
+
+	// MaxConns bounds the requests in progress at once, WebSocket and SSE
+	// sessions included (default 4096); past it, 503 rate_limited.
+	// MaxConnsPerAddr bounds them per client address (default 64; IPv6
+	// addresses count per /64); past it, 429 rate_limited.
+	MaxConns        int
+	MaxConnsPerAddr int
+	// TrustedProxies lists the peers whose X-Forwarded-For is believed:
+	// the client address is the right-most one in that header that is not
+	// itself a trusted proxy. From anyone else the header is ignored and
+	// the client address is the peer's.
+	TrustedProxies []netip.Prefix
+	// BodyTimeout is how long a client may take to send a request body
+	// (default 30 s); a slower one has its connection cut.
+	BodyTimeout time.Duration
+	// MaxBodyBytesInFlight bounds the request bodies being read at once,
+	// over all clients (default 64 MiB); a create that would go past it
+	// is answered 503 rate_limited.
+	MaxBodyBytesInFlight int64
+	// CreateRate is how many documents one client address may create per
+	// second on average (default 2), in bursts of up to CreateBurst
+	// (default 20). Past it, 429 rate_limited. MaxTrackedAddrs bounds the
+	// addresses remembered for this (default 10,000): beyond it, the
+	// least recently limited are forgotten first.
+	CreateRate      float64
+	CreateBurst     int
+	MaxTrackedAddrs int
+	// MaxDataBytes, when positive, is the data file size past which
+	// creates (507) and ops that insert text (too_large, close 4413) are
+	// refused; reads and deletions still work. Zero: no limit.
+	MaxDataBytes int64
+	// MinFreeBytes is the free disk space below which the same is refused
+	// and /healthz answers 503 (default 64 MiB; negative: no check).
+	MinFreeBytes int64
+	// MaxDocHistory bounds, in bytes, the op log of one document (default
+	// 256 MiB): past it, ops that insert text are refused with too_large,
+	// so that churn on one document cannot fill the disk. Negative: none.
+	MaxDocHistory int64
+	// MaxOpsPageBytes bounds one page of GET /api/docs/{id}/ops by size
+	// as well as count (default 4 MiB); a page always holds at least one
+	// op.
+	MaxOpsPageBytes int
+	// FrameAncestors is the Content-Security-Policy frame-ancestors value
+	// of the pages: who may embed them (default 'none').
+	FrameAncestors string
+	// DiskCheckInterval is how long a reading of the store's usage is
+	// reused before the store is asked again (default 1 s).
+	DiskCheckInterval time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -91,6 +142,24 @@ func (o *Options) setDefaults() {
 	setDefault(&o.WriteTimeout, 10*time.Second)
 	setDefault(&o.HelloTimeout, 10*time.Second)
 	setDefault(&o.Heartbeat, 15*time.Second)
+	setDefault(&o.MaxConns, 4096)
+	setDefault(&o.MaxConnsPerAddr, 64)
+	setDefault(&o.BodyTimeout, 30*time.Second)
+	setDefault(&o.MaxBodyBytesInFlight, 64<<20)
+	setDefault(&o.CreateRate, 2)
+	setDefault(&o.CreateBurst, 20)
+	setDefault(&o.MaxTrackedAddrs, 10_000)
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = 64 << 20
+	}
+	if o.MaxDocHistory == 0 {
+		o.MaxDocHistory = 256 << 20
+	}
+	setDefault(&o.MaxOpsPageBytes, 4<<20)
+	if o.FrameAncestors == "" {
+		o.FrameAncestors = "'none'"
+	}
+	setDefault(&o.DiskCheckInterval, time.Second)
 }
 
 func setDefault[T int | int64 | float64 | time.Duration](p *T, def T) {
@@ -119,6 +188,13 @@ type Server struct {
 	opts  Options
 	log   *slog.Logger
 	mux   *http.ServeMux
+	// handler is mux behind Protect: caps, body limits, headers.
+	handler http.Handler
+
+	conns   *connLimiter
+	creates *addrBuckets
+	bodies  *byteBudget
+	disk    *diskGuard
 
 	// ctx is cancelled by Close; hubs and sessions watch it.
 	ctx    context.Context
@@ -137,22 +213,29 @@ type Server struct {
 // New returns a Server that keeps documents in store.
 func New(store Store, opts Options) *Server {
 	opts.setDefaults()
+	// Edit ids are capabilities: no log line may carry one (logid.go).
+	opts.Logger = slog.New(redactIDs(opts.Logger.Handler()))
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		store:  store,
-		opts:   opts,
-		log:    opts.Logger,
-		ctx:    ctx,
-		cancel: cancel,
-		hubs:   make(map[string]*hub),
+		store:   store,
+		opts:    opts,
+		log:     opts.Logger,
+		conns:   newConnLimiter(opts.MaxConns, opts.MaxConnsPerAddr),
+		creates: newAddrBuckets(opts.CreateRate, opts.CreateBurst, opts.MaxTrackedAddrs),
+		bodies:  &byteBudget{max: opts.MaxBodyBytesInFlight},
+		disk:    &diskGuard{store: store, every: opts.DiskCheckInterval},
+		ctx:     ctx,
+		cancel:  cancel,
+		hubs:    make(map[string]*hub),
 	}
 	s.mux = s.routes()
+	s.handler = s.Protect(s.mux)
 	return s
 }
 
-// ServeHTTP serves the API: /api/... and /healthz.
+// ServeHTTP serves the API: /api/... and /healthz, behind Protect.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mux.ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, r)
 }
 
 // Close shuts the server down gracefully: new requests get 503, editors

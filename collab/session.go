@@ -236,7 +236,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	rc.SetWriteDeadline(time.Time{})
 	ws, err := websocket.Accept(&jsonErrorWriter{ResponseWriter: w}, r, &websocket.AcceptOptions{OriginPatterns: s.opts.AllowedOrigins})
 	if err != nil {
-		s.log.Debug("websocket upgrade refused", "doc", id, "err", err)
+		s.log.Debug("websocket upgrade refused", "doc", logID(id), "err", err)
 		return // Accept has answered the request
 	}
 	// The limit is enforced below, so that the client hears too_large
@@ -245,7 +245,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 
 	c := &conn{
 		ws:      ws,
-		log:     s.log.With("doc", id, "remote", r.RemoteAddr),
+		log:     s.log.With("doc", logID(id), "remote", r.RemoteAddr),
 		send:    make(chan []byte, s.opts.SendQueue),
 		closing: make(chan struct{}),
 	}

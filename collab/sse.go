@@ -296,7 +296,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) 
 		if state == viewerOverflow {
 			// What was taken before the overflow has been written; the
 			// viewer resumes from there.
-			s.log.Debug("viewer too slow; disconnected", "doc", id, "remote", r.RemoteAddr)
+			s.log.Debug("viewer too slow; disconnected", "doc", logID(id), "remote", r.RemoteAddr)
 			return
 		}
 		if len(batch) > 0 {

@@ -404,7 +404,7 @@ func TestSSEResumePoints(t *testing.T) {
 // textAt replays a document's ops from the store up to rev.
 func textAt(t *testing.T, store *memStore, id string, rev int64) string {
 	t.Helper()
-	recs, err := store.Ops(context.Background(), id, 0, int(rev))
+	recs, err := store.Ops(context.Background(), id, 0, int(rev), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

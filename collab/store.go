@@ -25,7 +25,12 @@ type Store interface {
 	// without a gap, and records each one's client id and seq for dedupe.
 	Append(ctx context.Context, id string, recs []Record) error
 	// Ops returns up to limit ops with revision > after, oldest first.
-	Ops(ctx context.Context, id string, after int64, limit int) ([]Record, error)
+	// When maxBytes is positive, the page also stops before the op that
+	// would take it past maxBytes (about the memory the ops take decoded:
+	// their inserted text plus a few dozen bytes per component), without
+	// reading that op into memory; the first op is returned whatever its
+	// size, so that paging progresses.
+	Ops(ctx context.Context, id string, after int64, limit, maxBytes int) ([]Record, error)
 	// ClientSeq returns the highest seq applied from client on the
 	// document and the revision that op became; zeros if none.
 	ClientSeq(ctx context.Context, id, client string) (seq, rev int64, err error)
@@ -33,6 +38,18 @@ type Store interface {
 	SaveSnapshot(ctx context.Context, id string, rev int64, text string) error
 	// Ping proves that the store can still write durably.
 	Ping(ctx context.Context) error
+	// Usage reports the space the store takes and what is left on its
+	// disk. It must be cheap: admission checks call it about once a
+	// second.
+	Usage(ctx context.Context) (Usage, error)
+}
+
+// Usage is the disk space a Store takes and has left.
+type Usage struct {
+	// DataBytes is the size of the store's data.
+	DataBytes int64
+	// FreeBytes is the space left on the store's disk, or -1 if unknown.
+	FreeBytes int64
 }
 
 // ErrNotFound is what a Store returns (possibly wrapped) for an unknown
@@ -51,6 +68,9 @@ type StoredDoc struct {
 	Meta DocMeta
 	Rev  int64
 	Text string
+	// LogBytes is what the document's op log takes in the store, which
+	// Options.MaxDocHistory bounds; 0 if the store does not know.
+	LogBytes int64
 }
 
 // Record is one committed op.

@@ -53,8 +53,9 @@ func (s store) Load(ctx context.Context, id string) (*collab.StoredDoc, error) {
 	}
 	return &collab.StoredDoc{
 		Meta: collab.DocMeta{ID: d.Meta.ID, ViewID: d.Meta.ViewID, Created: d.Meta.Created},
-		Rev:  d.Rev,
-		Text: d.Text,
+		Rev:      d.Rev,
+		Text:     d.Text,
+		LogBytes: d.Meta.LogBytes,
 	}, nil
 }
 
@@ -66,8 +67,8 @@ func (s store) Append(ctx context.Context, id string, recs []collab.Record) erro
 	return mapErr(s.db.Append(ctx, id, out))
 }
 
-func (s store) Ops(ctx context.Context, id string, after int64, limit int) ([]collab.Record, error) {
-	recs, err := s.db.Ops(ctx, id, after, limit)
+func (s store) Ops(ctx context.Context, id string, after int64, limit, maxBytes int) ([]collab.Record, error) {
+	recs, err := s.db.Ops(ctx, id, after, limit, maxBytes)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -88,3 +89,8 @@ func (s store) SaveSnapshot(ctx context.Context, id string, rev int64, text stri
 }
 
 func (s store) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
+
+func (s store) Usage(ctx context.Context) (collab.Usage, error) {
+	u, err := s.db.Usage()
+	return collab.Usage{DataBytes: u.FileBytes, FreeBytes: u.FreeBytes}, err
+}

@@ -1,0 +1,261 @@
+package collab
+
+// This file holds what bounds anonymous clients before any handler runs:
+// who a client is (its address, trusting X-Forwarded-For only from the
+// configured proxies), how many requests it may have in progress, how
+// fast it may create documents, and how long and how large its request
+// bodies may be.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Protect wraps next with the server's protections for anonymous
+// clients: security headers (headers.go), the caps on requests in
+// progress overall and per client address, and the size and time limits
+// of request bodies. The server's own API is always behind it; cmd wraps
+// the frontend's files with it too, so one set of caps covers everything
+// a listener serves. Requests are counted once however often Protect is
+// applied along the way.
+func (s *Server) Protect(next http.Handler) http.Handler {
+	return s.securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Context().Value(protectedKey{}) != nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		addr := s.clientAddr(r)
+		release, status := s.conns.acquire(addr)
+		if status != 0 {
+			writeError(w, status, CodeRateLimited, connCapMessage(status, s.opts))
+			return
+		}
+		defer release()
+		r = r.WithContext(context.WithValue(r.Context(), protectedKey{}, addr))
+		if r.Body != nil && r.Body != http.NoBody {
+			// The deadline cuts a body that stops short or drips; the
+			// WebSocket and SSE handlers, which read no body, clear it.
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
+			r.Body = http.MaxBytesReader(w, r.Body, s.maxCreateBody())
+		}
+		next.ServeHTTP(w, r)
+	}))
+}
+
+func connCapMessage(status int, o Options) string {
+	if status == http.StatusServiceUnavailable {
+		return fmt.Sprintf("the server has %d requests in progress, its limit; try again later", o.MaxConns)
+	}
+	return fmt.Sprintf("this address has %d requests in progress, its limit; try again later", o.MaxConnsPerAddr)
+}
+
+// protectedKey marks a request's context once Protect has counted it and
+// carries the client address (a string, see addrKey).
+type protectedKey struct{}
+
+// requestAddr returns the client address Protect found for r, or finds it.
+func (s *Server) requestAddr(r *http.Request) string {
+	if a, ok := r.Context().Value(protectedKey{}).(string); ok {
+		return a
+	}
+	return s.clientAddr(r)
+}
+
+// clientAddr returns the key under which r's client is counted: its IP
+// address, or for IPv6 its /64, since one host is usually given a whole
+// /64 and could otherwise use a fresh address per request. The peer is
+// the client unless it is a trusted proxy; then X-Forwarded-For is read
+// from the right, skipping trusted proxies, and the first other address
+// is the client's. A malformed entry stops the walk at the last good one.
+func (s *Server) clientAddr(r *http.Request) string {
+	peer := parseIP(r.RemoteAddr)
+	if !peer.IsValid() {
+		return r.RemoteAddr
+	}
+	client := peer
+	if s.trusted(peer) {
+		hops := forwardedFor(r.Header)
+		for i := len(hops) - 1; i >= 0; i-- {
+			a := parseIP(hops[i])
+			if !a.IsValid() {
+				break
+			}
+			client = a
+			if !s.trusted(a) {
+				break
+			}
+		}
+	}
+	return addrKey(client)
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.opts.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardedFor returns the X-Forwarded-For entries, every header line in
+// order.
+func forwardedFor(h http.Header) []string {
+	var out []string
+	for _, line := range h.Values("X-Forwarded-For") {
+		for _, f := range strings.Split(line, ",") {
+			out = append(out, strings.TrimSpace(f))
+		}
+	}
+	return out
+}
+
+// parseIP reads "ip", "ip:port" or "[ip]:port", unmapping IPv4-in-IPv6.
+func parseIP(s string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap()
+	}
+	if host, _, err := net.SplitHostPort(s); err == nil {
+		s = host
+	}
+	a, err := netip.ParseAddr(strings.Trim(s, "[]"))
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.WithZone("").Unmap()
+}
+
+func addrKey(a netip.Addr) string {
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}
+
+// connLimiter counts requests in progress overall and per client
+// address. It is safe for concurrent use. Its map holds only addresses
+// with a request in progress, so MaxConns bounds it too.
+type connLimiter struct {
+	max, perAddr int
+
+	mu     sync.Mutex
+	total  int
+	byAddr map[string]int
+}
+
+func newConnLimiter(max, perAddr int) *connLimiter {
+	return &connLimiter{max: max, perAddr: perAddr, byAddr: make(map[string]int)}
+}
+
+// acquire counts one request from addr. It returns the function that
+// uncounts it, or the status to refuse it with: 503 when the server is
+// at its cap, 429 when the address is.
+func (l *connLimiter) acquire(addr string) (release func(), status int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total >= l.max {
+		return nil, http.StatusServiceUnavailable
+	}
+	if l.byAddr[addr] >= l.perAddr {
+		return nil, http.StatusTooManyRequests
+	}
+	l.total++
+	l.byAddr[addr]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.total--
+			if l.byAddr[addr]--; l.byAddr[addr] <= 0 {
+				delete(l.byAddr, addr)
+			}
+		})
+	}, 0
+}
+
+// addrBuckets is one token bucket per client address, for document
+// creation. It is safe for concurrent use. It remembers at most max
+// addresses: when full, it first forgets the buckets that have refilled
+// (forgetting them changes nothing), then, if none has, an arbitrary
+// tenth, so that a flood of fresh addresses costs a bounded map.
+type addrBuckets struct {
+	rate, burst float64
+	max         int
+
+	mu sync.Mutex
+	m  map[string]*tokenBucket
+}
+
+func newAddrBuckets(rate float64, burst, max int) *addrBuckets {
+	return &addrBuckets{rate: rate, burst: float64(burst), max: max, m: make(map[string]*tokenBucket)}
+}
+
+func (b *addrBuckets) allow(addr string, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tb := b.m[addr]
+	if tb == nil {
+		if len(b.m) >= b.max {
+			b.evict(now)
+		}
+		tb = &tokenBucket{rate: b.rate, burst: b.burst, tokens: b.burst}
+		b.m[addr] = tb
+	}
+	return tb.allow(now)
+}
+
+func (b *addrBuckets) evict(now time.Time) {
+	for k, tb := range b.m {
+		if tb.tokens+now.Sub(tb.last).Seconds()*tb.rate >= tb.burst {
+			delete(b.m, k)
+		}
+	}
+	for k := range b.m {
+		if len(b.m) < b.max-b.max/10 {
+			break
+		}
+		delete(b.m, k)
+	}
+}
+
+// byteBudget bounds the bytes of request bodies held at once. It is safe
+// for concurrent use.
+type byteBudget struct {
+	max int64
+
+	mu   sync.Mutex
+	used int64
+}
+
+// take reserves n bytes, or reports false without waiting: a client
+// refused now retries, while one that waited would hold its connection.
+func (b *byteBudget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.max {
+		return false
+	}
+	b.used += n
+	return true
+}
+
+func (b *byteBudget) put(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+}
+
+// maxCreateBody is the largest body of POST /api/docs: a document of
+// MaxDocChars code points takes at most 4 bytes each, and JSON escaping
+// at most 6 bytes per UTF-16 unit.
+func (s *Server) maxCreateBody() int64 {
+	return int64(s.opts.MaxDocChars)*12 + 1024
+}
