@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/collabd/collabd/storage"
@@ -18,37 +21,132 @@ import (
 
 // adminHandler serves the operator's endpoints on -admin-addr, which is
 // meant to stay on loopback or a private network: it has no
-// authentication of its own.
+// authentication of its own. It answers only requests whose Host is one
+// of hosts, so that a web page whose name an attacker points at
+// 127.0.0.1 (DNS rebinding) cannot read the database from a browser on
+// this machine.
 //
 //	GET /backup   a consistent copy of the data file, taken while serving
-func adminHandler(db *storage.DB, logger *slog.Logger) http.Handler {
+//
+// A backup is first copied into an unlinked temporary file in tmpDir, at
+// disk speed, and only then streamed to the client: the read transaction
+// that the copy needs is held for the copy alone, never for as long as a
+// slow client takes, since bbolt cannot grow its memory map (and so no
+// writer can commit once the file outgrows it) while one is open. One
+// backup runs at a time; another asked for meanwhile gets 503.
+func adminHandler(db *storage.DB, tmpDir string, hosts []string, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	busy := make(chan struct{}, 1)
 	mux.HandleFunc("GET /backup", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case busy <- struct{}{}:
+			defer func() { <-busy }()
+		default:
+			adminError(w, http.StatusServiceUnavailable, "rate_limited", "a backup is already running; try again when it is done")
+			return
+		}
+		start := time.Now()
+		f, n, err := backupToTemp(db, tmpDir)
+		if err != nil {
+			logger.Error("backup failed", "err", err)
+			adminError(w, http.StatusInternalServerError, "internal", "backup failed: see the server log")
+			return
+		}
+		defer f.Close()
+		copied := time.Since(start)
+
 		name := "collabd-" + time.Now().UTC().Format("20060102T150405Z") + ".db"
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 		w.Header().Set("Cache-Control", "no-store")
-		start := time.Now()
-		n, err := db.Backup(&deadlineWriter{w: w, rc: http.NewResponseController(w)}, func(size int64) {
-			// A known length lets the client tell a cut copy from a whole one.
-			w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-		})
+		// A known length lets the client tell a cut copy from a whole one.
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		sent, err := io.CopyN(&deadlineWriter{w: w, rc: http.NewResponseController(w)}, f, n)
 		if err != nil {
-			// The status line went out with the first byte, and a chunked
-			// body that ends cleanly would look complete: abort the
-			// connection instead, so the client sees a truncated body.
-			logger.Error("backup failed", "bytes", n, "err", err)
+			// The status line went out with the first byte: abort the
+			// connection, so the client sees a truncated body.
+			logger.Error("backup not delivered", "bytes", sent, "of", n, "err", err)
 			panic(http.ErrAbortHandler)
 		}
-		logger.Info("backup served", "bytes", n, "took", time.Since(start).Round(time.Millisecond))
+		logger.Info("backup served", "bytes", n, "copy", copied.Round(time.Millisecond),
+			"took", time.Since(start).Round(time.Millisecond))
 	})
-	return mux
+	return checkHost(hosts, mux)
+}
+
+// backupToTemp copies the database into a temporary file in dir that is
+// unlinked at once, so that nothing is left behind however the request
+// ends; its space is freed when the returned file is closed.
+func backupToTemp(db *storage.DB, dir string) (io.ReadCloser, int64, error) {
+	f, err := os.CreateTemp(dir, ".collabd-backup-*.tmp")
+	if err != nil {
+		return nil, 0, err
+	}
+	// Where an open file cannot be unlinked (Windows), it goes on Close.
+	unlinked := os.Remove(f.Name()) == nil
+	fail := func(err error) (io.ReadCloser, int64, error) {
+		f.Close()
+		if !unlinked {
+			os.Remove(f.Name())
+		}
+		return nil, 0, err
+	}
+	n, err := db.Backup(f, nil)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fail(err)
+	}
+	if !unlinked {
+		return &removeOnClose{f}, n, nil
+	}
+	return f, n, nil
+}
+
+// checkHost refuses, with 403, a request whose Host header is not one of
+// hosts (compared without regard to case).
+func checkHost(hosts []string, next http.Handler) http.Handler {
+	allowed := make(map[string]bool, len(hosts))
+	for _, h := range hosts {
+		allowed[strings.ToLower(h)] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !allowed[strings.ToLower(r.Host)] {
+			adminError(w, http.StatusForbidden, "forbidden",
+				fmt.Sprintf("host %q is not this admin endpoint's; add it with -admin-hosts if it should be", r.Host))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// adminHosts is what the admin endpoints answer to: the address as
+// configured and as bound (they differ for port 0), the extra names
+// given, and, for a loopback or wildcard address, the loopback names
+// with the port.
+func adminHosts(configured string, bound net.Addr, extra []string) []string {
+	hosts := append([]string{configured, bound.String()}, extra...)
+	if ta, ok := bound.(*net.TCPAddr); ok && (ta.IP.IsLoopback() || ta.IP.IsUnspecified()) {
+		port := strconv.Itoa(ta.Port)
+		for _, h := range []string{"localhost", "127.0.0.1", "::1"} {
+			hosts = append(hosts, net.JoinHostPort(h, port))
+		}
+	}
+	return hosts
+}
+
+func adminError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }
 
 // backupWriteTimeout bounds each write of a backup to its client. A whole
 // backup may take longer than any fixed timeout, but a client that stops
-// reading must not hold the file's read transaction, and with it the
-// server's shutdown, for ever.
+// reading must not hold the temporary copy, and with it the server's
+// shutdown, for ever.
 const backupWriteTimeout = 30 * time.Second
 
 // deadlineWriter sets a fresh write deadline before every write.
@@ -191,4 +289,13 @@ func writeAtomically(path string, write func(io.Writer) (int64, error), check fu
 		}
 	}
 	return n, nil
+}
+
+// removeOnClose is a temporary file that could not be unlinked while open.
+type removeOnClose struct{ *os.File }
+
+func (f *removeOnClose) Close() error {
+	err := f.File.Close()
+	os.Remove(f.Name())
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ type config struct {
 	tlsCert         string
 	tlsKey          string
 	adminAddr       string
+	adminHosts      []string
 	collab          collab.Options
 }
 
@@ -74,6 +76,35 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.DurationVar(&o.IdleUnload, "idle-unload", time.Minute, "unload a document from memory after this long with nobody connected")
 	fs.DurationVar(&o.Heartbeat, "heartbeat", 15*time.Second, "interval of keep-alive comments on idle SSE streams")
 	fs.DurationVar(&o.WriteTimeout, "client-write-timeout", 10*time.Second, "longest a write to one client may take before it is disconnected")
+
+	// Abuse resistance; docs/operations.md has what each one bounds.
+	fs.Func("admin-hosts", "comma-separated `host:port` values the admin endpoints answer to besides -admin-addr itself (a DNS-rebinding guard: any other Host header is refused)", func(v string) error {
+		cfg.adminHosts = splitList(v)
+		return nil
+	})
+	fs.IntVar(&o.MaxConns, "max-conns", 4096, "most requests in progress at once, WebSocket and SSE sessions included; past it 503")
+	fs.IntVar(&o.MaxConnsPerAddr, "max-conns-per-addr", 64, "most requests in progress from one client address (an IPv6 /64); past it 429")
+	fs.Func("trusted-proxies", "comma-separated `CIDRs` (or addresses) of reverse proxies whose X-Forwarded-For names the client; default none", func(v string) error {
+		o.TrustedProxies = nil
+		for _, item := range splitList(v) {
+			p, err := parsePrefix(item)
+			if err != nil {
+				return err
+			}
+			o.TrustedProxies = append(o.TrustedProxies, p)
+		}
+		return nil
+	})
+	fs.DurationVar(&o.BodyTimeout, "body-timeout", 30*time.Second, "longest a client may take to send a request body before its connection is cut")
+	fs.Int64Var(&o.MaxBodyBytesInFlight, "max-body-bytes-in-flight", 64<<20, "request body `bytes` read at once over all clients; past it 503")
+	fs.Float64Var(&o.CreateRate, "create-rate", 2, "documents one client address may create per second on average; past it 429")
+	fs.IntVar(&o.CreateBurst, "create-burst", 20, "documents one client address may create in a burst")
+	fs.IntVar(&o.MaxTrackedAddrs, "max-tracked-addrs", 10_000, "client addresses remembered for -create-rate")
+	fs.Int64Var(&o.MaxDataBytes, "max-data-bytes", 0, "data file size in `bytes` past which creates (507) and ops that insert text (too_large) are refused; 0: no limit")
+	fs.Int64Var(&o.MinFreeBytes, "min-free-bytes", 64<<20, "free disk `bytes` below which creates and inserting ops are refused and /healthz answers 503; negative: no check")
+	fs.Int64Var(&o.MaxDocHistory, "max-doc-history", 256<<20, "op log `bytes` per document past which its inserting ops are refused with too_large; negative: no limit")
+	fs.IntVar(&o.MaxOpsPageBytes, "max-ops-page-bytes", 4<<20, "`bytes` of ops in one page of GET /api/docs/{id}/ops (at least one op)")
+	fs.StringVar(&o.FrameAncestors, "frame-ancestors", "'none'", "Content-Security-Policy frame-ancestors of the pages: the `sources` that may embed them, e.g. \"'self' https://wiki.example.com\"")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: collabd [flags]\n\n"+
 			"collabd serves collaborative plain-text documents: editing over WebSockets,\n"+
@@ -111,6 +142,23 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 		return cfg, errors.New("-tls-cert and -tls-key go together")
 	}
 	return cfg, nil
+}
+
+// parsePrefix reads a CIDR, or a single address as its own /32 or /128.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("trusted proxy %q: %w", s, err)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("trusted proxy %q: %w", s, err)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -51,7 +52,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	// Edit ids are capabilities, and errors from storage name documents
+	// by them: every log line passes through the redaction.
+	logger := slog.New(collab.RedactIDs(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel})))
 
 	db, err := storage.Open(cfg.data, storage.Options{
 		LockTimeout:   cfg.lockTimeout,
@@ -69,7 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", docs)
 	mux.Handle("GET /healthz", docs)
-	mux.Handle("/", http.FileServerFS(frontend.FS()))
+	// The pages are behind the same caps and headers as the API.
+	mux.Handle("/", docs.Protect(http.FileServerFS(frontend.FS())))
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -97,8 +101,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			ln.Close()
 			return fmt.Errorf("listen on -admin-addr: %w", err)
 		}
+		hosts := adminHosts(cfg.adminAddr, adminLn.Addr(), cfg.adminHosts)
 		admin = &http.Server{
-			Handler:           adminHandler(db, logger.With("component", "admin")),
+			Handler:           adminHandler(db, filepath.Dir(cfg.data), hosts, logger.With("component", "admin")),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		}
