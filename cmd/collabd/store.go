@@ -52,7 +52,7 @@ func (s store) Load(ctx context.Context, id string) (*collab.StoredDoc, error) {
 		return nil, mapErr(err)
 	}
 	return &collab.StoredDoc{
-		Meta: collab.DocMeta{ID: d.Meta.ID, ViewID: d.Meta.ViewID, Created: d.Meta.Created},
+		Meta:     collab.DocMeta{ID: d.Meta.ID, ViewID: d.Meta.ViewID, Created: d.Meta.Created},
 		Rev:      d.Rev,
 		Text:     d.Text,
 		LogBytes: d.Meta.LogBytes,
