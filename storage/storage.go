@@ -533,6 +533,11 @@ func (db *DB) Load(ctx context.Context, id string) (*Doc, error) {
 // storage file that Open accepts. If size is not nil, it is called with the
 // copy's exact size before the first byte is written (for a Content-Length,
 // say).
+//
+// It holds a read transaction until w has taken the last byte, and bbolt
+// cannot grow its memory map while one is open: once the file outgrows
+// the map, no write commits until Backup returns. So w should be fast (a
+// local file), never a network client that may stall.
 func (db *DB) Backup(w io.Writer, size func(int64)) (int64, error) {
 	var n int64
 	err := db.view(context.Background(), func(tx *bbolt.Tx) error {
