@@ -658,3 +658,31 @@ func TestLogsCarryNoEditID(t *testing.T) {
 		t.Errorf("the logs never name the document by its hash %s:\n%s", logID(id), got)
 	}
 }
+
+// TestRefusedBodyClosesConnection: a request refused at a cap with its
+// body unread must not keep its connection while net/http would read
+// the rest of the body to reuse it: 2,000 dripping bodies refused 429
+// all stayed open so.
+func TestRefusedBodyClosesConnection(t *testing.T) {
+	ts := newTestServer(t, Options{MaxConnsPerAddr: 1, BodyTimeout: 2 * guard})
+	_, viewID := ts.createDoc(t, "x")
+	openStream(t, ts.URL+"/api/view/"+viewID+"/events", "") // fills the address's one place
+	conn := slowPost(t, strings.TrimPrefix(ts.URL, "http://"), 100_000, 10, 0)
+	conn.SetReadDeadline(time.Now().Add(guard))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a create past the address's cap: %v", err)
+	}
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("status %d, want 429", resp.StatusCode)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	if err == nil {
+		var b [1]byte
+		_, err = conn.Read(b[:])
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the refused request's connection stayed open, waiting for its body")
+	}
+}

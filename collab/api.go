@@ -105,24 +105,24 @@ type createRequest struct {
 }
 
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
-	// Checks that cost nothing come first, the body last: a refused
-	// request is answered without reading it.
+	// Checks that cost nothing come first, the body last: a request
+	// refused before its body is read is answered without reading it.
 	if err := checkOrigin(r, s.opts.AllowedOrigins); err != nil {
-		writeError(w, http.StatusForbidden, CodeForbidden, err.Error())
+		refuse(w, r, http.StatusForbidden, CodeForbidden, err.Error())
 		return
 	}
 	if !s.creates.allow(s.requestAddr(r), time.Now()) {
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusTooManyRequests, CodeRateLimited,
+		refuse(w, r, http.StatusTooManyRequests, CodeRateLimited,
 			fmt.Sprintf("more than %g documents per second (burst %d) from this address; try again later", s.opts.CreateRate, s.opts.CreateBurst))
 		return
 	}
 	if err := s.storageFull(r.Context()); err != nil {
-		writeError(w, http.StatusInsufficientStorage, CodeTooLarge, err.Error()+"; no documents can be created now")
+		refuse(w, r, http.StatusInsufficientStorage, CodeTooLarge, err.Error()+"; no documents can be created now")
 		return
 	}
 	if r.ContentLength > 0 && !isJSON(r) {
-		writeError(w, http.StatusUnsupportedMediaType, CodeBadMessage, "a body must have Content-Type application/json")
+		refuse(w, r, http.StatusUnsupportedMediaType, CodeBadMessage, "a body must have Content-Type application/json")
 		return
 	}
 	body, ok := s.readCreateBody(w, r)
@@ -181,12 +181,12 @@ func (s *Server) readCreateBody(w http.ResponseWriter, r *http.Request) ([]byte,
 		reserve = min(r.ContentLength, limit+1)
 	}
 	if r.ContentLength > limit {
-		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
+		refuse(w, r, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
 		return nil, false
 	}
 	if !s.bodies.take(reserve) {
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, CodeRateLimited, "the server is reading too many request bodies; try again later")
+		refuse(w, r, http.StatusServiceUnavailable, CodeRateLimited, "the server is reading too many request bodies; try again later")
 		return nil, false
 	}
 	defer s.bodies.put(reserve)

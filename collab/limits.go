@@ -30,22 +30,43 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		if hasBody(r) {
+			// The deadline cuts a body that stops short or drips, even
+			// one that net/http reads on its own after a handler left it
+			// unread; the WebSocket and SSE handlers, which read no
+			// body, clear it.
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
+			r.Body = http.MaxBytesReader(w, r.Body, s.maxCreateBody())
+		}
 		addr := s.clientAddr(r)
 		release, status := s.conns.acquire(addr)
 		if status != 0 {
-			writeError(w, status, CodeRateLimited, connCapMessage(status, s.opts))
+			refuse(w, r, status, CodeRateLimited, connCapMessage(status, s.opts))
 			return
 		}
 		defer release()
 		r = r.WithContext(context.WithValue(r.Context(), protectedKey{}, addr))
-		if r.Body != nil && r.Body != http.NoBody {
-			// The deadline cuts a body that stops short or drips; the
-			// WebSocket and SSE handlers, which read no body, clear it.
-			http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
-			r.Body = http.MaxBytesReader(w, r.Body, s.maxCreateBody())
-		}
 		next.ServeHTTP(w, r)
 	}))
+}
+
+func hasBody(r *http.Request) bool { return r.Body != nil && r.Body != http.NoBody }
+
+// refuse answers a request without reading its body, and closes the
+// connection after the answer. Otherwise net/http reads up to 256 KiB of
+// the body after the handler, to reuse the connection, and a client that
+// drips its body would keep the refused request's connection (until
+// BodyTimeout) after all: the read deadline is brought to now.
+func refuse(w http.ResponseWriter, r *http.Request, status int, code, message string) {
+	if hasBody(r) {
+		// Over HTTP/2 the stream is reset instead, and Connection: close
+		// would end every other stream of the connection too.
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
+		http.NewResponseController(w).SetReadDeadline(time.Now())
+	}
+	writeError(w, status, code, message)
 }
 
 func connCapMessage(status int, o Options) string {
