@@ -12,6 +12,8 @@ NPM_DIRS      := frontend/test/browser $(wildcard collab/testdata/sse-node)
 
 LOAD_ADDR     ?= 127.0.0.1:18181
 LOAD_ARGS     ?= -docs 20 -editors 4 -viewers 5 -rate 10 -duration 20s
+# Every load client comes from 127.0.0.1: lift the per-address caps.
+LOAD_SERVER_ARGS ?= -max-conns-per-addr 100000 -max-conns 100000 -create-burst 100000
 
 .PHONY: run build test test-deps test-go fuzz lint bench load frontend clean
 
@@ -64,7 +66,7 @@ bench:
 load:
 	@dir=$$(mktemp -d) && trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf "$$dir"' EXIT && \
 	$(GO) build -o $$dir/collabd ./cmd/collabd && $(GO) build -o $$dir/collabload ./cmd/collabload && \
-	{ $$dir/collabd -addr $(LOAD_ADDR) -data $$dir/load.db -log-level warn > $$dir/out & pid=$$!; } && \
+	{ $$dir/collabd -addr $(LOAD_ADDR) -data $$dir/load.db -log-level warn $(LOAD_SERVER_ARGS) > $$dir/out & pid=$$!; } && \
 	for i in $$(seq 50); do grep -q listening $$dir/out 2>/dev/null && break; sleep 0.1; done && \
 	$$dir/collabload -url http://$(LOAD_ADDR) $(LOAD_ARGS)
 
