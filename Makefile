@@ -13,7 +13,7 @@ NPM_DIRS      := frontend/test/browser $(wildcard collab/testdata/sse-node)
 LOAD_ADDR     ?= 127.0.0.1:18181
 LOAD_ARGS     ?= -docs 20 -editors 4 -viewers 5 -rate 10 -duration 20s
 # Every load client comes from 127.0.0.1: lift the per-address caps.
-LOAD_SERVER_ARGS ?= -max-conns-per-addr 100000 -max-conns 100000 -create-burst 100000
+LOAD_SERVER_ARGS ?= -max-conns-per-addr 100000 -max-conns 100000 -max-tcp-conns-per-addr 100000 -max-tcp-conns 100000 -create-burst 100000
 
 .PHONY: run build test test-deps test-go fuzz lint bench load frontend clean
 

@@ -686,3 +686,70 @@ func TestRefusedBodyClosesConnection(t *testing.T) {
 		t.Fatal("the refused request's connection stayed open, waiting for its body")
 	}
 }
+
+// TestTCPCaps: connections that send nothing, or sit idle between
+// requests, are not requests in progress; LimitListener bounds them.
+func TestTCPCaps(t *testing.T) {
+	t.Run("per address", func(t *testing.T) {
+		testTCPCap(t, Options{MaxTCPConns: 4, MaxTCPConnsPerAddr: 2})
+	})
+	// A trusted proxy is exempt from the per-address cap, not the total.
+	t.Run("total", func(t *testing.T) {
+		testTCPCap(t, Options{MaxTCPConns: 2, MaxTCPConnsPerAddr: 1,
+			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+	})
+}
+
+// testTCPCap checks that a server whose caps allow two connections from
+// the test keeps two and closes the third.
+func testTCPCap(t *testing.T, opts Options) {
+	srv := New(newMemStore(), opts)
+	t.Cleanup(func() { srv.Close(context.Background()) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lln := srv.LimitListener(ln)
+	defer lln.Close()
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := lln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// closedByServer reports whether the server closed c at once.
+	closedByServer := func(c net.Conn) bool {
+		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		var b [1]byte
+		_, err := c.Read(b[:])
+		var ne net.Error
+		return !(errors.As(err, &ne) && ne.Timeout())
+	}
+	a1, a2 := dial(), dial()
+	if closedByServer(a1) || closedByServer(a2) {
+		t.Fatal("connections within the per-address cap were closed")
+	}
+	if !closedByServer(dial()) {
+		t.Fatal("a third connection was kept, over the cap")
+	}
+	// The server side of a closed connection gives its place back.
+	(<-accepted).Close()
+	deadline := time.Now().Add(guard)
+	for closedByServer(dial()) {
+		if time.Now().After(deadline) {
+			t.Fatal("a closed connection's place was not given back")
+		}
+	}
+}

@@ -179,12 +179,22 @@ func newConnLimiter(max, perAddr int) *connLimiter {
 // uncounts it, or the status to refuse it with: 503 when the server is
 // at its cap, 429 when the address is.
 func (l *connLimiter) acquire(addr string) (release func(), status int) {
+	return l.take(addr, true)
+}
+
+// acquireTCP is acquire for a connection; the empty address is bounded by
+// the total alone.
+func (l *connLimiter) acquireTCP(addr string) (release func(), status int) {
+	return l.take(addr, addr != "")
+}
+
+func (l *connLimiter) take(addr string, perAddr bool) (release func(), status int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.total >= l.max {
 		return nil, http.StatusServiceUnavailable
 	}
-	if l.byAddr[addr] >= l.perAddr {
+	if perAddr && l.byAddr[addr] >= l.perAddr {
 		return nil, http.StatusTooManyRequests
 	}
 	l.total++

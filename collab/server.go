@@ -80,6 +80,13 @@ type Options struct {
 	// addresses count per /64); past it, 429 rate_limited.
 	MaxConns        int
 	MaxConnsPerAddr int
+	// MaxTCPConns and MaxTCPConnsPerAddr bound the TCP connections that
+	// LimitListener accepts, idle ones and ones still sending their first
+	// request included (defaults 8192 and 256; trusted proxies are exempt
+	// from the per-address bound). A connection past them is closed at
+	// once: nothing has been read from it to answer.
+	MaxTCPConns        int
+	MaxTCPConnsPerAddr int
 	// TrustedProxies lists the peers whose X-Forwarded-For is believed:
 	// the client address is the right-most one in that header that is not
 	// itself a trusted proxy. From anyone else the header is ignored and
@@ -144,6 +151,8 @@ func (o *Options) setDefaults() {
 	setDefault(&o.Heartbeat, 15*time.Second)
 	setDefault(&o.MaxConns, 4096)
 	setDefault(&o.MaxConnsPerAddr, 64)
+	setDefault(&o.MaxTCPConns, 8192)
+	setDefault(&o.MaxTCPConnsPerAddr, 256)
 	setDefault(&o.BodyTimeout, 30*time.Second)
 	setDefault(&o.MaxBodyBytesInFlight, 64<<20)
 	setDefault(&o.CreateRate, 2)

@@ -84,6 +84,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	})
 	fs.IntVar(&o.MaxConns, "max-conns", 4096, "most requests in progress at once, WebSocket and SSE sessions included; past it 503")
 	fs.IntVar(&o.MaxConnsPerAddr, "max-conns-per-addr", 64, "most requests in progress from one client address (an IPv6 /64); past it 429")
+	fs.IntVar(&o.MaxTCPConns, "max-tcp-conns", 8192, "most TCP connections held at once, idle ones included; past it new ones are closed")
+	fs.IntVar(&o.MaxTCPConnsPerAddr, "max-tcp-conns-per-addr", 256, "most TCP connections from one peer address (an IPv6 /64), trusted proxies exempt")
 	fs.Func("trusted-proxies", "comma-separated `CIDRs` (or addresses) of reverse proxies whose X-Forwarded-For names the client; default none", func(v string) error {
 		o.TrustedProxies = nil
 		for _, item := range splitList(v) {
