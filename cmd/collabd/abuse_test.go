@@ -280,3 +280,61 @@ func (w *syncWriter) String() string {
 	defer w.mu.Unlock()
 	return w.b.String()
 }
+
+// TestParseAbuseFlags: the limits have environment twins, and a bad
+// trusted proxy is an error naming its variable.
+func TestParseAbuseFlags(t *testing.T) {
+	env := map[string]string{
+		"COLLABD_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1,fd00::/8",
+		"COLLABD_MAX_CONNS":       "100",
+		"COLLABD_FRAME_ANCESTORS": "'self'",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cfg, err := parseConfig([]string{"-max-conns-per-addr", "7", "-admin-hosts", "a:1,b:2"}, lookup, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := cfg.collab
+	if got := fmt.Sprint(o.TrustedProxies); got != "[10.0.0.0/8 192.0.2.1/32 fd00::/8]" {
+		t.Errorf("trusted proxies %s, want [10.0.0.0/8 192.0.2.1/32 fd00::/8]", got)
+	}
+	if o.MaxConns != 100 || o.MaxConnsPerAddr != 7 || o.FrameAncestors != "'self'" {
+		t.Errorf("got max-conns %d, per addr %d, frame-ancestors %q; want 100, 7, 'self'", o.MaxConns, o.MaxConnsPerAddr, o.FrameAncestors)
+	}
+	if fmt.Sprint(cfg.adminHosts) != "[a:1 b:2]" {
+		t.Errorf("admin hosts %v, want [a:1 b:2]", cfg.adminHosts)
+	}
+	env["COLLABD_TRUSTED_PROXIES"] = "10.0.0.0/33"
+	if _, err := parseConfig(nil, lookup, io.Discard); err == nil || !strings.Contains(err.Error(), "COLLABD_TRUSTED_PROXIES") {
+		t.Errorf("a bad CIDR: got %v, want an error naming COLLABD_TRUSTED_PROXIES", err)
+	}
+}
+
+// TestPagesCarryCSP: the frontend's files are behind the same headers as
+// the API, and the home page runs no inline script that the policy would
+// block.
+func TestPagesCarryCSP(t *testing.T) {
+	s := startServer(t, "-frame-ancestors", "'self'")
+	for _, path := range []string{"/", "/index.js", "/edit.html"} {
+		resp, err := http.Get(s.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'self'") {
+			t.Errorf("%s: CSP %q, want script-src 'self' and frame-ancestors 'self'", path, csp)
+		}
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: no nosniff", path)
+		}
+		if strings.HasSuffix(path, "/") || strings.HasSuffix(path, ".html") {
+			for _, tag := range strings.Split(string(body), "<script")[1:] {
+				if !strings.Contains(strings.SplitN(tag, ">", 2)[0], "src=") {
+					t.Errorf("%s has an inline script, which the CSP blocks", path)
+				}
+			}
+		}
+	}
+}
