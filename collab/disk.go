@@ -27,14 +27,16 @@ type diskGuard struct {
 	err     error
 }
 
-func (g *diskGuard) get(ctx context.Context) (Usage, error) {
+// get returns the latest reading, and whether it was taken just now.
+func (g *diskGuard) get(ctx context.Context) (u Usage, fresh bool, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if now := time.Now(); now.Sub(g.checked) >= g.every {
 		g.usage, g.err = g.store.Usage(ctx)
 		g.checked = now
+		fresh = true
 	}
-	return g.usage, g.err
+	return g.usage, fresh, g.err
 }
 
 // storageFull returns an error wrapping errStorageFull, saying why, when
@@ -42,9 +44,11 @@ func (g *diskGuard) get(ctx context.Context) (Usage, error) {
 // tell its usage is logged and let through: the write itself fails if
 // the disk really is full, and /healthz reports the failure.
 func (s *Server) storageFull(ctx context.Context) error {
-	u, err := s.disk.get(ctx)
+	u, fresh, err := s.disk.get(ctx)
 	if err != nil {
-		s.log.Warn("store usage unknown", "err", err)
+		if fresh { // once per reading, not once per op
+			s.log.Warn("store usage unknown", "err", err)
+		}
 		return nil
 	}
 	return s.usageFull(u)
