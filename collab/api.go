@@ -1,19 +1,13 @@
 package collab
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"net"
 	"net/http"
-	"net/url"
-	"path"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -164,93 +158,6 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		rev = 1
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"id": meta.ID, "viewId": meta.ViewID, "rev": rev})
-}
-
-// readCreateBody reads the body of a create within the server's budget of
-// body bytes in flight and Protect's deadline, which it then lifts, so
-// that the rest of the request is not cut. It answers the request itself
-// when it reports false.
-func (s *Server) readCreateBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, true
-	}
-	limit := s.maxCreateBody()
-	// A body of unknown length may be as large as the limit.
-	reserve := limit
-	if r.ContentLength >= 0 {
-		reserve = min(r.ContentLength, limit+1)
-	}
-	if r.ContentLength > limit {
-		refuse(w, r, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
-		return nil, false
-	}
-	if !s.bodies.take(reserve) {
-		w.Header().Set("Retry-After", "1")
-		refuse(w, r, http.StatusServiceUnavailable, CodeRateLimited, "the server is reading too many request bodies; try again later")
-		return nil, false
-	}
-	defer s.bodies.put(reserve)
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	}
-	_, err := buf.ReadFrom(io.LimitReader(http.MaxBytesReader(w, r.Body, limit), reserve+1))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig) || int64(buf.Len()) > limit:
-		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
-		return nil, false
-	case isTimeout(err):
-		// Too slow: the connection is cut, nobody reads an answer.
-		panic(http.ErrAbortHandler)
-	case err != nil:
-		writeError(w, http.StatusBadRequest, CodeBadMessage, "reading body: "+err.Error())
-		return nil, false
-	}
-	http.NewResponseController(w).SetReadDeadline(time.Time{})
-	return buf.Bytes(), true
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// isJSON reports whether r says its body is JSON.
-func isJSON(r *http.Request) bool {
-	t, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return err == nil && t == "application/json"
-}
-
-// checkOrigin applies to POST /api/docs the rule coder/websocket applies
-// to editing sessions: a request with no Origin (not from a browser, or
-// same-origin in an old one) or from the server's own origin passes, and
-// so does an origin whose host (or scheme://host, for a pattern with
-// "://") matches one of the patterns. A browser may send a cross-origin
-// POST without asking (a form, or fetch with text/plain), so without this
-// any web page could make its visitors create documents.
-func checkOrigin(r *http.Request, patterns []string) error {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return nil
-	}
-	u, err := url.Parse(origin)
-	if err != nil {
-		return fmt.Errorf("origin %q is not a URL", origin)
-	}
-	if strings.EqualFold(r.Host, u.Host) {
-		return nil
-	}
-	for _, p := range patterns {
-		target := u.Host
-		if strings.Contains(p, "://") {
-			target = u.Scheme + "://" + u.Host
-		}
-		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
-			return nil
-		}
-	}
-	return fmt.Errorf("origin %q may not create documents on this server", origin)
 }
 
 // docText returns a document's committed text through its hub, which

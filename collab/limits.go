@@ -7,8 +7,11 @@ package collab
 // bodies may be.
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -289,4 +292,54 @@ func (b *byteBudget) put(n int64) {
 // at most 6 bytes per UTF-16 unit.
 func (s *Server) maxCreateBody() int64 {
 	return int64(s.opts.MaxDocChars)*12 + 1024
+}
+
+// readCreateBody reads the body of a create within the server's budget of
+// body bytes in flight and Protect's deadline, which it then lifts, so
+// that the rest of the request is not cut. It answers the request itself
+// when it reports false.
+func (s *Server) readCreateBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, true
+	}
+	limit := s.maxCreateBody()
+	// A body of unknown length may be as large as the limit.
+	reserve := limit
+	if r.ContentLength >= 0 {
+		reserve = min(r.ContentLength, limit+1)
+	}
+	if r.ContentLength > limit {
+		refuse(w, r, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
+		return nil, false
+	}
+	if !s.bodies.take(reserve) {
+		w.Header().Set("Retry-After", "1")
+		refuse(w, r, http.StatusServiceUnavailable, CodeRateLimited, "the server is reading too many request bodies; try again later")
+		return nil, false
+	}
+	defer s.bodies.put(reserve)
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	_, err := buf.ReadFrom(io.LimitReader(http.MaxBytesReader(w, r.Body, limit), reserve+1))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig) || int64(buf.Len()) > limit:
+		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
+		return nil, false
+	case isTimeout(err):
+		// Too slow: the connection is cut, nobody reads an answer.
+		panic(http.ErrAbortHandler)
+	case err != nil:
+		writeError(w, http.StatusBadRequest, CodeBadMessage, "reading body: "+err.Error())
+		return nil, false
+	}
+	http.NewResponseController(w).SetReadDeadline(time.Time{})
+	return buf.Bytes(), true
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
