@@ -107,7 +107,7 @@ func benchFanout(b *testing.B, n int) {
 		b.Skipf("needs %d open files per process, the limit is %d (err %v): raise it with ulimit -n", n+256, lim.Cur, err)
 	}
 	store := &timedStore{memStore: newMemStore(), commits: make([]atomic.Int64, fanoutOps+2)}
-	srv := New(store, Options{})
+	srv := New(store, Options{MaxConns: 1 << 20, MaxConnsPerAddr: 1 << 20}) // every viewer is on loopback
 	hs := httptest.NewServer(srv)
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
