@@ -1,0 +1,374 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/collabd/collabd/ot"
+)
+
+// Create records a new document, with first as revision 1 when it is not
+// nil. It fails with ErrExists when the edit id or the view id is taken.
+//
+// NATS has no transaction spanning a bucket and a stream, so Create writes
+// in an order that keeps every intermediate state harmless: the view id
+// first (its Create is what makes view ids unique), then the first record
+// (fenced on an empty subject), and the document's meta last, which is the
+// commit point: without it the document does not exist for Load or Ops. A
+// failure after the view id was taken deletes it again; a record published
+// just before a failure stays, unreachable, on the subject of an id nobody
+// got.
+func (s *Store) Create(ctx context.Context, meta DocMeta, first *Record) error {
+	if !validID.MatchString(meta.ID) || !validID.MatchString(meta.ViewID) {
+		return fmt.Errorf("create doc %q view %q: ids must match %s: %w", meta.ID, meta.ViewID, validID, ErrBadRecord)
+	}
+	if first != nil {
+		if first.Rev != 1 {
+			return fmt.Errorf("create doc %s: first record has rev %d: %w", meta.ID, first.Rev, ErrBadRecord)
+		}
+		if err := first.Op.Validate(); err != nil {
+			return fmt.Errorf("create doc %s: %w: %w", meta.ID, ErrBadRecord, err)
+		}
+		if first.Op.BaseLen() != 0 {
+			return fmt.Errorf("create doc %s: first op needs %d code points: %w", meta.ID, first.Op.BaseLen(), ErrBadRecord)
+		}
+	}
+	if _, err := s.docs.Get(ctx, meta.ID); err == nil {
+		return fmt.Errorf("create doc %s: %w", meta.ID, ErrExists)
+	} else if !errors.Is(err, natsjs.ErrKeyNotFound) {
+		return fmt.Errorf("create doc %s: %w", meta.ID, err)
+	}
+	viewRev, err := s.views.Create(ctx, meta.ViewID, []byte(meta.ID))
+	if errors.Is(err, natsjs.ErrKeyExists) {
+		return fmt.Errorf("create doc %s: view %s: %w", meta.ID, meta.ViewID, ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("create doc %s: view %s: %w", meta.ID, meta.ViewID, err)
+	}
+	undoView := func() {
+		// A fresh context: the caller's may be what failed.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.views.Delete(ctx, meta.ViewID, natsjs.LastRevision(viewRev)); err != nil {
+			s.log.Warn("jetstream: create: could not release view id", "view", meta.ViewID, "err", err)
+		}
+	}
+
+	st := &docState{clients: map[string]ClientState{}}
+	if first != nil {
+		ack, err := s.js.PublishMsg(ctx, encodeGroup(meta.ID, []Record{*first}),
+			natsjs.WithExpectStream(streamOps), natsjs.WithExpectLastSequencePerSubject(0))
+		if err != nil {
+			undoView()
+			if isWrongLastSeq(err) {
+				return fmt.Errorf("create doc %s: subject has records: %w", meta.ID, ErrExists)
+			}
+			return fmt.Errorf("create doc %s: first record: %w", meta.ID, err)
+		}
+		st.seq, st.rev = ack.Sequence, 1
+		st.note(*first)
+	}
+
+	m, err := json.Marshal(wireMeta{V: 1, ViewID: meta.ViewID, Created: meta.Created.UnixNano()})
+	if err != nil {
+		return fmt.Errorf("create doc %s: %w", meta.ID, err)
+	}
+	if _, err := s.docs.Create(ctx, meta.ID, m); err != nil {
+		undoView()
+		if errors.Is(err, natsjs.ErrKeyExists) {
+			return fmt.Errorf("create doc %s: %w", meta.ID, ErrExists)
+		}
+		return fmt.Errorf("create doc %s: meta: %w", meta.ID, err)
+	}
+	s.setState(meta.ID, st)
+	return nil
+}
+
+// ViewDoc returns the edit id of the document whose view id is viewID.
+func (s *Store) ViewDoc(ctx context.Context, viewID string) (string, error) {
+	if err := checkID(viewID); err != nil {
+		return "", err
+	}
+	e, err := s.views.Get(ctx, viewID)
+	if errors.Is(err, natsjs.ErrKeyNotFound) {
+		return "", fmt.Errorf("view %s: %w", viewID, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("view %s: %w", viewID, err)
+	}
+	return string(e.Value()), nil
+}
+
+// meta reads a document's meta.
+func (s *Store) meta(ctx context.Context, id string) (DocMeta, error) {
+	if err := checkID(id); err != nil {
+		return DocMeta{}, err
+	}
+	e, err := s.docs.Get(ctx, id)
+	if errors.Is(err, natsjs.ErrKeyNotFound) {
+		return DocMeta{}, fmt.Errorf("doc %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return DocMeta{}, fmt.Errorf("doc %s meta: %w", id, err)
+	}
+	var w wireMeta
+	if err := json.Unmarshal(e.Value(), &w); err != nil {
+		return DocMeta{}, fmt.Errorf("doc %s meta: %v: %w", id, err, ErrCorrupt)
+	}
+	m := DocMeta{ID: id, ViewID: w.ViewID}
+	if w.Created != 0 {
+		m.Created = time.Unix(0, w.Created).UTC()
+	}
+	return m, nil
+}
+
+// Load returns document id at its latest revision: its latest snapshot with
+// the subject's tail after it replayed through ot, and the client table
+// rebuilt from the snapshot's and the tail's records. A gap, an undecodable
+// message or an op that does not fit the text is ErrCorrupt; Load never
+// returns wrong text. It also primes the position the next Append from
+// this node is fenced on.
+func (s *Store) Load(ctx context.Context, id string) (*StoredDoc, error) {
+	meta, err := s.meta(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	// The snapshot before the end: the end read afterwards is then never
+	// behind it, whoever writes meanwhile.
+	snap, err := s.readSnapshot(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	end, err := s.last(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	d := &StoredDoc{Meta: meta, Clients: map[string]ClientState{}}
+	text := ot.NewDoc("")
+	from := uint64(1)
+	if snap != nil {
+		if end.rev < snap.Rev {
+			return nil, fmt.Errorf("doc %s: snapshot at rev %d, stream ends at %d: %w", id, snap.Rev, end.rev, ErrCorrupt)
+		}
+		text = ot.NewDoc(snap.Text)
+		if text.Len() != snap.Runes {
+			return nil, fmt.Errorf("doc %s snapshot rev %d: %d code points, recorded %d: %w", id, snap.Rev, text.Len(), snap.Runes, ErrCorrupt)
+		}
+		d.Rev = snap.Rev
+		for c, v := range snap.Clients {
+			d.Clients[c] = ClientState{Seq: v[0], Rev: v[1]}
+		}
+		from = snap.Seq
+	}
+	if end.seq > 0 && end.rev > d.Rev {
+		err := s.scan(ctx, id, from, end.seq, func(_ uint64, recs []Record) error {
+			for _, r := range recs {
+				if r.Rev <= d.Rev {
+					continue
+				}
+				if r.Rev != d.Rev+1 {
+					return fmt.Errorf("doc %s: rev %d follows %d: %w", id, r.Rev, d.Rev, ErrCorrupt)
+				}
+				if err := text.Apply(r.Op); err != nil {
+					return fmt.Errorf("doc %s rev %d: %v: %w", id, r.Rev, err, ErrCorrupt)
+				}
+				d.Rev = r.Rev
+				d.Tail++
+				noteClient(d.Clients, r)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if d.Rev != end.rev {
+		return nil, fmt.Errorf("doc %s: replay reached rev %d, stream ends at %d: %w", id, d.Rev, end.rev, ErrCorrupt)
+	}
+	d.Text = text.String()
+	d.Seq = end.seq
+	s.setState(id, &docState{seq: end.seq, rev: end.rev, runes: text.Len(), clients: copyClients(d.Clients)})
+	return d, nil
+}
+
+// Append durably adds recs, which must continue the document's revisions
+// without a gap, as the next message(s) of its subject, fenced on the
+// subject's last sequence as this node last saw it. It returns ErrConflict
+// when that position is taken or recs do not continue the revision there:
+// nothing was stored, and the caller must reload before writing again.
+// Any other failure is ambiguous (see the package comment).
+//
+// A group is one message, so it is atomic; only a group larger than the
+// connection's max payload is split, at record boundaries, each part fenced
+// on the one before (ErrPartial if a later part fails).
+func (s *Store) Append(ctx context.Context, id string, recs []Record) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return fmt.Errorf("append doc %s: no records: %w", id, ErrBadRecord)
+	}
+	for i, r := range recs {
+		if i > 0 && r.Rev != recs[i-1].Rev+1 {
+			return fmt.Errorf("append doc %s: rev %d follows %d: %w", id, r.Rev, recs[i-1].Rev, ErrBadRecord)
+		}
+		if err := r.Op.Validate(); err != nil {
+			return fmt.Errorf("append doc %s rev %d: %w: %w", id, r.Rev, ErrBadRecord, err)
+		}
+	}
+	pos, err := s.position(ctx, id)
+	if err != nil {
+		return err
+	}
+	if recs[0].Rev != pos.rev+1 {
+		s.dropState(id)
+		return fmt.Errorf("append doc %s: rev %d after rev %d: %w", id, recs[0].Rev, pos.rev, ErrConflict)
+	}
+	parts, err := s.split(id, recs)
+	if err != nil {
+		return err
+	}
+	seq := pos.seq
+	for i, part := range parts {
+		ack, err := s.js.PublishMsg(ctx, encodeGroup(id, part),
+			natsjs.WithExpectStream(streamOps), natsjs.WithExpectLastSequencePerSubject(seq))
+		if err != nil {
+			s.dropState(id)
+			switch {
+			case i > 0:
+				return fmt.Errorf("append doc %s: part %d of %d: %w: %w", id, i+1, len(parts), ErrPartial, err)
+			case isWrongLastSeq(err):
+				return fmt.Errorf("append doc %s at seq %d: %w", id, seq, ErrConflict)
+			}
+			return fmt.Errorf("append doc %s: %w", id, err)
+		}
+		seq = ack.Sequence
+	}
+	s.advance(id, pos.seq, seq, recs)
+	return nil
+}
+
+// split cuts recs into groups that each fit one message.
+func (s *Store) split(id string, recs []Record) ([][]Record, error) {
+	limit := s.nc.MaxPayload() - 512 // headers and the group's framing
+	if m := encodeGroup(id, recs); int64(len(m.Data)) <= limit {
+		return [][]Record{recs}, nil
+	}
+	var parts [][]Record
+	start := 0
+	for start < len(recs) {
+		end := start + 1
+		if m := encodeGroup(id, recs[start:end]); int64(len(m.Data)) > limit {
+			return nil, fmt.Errorf("append doc %s rev %d: %d bytes, max payload %d: %w", id, recs[start].Rev, len(m.Data), limit, ErrTooLarge)
+		}
+		// Grow the part while it fits; quadratic only in how far a group
+		// exceeds one message, which is rare and small.
+		for end < len(recs) {
+			if m := encodeGroup(id, recs[start:end+1]); int64(len(m.Data)) > limit {
+				break
+			}
+			end++
+		}
+		parts = append(parts, recs[start:end])
+		start = end
+	}
+	return parts, nil
+}
+
+// Ops returns up to limit records with Rev > after, oldest first (limit <= 0
+// means 1000), stopping early before the record that would take the page
+// over maxBytes of op text (maxBytes <= 0: no bound); a page holds at least
+// one record when there is one. ErrNotFound for an unknown document.
+func (s *Store) Ops(ctx context.Context, id string, after int64, limit, maxBytes int) ([]Record, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 1000
+	}
+	after = max(after, 0)
+	end, err := s.last(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := []Record{} // not nil: callers encode it as a JSON array
+	if end.seq == 0 {
+		if _, err := s.meta(ctx, id); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	if after >= end.rev {
+		return out, nil
+	}
+	from, err := s.seek(ctx, id, after, end)
+	if err != nil {
+		return nil, err
+	}
+	size := 0
+	errFull := errors.New("page full")
+	err = s.scan(ctx, id, from, end.seq, func(_ uint64, recs []Record) error {
+		for _, r := range recs {
+			if r.Rev <= after {
+				continue
+			}
+			if want := after + int64(len(out)) + 1; r.Rev != want {
+				return fmt.Errorf("doc %s: rev %d where %d belongs: %w", id, r.Rev, want, ErrCorrupt)
+			}
+			n := opBytes(r.Op)
+			if len(out) > 0 && maxBytes > 0 && size+n > maxBytes {
+				return errFull
+			}
+			size += n
+			out = append(out, r)
+			if len(out) == limit {
+				return errFull
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFull) {
+		return nil, err
+	}
+	return out, nil
+}
+
+// opBytes is the size of an op for paging: its inserted text plus a few
+// bytes a component, about its JSON size.
+func opBytes(op ot.Op) int {
+	n := 0
+	for _, c := range op {
+		n += len(c.S) + 8
+	}
+	return n
+}
+
+// ClientSeq returns the highest seq applied from client on document id and
+// the revision that op became, or zeros. It is answered from the client
+// table this node holds, brought up to the subject's end first (one round
+// trip when nothing changed), so it is right on any node.
+func (s *Store) ClientSeq(ctx context.Context, id, client string) (seq, rev int64, err error) {
+	cs, err := s.current(ctx, id, client)
+	if err != nil {
+		return 0, 0, err
+	}
+	return cs.Seq, cs.Rev, nil
+}
+
+// Meta returns a document's metadata and its latest revision.
+func (s *Store) Meta(ctx context.Context, id string) (DocMeta, int64, error) {
+	m, err := s.meta(ctx, id)
+	if err != nil {
+		return DocMeta{}, 0, err
+	}
+	end, err := s.last(ctx, id)
+	if err != nil {
+		return DocMeta{}, 0, err
+	}
+	return m, end.rev, nil
+}

@@ -1,0 +1,299 @@
+// Package jetstream keeps collabd's documents in NATS JetStream, so that
+// several collabd nodes can serve the same documents (docs/scaling.md). It
+// is the cluster counterpart of package storage and has the same shape:
+// Create, Load, Append, Ops, ClientSeq, SaveSnapshot; plus what only a
+// cluster needs: an owner lease per document, Follow for fan-out of
+// committed records to every node, and request/reply for forwarding an
+// editor's op to the owner.
+//
+// # Layout in NATS
+//
+//	stream COLLAB_OPS     subjects collab.ops.<doc>: one message per commit
+//	                      group, the records of revisions a..b in order
+//	KV collab_docs        doc id -> view id, created
+//	KV collab_views       view id -> doc id (Create, so view ids are unique)
+//	KV collab_owners      doc id -> node id, the owner lease (TTL bucket)
+//	object collab_snaps   doc id -> text and client table at a revision
+//	subject collab.rpc.<doc>  request/reply to the owner (queue group)
+//
+// # Ordering and fencing
+//
+// The op stream is the only thing that has to be consistent. Every message
+// on a document's subject is published with
+// Nats-Expected-Last-Subject-Sequence set to the stream sequence of the
+// previous message of that subject, and carries revisions that continue the
+// previous message's. JetStream checks the sequence atomically, so two
+// writers at one position can never both succeed: exactly one gets the
+// PubAck, the other ErrConflict, whatever the lease says. The lease only
+// decides who should write, so that in the normal case nobody is refused.
+//
+// The (client, seq) dedupe state travels in the records themselves; a
+// snapshot carries the client table at its revision, so a node that loads a
+// document (snapshot + subject tail) rebuilds both the text and every
+// client's last seq, with nothing else to keep consistent.
+//
+// # Durability
+//
+// Append returns once JetStream has acknowledged the publish: stored with
+// the stream's replicas. With one NATS server that means written but fsynced
+// only every sync_interval (two minutes by default); run NATS with
+// `jetstream { sync_interval: always }` or three replicas for the same
+// guarantee as package storage. The tests use always.
+//
+// An Append that fails with anything but ErrConflict or a validation error
+// is ambiguous: the message may or may not be stored (a lost PubAck, a
+// connection cut mid-publish). The caller must then reload (Load, or Follow
+// from its revision) rather than assume either outcome. Connect disables
+// nats.go's reconnect buffer, so a publish made while disconnected fails at
+// once instead of being sent, unasked, after a reconnect.
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrNotFound is returned for an unknown document or view id.
+var ErrNotFound = errors.New("jetstream: not found")
+
+// ErrExists is returned by Create when the edit id or view id is taken.
+var ErrExists = errors.New("jetstream: already exists")
+
+// ErrConflict is returned by Append when the position it would write at is
+// taken: another writer appended since this node last saw the document
+// (JetStream refused the expected subject sequence), or the records do not
+// continue the revision this node knows. Nothing of the call was stored.
+// The caller is not (or no longer) the document's writer: it must reload
+// before writing again.
+var ErrConflict = errors.New("jetstream: position taken")
+
+// ErrPartial is returned by Append when a group too large for one NATS
+// message was split and only its leading messages were stored. Like any
+// ambiguous failure, the caller must reload to learn which records exist.
+var ErrPartial = errors.New("jetstream: group partly stored")
+
+// ErrBadRecord is returned by Create and Append for records that are not
+// well formed: an invalid op, revisions with a gap, or no records at all.
+var ErrBadRecord = errors.New("jetstream: bad record")
+
+// ErrTooLarge is returned by Append for a single record whose encoding
+// exceeds the connection's max payload; raise max_payload in the NATS
+// server's configuration (up to 64 MB) or bound ops below it.
+var ErrTooLarge = errors.New("jetstream: record exceeds max payload")
+
+// ErrCorrupt is returned when stored data is inconsistent: an undecodable
+// message, a gap in revisions, or an op that does not fit the text.
+var ErrCorrupt = errors.New("jetstream: corrupt data")
+
+// ErrHeld is returned by Acquire when another node holds the lease.
+var ErrHeld = errors.New("jetstream: lease held by another node")
+
+// ErrLeaseLost is what Lease.Err returns once the lease is gone: taken over,
+// expired, or not renewed in time.
+var ErrLeaseLost = errors.New("jetstream: lease lost")
+
+// ErrNoOwner is returned by Forward when no node serves the document.
+var ErrNoOwner = errors.New("jetstream: no owner serving the document")
+
+// ErrClosed is returned by a Follower's Err after Close.
+var ErrClosed = errors.New("jetstream: closed")
+
+// Names in NATS. Fixed, so that every node of a cluster agrees on them.
+const (
+	streamOps    = "COLLAB_OPS"
+	subjectOps   = "collab.ops."
+	subjectRPC   = "collab.rpc."
+	bucketDocs   = "collab_docs"
+	bucketViews  = "collab_views"
+	bucketOwners = "collab_owners"
+	bucketSnaps  = "collab_snaps"
+	queueOwner   = "collab-owner"
+)
+
+// validID accepts what can be both one subject token and a KV key: collab
+// uses UUIDs, and anything with '.', '*', '>' or spaces would change which
+// subjects a document's messages land on.
+var validID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// Options tunes New. The zero value works for one NATS server.
+type Options struct {
+	// Replicas of the stream and buckets. Zero means 1; use 3 on a three
+	// server NATS cluster, where a PubAck then means a quorum has it.
+	Replicas int
+	// LeaseTTL is how long an owner lease lives without renewal. Zero
+	// means 2s. It bounds failover from below: a dead owner's documents
+	// move after at most this long. The bucket is created with it, so all
+	// nodes must agree (New updates the bucket to its own value).
+	LeaseTTL time.Duration
+	// RenewEvery is how often a lease is renewed. Zero means LeaseTTL/3,
+	// so two renewals in a row may fail before the lease is at risk.
+	RenewEvery time.Duration
+	// NodeID names this node in leases. Empty means a random UUID.
+	NodeID string
+	// Logger receives background errors. Nil means discard.
+	Logger *slog.Logger
+}
+
+// Store is collabd's document storage on JetStream. It is safe for
+// concurrent use. It does not own the NATS connection it is given.
+type Store struct {
+	nc     *nats.Conn
+	js     natsjs.JetStream
+	ops    natsjs.Stream
+	docs   natsjs.KeyValue
+	views  natsjs.KeyValue
+	owners natsjs.KeyValue
+	snaps  natsjs.ObjectStore
+
+	node       string
+	ttl, renew time.Duration
+	log        *slog.Logger
+
+	// mu guards states.
+	mu sync.Mutex
+	// states holds, per document this node has read or written, the last
+	// position it saw and the client table there (see state.go). It is
+	// only a cache: Append is fenced by JetStream whatever it holds.
+	states map[string]*docState
+}
+
+// maxStates bounds the cache of document states; past it the cache is
+// dropped whole, which costs each document one extra round trip.
+const maxStates = 100_000
+
+// Connect dials NATS with the options collabd needs before the caller's:
+// reconnect forever, and no reconnect buffer, so that a publish made while
+// disconnected fails at once (see the package comment).
+func Connect(url string, opts ...nats.Option) (*nats.Conn, error) {
+	base := []nats.Option{
+		nats.Name("collabd"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectBufSize(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+	}
+	nc, err := nats.Connect(url, append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// New creates or updates the stream and buckets and returns a Store on nc.
+// Every node calls it at start-up; it is idempotent.
+func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
+	js, err := natsjs.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	replicas := max(opts.Replicas, 1)
+	ttl := opts.LeaseTTL
+	if ttl <= 0 {
+		ttl = 2 * time.Second
+	}
+	renew := opts.RenewEvery
+	if renew <= 0 {
+		renew = ttl / 3
+	}
+	node := opts.NodeID
+	if node == "" {
+		node = uuid.NewString()
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		nc: nc, js: js, node: node, ttl: ttl, renew: renew, log: log,
+		states: make(map[string]*docState),
+	}
+
+	s.ops, err = js.CreateOrUpdateStream(ctx, natsjs.StreamConfig{
+		Name:        streamOps,
+		Description: "collabd op records: one message per commit group, a subject per document",
+		Subjects:    []string{subjectOps + "*"},
+		Storage:     natsjs.FileStorage,
+		Replicas:    replicas,
+		// History is never pruned, as in package storage: catch-up and
+		// the history view read old revisions.
+		Retention:  natsjs.LimitsPolicy,
+		DenyDelete: true,
+		DenyPurge:  true,
+		// Not AllowDirect: a direct get may be answered by a replica that
+		// lags, and Load must see the subject's true end.
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: stream %s: %w", streamOps, err)
+	}
+	kv := func(name, desc string, ttl time.Duration) (natsjs.KeyValue, error) {
+		b, err := js.CreateOrUpdateKeyValue(ctx, natsjs.KeyValueConfig{
+			Bucket: name, Description: desc, History: 1, TTL: ttl,
+			Storage: natsjs.FileStorage, Replicas: replicas,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("jetstream: bucket %s: %w", name, err)
+		}
+		return b, nil
+	}
+	if s.docs, err = kv(bucketDocs, "collabd documents: id -> view id, created", 0); err != nil {
+		return nil, err
+	}
+	if s.views, err = kv(bucketViews, "collabd view ids -> document ids", 0); err != nil {
+		return nil, err
+	}
+	// The bucket's max age is the lease TTL: every renewal is a new
+	// message, and the key vanishes TTL after the last one.
+	if s.owners, err = kv(bucketOwners, "collabd owner leases: doc id -> node id", ttl); err != nil {
+		return nil, err
+	}
+	s.snaps, err = js.CreateOrUpdateObjectStore(ctx, natsjs.ObjectStoreConfig{
+		Bucket:      bucketSnaps,
+		Description: "collabd snapshots: doc id -> text and client table at a revision",
+		Storage:     natsjs.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: object store %s: %w", bucketSnaps, err)
+	}
+	return s, nil
+}
+
+// NodeID returns the name this store's node uses in leases.
+func (s *Store) NodeID() string { return s.node }
+
+// Ping proves that JetStream answers: it reads the stream's info from its
+// leader. It does not write.
+func (s *Store) Ping(ctx context.Context) error {
+	if _, err := s.ops.Info(ctx); err != nil {
+		return fmt.Errorf("jetstream: ping: %w", err)
+	}
+	return nil
+}
+
+func opsSubject(id string) string { return subjectOps + id }
+
+func checkID(id string) error {
+	if !validID.MatchString(id) {
+		return fmt.Errorf("doc %q: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// isWrongLastSeq reports whether err is JetStream refusing an expected
+// last sequence; replicated streams use a second code.
+func isWrongLastSeq(err error) bool {
+	var apiErr *natsjs.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	return apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequenceConstant
+}

@@ -1,0 +1,105 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/collabd/collabd/ot"
+)
+
+// Submission is an editor's op forwarded by a node that is not the
+// document's owner: exactly what the editor sent in its op message.
+type Submission struct {
+	Client string `json:"client"`
+	Seq    int64  `json:"seq"`
+	Rev    int64  `json:"rev"`
+	Op     ot.Op  `json:"op"`
+}
+
+// Reply is the owner's answer to a Submission: empty Code when it took the
+// op (the ack travels later, through Follow, once the op is durable), else
+// a protocol error code and message for the editor.
+type Reply struct {
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// Handler answers a Submission for the document it was served for. It runs
+// on the subscription's goroutine, one request at a time, so it should hand
+// the op to the document's hub and wait only for the hub's verdict.
+type Handler func(ctx context.Context, sub Submission) Reply
+
+// Serving is a document's request/reply subscription. Close ends it.
+type Serving struct {
+	sub *nats.Subscription
+}
+
+// Serve answers submissions for document id with h, in the queue group of
+// owners: if two nodes briefly both serve, each request reaches one of
+// them, and fencing decides which one's append counts. A malformed request
+// gets Code "bad_request".
+func (s *Store) Serve(id string, h Handler) (*Serving, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	sub, err := s.nc.QueueSubscribe(subjectRPC+id, queueOwner, func(m *nats.Msg) {
+		var rep Reply
+		var sub Submission
+		if err := json.Unmarshal(m.Data, &sub); err != nil {
+			rep = Reply{Code: "bad_request", Message: err.Error()}
+		} else {
+			// Bound the handler by what a requester waits, at most.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			rep = h(ctx, sub)
+			cancel()
+		}
+		b, _ := json.Marshal(rep) // two strings cannot fail to encode
+		if err := m.Respond(b); err != nil {
+			s.log.Warn("jetstream: reply to forwarded op", "doc", id, "err", err)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("serve doc %s: %w", id, err)
+	}
+	return &Serving{sub: sub}, nil
+}
+
+// Close unsubscribes; requests already being handled still get replies.
+func (sv *Serving) Close() error {
+	if err := sv.sub.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("stop serving: %w", err)
+	}
+	return nil
+}
+
+// Forward sends sub to the owner of document id and returns its reply.
+// ErrNoOwner means nobody serves the document right now: the caller should
+// acquire the lease itself or retry after the lease TTL. A timeout is
+// ambiguous, like an Append's: the op may have been taken, so the editor's
+// resend (deduplicated by (client, seq)) is the recovery.
+func (s *Store) Forward(ctx context.Context, id string, sub Submission) (Reply, error) {
+	if err := checkID(id); err != nil {
+		return Reply{}, err
+	}
+	b, err := json.Marshal(sub)
+	if err != nil {
+		return Reply{}, fmt.Errorf("forward doc %s: %w", id, err)
+	}
+	m, err := s.nc.RequestWithContext(ctx, subjectRPC+id, b)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return Reply{}, fmt.Errorf("forward doc %s: %w", id, ErrNoOwner)
+	}
+	if err != nil {
+		return Reply{}, fmt.Errorf("forward doc %s: %w", id, err)
+	}
+	var rep Reply
+	if err := json.Unmarshal(m.Data, &rep); err != nil {
+		return Reply{}, fmt.Errorf("forward doc %s: bad reply: %w", id, err)
+	}
+	return rep, nil
+}

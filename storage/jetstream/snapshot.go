@@ -1,0 +1,162 @@
+package jetstream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// Snapshots live in an object store rather than a KV bucket because a
+// document may hold 2,000,000 code points (collab's MaxDocChars), up to
+// 8 MB, and a KV value must fit one message (1 MB by default). The object's
+// metadata repeats the revision, so SaveSnapshot can skip a stale write
+// without reading the text.
+const metaRev = "rev"
+
+// readSnapshot returns the document's latest snapshot, or nil if it has
+// none. A snapshot replaced while being read fails its digest check or
+// loses its chunks; that is retried.
+func (s *Store) readSnapshot(ctx context.Context, id string) (*wireSnapshot, error) {
+	var lastErr error
+	for range 3 {
+		b, err := s.snaps.GetBytes(ctx, id)
+		if errors.Is(err, natsjs.ErrObjectNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("doc %s snapshot: %w", id, err)
+			}
+			lastErr = err
+			continue
+		}
+		var w wireSnapshot
+		if err := json.Unmarshal(b, &w); err != nil || w.V != 1 || w.Rev < 1 || w.Seq < 1 {
+			return nil, fmt.Errorf("doc %s snapshot: undecodable (%v): %w", id, err, ErrCorrupt)
+		}
+		return &w, nil
+	}
+	return nil, fmt.Errorf("doc %s snapshot: %w", id, lastErr)
+}
+
+// SaveSnapshot stores text as document id's text at revision rev, with the
+// client table there, so that later loads replay only what follows. It
+// checks the text's length against the op that made rev. A snapshot not
+// newer than the stored one is skipped. Two nodes saving at once (an old
+// and a new owner) may leave the older of their two: harmless, it only
+// lengthens the next replay.
+func (s *Store) SaveSnapshot(ctx context.Context, id string, rev int64, text string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	runes := utf8.RuneCountInString(text)
+	if info, err := s.snaps.GetInfo(ctx, id); err == nil {
+		if have, _ := strconv.ParseInt(info.Metadata[metaRev], 10, 64); have >= rev {
+			return nil
+		}
+	} else if !errors.Is(err, natsjs.ErrObjectNotFound) {
+		return fmt.Errorf("doc %s snapshot: %w", id, err)
+	}
+
+	w := wireSnapshot{V: 1, Rev: rev, Runes: runes, Text: text}
+	// The common case: the owner snapshots the revision it just appended.
+	s.mu.Lock()
+	if st, ok := s.states[id]; ok && st.rev == rev && st.clients != nil && st.runes >= 0 {
+		if st.runes != runes {
+			s.mu.Unlock()
+			return fmt.Errorf("doc %s snapshot rev %d: %d code points, op made %d: %w", id, rev, runes, st.runes, ErrConflict)
+		}
+		w.Seq = st.seq
+		w.Clients = wireClients(st.clients)
+	}
+	s.mu.Unlock()
+	if w.Seq == 0 {
+		if err := s.snapshotState(ctx, id, &w); err != nil {
+			return err
+		}
+	}
+
+	data, err := json.Marshal(w)
+	if err != nil {
+		return fmt.Errorf("doc %s snapshot: %w", id, err)
+	}
+	_, err = s.snaps.Put(ctx, natsjs.ObjectMeta{
+		Name:     id,
+		Metadata: map[string]string{metaRev: strconv.FormatInt(rev, 10)},
+		// Chunks must fit a message; the default (128 KB) does not on a
+		// server with a smaller max_payload.
+		Opts: &natsjs.ObjectMetaOptions{ChunkSize: uint32(min(128<<10, s.nc.MaxPayload()-1024))},
+	}, bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("doc %s snapshot rev %d: %w", id, rev, err)
+	}
+	return nil
+}
+
+// snapshotState fills in w.Seq and w.Clients for w.Rev from the stored
+// snapshot and the records after it, checking w.Runes against the op that
+// made w.Rev.
+func (s *Store) snapshotState(ctx context.Context, id string, w *wireSnapshot) error {
+	e, err := s.last(ctx, id)
+	if err != nil {
+		return err
+	}
+	if e.rev < w.Rev {
+		return fmt.Errorf("doc %s snapshot rev %d: stream ends at rev %d: %w", id, w.Rev, e.rev, ErrConflict)
+	}
+	base, err := s.readSnapshot(ctx, id)
+	if err != nil {
+		return err
+	}
+	clients := map[string]ClientState{}
+	from, rev := uint64(1), int64(0)
+	if base != nil && base.Rev < w.Rev {
+		for c, v := range base.Clients {
+			clients[c] = ClientState{Seq: v[0], Rev: v[1]}
+		}
+		from, rev = base.Seq, base.Rev
+	}
+	done := errors.New("done")
+	err = s.scan(ctx, id, from, e.seq, func(seq uint64, recs []Record) error {
+		for _, r := range recs {
+			if r.Rev <= rev {
+				continue
+			}
+			if r.Rev != rev+1 {
+				return fmt.Errorf("doc %s: rev %d follows %d: %w", id, r.Rev, rev, ErrCorrupt)
+			}
+			noteClient(clients, r)
+			rev = r.Rev
+			if rev == w.Rev {
+				if n := r.Op.TargetLen(); n != w.Runes {
+					return fmt.Errorf("doc %s snapshot rev %d: %d code points, op made %d: %w", id, w.Rev, w.Runes, n, ErrConflict)
+				}
+				w.Seq = seq
+				return done
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, done) {
+		return err
+	}
+	if w.Seq == 0 {
+		return fmt.Errorf("doc %s snapshot rev %d: not found in the stream: %w", id, w.Rev, ErrCorrupt)
+	}
+	w.Clients = wireClients(clients)
+	return nil
+}
+
+func wireClients(m map[string]ClientState) map[string][2]int64 {
+	out := make(map[string][2]int64, len(m))
+	for c, v := range m {
+		out[c] = [2]int64{v.Seq, v.Rev}
+	}
+	return out
+}

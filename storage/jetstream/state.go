@@ -1,0 +1,266 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// docState is what this node last saw of a document: the stream sequence
+// of its last message, the revision there and, when known, the text's
+// length and the client table at that revision. A cache, never trusted for
+// safety: Append is fenced by JetStream, and ClientSeq checks seq against
+// the subject's end before answering.
+type docState struct {
+	seq     uint64
+	rev     int64
+	runes   int                    // -1 when unknown
+	clients map[string]ClientState // nil when unknown
+}
+
+// note records r in the client table, if the table is known.
+func (st *docState) note(r Record) {
+	if st.clients != nil {
+		noteClient(st.clients, r)
+	}
+	st.runes = r.Op.TargetLen()
+}
+
+func noteClient(clients map[string]ClientState, r Record) {
+	if r.Client != "" && r.Seq > clients[r.Client].Seq {
+		clients[r.Client] = ClientState{Seq: r.Seq, Rev: r.Rev}
+	}
+}
+
+func copyClients(m map[string]ClientState) map[string]ClientState {
+	if m == nil {
+		return nil
+	}
+	return maps.Clone(m)
+}
+
+func (s *Store) setState(id string, st *docState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.states) >= maxStates {
+		clear(s.states)
+	}
+	s.states[id] = st
+}
+
+func (s *Store) dropState(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.states, id)
+}
+
+// Forget drops what this node holds of document id, for when its hub
+// closes; the next call reads NATS again.
+func (s *Store) Forget(id string) { s.dropState(id) }
+
+// position returns where this node believes the document ends: from its
+// cache, else from the subject's last message.
+func (s *Store) position(ctx context.Context, id string) (docState, error) {
+	s.mu.Lock()
+	st, ok := s.states[id]
+	var pos docState
+	if ok {
+		pos = docState{seq: st.seq, rev: st.rev}
+	}
+	s.mu.Unlock()
+	if ok {
+		return pos, nil
+	}
+	end, err := s.last(ctx, id)
+	if err != nil {
+		return docState{}, err
+	}
+	if end.seq == 0 {
+		// No records: a document created empty, or none at all.
+		if _, err := s.meta(ctx, id); err != nil {
+			return docState{}, err
+		}
+	}
+	s.setState(id, &docState{seq: end.seq, rev: end.rev, runes: -1})
+	return docState{seq: end.seq, rev: end.rev}, nil
+}
+
+// advance moves the cached state past recs, just stored at stream
+// sequences after from up to to, unless another call moved it meanwhile.
+func (s *Store) advance(id string, from, to uint64, recs []Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.states[id]
+	if !ok || st.seq != from {
+		s.states[id] = &docState{seq: to, rev: recs[len(recs)-1].Rev, runes: recs[len(recs)-1].Op.TargetLen()}
+		return
+	}
+	for _, r := range recs {
+		st.note(r)
+	}
+	st.seq, st.rev = to, recs[len(recs)-1].Rev
+}
+
+// current returns client's entry in the document's client table at the
+// subject's end, catching the cached table up or, without one, loading.
+func (s *Store) current(ctx context.Context, id, client string) (ClientState, error) {
+	end, err := s.last(ctx, id)
+	if err != nil {
+		return ClientState{}, err
+	}
+	if end.seq == 0 {
+		_, err := s.meta(ctx, id)
+		return ClientState{}, err
+	}
+	s.mu.Lock()
+	var base *docState
+	if st, ok := s.states[id]; ok && st.clients != nil && st.seq <= end.seq {
+		if st.seq == end.seq {
+			cs := st.clients[client]
+			s.mu.Unlock()
+			return cs, nil
+		}
+		base = &docState{seq: st.seq, rev: st.rev, runes: -1, clients: copyClients(st.clients)}
+	}
+	s.mu.Unlock()
+	if base == nil {
+		d, err := s.Load(ctx, id)
+		if err != nil {
+			return ClientState{}, err
+		}
+		return d.Clients[client], nil
+	}
+	from := base.seq
+	err = s.scan(ctx, id, from+1, end.seq, func(_ uint64, recs []Record) error {
+		for _, r := range recs {
+			if r.Rev != base.rev+1 {
+				return fmt.Errorf("doc %s: rev %d follows %d: %w", id, r.Rev, base.rev, ErrCorrupt)
+			}
+			base.note(r)
+			base.rev = r.Rev
+		}
+		return nil
+	})
+	if err != nil {
+		return ClientState{}, err
+	}
+	base.seq = end.seq
+	s.mu.Lock()
+	if st, ok := s.states[id]; ok && st.seq == from {
+		s.states[id] = base
+	}
+	s.mu.Unlock()
+	return base.clients[client], nil
+}
+
+// end is a document's last message: its stream sequence and the revisions
+// it holds; zeros when the subject is empty.
+type end struct {
+	seq        uint64
+	first, rev int64
+}
+
+// last reads the subject's last message from the stream leader.
+func (s *Store) last(ctx context.Context, id string) (end, error) {
+	if err := checkID(id); err != nil {
+		return end{}, err
+	}
+	m, err := s.ops.GetLastMsgForSubject(ctx, opsSubject(id))
+	if errors.Is(err, natsjs.ErrMsgNotFound) {
+		return end{}, nil
+	}
+	if err != nil {
+		return end{}, fmt.Errorf("doc %s: last message: %w", id, err)
+	}
+	first, last, err := revRange(m.Header)
+	if err != nil {
+		return end{}, fmt.Errorf("doc %s seq %d: %v: %w", id, m.Sequence, err, ErrCorrupt)
+	}
+	return end{seq: m.Sequence, first: first, rev: last}, nil
+}
+
+// seek returns the stream sequence of the document's message holding
+// revision after+1, given its last message e (after < e.rev). Messages of
+// one subject are in revision order but spread over the stream's
+// sequences, so it binary-searches with "next message of the subject at or
+// after sequence n": about log2(stream length) reads, only for catch-up
+// from before the last message.
+func (s *Store) seek(ctx context.Context, id string, after int64, e end) (uint64, error) {
+	if after >= e.first-1 {
+		return e.seq, nil
+	}
+	subj := opsSubject(id)
+	lo, hi, best := uint64(1), e.seq, e.seq
+	for lo <= hi {
+		mid := lo + (hi-lo)/2
+		m, err := s.ops.GetMsg(ctx, mid, natsjs.WithGetMsgSubject(subj))
+		if err != nil {
+			return 0, fmt.Errorf("doc %s: seek rev %d: %w", id, after+1, err)
+		}
+		_, last, err := revRange(m.Header)
+		if err != nil {
+			return 0, fmt.Errorf("doc %s seq %d: %v: %w", id, m.Sequence, err, ErrCorrupt)
+		}
+		if last > after {
+			// Nothing of the subject lies in [mid, m.Sequence).
+			best = m.Sequence
+			if mid == 1 {
+				break
+			}
+			hi = mid - 1
+		} else {
+			lo = m.Sequence + 1
+		}
+	}
+	return best, nil
+}
+
+// scan calls fn with the records of each of the document's messages with
+// stream sequence from..to, in order, through an ordered consumer; to must
+// be a message of the subject. An error from fn stops the scan and is
+// returned as is.
+func (s *Store) scan(ctx context.Context, id string, from, to uint64, fn func(seq uint64, recs []Record) error) error {
+	if from > to {
+		return nil
+	}
+	cons, err := s.ops.OrderedConsumer(ctx, natsjs.OrderedConsumerConfig{
+		FilterSubjects: []string{opsSubject(id)},
+		DeliverPolicy:  natsjs.DeliverByStartSequencePolicy,
+		OptStartSeq:    from,
+	})
+	if err != nil {
+		return fmt.Errorf("doc %s: read from seq %d: %w", id, from, err)
+	}
+	it, err := cons.Messages(natsjs.PullMaxMessages(int(min(to-from+1, 256))))
+	if err != nil {
+		return fmt.Errorf("doc %s: read from seq %d: %w", id, from, err)
+	}
+	defer it.Stop()
+	for {
+		msg, err := it.Next(natsjs.NextContext(ctx))
+		if err != nil {
+			return fmt.Errorf("doc %s: read from seq %d: %w", id, from, err)
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("doc %s: read from seq %d: %w", id, from, err)
+		}
+		seq := md.Sequence.Stream
+		if seq > to {
+			return nil
+		}
+		recs, err := decodeGroup(msg.Headers(), msg.Data())
+		if err != nil {
+			return fmt.Errorf("doc %s seq %d: %v: %w", id, seq, err, ErrCorrupt)
+		}
+		if err := fn(seq, recs); err != nil {
+			return err
+		}
+		if seq == to {
+			return nil
+		}
+	}
+}
