@@ -137,7 +137,7 @@ func TestCreateLoadAppendOps(t *testing.T) {
 		{100, 10, 0, nil},
 		{-5, 1, 0, []int64{1, 1}},
 		{10, 1000, 17 * 3, []int64{11, 13}}, // 17 bytes a retain and one letter
-		{10, 1000, 1, []int64{11, 11}},     // at least one record
+		{10, 1000, 1, []int64{11, 11}},      // at least one record
 	}
 	for _, c := range cases {
 		got, err := s.Ops(ctx, m.ID, c.after, c.limit, c.maxBytes)
