@@ -119,6 +119,9 @@ const (
 	queueOwner   = "collab-owner"
 )
 
+// maxConsumers is the stream's explicit consumer limit (see New).
+const maxConsumers = 1_000_000
+
 // validID accepts what can be both one subject token and a KV key: collab
 // uses UUIDs, and anything with '.', '*', '>' or spaces would change which
 // subjects a document's messages land on.
@@ -227,6 +230,11 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		Retention:  natsjs.LimitsPolicy,
 		DenyDelete: true,
 		DenyPurge:  true,
+		// Every Follow is a consumer, and so is every read of a range
+		// (until the server reaps it). nats-server 2.15 applies a default
+		// of 1,000 per stream unless the stream names a limit (-1 counts
+		// as unset), which would cap how many documents a cluster follows.
+		MaxConsumers: maxConsumers,
 		// Not AllowDirect: a direct get may be answered by a replica that
 		// lags, and Load must see the subject's true end.
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
@@ -218,6 +219,9 @@ func (s *Store) seek(ctx context.Context, id string, after int64, e end) (uint64
 	return best, nil
 }
 
+// scanInactive is how long the server keeps a finished scan's consumer.
+const scanInactive = 5 * time.Second
+
 // scan calls fn with the records of each of the document's messages with
 // stream sequence from..to, in order, through an ordered consumer; to must
 // be a message of the subject. An error from fn stops the scan and is
@@ -230,6 +234,11 @@ func (s *Store) scan(ctx context.Context, id string, from, to uint64, fn func(se
 		FilterSubjects: []string{opsSubject(id)},
 		DeliverPolicy:  natsjs.DeliverByStartSequencePolicy,
 		OptStartSeq:    from,
+		// Stop does not delete the server's consumer; a short inactive
+		// threshold lets the server drop it soon after the scan instead
+		// of after the default five minutes, which a busy node would
+		// fill with thousands of dead consumers.
+		InactiveThreshold: scanInactive,
 	})
 	if err != nil {
 		return fmt.Errorf("doc %s: read from seq %d: %w", id, from, err)

@@ -1,0 +1,125 @@
+package jetstream
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/collabd/collabd/ot"
+)
+
+// BenchmarkAppend measures acknowledged appends against a NATS server in
+// this process: one goroutine per document, each appending single-op
+// records in a loop as an owner's hub would, all through one connection
+// (one node). It reports throughput and the latency of each Append, p50
+// and p99. sync=always fsyncs every message before the PubAck (the
+// durable single-server setting); sync=2m is NATS's default, for
+// comparison only.
+func BenchmarkAppend(b *testing.B) {
+	for _, c := range []struct {
+		sync bool
+		docs int
+	}{{true, 1}, {true, 100}, {true, 1000}, {false, 1000}} {
+		name := fmt.Sprintf("sync=always/docs=%d", c.docs)
+		if !c.sync {
+			name = fmt.Sprintf("sync=2m/docs=%d", c.docs)
+		}
+		b.Run(name, func(b *testing.B) {
+			ns := &natsServer{t: b, dir: b.TempDir(), port: -1, tweak: func(o *server.Options) { o.SyncAlways = c.sync }}
+			ns.start()
+			b.Cleanup(ns.stop)
+			s := ns.newStore(b, Options{})
+			ctx := context.Background()
+			ids := make([]string, c.docs)
+			for i := range ids {
+				m := newMeta()
+				if err := s.Create(ctx, m, nil); err != nil {
+					b.Fatal(err)
+				}
+				ids[i] = m.ID
+			}
+			var (
+				next atomic.Int64
+				wg   sync.WaitGroup
+				mu   sync.Mutex
+				lat  = make([]time.Duration, 0, b.N)
+				errs = make(chan error, c.docs)
+			)
+			b.ResetTimer()
+			start := time.Now()
+			for _, id := range ids {
+				wg.Go(func() {
+					mine := make([]time.Duration, 0, b.N/c.docs+1)
+					defer func() {
+						mu.Lock()
+						lat = append(lat, mine...)
+						mu.Unlock()
+					}()
+					for rev := int64(1); next.Add(1) <= int64(b.N); rev++ {
+						rec := Record{Rev: rev, Op: ot.Op{}.Retain(int(rev - 1)).Insert("x"), Client: "c", Seq: rev, Time: time.Now()}
+						t0 := time.Now()
+						if err := s.Append(ctx, id, []Record{rec}); err != nil {
+							errs <- err
+							return
+						}
+						mine = append(mine, time.Since(t0))
+					}
+				})
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			close(errs)
+			for err := range errs {
+				b.Fatal(err)
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}
+
+// BenchmarkLoad measures what a new owner pays to take a document over:
+// Load with a snapshot and a tail of 1,000 single-op records.
+func BenchmarkLoad(b *testing.B) {
+	ns := startNATS(b)
+	s := ns.newStore(b, Options{})
+	ctx := context.Background()
+	m := newMeta()
+	if err := s.Create(ctx, m, nil); err != nil {
+		b.Fatal(err)
+	}
+	var ty typist
+	for range 1000 {
+		if err := s.Append(ctx, m.ID, ty.group(1, "c", ty.rev+1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.SaveSnapshot(ctx, m.ID, ty.rev, ty.text); err != nil {
+		b.Fatal(err)
+	}
+	for range 1000 {
+		if err := s.Append(ctx, m.ID, ty.group(1, "c", ty.rev+1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	fresh := ns.newStore(b, Options{})
+	b.ResetTimer()
+	for range b.N {
+		d, err := fresh.Load(ctx, m.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if d.Tail != 1000 {
+			b.Fatalf("tail %d", d.Tail)
+		}
+	}
+}
