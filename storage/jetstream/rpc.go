@@ -34,6 +34,9 @@ type Reply struct {
 // the op to the document's hub and wait only for the hub's verdict.
 type Handler func(ctx context.Context, sub Submission) Reply
 
+// handlerTimeout bounds one Handler call: about what a requester waits.
+const handlerTimeout = 10 * time.Second
+
 // Serving is a document's request/reply subscription. Close ends it.
 type Serving struct {
 	sub *nats.Subscription
@@ -54,7 +57,7 @@ func (s *Store) Serve(id string, h Handler) (*Serving, error) {
 			rep = Reply{Code: "bad_request", Message: err.Error()}
 		} else {
 			// Bound the handler by what a requester waits, at most.
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
 			rep = h(ctx, sub)
 			cancel()
 		}
@@ -69,12 +72,23 @@ func (s *Store) Serve(id string, h Handler) (*Serving, error) {
 	return &Serving{sub: sub}, nil
 }
 
-// Close unsubscribes; requests already being handled still get replies.
+// Close stops taking requests and waits until those already received have
+// been answered (at most the handler's bound), so that after it returns
+// this node answers no more submissions for the document.
 func (sv *Serving) Close() error {
-	if err := sv.sub.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+	closed := sv.sub.StatusChanged(nats.SubscriptionClosed)
+	if err := sv.sub.Drain(); err != nil {
+		if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrBadSubscription) {
+			return nil // nothing more can arrive
+		}
 		return fmt.Errorf("stop serving: %w", err)
 	}
-	return nil
+	select {
+	case <-closed:
+		return nil
+	case <-time.After(handlerTimeout + 5*time.Second):
+		return fmt.Errorf("stop serving: drain did not finish")
+	}
 }
 
 // Forward sends sub to the owner of document id and returns its reply.
