@@ -553,6 +553,9 @@ func TestDisconnectedNodeCannotAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed.nc.Close()
+	if err := closed.Ping(ctx); err == nil {
+		t.Fatal("Ping on a closed connection succeeded")
+	}
 	lost := ty
 	if err := closed.Append(ctx, m.ID, lost.group(1, "z", 1)); err == nil || errors.Is(err, ErrConflict) {
 		t.Fatalf("append on a closed connection = %v, want a connection error", err)
@@ -568,6 +571,9 @@ func TestDisconnectedNodeCannotAppend(t *testing.T) {
 	}
 	ns.start()
 	waitConnected(t, a)
+	if err := a.Ping(ctx); err != nil {
+		t.Fatalf("Ping after the restart: %v", err)
+	}
 	d, err := a.Load(ctx, m.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -140,7 +140,8 @@ type Options struct {
 	// RenewEvery is how often a lease is renewed. Zero means LeaseTTL/3,
 	// so two renewals in a row may fail before the lease is at risk.
 	RenewEvery time.Duration
-	// NodeID names this node in leases. Empty means a random UUID.
+	// NodeID names this node in leases; it must match [A-Za-z0-9_-]+.
+	// Empty means a random UUID.
 	NodeID string
 	// Logger receives background errors. Nil means discard.
 	Logger *slog.Logger
@@ -210,6 +211,9 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	if node == "" {
 		node = uuid.NewString()
 	}
+	if !validID.MatchString(node) {
+		return nil, fmt.Errorf("jetstream: node id %q must match %s", node, validID)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -277,10 +281,12 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 // NodeID returns the name this store's node uses in leases.
 func (s *Store) NodeID() string { return s.node }
 
-// Ping proves that JetStream answers: it reads the stream's info from its
-// leader. It does not write.
+// Ping proves that JetStream still takes durable writes: it puts this
+// node's key in the documents bucket, which needs the bucket's leader and,
+// with replicas, a quorum. The key ("ping.<node>") has a dot, so it can
+// never be a document id.
 func (s *Store) Ping(ctx context.Context) error {
-	if _, err := s.ops.Info(ctx); err != nil {
+	if _, err := s.docs.Put(ctx, "ping."+s.node, []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
 		return fmt.Errorf("jetstream: ping: %w", err)
 	}
 	return nil
