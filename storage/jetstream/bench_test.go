@@ -91,7 +91,7 @@ func BenchmarkAppend(b *testing.B) {
 // Load with a snapshot and a tail of 1,000 single-op records.
 func BenchmarkLoad(b *testing.B) {
 	ns := startNATS(b)
-	s := ns.newStore(b, Options{})
+	s := ns.newStore(b, Options{SnapshotEvery: -1})
 	ctx := context.Background()
 	m := newMeta()
 	if err := s.Create(ctx, m, nil); err != nil {
@@ -111,7 +111,7 @@ func BenchmarkLoad(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	fresh := ns.newStore(b, Options{})
+	fresh := ns.newStore(b, Options{SnapshotEvery: -1})
 	b.ResetTimer()
 	for range b.N {
 		d, err := fresh.Load(ctx, m.ID)

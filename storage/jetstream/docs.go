@@ -134,6 +134,12 @@ func (s *Store) meta(ctx context.Context, id string) (DocMeta, error) {
 // returns wrong text. It also primes the position the next Append from
 // this node is fenced on.
 func (s *Store) Load(ctx context.Context, id string) (*StoredDoc, error) {
+	return s.load(ctx, id, true)
+}
+
+// load is Load; schedule says whether a long replay schedules a snapshot
+// (not when the snapshotter itself loads).
+func (s *Store) load(ctx context.Context, id string, schedule bool) (*StoredDoc, error) {
 	meta, err := s.meta(ctx, id)
 	if err != nil {
 		return nil, err
@@ -193,6 +199,9 @@ func (s *Store) Load(ctx context.Context, id string) (*StoredDoc, error) {
 	d.Text = text.String()
 	d.Seq = end.seq
 	s.setState(id, &docState{seq: end.seq, rev: end.rev, runes: text.Len(), clients: copyClients(d.Clients)})
+	if schedule && s.snapEvery > 0 && d.Tail >= s.snapEvery {
+		s.scheduleSnapshot(id)
+	}
 	return d, nil
 }
 

@@ -596,3 +596,61 @@ func waitConnected(t *testing.T, s *Store) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestBackgroundSnapshots: a node snapshots a document after every
+// SnapshotEvery records it appended, and after a Load that replayed that
+// many, so a new owner's replay stays short.
+func TestBackgroundSnapshots(t *testing.T) {
+	ns := startNATS(t)
+	ctx := testCtx(t)
+	tailOf := func(id string) int64 {
+		d, err := ns.newStore(t, Options{SnapshotEvery: -1}).Load(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Tail
+	}
+	waitTail := func(id string, below int64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			tail := tailOf(id)
+			if tail < below {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replay tail still %d after 10s, want < %d", tail, below)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	w := ns.newStore(t, Options{SnapshotEvery: 10})
+	m := createDoc(t, w)
+	var ty typist
+	for i := range 12 {
+		if err := w.Append(ctx, m.ID, ty.group(3, "c", int64(3*i+1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitTail(m.ID, 10)
+
+	// Written by a node that never snapshots; loaded by one that does.
+	quiet := ns.newStore(t, Options{SnapshotEvery: -1})
+	m2 := createDoc(t, quiet)
+	ty = typist{}
+	if err := quiet.Append(ctx, m2.ID, ty.group(50, "c", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if tail := tailOf(m2.ID); tail != 50 {
+		t.Fatalf("tail %d before any snapshot, want 50", tail)
+	}
+	if _, err := ns.newStore(t, Options{SnapshotEvery: 10}).Load(ctx, m2.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitTail(m2.ID, 1)
+	d, err := ns.newStore(t, Options{}).Load(ctx, m2.ID)
+	if err != nil || d.Text != ty.text || d.Clients["c"].Seq != 50 {
+		t.Fatalf("load from the background snapshot = %+v, %v", d, err)
+	}
+}

@@ -143,6 +143,11 @@ type Options struct {
 	// NodeID names this node in leases; it must match [A-Za-z0-9_-]+.
 	// Empty means a random UUID.
 	NodeID string
+	// SnapshotEvery makes this node snapshot a document, in the
+	// background, after every N records it appended to it, and after a
+	// Load that replayed N or more. Zero means 1000; negative disables.
+	// It bounds what a new owner replays on failover.
+	SnapshotEvery int
 	// Logger receives background errors. Nil means discard.
 	Logger *slog.Logger
 }
@@ -168,6 +173,17 @@ type Store struct {
 	// position it saw and the client table there (see state.go). It is
 	// only a cache: Append is fenced by JetStream whatever it holds.
 	states map[string]*docState
+
+	// The snapshotter (snapshot.go): one goroutine, stopped by Close.
+	snapEvery int64 // 0 when disabled
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	snapWake  chan struct{} // capacity 1: a pending wake-up is enough
+	// snapMu guards snapPending, the documents to snapshot.
+	snapMu      sync.Mutex
+	snapPending map[string]struct{}
+	closeOnce   sync.Once
 }
 
 // maxStates bounds the cache of document states; past it the cache is
@@ -218,9 +234,18 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	every := int64(opts.SnapshotEvery)
+	switch {
+	case every == 0:
+		every = 1000
+	case every < 0:
+		every = 0
+	}
 	s := &Store{
 		nc: nc, js: js, node: node, ttl: ttl, renew: renew, log: log,
-		states: make(map[string]*docState),
+		states:    make(map[string]*docState),
+		snapEvery: every, snapWake: make(chan struct{}, 1),
+		snapPending: make(map[string]struct{}),
 	}
 
 	s.ops, err = js.CreateOrUpdateStream(ctx, natsjs.StreamConfig{
@@ -275,7 +300,21 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: object store %s: %w", bucketSnaps, err)
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go s.snapshotLoop()
 	return s, nil
+}
+
+// Close stops the background snapshotter and waits for it; a snapshot
+// being written is abandoned (the previous one stays). It does not close
+// the NATS connection, which the caller owns, nor leases or followers,
+// which their owners close first. Idempotent.
+func (s *Store) Close() {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		s.wg.Wait()
+	})
 }
 
 // NodeID returns the name this store's node uses in leases.

@@ -97,6 +97,7 @@ func (ns *natsServer) newStore(t testing.TB, opts Options) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.Close)
 	return s
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -159,4 +160,54 @@ func wireClients(m map[string]ClientState) map[string][2]int64 {
 		out[c] = [2]int64{v.Seq, v.Rev}
 	}
 	return out
+}
+
+// scheduleSnapshot asks the snapshotter to snapshot document id soon. It
+// never blocks, and may be called with s.mu held.
+func (s *Store) scheduleSnapshot(id string) {
+	s.snapMu.Lock()
+	s.snapPending[id] = struct{}{}
+	s.snapMu.Unlock()
+	select {
+	case s.snapWake <- struct{}{}:
+	default:
+	}
+}
+
+// snapshotLoop rebuilds and stores the scheduled documents' snapshots off
+// every caller's path: appends never wait for a snapshot.
+func (s *Store) snapshotLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.snapWake:
+		}
+		s.snapMu.Lock()
+		ids := make([]string, 0, len(s.snapPending))
+		for id := range s.snapPending {
+			ids = append(ids, id)
+		}
+		clear(s.snapPending)
+		s.snapMu.Unlock()
+		for _, id := range ids {
+			if s.ctx.Err() != nil {
+				return
+			}
+			s.snapshotNow(id)
+		}
+	}
+}
+
+func (s *Store) snapshotNow(id string) {
+	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	defer cancel()
+	d, err := s.load(ctx, id, false)
+	if err == nil {
+		err = s.SaveSnapshot(ctx, id, d.Rev, d.Text)
+	}
+	if err != nil && s.ctx.Err() == nil {
+		s.log.Error("jetstream: background snapshot", "doc", id, "err", err)
+	}
 }

@@ -20,6 +20,9 @@ type docState struct {
 	rev     int64
 	runes   int                    // -1 when unknown
 	clients map[string]ClientState // nil when unknown
+	// unsnapped counts the records this node appended since it last
+	// scheduled a snapshot of the document.
+	unsnapped int64
 }
 
 // note records r in the client table, if the table is known.
@@ -43,9 +46,16 @@ func copyClients(m map[string]ClientState) map[string]ClientState {
 	return maps.Clone(m)
 }
 
+// setState caches st unless the cache already holds a later position:
+// a Load or catch-up that read the subject's end just before this node
+// appended must not move the cache back, or the next Append would be
+// fenced on a stale sequence and refused for nothing.
 func (s *Store) setState(id string, st *docState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if old, ok := s.states[id]; ok && old.seq > st.seq {
+		return
+	}
 	if len(s.states) >= maxStates {
 		clear(s.states)
 	}
@@ -95,14 +105,23 @@ func (s *Store) advance(id string, from, to uint64, recs []Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.states[id]
-	if !ok || st.seq != from {
-		s.states[id] = &docState{seq: to, rev: recs[len(recs)-1].Rev, runes: recs[len(recs)-1].Op.TargetLen()}
-		return
+	switch {
+	case ok && st.seq == from:
+		for _, r := range recs {
+			st.note(r)
+		}
+		st.seq, st.rev = to, recs[len(recs)-1].Rev
+	case ok && st.seq > to:
+		return // someone else's records, read after ours
+	default:
+		st = &docState{seq: to, rev: recs[len(recs)-1].Rev, runes: recs[len(recs)-1].Op.TargetLen()}
+		s.states[id] = st
 	}
-	for _, r := range recs {
-		st.note(r)
+	st.unsnapped += int64(len(recs))
+	if s.snapEvery > 0 && st.unsnapped >= s.snapEvery {
+		st.unsnapped = 0
+		s.scheduleSnapshot(id)
 	}
-	st.seq, st.rev = to, recs[len(recs)-1].Rev
 }
 
 // current returns client's entry in the document's client table at the
