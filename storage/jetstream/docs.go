@@ -206,7 +206,8 @@ func (s *Store) load(ctx context.Context, id string, schedule bool) (*StoredDoc,
 }
 
 // Append durably adds recs, which must continue the document's revisions
-// without a gap, as the next message(s) of its subject, fenced on the
+// without a gap and each fit the text before it (else ErrBadRecord), as
+// the next message(s) of its subject, fenced on the
 // subject's last sequence as this node last saw it. It returns ErrConflict
 // when that position is taken or recs do not continue the revision there:
 // nothing was stored, and the caller must reload before writing again.
@@ -237,6 +238,15 @@ func (s *Store) Append(ctx context.Context, id string, recs []Record) error {
 	if recs[0].Rev != pos.rev+1 {
 		s.dropState(id)
 		return fmt.Errorf("append doc %s: rev %d after rev %d: %w", id, recs[0].Rev, pos.rev, ErrConflict)
+	}
+	// Stored, an op that does not fit the text would make every later
+	// Load of the document fail; refuse it, as package storage does.
+	n := pos.runes
+	for _, r := range recs {
+		if b := r.Op.BaseLen(); b != n {
+			return fmt.Errorf("append doc %s: op %d covers %d code points, the text has %d: %w", id, r.Rev, b, n, ErrBadRecord)
+		}
+		n = r.Op.TargetLen()
 	}
 	parts, err := s.split(id, recs)
 	if err != nil {

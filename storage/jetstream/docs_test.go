@@ -232,11 +232,18 @@ func TestAppendRejects(t *testing.T) {
 		{"bad op", []Record{{Rev: 4, Op: ot.Op{ot.Retain(0)}}}, ErrBadRecord},
 		{"rev taken", []Record{{Rev: 3, Op: ot.Op{ot.Retain(2), ot.Insert("x")}}}, ErrConflict},
 		{"rev ahead", []Record{{Rev: 5, Op: ot.Op{ot.Retain(3), ot.Insert("x")}}}, ErrConflict},
+		{"op too short", []Record{{Rev: 4, Op: ot.Op{ot.Retain(2), ot.Insert("x")}}}, ErrBadRecord},
+		{"second op does not fit", []Record{{Rev: 4, Op: ot.Op{ot.Retain(3), ot.Insert("x")}}, {Rev: 5, Op: ot.Op{ot.Retain(3), ot.Insert("x")}}}, ErrBadRecord},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if err := s.Append(ctx, m.ID, c.recs); !errors.Is(err, c.want) {
 				t.Fatalf("Append = %v, want %v", err, c.want)
+			}
+			// A node with nothing cached learns the length from the
+			// subject's last message.
+			if err := ns.newStore(t, Options{}).Append(ctx, m.ID, c.recs); !errors.Is(err, c.want) {
+				t.Fatalf("Append from a cold node = %v, want %v", err, c.want)
 			}
 		})
 	}

@@ -79,10 +79,10 @@ func (s *Store) position(ctx context.Context, id string) (docState, error) {
 	st, ok := s.states[id]
 	var pos docState
 	if ok {
-		pos = docState{seq: st.seq, rev: st.rev}
+		pos = docState{seq: st.seq, rev: st.rev, runes: st.runes}
 	}
 	s.mu.Unlock()
-	if ok {
+	if ok && pos.runes >= 0 {
 		return pos, nil
 	}
 	end, err := s.last(ctx, id)
@@ -95,8 +95,8 @@ func (s *Store) position(ctx context.Context, id string) (docState, error) {
 			return docState{}, err
 		}
 	}
-	s.setState(id, &docState{seq: end.seq, rev: end.rev, runes: -1})
-	return docState{seq: end.seq, rev: end.rev}, nil
+	s.setState(id, &docState{seq: end.seq, rev: end.rev, runes: end.runes})
+	return docState{seq: end.seq, rev: end.rev, runes: end.runes}, nil
 }
 
 // advance moves the cached state past recs, just stored at stream
@@ -176,11 +176,13 @@ func (s *Store) current(ctx context.Context, id, client string) (ClientState, er
 	return base.clients[client], nil
 }
 
-// end is a document's last message: its stream sequence and the revisions
-// it holds; zeros when the subject is empty.
+// end is a document's last message: its stream sequence, the revisions
+// it holds and the text's length after it; zeros when the subject is
+// empty.
 type end struct {
 	seq        uint64
 	first, rev int64
+	runes      int
 }
 
 // last reads the subject's last message from the stream leader.
@@ -195,11 +197,12 @@ func (s *Store) last(ctx context.Context, id string) (end, error) {
 	if err != nil {
 		return end{}, fmt.Errorf("doc %s: last message: %w", id, err)
 	}
-	first, last, err := revRange(m.Header)
+	recs, err := decodeGroup(m.Header, m.Data)
 	if err != nil {
 		return end{}, fmt.Errorf("doc %s seq %d: %v: %w", id, m.Sequence, err, ErrCorrupt)
 	}
-	return end{seq: m.Sequence, first: first, rev: last}, nil
+	last := recs[len(recs)-1]
+	return end{seq: m.Sequence, first: recs[0].Rev, rev: last.Rev, runes: last.Op.TargetLen()}, nil
 }
 
 // seek returns the stream sequence of the document's message holding
