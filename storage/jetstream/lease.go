@@ -42,8 +42,9 @@ type Lease struct {
 
 // Acquire takes the owner lease of document doc for this node and starts
 // renewing it. It fails with ErrHeld (naming the holder) if another node
-// holds it; a lease of this same node left behind by a crash is also held
-// until it expires, since nothing tells the two apart.
+// holds it. A key naming this node is taken over (see reacquire); a node
+// restarted with the same NodeID therefore gets its documents back at once
+// instead of after the TTL, so NodeIDs must be unique among live nodes.
 func (s *Store) Acquire(ctx context.Context, doc string) (*Lease, error) {
 	if err := checkID(doc); err != nil {
 		return nil, err
@@ -51,11 +52,7 @@ func (s *Store) Acquire(ctx context.Context, doc string) (*Lease, error) {
 	sent := time.Now()
 	rev, err := s.owners.Create(ctx, doc, []byte(s.node))
 	if errors.Is(err, natsjs.ErrKeyExists) {
-		holder, herr := s.Owner(ctx, doc)
-		if herr != nil {
-			holder = "?"
-		}
-		return nil, fmt.Errorf("lease %s: held by %s: %w", doc, holder, ErrHeld)
+		rev, err = s.reacquire(ctx, doc)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lease %s: %w", doc, err)
@@ -68,6 +65,30 @@ func (s *Store) Acquire(ctx context.Context, doc string) (*Lease, error) {
 	}
 	go l.renewLoop(rctx)
 	return l, nil
+}
+
+// reacquire takes over a key that exists: only if it names this node (a
+// lease this process closed without releasing, say when a hub closed and
+// the document reopened at once), by a CAS on the entry's revision, so a
+// Lease of ours still renewing it would lose its next CAS and report Lost.
+// Otherwise ErrHeld, naming the holder.
+func (s *Store) reacquire(ctx context.Context, doc string) (uint64, error) {
+	e, err := s.owners.Get(ctx, doc)
+	if errors.Is(err, natsjs.ErrKeyNotFound) {
+		// Expired between our Create and this Get; the caller retries.
+		return 0, fmt.Errorf("held by nobody now: %w", ErrHeld)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if holder := string(e.Value()); holder != s.node {
+		return 0, fmt.Errorf("held by %s: %w", holder, ErrHeld)
+	}
+	rev, err := s.owners.Update(ctx, doc, []byte(s.node), e.Revision())
+	if errors.Is(err, natsjs.ErrKeyRevisionMismatch) || isWrongLastSeq(err) {
+		return 0, fmt.Errorf("changed hands meanwhile: %w", ErrHeld)
+	}
+	return rev, err
 }
 
 // Owner returns the node id holding document doc's lease, or ErrNotFound

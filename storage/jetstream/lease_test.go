@@ -177,3 +177,41 @@ func TestLeaseTakenOver(t *testing.T) {
 		t.Fatalf("Owner = %q, %v; want b", owner, err)
 	}
 }
+
+// TestLeaseReacquireOwnKey: a node that closed a lease without releasing
+// it takes its own key back at once; another node still finds it held.
+func TestLeaseReacquireOwnKey(t *testing.T) {
+	ns := startNATS(t)
+	a := ns.newStore(t, Options{NodeID: "a", LeaseTTL: 5 * time.Second})
+	b := ns.newStore(t, Options{NodeID: "b", LeaseTTL: 5 * time.Second})
+	ctx := testCtx(t)
+	doc := createDoc(t, a).ID
+	first, err := a.Acquire(ctx, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	if _, err := b.Acquire(ctx, doc); !errors.Is(err, ErrHeld) {
+		t.Fatalf("b.Acquire of a's closed lease = %v, want ErrHeld", err)
+	}
+	again, err := a.Acquire(ctx, doc)
+	if err != nil {
+		t.Fatalf("a.Acquire of its own key = %v", err)
+	}
+	defer again.Close()
+	// A second live Lease of the same node takes the key; the first one
+	// still renewing would lose its CAS.
+	third, err := a.Acquire(ctx, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	select {
+	case <-again.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the superseded lease did not notice")
+	}
+	if !third.Valid() {
+		t.Fatalf("newest lease invalid: %v", third.Err())
+	}
+}
