@@ -15,7 +15,7 @@ import (
 
 // freePorts returns n loopback ports that were free a moment ago; a
 // cluster's routes must be known before its servers start.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	ports := make([]int, n)
 	for i := range ports {
@@ -31,7 +31,7 @@ func freePorts(t *testing.T, n int) []int {
 
 // startCluster runs three NATS servers with JetStream, routed to each
 // other on loopback, and waits until JetStream has a meta leader.
-func startCluster(t *testing.T) []*server.Server {
+func startCluster(t testing.TB) []*server.Server {
 	t.Helper()
 	ports := freePorts(t, 3)
 	var routes []string
