@@ -55,8 +55,16 @@ install: build
 ## test: every test with the race detector, then short fuzz runs
 test: test-deps test-go fuzz
 
-## test-deps: what the browser and Node tests need; without it they skip, saying why
+## test-deps: what the browser, Node and proxy-recipe tests need; without it they skip, saying why
 test-deps:
+	@missing=""; for p in nginx caddy; do [ -x /usr/sbin/$$p ] || [ -x /usr/bin/$$p ] || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's$$missing for the docs/deploy recipe tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+	      || echo "could not install$$missing: those recipe tests will skip"; \
+	  else echo "$$missing missing and apt-get cannot run as root here: those recipe tests will skip"; fi; \
+	fi
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian's chromium for the browser test"; \
