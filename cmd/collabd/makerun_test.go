@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,10 +30,24 @@ func makeBuild(t *testing.T) string {
 	bin := t.TempDir()
 	cmd := exec.Command("make", "--no-print-directory", "build", "BIN="+bin)
 	cmd.Dir = repoRoot
+	cmd.Env = userEnv()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// userEnv is this process's environment without what an enclosing make
+// (`make test`) passes down, so that the make under test starts as a
+// user's would.
+func userEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); k != "MAKEFLAGS" && k != "MAKELEVEL" && k != "MFLAGS" {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // makeRun is a `make run` in progress, with its output collected.
@@ -56,7 +71,7 @@ func startMakeRun(t *testing.T, bin string, env, vars []string, wrap func(args [
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(userEnv(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
 	out := &lockedBuffer{}
@@ -107,16 +122,16 @@ func startMakeRun(t *testing.T, bin string, env, vars []string, wrap func(args [
 	return r
 }
 
-// wait waits for make to end and returns its error and output.
-func (r *makeRun) wait(t *testing.T) (error, string) {
+// wait waits for make to end and returns its output and error.
+func (r *makeRun) wait(t *testing.T) (string, error) {
 	t.Helper()
 	select {
 	case err := <-r.done:
 		r.done <- err
-		return err, r.out.String()
+		return r.out.String(), err
 	case <-time.After(30 * time.Second):
 		t.Fatalf("make run did not end within 30s:\n%s", r.out)
-		return nil, ""
+		return "", nil
 	}
 }
 
@@ -138,7 +153,7 @@ func TestMakeRun(t *testing.T) {
 	}
 	noMakeError := func(t *testing.T, out string) {
 		t.Helper()
-		if strings.Contains(out, "make: ***") || strings.Contains(out, "make[1]: ***") {
+		if regexp.MustCompile(`make(\[\d+\])?: \*\*\*`).MatchString(out) {
 			t.Errorf("make reported an error:\n%s", out)
 		}
 		if !strings.Contains(out, "shutting down") {
@@ -157,7 +172,7 @@ func TestMakeRun(t *testing.T) {
 		// What a terminal's Ctrl-C does when there is no job control: the
 		// whole group, make included, gets SIGINT.
 		syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT)
-		err, out := r.wait(t)
+		out, err := r.wait(t)
 		noMakeError(t, out)
 		// GNU make re-raises a SIGINT it received once its child is done,
 		// so it ends by the signal; collabd itself exited 0, or make would
@@ -202,7 +217,7 @@ func TestMakeRun(t *testing.T) {
 		if _, err := r.out.stdin.Write([]byte{3}); err != nil {
 			t.Fatal(err)
 		}
-		err, out := r.wait(t)
+		out, err := r.wait(t)
 		noMakeError(t, out)
 		if err != nil {
 			t.Errorf("make run on a terminal, after Ctrl-C: got %v, want exit 0\n%s", err, out)
@@ -237,7 +252,7 @@ func TestVersionStampsRevision(t *testing.T) {
 	cmd.Dir = clone
 	// The machine's default may be GOFLAGS=-buildvcs=false: the Makefile
 	// must override it.
-	cmd.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
+	cmd.Env = append(userEnv(), "GOFLAGS=-buildvcs=false")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make build in a clone: %v\n%s", err, out)
 	}
