@@ -74,11 +74,43 @@ func startProxied(t *testing.T) *server {
 	t.Helper()
 	var args []string
 	if collabdFlagExists(t, "trusted-proxies") {
-		args = append(args, "-trusted-proxies", "127.0.0.1/32")
+		args = append(args, "-trusted-proxies", "127.0.0.1/32", "-max-conns-per-addr", strconv.Itoa(proxiedConnsPerAddr))
 	} else {
 		t.Log("collabd has no -trusted-proxies flag yet: not passing it")
 	}
 	return startServer(t, args...)
+}
+
+// proxiedConnsPerAddr is the -max-conns-per-addr of a proxied collabd: a
+// few more than a session holds (an editor, a viewer, a request).
+const proxiedConnsPerAddr = 4
+
+// checkForwardedFor opens more viewer streams than one client address may
+// hold, each claiming another address in its own X-Forwarded-For. The
+// test's client is on loopback, which collabd trusts as the proxy, so a
+// proxy that appended to the client's header instead of replacing it
+// would let every claim through; the recipe's proxy must not.
+func checkForwardedFor(t *testing.T, c *http.Client, base, viewID string) {
+	t.Helper()
+	refused := 0
+	for i := range proxiedConnsPerAddr {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/view/"+viewID+"/events", nil)
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Errorf("%d viewer streams with made-up X-Forwarded-For addresses all passed -max-conns-per-addr %d: "+
+			"the proxy forwards what the client claims", proxiedConnsPerAddr, proxiedConnsPerAddr)
+	}
 }
 
 // startDaemon starts a proxy process in its own process group and stops
@@ -424,5 +456,8 @@ func driveThroughProxy(t *testing.T, c proxyClients, base string, idle time.Dura
 	resp.Body.Close()
 	if want := string(ed.text); string(body) != want {
 		t.Errorf("text through the proxy: got %q, want %q", body, want)
+	}
+	if collabdFlagExists(t, "trusted-proxies") {
+		checkForwardedFor(t, c.h2, base, doc.ViewID)
 	}
 }
