@@ -4,8 +4,18 @@ BIN           := $(CURDIR)/bin
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME      ?= 5s
 BENCHTIME     ?= 1s
-DATA          ?= ./collab.db
+# make run passes -data only when DATA is set, so that COLLABD_DATA and
+# every other COLLABD_* variable in the environment reach collabd (a flag
+# would beat them); collabd's own default is ./collab.db.
+DATA          ?=
 ARGS          ?=
+PREFIX        ?= /usr/local
+DESTDIR       ?=
+# -buildvcs=auto overrides a GOFLAGS=-buildvcs=false from the environment:
+# `collabd version` reports the commit it was built from (Go cannot find it
+# in a linked git worktree, and then says "revision unknown").
+BUILDFLAGS    ?= -buildvcs=auto
+RUN_FLAGS      = $(if $(DATA),-data $(DATA)) $(ARGS)
 
 # npm projects that tests drive; `make test-deps` installs them with npm ci.
 NPM_DIRS      := frontend/test/browser $(wildcard collab/testdata/sse-node)
@@ -15,21 +25,46 @@ LOAD_ARGS     ?= -docs 20 -editors 4 -viewers 5 -rate 10 -duration 20s
 # Every load client comes from 127.0.0.1: lift the per-address caps.
 LOAD_SERVER_ARGS ?= -max-conns-per-addr 100000 -max-conns 100000 -max-tcp-conns-per-addr 100000 -max-tcp-conns 100000 -create-burst 100000
 
-.PHONY: run build test test-deps test-go fuzz lint bench load frontend clean
+.PHONY: run build install test test-deps test-go fuzz lint bench load frontend clean
 
-## run: start the server on 127.0.0.1:8080 with the data file $(DATA)
-run:
-	$(GO) run ./cmd/collabd -data $(DATA) $(ARGS)
+## run: build bin/collabd and serve 127.0.0.1:8080 with the data file ./collab.db (DATA=path, ARGS=flags)
+# The built binary, not `go run`, so that collabd's own exit status is make's.
+# On a terminal, collabd runs as the foreground job (set -m, fg): Ctrl-C then
+# reaches collabd alone, which shuts down gracefully and exits 0, and so does
+# make. Otherwise GNU make, receiving SIGINT itself, re-raises it once its
+# child is done and ends by that signal, printing nothing (its child exited
+# 0). ps tells whether this shell is in the terminal's foreground group (a
+# `make run &` must not grab the terminal); without ps, the plain path runs.
+# On the terminal path the shell ignores SIGTERM, since it cannot pass it on
+# while fg waits: a SIGTERM to make waits for collabd rather than leaving it
+# running orphaned. Stop collabd itself (Ctrl-C, or kill its pid).
+run: build
+	@if [ -t 0 ] && ps -o stat= -p $$$$ 2>/dev/null | grep -q '+'; then \
+	  set -m; $(BIN)/collabd $(RUN_FLAGS) & trap '' TERM; fg >/dev/null; \
+	else exec $(BIN)/collabd $(RUN_FLAGS); fi
 
 ## build: build bin/collabd
 build:
-	$(GO) build -o $(BIN)/collabd ./cmd/collabd
+	$(GO) build $(BUILDFLAGS) -o $(BIN)/collabd ./cmd/collabd
+
+## install: build and install collabd to $(PREFIX)/bin (PREFIX=/usr/local; DESTDIR for packaging)
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN)/collabd $(DESTDIR)$(PREFIX)/bin/collabd
 
 ## test: every test with the race detector, then short fuzz runs
 test: test-deps test-go fuzz
 
-## test-deps: what the browser and Node tests need; without it they skip, saying why
+## test-deps: what the browser, Node and proxy-recipe tests need; without it they skip, saying why
 test-deps:
+	@missing=""; for p in nginx caddy; do [ -x /usr/sbin/$$p ] || [ -x /usr/bin/$$p ] || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's$$missing for the docs/deploy recipe tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+	      || echo "could not install$$missing: those recipe tests will skip"; \
+	  else echo "$$missing missing and apt-get cannot run as root here: those recipe tests will skip"; fi; \
+	fi
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian's chromium for the browser test"; \

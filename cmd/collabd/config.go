@@ -29,6 +29,7 @@ type config struct {
 	tlsKey          string
 	adminAddr       string
 	adminHosts      []string
+	version         bool
 	collab          collab.Options
 }
 
@@ -54,6 +55,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.IntVar(&cfg.snapshotEvery, "snapshot-every", 1000, "snapshot a document's text every `N` ops (negative: only on unload)")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serves HTTPS and HTTP/2")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
+	fs.BoolVar(&cfg.version, "version", false, "print the version and build revision, and exit")
 	fs.StringVar(&cfg.adminAddr, "admin-addr", "", "`address` for operator endpoints (GET /backup); unauthenticated, so keep it on loopback; empty: off")
 
 	o := &cfg.collab
@@ -113,7 +115,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 			"live viewing over Server-Sent Events, and the browser frontend.\n\n"+
 			"Every flag can also be set by an environment variable, named after the flag:\n"+
 			"-log-level is %s. A flag on the command line wins over the environment.\n\n"+
-			"`collabd backup -help` explains the backup command.\n\nFlags:\n", envName("log-level"))
+			"`collabd backup -help` explains the backup command, `collabd check -help`\n"+
+			"the data file check; `collabd version` prints the version.\n\nFlags:\n", envName("log-level"))
 		fs.PrintDefaults()
 	}
 
@@ -121,7 +124,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		v, ok := lookupEnv(envName(f.Name))
-		if !ok || envErr != nil {
+		// -version is an action, not a setting: a COLLABD_VERSION left in
+		// an environment must not turn the server into a version printer.
+		if !ok || envErr != nil || f.Name == "version" {
 			return
 		}
 		if err := f.Value.Set(v); err != nil {

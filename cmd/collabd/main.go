@@ -33,7 +33,7 @@ func main() {
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "collabd:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -43,14 +43,25 @@ func main() {
 // last. It prints one line to stdout once it is listening, naming the URL,
 // so that scripts and tests using port 0 can find it.
 //
-// `collabd backup ...` runs the backup command instead; see runBackup.
+// `collabd backup ...`, `collabd check ...` and `collabd version` run
+// those commands instead; see runBackup, runCheck and printVersion.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "backup" {
-		return runBackup(ctx, args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "backup":
+			return runBackup(ctx, args[1:], stdout, stderr)
+		case "check":
+			return runCheck(ctx, args[1:], os.LookupEnv, stdout, stderr)
+		case "version":
+			return printVersion(stdout)
+		}
 	}
 	cfg, err := parseConfig(args, os.LookupEnv, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.version {
+		return printVersion(stdout)
 	}
 	// Edit ids are capabilities, and errors from storage name documents
 	// by them: every log line passes through the redaction.
