@@ -278,6 +278,11 @@ func tokenName(ctx context.Context) string {
 	return ""
 }
 
+// requireTokens wraps next with authorize.
+func (s *Server) requireTokens(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.authorize(w, r, next) })
+}
+
 // authorize serves r with next if its token allows it, and otherwise
 // answers 401 (no valid token) or 403 (a valid token that does not grant
 // this). An admitted request's context ends when its token expires, which
@@ -296,7 +301,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, next http.Han
 		} else {
 			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
 		}
-		answer := func(w http.ResponseWriter, _ *http.Request) { writeError(w, status, code, msg) }
+		// refuse (limits.go) answers without waiting for a body.
+		answer := func(w http.ResponseWriter, r *http.Request) { refuse(w, r, status, code, msg) }
 		if need == accessView {
 			// Cross-origin viewers must be able to read why.
 			s.cors(answer)(w, r)
