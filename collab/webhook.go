@@ -260,7 +260,7 @@ func (s *Server) docDeleted(ctx context.Context, id, viewID string) {
 	delete(w.pending, id)
 	w.mu.Unlock()
 	if ok {
-		evs = append(evs, changedEvent(id, c))
+		evs = append(evs, changedEvent(id, c, time.Now()))
 	}
 	evs = append(evs, newEvent(EventDeleted, id, viewID))
 	if err := w.add(context.WithoutCancel(ctx), evs...); err != nil {
@@ -268,8 +268,10 @@ func (s *Server) docDeleted(ctx context.Context, id, viewID string) {
 	}
 }
 
-func changedEvent(id string, c change) webhookEvent {
+// changedEvent is the event for change c, made at now.
+func changedEvent(id string, c change, now time.Time) webhookEvent {
 	ev := newEvent(EventChanged, id, c.viewID)
+	ev.Time = now.UTC()
 	length := c.length
 	ev.FromRev, ev.Rev, ev.Length = c.from, c.to, &length
 	return ev
@@ -317,9 +319,15 @@ func (w *webhooks) emit(now time.Time) time.Time {
 	}
 	w.mu.Unlock()
 
+	// An event's time is the now it was found due at: one document's
+	// changed events are then at least Debounce apart by their times too.
+	at := now
+	if at.IsZero() {
+		at = time.Now()
+	}
 	evs := make([]webhookEvent, 0, len(due))
 	for _, d := range due {
-		ev := changedEvent(d.id, d.c)
+		ev := changedEvent(d.id, d.c, at)
 		if w.opts.Text {
 			w.addText(&ev)
 		}
