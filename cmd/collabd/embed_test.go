@@ -142,7 +142,7 @@ func TestEmbedEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parse /metrics: %v", err)
 	}
-	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "collabd_storage_commits_total",
+	for _, name := range []string{"go_goroutines", "go_memstats_heap_inuse_bytes", "process_resident_memory_bytes", "process_cpu_seconds_total", "collabd_storage_commits_total",
 		"collabd_ops_applied_total", "collabd_webhook_failures_total"} {
 		if fams[name] == nil {
 			t.Errorf("/metrics has no %s", name)
