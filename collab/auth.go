@@ -195,12 +195,10 @@ func (a *Auth) keyFor(t *jwt.Token) (any, error) {
 // on a GET (a WebSocket, an EventSource, a link) the token query
 // parameter, for browsers cannot set headers there.
 func bearer(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(h, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(tok)
-		}
-		return ""
+	// Another scheme (a proxy's Basic credentials, say) is not ours: look
+	// at the query then.
+	if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(tok)
 	}
 	if r.Method == http.MethodGet {
 		return r.URL.Query().Get("token")

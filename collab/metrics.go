@@ -40,7 +40,6 @@ type Metrics struct {
 	webhookFailed    prometheus.Counter
 	webhookDropped   prometheus.Counter
 	webhookLag       prometheus.Histogram
-	outboxPending    prometheus.Gauge
 }
 
 // latencyBuckets span 25 µs to about 3.3 s, doubling.
@@ -92,7 +91,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		webhookLag: histogram("webhook_delivery_lag_seconds",
 			"Time from a webhook event entering the outbox to the receiver accepting it.",
 			prometheus.ExponentialBuckets(1e-3, 2, 20)),
-		outboxPending: gauge("webhook_outbox_pending", "Webhook events in the outbox at the last look, waiting for delivery."),
 	}
 	m.wsErrors, m.httpErrors = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for code := range closeCodes {
@@ -102,7 +100,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.httpErrors[CodeForbidden] = m.errorsVec.WithLabelValues(CodeForbidden, "http")
 	reg.MustRegister(m.docsLoaded, m.editors, m.viewers, m.opsApplied, m.opBytes, sent,
 		m.commitLatency, m.commitBatch, m.queueWait, m.ackLatency, m.fanOut, slow, m.errorsVec,
-		m.webhookDelivered, m.webhookFailed, m.webhookDropped, m.webhookLag, m.outboxPending)
+		m.webhookDelivered, m.webhookFailed, m.webhookDropped, m.webhookLag)
 	return m
 }
 
@@ -212,12 +210,6 @@ func (m *Metrics) webhookFailure() {
 func (m *Metrics) webhookGaveUp() {
 	if m != nil {
 		m.webhookDropped.Inc()
-	}
-}
-
-func (m *Metrics) outboxLen(n int) {
-	if m != nil {
-		m.outboxPending.Set(float64(n))
 	}
 }
 
