@@ -172,6 +172,9 @@ func (ts *testServer) call(t *testing.T, ep endpoint, id, viewID, token string, 
 	}
 	req, _ := http.NewRequestWithContext(ctx, ep.method, u, body)
 	req.Header = hdr
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s: %v", ep.name, err)
@@ -313,6 +316,7 @@ func (ts *testServer) createDocAuth(t *testing.T, text, token string) (id, viewI
 	body, _ := json.Marshal(map[string]string{"text": text})
 	req, _ := http.NewRequest("POST", ts.URL+"/api/docs", bytes.NewReader(body))
 	req.Header.Set(CreateTokenHeader, token)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -234,21 +234,32 @@ func (c *connMetrics) received() time.Time {
 	return now
 }
 
+// acking returns, for a frame about to be written, when the op it
+// acknowledges arrived (Unix nanoseconds), or 0 if it carries no ack. It
+// must be taken before the write: once the client has the ack it may send
+// its next op, whose arrival replaces opRecv.
+func (c *connMetrics) acking(batch [][]byte) int64 {
+	if c.metrics == nil {
+		return 0
+	}
+	for _, msg := range batch {
+		if len(msg) > len(ackPrefix) && string(msg[:len(ackPrefix)]) == ackPrefix {
+			return c.opRecv.Swap(0)
+		}
+	}
+	return 0
+}
+
 // wrote records a frame written to the client: its bytes, and the ack
-// latency if it carries an ack.
-func (c *connMetrics) wrote(batch [][]byte, frameBytes int) {
+// latency if acking found an ack in it.
+func (c *connMetrics) wrote(ackedRecv int64, frameBytes int) {
 	m := c.metrics
 	if m == nil {
 		return
 	}
 	m.sentWS.Add(float64(frameBytes))
-	for _, msg := range batch {
-		if len(msg) > len(ackPrefix) && string(msg[:len(ackPrefix)]) == ackPrefix {
-			if recv := c.opRecv.Swap(0); recv != 0 {
-				m.ackLatency.Observe(time.Since(time.Unix(0, recv)).Seconds())
-			}
-			return
-		}
+	if ackedRecv != 0 {
+		m.ackLatency.Observe(time.Since(time.Unix(0, ackedRecv)).Seconds())
 	}
 }
 

@@ -189,5 +189,5 @@ func TestMetricsOff(t *testing.T) {
 	if !c.received().IsZero() {
 		t.Error("received without metrics read the clock")
 	}
-	c.wrote([][]byte{[]byte(`{"type":"ack","rev":1,"seq":1}`)}, 10)
+	c.wrote(c.acking([][]byte{[]byte(`{"type":"ack","rev":1,"seq":1}`)}), 10)
 }

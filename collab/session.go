@@ -127,9 +127,10 @@ func (c *conn) writeLoop(ctx context.Context, timeout time.Duration, hubDone <-c
 		frame = encodeFrame(frame[:0], batch)
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
+		acked := c.acking(batch) // metrics.go
 		err := c.ws.Write(wctx, websocket.MessageText, frame)
 		if err == nil {
-			c.wrote(batch, len(frame))
+			c.wrote(acked, len(frame))
 		}
 		return err
 	}

@@ -46,6 +46,7 @@ func benchServer(b *testing.B, o collab.Options) (*httptest.Server, *storage.DB)
 func benchDoc(b *testing.B, hs *httptest.Server, hdr http.Header) string {
 	b.Helper()
 	req, _ := http.NewRequest("POST", hs.URL+"/api/docs", strings.NewReader(`{"text":"x"}`))
+	req.Header.Set("Content-Type", "application/json")
 	for k, v := range hdr {
 		req.Header[k] = v
 	}

@@ -65,10 +65,12 @@ func TestEmbedEndToEnd(t *testing.T) {
 
 	// Creating needs the create token; reading needs a JWT.
 	req, _ := http.NewRequest("POST", s.URL+"/api/docs", strings.NewReader(`{"text":"hi"}`))
+	req.Header.Set("Content-Type", "application/json")
 	if resp := do(t, req); resp.StatusCode != 401 {
 		t.Fatalf("create without the token: got %d, want 401", resp.StatusCode)
 	}
 	req, _ = http.NewRequest("POST", s.URL+"/api/docs", strings.NewReader(`{"text":"hi"}`))
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer team")
 	resp := do(t, req)
 	if resp.StatusCode != 201 {
