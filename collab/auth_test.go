@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -446,5 +447,28 @@ func TestParseJWKSRefuses(t *testing.T) {
 	}
 	if _, err := NewAuth(AuthOptions{HMACSecret: []byte("short")}); err == nil {
 		t.Error("short HS256 secret: got no error, want one")
+	}
+}
+
+func TestBearer(t *testing.T) {
+	for _, tc := range []struct {
+		method, url, auth, want string
+	}{
+		{"GET", "/x", "Bearer abc", "abc"},
+		{"GET", "/x", "bearer  abc ", "abc"},
+		{"GET", "/x?token=q", "Bearer abc", "abc"},
+		{"GET", "/x?token=q", "", "q"},
+		{"HEAD", "/x?token=q", "", "q"},
+		{"GET", "/x?token=q", "Basic dXNlcjpwYXNz", "q"}, // a proxy's credentials
+		{"POST", "/x?token=q", "", ""},
+		{"GET", "/x", "Token abc", ""},
+	} {
+		r := httptest.NewRequest(tc.method, tc.url, nil)
+		if tc.auth != "" {
+			r.Header.Set("Authorization", tc.auth)
+		}
+		if got := bearer(r); got != tc.want {
+			t.Errorf("%s %s with %q: got %q, want %q", tc.method, tc.url, tc.auth, got, tc.want)
+		}
 	}
 }
