@@ -53,6 +53,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, message string) {
+	if c, ok := w.(errorCounter); ok {
+		c.countError(code) // metrics.go
+	}
 	var e apiError
 	e.Error.Code, e.Error.Message = code, message
 	writeJSON(w, status, e)
@@ -157,6 +160,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	if first != nil {
 		rev = 1
 	}
+	s.webhooks.created(r.Context(), meta, rev, utf8.RuneCountInString(req.Text))
 	writeJSON(w, http.StatusCreated, map[string]any{"id": meta.ID, "viewId": meta.ViewID, "rev": rev})
 }
 
@@ -276,7 +280,7 @@ func (s *Server) cors(next http.HandlerFunc) http.HandlerFunc {
 				h.Set("Access-Control-Allow-Origin", allow)
 				h.Add("Vary", "Origin")
 				h.Set("Access-Control-Allow-Methods", "GET, OPTIONS")
-				h.Set("Access-Control-Allow-Headers", "Last-Event-ID, Cache-Control")
+				h.Set("Access-Control-Allow-Headers", "Last-Event-ID, Cache-Control, Authorization")
 				h.Set("Access-Control-Max-Age", "600")
 			}
 		}

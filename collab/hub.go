@@ -19,7 +19,8 @@ type (
 	opReq struct {
 		c     *conn
 		m     *opMessage
-		bytes int // opBytes(m.op), counted once by the session
+		bytes int       // opBytes(m.op), counted once by the session
+		recv  time.Time // when it arrived, for metrics; zero without them
 	}
 	cursorReq struct {
 		c *conn
@@ -182,6 +183,8 @@ func (h *hub) run() {
 		return
 	}
 	close(h.ready)
+	h.srv.opts.Metrics.hubLoaded()
+	defer h.srv.opts.Metrics.hubUnloaded()
 
 	tick := time.NewTicker(max(h.srv.opts.IdleUnload/2, 10*time.Millisecond))
 	defer tick.Stop()
@@ -326,6 +329,7 @@ func (h *hub) handle(m any) {
 	case joinReq:
 		h.join(m.c, m.hello)
 	case opReq:
+		h.srv.opts.Metrics.opDequeued(m.recv)
 		h.applyOp(m.c, m.m)
 	case cursorReq:
 		h.cursor(m.c, m.m)
@@ -582,17 +586,23 @@ func (h *hub) startCommit() {
 		recs[i] = p.rec
 	}
 	h.committing = true
+	bytes := h.batchBytes
 	go func() {
 		// Not h.srv.ctx: a commit under way finishes even while the
 		// server shuts down, and the hub waits for it.
 		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 		defer cancel()
-		h.commitDone <- h.srv.store.Append(ctx, h.id, recs)
+		start := time.Now()
+		err := h.srv.store.Append(ctx, h.id, recs)
+		h.srv.opts.Metrics.committed(time.Since(start), len(recs), bytes)
+		h.commitDone <- err
 	}()
 }
 
 // committed acknowledges and broadcasts the batch that is now durable.
 func (h *hub) committed() {
+	defer h.srv.opts.Metrics.fanOutDone(time.Now())
+	h.srv.webhooks.changed(h.id, h.viewID, h.rev-int64(len(h.batch))+1, h.rev, h.doc.Len())
 	for _, p := range h.batch {
 		r := p.rec
 		if e := h.current(p.c); e != nil {

@@ -34,6 +34,9 @@ const (
 	CodeRateLimited  = "rate_limited"
 	CodeShuttingDown = "shutting_down"
 	CodeInternal     = "internal"
+	// CodeUnauthorized: with access tokens on, a request without a valid
+	// token (HTTP 401), or an editing session whose token expired.
+	CodeUnauthorized = "unauthorized"
 )
 
 // CodeForbidden answers, over HTTP only, a WebSocket upgrade from an
@@ -49,6 +52,7 @@ var closeCodes = map[string]int{
 	CodeRateLimited:  4429,
 	CodeShuttingDown: 1001,
 	CodeInternal:     1011,
+	CodeUnauthorized: 4401,
 }
 
 // Message types.

@@ -128,6 +128,14 @@ type Options struct {
 	// DiskCheckInterval is how long a reading of the store's usage is
 	// reused before the store is asked again (default 1 s).
 	DiskCheckInterval time.Duration
+
+	// Embedding (auth.go, metrics.go, webhook.go); nil means off.
+	// Auth makes requests carry access tokens; Metrics receives the
+	// server's measurements; Webhook posts document events to an
+	// application.
+	Auth    *Auth
+	Metrics *Metrics
+	Webhook *WebhookOptions
 }
 
 func (o *Options) setDefaults() {
@@ -217,6 +225,8 @@ type Server struct {
 	mu      sync.Mutex
 	hubs    map[string]*hub
 	closing bool
+
+	webhooks *webhooks // nil without Options.Webhook
 }
 
 // New returns a Server that keeps documents in store.
@@ -238,13 +248,14 @@ func New(store Store, opts Options) *Server {
 		hubs:    make(map[string]*hub),
 	}
 	s.mux = s.routes()
-	s.handler = s.Protect(s.mux)
+	s.handler = s.Protect(s.requireTokens(s.mux))
+	s.webhooks = startWebhooks(s, opts.Webhook)
 	return s
 }
 
 // ServeHTTP serves the API: /api/... and /healthz, behind Protect.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.handler.ServeHTTP(w, r)
+	s.handler.ServeHTTP(s.opts.Metrics.wrap(w), r)
 }
 
 // Close shuts the server down gracefully: new requests get 503, editors
@@ -261,6 +272,7 @@ func (s *Server) Close(ctx context.Context) error {
 	go func() {
 		s.sessionWG.Wait()
 		s.hubWG.Wait()
+		s.webhooks.close() // after the hubs: their last changes are flushed
 		close(done)
 	}()
 	select {

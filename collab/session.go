@@ -37,6 +37,9 @@ type conn struct {
 	ws     *websocket.Conn
 	client string // set from the hello before the hub first sees the conn
 	log    *slog.Logger
+	// tokenName, from the access token, replaces the hello's name.
+	tokenName string
+	connMetrics
 
 	send chan []byte
 	// closing is closed, once, when the connection is to end with
@@ -76,6 +79,7 @@ func (c *conn) enqueue(msg []byte) {
 	select {
 	case c.send <- msg:
 	default:
+		c.slowEditor()
 		c.discard = true
 		c.closeLocked(closeOverflow, "too slow to keep up; reconnect")
 	}
@@ -89,6 +93,7 @@ func (c *conn) fail(e *protoError) {
 	if c.closed {
 		return
 	}
+	c.protoErrorSent(e.Code)
 	select {
 	case c.send <- encodeError(e):
 	default:
@@ -122,7 +127,12 @@ func (c *conn) writeLoop(ctx context.Context, timeout time.Duration, hubDone <-c
 		frame = encodeFrame(frame[:0], batch)
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		return c.ws.Write(wctx, websocket.MessageText, frame)
+		acked := c.acking(batch) // metrics.go
+		err := c.ws.Write(wctx, websocket.MessageText, frame)
+		if err == nil {
+			c.wrote(acked, len(frame))
+		}
+		return err
 	}
 	for {
 		select {
@@ -248,7 +258,12 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		log:     s.log.With("doc", logID(id), "remote", r.RemoteAddr),
 		send:    make(chan []byte, s.opts.SendQueue),
 		closing: make(chan struct{}),
+
+		tokenName:   tokenName(r.Context()),
+		connMetrics: connMetrics{metrics: s.opts.Metrics},
 	}
+	defer s.opts.Metrics.editorSession()()
+	defer watchToken(r.Context(), c)()
 	// The connection's context is not the server's: on shutdown the
 	// client must first hear shutting_down, then get close code 1001. An
 	// editor hears it from the hub, after the ack of the commit in
@@ -367,9 +382,12 @@ func (s *Server) readLoop(ctx context.Context, h *hub, c *conn) (joined bool) {
 				return joined // too late: the connection is failing
 			}
 			c.client = m.client
+			if c.tokenName != "" {
+				m.name = c.tokenName
+			}
 			req = joinReq{c: c, hello: m}
 		case *opMessage:
-			req = opReq{c: c, m: m, bytes: opBytes(m.op)}
+			req = opReq{c: c, m: m, bytes: opBytes(m.op), recv: c.received()}
 		case *cursorMessage:
 			req = cursorReq{c: c, m: m}
 		}

@@ -241,6 +241,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) 
 	hdr.Set("Cache-Control", "no-store, no-transform")
 	hdr.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	defer s.opts.Metrics.viewerSession()()
 
 	// The stream outlives the server's ReadTimeout and WriteTimeout: there
 	// is no body to read, and each write below sets its own deadline and
@@ -255,6 +256,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) 
 	}
 	write := func(chunks ...[]byte) bool {
 		rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
+		s.opts.Metrics.sseWrote(chunks)
 		for _, c := range chunks {
 			if _, err := w.Write(c); err != nil {
 				return false
@@ -297,6 +299,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) 
 			// What was taken before the overflow has been written; the
 			// viewer resumes from there.
 			s.log.Debug("viewer too slow; disconnected", "doc", logID(id), "remote", r.RemoteAddr)
+			s.opts.Metrics.slowViewer()
 			return
 		}
 		if len(batch) > 0 {

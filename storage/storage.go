@@ -4,13 +4,14 @@
 //
 // # Layout
 //
-// The file holds four top-level buckets:
+// The file holds these top-level buckets:
 //
 //	docs    per document: its meta (view id, created, rev), its op log
 //	        (op N turned rev N-1 into N) and its clients' last seq and rev
 //	snaps   per document and revision: the full text at that revision
 //	views   view id -> edit id
 //	sys     file format version; Ping's scratch key
+//	outbox  webhook events not yet delivered, created on first use (outbox.go)
 //
 // Keys are composite (see keys.go) rather than one nested bucket per
 // document, so that an append dirties a single leaf page. Revisions are

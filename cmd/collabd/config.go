@@ -31,6 +31,7 @@ type config struct {
 	adminHosts      []string
 	version         bool
 	collab          collab.Options
+	embed           embedConfig // embed.go
 }
 
 // envPrefix turns a flag name into its environment variable:
@@ -109,6 +110,19 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.Int64Var(&o.MaxDocHistory, "max-doc-history", 256<<20, "op log `bytes` per document past which its inserting ops are refused with too_large; negative: no limit")
 	fs.IntVar(&o.MaxOpsPageBytes, "max-ops-page-bytes", 4<<20, "`bytes` of ops in one page of GET /api/docs/{id}/ops (at least one op)")
 	fs.StringVar(&o.FrameAncestors, "frame-ancestors", "'none'", "Content-Security-Policy frame-ancestors of the pages: the `sources` that may embed them, e.g. \"'self' https://wiki.example.com\"")
+
+	// Embedding: access tokens, webhooks, metrics (embed.go, docs/embedding.md).
+	e := &cfg.embed
+	fs.StringVar(&e.authKeyFile, "auth-key-file", "", "`file` holding the HS256 secret (32+ bytes) that access tokens are signed with; turns access tokens on")
+	fs.StringVar(&e.authJWKS, "auth-jwks", "", "`file` holding a JSON Web Key Set of public keys (RS256, ES256, EdDSA) that access tokens are signed with; turns access tokens on")
+	fs.DurationVar(&e.authLeeway, "auth-leeway", 10*time.Second, "how far a token's exp and nbf may be off this server's clock")
+	fs.StringVar(&e.createToken, "create-token", "", "shared `secret` that requests must carry (Authorization: Bearer, or X-Create-Token) to create documents; prefer the environment variable")
+	fs.StringVar(&e.webhookURL, "webhook-url", "", "`URL` that document events (created, changed, deleted) are POSTed to")
+	fs.StringVar(&e.webhookSecretFile, "webhook-secret-file", "", "`file` holding the secret that webhook bodies are signed with (HMAC-SHA256)")
+	fs.DurationVar(&e.webhookDebounce, "webhook-debounce", 2*time.Second, "least time between two changed events of one document")
+	fs.BoolVar(&e.webhookText, "webhook-text", false, "include the document's text in changed events")
+	fs.BoolVar(&e.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener (-admin-addr)")
+
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: collabd [flags]\n\n"+
 			"collabd serves collaborative plain-text documents: editing over WebSockets,\n"+
@@ -147,6 +161,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	}
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		return cfg, errors.New("-tls-cert and -tls-key go together")
+	}
+	if err := cfg.embed.check(cfg.adminAddr); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }

@@ -78,6 +78,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer db.Close()
 
 	cfg.collab.Logger = logger.With("component", "collab")
+	reg, err := cfg.embed.setup(&cfg.collab, db, cfg.adminAddr != "")
+	if err != nil {
+		return err
+	}
 	docs := collab.New(store{db}, cfg.collab)
 
 	mux := http.NewServeMux()
@@ -115,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		hosts := adminHosts(cfg.adminAddr, adminLn.Addr(), cfg.adminHosts)
 		admin = &http.Server{
-			Handler:           adminHandler(db, filepath.Dir(cfg.data), hosts, logger.With("component", "admin")),
+			Handler:           observe(adminHandler(db, filepath.Dir(cfg.data), hosts, logger.With("component", "admin")), reg, cfg.embed.pprof, hosts, logger),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		}
