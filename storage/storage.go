@@ -10,7 +10,7 @@
 //	        (op N turned rev N-1 into N) and its clients' last seq and rev
 //	snaps   per document and revision: the full text at that revision
 //	views   view id -> edit id
-//	sys     file format version; Ping's scratch key
+//	sys     file format version; Ping's scratch key; the author key
 //	outbox  webhook events not yet delivered, created on first use (outbox.go)
 //
 // Keys are composite (see keys.go) rather than one nested bucket per
