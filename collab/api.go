@@ -233,7 +233,7 @@ func (s *Server) handleGetOps(w http.ResponseWriter, r *http.Request) {
 	out := make([]OpRecord, len(recs))
 	for i, rec := range recs {
 		t := rec.Time
-		out[i] = OpRecord{Rev: rec.Rev, Op: rec.Op, Client: rec.Client, Seq: rec.Seq, Time: &t}
+		out[i] = OpRecord{Rev: rec.Rev, Op: rec.Op, Author: s.author(rec.Client), Seq: rec.Seq, Time: &t}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

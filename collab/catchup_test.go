@@ -37,9 +37,9 @@ func TestCatchUpBeyondMemory(t *testing.T) {
 	}
 	text := texts[5]
 	for i, op := range w.Ops {
-		if op.Rev != int64(6+i) || op.Client != c.ID() || op.Seq != int64(6+i) {
-			t.Fatalf("catch-up op %d got rev %d client %s seq %d, want rev %d client %s seq %d",
-				i, op.Rev, op.Client, op.Seq, 6+i, c.ID(), 6+i)
+		if op.Rev != int64(6+i) || op.Author != c.Author() || op.Seq != int64(6+i) {
+			t.Fatalf("catch-up op %d got rev %d author %s seq %d, want rev %d author %s seq %d",
+				i, op.Rev, op.Author, op.Seq, 6+i, c.Author(), 6+i)
 		}
 		var err error
 		if text, err = ot.Apply(text, op.Op); err != nil {

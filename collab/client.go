@@ -51,7 +51,8 @@ type Client struct {
 	state   *ot.Client
 	color   string
 	viewID  string
-	peers   map[string]Peer
+	author  string          // this client's author id, from the welcome
+	peers   map[string]Peer // by author id
 	err     error         // the last protocol error from the server
 	changed chan struct{} // closed and replaced whenever state changes
 	done    chan struct{} // closed when the current connection's reader ends
@@ -77,8 +78,13 @@ func Dial(ctx context.Context, wsURL string, opts ClientOptions) (*Client, error
 	return c, nil
 }
 
-// ID returns the client id.
+// ID returns the client id. It is this session's secret: the server
+// never sends it to anybody.
 func (c *Client) ID() string { return c.opts.ClientID }
+
+// Author returns the public author id the server names this client by,
+// as told in the latest welcome.
+func (c *Client) Author() string { c.mu.Lock(); defer c.mu.Unlock(); return c.author }
 
 // connect opens a connection, says hello and applies the welcome. On a
 // reconnect it says which revision it has, applies the catch-up ops and
@@ -113,6 +119,10 @@ func (c *Client) connect(ctx context.Context) error {
 		ws.CloseNow()
 		return fmt.Errorf("expected a welcome, got %s", truncate(string(msgs[0]), 200))
 	}
+	if w.Protocol != ProtocolVersion {
+		ws.CloseNow()
+		return fmt.Errorf("server speaks protocol %d, this client %d", w.Protocol, ProtocolVersion)
+	}
 
 	c.mu.Lock()
 	resend, werr := c.applyWelcome(&w)
@@ -134,7 +144,7 @@ func (c *Client) connect(ctx context.Context) error {
 // applyWelcome installs the document from a welcome. It returns the op
 // to resend, if any. Called with mu held.
 func (c *Client) applyWelcome(w *welcomeMessage) (*ot.Pending, error) {
-	c.color, c.viewID = w.Color, w.ViewID
+	c.color, c.viewID, c.author = w.Color, w.ViewID, w.Author
 	// Peers' selections are at the welcome's revision: they are installed
 	// after the catch-up ops, which must not move them again.
 	defer func() {
@@ -144,7 +154,7 @@ func (c *Client) applyWelcome(w *welcomeMessage) (*ot.Pending, error) {
 			if out != nil {
 				transformRanges(p.Ranges, out)
 			}
-			c.peers[p.Client] = p
+			c.peers[p.Author] = p
 		}
 	}()
 	if w.Text != nil || c.state == nil {
@@ -163,7 +173,7 @@ func (c *Client) applyWelcome(w *welcomeMessage) (*ot.Pending, error) {
 	// The buffer promoted by an ack is not sent during catch-up: the op in
 	// flight at the end is sent once, made on the latest revision.
 	for _, r := range w.Ops {
-		if _, err := c.apply(r.Rev, r.Op, r.Client, r.Seq); err != nil {
+		if _, err := c.apply(r.Rev, r.Op, r.Author, r.Seq); err != nil {
 			return nil, err
 		}
 	}
@@ -171,11 +181,11 @@ func (c *Client) applyWelcome(w *welcomeMessage) (*ot.Pending, error) {
 }
 
 // apply handles op rev from the server: an ack of our in-flight op when it
-// is ours (as in catch-up), else another editor's op to rebase and apply.
-// It returns the buffered op that an ack promoted, to be sent. Called with
-// mu held.
-func (c *Client) apply(rev int64, op ot.Op, client string, seq int64) (*ot.Pending, error) {
-	if in := c.state.Inflight(); in != nil && client == c.opts.ClientID && seq == in.Seq {
+// is ours (as in catch-up: our author id and the in-flight seq), else
+// another editor's op to rebase and apply. It returns the buffered op that
+// an ack promoted, to be sent. Called with mu held.
+func (c *Client) apply(rev int64, op ot.Op, author string, seq int64) (*ot.Pending, error) {
+	if in := c.state.Inflight(); in != nil && author != "" && author == c.author && seq == in.Seq {
 		return c.state.Ack(rev, seq)
 	}
 	local, err := c.state.ApplyServer(rev, op)
@@ -228,7 +238,7 @@ type serverMessage struct {
 	Rev     int64   `json:"rev"`
 	Seq     int64   `json:"seq"`
 	Op      ot.Op   `json:"op"`
-	Client  string  `json:"client"`
+	Author  string  `json:"author"`
 	Name    string  `json:"name"`
 	Color   string  `json:"color"`
 	Ranges  []Range `json:"ranges"`
@@ -276,16 +286,16 @@ func (c *Client) handle(ws *websocket.Conn, raw json.RawMessage) error {
 	case typeAck:
 		next, err = c.state.Ack(m.Rev, m.Seq)
 	case typeOp:
-		next, err = c.apply(m.Rev, m.Op, m.Client, m.Seq)
+		next, err = c.apply(m.Rev, m.Op, m.Author, m.Seq)
 	case typePresence:
 		// The selections are at the revision the client is at; its local
 		// text also holds its unacknowledged edits.
 		if out := c.state.Outstanding(); out != nil {
 			transformRanges(m.Ranges, out)
 		}
-		c.peers[m.Client] = Peer{Client: m.Client, Name: m.Name, Color: m.Color, Ranges: m.Ranges}
+		c.peers[m.Author] = Peer{Author: m.Author, Name: m.Name, Color: m.Color, Ranges: m.Ranges}
 	case typeLeave:
-		delete(c.peers, m.Client)
+		delete(c.peers, m.Author)
 	case typeError:
 		c.err = &ServerError{Code: m.Code, Message: m.Message, Seq: m.Seq}
 	}
@@ -401,7 +411,7 @@ func (c *Client) Rev() int64 {
 func (c *Client) Color() string  { c.mu.Lock(); defer c.mu.Unlock(); return c.color }
 func (c *Client) ViewID() string { c.mu.Lock(); defer c.mu.Unlock(); return c.viewID }
 
-// Peers returns the other editors, sorted by client id.
+// Peers returns the other editors, sorted by author id.
 func (c *Client) Peers() []Peer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -416,7 +426,7 @@ func (c *Client) Peers() []Peer {
 
 func sortPeers(p []Peer) {
 	for i := 1; i < len(p); i++ {
-		for j := i; j > 0 && strings.Compare(p[j-1].Client, p[j].Client) > 0; j-- {
+		for j := i; j > 0 && strings.Compare(p[j-1].Author, p[j].Author) > 0; j-- {
 			p[j-1], p[j] = p[j], p[j-1]
 		}
 	}

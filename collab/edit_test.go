@@ -127,10 +127,10 @@ func TestConcurrentEditorsConverge(t *testing.T) {
 			t.Fatalf("op %d has rev %d", i+1, r.Rev)
 		}
 		if i > 0 {
-			if r.Seq != seqs[r.Client]+1 {
-				t.Fatalf("op %d: client %s seq %d after %d", r.Rev, r.Client, r.Seq, seqs[r.Client])
+			if r.Seq != seqs[r.Author]+1 {
+				t.Fatalf("op %d: author %s seq %d after %d", r.Rev, r.Author, r.Seq, seqs[r.Author])
 			}
-			seqs[r.Client] = r.Seq
+			seqs[r.Author] = r.Seq
 		}
 		var err error
 		if text, err = ot.Apply(text, r.Op); err != nil {
@@ -145,8 +145,8 @@ func TestConcurrentEditorsConverge(t *testing.T) {
 		c.mu.Lock()
 		n := c.state.LastSeq()
 		c.mu.Unlock()
-		if seqs[c.ID()] != n {
-			t.Errorf("editor %d: the log has %d of its ops, it had %d acknowledged", i, seqs[c.ID()], n)
+		if seqs[c.Author()] != n {
+			t.Errorf("editor %d: the log has %d of its ops, it had %d acknowledged", i, seqs[c.Author()], n)
 		}
 		acked += n
 	}
@@ -236,7 +236,7 @@ func TestReconnectAfterServerApplied(t *testing.T) {
 			}
 			var seqs []int64
 			for _, r := range ts.allOps(t, id, 1000) {
-				if r.Client == a.ID() {
+				if r.Author == a.Author() {
 					seqs = append(seqs, r.Seq)
 				}
 			}
@@ -311,8 +311,8 @@ func TestRawResendAfterDrop(t *testing.T) {
 	if w.hasField["text"] {
 		t.Errorf("welcome after hello.rev 1 has text; want catch-up ops instead: %s", w.raw)
 	}
-	if len(w.Ops) != 1 || w.Ops[0].Rev != 2 || w.Ops[0].Client != client || w.Ops[0].Seq != 1 || w.Ops[0].Op.String() != op.String() {
-		t.Errorf("welcome ops got %+v, want just op 2 (client %s, seq 1, %v)", w.Ops, client, op)
+	if len(w.Ops) != 1 || w.Ops[0].Rev != 2 || w.Ops[0].Author != ts.srv.author(client) || w.Ops[0].Seq != 1 || w.Ops[0].Op.String() != op.String() {
+		t.Errorf("welcome ops got %+v, want just op 2 (author %s, seq 1, %v)", w.Ops, ts.srv.author(client), op)
 	}
 	// A client that did not trust lastSeq resends: acked, not applied.
 	r2.sendOp(t, ctx, 1, 1, op)
@@ -401,7 +401,7 @@ func TestSupersede(t *testing.T) {
 		t.Errorf("server got rev %d %q, want rev 2 %q", d.Rev, d.Text, "abcnew")
 	}
 	// The watcher saw no leave for the client: it is still connected.
-	if !slices.ContainsFunc(watcher.Peers(), func(p Peer) bool { return p.Client == client }) {
+	if !slices.ContainsFunc(watcher.Peers(), func(p Peer) bool { return p.Author == ts.srv.author(client) }) {
 		t.Errorf("watcher's peers %v lack the superseding client %s", watcher.Peers(), client)
 	}
 	checkServing(t, ts, id)
@@ -473,12 +473,12 @@ func TestPresence(t *testing.T) {
 		t.Errorf("colors got %q and %q, want two distinct #rrggbb", ada.Color(), bob.Color())
 	}
 	// Bob's welcome listed Ada; Ada hears of Bob by presence.
-	if p := bob.Peers(); len(p) != 1 || p[0].Client != ada.ID() || p[0].Name != "Ada" || p[0].Color != ada.Color() || len(p[0].Ranges) != 0 {
+	if p := bob.Peers(); len(p) != 1 || p[0].Author != ada.Author() || p[0].Name != "Ada" || p[0].Color != ada.Color() || len(p[0].Ranges) != 0 {
 		t.Errorf("Bob's peers got %+v, want just Ada with her color and no ranges", p)
 	}
 	peerIs := func(c *Client, who *Client, name string, ranges []Range) func(*Client) bool {
 		return func(*Client) bool {
-			p, ok := c.peers[who.ID()]
+			p, ok := c.peers[who.Author()]
 			return ok && p.Name == name && p.Color == who.Color() && slices.Equal(p.Ranges, ranges)
 		}
 	}
@@ -496,7 +496,7 @@ func TestPresence(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := obs.expect(t, ctx, typePresence)
-	if p.Client != ada.ID() || p.Name != "Ada" || p.Color != ada.Color() || !slices.Equal(p.Ranges, []Range{{2, 4}}) || p.Rev != 1 {
+	if p.Author != ada.Author() || p.Name != "Ada" || p.Color != ada.Color() || !slices.Equal(p.Ranges, []Range{{2, 4}}) || p.Rev != 1 {
 		t.Errorf("presence got %s, want Ada's [[2,4]] at rev 1 in her color", p.raw)
 	}
 	if err := bob.Wait(ctx, peerIs(bob, ada, "Ada", []Range{{2, 4}})); err != nil {
@@ -563,7 +563,7 @@ func TestPresence(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone := func(c *Client) func(*Client) bool {
-		return func(*Client) bool { _, ok := c.peers[ada.ID()]; return !ok }
+		return func(*Client) bool { _, ok := c.peers[ada.Author()]; return !ok }
 	}
 	for _, c := range []*Client{bob, carol} {
 		if err := c.Wait(ctx, gone(c)); err != nil {
@@ -575,7 +575,7 @@ func TestPresence(t *testing.T) {
 		if err != nil {
 			t.Fatalf("observer never got Ada's leave: %v", err)
 		}
-		if m.Type == typeLeave && m.Client == ada.ID() {
+		if m.Type == typeLeave && m.Author == ada.Author() {
 			break
 		}
 	}

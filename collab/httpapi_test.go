@@ -126,8 +126,11 @@ func TestAPIOps(t *testing.T) {
 		t.Fatalf("got %d records, want 1", len(raw))
 	}
 	r := raw[0]
-	if r["rev"] != float64(2) || r["client"] != c.ID() || r["seq"] != float64(1) || fmt.Sprint(r["op"]) != "[1 1]" {
-		t.Errorf("op 2 got %v, want rev 2, client %s, seq 1, op [1,\"1\"]", r, c.ID())
+	if r["rev"] != float64(2) || r["author"] != c.Author() || r["seq"] != float64(1) || fmt.Sprint(r["op"]) != "[1 1]" {
+		t.Errorf("op 2 got %v, want rev 2, author %s, seq 1, op [1,\"1\"]", r, c.Author())
+	}
+	if _, ok := r["client"]; ok {
+		t.Errorf("op 2 has a client field: %v", r)
 	}
 	if ts, ok := r["time"].(string); !ok {
 		t.Errorf("op 2 has no time: %v", r)

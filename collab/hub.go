@@ -48,7 +48,8 @@ type textReply struct {
 // editor is a client editing the document, on its current connection.
 type editor struct {
 	c       *conn
-	client  string
+	client  string // secret: never sent to anybody
+	author  string // the public id derived from client
 	name    string
 	color   string
 	ranges  []Range
@@ -109,6 +110,7 @@ type hub struct {
 	histBytes int
 	editors   map[string]*editor // by client id
 	viewers   map[*viewer]struct{}
+	authors   map[string]string // authorOf's memo, by client id
 
 	queue      []any // requests deferred while a commit is in flight
 	queueBytes int   // inserted text of the ops in queue
@@ -372,7 +374,7 @@ func (h *hub) join(c *conn, hl *hello) {
 		c.fail(errorf(CodeRateLimited, "document has too many editors (limit %d); try again later", h.srv.opts.MaxEditors))
 		return
 	}
-	e := &editor{c: c, client: hl.client, name: hl.name, ranges: []Range{}}
+	e := &editor{c: c, client: hl.client, author: h.authorOf(hl.client), name: hl.name, ranges: []Range{}}
 	if old != nil {
 		// The client reconnected: its old connection is closed and
 		// anything still arriving on it is ignored from now on.
@@ -383,7 +385,7 @@ func (h *hub) join(c *conn, hl *hello) {
 		seq, rev, err := h.srv.store.ClientSeq(ctx, h.id, hl.client)
 		cancel()
 		if err != nil {
-			h.log.Error("read client seq", "client", hl.client, "err", err)
+			h.log.Error("read client seq", "author", e.author, "err", err)
 			c.fail(errorf(CodeInternal, "internal error"))
 			return
 		}
@@ -393,7 +395,7 @@ func (h *hub) join(c *conn, hl *hello) {
 
 	w := welcomeMessage{
 		Type: typeWelcome, Protocol: ProtocolVersion, Doc: h.id, ViewID: h.viewID,
-		Rev: h.rev, Color: e.color, Peers: []Peer{}, LastSeq: e.lastSeq,
+		Rev: h.rev, Color: e.color, Author: e.author, Peers: []Peer{}, LastSeq: e.lastSeq,
 	}
 	var ops []Record
 	if hl.rev >= 0 && hl.rev <= h.rev {
@@ -406,7 +408,7 @@ func (h *hub) join(c *conn, hl *hello) {
 	if ops != nil || (hl.rev >= 0 && hl.rev == h.rev) {
 		w.Ops = make([]OpRecord, len(ops))
 		for i, r := range ops {
-			w.Ops[i] = OpRecord{Rev: r.Rev, Op: r.Op, Client: r.Client, Seq: r.Seq}
+			w.Ops[i] = OpRecord{Rev: r.Rev, Op: r.Op, Author: h.authorOf(r.Client), Seq: r.Seq}
 		}
 	} else {
 		text := h.doc.String()
@@ -414,7 +416,7 @@ func (h *hub) join(c *conn, hl *hello) {
 	}
 	for _, p := range h.editors {
 		if p.client != e.client {
-			w.Peers = append(w.Peers, Peer{Client: p.client, Name: p.name, Color: p.color, Ranges: p.ranges})
+			w.Peers = append(w.Peers, Peer{Author: p.author, Name: p.name, Color: p.color, Ranges: p.ranges})
 		}
 	}
 	h.editors[e.client] = e
@@ -423,11 +425,12 @@ func (h *hub) join(c *conn, hl *hello) {
 }
 
 func (h *hub) leave(c *conn) {
-	if h.current(c) == nil {
+	e := h.current(c)
+	if e == nil {
 		return
 	}
 	delete(h.editors, c.client)
-	msg := mustJSON(leaveMessage{Type: typeLeave, Client: c.client})
+	msg := mustJSON(leaveMessage{Type: typeLeave, Author: e.author})
 	for _, e := range h.editors {
 		e.c.enqueue(msg)
 	}
@@ -609,7 +612,7 @@ func (h *hub) committed() {
 			p.c.enqueue(appendAck(nil, r.Rev, r.Seq))
 		}
 		if len(h.editors) > 1 {
-			msg := appendOpMessage(nil, r.Rev, r.Op, r.Client, r.Seq)
+			msg := appendOpMessage(nil, r.Rev, r.Op, h.authorOf(r.Client), r.Seq)
 			for _, e := range h.editors {
 				if e.client != r.Client {
 					e.c.enqueue(msg)
@@ -656,7 +659,7 @@ func (h *hub) cursor(c *conn, m *cursorMessage) {
 }
 
 func (h *hub) broadcastPresence(e *editor) {
-	msg := mustJSON(presenceMessage{Type: typePresence, Client: e.client, Name: e.name,
+	msg := mustJSON(presenceMessage{Type: typePresence, Author: e.author, Name: e.name,
 		Color: e.color, Ranges: e.ranges, Rev: h.rev})
 	for _, p := range h.editors {
 		if p != e {

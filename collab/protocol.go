@@ -21,8 +21,8 @@ import (
 )
 
 // ProtocolVersion is sent in every welcome; it changes whenever the wire
-// protocol does.
-const ProtocolVersion = 1
+// protocol does. Version 2 names authors, never client ids.
+const ProtocolVersion = 2
 
 // Error codes of the protocol, each with the WebSocket close code that
 // follows it when the session cannot continue.
@@ -254,7 +254,7 @@ func truncate(s string, n int) string {
 
 // Peer is another editor of the document, as welcome and presence show it.
 type Peer struct {
-	Client string  `json:"client"`
+	Author string  `json:"author"`
 	Name   string  `json:"name"`
 	Color  string  `json:"color"`
 	Ranges []Range `json:"ranges"`
@@ -264,7 +264,7 @@ type Peer struct {
 type OpRecord struct {
 	Rev    int64  `json:"rev"`
 	Op     ot.Op  `json:"op"`
-	Client string `json:"client"`
+	Author string `json:"author"` // "" for the server's own ops
 	Seq    int64  `json:"seq"`
 	// Time is when the server committed the op. It is omitted from
 	// welcome catch-up ops.
@@ -280,13 +280,14 @@ type welcomeMessage struct {
 	Text     *string    `json:"text,omitempty"`
 	Ops      []OpRecord `json:"ops,omitzero"` // present, maybe empty, when Text is not
 	Color    string     `json:"color"`
+	Author   string     `json:"author"` // the client's own author id
 	Peers    []Peer     `json:"peers"`
 	LastSeq  int64      `json:"lastSeq"`
 }
 
 type presenceMessage struct {
 	Type   string  `json:"type"`
-	Client string  `json:"client"`
+	Author string  `json:"author"`
 	Name   string  `json:"name"`
 	Color  string  `json:"color"`
 	Ranges []Range `json:"ranges"`
@@ -295,7 +296,7 @@ type presenceMessage struct {
 
 type leaveMessage struct {
 	Type   string `json:"type"`
-	Client string `json:"client"`
+	Author string `json:"author"`
 }
 
 type errorMessage struct {
@@ -328,16 +329,16 @@ func appendAck(dst []byte, rev, seq int64) []byte {
 	return append(dst, '}')
 }
 
-// appendOpMessage encodes {"type":"op","rev":N,"op":[...],"client":"...","seq":S}.
-// Client ids are canonical UUIDs (or empty for server-made ops), so they
-// need no escaping.
-func appendOpMessage(dst []byte, rev int64, op ot.Op, client string, seq int64) []byte {
+// appendOpMessage encodes {"type":"op","rev":N,"op":[...],"author":"...","seq":S}.
+// Author ids are base64url (or empty for server-made ops), so they need
+// no escaping.
+func appendOpMessage(dst []byte, rev int64, op ot.Op, author string, seq int64) []byte {
 	dst = append(dst, `{"type":"op","rev":`...)
 	dst = strconv.AppendInt(dst, rev, 10)
 	dst = append(dst, `,"op":`...)
 	dst = op.AppendJSON(dst)
-	dst = append(dst, `,"client":"`...)
-	dst = append(dst, client...)
+	dst = append(dst, `,"author":"`...)
+	dst = append(dst, author...)
 	dst = append(dst, `","seq":`...)
 	dst = strconv.AppendInt(dst, seq, 10)
 	return append(dst, '}')

@@ -136,6 +136,11 @@ type Options struct {
 	Auth    *Auth
 	Metrics *Metrics
 	Webhook *WebhookOptions
+
+	// AuthorKey is the secret that author ids are derived from (see
+	// author.go). Keep it in the store, so that author ids stay the same
+	// across restarts; nil means a random key for this Server alone.
+	AuthorKey []byte
 }
 
 func (o *Options) setDefaults() {
@@ -213,6 +218,9 @@ type Server struct {
 	bodies  *byteBudget
 	disk    *diskGuard
 
+	// authorKey is never changed after New.
+	authorKey []byte
+
 	// ctx is cancelled by Close; hubs and sessions watch it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -246,6 +254,10 @@ func New(store Store, opts Options) *Server {
 		ctx:     ctx,
 		cancel:  cancel,
 		hubs:    make(map[string]*hub),
+	}
+	s.authorKey = append([]byte(nil), opts.AuthorKey...)
+	if len(s.authorKey) == 0 {
+		s.authorKey = newAuthorKey()
 	}
 	s.mux = s.routes()
 	s.handler = s.Protect(s.requireTokens(s.mux))

@@ -39,7 +39,7 @@ func TestSlowEditorIsDropped(t *testing.T) {
 	slow.hello(t, ctx, slowID, -1) // and never reads again
 	fast := ts.dial(t, id, ClientOptions{Name: "fast"})
 	writer := ts.dial(t, id, ClientOptions{Name: "writer"})
-	if err := fast.Wait(ctx, func(c *Client) bool { _, ok := c.peers[slowID]; return ok }); err != nil {
+	if err := fast.Wait(ctx, func(c *Client) bool { _, ok := c.peers[srv.author(slowID)]; return ok }); err != nil {
 		t.Fatal(err)
 	}
 
@@ -67,7 +67,7 @@ func TestSlowEditorIsDropped(t *testing.T) {
 			t.Fatalf("fast editor at rev %d has %d bytes, want the writer's text", rev, len(got))
 		}
 		fast.mu.Lock()
-		_, present := fast.peers[slowID]
+		_, present := fast.peers[srv.author(slowID)]
 		fast.mu.Unlock()
 		dropped = !present
 	}

@@ -119,7 +119,7 @@ type wireMsg struct {
 	Text     *string         `json:"text"`
 	Ops      []OpRecord      `json:"ops"`
 	Op       ot.Op           `json:"op"`
-	Client   string          `json:"client"`
+	Author   string          `json:"author"`
 	Name     string          `json:"name"`
 	Color    string          `json:"color"`
 	Peers    []Peer          `json:"peers"`

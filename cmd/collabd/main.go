@@ -78,6 +78,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer db.Close()
 
 	cfg.collab.Logger = logger.With("component", "collab")
+	// Author ids are derived from a key kept in the data file, so that
+	// they stay the same across restarts.
+	keyCtx, cancelKey := context.WithTimeout(ctx, 10*time.Second)
+	cfg.collab.AuthorKey, err = db.AuthorKey(keyCtx)
+	cancelKey()
+	if err != nil {
+		return fmt.Errorf("open data file: %w", err)
+	}
 	reg, err := cfg.embed.setup(&cfg.collab, db, cfg.adminAddr != "")
 	if err != nil {
 		return err

@@ -233,7 +233,7 @@ func TestRestartMidSession(t *testing.T) {
 	}
 	var ops []struct {
 		Rev    int64
-		Client string
+		Author string
 		Seq    int64
 	}
 	err = json.NewDecoder(resp.Body).Decode(&ops)
@@ -244,12 +244,14 @@ func TestRestartMidSession(t *testing.T) {
 	if int64(len(ops)) != doc.Rev-1 || doc.Rev-1 > int64(total) {
 		t.Errorf("got %d ops after the first and rev %d, want rev-1 ops and at most %d", len(ops), doc.Rev, total)
 	}
+	// Seqs continue per author across the restart: an author id is the
+	// same for a client id before and after it.
 	seqs := map[string]int64{}
 	for _, op := range ops {
-		if op.Seq != seqs[op.Client]+1 {
-			t.Errorf("op %d: client %s seq %d after %d", op.Rev, op.Client, op.Seq, seqs[op.Client])
+		if op.Seq != seqs[op.Author]+1 {
+			t.Errorf("op %d: author %s seq %d after %d", op.Rev, op.Author, op.Seq, seqs[op.Author])
 		}
-		seqs[op.Client] = op.Seq
+		seqs[op.Author] = op.Seq
 	}
 	t.Logf("%d edits became %d revisions across the restart", total, doc.Rev-1)
 }

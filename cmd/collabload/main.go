@@ -205,7 +205,7 @@ func load(ctx context.Context, cfg config) (*report, error) {
 			defer mu.Unlock()
 			rep.latencies = append(rep.latencies, lat...)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("editor %s on doc %d: %w", e.c.ID(), e.doc, err))
+				errs = append(errs, fmt.Errorf("editor %s on doc %d: %w", e.c.Author(), e.doc, err))
 			}
 		}()
 	}
@@ -220,7 +220,7 @@ func load(ctx context.Context, cfg config) (*report, error) {
 	defer stopSettle()
 	for _, e := range editors {
 		if err := e.c.WaitSynced(settleCtx); err != nil {
-			return rep, fmt.Errorf("editor %s did not get its acks: %w", e.c.ID(), err)
+			return rep, fmt.Errorf("editor %s did not get its acks: %w", e.c.Author(), err)
 		}
 	}
 	for d, id := range docs {
@@ -234,10 +234,10 @@ func load(ctx context.Context, cfg config) (*report, error) {
 				continue
 			}
 			if err := e.c.WaitRev(settleCtx, rev); err != nil {
-				return rep, fmt.Errorf("editor %s did not reach rev %d: %w", e.c.ID(), rev, err)
+				return rep, fmt.Errorf("editor %s did not reach rev %d: %w", e.c.Author(), rev, err)
 			}
 			if _, got, _ := e.c.Synced(); got != text {
-				rep.diverged = append(rep.diverged, fmt.Sprintf("doc %s: editor %s has %d bytes, server %d", id, e.c.ID(), len(got), len(text)))
+				rep.diverged = append(rep.diverged, fmt.Sprintf("doc %s: editor %s has %d bytes, server %d", id, e.c.Author(), len(got), len(text)))
 			}
 		}
 		for _, v := range viewers {
