@@ -53,9 +53,9 @@ type Client struct {
 	viewID  string
 	author  string          // this client's author id, from the welcome
 	peers   map[string]Peer // by author id
-	err     error         // the last protocol error from the server
-	changed chan struct{} // closed and replaced whenever state changes
-	done    chan struct{} // closed when the current connection's reader ends
+	err     error           // the last protocol error from the server
+	changed chan struct{}   // closed and replaced whenever state changes
+	done    chan struct{}   // closed when the current connection's reader ends
 }
 
 // Dial connects to a document's editing endpoint: wsURL is the server's

@@ -275,10 +275,12 @@ export class Session {
   constructor(docId, name, callbacks) {
     this.docId = docId; this.name = name; this.cb = callbacks;
     // The client id lives as long as the tab, so a reload resumes seqs.
+    // It is this tab's secret resume key: the server never sends it, and
+    // names every editor (us included, in welcome.author) by an author id.
     const key = `collabd-client-${docId}`;
     this.clientId = sessionStorage.getItem(key) || uuid();
     sessionStorage.setItem(key, this.clientId);
-    this.client = null; this.text = ""; this.peers = new Map();
+    this.client = null; this.text = ""; this.peers = new Map(); this.author = null;
     this.ws = null; this.retry = 0; this.closed = false;
     this.connect();
   }
@@ -323,11 +325,11 @@ export class Session {
         // holds our unacknowledged edits.
         const out = this.client && this.client.outstanding();
         const ranges = out ? moveRanges(out, m.ranges) : m.ranges;
-        this.peers.set(m.client, { client: m.client, name: m.name, color: m.color, ranges });
+        this.peers.set(m.author, { author: m.author, name: m.name, color: m.color, ranges });
         return this.cb.onPeers(this.peers);
       }
       case "leave":
-        this.peers.delete(m.client);
+        this.peers.delete(m.author);
         return this.cb.onPeers(this.peers);
       case "error":
         return this.cb.onStatus("error", `${m.code}: ${m.message}`);
@@ -336,6 +338,7 @@ export class Session {
 
   welcome(w) {
     this.retry = 0;
+    this.author = w.author;
     if (w.text !== undefined || !this.client) {
       this.client = new OTClient(w.rev, w.lastSeq);
       this.text = w.text ?? "";
@@ -344,7 +347,7 @@ export class Session {
       // Catch-up: our own in-flight op among them is its missed ack.
       for (const r of w.ops) {
         const inf = this.client.inflight;
-        if (inf && r.client === this.clientId && r.seq === inf.seq) this.client.ack(r.rev, r.seq);
+        if (inf && r.author && r.author === this.author && r.seq === inf.seq) this.client.ack(r.rev, r.seq);
         else this.remote(r.rev, r.op);
       }
       this.send(this.client.message());
@@ -352,7 +355,7 @@ export class Session {
     // The peers' ranges are at the welcome's revision, which the catch-up
     // has brought us to; our local text also holds unacknowledged edits.
     const out = this.client.outstanding();
-    this.peers = new Map(w.peers.map((p) => [p.client,
+    this.peers = new Map(w.peers.map((p) => [p.author,
       { ...p, ranges: out ? moveRanges(out, p.ranges) : p.ranges }]));
     this.cb.onWelcome(w);
     this.cb.onPeers(this.peers);

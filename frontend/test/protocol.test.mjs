@@ -105,20 +105,36 @@ function fakeSession() {
 
 test("a reconnect places peers' carets on the local text", () => {
   const { s, sent } = fakeSession();
-  const other = "00000000-0000-4000-8000-000000000001";
-  s.handle({ type: "welcome", protocol: 1, rev: 1, text: "abc", peers: [], lastSeq: 0 });
+  const other = "b3RoZXItYXV0aG9yLWlk";
+  s.handle({ type: "welcome", protocol: 2, rev: 1, text: "abc", author: "bWUtYXV0aG9yLWlkLXh4", peers: [], lastSeq: 0 });
   s.edit("abcX"); // in flight: [3,"X"]
   assert.deepEqual(sent.at(-1), { type: "op", rev: 1, seq: 1, op: [3, "X"] });
   // Reconnected: someone typed "Z" at the start meanwhile, and another
   // editor's caret is after "Za" of the server's "Zabc" (rev 2).
-  s.handle({ type: "welcome", protocol: 1, rev: 2, lastSeq: 0,
-    ops: [{ rev: 2, op: ["Z", 3], client: other, seq: 1 }],
-    peers: [{ client: other, name: "o", color: "#000", ranges: [[2, 2]] }] });
+  s.handle({ type: "welcome", protocol: 2, rev: 2, lastSeq: 0, author: "bWUtYXV0aG9yLWlkLXh4",
+    ops: [{ rev: 2, op: ["Z", 3], author: other, seq: 1 }],
+    peers: [{ author: other, name: "o", color: "#000", ranges: [[2, 2]] }] });
   assert.equal(s.text, "ZabcX");
   assert.deepEqual(sent.at(-1), { type: "op", rev: 2, seq: 1, op: [4, "X"] });
   // On the local text the caret is still after "Za", not moved by the
   // catch-up op a second time.
   assert.deepEqual(s.peers.get(other).ranges, [[2, 2]]);
+});
+
+test("a catch-up op with our author id and in-flight seq is our ack", () => {
+  const { s, sent } = fakeSession();
+  const me = "bWUtYXV0aG9yLWlkLXh4";
+  s.handle({ type: "welcome", protocol: 2, rev: 1, text: "abc", author: me, peers: [], lastSeq: 0 });
+  s.edit("abcX");
+  const n = sent.length;
+  // The server applied it before the connection dropped: the catch-up
+  // holds it, under our author id, and nothing is resent or applied twice.
+  s.handle({ type: "welcome", protocol: 2, rev: 2, lastSeq: 1, author: me,
+    ops: [{ rev: 2, op: [3, "X"], author: me, seq: 1 }], peers: [] });
+  assert.equal(s.text, "abcX");
+  assert.ok(s.client.synced());
+  assert.equal(s.client.rev, 2);
+  assert.equal(sent.length, n);
 });
 
 test("agrees with the Go ot package", { skip: !process.env.OT_CASES && "OT_CASES not set (run through go test ./frontend)" }, () => {
