@@ -369,6 +369,7 @@ func (h *hub) live(c *conn) *editor {
 }
 
 func (h *hub) join(c *conn, hl *hello) {
+	defer c.admit()
 	old := h.editors[hl.client]
 	if old == nil && len(h.editors) >= h.srv.opts.MaxEditors {
 		c.fail(errorf(CodeRateLimited, "document has too many editors (limit %d); try again later", h.srv.opts.MaxEditors))

@@ -58,13 +58,25 @@ type Options struct {
 	// client further back gets the full text, a stale op is refused and a
 	// viewer gets a snapshot, as past MaxCatchUp.
 	MaxCatchUpBytes int
-	// SendQueue bounds the messages queued for one editor (default 1024)
-	// and ViewerQueue the events queued for one viewer (default 256). A
-	// connection whose queue overflows is closed; its client resumes.
-	SendQueue   int
-	ViewerQueue int
-	// WriteTimeout bounds one write to a client (default 10 s).
+	// SendQueueBytes bounds the bytes of the messages queued for one
+	// editor (default 4 MiB), and SendQueue their number (default 1024).
+	// ViewerQueueBytes and ViewerQueue (default 4 MiB and 256) do the
+	// same for the events queued for one viewer. A connection whose queue
+	// overflows is closed; its client resumes. One message larger than
+	// the budget is still sent when it is all there is to send. Messages
+	// are shared by all recipients, so this bounds what a slow connection
+	// pins, not a copy per connection.
+	SendQueueBytes   int
+	SendQueue        int
+	ViewerQueueBytes int
+	ViewerQueue      int
+	// WriteTimeout bounds one write to a client (default 10 s); a large
+	// write gets longer, as much as it takes at MinWriteRate bytes per
+	// second (default 64 KiB/s), so that a snapshot of a large document
+	// still reaches a slow reader and yet no reader can keep an old
+	// revision's text in memory for longer.
 	WriteTimeout time.Duration
+	MinWriteRate int
 	// HelloTimeout is how long a new WebSocket may take to say hello
 	// (default 10 s).
 	HelloTimeout time.Duration
@@ -157,8 +169,11 @@ func (o *Options) setDefaults() {
 	setDefault(&o.HistoryBytes, 16<<20)
 	setDefault(&o.MaxCatchUp, 10_000)
 	setDefault(&o.MaxCatchUpBytes, 32<<20)
+	setDefault(&o.SendQueueBytes, 4<<20)
 	setDefault(&o.SendQueue, 1024)
+	setDefault(&o.ViewerQueueBytes, 4<<20)
 	setDefault(&o.ViewerQueue, 256)
+	setDefault(&o.MinWriteRate, 64<<10)
 	setDefault(&o.WriteTimeout, 10*time.Second)
 	setDefault(&o.HelloTimeout, 10*time.Second)
 	setDefault(&o.Heartbeat, 15*time.Second)
@@ -220,6 +235,8 @@ type Server struct {
 
 	// authorKey is never changed after New.
 	authorKey []byte
+	// readBuffers holds *bytes.Buffer for reading WebSocket messages.
+	readBuffers sync.Pool
 
 	// ctx is cancelled by Close; hubs and sessions watch it.
 	ctx    context.Context

@@ -5,201 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 )
-
-// Close codes the protocol table does not list.
-const (
-	// closeSuperseded closes a connection whose client has opened a newer one.
-	closeSuperseded = websocket.StatusNormalClosure
-	// closeOverflow closes a connection too slow to take what it is sent;
-	// the client reconnects and resumes from its revision.
-	closeOverflow = websocket.StatusTryAgainLater
-)
-
-// maxFrameMessages and maxFrameBytes bound how many queued messages the
-// writer coalesces into one frame (a JSON array).
-const (
-	maxFrameMessages = 128
-	maxFrameBytes    = 256 << 10
-)
-
-// conn is one editor's WebSocket connection. The session's goroutine reads
-// from it; a writer goroutine drains its send queue. The hub only ever
-// calls enqueue, fail and closeWith, which never block.
-type conn struct {
-	ws     *websocket.Conn
-	client string // set from the hello before the hub first sees the conn
-	log    *slog.Logger
-	// tokenName, from the access token, replaces the hello's name.
-	tokenName string
-	connMetrics
-
-	send chan []byte
-	// closing is closed, once, when the connection is to end with
-	// closeCode; the writer flushes what is queued, then closes.
-	closing chan struct{}
-
-	// mu orders enqueue against fail and closeWith: nothing is queued
-	// once the connection is closing, so an error message is the last
-	// thing the client hears before the close.
-	mu        sync.Mutex
-	closed    bool
-	closeCode websocket.StatusCode
-	closeMsg  string
-	// discard drops what is queued instead of flushing it: a connection
-	// closed for being too slow would otherwise stay attached while it
-	// slowly takes a full queue.
-	discard bool
-}
-
-// isClosed reports whether the connection is closing: nothing more is
-// sent on it, and nothing more from it should be acted on.
-func (c *conn) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
-
-// enqueue queues one encoded message. A connection whose queue is full is
-// closed rather than allowed to hold up the hub; one that is closing
-// takes nothing more.
-func (c *conn) enqueue(msg []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return
-	}
-	select {
-	case c.send <- msg:
-	default:
-		c.slowEditor()
-		c.discard = true
-		c.closeLocked(closeOverflow, "too slow to keep up; reconnect")
-	}
-}
-
-// fail sends an error message, if there is room, and closes the
-// connection with the error's close code.
-func (c *conn) fail(e *protoError) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return
-	}
-	c.protoErrorSent(e.Code)
-	select {
-	case c.send <- encodeError(e):
-	default:
-	}
-	c.closeLocked(websocket.StatusCode(closeCodes[e.Code]), e.Code)
-}
-
-// closeWith closes the connection with a code and a short reason.
-func (c *conn) closeWith(code websocket.StatusCode, reason string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.closed {
-		c.closeLocked(code, reason)
-	}
-}
-
-func (c *conn) closeLocked(code websocket.StatusCode, reason string) {
-	c.closed = true
-	c.closeCode, c.closeMsg = code, reason
-	close(c.closing)
-}
-
-// writeLoop sends queued messages until the connection closes, batching
-// those already waiting into one frame. If hubDone closes first, the hub
-// stopped without closing this connection (it may have been waiting in
-// the hub's queue), and hubGone says why.
-func (c *conn) writeLoop(ctx context.Context, timeout time.Duration, hubDone <-chan struct{}, hubGone func() *protoError) {
-	var frame []byte
-	var batch [][]byte
-	write := func() error {
-		frame = encodeFrame(frame[:0], batch)
-		wctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		acked := c.acking(batch) // metrics.go
-		err := c.ws.Write(wctx, websocket.MessageText, frame)
-		if err == nil {
-			c.wrote(acked, len(frame))
-		}
-		return err
-	}
-	for {
-		select {
-		case msg := <-c.send:
-			batch = gather(append(batch[:0], msg), c.send)
-			if err := write(); err != nil {
-				c.ws.CloseNow()
-				return
-			}
-		case <-c.closing:
-			// Flush what was queued before the close, the error message
-			// last among them, then close with the code. (discard and the
-			// close code were set before closing was closed.)
-			if c.discard {
-				c.ws.Close(c.closeCode, c.closeMsg)
-				return
-			}
-			for batch = gather(batch[:0], c.send); len(batch) > 0; batch = gather(batch[:0], c.send) {
-				if err := write(); err != nil {
-					c.ws.CloseNow()
-					return
-				}
-			}
-			c.ws.Close(c.closeCode, c.closeMsg)
-			return
-		case <-hubDone:
-			hubDone = nil
-			c.fail(hubGone())
-		case <-ctx.Done():
-			c.ws.CloseNow()
-			return
-		}
-	}
-}
-
-// gather appends the messages already waiting in ch, within the frame limits.
-func gather(batch [][]byte, ch chan []byte) [][]byte {
-	size := 0
-	for _, m := range batch {
-		size += len(m)
-	}
-	for len(batch) < maxFrameMessages && size < maxFrameBytes {
-		select {
-		case m := <-ch:
-			batch = append(batch, m)
-			size += len(m)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-// encodeFrame writes one message as itself, and several as a JSON array.
-func encodeFrame(dst []byte, batch [][]byte) []byte {
-	if len(batch) == 1 {
-		return append(dst, batch[0]...)
-	}
-	dst = append(dst, '[')
-	for i, m := range batch {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, m...)
-	}
-	return append(dst, ']')
-}
 
 // tokenBucket limits the rate of messages on one connection.
 type tokenBucket struct {
@@ -253,52 +64,30 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// rather than the library's bare close 1009.
 	ws.SetReadLimit(-1)
 
-	c := &conn{
-		ws:      ws,
-		log:     s.log.With("doc", logID(id), "remote", r.RemoteAddr),
-		send:    make(chan []byte, s.opts.SendQueue),
-		closing: make(chan struct{}),
-
-		tokenName:   tokenName(r.Context()),
-		connMetrics: connMetrics{metrics: s.opts.Metrics},
-	}
-	defer s.opts.Metrics.editorSession()()
-	defer watchToken(r.Context(), c)()
 	// The connection's context is not the server's: on shutdown the
 	// client must first hear shutting_down, then get close code 1001. An
 	// editor hears it from the hub, after the ack of the commit in
-	// flight; a connection the hub does not know of (its hello still
-	// queued, say) once the hub has stopped, from the writer. The hub
-	// cannot unload while this session holds it, so a hub that stops
-	// under a session has shut down or failed.
+	// flight; a connection whose hello the hub never handled, from
+	// readLoop. The hub cannot unload while this session holds it, so a
+	// hub that stops under a session has shut down or failed.
 	ctx, cancel := context.WithCancel(context.Background())
-	hubGone := func() *protoError {
-		if s.ctx.Err() != nil {
-			return errorf(CodeShuttingDown, "the server is going away; reconnect later")
-		}
-		return errorf(CodeInternal, "internal error; reconnect")
-	}
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop(ctx, s.opts.WriteTimeout, h.done, hubGone)
-	}()
-
+	c := newConn(ctx, ws, &s.opts)
+	c.tokenName = tokenName(r.Context())
+	defer s.opts.Metrics.editorSession()()
+	defer watchToken(r.Context(), c)()
 	joined := s.readLoop(ctx, h, c)
 	if joined {
 		h.send(context.Background(), leaveReq{c: c})
 	}
-	select {
-	case <-c.closing:
-		// Let the writer flush the error and close with its code.
-		select {
-		case <-writerDone:
-		case <-time.After(s.opts.WriteTimeout):
-		}
-	default:
+	c.finish(cancel)
+}
+
+// hubGone is the error for a session whose hub stopped under it.
+func (s *Server) hubGone() *protoError {
+	if s.ctx.Err() != nil {
+		return errorf(CodeShuttingDown, "the server is going away; reconnect later")
 	}
-	cancel()
-	<-writerDone
+	return errorf(CodeInternal, "internal error; reconnect")
 }
 
 // jsonErrorWriter turns the plain-text error that websocket.Accept writes
@@ -352,9 +141,12 @@ func (s *Server) readLoop(ctx context.Context, h *hub, c *conn) (joined bool) {
 		c.fail(errorf(CodeBadMessage, "no hello within %s", s.opts.HelloTimeout))
 	})
 	defer helloTimer.Stop()
-	var buf bytes.Buffer
+	// Until the hub has handled the hello, the hub does not know of this
+	// connection: on shutdown, it is told here.
+	stopShutdown := context.AfterFunc(s.ctx, func() { c.fail(s.hubGone()) })
+	defer stopShutdown()
 	for {
-		data, perr, err := readMessage(ctx, c.ws, &buf, s.opts.MaxMessageBytes)
+		buf, perr, err := s.readMessage(ctx, c.ws)
 		switch {
 		case err != nil:
 			return joined
@@ -366,7 +158,8 @@ func (s *Server) readLoop(ctx context.Context, h *hub, c *conn) (joined bool) {
 			return joined
 		}
 
-		msg, perr := decodeClientMessage(data)
+		msg, perr := decodeClientMessage(buf.Bytes()) // keeps nothing of it
+		s.putReadBuffer(buf)
 		if perr != nil {
 			c.fail(perr)
 			return joined
@@ -401,28 +194,64 @@ func (s *Server) readLoop(ctx context.Context, h *hub, c *conn) (joined bool) {
 			}
 			return joined
 		}
+		if !joined {
+			// Until the hub has handled the hello, nobody would tell
+			// the client if the hub stopped with it still queued.
+			select {
+			case <-c.admitted:
+				stopShutdown()
+			case <-h.done:
+				c.fail(s.hubGone())
+				return true
+			case <-ctx.Done():
+				return true
+			}
+		}
 		joined = true
 	}
 }
 
-// readMessage reads one message of at most limit bytes into buf. A
-// protocol problem with the message comes back as a *protoError; a
-// connection failure as an error.
-func readMessage(ctx context.Context, ws *websocket.Conn, buf *bytes.Buffer, limit int64) ([]byte, *protoError, error) {
+// readMessage reads one message of at most MaxMessageBytes into a
+// buffer, which the caller hands back with putReadBuffer. A protocol
+// problem with the message comes back as a *protoError; a connection
+// failure as an error.
+//
+// The buffer is taken only once a message has begun to arrive, so an idle
+// session holds none: they are shared, through a pool, by the sessions
+// that are reading.
+func (s *Server) readMessage(ctx context.Context, ws *websocket.Conn) (*bytes.Buffer, *protoError, error) {
+	limit := s.opts.MaxMessageBytes
 	typ, r, err := ws.Reader(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
+	buf, _ := s.readBuffers.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
 	buf.Reset()
 	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, nil, err
+	var perr *protoError
+	switch {
+	case err != nil:
+	case n > limit:
+		perr = errorf(CodeTooLarge, "message is larger than %d bytes", limit)
+	case typ != websocket.MessageText:
+		perr = errorf(CodeBadMessage, "binary messages are not part of the protocol; send JSON text")
+	default:
+		return buf, nil, nil
 	}
-	if n > limit {
-		return nil, errorf(CodeTooLarge, "message is larger than %d bytes", limit), nil
+	s.putReadBuffer(buf)
+	return nil, perr, err
+}
+
+// maxPooledReadBuffer is the largest read buffer kept for reuse: one grown
+// for a large message is let go, so that the pool does not hold a
+// megabyte per session that once sent one.
+const maxPooledReadBuffer = 64 << 10
+
+func (s *Server) putReadBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledReadBuffer {
+		s.readBuffers.Put(buf)
 	}
-	if typ != websocket.MessageText {
-		return nil, errorf(CodeBadMessage, "binary messages are not part of the protocol; send JSON text"), nil
-	}
-	return buf.Bytes(), nil, nil
 }
