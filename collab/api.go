@@ -166,13 +166,13 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 
 // docText returns a document's committed text through its hub, which
 // loads it if nobody has it open.
-func (s *Server) docText(ctx context.Context, id string) (textReply, error) {
+func (s *Server) docText(ctx context.Context, id string, withJSON bool) (textReply, error) {
 	h, err := s.acquire(ctx, id)
 	if err != nil {
 		return textReply{}, err
 	}
 	defer s.release(h)
-	return h.text(ctx)
+	return h.text(ctx, withJSON)
 }
 
 func (s *Server) handleGetDoc(w http.ResponseWriter, r *http.Request) {
@@ -181,12 +181,13 @@ func (s *Server) handleGetDoc(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such document")
 		return
 	}
-	t, err := s.docText(r.Context(), id)
+	t, err := s.docText(r.Context(), id, true)
 	if err != nil {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "viewId": t.viewID, "rev": t.rev, "text": t.text})
+	// The text is written from the hub's shared encoding, not copied.
+	s.writeBody(w, "application/json", fmt.Sprintf(`{"id":%q,"viewId":%q,"rev":%d,"text":`, id, t.viewID, t.rev), t.json, "}")
 }
 
 func (s *Server) handleGetText(w http.ResponseWriter, r *http.Request) {
@@ -195,15 +196,13 @@ func (s *Server) handleGetText(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such document")
 		return
 	}
-	t, err := s.docText(r.Context(), id)
+	t, err := s.docText(r.Context(), id, false)
 	if err != nil {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Collab-Rev", strconv.FormatInt(t.rev, 10))
-	io.WriteString(w, t.text)
+	s.writeBody(w, "text/plain; charset=utf-8", t.text)
 }
 
 // handleGetOps pages through the op log. ?from=R (default 0) gives the
@@ -262,12 +261,12 @@ func (s *Server) handleGetView(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	t, err := s.docText(r.Context(), id)
+	t, err := s.docText(r.Context(), id, true)
 	if err != nil {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"viewId": t.viewID, "rev": t.rev, "text": t.text})
+	s.writeBody(w, "application/json", fmt.Sprintf(`{"viewId":%q,"rev":%d,"text":`, t.viewID, t.rev), t.json, "}")
 }
 
 // cors wraps a view endpoint with CORS headers for the allowed origins. A

@@ -27,22 +27,25 @@ type (
 		m *cursorMessage
 	}
 	leaveReq struct{ c *conn }
-	// textReq asks for the committed text; reply has room for the answer.
-	textReq struct{ reply chan textReply }
+	// textReq asks for the committed text, and its JSON encoding when
+	// json is set; reply has room for the answer.
+	textReq struct {
+		reply chan textReply
+		json  bool
+	}
 	// viewerReq registers an SSE viewer that has seen revision since (-1:
 	// nothing); reply has room for the events to start it with.
 	viewerReq struct {
 		v     *viewer
 		since int64
-		reply chan [][]byte
+		reply chan viewerReply
 	}
 	viewerLeaveReq struct{ v *viewer }
 )
 
 type textReply struct {
-	rev    int64
-	text   string
-	viewID string
+	*docSnapshot // shared and immutable: see snapshot.go
+	viewID       string
 }
 
 // editor is a client editing the document, on its current connection.
@@ -111,6 +114,7 @@ type hub struct {
 	editors   map[string]*editor // by client id
 	viewers   map[*viewer]struct{}
 	authors   map[string]string // authorOf's memo, by client id
+	snaps     snapshotState     // the text built once per revision
 
 	queue      []any // requests deferred while a commit is in flight
 	queueBytes int   // inserted text of the ops in queue
@@ -151,9 +155,10 @@ func (h *hub) send(ctx context.Context, m any) bool {
 	}
 }
 
-// text returns the document's committed text and revision.
-func (h *hub) text(ctx context.Context) (textReply, error) {
-	req := textReq{reply: make(chan textReply, 1)}
+// text returns the document's committed text and revision, and with
+// withJSON the text's JSON encoding.
+func (h *hub) text(ctx context.Context, withJSON bool) (textReply, error) {
+	req := textReq{reply: make(chan textReply, 1), json: withJSON}
 	if !h.send(ctx, req) {
 		return textReply{}, errHubGone(ctx)
 	}
@@ -188,7 +193,8 @@ func (h *hub) run() {
 	h.srv.opts.Metrics.hubLoaded()
 	defer h.srv.opts.Metrics.hubUnloaded()
 
-	tick := time.NewTicker(max(h.srv.opts.IdleUnload/2, 10*time.Millisecond))
+	tickEvery := max(h.srv.opts.IdleUnload/2, 10*time.Millisecond)
+	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
 	h.lastActive = time.Now()
 	for {
@@ -215,6 +221,7 @@ func (h *hub) run() {
 			h.committed()
 			h.process()
 		case <-tick.C:
+			h.dropUnusedSnapshot(time.Now().Add(-tickEvery))
 			if h.idle() && h.srv.tryUnload(h) {
 				h.saveSnapshot()
 				h.log.Debug("document unloaded", "rev", h.rev)
@@ -338,7 +345,7 @@ func (h *hub) handle(m any) {
 	case leaveReq:
 		h.leave(m.c)
 	case textReq:
-		m.reply <- textReply{rev: h.rev, text: h.doc.String(), viewID: h.viewID}
+		m.reply <- textReply{docSnapshot: h.snapshot(m.json), viewID: h.viewID}
 	case viewerReq:
 		h.addViewer(m)
 	case viewerLeaveReq:
@@ -620,8 +627,10 @@ func (h *hub) committed() {
 				}
 			}
 		}
-		if len(h.viewers) > 0 {
-			h.broadcastViewers(appendSSEOp(nil, r.Rev, r.Op))
+		if len(h.viewers) > 0 || h.snaps.wantsEvents() {
+			ev := appendSSEOp(nil, r.Rev, r.Op)
+			h.broadcastViewers(ev)
+			h.noteEvent(r.Rev, ev)
 		}
 	}
 	clear(h.batch)

@@ -357,15 +357,17 @@ func appendSSEOp(dst []byte, rev int64, op ot.Op) []byte {
 	return append(dst, "}\n\n"...)
 }
 
-// appendSSESnapshot encodes a snapshot event. encoding/json escapes line
-// breaks inside the text, so the data stays on one line.
-func appendSSESnapshot(dst []byte, rev int64, text string) []byte {
-	dst = append(dst, "event: snapshot\nid: "...)
+// A snapshot event is sseSnapshotHead(rev), the text as a JSON string,
+// and sseSnapshotTail: written in three pieces, so that every viewer and
+// reader of the document shares one encoding of a large text
+// (snapshot.go). encoding/json escapes line breaks inside the text, so
+// the data stays on one line.
+func sseSnapshotHead(rev int64) []byte {
+	dst := append([]byte(nil), "event: snapshot\nid: "...)
 	dst = strconv.AppendInt(dst, rev, 10)
-	dst = append(dst, "\ndata: "...)
-	dst = append(dst, mustJSON(struct {
-		Rev  int64  `json:"rev"`
-		Text string `json:"text"`
-	}{rev, text})...)
-	return append(dst, "\n\n"...)
+	dst = append(dst, "\ndata: {\"rev\":"...)
+	dst = strconv.AppendInt(dst, rev, 10)
+	return append(dst, `,"text":`...)
 }
+
+var sseSnapshotTail = []byte("}\n\n")

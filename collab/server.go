@@ -27,8 +27,12 @@ type Options struct {
 	// average (default 100), with bursts up to RateBurst (default 200).
 	RateLimit float64
 	RateBurst int
-	// MaxEditors bounds the editors connected to one document (default 100).
+	// MaxEditors bounds the editors connected to one document (default 100),
+	// and MaxViewers its SSE viewers (default 10,000): one past the limit
+	// is answered 429 rate_limited (before its stream starts, for a
+	// viewer).
 	MaxEditors int
+	MaxViewers int
 
 	// AllowedOrigins lists host patterns (path.Match syntax, as
 	// coder/websocket's OriginPatterns) of other origins allowed to open
@@ -164,6 +168,7 @@ func (o *Options) setDefaults() {
 	setDefault(&o.RateLimit, 100)
 	setDefault(&o.RateBurst, 200)
 	setDefault(&o.MaxEditors, 100)
+	setDefault(&o.MaxViewers, 10_000)
 	setDefault(&o.IdleUnload, time.Minute)
 	setDefault(&o.HistoryLimit, 4096)
 	setDefault(&o.HistoryBytes, 16<<20)

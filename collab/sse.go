@@ -18,7 +18,8 @@ const (
 	// viewerEnded: the hub stopped (shutdown or failure). The writer sends
 	// what is queued, every committed op, and ends the stream.
 	viewerEnded
-	// viewerOverflow: the viewer fell ViewerQueue events behind. Its queue
+	// viewerOverflow: the viewer fell ViewerQueue events, or
+	// ViewerQueueBytes of them, behind. Its queue
 	// is dropped at once and the stream ends; the EventSource reconnects
 	// with Last-Event-ID and resumes without a gap.
 	viewerOverflow
@@ -36,17 +37,19 @@ const maxSpareQueue = 16
 // that an idle viewer holds a few words instead of ViewerQueue slots: with
 // thousands of viewers per server this is most of a viewer's own memory.
 type viewer struct {
-	limit int           // most events queued before the viewer is dropped
-	wake  chan struct{} // capacity 1: the queue or the state changed
+	limit    int           // most events queued before the viewer is dropped
+	maxBytes int           // most bytes of them
+	wake     chan struct{} // capacity 1: the queue or the state changed
 
 	// mu guards the fields below.
-	mu    sync.Mutex
-	queue [][]byte
-	state viewerState
+	mu     sync.Mutex
+	queue  [][]byte
+	queued int // bytes in queue
+	state  viewerState
 }
 
-func newViewer(limit int) *viewer {
-	return &viewer{limit: limit, wake: make(chan struct{}, 1)}
+func newViewer(limit, maxBytes int) *viewer {
+	return &viewer{limit: limit, maxBytes: maxBytes, wake: make(chan struct{}, 1)}
 }
 
 func (v *viewer) signal() {
@@ -62,11 +65,12 @@ func (v *viewer) signal() {
 func (v *viewer) push(ev []byte) bool {
 	v.mu.Lock()
 	ok := v.state == viewerOpen
-	if ok && len(v.queue) >= v.limit {
-		v.state, v.queue, ok = viewerOverflow, nil, false
+	if ok && len(v.queue) > 0 && (len(v.queue) >= v.limit || v.queued+len(ev) > v.maxBytes) {
+		v.state, v.queue, v.queued, ok = viewerOverflow, nil, 0, false
 	}
 	if ok {
 		v.queue = append(v.queue, ev)
+		v.queued += len(ev)
 	}
 	v.mu.Unlock()
 	v.signal()
@@ -91,7 +95,7 @@ func (v *viewer) take(spare [][]byte) ([][]byte, viewerState) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	batch := v.queue
-	v.queue = spare[:0]
+	v.queue, v.queued = spare[:0], 0
 	return batch, v.state
 }
 
@@ -102,6 +106,10 @@ func (v *viewer) take(spare [][]byte) ([][]byte, viewerState) {
 // hub handles a viewerReq only when no op is awaiting its commit, so h.rev
 // is committed here.
 func (h *hub) addViewer(m viewerReq) {
+	if len(h.viewers) >= h.srv.opts.MaxViewers {
+		m.reply <- viewerReply{full: true}
+		return
+	}
 	var start [][]byte
 	switch {
 	case m.since == h.rev:
@@ -117,11 +125,18 @@ func (h *hub) addViewer(m viewerReq) {
 		fallthrough
 	default:
 		// A new viewer (since -1), one too far behind, or one ahead of the
-		// document.
-		start = [][]byte{appendSSESnapshot(nil, h.rev, h.doc.String())}
+		// document: the shared snapshot (snapshot.go).
+		start = h.viewerStart()
 	}
 	h.viewers[m.v] = struct{}{}
-	m.reply <- start
+	m.reply <- viewerReply{start: start}
+}
+
+// viewerReply answers a viewerReq: the events to start the viewer with,
+// or full when the document has MaxViewers viewers already.
+type viewerReply struct {
+	start [][]byte
+	full  bool
 }
 
 // maxCatchUpBytes bounds the op events a resuming viewer is sent at once;
@@ -217,15 +232,21 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) 
 	}
 	defer s.release(h)
 
-	v := newViewer(s.opts.ViewerQueue)
-	req := viewerReq{v: v, since: since, reply: make(chan [][]byte, 1)}
+	v := newViewer(s.opts.ViewerQueue, s.opts.ViewerQueueBytes)
+	req := viewerReq{v: v, since: since, reply: make(chan viewerReply, 1)}
 	if !h.send(r.Context(), req) {
 		s.writeStoreError(w, r, errHubGone(r.Context()))
 		return
 	}
 	var start [][]byte
 	select {
-	case start = <-req.reply:
+	case rep := <-req.reply:
+		if rep.full {
+			writeError(w, http.StatusTooManyRequests, CodeRateLimited,
+				fmt.Sprintf("document has too many viewers (limit %d); try again later", s.opts.MaxViewers))
+			return
+		}
+		start = rep.start
 	case <-h.done:
 		s.writeStoreError(w, r, errShuttingDown)
 		return
@@ -254,8 +275,15 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) 
 		s.log.Warn("SSE stream cannot set write deadlines; the server's WriteTimeout will end it",
 			"path", r.URL.Path)
 	}
+	// Each write's deadline grows with its size (writeTimeout), so that a
+	// snapshot of a large document reaches a slow viewer, and yet no viewer
+	// holds it in memory for longer than that.
 	write := func(chunks ...[]byte) bool {
-		rc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
+		n := 0
+		for _, c := range chunks {
+			n += len(c)
+		}
+		rc.SetWriteDeadline(time.Now().Add(writeTimeout(s.opts.WriteTimeout, s.opts.MinWriteRate, n)))
 		s.opts.Metrics.sseWrote(chunks)
 		for _, c := range chunks {
 			if _, err := w.Write(c); err != nil {
