@@ -239,6 +239,15 @@ func (c *memChild) procMem() (rss, hwm int64) {
 	return rss, hwm
 }
 
+// resetPeak sets the child's VmHWM back to its current RSS (Linux's
+// clear_refs), so that a later peak is that of what follows.
+func (c *memChild) resetPeak(t *testing.T) {
+	t.Helper()
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", c.cmd.Process.Pid), []byte("5"), 0); err != nil {
+		t.Logf("cannot reset the peak RSS (%v); it includes what came before", err)
+	}
+}
+
 // mib formats a byte count.
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collabd/collabd/ot"
 	"github.com/google/uuid"
 )
 
@@ -48,16 +49,16 @@ func idleEditor(t *testing.T, ctx context.Context, c *memChild, id string) {
 	r.hello(t, ctx, uuid.NewString(), -1)
 }
 
-// idleViewer opens an SSE stream on a child over a raw connection, reads
-// up to the end of its first event, and then reads no more. rcvbuf, when
+// idleViewer sends GET path over a raw connection and, with untilEvent,
+// reads up to the end of the first SSE event; then it reads no more. rcvbuf, when
 // positive, is the connection's receive buffer, set before it connects.
-func idleViewer(t *testing.T, c *memChild, path string, rcvbuf int, untilEvent bool) net.Conn {
+func idleViewer(t *testing.T, baseURL, path string, rcvbuf int, untilEvent bool) net.Conn {
 	t.Helper()
 	d := net.Dialer{Timeout: guard}
 	if rcvbuf > 0 {
 		d.Control = setRcvbuf(rcvbuf)
 	}
-	conn, err := d.Dial("tcp", strings.TrimPrefix(c.URL, "http://"))
+	conn, err := d.Dial("tcp", strings.TrimPrefix(baseURL, "http://"))
 	if err != nil {
 		t.Fatalf("dial viewer: %v", err)
 	}
@@ -99,7 +100,7 @@ func TestIdleConnectionMemory(t *testing.T) {
 		// One of each first, so that the baseline has the documents
 		// loaded and the code paths warm.
 		idleEditor(t, ctx, child, ids[i])
-		idleViewer(t, child, "/api/docs/"+ids[i]+"/events", 0, true)
+		idleViewer(t, child.URL, "/api/docs/"+ids[i]+"/events", 0, true)
 	}
 	measure := func(what string, open func(id string)) {
 		before := child.mem(t)
@@ -130,5 +131,93 @@ func TestIdleConnectionMemory(t *testing.T) {
 		}
 	}
 	measure("editor", func(id string) { idleEditor(t, ctx, child, id) })
-	measure("viewer", func(id string) { idleViewer(t, child, "/api/docs/"+id+"/events", 0, true) })
+	measure("viewer", func(id string) { idleViewer(t, child.URL, "/api/docs/"+id+"/events", 0, true) })
+}
+
+// Peak memory the server may reach with slowViewers slow viewers of a
+// document of largeDocChars code points (docs/performance.md).
+const (
+	largeDocChars   = 2_000_000
+	slowViewers     = 200
+	maxSlowPeakRSS  = 200 << 20
+	abortSlowPeakAt = 600 << 20 // stop early, rather than eat the machine
+)
+
+// TestSlowViewersOfLargeDocument: viewers of a document of 2,000,000
+// emoji (8 MB of UTF-8) that stop reading, and slow readers of its text,
+// while an editor keeps changing it, do not make the server's memory grow
+// with their number: they share one snapshot of the text instead of
+// holding a copy each. It once took 150 such viewers to reach 2 GB.
+func TestSlowViewersOfLargeDocument(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a document of 8 MB and a few hundred connections")
+	}
+	child := startMemChild(t, Options{MaxDocChars: largeDocChars})
+	ctx := guardCtx(t)
+	text := strings.Repeat("😀", largeDocChars)
+	id, viewID := createChildDoc(t, child, `{"text":"`+text+`"}`)
+	text = ""
+
+	// An editor, to change the document while viewers arrive.
+	ed, _, err := dialRaw(ctx, "ws"+strings.TrimPrefix(child.URL, "http")+"/api/docs/"+id+"/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ed.ws.CloseNow()
+	ed.hello(t, ctx, uuid.NewString(), -1)
+	var seq int64
+	edit := func() {
+		seq++
+		// Replace one emoji: the length stays at the limit.
+		ed.sendOp(t, ctx, seq, seq, ot.Op{ot.Insert("🙂"), ot.Delete(1), ot.Retain(largeDocChars - 1)})
+		if ack := ed.expect(t, ctx, typeAck); ack.Seq != seq {
+			t.Fatalf("ack got seq %d, want %d", ack.Seq, seq)
+		}
+	}
+
+	base := child.mem(t)
+	t.Logf("baseline with the document loaded: live %s, RSS %s, peak so far %s (creating it)", mib(base.Live()), mib(base.RSS), mib(base.HWM))
+	// From here on, the peak is that of the slow readers' phase.
+	child.resetPeak(t)
+	check := func(stage string) {
+		rss, hwm := child.procMem()
+		if hwm > abortSlowPeakAt {
+			t.Fatalf("%s: server peak RSS %s, over %s: stopped early", stage, mib(hwm), mib(abortSlowPeakAt))
+		}
+		_ = rss
+	}
+	const rcvbuf = 16 << 10
+	for i := range slowViewers {
+		if i%40 == 39 {
+			edit()
+		}
+		idleViewer(t, child.URL, "/api/view/"+viewID+"/events", rcvbuf, false)
+		if i%10 == 9 {
+			time.Sleep(20 * time.Millisecond) // let the server reach its writes
+			check(fmt.Sprintf("%d viewers", i+1))
+		}
+	}
+	for i := range 50 {
+		idleViewer(t, child.URL, "/api/docs/"+id+"/text", rcvbuf, false)
+		idleViewer(t, child.URL, "/api/view/"+viewID, rcvbuf, false)
+		if i%10 == 9 {
+			time.Sleep(20 * time.Millisecond)
+			check(fmt.Sprintf("%d slow readers of the text", 2*(i+1)))
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // every handler is blocked in its write by now
+	check("all connected")
+	after := child.mem(t)
+	t.Logf("%d slow viewers and 100 slow readers: live %s (%+d KiB each), RSS %s, peak %s",
+		slowViewers, mib(after.Live()), (after.Live()-base.Live())/(slowViewers+100)>>10, mib(after.RSS), mib(after.HWM))
+	if after.HWM > maxSlowPeakRSS {
+		t.Errorf("server peak RSS %s, want at most %s", mib(after.HWM), mib(maxSlowPeakRSS))
+	}
+	// Beyond the shared snapshots, each slow connection holds what an
+	// idle one does, plus what its write has in flight.
+	if per := (after.Live() - base.Live() - 4*largeDocChars*4) / (slowViewers + 100); per > 4*maxIdleConnBytes {
+		t.Errorf("each slow connection holds %d bytes beyond the shared snapshots, want at most %d", per, 4*maxIdleConnBytes)
+	}
+	// The server still serves: the editor's next op is acknowledged.
+	edit()
 }

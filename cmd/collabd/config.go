@@ -65,6 +65,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.Float64Var(&o.RateLimit, "rate-limit", 100, "messages per second one connection may send on average")
 	fs.IntVar(&o.RateBurst, "rate-burst", 200, "messages one connection may send in a burst")
 	fs.IntVar(&o.MaxEditors, "max-editors", 100, "most editors connected to one document at once")
+	fs.IntVar(&o.MaxViewers, "max-viewers", 10_000, "most SSE viewers of one document at once; one more is answered 429")
 	fs.Func("allowed-origins", "comma-separated host `patterns` (path.Match) of other sites allowed to open editing WebSockets; the server's own origin always is", func(v string) error {
 		o.AllowedOrigins = splitList(v)
 		return nil

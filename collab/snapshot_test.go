@@ -1,0 +1,95 @@
+package collab
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSlowReaderIsCut: a reader that stops reading a large text is
+// disconnected once its write deadline (WriteTimeout plus the size at
+// MinWriteRate) has passed, so that it cannot pin an old revision's text
+// for longer. Here the deadline is about WriteTimeout.
+func TestSlowReaderIsCut(t *testing.T) {
+	ts := newTestServer(t, Options{WriteTimeout: 200 * time.Millisecond, MinWriteRate: 1 << 30})
+	// 8 MB: more than the socket buffers take (the server's send buffer
+	// may grow to 4 MB).
+	text := strings.Repeat("😀", 1_999_000)
+	id, viewID := ts.createDoc(t, text)
+	for _, path := range []string{"/api/docs/" + id + "/text", "/api/docs/" + id, "/api/view/" + viewID, "/api/view/" + viewID + "/events"} {
+		conn := idleViewer(t, ts.URL, path, 4<<10, false)
+		time.Sleep(time.Second) // well past the deadline
+		conn.SetReadDeadline(time.Now().Add(guard))
+		n, err := io.Copy(io.Discard, conn)
+		if err != nil {
+			t.Errorf("%s: the server never closed the connection: %v after %d bytes", path, err, n)
+		} else if n >= int64(len(text)) {
+			t.Errorf("%s: got %d bytes, want the body cut short of %d", path, n, len(text))
+		}
+	}
+	checkServing(t, ts, id)
+}
+
+// TestLargeTextReachesReader: the same large text does reach a reader
+// that reads, under the default deadline: sharing the snapshot changes
+// nothing of what is sent.
+func TestLargeTextReachesReader(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	text := strings.Repeat("😀<\u2028>", 1<<16)
+	id, viewID := ts.createDoc(t, text)
+	resp, err := http.Get(ts.URL + "/api/docs/" + id + "/text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(body) != text || resp.Header.Get("Content-Length") == "" {
+		t.Errorf("/text got %d bytes (%v), Content-Length %q; want the text", len(body), err, resp.Header.Get("Content-Length"))
+	}
+	var doc struct {
+		ID, ViewID, Text string
+		Rev              int64
+	}
+	getJSONStatus(t, ts.URL+"/api/docs/"+id, http.StatusOK, &doc)
+	if doc.ID != id || doc.ViewID != viewID || doc.Rev != 1 || doc.Text != text {
+		t.Errorf("/api/docs/{id} got id %q view %q rev %d and %d bytes, want %q %q 1 and the text", doc.ID, doc.ViewID, doc.Rev, len(doc.Text), id, viewID)
+	}
+	var view map[string]any
+	getJSONStatus(t, ts.URL+"/api/view/"+viewID, http.StatusOK, &view)
+	if len(view) != 3 || view["viewId"] != viewID || view["rev"] != float64(1) || view["text"] != text {
+		t.Errorf("/api/view got %d fields, want exactly viewId, rev 1 and the text", len(view))
+	}
+}
+
+// TestMaxViewers: a document's viewer past MaxViewers is answered 429
+// with the JSON error body before any stream starts; once a viewer
+// leaves, there is room again.
+func TestMaxViewers(t *testing.T) {
+	ts := newTestServer(t, Options{MaxViewers: 2})
+	id, viewID := ts.createDoc(t, "watched")
+	a := openSSE(t, ts.Client(), viewEventsURL(ts.URL, viewID), nil)
+	openSSE(t, ts.Client(), docEventsURL(ts.URL, id), nil)
+	var e apiError
+	getJSONStatus(t, viewEventsURL(ts.URL, viewID), http.StatusTooManyRequests, &e)
+	if e.Error.Code != CodeRateLimited || !strings.Contains(e.Error.Message, "viewers") {
+		t.Errorf("third viewer got %+v, want rate_limited about viewers", e)
+	}
+	a.close()
+	deadline := time.Now().Add(guard)
+	for {
+		resp, err := http.Get(viewEventsURL(ts.URL, viewID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if resp.StatusCode != http.StatusTooManyRequests || time.Now().After(deadline) {
+			t.Fatalf("after a viewer left: got %d, want 200", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
