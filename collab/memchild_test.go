@@ -141,7 +141,7 @@ var childBinary struct {
 
 // childExe returns the binary to run as a child: this one, or under
 // -race, this package's tests built without the race detector.
-func childExe(t *testing.T) string {
+func childExe(t testing.TB) string {
 	if !raceBuild {
 		return os.Args[0]
 	}
@@ -169,7 +169,7 @@ func childExe(t *testing.T) string {
 
 // startMemChild starts a child server with opts (Logger is ignored) and
 // stops it when the test ends.
-func startMemChild(t *testing.T, opts Options) *memChild {
+func startMemChild(t testing.TB, opts Options) *memChild {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skip("memory is read from /proc, which only Linux has")
@@ -219,7 +219,7 @@ func startMemChild(t *testing.T, opts Options) *memChild {
 }
 
 // mem collects the child's garbage and reports its memory.
-func (c *memChild) mem(t *testing.T) childMem {
+func (c *memChild) mem(t testing.TB) childMem {
 	t.Helper()
 	resp, err := c.http.Get(c.URL + "/debug/mem")
 	if err != nil {
@@ -241,7 +241,7 @@ func (c *memChild) procMem() (rss, hwm int64) {
 
 // resetPeak sets the child's VmHWM back to its current RSS (Linux's
 // clear_refs), so that a later peak is that of what follows.
-func (c *memChild) resetPeak(t *testing.T) {
+func (c *memChild) resetPeak(t testing.TB) {
 	t.Helper()
 	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", c.cmd.Process.Pid), []byte("5"), 0); err != nil {
 		t.Logf("cannot reset the peak RSS (%v); it includes what came before", err)
