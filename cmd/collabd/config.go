@@ -79,7 +79,10 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	})
 	fs.DurationVar(&o.IdleUnload, "idle-unload", time.Minute, "unload a document from memory after this long with nobody connected")
 	fs.DurationVar(&o.Heartbeat, "heartbeat", 15*time.Second, "interval of keep-alive comments on idle SSE streams")
-	fs.DurationVar(&o.WriteTimeout, "client-write-timeout", 10*time.Second, "longest a write to one client may take before it is disconnected")
+	fs.DurationVar(&o.WriteTimeout, "client-write-timeout", 10*time.Second, "longest a write to one client may take before it is disconnected (a large write gets longer: see -min-write-rate)")
+	fs.IntVar(&o.MinWriteRate, "min-write-rate", 64<<10, "`bytes` per second a client must take a large write at: a write of N bytes may take -client-write-timeout plus N over this")
+	fs.IntVar(&o.SendQueueBytes, "send-queue-bytes", 4<<20, "`bytes` of messages queued for one editor before it is disconnected as too slow")
+	fs.IntVar(&o.ViewerQueueBytes, "viewer-queue-bytes", 4<<20, "`bytes` of events queued for one SSE viewer before it is disconnected as too slow")
 
 	// Abuse resistance; docs/operations.md has what each one bounds.
 	fs.Func("admin-hosts", "comma-separated `host:port` values the admin endpoints answer to besides -admin-addr itself (a DNS-rebinding guard: any other Host header is refused)", func(v string) error {
