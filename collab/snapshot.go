@@ -18,10 +18,12 @@ import (
 // size at MinWriteRate), after which it is disconnected.
 //
 // New viewers share a snapshot across revisions too: while the op events
-// since the hub's snapshot are few (at most maxCatchUpBytes), a new viewer
-// gets that snapshot followed by those events, all shared, instead of a
-// fresh snapshot of its own revision. So viewers joining a document that
-// is being edited do not each pin a different revision's text.
+// since the hub's snapshot are still among its recent events (at most
+// maxCatchUpBytes of them), a new viewer gets that snapshot followed by
+// those events, all shared, instead of a fresh snapshot of its own
+// revision. So viewers joining a document that is being edited do not
+// each pin a different revision's text. Viewers resuming from a recent
+// revision get the same shared events.
 
 // docSnapshot is a document's committed text at one revision. Its fields
 // are never changed once the hub has handed it out.
@@ -34,18 +36,20 @@ type docSnapshot struct {
 	sseHead, sseTail []byte
 }
 
-// snapshotState is the hub's cache of its latest snapshot.
+// snapshotState is the hub's cache of its latest snapshot and of the SSE
+// events of its latest ops.
 type snapshotState struct {
 	snap *docSnapshot
-	// events are the SSE op events committed since snap.rev, shared with
-	// the viewers they were broadcast to; eventBytes is their size. Past
-	// maxCatchUpBytes they are dropped and stale is set: the next new
-	// viewer gets a fresh snapshot.
-	events     [][]byte
-	eventBytes int
-	stale      bool
 	// used is when snap was last handed out; an unused one is let go.
 	used time.Time
+	// recent holds the encoded op events of revisions recentBase+1 to
+	// recentBase+len(recent), the same slices that were broadcast, at
+	// most maxCatchUpBytes of them (recentBytes). They are current only
+	// while they reach h.rev: ops committed while nobody watched were not
+	// encoded.
+	recent      [][]byte
+	recentBase  int64
+	recentBytes int
 }
 
 // snapshot returns the snapshot of the committed text at h.rev, with its
@@ -55,8 +59,6 @@ func (h *hub) snapshot(withJSON bool) *docSnapshot {
 	st := &h.snaps
 	if st.snap == nil || st.snap.rev != h.rev {
 		st.snap = &docSnapshot{rev: h.rev, text: h.doc.String()}
-		clear(st.events)
-		st.events, st.eventBytes, st.stale = nil, 0, false
 	}
 	s := st.snap
 	if withJSON && s.json == nil {
@@ -71,48 +73,72 @@ func (h *hub) snapshot(withJSON bool) *docSnapshot {
 	return s
 }
 
+// recentAfter returns the shared events of the ops after rev, if the hub
+// still has them all; the slice is the caller's, its elements shared.
+func (h *hub) recentAfter(rev int64) ([][]byte, bool) {
+	st := &h.snaps
+	if rev < st.recentBase || st.recentBase+int64(len(st.recent)) != h.rev {
+		return nil, false
+	}
+	return append([][]byte(nil), st.recent[rev-st.recentBase:]...), true
+}
+
 // viewerStart returns the events that bring a new viewer to the current
-// revision: the hub's snapshot and the op events since it, while those
-// are few; else a fresh snapshot. Every slice is shared.
+// revision: the hub's snapshot and the op events since it, while it has
+// those; else a fresh snapshot. Every slice is shared.
 func (h *hub) viewerStart() [][]byte {
 	st := &h.snaps
-	if st.snap == nil || st.snap.json == nil || st.stale {
+	var tail [][]byte
+	ok := st.snap != nil && st.snap.json != nil
+	if ok {
+		tail, ok = h.recentAfter(st.snap.rev)
+	}
+	if !ok {
 		h.snapshot(true)
+		tail = nil
 	}
 	s := st.snap
 	st.used = time.Now()
-	start := make([][]byte, 0, 3+len(st.events))
-	start = append(start, s.sseHead, s.json, s.sseTail)
-	// Unless stale, events hold exactly the ops after s.rev (noteEvent).
-	return append(start, st.events...)
+	return append([][]byte{s.sseHead, s.json, s.sseTail}, tail...)
 }
 
-// wantsEvents reports whether committed ops must be noted for new viewers.
-func (st *snapshotState) wantsEvents() bool {
-	return st.snap != nil && st.snap.json != nil && !st.stale
-}
+// wantsEvents reports whether committed ops must be encoded as events
+// even with no viewer: a snapshot is cached that new viewers would start
+// from.
+func (st *snapshotState) wantsEvents() bool { return st.snap != nil }
 
-// noteEvent records an op event just broadcast to viewers, for the new
-// viewers that start from the cached snapshot.
+// noteEvent records the op event of revision rev, just broadcast.
 func (h *hub) noteEvent(rev int64, ev []byte) {
 	st := &h.snaps
-	if !st.wantsEvents() {
+	if st.recentBase+int64(len(st.recent))+1 != rev {
+		// Some ops were not encoded: start again from this one.
+		st.recent, st.recentBase, st.recentBytes = nil, rev-1, 0
+	}
+	st.recent = append(st.recent, ev)
+	st.recentBytes += len(ev)
+	if st.recentBytes <= maxCatchUpBytes {
 		return
 	}
-	if st.snap.rev+int64(len(st.events))+1 != rev || st.eventBytes+len(ev) > maxCatchUpBytes {
-		clear(st.events)
-		st.events, st.eventBytes, st.stale = nil, 0, true
-		return
+	// Over budget: drop the oldest, into a fresh array so that the
+	// dropped events are let go of (viewers hold copies of the headers).
+	drop := 0
+	for drop < len(st.recent) && st.recentBytes > maxCatchUpBytes/2 {
+		st.recentBytes -= len(st.recent[drop])
+		drop++
 	}
-	st.events = append(st.events, ev)
-	st.eventBytes += len(ev)
+	st.recent = append([][]byte(nil), st.recent[drop:]...)
+	st.recentBase += int64(drop)
 }
 
 // dropUnusedSnapshot lets go of a snapshot nobody has asked for since
-// before; the hub calls it on its ticker.
+// before, and of the recent events when nobody watches; the hub calls it
+// on its ticker.
 func (h *hub) dropUnusedSnapshot(before time.Time) {
-	if st := &h.snaps; st.snap != nil && st.used.Before(before) {
-		clear(st.events)
+	st := &h.snaps
+	if st.snap != nil && st.used.Before(before) {
+		st.snap = nil
+	}
+	if st.snap == nil && len(h.viewers) == 0 {
 		*st = snapshotState{}
 	}
 }

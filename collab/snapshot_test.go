@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/collabd/collabd/ot"
 )
 
 // TestSlowReaderIsCut: a reader that stops reading a large text is
@@ -91,5 +93,57 @@ func TestMaxViewers(t *testing.T) {
 			t.Fatalf("after a viewer left: got %d, want 200", resp.StatusCode)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestViewersShareSnapshot: a new viewer of a document edited since the
+// hub's snapshot gets that snapshot followed by the ops since it, and
+// ends at the same text as everyone; one resuming from a recent revision
+// gets just the ops after it. Nothing is missing or repeated.
+func TestViewersShareSnapshot(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	id, viewID := ts.createDoc(t, "abc")
+	ctx := guardCtx(t)
+	first := openSSE(t, ts.Client(), viewEventsURL(ts.URL, viewID), nil)
+	if m := first.nextEvent(t); m.Kind != "snapshot" || m.ID != 1 || m.Text != "abc" {
+		t.Fatalf("first viewer got %v, want snapshot 1 \"abc\"", m)
+	}
+	c := ts.dial(t, id, ClientOptions{})
+	for i, s := range []string{"d", "e", "f"} {
+		if err := c.Edit(ot.Op{ot.Retain(3 + i), ot.Insert(s)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		first.nextEvent(t)
+	}
+	late := openSSE(t, ts.Client(), viewEventsURL(ts.URL, viewID), nil)
+	m := late.nextEvent(t)
+	if m.Kind != "snapshot" || m.ID != 1 {
+		t.Fatalf("late viewer got %v first, want the shared snapshot of rev 1", m)
+	}
+	text, rev := m.Text, m.ID
+	for rev < 4 {
+		m := late.nextEvent(t)
+		if m.Kind != "op" || m.ID != rev+1 {
+			t.Fatalf("late viewer at rev %d got %v, want op %d", rev, m, rev+1)
+		}
+		var err error
+		if text, err = ot.Apply(text, m.Op); err != nil {
+			t.Fatal(err)
+		}
+		rev = m.ID
+	}
+	if text != "abcdef" {
+		t.Errorf("late viewer ends at %q, want %q", text, "abcdef")
+	}
+	resumed := openSSE(t, ts.Client(), viewEventsURL(ts.URL, viewID)+"?since=2", nil)
+	for want := int64(3); want <= 4; want++ {
+		if m := resumed.nextEvent(t); m.Kind != "op" || m.ID != want {
+			t.Fatalf("resumed viewer got %v, want op %d", m, want)
+		}
 	}
 }

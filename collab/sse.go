@@ -115,6 +115,10 @@ func (h *hub) addViewer(m viewerReq) {
 	case m.since == h.rev:
 		// Up to date: nothing to send until the next op.
 	case m.since >= 0 && m.since < h.rev:
+		var ok bool
+		if start, ok = h.recentAfter(m.since); ok {
+			break // the events that were broadcast, shared
+		}
 		ops, err := h.opsAfter(m.since)
 		if err == nil {
 			if start, err = catchUpEvents(ops); err == nil {
