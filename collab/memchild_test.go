@@ -36,7 +36,11 @@ func TestMain(m *testing.M) {
 	if opts, ok := os.LookupEnv(memChildEnv); ok {
 		os.Exit(runMemChild(opts))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if childBinary.path != "" {
+		os.RemoveAll(filepath.Dir(childBinary.path))
+	}
+	os.Exit(code)
 }
 
 // childMem is what a child reports of its memory, after a full GC.
@@ -133,6 +137,8 @@ type memChild struct {
 	http  *http.Client
 }
 
+// childBinary is the child built under -race, once per test binary;
+// TestMain removes it.
 var childBinary struct {
 	once sync.Once
 	path string
@@ -148,7 +154,8 @@ func childExe(t testing.TB) string {
 	childBinary.once.Do(func() {
 		goBin, err := exec.LookPath("go")
 		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+			childBinary.err = err
+			return
 		}
 		dir, err := os.MkdirTemp("", "collab-memchild")
 		if err != nil {
