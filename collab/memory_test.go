@@ -105,15 +105,21 @@ func measureIdle(tb testing.TB) idleFigures {
 		idleViewer(tb, child.URL, "/api/docs/"+ids[i]+"/events", 0, true)
 	}
 	var f idleFigures
-	measure := func(what string, live, rss *int64, open func(id string)) {
+	n := int64(docs * (perDoc - 1))
+	// goroutines is how many an idle connection of the kind runs: writers
+	// that are still sending (presence, on a loaded machine) are waited for.
+	measure := func(what string, goroutines int, live, rss *int64, open func(id string)) {
 		before := child.mem(tb)
 		for range perDoc - 1 {
 			for _, id := range ids {
 				open(id)
 			}
 		}
-		time.Sleep(200 * time.Millisecond) // let the last writes finish
 		after := child.mem(tb)
+		for deadline := time.Now().Add(guard); after.Goroutines-before.Goroutines > int(n)*goroutines && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+			after = child.mem(tb)
+		}
 		if dir := os.Getenv("COLLAB_HEAP_PROFILE"); dir != "" {
 			if resp, err := child.http.Get(child.URL + "/debug/heap"); err == nil {
 				if f, err := os.Create(filepath.Join(dir, what+".pprof")); err == nil {
@@ -123,7 +129,6 @@ func measureIdle(tb testing.TB) idleFigures {
 				resp.Body.Close()
 			}
 		}
-		n := int64(docs * (perDoc - 1))
 		*live = (after.Live() - before.Live()) / n
 		*rss = (after.RSS - before.RSS) / n
 		tb.Logf("%d idle %ss: %d bytes each (heap %d, stacks %d, goroutines %d); RSS %d bytes each",
@@ -131,8 +136,8 @@ func measureIdle(tb testing.TB) idleFigures {
 			(int64(after.StackInuse)-int64(before.StackInuse))/n,
 			(after.Goroutines-before.Goroutines)/int(n), *rss)
 	}
-	measure("editor", &f.editor, &f.editorRSS, func(id string) { idleEditor(tb, ctx, child.URL, id) })
-	measure("viewer", &f.viewer, &f.viewerRSS, func(id string) { idleViewer(tb, child.URL, "/api/docs/"+id+"/events", 0, true) })
+	measure("editor", 1, &f.editor, &f.editorRSS, func(id string) { idleEditor(tb, ctx, child.URL, id) })
+	measure("viewer", 2, &f.viewer, &f.viewerRSS, func(id string) { idleViewer(tb, child.URL, "/api/docs/"+id+"/events", 0, true) })
 	return f
 }
 
