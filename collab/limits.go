@@ -33,24 +33,37 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if hasBody(r) {
-			// The deadline cuts a body that stops short or drips, even
-			// one that net/http reads on its own after a handler left it
-			// unread; the WebSocket and SSE handlers, which read no
-			// body, clear it.
-			http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
-			r.Body = http.MaxBytesReader(w, r.Body, s.maxCreateBody())
-		}
-		addr := s.clientAddr(r)
-		release, status := s.conns.acquire(addr)
-		if status != 0 {
-			refuse(w, r, status, CodeRateLimited, connCapMessage(status, s.opts))
+		// The checks are a function of their own, so that their frame is
+		// not under every long-lived stream's (an idle SSE viewer's stack
+		// must stay small enough for the GC to shrink it).
+		r, slot := s.admit(w, r)
+		if slot == nil {
 			return
 		}
-		defer release()
-		r = r.WithContext(context.WithValue(r.Context(), protectedKey{}, addr))
+		defer slot.done()
 		next.ServeHTTP(w, r)
 	}))
+}
+
+// admit applies the body limits and takes a place under the connection
+// caps; it answers a request that gets none and returns a nil slot.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *connSlot) {
+	if hasBody(r) {
+		// The deadline cuts a body that stops short or drips, even
+		// one that net/http reads on its own after a handler left it
+		// unread; the WebSocket and SSE handlers, which read no
+		// body, clear it.
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
+		r.Body = http.MaxBytesReader(w, r.Body, s.maxCreateBody())
+	}
+	addr := s.clientAddr(r)
+	release, status := s.conns.acquire(addr)
+	if status != 0 {
+		refuse(w, r, status, CodeRateLimited, connCapMessage(status, s.opts))
+		return r, nil
+	}
+	slot := &connSlot{release: release}
+	return r.WithContext(context.WithValue(context.WithValue(r.Context(), protectedKey{}, addr), connSlotKey{}, slot)), slot
 }
 
 func hasBody(r *http.Request) bool { return r.Body != nil && r.Body != http.NoBody }
@@ -77,6 +90,34 @@ func connCapMessage(status int, o Options) string {
 		return fmt.Sprintf("the server has %d requests in progress, its limit; try again later", o.MaxConns)
 	}
 	return fmt.Sprintf("this address has %d requests in progress, its limit; try again later", o.MaxConnsPerAddr)
+}
+
+// connSlot is a request's place under the connection caps. A handler
+// whose session outlives it (a hijacked WebSocket, run on a goroutine of
+// its own) takes it over with takeConnSlot and releases it when the
+// session ends, so the session still counts.
+type connSlot struct {
+	release func()
+	taken   bool // set by the handler's goroutine only
+}
+
+type connSlotKey struct{}
+
+func (c *connSlot) done() {
+	if !c.taken {
+		c.release()
+	}
+}
+
+// takeConnSlot hands the request's place under the caps to the caller,
+// who must call the returned func once, when the session ends.
+func takeConnSlot(r *http.Request) func() {
+	c, ok := r.Context().Value(connSlotKey{}).(*connSlot)
+	if !ok {
+		return func() {}
+	}
+	c.taken = true
+	return c.release
 }
 
 // protectedKey marks a request's context once Protect has counted it and

@@ -93,7 +93,7 @@ type idleFigures struct {
 // GC, and RSS.
 func measureIdle(tb testing.TB) idleFigures {
 	const docs, perDoc = 10, 50
-	child := startMemChild(tb, Options{MaxEditors: perDoc + 1})
+	child := startMemChild(tb, Options{MaxEditors: perDoc + 1, MaxConns: 1 << 20, MaxConnsPerAddr: 1 << 20}) // all on loopback
 	ctx, cancel := context.WithTimeout(context.Background(), 4*guard)
 	defer cancel()
 	ids := make([]string, docs)
@@ -152,7 +152,7 @@ type slowFigures struct {
 // never read either, and measures the server's memory. It stops early if
 // the server's RSS passes abortSlowPeakAt.
 func measureSlowViewers(tb testing.TB) slowFigures {
-	child := startMemChild(tb, Options{MaxDocChars: largeDocChars})
+	child := startMemChild(tb, Options{MaxDocChars: largeDocChars, MaxConns: 1 << 20, MaxConnsPerAddr: 1 << 20}) // all on loopback
 	ctx, cancel := context.WithTimeout(context.Background(), 4*guard)
 	defer cancel()
 	text := strings.Repeat("😀", largeDocChars)
@@ -216,6 +216,10 @@ func measureSlowViewers(tb testing.TB) slowFigures {
 	check("all connected")
 	after := child.mem(tb)
 	n := int64(slowViewers + slowReaders)
+	// Each is being served (a goroutine or two of its own), not refused.
+	if got := after.Goroutines - base.Goroutines; got < int(n) {
+		tb.Fatalf("the server runs %d more goroutines, want at least one per slow connection (%d): were they refused?", got, n)
+	}
 	f := slowFigures{live: after.Live(), rss: after.RSS, peak: after.HWM}
 	// Two revisions' snapshots, text and JSON, 4 bytes a code point each.
 	f.perConn = (after.Live() - base.Live() - 4*largeDocChars*4) / n

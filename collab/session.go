@@ -42,13 +42,22 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, CodeShuttingDown, errShuttingDown.Error())
 		return
 	}
-	defer s.sessionWG.Done()
+	detached := false // the session goroutine has taken over the cleanup
+	defer func() {
+		if !detached {
+			s.sessionWG.Done()
+		}
+	}()
 	h, err := s.acquire(r.Context(), id)
 	if err != nil {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	defer s.release(h)
+	defer func() {
+		if !detached {
+			s.release(h)
+		}
+	}()
 
 	// The session outlives the server's request timeouts; coder/websocket
 	// applies its own per-read and per-write deadlines.
@@ -63,6 +72,23 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// The limit is enforced below, so that the client hears too_large
 	// rather than the library's bare close 1009.
 	ws.SetReadLimit(-1)
+
+	// The connection is ours now: the session runs on a goroutine of its
+	// own and this handler returns. Its goroutine's stack, grown deep in
+	// net/http, the middleware and the handshake, would otherwise stay
+	// with every idle session (8 KB of the 32 an idle editor may cost).
+	// The session keeps this request's place under the connection caps.
+	detached = true
+	go s.runSession(h, ws, takeConnSlot(r))
+}
+
+// runSession runs an accepted editing session: the hello, then every
+// message until the connection ends. Close waits for it (sessionWG);
+// done releases its place under the connection caps.
+func (s *Server) runSession(h *hub, ws *websocket.Conn, done func()) {
+	defer s.sessionWG.Done()
+	defer s.release(h)
+	defer done()
 
 	// The connection's context is not the server's: on shutdown the
 	// client must first hear shutting_down, then get close code 1001. An

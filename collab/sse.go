@@ -219,66 +219,113 @@ var (
 // serveEvents streams a document's events to one viewer until the viewer
 // goes away, falls too far behind, or the server shuts down.
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) {
+	// Three steps, so that the frames of the setup are gone from this
+	// goroutine's stack while it streams: an idle viewer's stack must stay
+	// small enough for the GC to shrink it (docs/performance.md, "Abuse
+	// resistance: memory").
+	st := s.startEvents(w, r, id)
+	if st == nil {
+		return // answered
+	}
+	defer st.end()
+	s.streamEvents(w, r, id, st)
+}
+
+// eventStream is a viewer registered with its hub, and what to start its
+// stream with.
+type eventStream struct {
+	s     *Server
+	h     *hub
+	v     *viewer
+	start [][]byte
+}
+
+// end unregisters the viewer and lets go of the hub and the session.
+func (st *eventStream) end() {
+	st.h.send(context.Background(), viewerLeaveReq{v: st.v})
+	st.s.release(st.h)
+	st.s.sessionWG.Done()
+}
+
+// startEvents registers a viewer with the document's hub and writes the
+// stream's headers. When it cannot, it answers the request and returns nil.
+func (s *Server) startEvents(w http.ResponseWriter, r *http.Request, id string) *eventStream {
 	since, ok := resumePoint(r)
 	if !ok {
 		writeError(w, http.StatusBadRequest, CodeBadMessage, "since must be a revision >= 0")
-		return
+		return nil
 	}
 	if !s.trackSession() {
 		writeError(w, http.StatusServiceUnavailable, CodeShuttingDown, errShuttingDown.Error())
-		return
+		return nil
 	}
-	defer s.sessionWG.Done()
 	h, err := s.acquire(r.Context(), id)
 	if err != nil {
+		s.sessionWG.Done()
 		s.writeStoreError(w, r, err)
-		return
+		return nil
 	}
-	defer s.release(h)
+	fail := func(status int, code, message string) *eventStream {
+		s.release(h)
+		s.sessionWG.Done()
+		if status != 0 {
+			writeError(w, status, code, message)
+		}
+		return nil
+	}
 
 	v := newViewer(s.opts.ViewerQueue, s.opts.ViewerQueueBytes)
 	req := viewerReq{v: v, since: since, reply: make(chan viewerReply, 1)}
 	if !h.send(r.Context(), req) {
-		s.writeStoreError(w, r, errHubGone(r.Context()))
-		return
+		if r.Context().Err() != nil {
+			return fail(0, "", "")
+		}
+		return fail(http.StatusServiceUnavailable, CodeShuttingDown, errShuttingDown.Error())
 	}
-	var start [][]byte
+	st := &eventStream{s: s, h: h, v: v}
 	select {
 	case rep := <-req.reply:
 		if rep.full {
-			writeError(w, http.StatusTooManyRequests, CodeRateLimited,
+			return fail(http.StatusTooManyRequests, CodeRateLimited,
 				fmt.Sprintf("document has too many viewers (limit %d); try again later", s.opts.MaxViewers))
-			return
 		}
-		start = rep.start
+		st.start = rep.start
 	case <-h.done:
-		s.writeStoreError(w, r, errShuttingDown)
-		return
+		return fail(http.StatusServiceUnavailable, CodeShuttingDown, errShuttingDown.Error())
 	case <-r.Context().Done():
 		// The hub registers the viewer anyway; tell it to forget it.
 		h.send(context.Background(), viewerLeaveReq{v: v})
-		return
+		return fail(0, "", "")
 	}
-	defer h.send(context.Background(), viewerLeaveReq{v: v})
 
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-store, no-transform")
 	hdr.Set("X-Accel-Buffering", "no")
+	// net/http would format the Date header deep under the first flush.
+	hdr.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	w.WriteHeader(http.StatusOK)
 	defer s.opts.Metrics.viewerSession()()
 
 	// The stream outlives the server's ReadTimeout and WriteTimeout: there
-	// is no body to read, and each write below sets its own deadline and
-	// clears it afterwards. Clearing matters: an HTTP/2 stream is reset
-	// when its write deadline passes, even while nothing is being written,
-	// so a deadline left behind would cut a healthy idle stream.
+	// is no body to read, and each write sets its own deadline and clears
+	// it afterwards. Clearing matters: an HTTP/2 stream is reset when its
+	// write deadline passes, even while nothing is being written, so a
+	// deadline left behind would cut a healthy idle stream.
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Time{})
 	if err := rc.SetWriteDeadline(time.Time{}); errors.Is(err, http.ErrNotSupported) {
 		s.log.Warn("SSE stream cannot set write deadlines; the server's WriteTimeout will end it",
-			"path", r.URL.Path)
+			"route", r.Pattern)
 	}
+	return st
+}
+
+// streamEvents writes a registered viewer's events until the viewer goes
+// away, falls too far behind, or the hub stops.
+func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, id string, st *eventStream) {
+	rc := http.NewResponseController(w)
+	v := st.v
 	// Each write's deadline grows with its size (writeTimeout), so that a
 	// snapshot of a large document reaches a slow viewer, and yet no viewer
 	// holds it in memory for longer than that.
@@ -303,6 +350,8 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) 
 		rc.SetWriteDeadline(time.Time{})
 		return true
 	}
+	start := st.start
+	st.start = nil
 	if !write(append([][]byte{sseRetry}, start...)...) {
 		return
 	}
