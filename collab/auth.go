@@ -385,6 +385,21 @@ func sameDoc(claim, id string) bool {
 	return ok && c == id
 }
 
+// detachToken returns a context for a session that outlives its request
+// (an editing session, once the WebSocket handshake is done): it is not
+// cancelled with the request, yet it still ends, with cause
+// errTokenExpired, when the request's access token expires. cancel
+// releases it.
+func detachToken(ctx context.Context) (context.Context, context.CancelFunc) {
+	base := context.WithoutCancel(ctx)
+	if _, ok := ctx.Value(tokenKey{}).(*tokenClaims); ok {
+		if d, ok := ctx.Deadline(); ok {
+			return context.WithDeadlineCause(base, d, errTokenExpired)
+		}
+	}
+	return context.WithCancel(base)
+}
+
 // watchToken fails editing session c with unauthorized (close 4401) when
 // the token it was opened with expires: ctx is the upgrade request's,
 // which authorize gave the token's deadline. The returned func stops the

@@ -78,14 +78,23 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// net/http, the middleware and the handshake, would otherwise stay
 	// with every idle session (8 KB of the 32 an idle editor may cost).
 	// The session keeps this request's place under the connection caps.
+	// The request's context ends with this handler; the session's ends
+	// when its access token (if any) expires.
+	tokenCtx, endToken := detachToken(r.Context())
 	detached = true
-	go s.runSession(h, ws, takeConnSlot(r))
+	releaseSlot := takeConnSlot(r)
+	go s.runSession(h, ws, tokenName(r.Context()), tokenCtx, func() {
+		endToken()
+		releaseSlot()
+	})
 }
 
 // runSession runs an accepted editing session: the hello, then every
 // message until the connection ends. Close waits for it (sessionWG);
-// done releases its place under the connection caps.
-func (s *Server) runSession(h *hub, ws *websocket.Conn, done func()) {
+// done releases its place under the connection caps. name is the access
+// token's display name, if any; tokenCtx ends with cause errTokenExpired
+// when the token expires.
+func (s *Server) runSession(h *hub, ws *websocket.Conn, name string, tokenCtx context.Context, done func()) {
 	defer s.sessionWG.Done()
 	defer s.release(h)
 	defer done()
@@ -98,9 +107,9 @@ func (s *Server) runSession(h *hub, ws *websocket.Conn, done func()) {
 	// hub that stops under a session has shut down or failed.
 	ctx, cancel := context.WithCancel(context.Background())
 	c := newConn(ctx, ws, &s.opts)
-	c.tokenName = tokenName(r.Context())
+	c.tokenName = name
 	defer s.opts.Metrics.editorSession()()
-	defer watchToken(r.Context(), c)()
+	defer watchToken(tokenCtx, c)()
 	joined := s.readLoop(ctx, h, c)
 	if joined {
 		h.send(context.Background(), leaveReq{c: c})

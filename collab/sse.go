@@ -228,6 +228,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) 
 		return // answered
 	}
 	defer st.end()
+	defer s.opts.Metrics.viewerSession()()
 	s.streamEvents(w, r, id, st)
 }
 
@@ -305,7 +306,6 @@ func (s *Server) startEvents(w http.ResponseWriter, r *http.Request, id string) 
 	// net/http would format the Date header deep under the first flush.
 	hdr.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	w.WriteHeader(http.StatusOK)
-	defer s.opts.Metrics.viewerSession()()
 
 	// The stream outlives the server's ReadTimeout and WriteTimeout: there
 	// is no body to read, and each write sets its own deadline and clears

@@ -347,13 +347,13 @@ func (w *webhooks) emit(now time.Time) time.Time {
 func (w *webhooks) addText(ev *webhookEvent) {
 	ctx, cancel := context.WithTimeout(context.Background(), outboxTimeout)
 	defer cancel()
-	t, err := w.srv.docText(ctx, ev.Doc)
+	t, err := w.srv.docText(ctx, ev.Doc, false)
 	if errors.Is(err, errShuttingDown) {
 		// The hubs have stopped (the flush in close): their last
 		// snapshots are in the store.
 		var d *StoredDoc
 		if d, err = w.srv.store.Load(ctx, ev.Doc); err == nil {
-			t = textReply{rev: d.Rev, text: d.Text}
+			t = textReply{docSnapshot: &docSnapshot{rev: d.Rev, text: d.Text}}
 		}
 	}
 	if err != nil {
