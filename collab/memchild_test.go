@@ -43,6 +43,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// childOptions are the Options a child takes (the rest keep their
+// defaults): Options as a whole holds funcs and loggers, which JSON cannot
+// carry.
+type childOptions struct {
+	MaxEditors, MaxDocChars, MaxConns, MaxConnsPerAddr int
+}
+
 // childMem is what a child reports of its memory, after a full GC.
 type childMem struct {
 	HeapInuse  uint64 // bytes in heap spans in use
@@ -58,15 +65,16 @@ func (m childMem) Live() int64 { return int64(m.HeapInuse + m.StackInuse) }
 // cmd/collabd sets, until its standard input closes (the parent ended or
 // died). GET /debug/mem collects garbage and reports childMem.
 func runMemChild(optsJSON string) int {
-	var opts Options
-	if err := json.Unmarshal([]byte(optsJSON), &opts); err != nil {
+	var co childOptions
+	if err := json.Unmarshal([]byte(optsJSON), &co); err != nil {
 		fmt.Fprintln(os.Stderr, "child options:", err)
 		return 2
 	}
 	if os.Getenv("COLLAB_HEAP_PROFILE") != "" {
 		runtime.MemProfileRate = 64
 	}
-	srv := New(newMemStore(), opts)
+	srv := New(newMemStore(), Options{MaxEditors: co.MaxEditors, MaxDocChars: co.MaxDocChars,
+		MaxConns: co.MaxConns, MaxConnsPerAddr: co.MaxConnsPerAddr})
 	mux := http.NewServeMux()
 	mux.Handle("/", srv)
 	mux.HandleFunc("GET /debug/mem", func(w http.ResponseWriter, r *http.Request) {
@@ -174,15 +182,15 @@ func childExe(t testing.TB) string {
 	return childBinary.path
 }
 
-// startMemChild starts a child server with opts (Logger is ignored) and
-// stops it when the test ends.
+// startMemChild starts a child server with the childOptions fields of
+// opts and stops it when the test ends.
 func startMemChild(t testing.TB, opts Options) *memChild {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skip("memory is read from /proc, which only Linux has")
 	}
-	opts.Logger = nil
-	cfg, err := json.Marshal(opts)
+	cfg, err := json.Marshal(childOptions{MaxEditors: opts.MaxEditors, MaxDocChars: opts.MaxDocChars,
+		MaxConns: opts.MaxConns, MaxConnsPerAddr: opts.MaxConnsPerAddr})
 	if err != nil {
 		t.Fatal(err)
 	}
