@@ -110,19 +110,27 @@ func (d *Doc) Slice(start, end int) string {
 // (wrapping ErrLengthMismatch or a validation sentinel) the Doc is unchanged.
 // It allocates only when the gap must grow or the text must widen.
 func (d *Doc) Apply(op Op) error {
-	// Most ops are one edit at one place; applySplice does those, looking at
-	// each component once, and gives up, changing nothing, on anything else.
-	var done bool
-	switch d.width {
-	case 1:
-		done = applySplice(&d.b1, op, utf8.RuneSelf-1)
-	case 2:
-		done = applySplice(&d.b2, op, 0xFFFF)
-	default:
-		done = applySplice(&d.b4, op, math.MaxInt32) // any code point fits
-	}
-	if done {
+	// Most ops are one edit at one place, and most text is ASCII.
+	// applySplice does those, looking at each component once, and gives
+	// up, changing nothing, on anything else. Testing for them first
+	// keeps the commonest case one call deep.
+	if d.width == 1 && applySplice(&d.b1, op, utf8.RuneSelf-1) {
 		return nil
+	}
+	return d.apply(op)
+}
+
+// apply is Apply for everything but an ASCII splice on ASCII text.
+func (d *Doc) apply(op Op) error {
+	switch d.width {
+	case 2:
+		if applySplice(&d.b2, op, 0xFFFF) {
+			return nil
+		}
+	case 4:
+		if applySplice(&d.b4, op, math.MaxInt32) { // any code point fits
+			return nil
+		}
 	}
 	// Validate the whole op before touching the text, then apply it.
 	base, _, or, err := op.scan()
