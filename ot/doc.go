@@ -163,8 +163,7 @@ func applyGap[T codeUnit](g *gapBuf[T], op Op) {
 		case c.N > 0:
 			p += c.N
 		case c.N < 0:
-			g.moveGap(p)
-			g.ge -= c.N
+			g.delete(p, -c.N)
 		default:
 			g.moveGap(p)
 			p += g.insert(c.S)

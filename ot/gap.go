@@ -89,6 +89,20 @@ func (g *gapBuf[T]) shiftGap(p int) {
 	g.gs, g.ge = p, g.ge+n
 }
 
+// delete removes the code points [pos, pos+n) and leaves the gap at pos.
+// When the range touches the gap, as a backspace right after typing does,
+// no code point moves: the gap just widens over the range.
+func (g *gapBuf[T]) delete(pos, n int) {
+	if pos <= g.gs && g.gs <= pos+n {
+		g.ge += pos + n - g.gs
+		g.gs = pos
+		return
+	}
+	// Here pos > gs or pos+n < gs, so the gap must move.
+	g.shiftGap(pos)
+	g.ge += n
+}
+
 // insert writes s, valid UTF-8 whose code points fit in T, at the gap and
 // returns how many code points it wrote.
 func (g *gapBuf[T]) insert(s string) int {
@@ -116,7 +130,10 @@ func (g *gapBuf[T]) insert(s string) int {
 
 // grow reallocates so the gap holds at least need more code points. The
 // buffer at least doubles, so growth is amortised O(1) per inserted code
-// point.
+// point. It is rare, so it is kept out of line, leaving its callers small
+// enough to inline.
+//
+//go:noinline
 func (g *gapBuf[T]) grow(need int) {
 	size := max(2*len(g.buf), g.len()+need+minGap)
 	buf := make([]T, size)
@@ -154,16 +171,39 @@ func appendUnits[T codeUnit](b []byte, us []T) []byte {
 // applySplice applies op to g if op is one splice, the shape of nearly
 // every op a single cursor makes by typing, deleting or replacing a
 // selection: in canonical order an optional retain, an optional insert, an
-// optional delete and an optional retain. It reports whether it did; if op
+// optional delete and an optional retain. It reports whether it did. If op
 // has any other shape, is invalid, does not cover g's text or inserts a
 // code point above maxUnit (2^k-1, the most T holds: the check ORs the
-// inserted code points together), it changes nothing and
-// returns false, and the caller validates and applies op the general way,
-// which also finds the right error. Knowing the shape lets it validate op
-// completely by looking at each component once, before changing anything,
-// rather than in a separate pass.
+// inserted code points together), it changes nothing and returns false,
+// and the caller validates and applies op the general way, which also
+// finds the right error. Knowing the shape lets it validate op completely
+// by looking at each component once, before changing anything, rather than
+// in a separate pass.
 func applySplice[T codeUnit](g *gapBuf[T], op Op, maxUnit rune) bool {
 	rest := g.len() // code points of the old text not yet covered by op
+	// The commonest shape of all, a keystroke or a backspace mid-text,
+	// [retain, one ASCII character or a delete, retain], is tested as a
+	// whole: that halves the cost of replaying a typing trace.
+	if len(op) == 3 && op[0].S == "" && op[2].S == "" {
+		pos, mid, post := op[0].N, op[1].N, op[2].N
+		if pos > 0 && post > 0 && pos <= rest && post <= rest-pos {
+			switch ins := op[1].S; {
+			case mid < 0 && ins == "" && mid == pos+post-rest:
+				// pos+post-rest lies in [-rest, 0], so it is no overflow,
+				// and a count of MinInt never matches it.
+				g.delete(pos, -mid)
+				return true
+			case mid == 0 && post == rest-pos && len(ins) == 1 && ins[0] < utf8.RuneSelf:
+				g.moveGap(pos)
+				if g.gs == g.ge {
+					g.grow(1)
+				}
+				g.buf[g.gs] = T(ins[0])
+				g.gs++
+				return true
+			}
+		}
+	}
 	i, pos, del := 0, 0, 0
 	var ins string
 	if i < len(op) && op[i].N > 0 {
@@ -205,14 +245,11 @@ func applySplice[T codeUnit](g *gapBuf[T], op Op, maxUnit rune) bool {
 	switch {
 	case ins == "":
 		if del != 0 {
-			g.moveGap(pos)
-			g.ge += del
+			g.delete(pos, del)
 		}
 		// With only retains, the gap stays where the editing is.
 	case len(ins) == 1 && ins[0] < utf8.RuneSelf:
-		// One ASCII character, the commonest insert of all.
-		g.moveGap(pos)
-		g.ge += del
+		g.delete(pos, del)
 		if g.gs == g.ge {
 			g.grow(1)
 		}
@@ -222,8 +259,7 @@ func applySplice[T codeUnit](g *gapBuf[T], op Op, maxUnit rune) bool {
 		if _, or, ok := countRunes(ins); !ok || or > maxUnit {
 			return false
 		}
-		g.moveGap(pos)
-		g.ge += del
+		g.delete(pos, del)
 		g.insert(ins)
 	}
 	return true
