@@ -90,7 +90,30 @@ func randDocOp(r *rand.Rand, phase, n, last int) Op {
 		pos := r.IntN(n + 1)
 		del := r.IntN(n - pos + 1)
 		ins := phaseText(r, phase, 1+r.IntN(3))
-		switch r.IntN(9) {
+		switch r.IntN(12) {
+		case 9, 10, 11:
+			// A near miss: one count of a splice off by a little, which
+			// can also make it empty or turn a retain into a delete.
+			switch r.IntN(3) {
+			case 0:
+				ins = ""
+			case 1:
+				ins = string([]rune(ins)[:1])
+			}
+			op := oneSplice(n, pos, del, ins)
+			if len(op) == 0 {
+				return Op{Retain(1)}
+			}
+			c := &op[r.IntN(len(op))]
+			if c.N == 0 {
+				c.N = r.IntN(3) - 1 // mixed, or empty
+				if c.N == 0 {
+					c.S = ""
+				}
+			} else {
+				c.N += []int{-2, -1, 1, 2}[r.IntN(4)]
+			}
+			return op
 		case 0:
 			return oneSplice(n+1+r.IntN(3), pos, del, ins) // too long
 		case 1:
