@@ -47,7 +47,7 @@
 // memmove) is small next to the network round trip of each op. An op that
 // is one splice (retain, insert, delete, retain), which is what typing
 // makes, is validated and applied in one look at each component. The
-// automerge-paper trace (260,000 edits) replays in about 2 ms.
+// automerge-paper trace (260,000 edits) replays in about 1.5 ms.
 //
 // # Client
 //
