@@ -2,43 +2,78 @@ package ot
 
 import (
 	"fmt"
+	"math"
 	"unicode/utf8"
 )
 
 // Doc is a mutable text that applies ops in time proportional to the op's
 // components, the inserted text and the distance between successive edits,
-// not to the document's length. It is a gap buffer of code points: the text
-// is buf[:gs] followed by buf[ge:], and the free gap buf[gs:ge] sits where
-// the last edit happened, so typing and deleting at one place costs O(1)
-// per code point. Storing runes (4 bytes each) rather than UTF-8 makes a
-// code-point position a plain index, which ops need constantly.
+// not to the document's length. It is a gap buffer of code points (see
+// gapBuf): the free gap sits where the last edit happened, so typing and
+// deleting at one place costs O(1) per code point. Storing code points
+// rather than UTF-8 makes a code-point position a plain index, which ops
+// need constantly.
+//
+// Each code point takes the narrowest of one byte (while the text is all
+// ASCII), two (while it is all in the Basic Multilingual Plane) or four.
+// Most documents are mostly ASCII, and a quarter of the memory is a
+// quarter of the bytes that moving the gap and reading the text touch; a
+// Doc widens once, when the first wider code point arrives, and never
+// narrows.
 //
 // A Doc is not safe for concurrent use.
 type Doc struct {
-	buf    []rune
-	gs, ge int // the gap is buf[gs:ge]
+	width uint8 // 1, 2 or 4: which of the buffers below holds the text
+	b1    gapBuf[uint8]
+	b2    gapBuf[uint16]
+	b4    gapBuf[rune]
 }
 
-// minGap is the smallest gap a Doc grows to, so a burst of single-character
-// inserts does not reallocate each time.
-const minGap = 64
+// widthOf returns the narrowest width, in bytes, that holds code points
+// whose bitwise OR is or.
+func widthOf(or rune) uint8 {
+	switch {
+	case or < utf8.RuneSelf:
+		return 1
+	case or <= 0xFFFF:
+		return 2
+	default:
+		return 4
+	}
+}
 
 // NewDoc returns a Doc holding text. Invalid UTF-8 bytes in text become
 // U+FFFD, one per byte, matching how positions count them elsewhere.
 func NewDoc(text string) *Doc {
-	n := utf8.RuneCountInString(text)
-	buf := make([]rune, n+max(minGap, n/4))
-	i := 0
+	n := 0
+	var or rune
 	for _, r := range text {
-		buf[i] = r
-		i++
+		or |= r
+		n++
 	}
-	// The gap starts at the end: new text is usually appended first.
-	return &Doc{buf: buf, gs: n, ge: len(buf)}
+	d := &Doc{width: widthOf(or)}
+	switch d.width {
+	case 1:
+		d.b1 = newGapBuf[uint8](text, n)
+	case 2:
+		d.b2 = newGapBuf[uint16](text, n)
+	default:
+		d.b4 = newGapBuf[rune](text, n)
+	}
+	return d
 }
 
 // Len returns the length of the text in code points.
-func (d *Doc) Len() int { return len(d.buf) - (d.ge - d.gs) }
+func (d *Doc) Len() int {
+	switch d.width {
+	case 1:
+		return d.b1.len()
+	case 2:
+		return d.b2.len()
+	default:
+		return d.b4.len()
+	}
+}
 
 // String returns the text.
 func (d *Doc) String() string { return d.Slice(0, d.Len()) }
@@ -50,97 +85,106 @@ func (d *Doc) Slice(start, end int) string {
 	l := d.Len()
 	start = min(max(start, 0), l)
 	end = min(max(end, start), l)
-	b := make([]byte, 0, end-start)
-	// Logical positions below gs are buffer indexes; the rest shift by the gap.
-	if start < d.gs {
-		b = appendRunes(b, d.buf[start:min(end, d.gs)])
-	}
-	if end > d.gs {
-		gap := d.ge - d.gs
-		b = appendRunes(b, d.buf[max(start, d.gs)+gap:end+gap])
+	var b []byte
+	switch d.width {
+	case 1:
+		// ASCII is its own UTF-8: two copies, no per-byte work.
+		g := &d.b1
+		b = make([]byte, 0, end-start)
+		if start < g.gs {
+			b = append(b, g.buf[start:min(end, g.gs)]...)
+		}
+		if end > g.gs {
+			gap := g.ge - g.gs
+			b = append(b, g.buf[max(start, g.gs)+gap:end+gap]...)
+		}
+	case 2:
+		b = d.b2.appendUTF8(make([]byte, 0, end-start), start, end)
+	default:
+		b = d.b4.appendUTF8(make([]byte, 0, end-start), start, end)
 	}
 	return string(b)
 }
 
-func appendRunes(b []byte, rs []rune) []byte {
-	for _, r := range rs {
-		if r < utf8.RuneSelf {
-			b = append(b, byte(r))
-		} else {
-			b = utf8.AppendRune(b, r)
-		}
+// Apply applies op to the text. It validates op completely, so on error
+// (wrapping ErrLengthMismatch or a validation sentinel) the Doc is unchanged.
+// It allocates only when the gap must grow or the text must widen.
+func (d *Doc) Apply(op Op) error {
+	// Most ops are one edit at one place, and most text is ASCII.
+	// applySplice does those, looking at each component once, and gives
+	// up, changing nothing, on anything else. Testing for them first
+	// keeps the commonest case one call deep.
+	if d.width == 1 && applySplice(&d.b1, op, utf8.RuneSelf-1) {
+		return nil
 	}
-	return b
+	return d.apply(op)
 }
 
-// Apply applies op to the text. It validates op completely first, so on error
-// (wrapping ErrLengthMismatch or a validation sentinel) the Doc is unchanged.
-// It allocates only when the gap must grow.
-func (d *Doc) Apply(op Op) error {
-	base, _, err := op.lens()
+// apply is Apply for everything but an ASCII splice on ASCII text.
+func (d *Doc) apply(op Op) error {
+	switch d.width {
+	case 2:
+		if applySplice(&d.b2, op, 0xFFFF) {
+			return nil
+		}
+	case 4:
+		if applySplice(&d.b4, op, math.MaxInt32) { // any code point fits
+			return nil
+		}
+	}
+	// Validate the whole op before touching the text, then apply it.
+	base, _, or, err := op.scan()
 	if err != nil {
 		return err
 	}
 	if l := d.Len(); base != l {
 		return fmt.Errorf("op covers %d code points, document has %d: %w", base, l, ErrLengthMismatch)
 	}
+	if w := widthOf(or); w > d.width {
+		d.widen(w)
+	}
+	switch d.width {
+	case 1:
+		applyGap(&d.b1, op)
+	case 2:
+		applyGap(&d.b2, op)
+	default:
+		applyGap(&d.b4, op)
+	}
+	return nil
+}
+
+// applyGap applies op, valid, covering g's text and inserting only code
+// points that fit in T, to g.
+func applyGap[T codeUnit](g *gapBuf[T], op Op) {
 	p := 0 // position in the text being built, i.e. output coordinates
 	for _, c := range op {
 		switch {
 		case c.N > 0:
 			p += c.N
 		case c.N < 0:
-			d.moveGap(p)
-			d.ge -= c.N
+			g.delete(p, -c.N)
 		default:
-			d.moveGap(p)
-			if n := len(c.S); n > d.ge-d.gs {
-				// The byte length bounds the rune count, so one check
-				// before decoding is enough.
-				d.grow(n)
-			}
-			gs := d.gs
-			for i := 0; i < len(c.S); {
-				if b := c.S[i]; b < utf8.RuneSelf {
-					d.buf[gs] = rune(b)
-					i++
-				} else {
-					r, size := utf8.DecodeRuneInString(c.S[i:])
-					d.buf[gs] = r
-					i += size
-				}
-				gs++
-			}
-			p += gs - d.gs
-			d.gs = gs
+			g.moveGap(p)
+			p += g.insert(c.S)
 		}
 	}
-	return nil
 }
 
-// moveGap moves the gap so that it starts at text position p, copying only
-// the code points between the old and new gap positions.
-func (d *Doc) moveGap(p int) {
+// widen moves the text into the buffer of width w, which is wider than the
+// current one, and frees the old buffer.
+func (d *Doc) widen(w uint8) {
 	switch {
-	case p < d.gs:
-		n := d.gs - p
-		copy(d.buf[d.ge-n:d.ge], d.buf[p:d.gs])
-		d.gs, d.ge = p, d.ge-n
-	case p > d.gs:
-		n := p - d.gs
-		copy(d.buf[d.gs:d.gs+n], d.buf[d.ge:d.ge+n])
-		d.gs, d.ge = p, d.ge+n
+	case d.width == 1 && w == 2:
+		d.b2 = widen[uint16](&d.b1)
+	case d.width == 1:
+		d.b4 = widen[rune](&d.b1)
+	default:
+		d.b4 = widen[rune](&d.b2)
 	}
-}
-
-// grow reallocates so the gap holds at least need more code points. The
-// buffer at least doubles, so growth is amortised O(1) per inserted rune.
-func (d *Doc) grow(need int) {
-	l := d.Len()
-	size := max(2*len(d.buf), l+need+minGap)
-	buf := make([]rune, size)
-	copy(buf, d.buf[:d.gs])
-	tail := len(d.buf) - d.ge
-	copy(buf[size-tail:], d.buf[d.ge:])
-	d.buf, d.ge = buf, size-tail
+	if w == 4 {
+		d.b2 = gapBuf[uint16]{}
+	}
+	d.b1 = gapBuf[uint8]{}
+	d.width = w
 }

@@ -97,58 +97,70 @@ func (op Op) Validate() error {
 }
 
 // lens validates op and returns its base and target lengths in one pass, so
-// the hot paths (Doc.Apply, Transform, Compose) walk the op only once before
-// doing real work.
+// the hot paths (Transform, Compose) walk the op only once before doing real
+// work.
 func (op Op) lens() (base, target int, err error) {
+	base, target, _, err = op.scan()
+	return base, target, err
+}
+
+// scan is lens that also returns the bitwise OR of every inserted code
+// point, which tells Doc.Apply, in the same pass, whether the inserted text
+// fits the width its buffer stores (an OR below 0x80 means all ASCII, below
+// 0x10000 all in the Basic Multilingual Plane).
+func (op Op) scan() (base, target int, or rune, err error) {
 	for i, c := range op {
 		switch {
 		case c.N != 0 && c.S != "":
-			return 0, 0, fmt.Errorf("component %d is both count and text: %w", i, ErrBadComponent)
+			return 0, 0, 0, fmt.Errorf("component %d is both count and text: %w", i, ErrBadComponent)
 		case c.N > 0:
 			if base > math.MaxInt-c.N || target > math.MaxInt-c.N {
-				return 0, 0, fmt.Errorf("component %d: %w", i, ErrOverflow)
+				return 0, 0, 0, fmt.Errorf("component %d: %w", i, ErrOverflow)
 			}
 			base += c.N
 			target += c.N
 		case c.N < 0:
 			// -MinInt does not exist, so it can never be a valid count.
 			if c.N == math.MinInt || base > math.MaxInt+c.N {
-				return 0, 0, fmt.Errorf("component %d: %w", i, ErrOverflow)
+				return 0, 0, 0, fmt.Errorf("component %d: %w", i, ErrOverflow)
 			}
 			base -= c.N
 		case c.S == "":
-			return 0, 0, fmt.Errorf("component %d is empty: %w", i, ErrBadComponent)
+			return 0, 0, 0, fmt.Errorf("component %d is empty: %w", i, ErrBadComponent)
 		default:
-			n, ok := countRunes(c.S)
+			n, o, ok := countRunes(c.S)
 			if !ok {
-				return 0, 0, fmt.Errorf("component %d: %w", i, ErrInvalidUTF8)
+				return 0, 0, 0, fmt.Errorf("component %d: %w", i, ErrInvalidUTF8)
 			}
 			if target > math.MaxInt-n {
-				return 0, 0, fmt.Errorf("component %d: %w", i, ErrOverflow)
+				return 0, 0, 0, fmt.Errorf("component %d: %w", i, ErrOverflow)
 			}
 			target += n
+			or |= o
 		}
 	}
-	return base, target, nil
+	return base, target, or, nil
 }
 
-// countRunes counts the code points of s and reports whether s is valid
-// UTF-8, in a single pass with an ASCII fast path.
-func countRunes(s string) (n int, ok bool) {
+// countRunes counts the code points of s, ORs them together and reports
+// whether s is valid UTF-8, in a single pass with an ASCII fast path.
+func countRunes(s string) (n int, or rune, ok bool) {
 	for i := 0; i < len(s); {
-		if s[i] < utf8.RuneSelf {
+		if b := s[i]; b < utf8.RuneSelf {
+			or |= rune(b)
 			i++
 			n++
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
-			return n, false
+			return n, or, false
 		}
+		or |= r
 		i += size
 		n++
 	}
-	return n, true
+	return n, or, true
 }
 
 // IsNoop reports whether op changes nothing: it holds only retains, or

