@@ -15,8 +15,9 @@ import (
 // millisecond, small beside the ops replayed after the snapshot.
 const (
 	// snapshotLevel trades a little size for speed: the snapshotter
-	// compresses every milestone, and level 6 buys only a few percent more
-	// than level 1 on text while taking about three times as long.
+	// compresses every milestone, and level 6 makes the automerge-paper's
+	// milestones only 18% smaller (its file 1.09 rather than 1.11 times
+	// the size without milestones) for several times the CPU.
 	snapshotLevel = flate.BestSpeed
 	// minCompress is the smallest text worth compressing: below it the
 	// framing eats the gain.

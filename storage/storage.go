@@ -7,8 +7,10 @@
 // The file holds these top-level buckets:
 //
 //	docs    per document: its meta (view id, created, rev), its op log
-//	        (op N turned rev N-1 into N) and its clients' last seq and rev
-//	snaps   per document and revision: the full text at that revision
+//	        (op N turned rev N-1 into N), its clients' last seq and rev,
+//	        and its activity index (the revisions of each minute)
+//	snaps   per document and revision: the full text at that revision,
+//	        compressed, as a milestone or the latest snapshot
 //	views   view id -> edit id
 //	sys     file format version; Ping's scratch key
 //	outbox  webhook events not yet delivered, created on first use (outbox.go)
@@ -18,15 +20,16 @@
 // 8-byte big-endian, so cursors walk them in order. Every value carries a
 // version byte and a CRC-32C, so a damaged value is reported as ErrCorrupt
 // naming the document and revision rather than decoded into wrong text.
-// The op log is never pruned: snapshots only shorten Load, and only the
-// latest of each document is kept.
+// The op log is never pruned (until Delete removes the whole document):
+// every revision stays readable, through TextAt, Revisions, Activity and
+// RevAt (history.go, activity.go).
 //
 // # Durability and group commit
 //
 // bbolt makes a transaction durable with two fdatasyncs at commit, a fixed
 // cost (about 0.3 ms on the SSD we measured) far above what one op adds
 // (a dirty page, about 10 µs). So one committer goroutine owns every
-// write transaction: Create, Append, SaveSnapshot and Ping queue a request
+// write transaction: Create, Append, SaveSnapshot, Delete and Ping queue a request
 // and wait for its result. The committer takes the first queued request,
 // drains whatever else is already waiting, applies the whole group in one
 // bbolt transaction and replies to each caller only after the commit has
@@ -42,9 +45,13 @@
 //
 // # Snapshots
 //
-// Every SnapshotEvery ops a background goroutine rebuilds the document's
-// text from its latest snapshot and op tail and stores it through the
-// committer, keeping Load's replay short without ever holding up appends.
+// Every SnapshotEvery ops (or SnapshotBytes bytes of ops) a background
+// goroutine rebuilds the document's text at that revision from the
+// previous milestone and the ops after it, and stores it, compressed,
+// through the committer as a new milestone. Milestones are kept, so the
+// text at any revision costs one snapshot plus at most SnapshotEvery ops,
+// and Load's replay stays as short, without ever holding up appends (see
+// snapshot.go and milestone.go).
 package storage
 
 import (
