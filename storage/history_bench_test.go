@@ -317,4 +317,3 @@ func BenchmarkRevAtPaper(b *testing.B) {
 		}
 	}
 }
-
