@@ -32,8 +32,19 @@ type Revision struct {
 // SnapshotEvery ops (or SnapshotBytes bytes of them) once the document's
 // milestones are built. A rev below 0 or past the head is ErrNoRevision.
 func (db *DB) TextAt(ctx context.Context, id string, rev int64) (string, error) {
+	d, err := db.DocAt(ctx, id, rev)
+	if err != nil {
+		return "", err
+	}
+	return d.Text, nil
+}
+
+// DocAt is TextAt returning the document's meta too, as of now (Meta.Rev
+// is its latest revision, Doc.Rev is rev).
+func (db *DB) DocAt(ctx context.Context, id string, rev int64) (*Doc, error) {
 	var (
 		text     string
+		meta     Meta
 		replayed int64
 	)
 	err := db.view(ctx, func(tx *bbolt.Tx) error {
@@ -41,6 +52,7 @@ func (db *DB) TextAt(ctx context.Context, id string, rev int64) (string, error) 
 		if err != nil {
 			return err
 		}
+		meta = m
 		if rev < 0 || rev > m.Rev {
 			return fmt.Errorf("doc %s rev %d of %d: %w", id, rev, m.Rev, ErrNoRevision)
 		}
@@ -56,14 +68,14 @@ func (db *DB) TextAt(ctx context.Context, id string, rev int64) (string, error) 
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	// Milestones missing behind the head: a file of format 1, or a
 	// snapshotter that has not caught up since a restart.
 	if db.snapshotEvery > 0 && replayed > 2*db.snapshotEvery {
 		db.scheduleMilestones(id)
 	}
-	return text, nil
+	return &Doc{Meta: meta, Text: text, Rev: rev}, nil
 }
 
 // Revisions returns what each op of document id with Rev > after did,
