@@ -395,30 +395,30 @@ func (h *hub) join(c *conn, hl *hello) {
 		Type: typeWelcome, Protocol: ProtocolVersion, Doc: h.id, ViewID: h.viewID,
 		Rev: h.rev, Color: e.color, Peers: []Peer{}, LastSeq: e.lastSeq,
 	}
-	var ops []Record
-	if hl.rev >= 0 && hl.rev <= h.rev {
-		var err error
-		if ops, err = h.opsAfter(hl.rev); err != nil {
-			h.log.Warn("catch-up ops unavailable; sending text", "from", hl.rev, "err", err)
-			ops = nil
-		}
-	}
-	if ops != nil || (hl.rev >= 0 && hl.rev == h.rev) {
-		w.Ops = make([]OpRecord, len(ops))
-		for i, r := range ops {
-			w.Ops[i] = OpRecord{Rev: r.Rev, Op: r.Op, Client: r.Client, Seq: r.Seq}
-		}
-	} else {
-		text := h.doc.String()
-		w.Text = &text
-	}
 	for _, p := range h.editors {
 		if p.client != e.client {
 			w.Peers = append(w.Peers, Peer{Client: p.client, Name: p.name, Color: p.color, Ranges: p.ranges})
 		}
 	}
+	// The catch-up: the ops after hl.rev from memory, or from the store
+	// when they are older (catchup.go); the text for a client that has
+	// none or claims a revision the document does not have.
+	switch {
+	case hl.rev >= h.histBase && hl.rev <= h.rev:
+		ops := h.history[hl.rev-h.histBase:]
+		w.Ops = make([]OpRecord, len(ops))
+		for i, r := range ops {
+			w.Ops[i] = h.srv.opRecord(r, false)
+		}
+		c.enqueue(mustJSON(w))
+	case hl.rev >= 0 && hl.rev < h.histBase:
+		c.enqueueWelcome(h.newWelcomeStream(w, hl.rev, h.rev))
+	default:
+		text := h.doc.String()
+		w.Text = &text
+		c.enqueue(mustJSON(w))
+	}
 	h.editors[e.client] = e
-	c.enqueue(mustJSON(w))
 	h.broadcastPresence(e)
 }
 

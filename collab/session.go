@@ -57,6 +57,35 @@ type conn struct {
 	// closed for being too slow would otherwise stay attached while it
 	// slowly takes a full queue.
 	discard bool
+	// welcome, when set, is a welcome to write from the store before
+	// anything queued (catchup.go).
+	welcome *welcomeStream
+}
+
+// enqueueWelcome queues a welcome whose ops the writer reads from the
+// store. It must be the first message queued on the connection: a nil
+// message in the queue marks its place.
+func (c *conn) enqueueWelcome(w *welcomeStream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.welcome = w
+	select {
+	case c.send <- nil:
+	default:
+		c.discard = true
+		c.closeLocked(closeOverflow, "too slow to keep up; reconnect")
+	}
+}
+
+func (c *conn) takeWelcome() *welcomeStream {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.welcome
+	c.welcome = nil
+	return w
 }
 
 // isClosed reports whether the connection is closing: nothing more is
@@ -137,6 +166,16 @@ func (c *conn) writeLoop(ctx context.Context, timeout time.Duration, hubDone <-c
 	for {
 		select {
 		case msg := <-c.send:
+			if msg == nil {
+				if w := c.takeWelcome(); w != nil {
+					if err := w.write(ctx, c.ws, timeout); err != nil {
+						c.log.Debug("catch-up from the store failed", "err", err)
+						c.ws.CloseNow()
+						return
+					}
+				}
+				continue
+			}
 			batch = gather(append(batch[:0], msg), c.send)
 			if err := write(); err != nil {
 				c.ws.CloseNow()
@@ -177,8 +216,10 @@ func gather(batch [][]byte, ch chan []byte) [][]byte {
 	for len(batch) < maxFrameMessages && size < maxFrameBytes {
 		select {
 		case m := <-ch:
-			batch = append(batch, m)
-			size += len(m)
+			if m != nil { // a welcome's mark, moot once closing
+				batch = append(batch, m)
+				size += len(m)
+			}
 		default:
 			return batch
 		}

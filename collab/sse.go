@@ -38,6 +38,9 @@ const maxSpareQueue = 16
 type viewer struct {
 	limit int           // most events queued before the viewer is dropped
 	wake  chan struct{} // capacity 1: the queue or the state changed
+	// stream, set by the hub before it answers the viewer's request, is
+	// the part of its catch-up to read from the store.
+	stream *viewerStream
 
 	// mu guards the fields below.
 	mu    sync.Mutex
@@ -107,14 +110,15 @@ func (h *hub) addViewer(m viewerReq) {
 	case m.since == h.rev:
 		// Up to date: nothing to send until the next op.
 	case m.since >= 0 && m.since < h.rev:
-		ops, err := h.opsAfter(m.since)
-		if err == nil {
-			if start, err = catchUpEvents(ops); err == nil {
+		if m.since >= h.histBase {
+			var err error
+			if start, err = catchUpEvents(h.history[m.since-h.histBase:]); err == nil {
 				break
 			}
 		}
-		h.log.Debug("viewer resume point unavailable; sending a snapshot", "since", m.since, "err", err)
-		fallthrough
+		// Older than memory, or large: the viewer's handler reads the ops
+		// from the store (catchup.go). Every op up to h.rev is committed.
+		m.v.stream = &viewerStream{from: m.since, to: h.rev}
 	default:
 		// A new viewer (since -1), one too far behind, or one ahead of the
 		// document.
@@ -124,9 +128,10 @@ func (h *hub) addViewer(m viewerReq) {
 	m.reply <- start
 }
 
-// maxCatchUpBytes bounds the op events a resuming viewer is sent at once;
-// further behind than that, one snapshot is cheaper for both sides, and a
-// viewer's start costs bounded memory however many resume together.
+// maxCatchUpBytes bounds the op events a resuming viewer is sent from the
+// hub's memory; further behind than that, its handler reads them from the
+// store, so that a viewer's start costs bounded memory however many
+// resume together.
 const maxCatchUpBytes = 1 << 20
 
 // catchUpEvents encodes ops as SSE events, or fails when they would take
@@ -271,7 +276,18 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, id string) 
 		rc.SetWriteDeadline(time.Time{})
 		return true
 	}
-	if !write(append([][]byte{sseRetry}, start...)...) {
+	if !write(sseRetry) {
+		return
+	}
+	if v.stream != nil {
+		if err := s.writeViewerStream(r.Context(), id, v.stream, write); err != nil {
+			if !errors.Is(err, http.ErrAbortHandler) && r.Context().Err() == nil {
+				s.log.Warn("viewer catch-up from the store failed", "doc", id, "err", err)
+			}
+			return
+		}
+	}
+	if len(start) > 0 && !write(start...) {
 		return
 	}
 	start = nil
