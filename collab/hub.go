@@ -60,6 +60,9 @@ type editor struct {
 type pendingOp struct {
 	rec Record
 	c   *conn // the connection it came from, to be acknowledged on
+	// restored, for an op the server made to restore a revision (c is
+	// nil), hears the op's revision once it is committed.
+	restored chan int64
 }
 
 const (
@@ -95,6 +98,9 @@ type hub struct {
 	done  chan struct{} // closed when run returns
 	// loadErr is set before ready is closed and never changed after.
 	loadErr error
+	// deleted is set, before done is closed, when the hub stops because
+	// its document was deleted (history.go).
+	deleted bool
 	// refs counts acquire calls not yet released; guarded by srv.mu.
 	refs int
 
@@ -153,13 +159,13 @@ func (h *hub) send(ctx context.Context, m any) bool {
 func (h *hub) text(ctx context.Context) (textReply, error) {
 	req := textReq{reply: make(chan textReply, 1)}
 	if !h.send(ctx, req) {
-		return textReply{}, errHubGone(ctx)
+		return textReply{}, h.goneErr(ctx)
 	}
 	select {
 	case r := <-req.reply:
 		return r, nil
 	case <-h.done:
-		return textReply{}, errHubGone(ctx)
+		return textReply{}, h.goneErr(ctx)
 	case <-ctx.Done():
 		return textReply{}, ctx.Err()
 	}
@@ -203,6 +209,9 @@ func (h *hub) run() {
 			h.drainInbox()
 			if !h.committing {
 				h.process()
+			}
+			if h.deleted {
+				return
 			}
 		case err := <-h.commitDone:
 			h.committing = false
@@ -308,7 +317,7 @@ func (h *hub) idle() bool {
 // state, so it waits until the batch before it has been committed.
 func (h *hub) process() {
 	n := 0
-	for n < len(h.queue) && len(h.batch) < maxBatch && h.batchBytes < maxBatchBytes {
+	for n < len(h.queue) && len(h.batch) < maxBatch && h.batchBytes < maxBatchBytes && !h.deleted {
 		m := h.queue[n]
 		if _, isOp := m.(opReq); !isOp && len(h.batch) > 0 {
 			break
@@ -341,6 +350,10 @@ func (h *hub) handle(m any) {
 		h.addViewer(m)
 	case viewerLeaveReq:
 		delete(h.viewers, m.v)
+	case restoreReq:
+		h.restore(m)
+	case deleteReq:
+		h.deleteDoc(m)
 	default:
 		panic(fmt.Sprintf("collab: hub got %T", m))
 	}
@@ -605,8 +618,11 @@ func (h *hub) committed() {
 	h.srv.webhooks.changed(h.id, h.viewID, h.rev-int64(len(h.batch))+1, h.rev, h.doc.Len())
 	for _, p := range h.batch {
 		r := p.rec
-		if e := h.current(p.c); e != nil {
+		if p.c != nil && h.current(p.c) != nil {
 			p.c.enqueue(appendAck(nil, r.Rev, r.Seq))
+		}
+		if p.restored != nil {
+			p.restored <- r.Rev
 		}
 		if len(h.editors) > 1 {
 			msg := appendOpMessage(nil, r.Rev, r.Op, r.Client, r.Seq)

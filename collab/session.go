@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -314,6 +315,9 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// under a session has shut down or failed.
 	ctx, cancel := context.WithCancel(context.Background())
 	hubGone := func() *protoError {
+		if errors.Is(h.goneErr(ctx), ErrNotFound) {
+			return errorf(CodeNotFound, "the document was deleted")
+		}
 		if s.ctx.Err() != nil {
 			return errorf(CodeShuttingDown, "the server is going away; reconnect later")
 		}
