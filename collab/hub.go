@@ -624,7 +624,7 @@ func (h *hub) committed() {
 		if p.restored != nil {
 			p.restored <- r.Rev
 		}
-		if len(h.editors) > 1 {
+		if len(h.editors) > 1 || (r.Client == "" && len(h.editors) > 0) { // "": a restore
 			msg := appendOpMessage(nil, r.Rev, r.Op, r.Client, r.Seq)
 			for _, e := range h.editors {
 				if e.client != r.Client {
