@@ -427,5 +427,5 @@ func diffOp(a, b string) ot.Op {
 	for q < len(ra)-p && q < len(rb)-p && ra[len(ra)-1-q] == rb[len(rb)-1-q] {
 		q++
 	}
-	return ot.Op{}.Retain(p).Insert(string(rb[p:len(rb)-q])).Delete(len(ra) - p - q).Retain(q)
+	return ot.Op{}.Retain(p).Insert(string(rb[p : len(rb)-q])).Delete(len(ra) - p - q).Retain(q)
 }
