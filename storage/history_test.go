@@ -150,7 +150,7 @@ func TestTextAtEveryRevision(t *testing.T) {
 	// with over HTTP).
 	var all []Record
 	for after := int64(0); after < revs; {
-		recs, err := db.Ops(ctx, "d", after, 0)
+		recs, err := db.Ops(ctx, "d", after, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,7 +285,7 @@ func TestRevAt(t *testing.T) {
 		2*time.Hour + time.Nanosecond, // 7
 	}
 	editDoc(t, db, "d", len(offs), 1, timed(base, offs))
-	recs, err := db.Ops(ctx, "d", 0, 0)
+	recs, err := db.Ops(ctx, "d", 0, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
