@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"time"
@@ -262,8 +261,14 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such document")
 		return
 	}
-	if t, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); t != "application/json" {
-		writeError(w, http.StatusUnsupportedMediaType, CodeBadMessage, "the body must have Content-Type application/json")
+	// As for creates (origin.go): a page elsewhere may not make its
+	// visitors' browsers restore, and a body must say it is JSON.
+	if err := checkOrigin(r, s.opts.AllowedOrigins); err != nil {
+		refuse(w, r, http.StatusForbidden, CodeForbidden, err.Error())
+		return
+	}
+	if !isJSON(r) {
+		refuse(w, r, http.StatusUnsupportedMediaType, CodeBadMessage, "the body must have Content-Type application/json")
 		return
 	}
 	var req struct {
@@ -311,6 +316,10 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 	id, ok := docID(r)
 	if !ok {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such document")
+		return
+	}
+	if err := checkOrigin(r, s.opts.AllowedOrigins); err != nil {
+		writeError(w, http.StatusForbidden, CodeForbidden, err.Error())
 		return
 	}
 	h, err := s.acquire(r.Context(), id)
