@@ -320,7 +320,10 @@ func BenchmarkResumeEditor50k(b *testing.B) {
 	srvCtx, stop := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- run(srvCtx, []string{"-addr", "127.0.0.1:0", "-data", data}, pw, io.Discard); pw.Close() }()
+	go func() {
+		done <- run(srvCtx, []string{"-addr", "127.0.0.1:0", "-data", data}, pw, io.Discard)
+		pw.Close()
+	}()
 	line, err := bufio.NewReader(pr).ReadString('\n')
 	if err != nil {
 		b.Fatal(err)
@@ -345,4 +348,3 @@ func BenchmarkResumeEditor50k(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1e3, "p50-ms")
 }
-

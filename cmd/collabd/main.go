@@ -76,6 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	db, err := storage.Open(cfg.data, storage.Options{
 		LockTimeout:   cfg.lockTimeout,
 		SnapshotEvery: cfg.snapshotEvery,
+		SnapshotBytes: cfg.snapshotBytes,
 		Logger:        logger.With("component", "storage"),
 	})
 	if err != nil {
