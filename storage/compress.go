@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/flate"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"sync"
 )
 
@@ -66,14 +68,16 @@ func inflate(data []byte, n uint64) (string, error) {
 	}
 	zr := flate.NewReader(bytes.NewReader(data))
 	defer zr.Close()
-	out := make([]byte, n)
-	if _, err := io.ReadFull(zr, out); err != nil {
-		return "", errors.New("inflate: " + err.Error())
+	// A Builder hands over its buffer as the string, saving a copy.
+	var out strings.Builder
+	out.Grow(int(n))
+	if m, err := io.CopyN(&out, zr, int64(n)); err != nil || m != int64(n) {
+		return "", fmt.Errorf("inflate: %d of %d bytes: %v", m, n, err)
 	}
 	// The stream must end exactly there.
 	var one [1]byte
 	if m, err := zr.Read(one[:]); m != 0 || err != io.EOF {
 		return "", errors.New("inflate: text longer than recorded")
 	}
-	return string(out), nil
+	return out.String(), nil
 }
