@@ -260,8 +260,8 @@ func (db *DB) RevAt(ctx context.Context, id string, t time.Time) (int64, error) 
 		}
 		want := minuteOf(t)
 		c := tx.Bucket(bucketDocs).Cursor()
-		k, v := c.Seek(keys.activity(want + 1))
-		if k == nil {
+		var k, v []byte
+		if k, _ = c.Seek(keys.activity(want + 1)); k == nil {
 			k, v = c.Last()
 		} else {
 			k, v = c.Prev()

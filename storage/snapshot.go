@@ -96,8 +96,8 @@ func replay(ctx context.Context, tx *bbolt.Tx, keys docKeys, id string, base Sna
 // code points, or the empty revision 0 if there is none.
 func snapshotBefore(tx *bbolt.Tx, keys docKeys, m Meta, seek []byte, milestone bool) (Snapshot, int, error) {
 	c := tx.Bucket(bucketSnaps).Cursor()
-	k, v := c.Seek(seek)
-	if k == nil {
+	var k, v []byte
+	if k, _ = c.Seek(seek); k == nil {
 		k, v = c.Last()
 	} else {
 		k, v = c.Prev()
