@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -434,4 +435,87 @@ func TestHistoryDeleteWhileEditing(t *testing.T) {
 func mustCreate(t *testing.T, ts *testServer) string {
 	id, _ := ts.createDoc(t, "x")
 	return id
+}
+
+// TestCatchUpFromStoreWhileEditing: with two ops of memory, every resume
+// reads its catch-up from the store while another editor keeps typing. An
+// editor that goes offline, edits, and comes back again and again, and a
+// viewer that reconnects again and again, must each see every op once, in
+// order (the Client and viewState refuse gaps), and all converge.
+func TestCatchUpFromStoreWhileEditing(t *testing.T) {
+	mem := newMemStore()
+	store := &countingStore{memStore: mem}
+	ts := newTestServerStore(t, mem, store, Options{HistoryLimit: 2, RateLimit: 1e6, RateBurst: 1e6})
+	id, viewID := ts.createDoc(t, "shared text")
+	ctx := guardCtx(t)
+	a, b, c := ts.dial(t, id, ClientOptions{}), ts.dial(t, id, ClientOptions{}), ts.dial(t, id, ClientOptions{})
+	// a types all along, so live ops arrive while catch-ups are written.
+	done := editConcurrently([]*Client{a}, 21, 400)
+
+	view := newViewState()
+	watch := func() *sseStream {
+		hdr := http.Header{}
+		if view.rev >= 0 {
+			hdr.Set("Last-Event-ID", strconv.FormatInt(view.rev, 10))
+		}
+		s := openSSE(t, http.DefaultClient, viewEventsURL(ts.URL, viewID), hdr)
+		s.next(t) // retry
+		return s
+	}
+	s := watch()
+	rng := rand.New(rand.NewPCG(8, 9))
+	for range 15 {
+		// b and the viewer leave; b edits offline; c makes 20 more ops, so
+		// that both come back further behind than the hub's memory.
+		b.Drop()
+		s.close()
+		for range 1 + rng.IntN(3) {
+			if err := b.Edit(randomOp(rng, b.Len())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := editRandomly(ctx, c, rng, 20); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Reconnect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s = watch()
+		_, head := serverText(t, ts.URL, id)
+		view.follow(t, s, head)
+	}
+	waitErr(t, "editing", done)
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	text, head := serverText(t, ts.URL, id)
+	for _, e := range []*Client{a, b, c} {
+		if err := e.WaitRev(ctx, head); err != nil {
+			t.Fatal(err)
+		}
+		if e.Text() != text {
+			t.Errorf("editor %s: got %q, want %q", e.ID(), e.Text(), text)
+		}
+	}
+	view.follow(t, s, head)
+	if view.text != text {
+		t.Errorf("viewer: got %q, want %q", view.text, text)
+	}
+	if view.snapshots != 1 {
+		t.Errorf("viewer got %d snapshots, want only the first", view.snapshots)
+	}
+	if n := store.ops.Load(); n < 25 {
+		t.Errorf("the store was read for ops %d times, want the catch-ups to have come from it", n)
+	}
+}
+
+// countingStore counts the Ops calls that reach the store.
+type countingStore struct {
+	*memStore
+	ops atomic.Int64
+}
+
+func (s *countingStore) Ops(ctx context.Context, id string, after int64, limit, maxBytes int) ([]Record, error) {
+	s.ops.Add(1)
+	return s.memStore.Ops(ctx, id, after, limit, maxBytes)
 }
