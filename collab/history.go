@@ -335,6 +335,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 			s.writeStoreError(w, r, err)
 			return
 		}
+		s.docDeleted(r.Context(), id, "") // its view id went with its meta
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
@@ -400,6 +401,7 @@ func (h *hub) deleteDoc(m deleteReq) {
 		m.reply <- err
 		return
 	}
+	h.srv.docDeleted(h.srv.ctx, h.id, h.viewID) // webhooks (webhook.go)
 	h.deleted = true
 	h.srv.forget(h)
 	for _, e := range h.editors {
