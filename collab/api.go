@@ -29,6 +29,14 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/view/{viewId}/events", s.cors(s.handleViewEvents))
 	mux.HandleFunc("OPTIONS /api/view/{viewId}", s.cors(nil))
 	mux.HandleFunc("OPTIONS /api/view/{viewId}/events", s.cors(nil))
+	// History (history.go).
+	mux.HandleFunc("GET /api/docs/{id}/revisions", s.handleDocRevisions)
+	mux.HandleFunc("POST /api/docs/{id}/restore", s.handleRestore)
+	mux.HandleFunc("DELETE /api/docs/{id}", s.handleDelete)
+	mux.HandleFunc("GET /api/view/{viewId}/text", s.cors(s.handleGetViewText))
+	mux.HandleFunc("GET /api/view/{viewId}/revisions", s.cors(s.handleViewRevisions))
+	mux.HandleFunc("OPTIONS /api/view/{viewId}/text", s.cors(nil))
+	mux.HandleFunc("OPTIONS /api/view/{viewId}/revisions", s.cors(nil))
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
@@ -180,6 +188,9 @@ func (s *Server) handleGetDoc(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such document")
 		return
 	}
+	if s.serveDocAt(w, r, id, false, false) {
+		return
+	}
 	t, err := s.docText(r.Context(), id, true)
 	if err != nil {
 		s.writeStoreError(w, r, err)
@@ -195,13 +206,15 @@ func (s *Server) handleGetText(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such document")
 		return
 	}
+	if s.serveDocAt(w, r, id, true, false) {
+		return
+	}
 	t, err := s.docText(r.Context(), id, false)
 	if err != nil {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	w.Header().Set("X-Collab-Rev", strconv.FormatInt(t.rev, 10))
-	s.writeBody(w, "text/plain; charset=utf-8", t.text)
+	s.writeText(w, t.rev, t.text)
 }
 
 // handleGetOps pages through the op log. ?from=R (default 0) gives the
@@ -258,6 +271,9 @@ func (s *Server) handleGetView(w http.ResponseWriter, r *http.Request) {
 	id, err := s.viewDoc(r)
 	if err != nil {
 		s.writeStoreError(w, r, err)
+		return
+	}
+	if s.serveDocAt(w, r, id, false, true) {
 		return
 	}
 	t, err := s.docText(r.Context(), id, true)

@@ -10,8 +10,8 @@ import (
 
 // TestCatchUpBeyondMemory uses a tiny in-memory history, so that the
 // catch-up of a welcome and the transform of a stale op read older ops
-// from the store, and a tiny MaxCatchUp, beyond which a welcome carries
-// the text and a stale op is refused.
+// from the store, and a tiny MaxCatchUp, beyond which a stale op is
+// refused (but a welcome still has the ops).
 func TestCatchUpBeyondMemory(t *testing.T) {
 	ts := newTestServer(t, Options{HistoryLimit: 2, MaxCatchUp: 6})
 	id, _ := ts.createDoc(t, "")
@@ -61,12 +61,26 @@ func TestCatchUpBeyondMemory(t *testing.T) {
 		t.Errorf("text got %q, want %q", d.Text, "0123456789X")
 	}
 
-	// Eight behind is beyond MaxCatchUp: the welcome has the text, and a
-	// stale op is refused.
+	// Eight behind, beyond MaxCatchUp, the welcome still carries the ops,
+	// read from the store by the connection's writer; but a stale op made
+	// that far back is refused.
 	r2 := ts.raw(t, id)
 	w = r2.hello(t, ctx, uuid.NewString(), 3)
-	if w.Text == nil || *w.Text != "0123456789X" || w.hasField["ops"] || w.Rev != 11 {
-		t.Errorf("welcome from rev 3 got %s, want the text at rev 11 and no ops", w.raw)
+	if w.hasField["text"] || len(w.Ops) != 8 || w.Rev != 11 {
+		t.Fatalf("welcome from rev 3 got %s, want ops 4..11 and no text", w.raw)
+	}
+	text = texts[3]
+	for i, op := range w.Ops {
+		if op.Rev != int64(4+i) {
+			t.Fatalf("catch-up op %d got rev %d, want %d", i, op.Rev, 4+i)
+		}
+		var err error
+		if text, err = ot.Apply(text, op.Op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if text != "0123456789X" {
+		t.Errorf("catch-up ops from rev 3 make %q, want %q", text, "0123456789X")
 	}
 	r2.sendOp(t, ctx, 3, 1, ot.Op{ot.Retain(3), ot.Insert("Y")})
 	if e := r2.expectError(t, ctx, CodeBadOp, 4409); e.Seq != 1 {

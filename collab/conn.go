@@ -3,6 +3,7 @@ package collab
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -73,6 +74,10 @@ type conn struct {
 	closed    bool
 	closeCode websocket.StatusCode
 	closeMsg  string
+	// welcome, when set, is a welcome to write from the store before
+	// anything else queued (catchup.go); a nil message at the head of the
+	// queue marks its place.
+	welcome *welcomeStream
 }
 
 func newConn(ctx context.Context, ws *websocket.Conn, opts *Options) *conn {
@@ -122,6 +127,26 @@ func (c *conn) enqueue(msg []byte) {
 		c.queue, c.queued = nil, 0
 		c.closeLocked(closeOverflow, "too slow to keep up; reconnect")
 	}
+}
+
+// enqueueWelcome queues a welcome whose ops the writer reads from the
+// store. It must be the first message queued on the connection.
+func (c *conn) enqueueWelcome(w *welcomeStream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.wsClosed {
+		return
+	}
+	c.welcome = w
+	c.pushLocked(nil) // the queue is empty, so it fits
+}
+
+func (c *conn) takeWelcome() *welcomeStream {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.welcome
+	c.welcome = nil
+	return w
 }
 
 // pushLocked queues msg if it fits, and makes sure a writer runs.
@@ -176,10 +201,17 @@ func (c *conn) startWriterLocked() {
 // takeLocked moves up to a frame's worth of queued messages into batch.
 func (c *conn) takeLocked(batch [][]byte) [][]byte {
 	size, n := 0, 0
-	for n < len(c.queue) && len(batch) < maxFrameMessages && (n == 0 || size+len(c.queue[n]) <= maxFrameBytes) {
-		batch = append(batch, c.queue[n])
-		size += len(c.queue[n])
-		n++
+	if len(c.queue) > 0 && c.queue[0] == nil {
+		// A welcome's mark goes alone: the writer streams the welcome
+		// from the store before anything queued after it.
+		batch = append(batch, nil)
+		n = 1
+	} else {
+		for n < len(c.queue) && len(batch) < maxFrameMessages && (n == 0 || size+len(c.queue[n]) <= maxFrameBytes) {
+			batch = append(batch, c.queue[n])
+			size += len(c.queue[n])
+			n++
+		}
 	}
 	c.queued -= size
 	rest := copy(c.queue, c.queue[n:])
@@ -214,7 +246,18 @@ func (c *conn) writeOut() {
 			return
 		}
 		c.mu.Unlock()
-		if err := c.write(batch, &frame); err != nil {
+		var err error
+		if batch[0] == nil {
+			batch = batch[:0]
+			if w := c.takeWelcome(); w != nil {
+				if err = w.write(c.ctx, c.ws, c.timeout); err != nil {
+					err = fmt.Errorf("catch-up from the store: %w", err)
+				}
+			}
+		} else {
+			err = c.write(batch, &frame)
+		}
+		if err != nil {
 			c.mu.Lock()
 			if !c.closed {
 				c.closeLocked(websocket.StatusAbnormalClosure, "write failed")

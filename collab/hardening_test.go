@@ -246,8 +246,9 @@ func TestUpgradeErrorsAreJSON(t *testing.T) {
 }
 
 // TestCatchUpBoundedByBytes: reaching back past MaxCatchUpBytes of ops in
-// the store gives a reconnecting editor the full text, a stale op bad_op,
-// and a viewer a snapshot, instead of reading it all into the hub.
+// the store gives a stale op bad_op instead of reading it all into the
+// hub, while a reconnecting editor and a viewer get the ops, which their
+// connections read from the store a page at a time.
 func TestCatchUpBoundedByBytes(t *testing.T) {
 	ts := newTestServer(t, Options{HistoryLimit: 1, HistoryBytes: 1, MaxCatchUpBytes: 64 << 10})
 	id, viewID := ts.createDoc(t, "") // rev 0
@@ -262,8 +263,8 @@ func TestCatchUpBoundedByBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if w := ts.raw(t, id).hello(t, ctx, uuid.NewString(), 0); w.Text == nil || len(*w.Text) != 6*len(chunk) {
-		t.Errorf("welcome from rev 0: got %d ops and text %v, want the full text", len(w.Ops), w.Text != nil)
+	if w := ts.raw(t, id).hello(t, ctx, uuid.NewString(), 0); w.Text != nil || len(w.Ops) != 6 {
+		t.Errorf("welcome from rev 0: got %d ops and text %v, want 6 ops", len(w.Ops), w.Text != nil)
 	}
 	if w := ts.raw(t, id).hello(t, ctx, uuid.NewString(), 5); len(w.Ops) != 1 || w.Text != nil {
 		t.Errorf("welcome from rev 5: got %d ops, want 1", len(w.Ops))
@@ -273,8 +274,10 @@ func TestCatchUpBoundedByBytes(t *testing.T) {
 	r.sendOp(t, ctx, 0, 1, ot.Op{ot.Insert("a")})
 	r.expectError(t, ctx, CodeBadOp, 4409)
 	s := openSSE(t, http.DefaultClient, viewEventsURL(ts.URL, viewID)+"?since=0", nil)
-	if m := s.nextEvent(t); m.Kind != "snapshot" || m.ID != 6 {
-		t.Errorf("viewer resuming from rev 0: got %v, want a snapshot at rev 6", m)
+	for rev := int64(1); rev <= 6; rev++ {
+		if m := s.nextEvent(t); m.Kind != "op" || m.ID != rev {
+			t.Fatalf("viewer resuming from rev 0: got %v, want op %d", m.Kind, rev)
+		}
 	}
 	checkServing(t, ts, id)
 }

@@ -158,7 +158,9 @@ func TestAPIErrors(t *testing.T) {
 		{"GET", "/api/view/not-a-uuid", "", 404, CodeNotFound},
 		{"GET", "/api/view/" + id, "", 404, CodeNotFound},
 		{"GET", "/api/nothing/here", "", 404, CodeNotFound},
-		{"DELETE", "/api/docs/" + id, "", 404, CodeNotFound},
+		{"DELETE", "/api/docs/" + unknown, "", 404, CodeNotFound},
+		{"DELETE", "/api/docs/not-a-uuid", "", 404, CodeNotFound},
+		{"PUT", "/api/docs/" + id, "", 404, CodeNotFound},
 
 		{"GET", "/api/docs/" + id + "/ops?from=-1", "", 400, CodeBadMessage},
 		{"GET", "/api/docs/" + id + "/ops?from=abc", "", 400, CodeBadMessage},

@@ -64,6 +64,9 @@ type editor struct {
 type pendingOp struct {
 	rec Record
 	c   *conn // the connection it came from, to be acknowledged on
+	// restored, for an op the server made to restore a revision (c is
+	// nil), hears the op's revision once it is committed.
+	restored chan int64
 }
 
 const (
@@ -99,6 +102,9 @@ type hub struct {
 	done  chan struct{} // closed when run returns
 	// loadErr is set before ready is closed and never changed after.
 	loadErr error
+	// deleted is set, before done is closed, when the hub stops because
+	// its document was deleted (history.go).
+	deleted bool
 	// refs counts acquire calls not yet released; guarded by srv.mu.
 	refs int
 
@@ -160,13 +166,13 @@ func (h *hub) send(ctx context.Context, m any) bool {
 func (h *hub) text(ctx context.Context, withJSON bool) (textReply, error) {
 	req := textReq{reply: make(chan textReply, 1), json: withJSON}
 	if !h.send(ctx, req) {
-		return textReply{}, errHubGone(ctx)
+		return textReply{}, h.goneErr(ctx)
 	}
 	select {
 	case r := <-req.reply:
 		return r, nil
 	case <-h.done:
-		return textReply{}, errHubGone(ctx)
+		return textReply{}, h.goneErr(ctx)
 	case <-ctx.Done():
 		return textReply{}, ctx.Err()
 	}
@@ -211,6 +217,9 @@ func (h *hub) run() {
 			h.drainInbox()
 			if !h.committing {
 				h.process()
+			}
+			if h.deleted {
+				return
 			}
 		case err := <-h.commitDone:
 			h.committing = false
@@ -317,7 +326,7 @@ func (h *hub) idle() bool {
 // state, so it waits until the batch before it has been committed.
 func (h *hub) process() {
 	n := 0
-	for n < len(h.queue) && len(h.batch) < maxBatch && h.batchBytes < maxBatchBytes {
+	for n < len(h.queue) && len(h.batch) < maxBatch && h.batchBytes < maxBatchBytes && !h.deleted {
 		m := h.queue[n]
 		if _, isOp := m.(opReq); !isOp && len(h.batch) > 0 {
 			break
@@ -350,6 +359,10 @@ func (h *hub) handle(m any) {
 		h.addViewer(m)
 	case viewerLeaveReq:
 		delete(h.viewers, m.v)
+	case restoreReq:
+		h.restore(m)
+	case deleteReq:
+		h.deleteDoc(m)
 	default:
 		panic(fmt.Sprintf("collab: hub got %T", m))
 	}
@@ -405,30 +418,30 @@ func (h *hub) join(c *conn, hl *hello) {
 		Type: typeWelcome, Protocol: ProtocolVersion, Doc: h.id, ViewID: h.viewID,
 		Rev: h.rev, Color: e.color, Author: e.author, Peers: []Peer{}, LastSeq: e.lastSeq,
 	}
-	var ops []Record
-	if hl.rev >= 0 && hl.rev <= h.rev {
-		var err error
-		if ops, err = h.opsAfter(hl.rev); err != nil {
-			h.log.Warn("catch-up ops unavailable; sending text", "from", hl.rev, "err", err)
-			ops = nil
-		}
-	}
-	if ops != nil || (hl.rev >= 0 && hl.rev == h.rev) {
-		w.Ops = make([]OpRecord, len(ops))
-		for i, r := range ops {
-			w.Ops[i] = OpRecord{Rev: r.Rev, Op: r.Op, Author: h.authorOf(r.Client), Seq: r.Seq}
-		}
-	} else {
-		text := h.doc.String()
-		w.Text = &text
-	}
 	for _, p := range h.editors {
 		if p.client != e.client {
 			w.Peers = append(w.Peers, Peer{Author: p.author, Name: p.name, Color: p.color, Ranges: p.ranges})
 		}
 	}
+	// The catch-up: the ops after hl.rev from memory, or from the store
+	// when they are older (catchup.go); the text for a client that has
+	// none or claims a revision the document does not have.
+	switch {
+	case hl.rev >= h.histBase && hl.rev <= h.rev:
+		ops := h.history[hl.rev-h.histBase:]
+		w.Ops = make([]OpRecord, len(ops))
+		for i, r := range ops {
+			w.Ops[i] = h.srv.opRecord(r, false)
+		}
+		c.enqueue(mustJSON(w))
+	case hl.rev >= 0 && hl.rev < h.histBase:
+		c.enqueueWelcome(h.newWelcomeStream(w, hl.rev, h.rev))
+	default:
+		text := h.doc.String()
+		w.Text = &text
+		c.enqueue(mustJSON(w))
+	}
 	h.editors[e.client] = e
-	c.enqueue(mustJSON(w))
 	h.broadcastPresence(e)
 }
 
@@ -616,10 +629,13 @@ func (h *hub) committed() {
 	h.srv.webhooks.changed(h.id, h.viewID, h.rev-int64(len(h.batch))+1, h.rev, h.doc.Len())
 	for _, p := range h.batch {
 		r := p.rec
-		if e := h.current(p.c); e != nil {
+		if p.c != nil && h.current(p.c) != nil {
 			p.c.enqueue(appendAck(nil, r.Rev, r.Seq))
 		}
-		if len(h.editors) > 1 {
+		if p.restored != nil {
+			p.restored <- r.Rev
+		}
+		if len(h.editors) > 1 || (r.Client == "" && len(h.editors) > 0) { // "": a restore
 			msg := appendOpMessage(nil, r.Rev, r.Op, h.authorOf(r.Client), r.Seq)
 			for _, e := range h.editors {
 				if e.client != r.Client {

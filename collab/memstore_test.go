@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
+	"unicode/utf8"
 
 	"github.com/collabd/collabd/ot"
 )
@@ -171,6 +173,125 @@ func (m *memStore) setUsage(u Usage) {
 	m.mu.Lock()
 	m.usage = u
 	m.mu.Unlock()
+}
+
+func (m *memStore) LoadAt(ctx context.Context, id string, rev int64) (*StoredDoc, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, err := m.doc(id)
+	if err != nil {
+		return nil, err
+	}
+	if rev < 0 || rev > int64(len(d.ops)) {
+		return nil, fmt.Errorf("doc %s rev %d: %w", id, rev, ErrNoRevision)
+	}
+	doc := ot.NewDoc("")
+	for _, r := range d.ops[:rev] {
+		if err := doc.Apply(r.Op); err != nil {
+			return nil, fmt.Errorf("replay rev %d: %w", r.Rev, err)
+		}
+	}
+	return &StoredDoc{Meta: d.meta, Rev: rev, Text: doc.String()}, nil
+}
+
+// times returns the ops' times as the real store files them: never
+// decreasing along the revisions.
+func (d *memDoc) times() []time.Time {
+	out := make([]time.Time, len(d.ops))
+	var last time.Time
+	for i, r := range d.ops {
+		if r.Time.After(last) {
+			last = r.Time
+		}
+		out[i] = last
+	}
+	return out
+}
+
+func (m *memStore) RevAt(ctx context.Context, id string, t time.Time) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, err := m.doc(id)
+	if err != nil {
+		return 0, err
+	}
+	rev := int64(0)
+	for i, at := range d.times() {
+		if at.After(t) {
+			break
+		}
+		rev = int64(i + 1)
+	}
+	return rev, nil
+}
+
+func memStats(op ot.Op) (ins, del int64) {
+	for _, c := range op {
+		switch {
+		case c.N < 0:
+			del -= int64(c.N)
+		case c.N == 0:
+			ins += int64(utf8.RuneCountInString(c.S))
+		}
+	}
+	return ins, del
+}
+
+func (m *memStore) Revisions(ctx context.Context, id string, after int64, limit int) ([]Revision, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, err := m.doc(id)
+	if err != nil {
+		return nil, err
+	}
+	out := []Revision{}
+	times := d.times()
+	for i := max(after, 0); i < int64(len(d.ops)) && len(out) < limit; i++ {
+		r := d.ops[i]
+		ins, del := memStats(r.Op)
+		out = append(out, Revision{Rev: r.Rev, Time: times[i], Client: r.Client, Inserted: ins, Deleted: del})
+	}
+	return out, nil
+}
+
+func (m *memStore) Activity(ctx context.Context, id string, after int64, unit time.Duration, limit int) ([]Bucket, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, err := m.doc(id)
+	if err != nil {
+		return nil, err
+	}
+	out := []Bucket{}
+	times := d.times()
+	for i := max(after, 0); i < int64(len(d.ops)); i++ {
+		r := d.ops[i]
+		start := times[i].UTC().Truncate(unit)
+		if len(out) == 0 || !out[len(out)-1].Start.Equal(start) {
+			if len(out) == limit {
+				break
+			}
+			out = append(out, Bucket{Start: start, FirstRev: r.Rev, Clients: []string{}})
+		}
+		b := &out[len(out)-1]
+		ins, del := memStats(r.Op)
+		b.LastRev, b.Count, b.Inserted, b.Deleted = r.Rev, b.Count+1, b.Inserted+ins, b.Deleted+del
+		if !slices.Contains(b.Clients, r.Client) {
+			b.Clients = append(b.Clients, r.Client)
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) Delete(ctx context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, err := m.doc(id)
+	if err != nil {
+		return err
+	}
+	delete(m.docs, id)
+	delete(m.views, d.meta.ViewID)
+	return nil
 }
 
 func (m *memStore) setFail(err error) {

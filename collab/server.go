@@ -53,14 +53,16 @@ type Options struct {
 	// HistoryBytes bounds the inserted text those ops may hold (default
 	// 16 MiB), so that a few huge ops cannot pin much memory.
 	HistoryBytes int
-	// MaxCatchUp is the most ops a welcome or a transform reaches back
-	// (default 10,000). A client further behind gets the full text.
+	// MaxCatchUp is the most ops the hub transforms a stale op over
+	// (default 10,000); an op made further back is refused, and its client
+	// reconnects. (A reconnecting client's catch-up has no such limit: its
+	// connection reads the ops it missed from the store, a page at a
+	// time; see catchup.go.)
 	MaxCatchUp int
 	// MaxCatchUpBytes bounds, in inserted text, the older ops read back
-	// from the store for one catch-up or transform (default 32 MiB), so
-	// that a few huge ops cannot make one reconnect cost gigabytes. A
-	// client further back gets the full text, a stale op is refused and a
-	// viewer gets a snapshot, as past MaxCatchUp.
+	// from the store to transform one stale op (default 32 MiB), so that
+	// a few huge ops cannot make one op cost gigabytes; past it the op is
+	// refused, as past MaxCatchUp.
 	MaxCatchUpBytes int
 	// SendQueueBytes bounds the bytes of the messages queued for one
 	// editor (default 4 MiB), and SendQueue their number (default 1024).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -118,7 +119,10 @@ func (s *Server) runSession(h *hub, ws *websocket.Conn, name string, tokenCtx co
 }
 
 // hubGone is the error for a session whose hub stopped under it.
-func (s *Server) hubGone() *protoError {
+func (s *Server) hubGone(h *hub) *protoError {
+	if errors.Is(h.goneErr(context.Background()), ErrNotFound) {
+		return errorf(CodeNotFound, "the document was deleted")
+	}
 	if s.ctx.Err() != nil {
 		return errorf(CodeShuttingDown, "the server is going away; reconnect later")
 	}
@@ -178,7 +182,7 @@ func (s *Server) readLoop(ctx context.Context, h *hub, c *conn) (joined bool) {
 	defer helloTimer.Stop()
 	// Until the hub has handled the hello, the hub does not know of this
 	// connection: on shutdown, it is told here.
-	stopShutdown := context.AfterFunc(s.ctx, func() { c.fail(s.hubGone()) })
+	stopShutdown := context.AfterFunc(s.ctx, func() { c.fail(s.hubGone(h)) })
 	defer stopShutdown()
 	for {
 		buf, perr, err := s.readMessage(ctx, c.ws)
@@ -236,7 +240,7 @@ func (s *Server) readLoop(ctx context.Context, h *hub, c *conn) (joined bool) {
 			case <-c.admitted:
 				stopShutdown()
 			case <-h.done:
-				c.fail(s.hubGone())
+				c.fail(s.hubGone(h))
 				return true
 			case <-ctx.Done():
 				return true

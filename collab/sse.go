@@ -40,6 +40,9 @@ type viewer struct {
 	limit    int           // most events queued before the viewer is dropped
 	maxBytes int           // most bytes of them
 	wake     chan struct{} // capacity 1: the queue or the state changed
+	// stream, set by the hub before it answers the viewer's request, is
+	// the part of its catch-up to read from the store.
+	stream *viewerStream
 
 	// mu guards the fields below.
 	mu     sync.Mutex
@@ -119,14 +122,15 @@ func (h *hub) addViewer(m viewerReq) {
 		if start, ok = h.recentAfter(m.since); ok {
 			break // the events that were broadcast, shared
 		}
-		ops, err := h.opsAfter(m.since)
-		if err == nil {
-			if start, err = catchUpEvents(ops); err == nil {
+		if m.since >= h.histBase {
+			var err error
+			if start, err = catchUpEvents(h.history[m.since-h.histBase:]); err == nil {
 				break
 			}
 		}
-		h.log.Debug("viewer resume point unavailable; sending a snapshot", "since", m.since, "err", err)
-		fallthrough
+		// Older than memory, or large: the viewer's handler reads the ops
+		// from the store (catchup.go). Every op up to h.rev is committed.
+		m.v.stream = &viewerStream{from: m.since, to: h.rev}
 	default:
 		// A new viewer (since -1), one too far behind, or one ahead of the
 		// document: the shared snapshot (snapshot.go).
@@ -143,9 +147,10 @@ type viewerReply struct {
 	full  bool
 }
 
-// maxCatchUpBytes bounds the op events a resuming viewer is sent at once;
-// further behind than that, one snapshot is cheaper for both sides, and a
-// viewer's start costs bounded memory however many resume together.
+// maxCatchUpBytes bounds the op events a resuming viewer is sent from the
+// hub's memory; further behind than that, its handler reads them from the
+// store, so that a viewer's start costs bounded memory however many
+// resume together.
 const maxCatchUpBytes = 1 << 20
 
 // catchUpEvents encodes ops as SSE events, or fails when they would take
@@ -352,7 +357,18 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, id string,
 	}
 	start := st.start
 	st.start = nil
-	if !write(append([][]byte{sseRetry}, start...)...) {
+	if !write(sseRetry) {
+		return
+	}
+	if v.stream != nil {
+		if err := s.writeViewerStream(r.Context(), id, v.stream, write); err != nil {
+			if !errors.Is(err, http.ErrAbortHandler) && r.Context().Err() == nil {
+				s.log.Warn("viewer catch-up from the store failed", "doc", id, "err", err)
+			}
+			return
+		}
+	}
+	if len(start) > 0 && !write(start...) {
 		return
 	}
 	start = nil

@@ -315,8 +315,8 @@ func TestSSEResume(t *testing.T) {
 }
 
 // TestSSEResumePoints covers each kind of resume point: up to date, in
-// the in-memory history, only in the store, gone, ahead of the document,
-// and malformed.
+// the in-memory history, only in the store (however far back), ahead of
+// the document, and malformed.
 func TestSSEResumePoints(t *testing.T) {
 	// A short history and catch-up, so that some ops are read back from
 	// the store and older ones are gone.
@@ -363,9 +363,9 @@ func TestSSEResumePoints(t *testing.T) {
 		snapshot(t, url+"?since="+str(rev+1), nil)
 		snapshot(t, url, http.Header{"Last-Event-ID": {str(rev + 1000)}})
 	})
-	t.Run("gone", func(t *testing.T) {
-		snapshot(t, url+"?since=0", nil)
-		snapshot(t, url, http.Header{"Last-Event-ID": {str(rev - 7)}})
+	t.Run("far back in the store", func(t *testing.T) {
+		ops(t, url+"?since=0", nil, 0)
+		ops(t, url, http.Header{"Last-Event-ID": {str(rev - 7)}}, rev-7)
 	})
 	t.Run("malformed Last-Event-ID", func(t *testing.T) {
 		snapshot(t, url, http.Header{"Last-Event-ID": {"x1"}})
@@ -956,10 +956,10 @@ func TestSSEEndsOnClientDisconnect(t *testing.T) {
 	}
 }
 
-// TestSSEResumeTooFarInBytes: a viewer whose missing ops would take more
-// than maxCatchUpBytes to send gets one snapshot instead; one a few small
-// ops behind still gets exactly those ops.
-func TestSSEResumeTooFarInBytes(t *testing.T) {
+// TestSSEResumeLargeFromStore: a viewer whose missing ops would take more
+// than maxCatchUpBytes to send from the hub's memory gets them from the
+// store instead; one a few small ops behind gets them from memory.
+func TestSSEResumeLargeFromStore(t *testing.T) {
 	ts := newTestServer(t, Options{})
 	id, viewID := ts.createDoc(t, "a") // rev 1
 	ctx := guardCtx(t)
@@ -982,8 +982,10 @@ func TestSSEResumeTooFarInBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	far := openSSE(t, http.DefaultClient, viewEventsURL(ts.URL, viewID)+"?since=1", nil)
-	if m := far.nextEvent(t); m.Kind != "snapshot" || m.ID != 6 {
-		t.Errorf("resume from rev 1: got %v, want a snapshot at rev 6", m)
+	for rev := int64(2); rev <= 6; rev++ {
+		if m := far.nextEvent(t); m.Kind != "op" || m.ID != rev {
+			t.Fatalf("resume from rev 1: got %v %d, want op %d", m.Kind, m.ID, rev)
+		}
 	}
 	near := openSSE(t, http.DefaultClient, viewEventsURL(ts.URL, viewID)+"?since=4", nil)
 	for rev := int64(5); rev <= 6; rev++ {

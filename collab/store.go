@@ -42,6 +42,25 @@ type Store interface {
 	// disk. It must be cheap: admission checks call it about once a
 	// second.
 	Usage(ctx context.Context) (Usage, error)
+
+	// History (history.go). Every committed revision stays readable until
+	// the document is deleted.
+
+	// LoadAt returns a document's metadata and its text at revision rev,
+	// or ErrNoRevision if it has no such revision.
+	LoadAt(ctx context.Context, id string, rev int64) (*StoredDoc, error)
+	// RevAt returns the latest revision committed at or before t: 0 if t
+	// is before the first op.
+	RevAt(ctx context.Context, id string, t time.Time) (int64, error)
+	// Revisions describes up to limit ops with revision > after, oldest
+	// first.
+	Revisions(ctx context.Context, id string, after int64, limit int) ([]Revision, error)
+	// Activity summarises the revisions after after by period of length
+	// unit (a minute, an hour or a day, aligned in UTC), oldest first, at
+	// most limit periods; a period names at most a few clients.
+	Activity(ctx context.Context, id string, after int64, unit time.Duration, limit int) ([]Bucket, error)
+	// Delete removes a document, its whole history and its view id.
+	Delete(ctx context.Context, id string) error
 }
 
 // Usage is the disk space a Store takes and has left.
@@ -50,6 +69,28 @@ type Usage struct {
 	DataBytes int64
 	// FreeBytes is the space left on the store's disk, or -1 if unknown.
 	FreeBytes int64
+}
+
+// ErrNoRevision is what a Store returns (possibly wrapped) for a revision
+// a document does not have.
+var ErrNoRevision = errors.New("no such revision")
+
+// Revision describes one committed op without its content.
+type Revision struct {
+	Rev               int64
+	Time              time.Time
+	Client            string
+	Inserted, Deleted int64 // code points
+}
+
+// Bucket summarises the revisions FirstRev..LastRev, all committed in the
+// period starting at Start.
+type Bucket struct {
+	Start             time.Time
+	FirstRev, LastRev int64
+	Count             int64
+	Inserted, Deleted int64
+	Clients           []string
 }
 
 // ErrNotFound is what a Store returns (possibly wrapped) for an unknown

@@ -196,8 +196,13 @@ func TestWebhookEvents(t *testing.T) {
 	if err := c.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ts.srv.docDeleted(ctx, id, viewID)
+	if code, _, body := doHTTP(t, "DELETE", ts.URL+"/api/docs/"+id, "", nil); code != http.StatusNoContent {
+		t.Fatalf("DELETE: got %d %s, want 204", code, body)
+	}
 	evs = rc.waitFor(t, "deleted", func(evs []webhookEvent) bool { return evs[len(evs)-1].Type == EventDeleted })
+	if e := evs[len(evs)-1]; e.Doc != id || e.ViewID != viewID {
+		t.Errorf("deleted: got %+v, want doc %s view %s", e, id, viewID)
+	}
 	if e, _ := lastChanged(evs, id); e.Rev != 7 {
 		t.Errorf("before deleted: got last changed event at rev %d, want 7", e.Rev)
 	}

@@ -33,17 +33,24 @@ func seal(b []byte, start int) []byte {
 // unseal checks the frame of v and returns its payload, which still aliases
 // v: decoders must copy what they keep.
 func unseal(v []byte) ([]byte, error) {
+	version, p, err := unsealAny(v)
+	if err == nil && version != valueVersion {
+		err = errors.New("unknown value version")
+	}
+	return p, err
+}
+
+// unsealAny is unseal for values whose payload has more than one version;
+// the caller checks the version.
+func unsealAny(v []byte) (byte, []byte, error) {
 	if len(v) < 5 {
-		return nil, errBadValue
+		return 0, nil, errBadValue
 	}
 	body, sum := v[:len(v)-4], binary.BigEndian.Uint32(v[len(v)-4:])
 	if crc32.Checksum(body, castagnoli) != sum {
-		return nil, errors.New("checksum mismatch")
+		return 0, nil, errors.New("checksum mismatch")
 	}
-	if body[0] != valueVersion {
-		return nil, errors.New("unknown value version")
-	}
-	return body[1:], nil
+	return body[0], body[1:], nil
 }
 
 func appendString(b []byte, s string) []byte {
@@ -123,11 +130,13 @@ func fromUnixNano(n int64) time.Time {
 }
 
 // meta payload: rev uvarint | created varint | view id string | len+1
-// uvarint | log bytes uvarint. The edit id is the bucket key and is not
-// repeated. The length came later: a value without it decodes with Len -1,
-// and Len -1 is stored as 0. The log bytes came later still: a value
-// without them decodes with LogBytes 0, so an older document counts its
-// history from its first append after the upgrade.
+// uvarint | log bytes uvarint | updated varint. The edit id is the bucket
+// key and is not repeated. The fields after the view id came later: a
+// value without the length decodes with Len -1 (and Len -1 is stored as
+// 0); one without the log bytes decodes with LogBytes 0, so an older
+// document counts its history from its first append after the upgrade;
+// one without Updated (the latest op's time) decodes with the zero time,
+// which the format 2 upgrade fills in (see migrate.go).
 func appendMeta(b []byte, m *Meta) []byte {
 	start := len(b)
 	b = append(b, valueVersion)
@@ -136,6 +145,7 @@ func appendMeta(b []byte, m *Meta) []byte {
 	b = appendString(b, m.ViewID)
 	b = binary.AppendUvarint(b, uint64(max(m.Len+1, 0)))
 	b = binary.AppendUvarint(b, uint64(max(m.LogBytes, 0)))
+	b = binary.AppendVarint(b, unixNano(m.Updated))
 	return seal(b, start)
 }
 
@@ -155,6 +165,9 @@ func decodeMeta(id string, v []byte) (Meta, error) {
 	}
 	if len(r.b) > 0 {
 		m.LogBytes = int64(r.uvarint())
+	}
+	if len(r.b) > 0 {
+		m.Updated = fromUnixNano(r.varint())
 	}
 	return m, r.done()
 }
@@ -208,26 +221,85 @@ func decodeRecord(v []byte) (Record, error) {
 	return rec, r.done()
 }
 
-// snapshot payload: rev uvarint | length in code points uvarint | text
-// string. The length is checked against the op that made the revision.
+// snapshotVersion is the version byte of snapshots written by this code;
+// version 1 (rev | runes | text string) is still read.
+const snapshotVersion = 2
+
+// Snapshot text codecs.
+const (
+	codecRaw   = 0
+	codecFlate = 1
+)
+
+// snapshot payload, version 2: rev uvarint | length in code points uvarint
+// | codec byte | text length in bytes uvarint | data string, where data is
+// the UTF-8 text itself (codecRaw) or its raw DEFLATE stream (codecFlate).
+// The length in code points is checked against the op that made the
+// revision; the byte length bounds what decompression may produce. The CRC
+// covers the compressed bytes, so damage is caught before inflating.
+//
+// appendSnapshot stores the text as it is; compressSnapshot may be smaller.
 func appendSnapshot(b []byte, s *Snapshot, runes int) []byte {
+	return appendSnapshotData(b, s.Rev, runes, codecRaw, len(s.Text), s.Text)
+}
+
+func appendSnapshotData(b []byte, rev int64, runes int, codec byte, textLen int, data string) []byte {
 	start := len(b)
-	b = append(b, valueVersion)
-	b = binary.AppendUvarint(b, uint64(s.Rev))
+	b = append(b, snapshotVersion)
+	b = binary.AppendUvarint(b, uint64(rev))
 	b = binary.AppendUvarint(b, uint64(runes))
-	b = appendString(b, s.Text)
+	b = append(b, codec)
+	b = binary.AppendUvarint(b, uint64(textLen))
+	b = appendString(b, data)
 	return seal(b, start)
 }
 
+// decodeSnapshot decodes a snapshot value of either version, inflating a
+// compressed text.
 func decodeSnapshot(v []byte) (snap Snapshot, runes int, err error) {
-	p, err := unseal(v)
+	version, p, err := unsealAny(v)
 	if err != nil {
 		return Snapshot{}, 0, err
 	}
 	r := reader{b: p}
 	snap.Rev = int64(r.uvarint())
 	runes = int(r.uvarint())
-	snap.Text = r.str()
+	switch version {
+	case 1:
+		snap.Text = r.str()
+	case snapshotVersion:
+		if r.err == nil && len(r.b) == 0 {
+			return Snapshot{}, 0, errBadValue
+		}
+		if r.err != nil {
+			return Snapshot{}, 0, r.err
+		}
+		codec := r.b[0]
+		r.b = r.b[1:]
+		textLen := r.uvarint()
+		n := r.uvarint()
+		if r.err != nil || n != uint64(len(r.b)) {
+			return Snapshot{}, 0, errBadValue
+		}
+		data := r.b
+		r.b = nil
+		switch codec {
+		case codecRaw:
+			if textLen != n {
+				return Snapshot{}, 0, errBadValue
+			}
+			snap.Text = string(data)
+		case codecFlate:
+			snap.Text, err = inflate(data, textLen)
+			if err != nil {
+				return Snapshot{}, 0, err
+			}
+		default:
+			return Snapshot{}, 0, errors.New("unknown snapshot codec")
+		}
+	default:
+		return Snapshot{}, 0, errors.New("unknown value version")
+	}
 	return snap, runes, r.done()
 }
 

@@ -40,16 +40,20 @@ func TestRecordRoundTrip(t *testing.T) {
 // and truncates it at every length: no damaged value may decode.
 func TestCorruptValuesDetected(t *testing.T) {
 	values := map[string][]byte{
-		"record":   appendRecord(nil, &Record{Rev: 3, Op: ot.Op{{N: 2}, {S: "xyz"}}, Client: "c", Seq: 4, Time: time.Now()}),
-		"meta":     appendMeta(nil, &Meta{ViewID: "v", Created: time.Now(), Rev: 12}),
-		"snapshot": appendSnapshot(nil, &Snapshot{Rev: 5, Text: "some text"}, 9),
-		"client":   appendClient(nil, 8, 99),
+		"record":              appendRecord(nil, &Record{Rev: 3, Op: ot.Op{{N: 2}, {S: "xyz"}}, Client: "c", Seq: 4, Time: time.Now()}),
+		"meta":                appendMeta(nil, &Meta{ViewID: "v", Created: time.Now(), Rev: 12}),
+		"snapshot":            appendSnapshot(nil, &Snapshot{Rev: 5, Text: "some text"}, 9),
+		"compressed snapshot": (&compressor{}).encode(&Snapshot{Rev: 5, Text: strings.Repeat("some text ", 40)}, 400),
+		"client":              appendClient(nil, 8, 99),
+		"activity":            appendActivity(nil, &activity{first: 3, last: 9, ins: 4, del: 2, clients: []string{"a", ""}}),
 	}
 	decode := map[string]func([]byte) error{
-		"record":   func(v []byte) error { _, err := decodeRecord(v); return err },
-		"meta":     func(v []byte) error { _, err := decodeMeta("id", v); return err },
-		"snapshot": func(v []byte) error { _, _, err := decodeSnapshot(v); return err },
-		"client":   func(v []byte) error { _, _, err := decodeClient(v); return err },
+		"record":              func(v []byte) error { _, err := decodeRecord(v); return err },
+		"meta":                func(v []byte) error { _, err := decodeMeta("id", v); return err },
+		"snapshot":            func(v []byte) error { _, _, err := decodeSnapshot(v); return err },
+		"compressed snapshot": func(v []byte) error { _, _, err := decodeSnapshot(v); return err },
+		"client":              func(v []byte) error { _, _, err := decodeClient(v); return err },
+		"activity":            func(v []byte) error { _, err := decodeActivity(v); return err },
 	}
 	for name, v := range values {
 		if err := decode[name](v); err != nil {

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -9,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/collabd/collabd/ot"
 )
 
 const (
@@ -168,29 +169,65 @@ func checkKey(what, k string) error {
 	return nil
 }
 
-// putRecords writes encoded records of a document and the client entries
-// they imply.
-func putRecords(docs *bbolt.Bucket, keys docKeys, recs []encodedRecord) error {
+// putRecords writes encoded records of a document, the client entries they
+// imply and their activity, and advances m past them. The records' times
+// must already be clamped (clampTimes).
+func putRecords(docs *bbolt.Bucket, keys docKeys, m *Meta, recs []encodedRecord) error {
 	for _, r := range recs {
-		if err := docs.Put(keys.op(r.rev), r.value); err != nil {
+		if err := docs.Put(keys.op(r.rec.Rev), r.value); err != nil {
 			return err
 		}
-		if r.client != "" {
-			if err := docs.Put(keys.client(r.client), r.clientValue); err != nil {
+		if r.rec.Client != "" {
+			if err := docs.Put(keys.client(r.rec.Client), r.clientValue); err != nil {
 				return err
 			}
 		}
 	}
+	if err := addActivity(docs, keys, m.Updated, recs); err != nil {
+		return err
+	}
+	for _, r := range recs {
+		m.Rev, m.Len, m.Updated = r.rec.Rev, r.chars, r.rec.Time
+		m.LogBytes += int64(r.size)
+	}
 	return nil
 }
 
+// clampTimes raises each record's time to at least the one before it,
+// starting from after (the document's latest op), re-encoding those it
+// changes. It runs in the committer, the only place that knows the
+// document's latest time for sure.
+func clampTimes(recs []encodedRecord, after time.Time) {
+	for i := range recs {
+		r := &recs[i]
+		if r.rec.Time.Before(after) {
+			r.rec.Time = after
+			r.value = appendRecord(nil, &r.rec)
+		}
+		after = r.rec.Time
+	}
+}
+
 type encodedRecord struct {
-	rev         int64
+	rec         Record
 	base, chars int64 // the op's base and target lengths in code points
+	ins, del    int64 // code points inserted and deleted
 	value       []byte
-	client      string
 	clientValue []byte
 	size        int // what it adds to the file, for Meta.LogBytes
+}
+
+// opStats returns the code points op inserts and deletes.
+func opStats(op ot.Op) (ins, del int64) {
+	for _, c := range op {
+		switch {
+		case c.N < 0:
+			del -= int64(c.N)
+		case c.N == 0:
+			ins += int64(utf8.RuneCountInString(c.S))
+		}
+	}
+	return ins, del
 }
 
 // encodeRecords validates and encodes recs outside the committer, leaving
@@ -214,14 +251,14 @@ func encodeRecords(recs []Record) ([]encodedRecord, int, error) {
 			rec.Time = now
 		}
 		e := &out[i]
-		e.rev = rec.Rev
+		e.rec = rec
 		e.base, e.chars = int64(rec.Op.BaseLen()), int64(rec.Op.TargetLen())
+		e.ins, e.del = opStats(rec.Op)
 		e.value = appendRecord(nil, &rec)
 		if rec.Client != "" {
-			e.client = rec.Client
 			e.clientValue = appendClient(nil, rec.Seq, rec.Rev)
 		}
-		e.size = len(e.value) + len(e.client) + 32
+		e.size = len(e.value) + len(rec.Client) + 32
 		size += e.size
 	}
 	return out, size, nil
@@ -241,7 +278,7 @@ func (db *DB) Create(ctx context.Context, meta Meta, first *Record) error {
 		return fmt.Errorf("create doc %s: %w", meta.ID, err)
 	}
 	w := &createWrite{id: meta.ID, viewID: meta.ViewID, keys: keysOf(meta.ID)}
-	meta.Rev, meta.Len, meta.LogBytes = 0, 0, 0
+	meta.Rev, meta.Len, meta.LogBytes, meta.Updated = 0, 0, 0, time.Time{}
 	if meta.Created.IsZero() {
 		meta.Created = time.Now()
 	}
@@ -257,9 +294,8 @@ func (db *DB) Create(ctx context.Context, meta Meta, first *Record) error {
 			return fmt.Errorf("create doc %s: first op covers %d code points of the empty text: %w", meta.ID, recs[0].base, ErrBadRecord)
 		}
 		w.first = recs
-		meta.Rev, meta.Len, meta.LogBytes = 1, recs[0].chars, int64(recs[0].size)
 	}
-	w.meta = appendMeta(nil, &meta)
+	w.meta = meta
 	if err := db.submit(ctx, w); err != nil {
 		return fmt.Errorf("create doc %s: %w", meta.ID, err)
 	}
@@ -269,12 +305,12 @@ func (db *DB) Create(ctx context.Context, meta Meta, first *Record) error {
 type createWrite struct {
 	id, viewID string
 	keys       docKeys
-	meta       []byte
+	meta       Meta
 	first      []encodedRecord
 }
 
 func (w *createWrite) size() int {
-	n := len(w.meta) + len(w.id) + len(w.viewID)
+	n := 64 + 2*len(w.id) + 2*len(w.viewID)
 	for _, r := range w.first {
 		n += len(r.value) + len(r.clientValue)
 	}
@@ -293,10 +329,11 @@ func (w *createWrite) check(tx *bbolt.Tx) error {
 
 func (w *createWrite) apply(tx *bbolt.Tx) error {
 	docs := tx.Bucket(bucketDocs)
-	if err := docs.Put(w.keys.meta(), w.meta); err != nil {
+	m := w.meta
+	if err := putRecords(docs, w.keys, &m, w.first); err != nil {
 		return err
 	}
-	if err := putRecords(docs, w.keys, w.first); err != nil {
+	if err := docs.Put(w.keys.meta(), appendMeta(nil, &m)); err != nil {
 		return err
 	}
 	return tx.Bucket(bucketViews).Put([]byte(w.viewID), []byte(w.id))
@@ -340,8 +377,10 @@ type appendWrite struct {
 	first int64
 	bytes int
 
-	meta Meta // read by check for apply
+	meta Meta // read by check for apply, then advanced by it
 	keys docKeys
+	// before is the meta as check read it, for committed.
+	before Meta
 }
 
 func (w *appendWrite) size() int { return w.bytes }
@@ -357,132 +396,36 @@ func (w *appendWrite) check(tx *bbolt.Tx) error {
 	// Each op must cover the text the one before it made; stored
 	// otherwise, it would make every later Load fail.
 	if m.Len >= 0 {
+		n := m.Len
 		for _, r := range w.recs {
-			if r.base != m.Len {
-				return fmt.Errorf("op %d covers %d code points, the text has %d: %w", r.rev, r.base, m.Len, ErrBadRecord)
+			if r.base != n {
+				return fmt.Errorf("op %d covers %d code points, the text has %d: %w", r.rec.Rev, r.base, n, ErrBadRecord)
 			}
-			m.Len = r.chars
+			n = r.chars
 		}
 	}
-	for _, r := range w.recs {
-		m.LogBytes += int64(r.size)
-	}
-	w.meta, w.keys = m, keys
+	clampTimes(w.recs, m.Updated)
+	w.meta, w.before, w.keys = m, m, keys
 	return nil
 }
 
 func (w *appendWrite) apply(tx *bbolt.Tx) error {
 	docs := tx.Bucket(bucketDocs)
-	if err := putRecords(docs, w.keys, w.recs); err != nil {
+	if err := putRecords(docs, w.keys, &w.meta, w.recs); err != nil {
 		return err
 	}
-	w.meta.Rev = w.first + int64(len(w.recs)) - 1
 	return docs.Put(w.keys.meta(), appendMeta(nil, &w.meta))
 }
 
-// committed asks for a snapshot when the append crossed a multiple of
-// SnapshotEvery.
+// committed asks for milestones when the append crossed a multiple of
+// SnapshotEvery ops or SnapshotBytes bytes of ops. The snapshotter then
+// finds the milestones' exact places itself (milestone.go); this only has
+// to wake it often enough, and cheaply.
 func (w *appendWrite) committed(db *DB) {
-	if n := db.snapshotEvery; n > 0 && (w.first-1)/n != w.meta.Rev/n {
-		db.scheduleSnapshot(w.id, nil)
+	n, b := db.snapshotEvery, db.snapshotBytes
+	if n > 0 && ((w.before.Rev/n != w.meta.Rev/n) || w.before.LogBytes/b != w.meta.LogBytes/b) {
+		db.scheduleMilestones(w.id)
 	}
-}
-
-// SaveSnapshot stores the text of document id at snap.Rev, e.g. when a
-// document is unloaded. It does nothing if a snapshot at snap.Rev or later
-// exists, and fails with ErrConflict if snap.Rev is ahead of the document or
-// the text's length differs from what op snap.Rev produced.
-func (db *DB) SaveSnapshot(ctx context.Context, id string, snap Snapshot) error {
-	if snap.Rev < 0 {
-		return fmt.Errorf("save snapshot doc %s rev %d: negative rev: %w", id, snap.Rev, ErrConflict)
-	}
-	if snap.Rev == 0 {
-		// Revision 0 is the empty document; it needs no snapshot.
-		if snap.Text != "" {
-			return fmt.Errorf("save snapshot doc %s rev 0: text not empty: %w", id, ErrConflict)
-		}
-		return nil
-	}
-	runes := utf8.RuneCountInString(snap.Text)
-	w := &snapshotWrite{id: id, rev: snap.Rev, runes: runes, value: appendSnapshot(nil, &snap, runes)}
-	if err := db.submit(ctx, w); err != nil {
-		return fmt.Errorf("save snapshot doc %s rev %d: %w", id, snap.Rev, err)
-	}
-	return nil
-}
-
-type snapshotWrite struct {
-	id    string
-	rev   int64
-	runes int
-	value []byte
-
-	skip bool
-	keys docKeys
-}
-
-func (w *snapshotWrite) size() int { return len(w.value) }
-
-func (w *snapshotWrite) check(tx *bbolt.Tx) error {
-	w.skip = false
-	m, keys, err := readMeta(tx, w.id)
-	if err != nil {
-		return err
-	}
-	if w.rev > m.Rev {
-		return fmt.Errorf("doc is at rev %d: %w", m.Rev, ErrConflict)
-	}
-	if last, ok := lastSnapshotRev(tx, keys); ok && last >= w.rev {
-		w.skip = true
-		return nil
-	}
-	// The op that made the revision knows the text's length: a cheap check
-	// that catches a snapshot taken of the wrong text.
-	var want int
-	if err := scanOps(tx, keys, w.id, w.rev, w.rev, func(rec Record) bool {
-		want = rec.Op.TargetLen()
-		return false
-	}); err != nil {
-		return err
-	}
-	if want != w.runes {
-		return fmt.Errorf("text has %d code points, op %d made %d: %w", w.runes, w.rev, want, ErrConflict)
-	}
-	w.keys = keys
-	return nil
-}
-
-func (w *snapshotWrite) apply(tx *bbolt.Tx) error {
-	if w.skip {
-		return nil
-	}
-	b := tx.Bucket(bucketSnaps)
-	if err := b.Put(w.keys.snap(w.rev), w.value); err != nil {
-		return err
-	}
-	return pruneSnapshots(b, w.keys, w.rev)
-}
-
-// pruneSnapshots deletes the document's snapshots before rev. Load needs
-// only the newest, which replaces them in the same transaction; older full
-// copies of the text would only grow the file, while the op log keeps all
-// history anyway.
-func pruneSnapshots(b *bbolt.Bucket, keys docKeys, rev int64) error {
-	// Keys are collected first: deleting under a bbolt cursor skips keys.
-	var older [][]byte
-	c := b.Cursor()
-	for k, _ := c.Seek(keys.snap(0)); k != nil; k, _ = c.Next() {
-		if r, ok := keys.snapRev(k); !ok || r >= rev {
-			break
-		}
-		older = append(older, bytes.Clone(k))
-	}
-	for _, k := range older {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Ping proves the DB can still write: it commits a tiny durable write

@@ -7,8 +7,10 @@
 // The file holds these top-level buckets:
 //
 //	docs    per document: its meta (view id, created, rev), its op log
-//	        (op N turned rev N-1 into N) and its clients' last seq and rev
-//	snaps   per document and revision: the full text at that revision
+//	        (op N turned rev N-1 into N), its clients' last seq and rev,
+//	        and its activity index (the revisions of each minute)
+//	snaps   per document and revision: the full text at that revision,
+//	        compressed, as a milestone or the latest snapshot
 //	views   view id -> edit id
 //	sys     file format version; Ping's scratch key; the author key
 //	outbox  webhook events not yet delivered, created on first use (outbox.go)
@@ -18,15 +20,16 @@
 // 8-byte big-endian, so cursors walk them in order. Every value carries a
 // version byte and a CRC-32C, so a damaged value is reported as ErrCorrupt
 // naming the document and revision rather than decoded into wrong text.
-// The op log is never pruned: snapshots only shorten Load, and only the
-// latest of each document is kept.
+// The op log is never pruned (until Delete removes the whole document):
+// every revision stays readable, through TextAt, Revisions, Activity and
+// RevAt (history.go, activity.go).
 //
 // # Durability and group commit
 //
 // bbolt makes a transaction durable with two fdatasyncs at commit, a fixed
 // cost (about 0.3 ms on the SSD we measured) far above what one op adds
 // (a dirty page, about 10 µs). So one committer goroutine owns every
-// write transaction: Create, Append, SaveSnapshot and Ping queue a request
+// write transaction: Create, Append, SaveSnapshot, Delete and Ping queue a request
 // and wait for its result. The committer takes the first queued request,
 // drains whatever else is already waiting, applies the whole group in one
 // bbolt transaction and replies to each caller only after the commit has
@@ -42,9 +45,13 @@
 //
 // # Snapshots
 //
-// Every SnapshotEvery ops a background goroutine rebuilds the document's
-// text from its latest snapshot and op tail and stores it through the
-// committer, keeping Load's replay short without ever holding up appends.
+// Every SnapshotEvery ops (or SnapshotBytes bytes of ops) a background
+// goroutine rebuilds the document's text at that revision from the
+// previous milestone and the ops after it, and stores it, compressed,
+// through the committer as a new milestone. Milestones are kept, so the
+// text at any revision costs one snapshot plus at most SnapshotEvery ops,
+// and Load's replay stays as short, without ever holding up appends (see
+// snapshot.go and milestone.go).
 package storage
 
 import (
@@ -53,6 +60,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -99,9 +107,15 @@ type Options struct {
 	// LockTimeout is how long Open waits for the file lock held by another
 	// process. Zero means 5s (bbolt itself would wait forever).
 	LockTimeout time.Duration
-	// SnapshotEvery takes a snapshot every N ops per document. Zero means
-	// 1000; negative disables periodic snapshots.
+	// SnapshotEvery keeps a milestone snapshot every N ops per document
+	// (see milestone.go). Zero means 1000; negative disables milestones,
+	// leaving only the snapshots SaveSnapshot stores.
 	SnapshotEvery int
+	// SnapshotBytes keeps a milestone whenever the ops since the last one
+	// reach this many stored bytes, if that comes before SnapshotEvery ops
+	// (but never more often than the text's own length in bytes of ops).
+	// Zero means 1 MiB; negative means no byte limit.
+	SnapshotBytes int64
 	// Logger receives background errors. Nil means discard.
 	Logger *slog.Logger
 	// InitialMmapSize is the address space reserved for the file, in
@@ -124,11 +138,20 @@ type Meta struct {
 	// LogBytes is what the document's op log takes in the file: each
 	// record's encoded value and keys. Create and Append maintain it; a
 	// document stored before it was kept counts from its next append.
+	// Milestones are also scheduled by it (SnapshotBytes).
 	LogBytes int64
+	// Updated is the time of the latest op, zero if there is none. Append
+	// keeps records' times from going backwards past it (see Record.Time).
+	Updated time.Time
 }
 
 // Record is one op of a document's log: op Rev turned revision Rev-1 into
 // Rev. Client and Seq identify who sent it, for deduplicating resends.
+// Time is when it was committed: Create and Append set a zero Time to now
+// and raise one earlier than the document's previous op to that op's
+// time, so times never decrease along a document's revisions (a clock
+// stepping back makes a few ops share a time instead), which is what lets
+// the history find the revision at a time.
 type Record struct {
 	Rev    int64
 	Op     ot.Op
@@ -153,11 +176,14 @@ type Doc struct {
 const (
 	defaultLockTimeout   = 5 * time.Second
 	defaultSnapshotEvery = 1000
+	defaultSnapshotBytes = 1 << 20
 	defaultOpsLimit      = 1000
 
 	// formatVersion is stored in sys/format; Open refuses other versions
-	// rather than misreading them.
-	formatVersion = 1
+	// rather than misreading them, except format 1, which it upgrades
+	// (migrate.go). Format 2 added milestone snapshots (a kind byte in
+	// snapshot keys, compressed values) and the activity index.
+	formatVersion = 2
 
 	// initialMmapSize reserves address space (not memory or disk) so that
 	// the file rarely needs remapping: bbolt cannot remap while a read
@@ -179,6 +205,8 @@ type DB struct {
 	bolt          *bbolt.DB
 	log           *slog.Logger
 	snapshotEvery int64 // 0 when disabled
+	snapshotBytes int64
+	comp          compressor
 
 	// ctx is cancelled by Close; its Done channel tells the background
 	// goroutines and waiting callers that the DB is closing.
@@ -192,9 +220,9 @@ type DB struct {
 	snapWake chan struct{} // capacity 1: a pending wake-up is enough
 	// snapMu guards snapPending.
 	snapMu sync.Mutex
-	// snapPending maps a document id to a snapshot to store, or to nil
-	// when the snapshotter must rebuild the text itself.
-	snapPending map[string]*Snapshot
+	// snapPending holds the documents whose milestones the snapshotter
+	// must bring up to date.
+	snapPending map[string]struct{}
 
 	// commits and committed count transactions and the requests they
 	// carried; benchmarks report their ratio, the ops per fsync.
@@ -234,7 +262,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open storage %s: %w", path, err)
 	}
-	if err := initBuckets(bolt); err != nil {
+	if err := initBuckets(bolt, opts.Logger); err != nil {
 		bolt.Close()
 		return nil, fmt.Errorf("open storage %s: %w", path, err)
 	}
@@ -246,6 +274,13 @@ func Open(path string, opts Options) (*DB, error) {
 	case every < 0:
 		every = 0
 	}
+	bytesEvery := opts.SnapshotBytes
+	switch {
+	case bytesEvery == 0:
+		bytesEvery = defaultSnapshotBytes
+	case bytesEvery < 0:
+		bytesEvery = math.MaxInt64
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -255,35 +290,18 @@ func Open(path string, opts Options) (*DB, error) {
 		bolt:          bolt,
 		log:           log,
 		snapshotEvery: every,
+		snapshotBytes: bytesEvery,
 		ctx:           ctx,
 		cancel:        cancel,
 		reqs:          make(chan *request, maxGroup),
 		committerDone: make(chan struct{}),
 		snapWake:      make(chan struct{}, 1),
-		snapPending:   make(map[string]*Snapshot),
+		snapPending:   make(map[string]struct{}),
 	}
 	db.wg.Add(2)
 	go db.commitLoop()
 	go db.snapshotLoop()
 	return db, nil
-}
-
-func initBuckets(bolt *bbolt.DB) error {
-	return bolt.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketDocs, bucketSnaps, bucketViews, bucketSys} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		sys := tx.Bucket(bucketSys)
-		if v := sys.Get(keyFormat); v != nil {
-			if len(v) != 1 || v[0] != formatVersion {
-				return fmt.Errorf("unsupported file format %v, want %d", v, formatVersion)
-			}
-			return nil
-		}
-		return sys.Put(keyFormat, []byte{formatVersion})
-	})
 }
 
 // Close stops the committer and snapshotter, waits for them, then closes the
@@ -457,6 +475,17 @@ func scanOps(tx *bbolt.Tx, keys docKeys, id string, from, to int64, fn func(Reco
 	})
 }
 
+// scanOpsSized is scanOps also telling fn the size of each stored record.
+func scanOpsSized(tx *bbolt.Tx, keys docKeys, id string, from, to int64, fn func(Record, int) bool) error {
+	return scanOpValues(tx, keys, id, from, to, func(rev int64, v []byte) (bool, error) {
+		rec, err := decodeRecordAt(rev, v)
+		if err != nil {
+			return false, err
+		}
+		return fn(rec, len(v)), nil
+	})
+}
+
 // scanOpValues is scanOps on the stored values, which alias the mmap and
 // must not be kept: fn decodes what it needs (decodeRecordAt) and returns
 // a bad value as an error, which comes back as ErrCorrupt naming the
@@ -521,10 +550,10 @@ func (db *DB) Load(ctx context.Context, id string) (*Doc, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A long tail means a snapshot was missed, e.g. the process died before
-	// the snapshotter ran; we hold the text already, so store it.
+	// A long tail means milestones were missed, e.g. the process died
+	// before the snapshotter ran, or the file predates them.
 	if db.snapshotEvery > 0 && tail >= db.snapshotEvery {
-		db.scheduleSnapshot(id, &Snapshot{Rev: doc.Rev, Text: doc.Text})
+		db.scheduleMilestones(id)
 	}
 	return doc, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -141,10 +142,13 @@ func verifyTx(ctx context.Context, tx *bbolt.Tx) (rep *Report, err error) {
 		rep.addf("a top-level bucket is missing (is this a collabd data file?)")
 		return rep, nil
 	}
-	if v := sys.Get(keyFormat); len(v) != 1 || v[0] != formatVersion {
-		rep.addf("file format %v, want [%d]", v, formatVersion)
+	v := sys.Get(keyFormat)
+	if len(v) != 1 || (v[0] != formatVersion && v[0] != 1) {
+		rep.addf("file format %v, want [%d] (or [1], which Open upgrades)", v, formatVersion)
 		return rep, nil
 	}
+	// Format 1 has no activity index to check.
+	indexed := v[0] >= 2
 
 	snapRevs, err := collectSnapshots(ctx, snaps, rep)
 	if err != nil {
@@ -168,7 +172,7 @@ func verifyTx(ctx context.Context, tx *bbolt.Tx) (rep *Report, err error) {
 		}
 		var m Meta
 		var hasMeta bool
-		k, v, m, hasMeta = verifyDoc(ctx, tx, c, k, v, id, snapRevs[id], rep)
+		k, v, m, hasMeta = verifyDoc(ctx, tx, c, k, v, id, snapRevs[id], indexed, rep)
 		delete(snapRevs, id)
 		if hasMeta {
 			viewOf[id] = m.ViewID
@@ -205,12 +209,19 @@ func verifyTx(ctx context.Context, tx *bbolt.Tx) (rep *Report, err error) {
 	return rep, nil
 }
 
+// snapEntry is one snapshot key of a document and its revision.
+type snapEntry struct {
+	rev int64
+	key []byte
+}
+
 // collectSnapshots walks the whole snaps bucket and returns, for each
-// document, the revisions of its snapshot entries in order. It checks only
-// the keys here; values are decoded with decodeSnapshot when the op log
-// reaches their revision. Any number of snapshots per document is fine.
-func collectSnapshots(ctx context.Context, snaps *bbolt.Bucket, rep *Report) (map[string][]int64, error) {
-	revs := make(map[string][]int64)
+// document, its snapshot entries in order (a revision may have a latest
+// snapshot and a milestone). It checks only the keys here; values are
+// decoded with decodeSnapshot when the op log reaches their revision. Any
+// number of snapshots per document is fine.
+func collectSnapshots(ctx context.Context, snaps *bbolt.Bucket, rep *Report) (map[string][]snapEntry, error) {
+	revs := make(map[string][]snapEntry)
 	c := snaps.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
 		if err := ctx.Err(); err != nil {
@@ -226,7 +237,7 @@ func collectSnapshots(ctx context.Context, snaps *bbolt.Bucket, rep *Report) (ma
 			rep.addf("doc %s: snaps key %x: not a snapshot key", id, k)
 			continue
 		}
-		revs[id] = append(revs[id], rev)
+		revs[id] = append(revs[id], snapEntry{rev, bytes.Clone(k)})
 	}
 	return revs, nil
 }
@@ -248,7 +259,10 @@ type clientEntry struct{ seq, rev int64 }
 // and each of its snapshots (at snapRevs) against the replayed text. It
 // leaves c on the first key after the document and returns that key and
 // its value.
-func verifyDoc(ctx context.Context, tx *bbolt.Tx, c *bbolt.Cursor, k, v []byte, id string, snapRevs []int64, rep *Report) (nextK, nextV []byte, m Meta, hasMeta bool) {
+//
+// In a file of format 2 (indexed), it also checks the activity index
+// against the op log: the entries Append would have written for it.
+func verifyDoc(ctx context.Context, tx *bbolt.Tx, c *bbolt.Cursor, k, v []byte, id string, snapRevs []snapEntry, indexed bool, rep *Report) (nextK, nextV []byte, m Meta, hasMeta bool) {
 	keys := keysOf(id)
 	snaps := tx.Bucket(bucketSnaps)
 	text := ot.NewDoc("")
@@ -257,12 +271,16 @@ func verifyDoc(ctx context.Context, tx *bbolt.Tx, c *bbolt.Cursor, k, v []byte, 
 		replayOK       = true
 		entries        = make(map[string]clientEntry)
 		lastOp         = make(map[string]clientEntry) // each client's last op in the log
+		// The activity the op log implies, by minute, with the times
+		// Append files ops by (never decreasing).
+		activityWant = make(map[int64]*activity)
+		clamp        time.Time
 	)
 	// compareSnapshots checks every snapshot at or below rev, once the
 	// replayed text is at rev.
 	compareSnapshots := func(rev int64) {
-		for len(snapRevs) > 0 && snapRevs[0] <= rev {
-			srev := snapRevs[0]
+		for len(snapRevs) > 0 && snapRevs[0].rev <= rev {
+			srev, skey := snapRevs[0].rev, snapRevs[0].key
 			snapRevs = snapRevs[1:]
 			rep.Snapshots++
 			if !replayOK || srev < rev {
@@ -271,7 +289,7 @@ func verifyDoc(ctx context.Context, tx *bbolt.Tx, c *bbolt.Cursor, k, v []byte, 
 				rep.addf("doc %s snapshot rev %d: not compared, the op log before it is damaged", id, srev)
 				continue
 			}
-			snap, runes, err := decodeSnapshot(snaps.Get(keys.snap(srev)))
+			snap, runes, err := decodeSnapshot(snaps.Get(skey))
 			switch {
 			case err != nil:
 				rep.addf("doc %s snapshot rev %d: %v", id, srev, err)
@@ -318,6 +336,17 @@ func verifyDoc(ctx context.Context, tx *bbolt.Tx, c *bbolt.Cursor, k, v []byte, 
 			if rec.Client != "" {
 				lastOp[rec.Client] = clientEntry{rec.Seq, rev}
 			}
+			if rec.Time.After(clamp) {
+				clamp = rec.Time
+			}
+			minute := minuteOf(clamp)
+			a := activityWant[minute]
+			if a == nil {
+				a = &activity{}
+				activityWant[minute] = a
+			}
+			ins, del := opStats(rec.Op)
+			a.add(rev, ins, del, rec.Client)
 			want++
 			compareSnapshots(rev)
 		case kind == kindMeta && len(rest) == 0:
@@ -334,6 +363,23 @@ func verifyDoc(ctx context.Context, tx *bbolt.Tx, c *bbolt.Cursor, k, v []byte, 
 				continue
 			}
 			entries[string(rest)] = clientEntry{seq, rev}
+		case kind == kindActivity && len(rest) == 8 && indexed:
+			minute := int64(binary.BigEndian.Uint64(rest))
+			got, err := decodeActivity(v)
+			if err != nil {
+				rep.addf("doc %s activity of minute %d: %v", id, minute, err)
+				continue
+			}
+			if !replayOK {
+				continue
+			}
+			w := activityWant[minute]
+			delete(activityWant, minute)
+			if w == nil || got.first != w.first || got.last != w.last || got.ins != w.ins || got.del != w.del ||
+				!slices.Equal(got.clients, w.clients) {
+				rep.addf("doc %s activity of minute %d: records revs %d..%d (+%d -%d), the op log has %+v", id, minute,
+					got.first, got.last, got.ins, got.del, w)
+			}
 		default:
 			rep.addf("doc %s: key %x of unknown kind", id, k)
 		}
@@ -342,9 +388,9 @@ func verifyDoc(ctx context.Context, tx *bbolt.Tx, c *bbolt.Cursor, k, v []byte, 
 
 	if !hasMeta {
 		rep.addf("doc %s: no meta (op log without a document)", id)
-		for _, srev := range snapRevs {
+		for _, se := range snapRevs {
 			rep.Snapshots++
-			rep.addf("doc %s snapshot rev %d: of a document without meta", id, srev)
+			rep.addf("doc %s snapshot rev %d: of a document without meta", id, se.rev)
 		}
 		return nextK, nextV, m, false
 	}
@@ -360,9 +406,14 @@ func verifyDoc(ctx context.Context, tx *bbolt.Tx, c *bbolt.Cursor, k, v []byte, 
 		rep.addf("doc %s: meta records %d code points, the op log replays to %d", id, m.Len, text.Len())
 	}
 	compareSnapshots(m.Rev)
-	for _, srev := range snapRevs {
+	for _, se := range snapRevs {
 		rep.Snapshots++
-		rep.addf("doc %s snapshot rev %d: ahead of the document (rev %d)", id, srev, m.Rev)
+		rep.addf("doc %s snapshot rev %d: ahead of the document (rev %d)", id, se.rev, m.Rev)
+	}
+	if indexed && replayOK {
+		for minute, w := range activityWant {
+			rep.addf("doc %s activity of minute %d: missing (the op log has revs %d..%d there)", id, minute, w.first, w.last)
+		}
 	}
 	if replayOK {
 		// Each client's entry is what deduplicates its resends, so it must

@@ -1,8 +1,10 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"strings"
@@ -138,6 +140,23 @@ func TestVerifyFindsDamage(t *testing.T) {
 			},
 			// The snapshots after the damage cannot be compared, and say so.
 			want: []string{"doc a rev 12: checksum mismatch", "doc a snapshot rev 20: not compared"},
+		},
+		{
+			name: "activity out of step with the log",
+			damage: func(tx *bbolt.Tx) error {
+				docs := tx.Bucket(bucketDocs)
+				k, v := docs.Cursor().Seek(a.activity(0))
+				if _, ok := a.activityMinute(k); !ok {
+					return fmt.Errorf("doc a has no activity entry")
+				}
+				act, err := decodeActivity(v)
+				if err != nil {
+					return err
+				}
+				act.ins++
+				return docs.Put(bytes.Clone(k), appendActivity(nil, &act))
+			},
+			want: []string{"doc a activity of minute"},
 		},
 		{
 			name:   "missing op",

@@ -25,6 +25,7 @@ type config struct {
 	shutdownTimeout time.Duration
 	lockTimeout     time.Duration
 	snapshotEvery   int
+	snapshotBytes   int64
 	tlsCert         string
 	tlsKey          string
 	adminAddr       string
@@ -53,7 +54,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take before connections are cut")
 	fs.DurationVar(&cfg.lockTimeout, "lock-timeout", 5*time.Second, "how long to wait for another process's lock on the data file")
-	fs.IntVar(&cfg.snapshotEvery, "snapshot-every", 1000, "snapshot a document's text every `N` ops (negative: only on unload)")
+	fs.IntVar(&cfg.snapshotEvery, "snapshot-every", 1000, "keep a milestone of a document's text every `N` ops, for history and fast loads (negative: none, only a snapshot on unload)")
+	fs.Int64Var(&cfg.snapshotBytes, "snapshot-bytes", 1<<20, "keep a milestone sooner, once the ops since the last take this many `bytes` (but no more often than the text's own length)")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serves HTTPS and HTTP/2")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "TLS private key `file` (PEM)")
 	fs.BoolVar(&cfg.version, "version", false, "print the version and build revision, and exit")

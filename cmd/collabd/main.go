@@ -45,6 +45,8 @@ func main() {
 //
 // `collabd backup ...`, `collabd check ...` and `collabd version` run
 // those commands instead; see runBackup, runCheck and printVersion.
+// `collabd export ...` and `collabd import ...` move a document's text out
+// and in (transfer.go).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
@@ -54,6 +56,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return runCheck(ctx, args[1:], os.LookupEnv, stdout, stderr)
 		case "version":
 			return printVersion(stdout)
+		case "export":
+			return runExport(ctx, args[1:], stdout, stderr)
+		case "import":
+			return runImport(ctx, args[1:], stdout, stderr)
 		}
 	}
 	cfg, err := parseConfig(args, os.LookupEnv, stderr)
@@ -70,6 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	db, err := storage.Open(cfg.data, storage.Options{
 		LockTimeout:   cfg.lockTimeout,
 		SnapshotEvery: cfg.snapshotEvery,
+		SnapshotBytes: cfg.snapshotBytes,
 		Logger:        logger.With("component", "storage"),
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/collabd/collabd/collab"
 	"github.com/collabd/collabd/storage"
@@ -16,10 +17,13 @@ type store struct{ db *storage.DB }
 
 var _ collab.Store = store{}
 
-// mapErr lets collab recognise storage's not-found error as its own.
+// mapErr lets collab recognise storage's not-found errors as its own.
 func mapErr(err error) error {
-	if errors.Is(err, storage.ErrNotFound) {
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
 		return fmt.Errorf("%w: %w", collab.ErrNotFound, err)
+	case errors.Is(err, storage.ErrNoRevision):
+		return fmt.Errorf("%w: %w", collab.ErrNoRevision, err)
 	}
 	return err
 }
@@ -94,3 +98,47 @@ func (s store) Usage(ctx context.Context) (collab.Usage, error) {
 	u, err := s.db.Usage()
 	return collab.Usage{DataBytes: u.FileBytes, FreeBytes: u.FreeBytes}, err
 }
+
+func (s store) LoadAt(ctx context.Context, id string, rev int64) (*collab.StoredDoc, error) {
+	d, err := s.db.DocAt(ctx, id, rev)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return &collab.StoredDoc{
+		Meta: collab.DocMeta{ID: d.Meta.ID, ViewID: d.Meta.ViewID, Created: d.Meta.Created},
+		Rev:  d.Rev,
+		Text: d.Text,
+	}, nil
+}
+
+func (s store) RevAt(ctx context.Context, id string, t time.Time) (int64, error) {
+	rev, err := s.db.RevAt(ctx, id, t)
+	return rev, mapErr(err)
+}
+
+func (s store) Revisions(ctx context.Context, id string, after int64, limit int) ([]collab.Revision, error) {
+	revs, err := s.db.Revisions(ctx, id, after, limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]collab.Revision, len(revs))
+	for i, r := range revs {
+		out[i] = collab.Revision{Rev: r.Rev, Time: r.Time, Client: r.Client, Inserted: r.Inserted, Deleted: r.Deleted}
+	}
+	return out, nil
+}
+
+func (s store) Activity(ctx context.Context, id string, after int64, unit time.Duration, limit int) ([]collab.Bucket, error) {
+	bs, err := s.db.Activity(ctx, id, after, unit, limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]collab.Bucket, len(bs))
+	for i, b := range bs {
+		out[i] = collab.Bucket{Start: b.Start, FirstRev: b.FirstRev, LastRev: b.LastRev, Count: b.Count,
+			Inserted: b.Inserted, Deleted: b.Deleted, Clients: b.Clients}
+	}
+	return out, nil
+}
+
+func (s store) Delete(ctx context.Context, id string) error { return mapErr(s.db.Delete(ctx, id)) }
