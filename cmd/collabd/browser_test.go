@@ -1,21 +1,114 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
-// TestBrowserEditing drives the embedded frontend in headless Chromium:
-// two people type into one document at once while a third watches the
-// view link, and every page ends with the server's text. `make test`
-// installs Chromium and playwright-core; without them the test skips.
-func TestBrowserEditing(t *testing.T) {
+// TestBrowser drives the embedded frontend in headless Chromium through
+// frontend/test/browser/suite.mjs: two people typing at once (emoji, CJK,
+// Enter, Backspace, select-and-delete, a 50 KB paste), typing at the same
+// spot, undo of one's own edits only, offline editing across reloads, a
+// server restart mid-typing, the viewer following and never seeing the
+// edit id, the timeslider, and wrong links. Each scenario is a subtest.
+// `make test` installs Chromium and playwright-core; without them the test
+// skips. SCREENSHOT_DIR=dir also saves screenshots of every page at
+// 1280x800 and 390x844.
+func TestBrowser(t *testing.T) {
 	dir := filepath.Join("..", "..", "frontend", "test", "browser")
-	chromium := os.Getenv("CHROMIUM")
+	node, chromium := browserDeps(t, dir)
+
+	data := filepath.Join(t.TempDir(), "collab.db")
+	s := startServerAt(t, data)
+	addr := strings.TrimPrefix(s.URL, "http://")
+
+	args := []string{"suite.mjs", s.URL}
+	if only := os.Getenv("BROWSER_SCENARIOS"); only != "" {
+		args = append(args, strings.Fields(only)...)
+	}
+	cmd := exec.Command(node, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
+	if shots := os.Getenv("SCREENSHOT_DIR"); shots != "" {
+		abs, err := filepath.Abs(shots)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Env = append(cmd.Env, "SCREENSHOT_DIR="+abs)
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The script cannot outlive the test: Chromium is its child.
+	timer := time.AfterFunc(4*time.Minute, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+
+	ran := 0
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "@restart" {
+			// Stop the server and start it again on the same address and
+			// data file, as an operator's restart would.
+			s.Stop(t)
+			s = startServerAt(t, data, "-addr", addr)
+			fmt.Fprintln(stdin, "ok")
+			continue
+		}
+		var res struct {
+			Scenario string
+			Errors   []string
+			Skip     string
+			MS       int
+		}
+		if err := json.Unmarshal([]byte(line), &res); err != nil {
+			t.Errorf("unexpected output from suite.mjs: %q", line)
+			continue
+		}
+		ran++
+		t.Run(res.Scenario, func(t *testing.T) {
+			t.Logf("%d ms", res.MS)
+			if res.Skip != "" {
+				t.Skip(res.Skip)
+			}
+			for _, e := range res.Errors {
+				t.Error(e)
+			}
+		})
+	}
+	io.Copy(io.Discard, stdout)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("node suite.mjs: %v\n%s", err, stderr.String())
+	}
+	if ran == 0 {
+		t.Errorf("suite.mjs ran no scenario\n%s", stderr.String())
+	}
+}
+
+// browserDeps returns node and Chromium, or skips the test saying which is
+// missing.
+func browserDeps(t *testing.T, dir string) (node, chromium string) {
+	t.Helper()
+	chromium = os.Getenv("CHROMIUM")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
 	}
@@ -29,54 +122,6 @@ func TestBrowserEditing(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
 		t.Skipf("playwright-core is not installed in %s (make test-deps runs npm ci there): skipping the browser test", dir)
 	}
-
-	s := startServer(t)
-	cmd := exec.Command(node, "edit.mjs", s.URL)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
-	if shot := os.Getenv("SCREENSHOT"); shot != "" {
-		cmd.Env = append(cmd.Env, "SCREENSHOT="+shot)
-	}
-	out, err := cmd.Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("node edit.mjs: %v\n%s\n%s", err, out, stderr)
-	}
-	var res struct {
-		Texts   map[string]string
-		Peers   []string
-		Carets  []string
-		DocID   string
-		ViewURL string
-		Errors  []string
-	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("bad output %q: %v", out, err)
-	}
-	server := res.Texts["server"]
-	for who, text := range res.Texts {
-		if text != server {
-			t.Errorf("%s has %q, server has %q", who, text, server)
-		}
-	}
-	for _, want := range []string{"Well, ", "Hello", " world 😀!"} {
-		if !strings.Contains(server, want) {
-			t.Errorf("server text %q lacks %q typed in the browser", server, want)
-		}
-	}
-	if strings.Contains(res.ViewURL, res.DocID) {
-		t.Errorf("view link %s reveals the edit id %s", res.ViewURL, res.DocID)
-	}
-	if len(res.Peers) != 2 {
-		t.Errorf("alice's page lists %q, want herself and one other editor", res.Peers)
-	}
-	if len(res.Carets) != 1 {
-		t.Errorf("alice's page draws carets %q, want bob's one", res.Carets)
-	}
-	if len(res.Errors) > 0 {
-		t.Errorf("page errors: %q", res.Errors)
-	}
+	return node, chromium
 }
+
