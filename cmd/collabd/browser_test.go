@@ -124,4 +124,3 @@ func browserDeps(t *testing.T, dir string) (node, chromium string) {
 	}
 	return node, chromium
 }
-

@@ -270,7 +270,12 @@ async function showFatal(code) {
     banner.dataset.kind = "error";
   }
   banner.hidden = false;
-  document.title = `${banner.dataset.kind === "error" ? "Error" : "Not found"} · collabd`;
+  const title = banner.dataset.kind === "error" ? "Cannot edit" : "Not found";
+  titleEl.textContent = title;
+  document.title = `${title} · collabd`;
+  // Nothing here can be used without a document.
+  document.body.classList.add("failed");
+  statusEl.textContent = code === "not_found" ? "Not found" : "Stopped";
 }
 
 async function createAndGo() {
@@ -357,7 +362,6 @@ async function start() {
       onFatal: showFatal,
     },
   });
-  window.collabdEditor = { view, session, index: () => index }; // for the browser tests
   session.start();
 }
 
@@ -389,4 +393,6 @@ $("history-btn").addEventListener("click", () => {
   });
 });
 
+// For the browser tests and the benchmark.
+window.collabdEditor = { view, get session() { return session; }, index: () => index };
 start();

@@ -82,6 +82,7 @@ async function show(rev) {
 
 function pick(rev) {
   const slider = $("hist-slider");
+  if (slider.disabled) return;
   rev = Math.max(0, Math.min(Number(slider.max), rev));
   slider.value = String(rev);
   clearTimeout(timer);
@@ -133,9 +134,12 @@ export async function openHistory(o) {
     $("hist-info").textContent = err.status === 404 || err.status === 405
       ? "This server does not keep a browsable history." : `History is unavailable: ${err.message}`;
     panel.dataset.unavailable = "true";
+    for (const id of ["hist-slider", "hist-prev", "hist-next", "hist-restore"]) $(id).disabled = true;
+    $("hist-close").focus();
     return;
   }
   delete panel.dataset.unavailable;
+  for (const id of ["hist-slider", "hist-prev", "hist-next"]) $(id).disabled = false;
   show(head);
 }
 

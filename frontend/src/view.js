@@ -105,7 +105,9 @@ function notFound() {
   a.innerHTML = '<a class="button" href="/">Start a document</a>';
   b.append(p, a);
   b.hidden = false;
+  $("title").textContent = "Not found";
   document.title = "Not found · collabd";
+  document.body.classList.add("failed");
 }
 
 $("download").addEventListener("click", () => download(view.state.doc.toString(), lastTitle));

@@ -33,8 +33,9 @@ async function page(problems, who, viewport = { width: 1280, height: 800 }) {
   return p;
 }
 
-async function openEditor(problems, who, id, viewport) {
+async function openEditor(problems, who, id, viewport, name) {
   const p = await page(problems, who, viewport);
+  if (name) await p.addInitScript((n) => localStorage.setItem("collabd-name", n), name);
   await p.goto(`${base}/edit.html#${id}`);
   await live(p);
   return p;
@@ -272,17 +273,19 @@ const scenarios = {
     const msg = await p.$eval("#banner", (e) => e.textContent);
     if (!/No document has this link/.test(msg)) errors.push(`unknown id says ${JSON.stringify(msg)}`);
     if (!/Create a new document/.test(msg)) errors.push("unknown id offers no way to create a document");
-    await p.click(".cm-content");
+    await p.keyboard.press("Tab");
     await p.keyboard.type("lost?");
     if ((await editorText(p)) !== "") errors.push("the editor of an unknown document took typing");
+    if (await p.evaluate(() => window.collabdEditor.view.contentDOM.contentEditable === "true")) errors.push("the editor of an unknown document is editable");
     const { viewId } = await createDoc(base, "x");
     await p.goto(`${base}/edit.html#${viewId}`); // a hash change: the page reloads itself
     await until("view-link banner", () => p.$eval("#banner", (e) => !e.hidden && e.dataset.kind === "view-link"));
     const vmsg = await p.$eval("#banner", (e) => e.textContent);
     if (!/view link/.test(vmsg)) errors.push(`view id in an edit link says ${JSON.stringify(vmsg)}`);
-    await p.click(".cm-content");
+    await p.keyboard.press("Tab");
     await p.keyboard.type("lost?");
     if ((await editorText(p)) !== "") errors.push("the editor opened with a view id took typing");
+    if (await p.evaluate(() => window.collabdEditor.view.contentDOM.contentEditable === "true")) errors.push("the editor opened with a view id is editable");
     await p.ctx.close();
   },
 
@@ -298,10 +301,7 @@ const scenarios = {
       await home.goto(`${base}/`);
       await home.waitForSelector("#docs li");
       await home.screenshot({ path: `${shots}/home-${label}.png` });
-      const a = await openEditor(errors, "a", id, viewport), b = await openEditor(errors, "b", id, viewport);
-      await a.fill("#name", "Ada"); await a.press("#name", "Enter");
-      await b.fill("#name", "Grace"); await b.press("#name", "Enter");
-      await live(a); await live(b);
+      const a = await openEditor(errors, "a", id, viewport, "Ada"), b = await openEditor(errors, "b", id, viewport, "Grace");
       await b.click(".cm-content");
       await b.keyboard.press("Control+Home");
       for (let i = 0; i < 4; i++) await b.keyboard.press("ArrowDown");
