@@ -2,15 +2,21 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/ot"
 )
 
 // TestBrowser drives the embedded frontend in headless Chromium through
@@ -123,4 +129,103 @@ func browserDeps(t *testing.T, dir string) (node, chromium string) {
 		t.Skipf("playwright-core is not installed in %s (make test-deps runs npm ci there): skipping the browser test", dir)
 	}
 	return node, chromium
+}
+
+// TestBrowserBenchmark runs frontend/test/browser/bench.mjs, the figures
+// of docs/performance.md's "Frontend" section, when BROWSER_BENCH=1: the
+// page's own work per keystroke at 10K, 100K and 1M code points, the
+// keystroke-to-screen latency with 2 and 20 browser editors, and the
+// bundle sizes. It asserts nothing about speed.
+func TestBrowserBenchmark(t *testing.T) {
+	if os.Getenv("BROWSER_BENCH") == "" {
+		t.Skip("set BROWSER_BENCH=1 to run the frontend benchmark")
+	}
+	dir := filepath.Join("..", "..", "frontend", "test", "browser")
+	node, chromium := browserDeps(t, dir)
+	s := startServer(t, "-max-message", "8388608", "-rate-limit", "1000", "-rate-burst", "2000")
+	cmd := exec.Command(node, "bench.mjs", s.URL)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var stopTypists func()
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		// "@typists DOC N": N protocol-level editors type into DOC, each at
+		// the end of its own line (line 3 onwards), three keys a second,
+		// until "@stop". They stand for people on other machines.
+		if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "@typists" {
+			n, _ := strconv.Atoi(f[2])
+			stopTypists = typists(t, s.URL, f[1], n)
+			fmt.Fprintln(stdin, "ok")
+			continue
+		}
+		if sc.Text() == "@stop" {
+			stopTypists()
+			fmt.Fprintln(stdin, "ok")
+			continue
+		}
+		t.Logf("%s", sc.Text())
+	}
+	err = cmd.Wait()
+	t.Log(stderr.String())
+	if err != nil {
+		t.Fatalf("node bench.mjs: %v", err)
+	}
+}
+
+// typists starts n editors over the Go client, each typing at the end of
+// line 3+i of the document, and returns the function that stops them.
+func typists(t *testing.T, base, doc string, n int) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range n {
+		c, err := collab.Dial(ctx, strings.Replace(base, "http", "ws", 1)+"/api/docs/"+doc+"/ws", collab.ClientOptions{Name: fmt.Sprintf("typist %d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			tick := time.NewTicker(330 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				err := c.EditFunc(func(text string) ot.Op {
+					rs := []rune(text)
+					line, pos := 0, len(rs)
+					for j, r := range rs {
+						if r == '\n' {
+							if line == 2+i {
+								pos = j
+								break
+							}
+							line++
+						}
+					}
+					return ot.Op{}.Retain(pos).Insert("b").Retain(len(rs) - pos)
+				})
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	return func() { cancel(); wg.Wait() }
 }

@@ -100,7 +100,10 @@ function onUpdate(u) {
     if (local && session) session.edit(op);
   }
   if (u.docChanged) titleChanged();
-  if (u.selectionSet || u.docChanged) scheduleCursor();
+  // Only our own moves are news: the server maps everyone's carets
+  // through every op itself, so a remote change needs no cursor message
+  // (with many editors those would multiply: each op, a message from each).
+  if (u.transactions.some((tr) => !tr.annotation(remote) && (tr.docChanged || tr.selection))) scheduleCursor();
 }
 
 const view = new EditorView({
@@ -171,7 +174,15 @@ function renderStatus() {
 }
 setInterval(() => { if (state === "offline") renderStatus(); }, 1000);
 
-function renderPeers(peers) {
+// renderPeers redraws the peers at most every 80 ms: with many editors,
+// presence messages arrive far faster than anyone can read them, and
+// between redraws CodeMirror maps the drawn carets through every change.
+let peersTimer = 0;
+function renderPeers() {
+  if (!peersTimer) peersTimer = setTimeout(() => { peersTimer = 0; if (session) drawPeers(session.peers); }, 80);
+}
+
+function drawPeers(peers) {
   renderPeerDecos(peers);
   const me = el("li", {}, el("span", { class: "swatch" }), el("span", {}, `${nameEl.value || "Anonymous"} (you)`));
   me.firstChild.style.backgroundColor = myColor || "#888";
@@ -369,7 +380,7 @@ async function start() {
 
 nameEl.addEventListener("change", () => {
   localStorage.setItem("collabd-name", nameEl.value);
-  if (session) { session.name = nameEl.value; session.reconnect(true); renderPeers(session.peers); }
+  if (session) { session.name = nameEl.value; session.reconnect(true); renderPeers(); }
 });
 window.addEventListener("online", () => session && session.online());
 // Another document pasted into the address bar: start over for it.
