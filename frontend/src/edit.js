@@ -276,8 +276,18 @@ async function showFatal(code) {
     }
     if (store) store.forget().catch(() => {});
   } else {
+    // The server refused what this page holds (an edit it cannot apply):
+    // resending it after a reload would fail again, so the reload starts
+    // from the server's text, and the local copy can be saved first.
+    const text = view.state.doc.toString();
+    const reload = async () => {
+      if (store) await store.forget().catch(() => {});
+      sessionStorage.removeItem(`collabd-client-${docId}`);
+      location.reload();
+    };
     banner.replaceChildren(el("p", {}, errorWords(code)),
-      el("p", { class: "actions" }, el("button", { type: "button", class: "primary", onclick: () => location.reload() }, "Reload"), home));
+      el("p", { class: "actions" }, el("button", { type: "button", class: "primary", onclick: reload }, "Reload from the server"),
+        el("button", { type: "button", onclick: () => download(text, `${lastTitle} (your copy)`) }, "Download your copy"), home));
     banner.dataset.kind = "error";
   }
   banner.hidden = false;

@@ -142,6 +142,18 @@ const scenarios = {
     await Promise.all([a.keyboard.type(wa, { delay: 25 }), b.keyboard.type(wb, { delay: 30 })]);
     const text = await converge(base, id, { a, b });
     if (!text.includes(wa) || !text.includes(wb)) errors.push(`words interleaved: ${JSON.stringify(text)}`);
+    // Renaming oneself keeps the page live and reaches the others.
+    await b.evaluate(() => {
+      window.__states = [];
+      new MutationObserver(() => window.__states.push(document.getElementById("status").dataset.state))
+        .observe(document.getElementById("status"), { attributes: true });
+    });
+    await b.evaluate(() => { const n = document.getElementById("name"); n.value = "Renamed Bob"; n.dispatchEvent(new Event("change")); });
+    await until("the new name on a's page", () => a.$$eval("#peers li", (lis) => lis.some((li) => li.textContent.includes("Renamed Bob"))));
+    await typeAtEnd(b, " renamed");
+    await converge(base, id, { a, b });
+    const states = await b.evaluate(() => window.__states);
+    if (states.some((s) => s !== "live")) errors.push(`renaming changed the status: ${JSON.stringify(states)}`);
     for (const p of [a, b]) await p.ctx.close();
   },
 
