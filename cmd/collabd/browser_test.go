@@ -33,7 +33,8 @@ func TestBrowser(t *testing.T) {
 	node, chromium := browserDeps(t, dir)
 
 	data := filepath.Join(t.TempDir(), "collab.db")
-	s := startServerAt(t, data)
+	// Every page comes from 127.0.0.1, so the per-address caps are lifted.
+	s := startServerAt(t, data, loopbackArgs()...)
 	addr := strings.TrimPrefix(s.URL, "http://")
 
 	args := []string{"suite.mjs", s.URL}
@@ -76,7 +77,7 @@ func TestBrowser(t *testing.T) {
 			// Stop the server and start it again on the same address and
 			// data file, as an operator's restart would.
 			s.Stop(t)
-			s = startServerAt(t, data, "-addr", addr)
+			s = startServerAt(t, data, append([]string{"-addr", addr}, loopbackArgs()...)...)
 			fmt.Fprintln(stdin, "ok")
 			continue
 		}
@@ -108,6 +109,12 @@ func TestBrowser(t *testing.T) {
 	if ran == 0 {
 		t.Errorf("suite.mjs ran no scenario\n%s", stderr.String())
 	}
+}
+
+// loopbackArgs lift the per-address caps for tests whose clients all
+// come from 127.0.0.1.
+func loopbackArgs() []string {
+	return []string{"-max-conns-per-addr", "100000", "-max-tcp-conns-per-addr", "100000", "-create-burst", "100000"}
 }
 
 // browserDeps returns node and Chromium, or skips the test saying which is
@@ -142,7 +149,7 @@ func TestBrowserBenchmark(t *testing.T) {
 	}
 	dir := filepath.Join("..", "..", "frontend", "test", "browser")
 	node, chromium := browserDeps(t, dir)
-	s := startServer(t, "-max-message", "8388608", "-rate-limit", "1000", "-rate-burst", "2000")
+	s := startServer(t, append([]string{"-max-message", "8388608", "-rate-limit", "1000", "-rate-burst", "2000"}, loopbackArgs()...)...)
 	cmd := exec.Command(node, "bench.mjs", s.URL)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
