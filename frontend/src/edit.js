@@ -157,7 +157,14 @@ function renderPeerDecos(peers) {
 // ---- page state ---------------------------------------------------------------
 
 let state = "connecting", pending = 0, retryAt = 0, shutdown = false, myColor = localStorage.getItem("collabd-color") || "";
-const authorNames = new Map();
+// Names of the authors this browser has seen, so that the history can say
+// who wrote a revision after they have left.
+const authorNames = new Map((() => { try { return JSON.parse(localStorage.getItem("collabd-authors") || "[]"); } catch { return []; } })());
+function rememberAuthor(author, name) {
+  if (!author || !name || authorNames.get(author) === name) return;
+  authorNames.set(author, name);
+  try { localStorage.setItem("collabd-authors", JSON.stringify([...authorNames].slice(-500))); } catch { /* a convenience */ }
+}
 
 function renderStatus() {
   let text;
@@ -188,7 +195,7 @@ function drawPeers(peers) {
   me.firstChild.style.backgroundColor = myColor || "#888";
   const items = [me];
   for (const p of peers.values()) {
-    authorNames.set(p.author, p.name);
+    rememberAuthor(p.author, p.name);
     const line = p.ranges.length ? view.state.doc.lineAt(Math.min(index.cpToUnit(p.ranges[0][1]), view.state.doc.length)).number : null;
     const li = el("li", { "data-author": p.author }, el("span", { class: "swatch" }), el("span", {}, p.name || "Anonymous"),
       line ? el("span", { class: "muted" }, ` line ${line}`) : null);
@@ -409,7 +416,8 @@ $("panel-btn").addEventListener("click", () => {
 $("history-btn").addEventListener("click", () => {
   if (!session || !session.client) return;
   openHistory({
-    docId, head: () => session.client.rev, myAuthor: () => session.author,
+    // Protocol 1 servers named authors by client id.
+    docId, head: () => session.client.rev, myAuthor: () => session.author || session.clientId,
     names: authorNames, you: () => nameEl.value || "you",
   });
 });

@@ -92,3 +92,44 @@ export async function paste(page, text) {
     target.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true }));
   }, text);
 }
+
+// emulateHistory answers the history API of docs (notes/api-history.md:
+// ?rev=R, /revisions, /restore) for page, from the real op log
+// (/api/docs/{id}/ops), when the server has no history API yet. A
+// restore is carried out by helper, another editor's page, which replaces
+// its text with the old one: a real op, as the server's restore would be.
+export async function emulateHistory(page, base, id, helper, applyOp) {
+  const textAt = async (rev) => {
+    const ops = await (await fetch(`${base}/api/docs/${id}/ops?from=0`)).json();
+    let text = "";
+    for (const o of ops) { if (o.rev > rev) break; text = applyOp(text, o.op); }
+    return { text, ops };
+  };
+  await page.route((url) => url.pathname.startsWith(`/api/docs/${id}`) &&
+    (url.searchParams.has("rev") || url.pathname.endsWith("/revisions") || url.pathname.endsWith("/restore")), async (route) => {
+    const url = new URL(route.request().url());
+    const json = (body) => route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify(body) });
+    if (url.pathname.endsWith("/revisions")) {
+      const from = Number(url.searchParams.get("from") || 0), limit = Number(url.searchParams.get("limit") || 1000);
+      const { ops } = await textAt(0);
+      return json(ops.filter((o) => o.rev > from).slice(0, limit).map((o) => ({
+        rev: o.rev, time: o.time || new Date().toISOString(), author: o.author ?? o.client ?? "",
+        inserted: o.op.filter((c) => typeof c === "string").reduce((n, c) => n + Array.from(c).length, 0),
+        deleted: o.op.filter((c) => typeof c === "number" && c < 0).reduce((n, c) => n - c, 0),
+      })));
+    }
+    if (url.pathname.endsWith("/restore")) {
+      const { rev } = JSON.parse(route.request().postData());
+      const { text } = await textAt(rev);
+      await helper.evaluate((t) => {
+        const v = window.collabdEditor.view;
+        v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: t } });
+      }, text);
+      await helper.waitForFunction(() => window.collabdEditor.session.client.synced());
+      return json({ rev: await helper.evaluate(() => window.collabdEditor.session.client.rev) });
+    }
+    const rev = Number(url.searchParams.get("rev"));
+    const { text } = await textAt(rev);
+    return json({ id, rev, text });
+  });
+}

@@ -7,8 +7,9 @@
 import { createInterface } from "node:readline";
 import {
   launch, watch, cspViolations, sleep, until, editorText, viewerText, status, live, serverText, createDoc,
-  converge, shotDir, paste,
+  converge, shotDir, paste, emulateHistory,
 } from "./lib.mjs";
+import { apply as applyOp } from "../../src/protocol.js";
 
 const base = process.argv[2];
 const only = new Set(process.argv.slice(3));
@@ -53,6 +54,41 @@ async function checkCSP(problems, pages) {
   for (const [who, p] of Object.entries(pages)) {
     for (const v of await cspViolations(p)) problems.push(`${who}: CSP violation: ${v}`);
   }
+}
+
+// timeslider opens the history, checks revision 1 (text, description,
+// what it inserted) and restores it. helper, when given, is the editor
+// that carries out an emulated restore.
+async function timeslider(errors, id, helper) {
+  const a = await page(errors, "a");
+  if (helper) await emulateHistory(a, base, id, helper, applyOp);
+  await a.goto(`${base}/edit.html#${id}`);
+  await live(a);
+  await typeAtEnd(a, ", then more");
+  await converge(base, id, helper ? { a, helper } : { a });
+  await a.click("#history-btn");
+  await until("history panel", () => a.$eval("#history", (e) => !e.hidden && e.dataset.rev));
+  await a.focus("#hist-slider");
+  await a.keyboard.press("Home"); // revision 0
+  await a.keyboard.press("ArrowRight"); // revision 1
+  await until("revision 1 shown", () => a.$eval("#history", (e) => e.dataset.rev === "1"));
+  const shown = await a.evaluate(() => document.getElementById("hist-preview").shadowRoot.querySelector(".cm-content").textContent);
+  if (shown !== "first version") errors.push(`history shows ${JSON.stringify(shown)} at revision 1`);
+  const info = await a.$eval("#hist-info", (e) => e.textContent);
+  if (!/^Revision 1 of \d+ · .+ · by .+ · \+13 −0$/.test(info)) errors.push(`revision 1 is described as ${JSON.stringify(info)}`);
+  const marked = await a.evaluate(() => [...document.getElementById("hist-preview").shadowRoot.querySelectorAll(".cm-hist-ins")].map((e) => e.textContent).join(""));
+  if (marked !== "first version") errors.push(`revision 1 highlights ${JSON.stringify(marked)} as inserted, want "first version"`);
+  await a.keyboard.press("End");
+  await until("the head shown", async () => (await a.$eval("#history", (e) => e.dataset.rev)) !== "1");
+  if (!(await a.$eval("#hist-restore", (b) => b.disabled))) errors.push("restore is offered for the current revision");
+  await a.keyboard.press("Home");
+  await a.keyboard.press("ArrowRight");
+  await until("revision 1 shown again", () => a.$eval("#history", (e) => e.dataset.rev === "1"));
+  await a.click("#hist-restore");
+  await until("restored", async () => (await serverText(base, id)) === "first version");
+  await converge(base, id, helper ? { a, helper } : { a });
+  await until("the panel closed", () => a.$eval("#history", (e) => e.hidden));
+  await a.ctx.close();
 }
 
 const scenarios = {
@@ -259,22 +295,18 @@ const scenarios = {
   async history(errors, skip) {
     const { id } = await createDoc(base, "first version");
     const probe = await fetch(`${base}/api/docs/${id}/revisions?from=0&limit=1`);
-    if (probe.status === 404 || probe.status === 405) return skip(`the server has no history API yet (GET /revisions answered ${probe.status})`);
-    const a = await openEditor(errors, "a", id);
-    await typeAtEnd(a, ", then more");
-    await converge(base, id, { a });
-    await a.click("#history-btn");
-    await until("history panel", () => a.$eval("#history", (e) => !e.hidden));
-    await a.focus("#hist-slider");
-    await a.keyboard.press("Home"); // revision 0
-    await a.keyboard.press("ArrowRight"); // revision 1
-    await until("revision 1 shown", () => a.$eval("#history", (e) => e.dataset.rev === "1"));
-    const shown = await a.evaluate(() => document.getElementById("hist-preview").shadowRoot.querySelector(".cm-content").textContent);
-    if (shown !== "first version") errors.push(`history shows ${JSON.stringify(shown)} at revision 1`);
-    await a.click("#hist-restore");
-    await until("restored", async () => (await serverText(base, id)) === "first version");
-    await converge(base, id, { a });
-    await a.ctx.close();
+    if (probe.status === 404 || probe.status === 405) return skip(`the server has no history API yet (GET /revisions answered ${probe.status}); history-emulated checks the page`);
+    await timeslider(errors, id, null);
+  },
+
+  // The same against an emulation of the agreed history API (the page's
+  // requests answered from the real op log), so the timeslider is tested
+  // whether or not the server has the API.
+  async "history-emulated"(errors) {
+    const { id } = await createDoc(base, "first version");
+    const helper = await openEditor(errors, "helper", id);
+    await timeslider(errors, id, helper);
+    await helper.ctx.close();
   },
 
   // Wrong links say what is wrong and take no typing.
@@ -334,8 +366,10 @@ const scenarios = {
       await v.goto(`${base}/view.html#${viewId}`);
       await until("viewer text", async () => (await viewerText(v)).includes("Ada writes here"));
       await v.screenshot({ path: `${shots}/viewer-${label}.png` });
+      const probe = await fetch(`${base}/api/docs/${id}/revisions?from=0&limit=1`);
+      if (probe.status === 404 || probe.status === 405) await emulateHistory(a, base, id, b, applyOp);
       await a.click("#history-btn");
-      await until("history panel", () => a.$eval("#history", (e) => !e.hidden));
+      await until("history panel", () => a.$eval("#history", (e) => !e.hidden && e.dataset.rev));
       await sleep(300);
       await a.focus("#hist-slider");
       await a.keyboard.press("ArrowLeft");
@@ -345,7 +379,14 @@ const scenarios = {
       await e.goto(`${base}/edit.html#${viewId}`);
       await until("banner", () => e.$eval("#banner", (b) => !b.hidden));
       await e.screenshot({ path: `${shots}/wrong-link-${label}.png` });
-      for (const p of [home, a, b, v, e]) await p.ctx.close();
+      // Dark mode, as the system asks for it.
+      const dark = await page(errors, "dark", viewport);
+      await dark.emulateMedia({ colorScheme: "dark" });
+      await dark.goto(`${base}/edit.html#${id}`);
+      await live(dark);
+      await until("carets", () => dark.$$eval(".cm-peer-caret", (c) => c.length > 0));
+      await dark.screenshot({ path: `${shots}/editor-dark-${label}.png` });
+      for (const p of [home, a, b, v, e, dark]) await p.ctx.close();
     }
   },
 };
