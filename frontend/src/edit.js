@@ -400,6 +400,7 @@ nameEl.addEventListener("change", () => {
   if (session) { session.name = nameEl.value; session.reconnect(true); renderPeers(); }
 });
 window.addEventListener("online", () => session && session.online());
+window.addEventListener("offline", () => session && session.offline());
 // Another document pasted into the address bar: start over for it.
 window.addEventListener("hashchange", () => location.reload());
 window.addEventListener("pagehide", () => { if (logged) snapshot(); });

@@ -128,6 +128,13 @@ export class Session {
     if (!this.live && !this.closed) { this.retry = 0; this.reconnect(false); }
   }
 
+  // offline is called when the browser says the network is gone: a
+  // socket may linger half-open for minutes, so drop it now and keep
+  // edits locally until online().
+  offline() {
+    if (this.ws && this.ws.readyState <= 1 && !this.closed) this.ws.close(1000);
+  }
+
   send(msg) {
     if (msg && this.live && this.ws && this.ws.readyState === 1) this.ws.send(JSON.stringify(msg));
   }
