@@ -237,7 +237,10 @@ function persist(ev) {
   logged++;
   store.append(ev).catch(() => {});
   clearTimeout(idleTimer);
-  idleTimer = setTimeout(() => { if (logged) snapshot(); }, 2000);
+  // Rewrite the snapshot when idle, or every 1000 changes for someone who
+  // never pauses, so that the log a reload replays stays short.
+  if (logged >= 1000) snapshot();
+  else idleTimer = setTimeout(() => { if (logged) snapshot(); }, 2000);
 }
 
 function snapshot() {

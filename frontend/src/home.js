@@ -2,6 +2,7 @@
 // from an uploaded file) and lists the ones this browser has opened.
 
 import { $, el, listDocs, forgetDoc, rememberDoc, ago, download, registerOffline } from "./common.js";
+import { Store } from "./store.js";
 
 registerOffline();
 
@@ -52,7 +53,12 @@ function render() {
           download(await r.text(), d.title);
         } catch (err) { statusEl.textContent = `Could not download “${d.title || "Untitled"}”: ${err.message}`; }
       } }, "Download"),
-      el("button", { type: "button", class: "small", "aria-label": `Remove ${d.title || "Untitled"} from this list`, onclick: () => { forgetDoc(d.id); render(); } }, "Remove")))));
+      el("button", { type: "button", class: "small", "aria-label": `Remove ${d.title || "Untitled"} from this list`, onclick: () => {
+        forgetDoc(d.id);
+        render();
+        // Its copy in this browser goes too, unless edits still wait in it.
+        Store.open().then((s) => s && s.forgetDoc(d.id)).catch(() => {});
+      } }, "Remove")))));
 }
 render();
 window.addEventListener("storage", render);

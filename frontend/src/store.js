@@ -121,4 +121,17 @@ export class Store {
     this.n = 0;
     return done(tx);
   }
+
+  // forgetDoc drops what is stored for a document by tabs that are gone
+  // and left no edits waiting (the home page's "Remove").
+  async forgetDoc(docId) {
+    const recs = await req(this.db.transaction("clients").objectStore("clients").index("docId").getAll(docId));
+    for (const r of recs) {
+      // Edits logged since the snapshot may be waiting too.
+      if (r.pending || (await this.events(r.clientId, r.n)).length) continue;
+      if (!(await lock(`collabd-client-${r.clientId}`))) continue;
+      this.clientId = r.clientId;
+      await this.forget();
+    }
+  }
 }

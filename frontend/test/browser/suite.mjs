@@ -314,6 +314,28 @@ const scenarios = {
     await helper.ctx.close();
   },
 
+  // The home page: a document from an uploaded file, the list of opened
+  // documents with titles, and remove-from-list.
+  async home(errors) {
+    const p = await page(errors, "p");
+    await p.goto(`${base}/`);
+    const notes = "Upload notes 📎\nsecond line\n";
+    await p.setInputFiles("#file", { name: "notes.md", mimeType: "text/markdown", buffer: Buffer.from(notes) });
+    await p.waitForURL(/\/edit\.html#/);
+    await live(p);
+    const id = new URL(p.url()).hash.slice(1);
+    if ((await editorText(p)) !== notes) errors.push(`the uploaded file became ${JSON.stringify(await editorText(p))}`);
+    if ((await p.title()) !== "Upload notes 📎 · collabd") errors.push(`page title ${JSON.stringify(await p.title())}`);
+    await sleep(1200); // the list takes the title a second after it settles
+    await p.goto(`${base}/`);
+    const items = await p.$$eval("#docs li .doc-title", (as) => as.map((a) => [a.textContent, a.getAttribute("href")]));
+    if (!items.some(([t, h]) => t === "Upload notes 📎" && h.endsWith(id))) errors.push(`the home list shows ${JSON.stringify(items)}`);
+    await p.click(`#docs li:has(a[href$="${id}"]) button:has-text("Remove")`);
+    const left = await p.$$eval("#docs li", (lis) => lis.length);
+    if (left !== 0) errors.push(`${left} documents listed after removing the only one`);
+    await p.ctx.close();
+  },
+
   // Wrong links say what is wrong and take no typing.
   async errors(errors) {
     const p = await page(errors, "p");
