@@ -241,15 +241,27 @@ const scenarios = {
     await sleep(300);
     await a.reload(); // twice, with a typed line between
     await until("restored text", async () => (await editorText(a)).includes("second offline line"), 10000);
+    // The tab is closed, and the document opened again in a new one.
+    await typeAtEnd(a, "\nthird, then the tab closes");
+    await sleep(300);
+    const ctx = a.ctx;
+    await a.close();
+    const a2 = await ctx.newPage();
+    await watch(a2, errors, "a2");
+    a2.ctx = ctx;
+    await a2.goto(`${base}/edit.html#${id}`);
+    await until("text in a new tab", async () => (await editorText(a2)).includes("third, then the tab closes"), 10000);
+    const st2 = await status(a2);
+    if (st2.pending < 1) errors.push(`the new tab does not count the waiting edits: ${JSON.stringify(st2)}`);
     if ((await serverText(base, id)) !== "online text\n") errors.push("the server got edits while the page was offline");
-    await a.ctx.setOffline(false);
-    await live(a);
-    const text = await converge(base, id, { a });
-    for (const w of ["first offline line\n", "second offline line", "online text\n"]) {
+    await ctx.setOffline(false);
+    await live(a2);
+    const text = await converge(base, id, { a2 });
+    for (const w of ["first offline line\n", "second offline line", "online text\n", "third, then the tab closes"]) {
       if (count(text, w) !== 1) errors.push(`server text has ${JSON.stringify(w)} ${count(text, w)} times: ${JSON.stringify(text)}`);
     }
-    await checkCSP(errors, { a });
-    await a.ctx.close();
+    await checkCSP(errors, { a2 });
+    await ctx.close();
   },
 
   // The server stops and starts again while someone types.
