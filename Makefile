@@ -18,7 +18,7 @@ BUILDFLAGS    ?= -buildvcs=auto
 RUN_FLAGS      = $(if $(DATA),-data $(DATA)) $(ARGS)
 
 # npm projects that tests drive; `make test-deps` installs them with npm ci.
-NPM_DIRS      := frontend/test/browser $(wildcard collab/testdata/sse-node)
+NPM_DIRS      := frontend/src frontend/test/browser $(wildcard collab/testdata/sse-node)
 
 LOAD_ADDR     ?= 127.0.0.1:18181
 LOAD_ARGS     ?= -docs 20 -editors 4 -viewers 5 -rate 10 -duration 20s
@@ -105,9 +105,9 @@ load:
 	for i in $$(seq 50); do grep -q listening $$dir/out 2>/dev/null && break; sleep 0.1; done && \
 	$$dir/collabload -url http://$(LOAD_ADDR) $(LOAD_ARGS)
 
-## frontend: the frontend is plain files embedded as they are; nothing to build yet
+## frontend: rebuild frontend/static/dist from frontend/src with the esbuild and CodeMirror of its package-lock.json
 frontend:
-	@echo "frontend/static is served as is; no build step"
+	cd frontend/src && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
 
 clean:
 	rm -rf $(BIN)

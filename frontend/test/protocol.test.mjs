@@ -1,10 +1,14 @@
-// Tests of protocol.js with Node's test runner: properties over random
-// texts with emoji, and agreement with the Go ot package on cases that
-// frontend/protocol_test.go generates (OT_CASES names the file).
+// Tests of the frontend's pure modules (protocol.js, session.js,
+// positions.js) with Node's test runner: properties over random texts with
+// emoji, the session's catch-up and replay, and agreement with the Go ot
+// package on cases that frontend/protocol_test.go generates (OT_CASES
+// names the file).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import * as p from "../static/protocol.js";
+import * as p from "../src/protocol.js";
+import { Session, moveLeft } from "../src/session.js";
+import { AstralIndex, opFromChanges, changesFromOp } from "../src/positions.js";
 
 const alphabet = Array.from("abc é漢字😀👩‍💻\n");
 let seed = Number(process.env.SEED || 1);
@@ -91,50 +95,136 @@ test("buffered edits that cancel out are not sent", () => {
   assert.equal(c.outstanding(), null);
 });
 
-// A Session on stand-ins for the browser's WebSocket, sessionStorage and
-// location, driven by handing it server messages.
-function fakeSession() {
-  const sent = [];
+// A Session on stand-ins for the browser's WebSocket and location, driven
+// by handing it server messages.
+function fakeSession(opts = {}) {
+  const sent = [], events = [];
   globalThis.location = { protocol: "http:", host: "test" };
-  globalThis.sessionStorage = { getItem: () => null, setItem() {} };
   globalThis.WebSocket = class { static OPEN = 1; readyState = 1; send(m) { sent.push(JSON.parse(m)); } close() {} };
   const noop = () => {};
-  const s = new p.Session("doc", "me", { onStatus: noop, onReset: noop, onRemote: noop, onPeers: noop, onWelcome: noop });
-  return { s, sent };
+  const local = { text: opts.text ?? "" };
+  const s = new Session({
+    docId: "doc", clientId: "me", name: "me", client: opts.client || null,
+    cb: { onStatus: noop, onReset: (t) => { local.text = t; }, onRemote: (op) => { local.text = p.apply(local.text, op); },
+      onPeers: noop, onWelcome: noop, onEvent: (e) => events.push(e), onPending: noop, onConflict: () => events.push({ k: "conflict" }), onFatal: noop },
+  });
+  s.connect();
+  // Our own edits: change the local text, then tell the session.
+  const edit = (text) => { const op = p.diff(local.text, text); local.text = text; s.edit(op); };
+  return { s, sent, events, local, edit };
 }
 
-test("a reconnect places peers' carets on the local text", () => {
-  const { s, sent } = fakeSession();
-  const other = "b3RoZXItYXV0aG9yLWlk";
-  s.handle({ type: "welcome", protocol: 2, rev: 1, text: "abc", author: "bWUtYXV0aG9yLWlkLXh4", peers: [], lastSeq: 0 });
-  s.edit("abcX"); // in flight: [3,"X"]
-  assert.deepEqual(sent.at(-1), { type: "op", rev: 1, seq: 1, op: [3, "X"] });
-  // Reconnected: someone typed "Z" at the start meanwhile, and another
-  // editor's caret is after "Za" of the server's "Zabc" (rev 2).
-  s.handle({ type: "welcome", protocol: 2, rev: 2, lastSeq: 0, author: "bWUtYXV0aG9yLWlkLXh4",
-    ops: [{ rev: 2, op: ["Z", 3], author: other, seq: 1 }],
-    peers: [{ author: other, name: "o", color: "#000", ranges: [[2, 2]] }] });
-  assert.equal(s.text, "ZabcX");
-  assert.deepEqual(sent.at(-1), { type: "op", rev: 2, seq: 1, op: [4, "X"] });
-  // On the local text the caret is still after "Za", not moved by the
-  // catch-up op a second time.
-  assert.deepEqual(s.peers.get(other).ranges, [[2, 2]]);
+for (const protocol of [1, 2]) {
+  test(`a reconnect places peers' carets on the local text (protocol ${protocol})`, () => {
+    const { s, sent, local, edit } = fakeSession();
+    const other = "00000000-0000-4000-8000-000000000001";
+    const who = (id) => (protocol === 2 ? { author: id } : { client: id });
+    s.handle({ type: "welcome", protocol, rev: 1, text: "abc", peers: [], lastSeq: 0, ...(protocol === 2 ? { author: "A-me" } : {}) });
+    edit("abcX"); // in flight: [3,"X"]
+    assert.deepEqual(sent.at(-1), { type: "op", rev: 1, seq: 1, op: [3, "X"] });
+    // Reconnected: someone typed "Z" at the start meanwhile, and another
+    // editor's caret is after "Za" of the server's "Zabc" (rev 2).
+    s.handle({ type: "welcome", protocol, rev: 2, lastSeq: 0, ...(protocol === 2 ? { author: "A-me" } : {}),
+      ops: [{ rev: 2, op: ["Z", 3], seq: 1, ...who(other) }],
+      peers: [{ name: "o", color: "#000", ranges: [[2, 2]], ...who(other) }] });
+    assert.equal(local.text, "ZabcX");
+    assert.deepEqual(sent.at(-1), { type: "op", rev: 2, seq: 1, op: [4, "X"] });
+    // On the local text the caret is still after "Za", not moved by the
+    // catch-up op a second time.
+    assert.deepEqual(s.peers.get(other).ranges, [[2, 2]]);
+  });
+}
+
+test("a catch-up holding our own op in flight acks it (protocol 2 author ids)", () => {
+  const { s, sent, local, edit } = fakeSession();
+  s.handle({ type: "welcome", protocol: 2, rev: 0, text: "", author: "A-me", peers: [], lastSeq: 0 });
+  edit("hi"); // seq 1 in flight
+  edit("hi!"); // buffered
+  const before = sent.length;
+  s.handle({ type: "welcome", protocol: 2, rev: 2, author: "A-me", lastSeq: 1, peers: [],
+    ops: [{ rev: 1, op: ["hi"], author: "A-me", seq: 1 }, { rev: 2, op: ["<", 2], author: "B", seq: 7 }] });
+  assert.equal(local.text, "<hi!");
+  // The buffer went out as seq 2 on the caught-up revision, once.
+  assert.deepEqual(sent.slice(before).filter((m) => m.type === "op"), [{ type: "op", rev: 2, seq: 2, op: [3, "!"] }]);
+  assert.equal(s.client.pending(), 1);
 });
 
-test("a catch-up op with our author id and in-flight seq is our ack", () => {
-  const { s, sent } = fakeSession();
-  const me = "bWUtYXV0aG9yLWlkLXh4";
-  s.handle({ type: "welcome", protocol: 2, rev: 1, text: "abc", author: me, peers: [], lastSeq: 0 });
-  s.edit("abcX");
-  const n = sent.length;
-  // The server applied it before the connection dropped: the catch-up
-  // holds it, under our author id, and nothing is resent or applied twice.
-  s.handle({ type: "welcome", protocol: 2, rev: 2, lastSeq: 1, author: me,
-    ops: [{ rev: 2, op: [3, "X"], author: me, seq: 1 }], peers: [] });
-  assert.equal(s.text, "abcX");
-  assert.ok(s.client.synced());
-  assert.equal(s.client.rev, 2);
-  assert.equal(sent.length, n);
+test("replaying the stored log gives the state the page had", () => {
+  const { s, events, local, edit } = fakeSession();
+  s.handle({ type: "welcome", protocol: 2, rev: 3, text: "abc", author: "A", peers: [], lastSeq: 4 });
+  const snap = { text: local.text, client: JSON.parse(JSON.stringify(s.client)) };
+  events.length = 0;
+  edit("abcd"); // seq 5
+  s.handle({ type: "op", rev: 4, op: ["Q", 3], author: "B", seq: 1 });
+  edit("Qabcde"); // buffered
+  s.handle({ type: "ack", rev: 5, seq: 5 }); // buffer goes out as seq 6
+  edit("Qabcdef");
+  const { client, op } = p.replay(snap.client, events);
+  assert.equal(p.apply(snap.text, op), local.text);
+  assert.deepEqual(JSON.parse(JSON.stringify(client)), JSON.parse(JSON.stringify(s.client)));
+  assert.equal(client.pending(), 2);
+  assert.equal(client.inflight.seq, 6);
+});
+
+test("a full-text welcome over unsent edits reports a conflict", () => {
+  const c = new p.OTClient(1, 1);
+  c.applyLocal([1, "x"]);
+  const { s, events, local } = fakeSession({ client: c, text: "ax" });
+  s.handle({ type: "welcome", protocol: 2, rev: 5, text: "server", author: "A", peers: [], lastSeq: 1 });
+  assert.ok(events.some((e) => e.k === "conflict"));
+  assert.equal(local.text, "server");
+});
+
+test("our own insert at another editor's caret stays right of it", () => {
+  // moveLeft: a peer's caret at 2 in "abcd"; we insert "XY" at 2.
+  assert.equal(moveLeft([2, "XY", 2], 2), 2);
+  assert.equal(moveLeft([2, "XY", 2], 3), 5);
+  assert.equal(moveLeft([1, -2, 1], 2), 1);
+  assert.equal(moveLeft([4, "!"], 4), 4);
+  assert.equal(moveLeft(["!", 4], 0), 0);
+});
+
+test("AstralIndex converts positions and follows edits", () => {
+  const astral = Array.from("ab😀漢👩‍💻\n𠀀c");
+  for (let round = 0; round < 300; round++) {
+    let text = "";
+    for (let i = 0; i < rand(30); i++) text += astral[rand(astral.length)];
+    const idx = new AstralIndex(text);
+    for (let u = 0; u <= text.length; u++) {
+      if (u > 0 && u < text.length && (text.charCodeAt(u) & 0xfc00) === 0xdc00 && (text.charCodeAt(u - 1) & 0xfc00) === 0xd800) continue;
+      assert.equal(idx.unitToCp(u), p.unitToCp(text, u));
+      assert.equal(idx.cpToUnit(p.unitToCp(text, u)), u);
+    }
+    // A few non-overlapping replacements at pair boundaries, as CodeMirror makes them.
+    const cps = Array.from(text), changes = [], inserts = [];
+    let at = 0, outU = 0, newText = "", oldU = 0;
+    while (at <= cps.length && changes.length < 3) {
+      const from = at + rand(Math.max(1, cps.length - at + 1));
+      if (from > cps.length) break;
+      const to = Math.min(cps.length, from + rand(3));
+      const ins = Array.from({ length: rand(3) }, () => astral[rand(astral.length)]).join("");
+      const fromA = cps.slice(0, from).join("").length, toA = cps.slice(0, to).join("").length;
+      newText += text.slice(oldU, fromA);
+      const fromB = newText.length;
+      newText += ins;
+      changes.push({ fromA, toA, fromB, toB: newText.length });
+      inserts.push(ins);
+      oldU = toA; at = to + 1; outU = newText.length;
+    }
+    newText += text.slice(oldU);
+    const op = opFromChanges(idx, changes, (k) => inserts[k], text.length);
+    assert.equal(p.apply(text, op), newText, JSON.stringify({ text, changes, inserts }));
+    // changesFromOp is the way back.
+    let viaChanges = text, shift = 0;
+    for (const c of changesFromOp(idx, op)) {
+      viaChanges = viaChanges.slice(0, c.from + shift) + c.insert + viaChanges.slice(c.to + shift);
+      shift += c.insert.length - (c.to - c.from);
+    }
+    assert.equal(viaChanges, newText);
+    idx.map(changes, (a, b) => newText.slice(a, b), newText.length);
+    assert.deepEqual(idx.pos, new AstralIndex(newText).pos, JSON.stringify({ text, newText, changes }));
+    void outU;
+  }
 });
 
 test("agrees with the Go ot package", { skip: !process.env.OT_CASES && "OT_CASES not set (run through go test ./frontend)" }, () => {

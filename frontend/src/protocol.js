@@ -1,7 +1,9 @@
-// protocol.js: the collabd wire protocol in the browser, in one module
-// (see docs/protocol.md). Text operations count Unicode code points, as the
-// server does; JavaScript strings count UTF-16 units, so every position
-// crossing the boundary goes through cpToUnit / unitToCp.
+// protocol.js: collabd's text operations and the client state machine, as
+// pure functions with no DOM, so Node's test runner checks them against the
+// Go ot package (frontend/protocol_test.go). Text operations count Unicode
+// code points, as the server does; JavaScript strings and CodeMirror count
+// UTF-16 units, so every position crossing that boundary goes through
+// cpToUnit / unitToCp here or through AstralIndex (positions.js).
 
 // ---- text operations ------------------------------------------------------
 
@@ -205,23 +207,26 @@ export const isNoop = (op) => op.every(isRetain);
 // ---- client state machine -------------------------------------------------
 
 // OTClient tracks the revision, the one op in flight and the buffer of
-// later local edits, like ot.Client on the server side.
+// later local edits, like ot.Client on the server side. It also counts the
+// local edits each of them holds, so the page can say how many wait.
 export class OTClient {
   constructor(rev, lastSeq) {
     this.rev = rev; this.lastSeq = lastSeq;
-    this.inflight = null; // {seq, op}
-    this.buffer = null;
+    this.inflight = null; // {seq, op, edits}
+    this.buffer = null; // {op, edits}
   }
   synced() { return this.inflight === null; }
+  // pending is how many local edits the server has not acknowledged.
+  pending() { return (this.inflight ? this.inflight.edits : 0) + (this.buffer ? this.buffer.edits : 0); }
   // applyLocal records an op already applied locally; returns the message
   // to send, or null when it was buffered.
   applyLocal(op) {
     if (isNoop(op)) return null;
     if (this.inflight === null) {
-      this.inflight = { seq: ++this.lastSeq, op };
+      this.inflight = { seq: ++this.lastSeq, op, edits: 1 };
       return this.message();
     }
-    this.buffer = this.buffer === null ? op : compose(this.buffer, op);
+    this.buffer = this.buffer === null ? { op, edits: 1 } : { op: compose(this.buffer.op, op), edits: this.buffer.edits + 1 };
     return null;
   }
   // applyServer rebases op rev from another editor over our pending ops
@@ -232,7 +237,7 @@ export class OTClient {
     if (this.inflight === null) return op;
     let s;
     [s, this.inflight.op] = transform(op, this.inflight.op);
-    if (this.buffer !== null) [s, this.buffer] = transform(s, this.buffer);
+    if (this.buffer !== null) [s, this.buffer.op] = transform(s, this.buffer.op);
     return s;
   }
   // ack handles the ack of the op in flight; returns the next message.
@@ -241,8 +246,8 @@ export class OTClient {
     this.rev = rev;
     this.inflight = null;
     // Buffered edits that cancelled out (typed, then deleted) send nothing.
-    if (this.buffer === null || isNoop(this.buffer)) { this.buffer = null; return null; }
-    this.inflight = { seq: ++this.lastSeq, op: this.buffer };
+    if (this.buffer === null || isNoop(this.buffer.op)) { this.buffer = null; return null; }
+    this.inflight = { seq: ++this.lastSeq, op: this.buffer.op, edits: this.buffer.edits };
     this.buffer = null;
     return this.message();
   }
@@ -253,134 +258,39 @@ export class OTClient {
   // current revision's text, or null.
   outstanding() {
     if (this.inflight === null) return null;
-    return this.buffer === null ? this.inflight.op : compose(this.inflight.op, this.buffer);
+    return this.buffer === null ? this.inflight.op : compose(this.inflight.op, this.buffer.op);
+  }
+  // toJSON and fromJSON carry the whole state through IndexedDB, so a
+  // reloaded page resumes with the same seqs and resends what was unsent.
+  toJSON() { return { rev: this.rev, lastSeq: this.lastSeq, inflight: this.inflight, buffer: this.buffer }; }
+  static fromJSON(j) {
+    const c = new OTClient(j.rev, j.lastSeq);
+    c.inflight = j.inflight; c.buffer = j.buffer;
+    return c;
   }
 }
 
-// ---- editing session ------------------------------------------------------
-
-function uuid() {
-  if (crypto.randomUUID) return crypto.randomUUID();
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
-  const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+// normalize returns op in canonical form (neighbours of one kind merged,
+// an insert before a delete it touches), as the server stores it.
+export function normalize(op) {
+  const b = new Builder();
+  for (const c of op) {
+    if (isRetain(c)) b.retain(c); else if (isDelete(c)) b.delete(-c); else b.insert(c);
+  }
+  return b.op;
 }
 
-// Session is one editor's connection to a document, reconnecting by itself.
-// Callbacks: onReset(text) after a welcome with full text, onRemote(op)
-// with an op to apply to the local text, onPeers(peers), onStatus(status,
-// detail), onWelcome(welcome).
-export class Session {
-  constructor(docId, name, callbacks) {
-    this.docId = docId; this.name = name; this.cb = callbacks;
-    // The client id lives as long as the tab, so a reload resumes seqs.
-    // It is this tab's secret resume key: the server never sends it, and
-    // names every editor (us included, in welcome.author) by an author id.
-    const key = `collabd-client-${docId}`;
-    this.clientId = sessionStorage.getItem(key) || uuid();
-    sessionStorage.setItem(key, this.clientId);
-    this.client = null; this.text = ""; this.peers = new Map(); this.author = null;
-    this.ws = null; this.retry = 0; this.closed = false;
-    this.connect();
+// replay rebuilds a client from a stored state and the changes logged
+// after it (store.js): returns the client and the one op that turns the
+// stored text into the text the page had, or null if none.
+export function replay(state, events) {
+  const client = OTClient.fromJSON(state);
+  let op = null;
+  const push = (o) => { op = op ? compose(op, o) : o; };
+  for (const ev of events) {
+    if (ev.k === "local") { client.applyLocal(ev.op); push(ev.op); }
+    else if (ev.k === "remote") push(client.applyServer(ev.rev, ev.op));
+    else if (ev.k === "ack") client.ack(ev.rev, ev.seq);
   }
-
-  connect() {
-    const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${proto}//${location.host}/api/docs/${this.docId}/ws`);
-    this.ws = ws;
-    this.cb.onStatus("connecting");
-    ws.onopen = () => {
-      const hello = { type: "hello", client: this.clientId, name: this.name };
-      if (this.client) hello.rev = this.client.rev;
-      ws.send(JSON.stringify(hello));
-    };
-    ws.onmessage = (ev) => {
-      if (ws !== this.ws) return;
-      const data = JSON.parse(ev.data);
-      for (const m of Array.isArray(data) ? data : [data]) this.handle(m);
-    };
-    ws.onclose = (ev) => {
-      if (ws !== this.ws || this.closed) return;
-      // Errors about our own messages are fatal; everything else resumes.
-      const fatal = ev.code === 4400 || ev.code === 4404 || ev.code === 4409 || ev.code === 4413;
-      if (fatal) { this.cb.onStatus("failed", ev.reason || `closed with code ${ev.code}`); return; }
-      const delay = Math.min(10000, 250 * 2 ** this.retry++) * (0.5 + Math.random());
-      this.cb.onStatus("offline", `reconnecting in ${Math.round(delay / 1000)} s`);
-      setTimeout(() => this.connect(), delay);
-    };
-  }
-
-  send(msg) {
-    if (msg && this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
-  }
-
-  handle(m) {
-    switch (m.type) {
-      case "welcome": return this.welcome(m);
-      case "ack": return this.send(this.client.ack(m.rev, m.seq));
-      case "op": return this.remote(m.rev, m.op);
-      case "presence": {
-        // The ranges are at the revision we are at; our local text also
-        // holds our unacknowledged edits.
-        const out = this.client && this.client.outstanding();
-        const ranges = out ? moveRanges(out, m.ranges) : m.ranges;
-        this.peers.set(m.author, { author: m.author, name: m.name, color: m.color, ranges });
-        return this.cb.onPeers(this.peers);
-      }
-      case "leave":
-        this.peers.delete(m.author);
-        return this.cb.onPeers(this.peers);
-      case "error":
-        return this.cb.onStatus("error", `${m.code}: ${m.message}`);
-    }
-  }
-
-  welcome(w) {
-    this.retry = 0;
-    this.author = w.author;
-    if (w.text !== undefined || !this.client) {
-      this.client = new OTClient(w.rev, w.lastSeq);
-      this.text = w.text ?? "";
-      this.cb.onReset(this.text);
-    } else {
-      // Catch-up: our own in-flight op among them is its missed ack.
-      for (const r of w.ops) {
-        const inf = this.client.inflight;
-        if (inf && r.author && r.author === this.author && r.seq === inf.seq) this.client.ack(r.rev, r.seq);
-        else this.remote(r.rev, r.op);
-      }
-      this.send(this.client.message());
-    }
-    // The peers' ranges are at the welcome's revision, which the catch-up
-    // has brought us to; our local text also holds unacknowledged edits.
-    const out = this.client.outstanding();
-    this.peers = new Map(w.peers.map((p) => [p.author,
-      { ...p, ranges: out ? moveRanges(out, p.ranges) : p.ranges }]));
-    this.cb.onWelcome(w);
-    this.cb.onPeers(this.peers);
-    this.cb.onStatus("online");
-  }
-
-  remote(rev, op) {
-    const local = this.client.applyServer(rev, op);
-    this.text = apply(this.text, local);
-    for (const p of this.peers.values()) p.ranges = moveRanges(local, p.ranges);
-    this.cb.onRemote(local, this.text);
-  }
-
-  // edit records a local change, already made, from the old text to text.
-  edit(text) {
-    const op = diff(this.text, text);
-    if (isNoop(op) || !this.client) return;
-    this.text = text;
-    for (const p of this.peers.values()) p.ranges = moveRanges(op, p.ranges);
-    this.send(this.client.applyLocal(op));
-  }
-
-  cursor(ranges) {
-    if (this.client && this.client.synced()) this.send({ type: "cursor", rev: this.client.rev, ranges });
-  }
-
-  close() { this.closed = true; if (this.ws) this.ws.close(1000); }
+  return { client, op };
 }

@@ -1,0 +1,159 @@
+// history.js: the timeslider. It scrubs through the document's revisions
+// over the history API (GET /api/docs/{id}?rev=R for the text,
+// /revisions for who and when, /ops for what op R inserted, which the
+// preview highlights) and restores one (POST /api/docs/{id}/restore).
+// Loading is lazy: one revision at a time, whatever the document's length.
+
+import { EditorState, StateField, StateEffect } from "@codemirror/state";
+import { EditorView, lineNumbers, Decoration } from "@codemirror/view";
+import { AstralIndex } from "./positions.js";
+import { $, errorWords, shadowMount } from "./common.js";
+
+const setMarks = StateEffect.define();
+const marks = StateField.define({
+  create: () => Decoration.none,
+  update(d, tr) { for (const e of tr.effects) if (e.is(setMarks)) return e.value; return d; },
+  provide: (f) => EditorView.decorations.from(f),
+});
+
+let preview = null, opts = null, timer = 0, loading = 0;
+
+async function getJSON(url, init) {
+  const r = await fetch(url, { cache: "no-store", ...init });
+  let body = null;
+  try { body = await r.json(); } catch { /* not JSON */ }
+  if (!r.ok) {
+    const err = new Error(body && body.error ? errorWords(body.error.code, body.error.message) : `HTTP ${r.status}`);
+    err.status = r.status;
+    throw err;
+  }
+  return body;
+}
+
+function who(author) {
+  if (!author) return "the server (a restore)";
+  if (author === opts.myAuthor()) return `${opts.you()} (you)`;
+  const name = opts.names.get(author);
+  return name ? name : `someone (${author.slice(0, 6)})`;
+}
+
+// insertedRanges returns the code point ranges op inserted, in the text it made.
+function insertedRanges(op) {
+  const out = [];
+  let pos = 0;
+  for (const c of op) {
+    if (typeof c === "string") { const n = Array.from(c).length; out.push([pos, pos + n]); pos += n; }
+    else if (c > 0) pos += c;
+  }
+  return out;
+}
+
+async function show(rev) {
+  const id = ++loading;
+  const base = `/api/docs/${opts.docId}`;
+  $("hist-info").textContent = `Loading revision ${rev}…`;
+  try {
+    const [doc, meta, ops] = await Promise.all([
+      getJSON(`${base}?rev=${rev}`),
+      rev > 0 ? getJSON(`${base}/revisions?from=${rev - 1}&limit=1`) : Promise.resolve([]),
+      rev > 0 ? getJSON(`${base}/ops?from=${rev - 1}`) : Promise.resolve([]),
+    ]);
+    if (id !== loading) return;
+    const idx = new AstralIndex(doc.text);
+    preview.dispatch({ changes: { from: 0, to: preview.state.doc.length, insert: doc.text } });
+    const op = ops.find((o) => o.rev === rev);
+    const ranges = op ? insertedRanges(op.op).map(([a, b]) => [idx.cpToUnit(a), idx.cpToUnit(b)]) : [];
+    preview.dispatch({
+      effects: [setMarks.of(Decoration.set(ranges.filter(([a, b]) => a < b).map(([a, b]) => Decoration.mark({ class: "cm-hist-ins" }).range(a, b)))),
+        ...(ranges.length ? [EditorView.scrollIntoView(ranges[0][0], { y: "center" })] : [])],
+    });
+    const m = meta.find((x) => x.rev === rev);
+    const parts = [`Revision ${rev} of ${opts.head()}`];
+    if (m) {
+      parts.push(new Date(m.time).toLocaleString(), `by ${who(m.author)}`, `+${m.inserted} −${m.deleted}`);
+    } else if (rev === 0) parts.push("the empty document");
+    $("hist-info").textContent = parts.join(" · ");
+    $("hist-restore").disabled = rev === opts.head();
+    $("history").dataset.rev = String(rev);
+  } catch (err) {
+    if (id === loading) $("hist-info").textContent = `Could not load revision ${rev}: ${err.message}`;
+  }
+}
+
+function pick(rev) {
+  const slider = $("hist-slider");
+  if (slider.disabled) return;
+  rev = Math.max(0, Math.min(Number(slider.max), rev));
+  slider.value = String(rev);
+  clearTimeout(timer);
+  timer = setTimeout(() => show(rev), 120);
+}
+
+function close() {
+  $("history").hidden = true;
+  $("editor").hidden = false;
+  $("history-btn").setAttribute("aria-expanded", "false");
+  $("history-btn").focus();
+}
+
+export async function openHistory(o) {
+  opts = o;
+  const panel = $("history");
+  if (!preview) {
+    preview = new EditorView({
+      parent: shadowMount($("hist-preview")).mount,
+      state: EditorState.create({
+        extensions: [lineNumbers(), EditorView.lineWrapping, EditorState.readOnly.of(true), EditorView.editable.of(false), marks,
+          EditorView.contentAttributes.of({ "aria-label": "Text at this revision" }),
+          EditorView.theme({ "&": { height: "100%", color: "var(--fg)", backgroundColor: "var(--bg)", fontSize: "var(--editor-size, 15px)" },
+            ".cm-scroller": { lineHeight: "1.5", fontFamily: "var(--mono)" },
+            ".cm-hist-ins": { backgroundColor: "var(--ins)" },
+            ".cm-gutters": { backgroundColor: "var(--bg2)", color: "var(--muted)", borderRight: "1px solid var(--line)" },
+          })],
+      }),
+    });
+    $("hist-slider").addEventListener("input", (e) => pick(Number(e.target.value)));
+    $("hist-prev").addEventListener("click", () => pick(Number($("hist-slider").value) - 1));
+    $("hist-next").addEventListener("click", () => pick(Number($("hist-slider").value) + 1));
+    $("hist-close").addEventListener("click", close);
+    panel.addEventListener("keydown", (e) => { if (e.key === "Escape") close(); });
+    $("hist-restore").addEventListener("click", restore);
+  }
+  panel.hidden = false;
+  $("editor").hidden = true;
+  $("history-btn").setAttribute("aria-expanded", "true");
+  const head = opts.head();
+  const slider = $("hist-slider");
+  slider.max = String(head);
+  slider.value = String(head);
+  slider.focus();
+  // A server without the history API answers 404 or 405 here.
+  try {
+    await getJSON(`/api/docs/${opts.docId}/revisions?from=${Math.max(0, head - 1)}&limit=1`);
+  } catch (err) {
+    $("hist-info").textContent = err.status === 404 || err.status === 405
+      ? "This server does not keep a browsable history." : `History is unavailable: ${err.message}`;
+    panel.dataset.unavailable = "true";
+    for (const id of ["hist-slider", "hist-prev", "hist-next", "hist-restore"]) $(id).disabled = true;
+    $("hist-close").focus();
+    return;
+  }
+  delete panel.dataset.unavailable;
+  for (const id of ["hist-slider", "hist-prev", "hist-next"]) $(id).disabled = false;
+  show(head);
+}
+
+async function restore() {
+  const rev = Number($("hist-slider").value);
+  $("hist-restore").disabled = true;
+  try {
+    const r = await getJSON(`/api/docs/${opts.docId}/restore`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ rev }),
+    });
+    $("hist-info").textContent = `Restored revision ${rev} as revision ${r.rev}.`;
+    setTimeout(close, 800);
+  } catch (err) {
+    $("hist-info").textContent = `Could not restore: ${err.message}`;
+    $("hist-restore").disabled = false;
+  }
+}

@@ -1,0 +1,449 @@
+// suite.mjs BASE_URL [SCENARIO...]: the browser scenarios of the editor,
+// viewer, home page and history, each in fresh Chromium contexts against
+// a real collabd. Run by cmd/collabd/browser_test.go, which reads one
+// JSON line per scenario from stdout ({"scenario","errors","skip"}) and
+// answers "@restart" lines (stop the server, start it again on the same
+// address and data file) with a line on stdin once it is back.
+import { createInterface } from "node:readline";
+import {
+  launch, watch, cspViolations, sleep, until, editorText, viewerText, status, live, serverText, createDoc,
+  converge, shotDir, paste, emulateHistory,
+} from "./lib.mjs";
+import { apply as applyOp } from "../../src/protocol.js";
+
+const base = process.argv[2];
+const only = new Set(process.argv.slice(3));
+const stdin = createInterface({ input: process.stdin });
+const lines = stdin[Symbol.asyncIterator]();
+async function restartServer() {
+  process.stdout.write("@restart\n");
+  const { value } = await lines.next();
+  if (value !== "ok") throw new Error(`restart failed: ${value}`);
+}
+
+const browser = await launch();
+const shots = shotDir();
+
+// page opens a fresh context (its own storage, as another person's
+// browser) at a viewport, recording its problems.
+async function page(problems, who, viewport = { width: 1280, height: 800 }) {
+  const ctx = await browser.newContext({ viewport });
+  const p = await ctx.newPage();
+  await watch(p, problems, who);
+  p.ctx = ctx;
+  return p;
+}
+
+async function openEditor(problems, who, id, viewport, name) {
+  const p = await page(problems, who, viewport);
+  if (name) await p.addInitScript((n) => localStorage.setItem("collabd-name", n), name);
+  await p.goto(`${base}/edit.html#${id}`);
+  await live(p);
+  return p;
+}
+
+async function typeAtEnd(p, text, delay = 10) {
+  await p.click(".cm-content");
+  await p.keyboard.press("Control+End");
+  await p.keyboard.type(text, { delay });
+}
+
+const count = (hay, needle) => hay.split(needle).length - 1;
+
+async function checkCSP(problems, pages) {
+  for (const [who, p] of Object.entries(pages)) {
+    for (const v of await cspViolations(p)) problems.push(`${who}: CSP violation: ${v}`);
+  }
+}
+
+// timeslider opens the history, checks revision 1 (text, description,
+// what it inserted) and restores it. helper, when given, is the editor
+// that carries out an emulated restore.
+async function timeslider(errors, id, helper) {
+  const a = await page(errors, "a");
+  if (helper) await emulateHistory(a, base, id, helper, applyOp);
+  await a.goto(`${base}/edit.html#${id}`);
+  await live(a);
+  await typeAtEnd(a, ", then more");
+  await converge(base, id, helper ? { a, helper } : { a });
+  await a.click("#history-btn");
+  await until("history panel", () => a.$eval("#history", (e) => !e.hidden && e.dataset.rev));
+  await a.focus("#hist-slider");
+  await a.keyboard.press("Home"); // revision 0
+  await a.keyboard.press("ArrowRight"); // revision 1
+  await until("revision 1 shown", () => a.$eval("#history", (e) => e.dataset.rev === "1"));
+  const shown = await a.evaluate(() => document.getElementById("hist-preview").shadowRoot.querySelector(".cm-content").textContent);
+  if (shown !== "first version") errors.push(`history shows ${JSON.stringify(shown)} at revision 1`);
+  const info = await a.$eval("#hist-info", (e) => e.textContent);
+  if (!/^Revision 1 of \d+ · .+ · by .+ · \+13 −0$/.test(info)) errors.push(`revision 1 is described as ${JSON.stringify(info)}`);
+  const marked = await a.evaluate(() => [...document.getElementById("hist-preview").shadowRoot.querySelectorAll(".cm-hist-ins")].map((e) => e.textContent).join(""));
+  if (marked !== "first version") errors.push(`revision 1 highlights ${JSON.stringify(marked)} as inserted, want "first version"`);
+  await a.keyboard.press("End");
+  await until("the head shown", async () => (await a.$eval("#history", (e) => e.dataset.rev)) !== "1");
+  if (!(await a.$eval("#hist-restore", (b) => b.disabled))) errors.push("restore is offered for the current revision");
+  await a.keyboard.press("Home");
+  await a.keyboard.press("ArrowRight");
+  await until("revision 1 shown again", () => a.$eval("#history", (e) => e.dataset.rev === "1"));
+  await a.click("#hist-restore");
+  await until("restored", async () => (await serverText(base, id)) === "first version");
+  await converge(base, id, helper ? { a, helper } : { a });
+  await until("the panel closed", () => a.$eval("#history", (e) => e.hidden));
+  await a.ctx.close();
+}
+
+const scenarios = {
+  // Two people type at once, emoji, CJK, Enter, Backspace,
+  // select-and-delete and a 50 KB paste among it; a viewer watches.
+  async converge(errors) {
+    const alice = await page(errors, "alice");
+    await alice.goto(`${base}/`);
+    await alice.fill("#text", "Hello");
+    await alice.click("form button[type=submit]");
+    await alice.waitForURL(/\/edit\.html#/);
+    await live(alice);
+    const id = new URL(alice.url()).hash.slice(1);
+    const viewURL = await alice.$eval("#view-link", (e) => e.value);
+    if (!viewURL.includes("/view.html#") || viewURL.includes(id)) errors.push(`view link ${viewURL} is wrong or holds the edit id`);
+    const bob = await openEditor(errors, "bob", id);
+    const viewer = await page(errors, "viewer");
+    const traffic = [];
+    viewer.on("request", (r) => traffic.push(r.url() + (r.postData() || "")));
+    viewer.on("response", async (r) => { try { traffic.push(await r.text()); } catch { /* streaming */ } });
+    await viewer.goto(viewURL);
+    await until("viewer text", async () => (await viewerText(viewer)) === "Hello");
+
+    await alice.click(".cm-content");
+    await alice.keyboard.press("Control+End");
+    await bob.click(".cm-content");
+    await bob.keyboard.press("Control+Home");
+    const big = Array.from({ length: 1000 }, (_, i) => `line ${i} of the pasted block, 漢字 and 😀 to be sure\n`).join("").slice(0, 50_000);
+    await Promise.all([
+      (async () => {
+        await alice.keyboard.type(" world 😀! Several seconds of typing, 漢字 included, at once with bob", { delay: 30 });
+        await alice.keyboard.press("Enter");
+        await alice.keyboard.type("第二行 ✓ 👩‍💻", { delay: 15 });
+        // Backspace deletes a whole grapheme: the ZWJ emoji, then the space.
+        for (let i = 0; i < 2; i++) await alice.keyboard.press("Backspace");
+        await paste(alice, big);
+        await alice.keyboard.type("after paste", { delay: 15 });
+      })(),
+      (async () => {
+        await bob.keyboard.type("Well, ", { delay: 20 });
+        await bob.keyboard.press("Enter");
+        await bob.keyboard.type("Bob types for a few seconds too, with emoji 🎈 and 中文.", { delay: 35 });
+        await bob.keyboard.press("Enter");
+        await bob.keyboard.type("🎉 bob typed this", { delay: 20 });
+        for (let i = 0; i < 4; i++) await bob.keyboard.press("Shift+ArrowLeft");
+        await bob.keyboard.press("Backspace");
+        await bob.keyboard.type("THAT 中文", { delay: 20 });
+      })(),
+    ]);
+    const text = await converge(base, id, { alice, bob }, { viewer });
+    if (!text.includes(big)) errors.push("the 50 KB paste is not whole in the final text");
+    if (text.includes("👩")) errors.push("backspace left part of the 👩‍💻 sequence");
+    for (const want of ["Well, ", "🎉 bob typed THAT 中文", " world 😀! Several seconds of typing, 漢字 included, at once with bob",
+      "Bob types for a few seconds too, with emoji 🎈 and 中文.", "第二行 ✓", "after paste"]) {
+      if (!text.includes(want)) errors.push(`final text lacks ${JSON.stringify(want)}`);
+    }
+    if (text.includes("this")) errors.push("bob's select-and-delete of \"this\" was lost");
+    // Presence: each sees the other's caret with a name, and both in the
+    // list. Bob's caret is near the top, which CodeMirror draws only when
+    // it is in view.
+    await alice.keyboard.press("Control+Home");
+    const carets = await until("bob's caret on alice's page", async () => {
+      const c = await alice.$$eval(".cm-peer-caret", (els) => els.map((e) => e.dataset.name));
+      return c.length ? c : null;
+    });
+    const bobName = await bob.$eval("#name", (e) => e.value);
+    if (!carets.includes(bobName)) errors.push(`alice's page draws carets ${JSON.stringify(carets)}, want bob's (${bobName})`);
+    const peers = await alice.$$eval("#peers li", (lis) => lis.length);
+    if (peers !== 2) errors.push(`alice's list shows ${peers} people, want 2`);
+    // The viewer: no editing control, never the edit id.
+    const editable = await viewer.evaluate(() => !!document.querySelector("textarea, input[type=text], [contenteditable=true]") ||
+      !!document.getElementById("doc").shadowRoot.querySelector("[contenteditable=true]"));
+    if (editable) errors.push("the viewer page has an editing control");
+    const html = await viewer.evaluate(() => document.documentElement.outerHTML + document.getElementById("doc").shadowRoot.innerHTML);
+    if (html.includes(id)) errors.push("the viewer page contains the edit id");
+    if (traffic.some((t) => t.includes(id))) errors.push("the viewer's traffic contains the edit id");
+    const first = text.split("\n", 1)[0].trim();
+    if (!(await viewer.title()).startsWith(first)) errors.push(`viewer title ${JSON.stringify(await viewer.title())} does not name the document (${first})`);
+    if (!(await alice.title()).startsWith(first)) errors.push(`editor title ${JSON.stringify(await alice.title())} does not name the document (${first})`);
+    await checkCSP(errors, { alice, bob, viewer });
+    for (const p of [alice, bob, viewer]) await p.ctx.close();
+  },
+
+  // Both type at the same spot at once: each one's words stay whole.
+  async samespot(errors) {
+    const { id } = await createDoc(base, "start: ");
+    const a = await openEditor(errors, "a", id), b = await openEditor(errors, "b", id);
+    for (const p of [a, b]) { await p.click(".cm-content"); await p.keyboard.press("Control+End"); }
+    // b starts a moment after a, at the same spot, so a's first letters
+    // land at b's caret: they must not carry it into a's word. (Two first
+    // keystrokes in the very same instant are a race no client can win:
+    // the protocol puts the later-committed insert right of the earlier
+    // one, inside a word that has just begun; see docs/frontend.md.)
+    const wa = "apple banana cherry", wb = "ONE TWO THREE FOUR";
+    await Promise.all([a.keyboard.type(wa, { delay: 25 }), sleep(150).then(() => b.keyboard.type(wb, { delay: 30 }))]);
+    const text = await converge(base, id, { a, b });
+    if (!text.includes(wa) || !text.includes(wb)) errors.push(`words interleaved: ${JSON.stringify(text)}`);
+    // Renaming oneself keeps the page live and reaches the others.
+    await b.evaluate(() => {
+      window.__states = [];
+      new MutationObserver(() => window.__states.push(document.getElementById("status").dataset.state))
+        .observe(document.getElementById("status"), { attributes: true });
+    });
+    await b.evaluate(() => { const n = document.getElementById("name"); n.value = "Renamed Bob"; n.dispatchEvent(new Event("change")); });
+    await until("the new name on a's page", () => a.$$eval("#peers li", (lis) => lis.some((li) => li.textContent.includes("Renamed Bob"))));
+    await typeAtEnd(b, " renamed");
+    await converge(base, id, { a, b });
+    const states = await b.evaluate(() => window.__states);
+    if (states.some((s) => s !== "live")) errors.push(`renaming changed the status: ${JSON.stringify(states)}`);
+    for (const p of [a, b]) await p.ctx.close();
+  },
+
+  // Undo in one editor undoes only its own edit while the other types.
+  async undo(errors) {
+    const { id } = await createDoc(base, "middle");
+    const a = await openEditor(errors, "a", id), b = await openEditor(errors, "b", id);
+    await typeAtEnd(a, " MINE");
+    await sleep(700); // a new undo group
+    await b.click(".cm-content");
+    await b.keyboard.press("Control+Home");
+    const typing = b.keyboard.type("theirs then more ", { delay: 40 });
+    await sleep(200);
+    await a.click("#undo-btn");
+    await typing;
+    const text = await converge(base, id, { a, b });
+    if (text !== "theirs then more middle") errors.push(`after undo: ${JSON.stringify(text)}, want "theirs then more middle"`);
+    await a.keyboard.press("Control+Shift+z");
+    const redone = await converge(base, id, { a, b });
+    if (redone !== "theirs then more middle MINE") errors.push(`after redo: ${JSON.stringify(redone)}`);
+    for (const p of [a, b]) await p.ctx.close();
+  },
+
+  // Offline: type, reload while offline, type, back online: every
+  // keystroke reaches the server once.
+  async offline(errors) {
+    const { id } = await createDoc(base, "online text\n");
+    const a = await openEditor(errors, "a", id);
+    await a.evaluate(() => navigator.serviceWorker.ready);
+    await until("service worker in control", () => a.evaluate(() => !!navigator.serviceWorker.controller));
+    await a.ctx.setOffline(true); // the page hears "offline" and drops its socket
+    await until("offline status", async () => (await status(a)).state !== "live");
+    await typeAtEnd(a, "first offline line\n");
+    const st = await status(a);
+    if (!/Offline|Connecting/.test(st.text) || st.pending < 1) errors.push(`while offline the status says ${JSON.stringify(st)}`);
+    if (!/wait/.test(st.text)) errors.push(`the offline status does not say how many edits wait: ${JSON.stringify(st.text)}`);
+    await sleep(300);
+    await a.reload();
+    await until("restored text", async () => (await editorText(a)).includes("first offline line"), 10000);
+    await typeAtEnd(a, "second offline line");
+    await sleep(300);
+    await a.reload(); // twice, with a typed line between
+    await until("restored text", async () => (await editorText(a)).includes("second offline line"), 10000);
+    // The tab is closed, and the document opened again in a new one.
+    await typeAtEnd(a, "\nthird, then the tab closes");
+    await sleep(300);
+    const ctx = a.ctx;
+    await a.close();
+    const a2 = await ctx.newPage();
+    await watch(a2, errors, "a2");
+    a2.ctx = ctx;
+    await a2.goto(`${base}/edit.html#${id}`);
+    await until("text in a new tab", async () => (await editorText(a2)).includes("third, then the tab closes"), 10000);
+    const st2 = await status(a2);
+    if (st2.pending < 1) errors.push(`the new tab does not count the waiting edits: ${JSON.stringify(st2)}`);
+    if ((await serverText(base, id)) !== "online text\n") errors.push("the server got edits while the page was offline");
+    await ctx.setOffline(false);
+    await live(a2);
+    const text = await converge(base, id, { a2 });
+    for (const w of ["first offline line\n", "second offline line", "online text\n", "third, then the tab closes"]) {
+      if (count(text, w) !== 1) errors.push(`server text has ${JSON.stringify(w)} ${count(text, w)} times: ${JSON.stringify(text)}`);
+    }
+    await checkCSP(errors, { a2 });
+    await ctx.close();
+  },
+
+  // The server stops and starts again while someone types.
+  async restart(errors) {
+    const { id } = await createDoc(base, "");
+    const a = await openEditor(errors, "a", id);
+    const b = await openEditor(errors, "b", id);
+    await a.click(".cm-content");
+    let typed = "";
+    const typeSome = async (n) => {
+      for (let i = 0; i < n; i++) {
+        const w = `w${typed.length} `;
+        await a.keyboard.type(w, { delay: 5 });
+        typed += w;
+      }
+    };
+    await typeSome(10);
+    await Promise.all([restartServer(), typeSome(30)]);
+    await typeSome(10);
+    await live(a);
+    const text = await converge(base, id, { a, b });
+    if (text !== typed) errors.push(`after a restart the server has ${JSON.stringify(text)}, typed ${JSON.stringify(typed)}`);
+    for (const p of [a, b]) await p.ctx.close();
+  },
+
+  // The viewer follows the writer down a long document.
+  async follow(errors) {
+    const long = Array.from({ length: 400 }, (_, i) => `line ${i + 1}`).join("\n");
+    const { id, viewId } = await createDoc(base, long);
+    const a = await openEditor(errors, "a", id);
+    const v = await page(errors, "viewer");
+    await v.goto(`${base}/view.html#${viewId}`);
+    await until("viewer text", async () => (await viewerText(v)) === long);
+    await typeAtEnd(a, "\nthe writer is down here");
+    await until("viewer follows", () => v.evaluate(() => {
+      const root = document.getElementById("doc").shadowRoot;
+      const line = [...root.querySelectorAll(".cm-line")].find((l) => l.textContent.includes("the writer is down here"));
+      if (!line) return false;
+      const r = line.getBoundingClientRect(), s = root.querySelector(".cm-scroller").getBoundingClientRect();
+      return r.top >= s.top && r.bottom <= s.bottom;
+    }));
+    const st = await v.$eval("#status", (e) => e.dataset.state);
+    if (st !== "live") errors.push(`viewer status ${st}, want live`);
+    for (const p of [a, v]) await p.ctx.close();
+  },
+
+  // The timeslider shows an earlier revision and restores it.
+  async history(errors, skip) {
+    const { id } = await createDoc(base, "first version");
+    const probe = await fetch(`${base}/api/docs/${id}/revisions?from=0&limit=1`);
+    if (probe.status === 404 || probe.status === 405) return skip(`the server has no history API yet (GET /revisions answered ${probe.status}); history-emulated checks the page`);
+    await timeslider(errors, id, null);
+  },
+
+  // The same against an emulation of the agreed history API (the page's
+  // requests answered from the real op log), so the timeslider is tested
+  // whether or not the server has the API.
+  async "history-emulated"(errors) {
+    const { id } = await createDoc(base, "first version");
+    const helper = await openEditor(errors, "helper", id);
+    await timeslider(errors, id, helper);
+    await helper.ctx.close();
+  },
+
+  // The home page: a document from an uploaded file, the list of opened
+  // documents with titles, and remove-from-list.
+  async home(errors) {
+    const p = await page(errors, "p");
+    await p.goto(`${base}/`);
+    const notes = "Upload notes 📎\nsecond line\n";
+    await p.setInputFiles("#file", { name: "notes.md", mimeType: "text/markdown", buffer: Buffer.from(notes) });
+    await p.waitForURL(/\/edit\.html#/);
+    await live(p);
+    const id = new URL(p.url()).hash.slice(1);
+    if ((await editorText(p)) !== notes) errors.push(`the uploaded file became ${JSON.stringify(await editorText(p))}`);
+    if ((await p.title()) !== "Upload notes 📎 · collabd") errors.push(`page title ${JSON.stringify(await p.title())}`);
+    await sleep(1200); // the list takes the title a second after it settles
+    await p.goto(`${base}/`);
+    const items = await p.$$eval("#docs li .doc-title", (as) => as.map((a) => [a.textContent, a.getAttribute("href")]));
+    if (!items.some(([t, h]) => t === "Upload notes 📎" && h.endsWith(id))) errors.push(`the home list shows ${JSON.stringify(items)}`);
+    await p.click(`#docs li:has(a[href$="${id}"]) button:has-text("Remove")`);
+    const left = await p.$$eval("#docs li", (lis) => lis.length);
+    if (left !== 0) errors.push(`${left} documents listed after removing the only one`);
+    await p.ctx.close();
+  },
+
+  // Wrong links say what is wrong and take no typing.
+  async errors(errors) {
+    const p = await page(errors, "p");
+    await p.goto(`${base}/edit.html#00000000-0000-4000-8000-000000000000`);
+    await until("not-found banner", () => p.$eval("#banner", (e) => !e.hidden && e.dataset.kind === "not-found"));
+    const msg = await p.$eval("#banner", (e) => e.textContent);
+    if (!/No document has this link/.test(msg)) errors.push(`unknown id says ${JSON.stringify(msg)}`);
+    if (!/Create a new document/.test(msg)) errors.push("unknown id offers no way to create a document");
+    await p.keyboard.press("Tab");
+    await p.keyboard.type("lost?");
+    if ((await editorText(p)) !== "") errors.push("the editor of an unknown document took typing");
+    if (await p.evaluate(() => window.collabdEditor.view.contentDOM.contentEditable === "true")) errors.push("the editor of an unknown document is editable");
+    const { viewId } = await createDoc(base, "x");
+    await p.goto(`${base}/edit.html#${viewId}`); // a hash change: the page reloads itself
+    await until("view-link banner", () => p.$eval("#banner", (e) => !e.hidden && e.dataset.kind === "view-link"));
+    const vmsg = await p.$eval("#banner", (e) => e.textContent);
+    if (!/view link/.test(vmsg)) errors.push(`view id in an edit link says ${JSON.stringify(vmsg)}`);
+    await p.keyboard.press("Tab");
+    await p.keyboard.type("lost?");
+    if ((await editorText(p)) !== "") errors.push("the editor opened with a view id took typing");
+    if (await p.evaluate(() => window.collabdEditor.view.contentDOM.contentEditable === "true")) errors.push("the editor opened with a view id is editable");
+    await p.ctx.close();
+  },
+
+  // Screenshots of every page at a desktop and a phone size.
+  async screenshots(errors, skip) {
+    if (!shots) return skip("SCREENSHOT_DIR is not set");
+    const sample = "Team notes — Tuesday\n\nAgenda\n- Launch checklist 🚀\n- Offline editing: 离线编辑 works\n- Who owns the release notes?\n\nDecisions\n1. Ship on Friday\n2. Dark mode by default follows the system\n";
+    for (const [label, viewport] of [["1280x800", { width: 1280, height: 800 }], ["390x844", { width: 390, height: 844 }]]) {
+      const { id, viewId } = await createDoc(base, sample);
+      const home = await page(errors, "home", viewport);
+      await home.goto(`${base}/edit.html#${id}`);
+      await live(home);
+      await home.goto(`${base}/`);
+      await home.waitForSelector("#docs li");
+      await home.screenshot({ path: `${shots}/home-${label}.png` });
+      const a = await openEditor(errors, "a", id, viewport, "Ada"), b = await openEditor(errors, "b", id, viewport, "Grace");
+      await b.click(".cm-content");
+      await b.keyboard.press("Control+Home");
+      for (let i = 0; i < 4; i++) await b.keyboard.press("ArrowDown");
+      await b.keyboard.press("End");
+      await b.keyboard.press("Shift+Home");
+      await a.click(".cm-content");
+      await a.keyboard.press("Control+End");
+      await a.keyboard.type("3. Ada writes here", { delay: 5 });
+      await until("grace's caret", () => a.$$eval(".cm-peer-caret", (e) => e.length > 0));
+      await sleep(300);
+      await a.screenshot({ path: `${shots}/editor-${label}.png` });
+      if (viewport.width < 700) {
+        await a.click("#panel-btn");
+        await a.screenshot({ path: `${shots}/editor-panel-${label}.png` });
+        await a.click("#panel-btn");
+      }
+      const v = await page(errors, "viewer", viewport);
+      await v.goto(`${base}/view.html#${viewId}`);
+      await until("viewer text", async () => (await viewerText(v)).includes("Ada writes here"));
+      await v.screenshot({ path: `${shots}/viewer-${label}.png` });
+      const probe = await fetch(`${base}/api/docs/${id}/revisions?from=0&limit=1`);
+      if (probe.status === 404 || probe.status === 405) await emulateHistory(a, base, id, b, applyOp);
+      await a.click("#history-btn");
+      await until("history panel", () => a.$eval("#history", (e) => !e.hidden && e.dataset.rev));
+      await sleep(300);
+      await a.focus("#hist-slider");
+      await a.keyboard.press("ArrowLeft");
+      await sleep(600);
+      await a.screenshot({ path: `${shots}/history-${label}.png` });
+      const e = await page(errors, "bad", viewport);
+      await e.goto(`${base}/edit.html#${viewId}`);
+      await until("banner", () => e.$eval("#banner", (b) => !b.hidden));
+      await e.screenshot({ path: `${shots}/wrong-link-${label}.png` });
+      // Dark mode, as the system asks for it.
+      const dark = await page(errors, "dark", viewport);
+      await dark.emulateMedia({ colorScheme: "dark" });
+      await dark.goto(`${base}/edit.html#${id}`);
+      await live(dark);
+      await until("carets", () => dark.$$eval(".cm-peer-caret", (c) => c.length > 0));
+      await dark.screenshot({ path: `${shots}/editor-dark-${label}.png` });
+      for (const p of [home, a, b, v, e, dark]) await p.ctx.close();
+    }
+  },
+};
+
+try {
+  for (const [name, fn] of Object.entries(scenarios)) {
+    if (only.size && !only.has(name)) continue;
+    const errors = [];
+    let skip = "";
+    const t0 = Date.now();
+    try {
+      await fn(errors, (why) => { skip = why; });
+    } catch (err) {
+      errors.push(`${err.stack || err}${err.texts ? `\ntexts: ${JSON.stringify(err.texts).slice(0, 2000)}` : ""}`);
+    }
+    process.stdout.write(`${JSON.stringify({ scenario: name, errors, skip, ms: Date.now() - t0 })}\n`);
+  }
+} finally {
+  await browser.close();
+  stdin.close();
+}
