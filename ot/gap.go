@@ -60,33 +60,16 @@ func (g *gapBuf[T]) moveGap(p int) {
 	}
 }
 
-// shiftGap is moveGap's work for p != gs. Typing moves the gap by a few
-// code points at a time, which it copies in a loop rather than calling
-// memmove; that measured the same as copy, within the few per cent by
-// which merely moving code around changes the replay's time.
+// shiftGap is moveGap's work for p != gs.
 func (g *gapBuf[T]) shiftGap(p int) {
 	if p < g.gs {
 		n := g.gs - p
-		if n <= 16 {
-			src, dst := g.buf[p:g.gs], g.buf[g.ge-n:g.ge]
-			for i := len(src) - 1; i >= 0; i-- {
-				dst[i] = src[i]
-			}
-		} else {
-			copy(g.buf[g.ge-n:g.ge], g.buf[p:g.gs])
-		}
+		copy(g.buf[g.ge-n:g.ge], g.buf[p:g.gs])
 		g.gs, g.ge = p, g.ge-n
 		return
 	}
 	n := p - g.gs
-	if n <= 16 {
-		src, dst := g.buf[g.ge:g.ge+n], g.buf[g.gs:g.gs+n]
-		for i := range src {
-			dst[i] = src[i]
-		}
-	} else {
-		copy(g.buf[g.gs:g.gs+n], g.buf[g.ge:g.ge+n])
-	}
+	copy(g.buf[g.gs:g.gs+n], g.buf[g.ge:g.ge+n])
 	g.gs, g.ge = p, g.ge+n
 }
 
