@@ -7,9 +7,8 @@
 import { createInterface } from "node:readline";
 import {
   launch, watch, cspViolations, sleep, until, editorText, viewerText, status, live, serverText, createDoc,
-  converge, shotDir, paste, emulateHistory,
+  converge, shotDir, paste,
 } from "./lib.mjs";
-import { apply as applyOp } from "../../src/protocol.js";
 
 const base = process.argv[2];
 const only = new Set(process.argv.slice(3));
@@ -57,15 +56,13 @@ async function checkCSP(problems, pages) {
 }
 
 // timeslider opens the history, checks revision 1 (text, description,
-// what it inserted) and restores it. helper, when given, is the editor
-// that carries out an emulated restore.
-async function timeslider(errors, id, helper) {
+// what it inserted) and restores it.
+async function timeslider(errors, id) {
   const a = await page(errors, "a");
-  if (helper) await emulateHistory(a, base, id, helper, applyOp);
   await a.goto(`${base}/edit.html#${id}`);
   await live(a);
   await typeAtEnd(a, ", then more");
-  await converge(base, id, helper ? { a, helper } : { a });
+  await converge(base, id, { a });
   await a.click("#history-btn");
   await until("history panel", () => a.$eval("#history", (e) => !e.hidden && e.dataset.rev));
   await a.focus("#hist-slider");
@@ -86,7 +83,7 @@ async function timeslider(errors, id, helper) {
   await until("revision 1 shown again", () => a.$eval("#history", (e) => e.dataset.rev === "1"));
   await a.click("#hist-restore");
   await until("restored", async () => (await serverText(base, id)) === "first version");
-  await converge(base, id, helper ? { a, helper } : { a });
+  await converge(base, id, { a });
   await until("the panel closed", () => a.$eval("#history", (e) => e.hidden));
   await a.ctx.close();
 }
@@ -309,21 +306,9 @@ const scenarios = {
   },
 
   // The timeslider shows an earlier revision and restores it.
-  async history(errors, skip) {
+  async history(errors) {
     const { id } = await createDoc(base, "first version");
-    const probe = await fetch(`${base}/api/docs/${id}/revisions?from=0&limit=1`);
-    if (probe.status === 404 || probe.status === 405) return skip(`the server has no history API yet (GET /revisions answered ${probe.status}); history-emulated checks the page`);
-    await timeslider(errors, id, null);
-  },
-
-  // The same against an emulation of the agreed history API (the page's
-  // requests answered from the real op log), so the timeslider is tested
-  // whether or not the server has the API.
-  async "history-emulated"(errors) {
-    const { id } = await createDoc(base, "first version");
-    const helper = await openEditor(errors, "helper", id);
-    await timeslider(errors, id, helper);
-    await helper.ctx.close();
+    await timeslider(errors, id);
   },
 
   // The home page: a document from an uploaded file, the list of opened
@@ -405,8 +390,6 @@ const scenarios = {
       await v.goto(`${base}/view.html#${viewId}`);
       await until("viewer text", async () => (await viewerText(v)).includes("Ada writes here"));
       await v.screenshot({ path: `${shots}/viewer-${label}.png` });
-      const probe = await fetch(`${base}/api/docs/${id}/revisions?from=0&limit=1`);
-      if (probe.status === 404 || probe.status === 405) await emulateHistory(a, base, id, b, applyOp);
       await a.click("#history-btn");
       await until("history panel", () => a.$eval("#history", (e) => !e.hidden && e.dataset.rev));
       await sleep(300);
