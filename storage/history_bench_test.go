@@ -317,3 +317,37 @@ func BenchmarkRevAtPaper(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDeletePaper deletes the paper (259,778 ops and 259
+// milestones) from a copy of its file: the one transaction that holds the
+// committer while it runs.
+func BenchmarkDeletePaper(b *testing.B) {
+	src := paperDB(b, Options{})
+	data, err := os.ReadFile(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(b.TempDir(), "delete.db")
+	ctx := context.Background()
+	var total time.Duration
+	for range b.N {
+		b.StopTimer()
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		db, err := Open(path, Options{SnapshotEvery: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		if err := db.Delete(ctx, "paper"); err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(start)
+		b.StopTimer()
+		db.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/delete")
+}
