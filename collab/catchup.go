@@ -95,6 +95,8 @@ func (s *welcomeStream) write(ctx context.Context, ws *websocket.Conn, timeout t
 	buf := append(make([]byte, 0, catchUpChunk+4096), s.head...)
 	buf = append(buf, `,"ops":[`...)
 	first := true
+	// The same few clients made most ops, and an author id is a MAC.
+	authors := make(map[string]string)
 	flush := func() error {
 		stall.Reset(timeout)
 		_, err := w.Write(buf)
@@ -107,7 +109,15 @@ func (s *welcomeStream) write(ctx context.Context, ws *websocket.Conn, timeout t
 				buf = append(buf, ',')
 			}
 			first = false
-			buf = append(buf, mustJSON(s.srv.opRecord(r, false))...)
+			a, ok := authors[r.Client]
+			if !ok {
+				if len(authors) >= maxAuthorMemo {
+					clear(authors)
+				}
+				a = s.srv.author(r.Client)
+				authors[r.Client] = a
+			}
+			buf = append(buf, mustJSON(OpRecord{Rev: r.Rev, Op: r.Op, Author: a, Seq: r.Seq})...)
 			if len(buf) >= catchUpChunk {
 				if err := flush(); err != nil {
 					return err
@@ -145,15 +155,4 @@ func (s *Server) writeViewerStream(ctx context.Context, id string, vs *viewerStr
 		}
 		return nil
 	})
-}
-
-// opRecord is the wire form of a committed op; time only where asked
-// (the /ops endpoint), not in a welcome's catch-up.
-func (s *Server) opRecord(r Record, withTime bool) OpRecord {
-	rec := OpRecord{Rev: r.Rev, Op: r.Op, Author: s.author(r.Client), Seq: r.Seq}
-	if withTime {
-		t := r.Time
-		rec.Time = &t
-	}
-	return rec
 }
