@@ -431,7 +431,7 @@ func (h *hub) join(c *conn, hl *hello) {
 		ops := h.history[hl.rev-h.histBase:]
 		w.Ops = make([]OpRecord, len(ops))
 		for i, r := range ops {
-			w.Ops[i] = h.srv.opRecord(r, false)
+			w.Ops[i] = OpRecord{Rev: r.Rev, Op: r.Op, Author: h.authorOf(r.Client), Seq: r.Seq}
 		}
 		c.enqueue(mustJSON(w))
 	case hl.rev >= 0 && hl.rev < h.histBase:
