@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -235,4 +236,35 @@ func typists(t *testing.T, base, doc string, n int) (stop func()) {
 		}()
 	}
 	return func() { cancel(); wg.Wait() }
+}
+
+// TestBrowserCreateToken: on a server started with -create-token, the
+// home page asks for the token on the first create, refuses a wrong one
+// in words, and remembers the right one (suite.mjs's createtoken).
+func TestBrowserCreateToken(t *testing.T) {
+	dir := filepath.Join("..", "..", "frontend", "test", "browser")
+	node, chromium := browserDeps(t, dir)
+	const token = "team-secret-4b1d"
+	s := startServer(t, append([]string{"-create-token", token}, loopbackArgs()...)...)
+	cmd := exec.Command(node, "suite.mjs", s.URL, "createtoken")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium, "CREATE_TOKEN="+token)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	timer := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node suite.mjs createtoken: %v\n%s", err, stderr.String())
+	}
+	var res struct {
+		Scenario string
+		Errors   []string
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(out), &res); err != nil || res.Scenario != "createtoken" {
+		t.Fatalf("unexpected output from suite.mjs: %q (%v)\n%s", out, err, stderr.String())
+	}
+	for _, e := range res.Errors {
+		t.Error(e)
+	}
 }

@@ -8,17 +8,38 @@ registerOffline();
 
 const statusEl = $("create-status");
 
+// The creation token (collabd -create-token, or a create JWT), which the
+// server asks for by answering 401. It is asked for once and remembered.
+const tokenKey = "collabd-create-token";
+const tokenForm = $("token-form");
+let pendingText = null; // the text of a create waiting for the token
+let pageToken = ""; // where storage is refused, the token lasts this page
+
+function storedToken() {
+  try { return localStorage.getItem(tokenKey) || pageToken; } catch { return pageToken; }
+}
+
 async function create(text) {
   statusEl.textContent = "Creating…";
   try {
-    const resp = await fetch("/api/docs", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(text ? { text } : {}),
-    });
+    const headers = { "Content-Type": "application/json" };
+    const token = storedToken();
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const resp = await fetch("/api/docs", { method: "POST", headers, body: JSON.stringify(text ? { text } : {}) });
     let body = {};
     try { body = await resp.json(); } catch { /* not JSON */ }
+    if (resp.status === 401) {
+      // No token, or one the server no longer takes: ask for it.
+      pageToken = "";
+      try { localStorage.removeItem(tokenKey); } catch { /* nothing kept */ }
+      pendingText = text;
+      tokenForm.hidden = false;
+      $("create-token").focus();
+      statusEl.textContent = token ? "The server did not accept that token. Check it and try again." : "";
+      return;
+    }
     if (!resp.ok) throw new Error(body.error ? body.error.message : `the server answered ${resp.status}`);
+    tokenForm.hidden = true;
     rememberDoc({ id: body.id, viewId: body.viewId, opened: Date.now() });
     // The ids travel in the fragment, which browsers never send to
     // servers or put in Referer headers.
@@ -27,6 +48,16 @@ async function create(text) {
     statusEl.textContent = `Could not create the document: ${err.message === "Failed to fetch" ? "the server cannot be reached." : err.message}`;
   }
 }
+
+tokenForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const token = $("create-token").value.trim();
+  if (!token) return;
+  pageToken = token;
+  try { localStorage.setItem(tokenKey, token); } catch { /* kept for this page only */ }
+  $("create-token").value = "";
+  create(pendingText ?? "");
+});
 
 $("new-empty").addEventListener("click", () => create(""));
 $("create").addEventListener("submit", (ev) => { ev.preventDefault(); create($("text").value); });

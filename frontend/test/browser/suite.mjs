@@ -413,8 +413,39 @@ const scenarios = {
   },
 };
 
+// Scenarios that need a server started otherwise; they run only when named.
+const extra = {
+  // With -create-token (CREATE_TOKEN here), the home page asks for the
+  // token on the first create, says so when it is wrong, and remembers it.
+  async createtoken(errors) {
+    const token = process.env.CREATE_TOKEN;
+    const p = await page(errors, "p");
+    await p.goto(`${base}/`);
+    await p.click("#new-empty");
+    await p.waitForSelector("#token-form:not([hidden])");
+    await p.fill("#create-token", "not the token");
+    await p.click("#token-form button[type=submit]");
+    await p.waitForFunction(() => document.getElementById("create-status").textContent.includes("did not accept"));
+    if (!p.url().endsWith("/")) errors.push(`a wrong token left the home page for ${p.url()}`);
+    await p.fill("#create-token", token);
+    await p.click("#token-form button[type=submit]");
+    await p.waitForURL(/\/edit\.html#/);
+    await live(p);
+    // Remembered: the next create asks nothing.
+    await p.goto(`${base}/`);
+    await p.fill("#text", "second");
+    await p.click("#create button[type=submit]");
+    await p.waitForURL(/\/edit\.html#/);
+    await live(p);
+    if ((await editorText(p)) !== "second") errors.push(`the second document holds ${JSON.stringify(await editorText(p))}`);
+    await checkCSP(errors, { p });
+    await p.ctx.close();
+  },
+};
+
 try {
-  for (const [name, fn] of Object.entries(scenarios)) {
+  const all = { ...scenarios, ...Object.fromEntries(Object.entries(extra).filter(([name]) => only.has(name))) };
+  for (const [name, fn] of Object.entries(all)) {
     if (only.size && !only.has(name)) continue;
     const errors = [];
     let skip = "";
