@@ -21,6 +21,7 @@ RUN_FLAGS      = $(if $(DATA),-data $(DATA)) $(ARGS)
 NPM_DIRS      := frontend/src frontend/test/browser $(wildcard collab/testdata/sse-node)
 
 LOAD_ADDR     ?= 127.0.0.1:18181
+LOAD_ADMIN_ADDR ?= 127.0.0.1:18182
 LOAD_ARGS     ?= -docs 20 -editors 4 -viewers 5 -rate 10 -duration 20s
 # Every load client comes from 127.0.0.1: lift the per-address caps.
 LOAD_SERVER_ARGS ?= -max-conns-per-addr 100000 -max-conns 100000 -max-tcp-conns-per-addr 100000 -max-tcp-conns 100000 -create-burst 100000
@@ -101,9 +102,9 @@ bench:
 load:
 	@dir=$$(mktemp -d) && trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf "$$dir"' EXIT && \
 	$(GO) build -o $$dir/collabd ./cmd/collabd && $(GO) build -o $$dir/collabload ./cmd/collabload && \
-	{ $$dir/collabd -addr $(LOAD_ADDR) -data $$dir/load.db -log-level warn $(LOAD_SERVER_ARGS) > $$dir/out & pid=$$!; } && \
+	{ $$dir/collabd -addr $(LOAD_ADDR) -data $$dir/load.db -log-level warn -admin-addr $(LOAD_ADMIN_ADDR) $(LOAD_SERVER_ARGS) > $$dir/out & pid=$$!; } && \
 	for i in $$(seq 50); do grep -q listening $$dir/out 2>/dev/null && break; sleep 0.1; done && \
-	$$dir/collabload -url http://$(LOAD_ADDR) $(LOAD_ARGS)
+	$$dir/collabload -url http://$(LOAD_ADDR) -server-pid $$pid -admin-url http://$(LOAD_ADMIN_ADDR) $(LOAD_ARGS)
 
 ## frontend: rebuild frontend/static/dist from frontend/src with the esbuild and CodeMirror of its package-lock.json
 frontend:

@@ -58,6 +58,9 @@ type config struct {
 	rate     float64
 	duration time.Duration
 	settle   time.Duration
+	light    bool
+	pid      int
+	adminURL string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -71,6 +74,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&cfg.rate, "rate", 5, "keystrokes per second per editor")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to type")
 	fs.DurationVar(&cfg.settle, "settle", 10*time.Second, "how long to wait, after typing, for everyone to converge")
+	fs.BoolVar(&cfg.light, "light", false, "editors track only the document length (no OT apply of remote ops, insert-only typing)")
+	fs.IntVar(&cfg.pid, "server-pid", 0, "`pid` of the collabd under load (same machine) for its CPU per op and RSS")
+	fs.StringVar(&cfg.adminURL, "admin-url", "", "collabd admin `URL` (its -admin-addr) whose /metrics give the server-side latencies")
+	cpuprofile := fs.String("cpuprofile", "", "write collabload's own CPU profile to `file`")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -84,9 +91,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.url = strings.TrimRight(cfg.url, "/")
 
-	rep, err := load(ctx, cfg)
+	if *cpuprofile != "" {
+		stopProf, err := startCPUProfile(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer stopProf()
+	}
+	before := sample(cfg.pid)
+	var rep *report
+	var err error
+	if cfg.light {
+		rep, err = loadLight(ctx, cfg)
+	} else {
+		rep, err = load(ctx, cfg)
+	}
 	if rep != nil {
 		rep.print(stdout, cfg)
+		printResources(stdout, cfg, before, sample(cfg.pid), rep)
+		if cfg.adminURL != "" {
+			printServerLatency(ctx, stdout, strings.TrimRight(cfg.adminURL, "/"))
+		}
 	}
 	return err
 }

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// usage is a CPU and memory sample of collabload and of the server.
+type usage struct {
+	at        time.Time
+	self      time.Duration // collabload's user+system CPU
+	server    time.Duration // the server's user+system CPU, when its pid is known
+	serverRSS int64         // bytes
+	serverOK  bool
+}
+
+func sample(pid int) usage {
+	u := usage{at: time.Now()}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		u.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if pid > 0 {
+		cpu, err1 := procCPU(pid)
+		rss, err2 := procRSS(pid)
+		u.server, u.serverRSS, u.serverOK = cpu, rss, err1 == nil && err2 == nil
+	}
+	return u
+}
+
+// procCPU reads utime+stime of pid from /proc/<pid>/stat.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: fields count from after it.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	st, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad times", pid)
+	}
+	const hz = 100 // USER_HZ, 100 on every Linux we run on
+	return time.Duration(ut+st) * time.Second / hz, nil
+}
+
+// procRSS reads VmRSS of pid from /proc/<pid>/status.
+func procRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+}
+
+func printResources(w io.Writer, cfg config, before, after usage, rep *report) {
+	wall := after.at.Sub(before.at)
+	cores := runtime.NumCPU()
+	self := after.self - before.self
+	fmt.Fprintf(w, "collabload CPU: %v (%.2f cores of %d over %v)\n",
+		self.Round(time.Millisecond), self.Seconds()/wall.Seconds(), cores, wall.Round(time.Millisecond))
+	if self.Seconds()/wall.Seconds() > 0.8*float64(cores) {
+		fmt.Fprintf(w, "WARNING: collabload used more than 80%% of every core: it is the bottleneck, latencies include its own queueing\n")
+	}
+	if cfg.pid > 0 && after.serverOK && before.serverOK {
+		srv := after.server - before.server
+		per := time.Duration(0)
+		if rep.revs > 0 {
+			per = srv / time.Duration(rep.revs)
+		}
+		fmt.Fprintf(w, "server CPU: %v (%.2f cores), %v per revision; RSS %.1f MB\n",
+			srv.Round(time.Millisecond), srv.Seconds()/wall.Seconds(), per.Round(time.Microsecond), float64(after.serverRSS)/(1<<20))
+	} else if cfg.pid > 0 {
+		fmt.Fprintf(w, "server CPU: cannot read /proc/%d\n", cfg.pid)
+	}
+}
+
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// histogram is one Prometheus histogram scraped from text exposition.
+type histogram struct {
+	buckets []bucket // sorted by le
+	count   float64
+}
+
+type bucket struct{ le, n float64 }
+
+// parseHistograms reads the _bucket and _count series of text-format metrics.
+func parseHistograms(r io.Reader) map[string]*histogram {
+	hs := map[string]*histogram{}
+	get := func(name string) *histogram {
+		if hs[name] == nil {
+			hs[name] = &histogram{}
+		}
+		return hs[name]
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		sp := strings.LastIndexByte(line, ' ')
+		if sp < 0 {
+			continue
+		}
+		val, err := strconv.ParseFloat(line[sp+1:], 64)
+		if err != nil {
+			continue
+		}
+		series := line[:sp]
+		if name, labels, ok := strings.Cut(series, "_bucket{"); ok {
+			_, le, ok := strings.Cut(labels, `le="`)
+			if !ok {
+				continue
+			}
+			le, _, _ = strings.Cut(le, `"`)
+			bound, err := strconv.ParseFloat(le, 64)
+			if err != nil {
+				continue
+			}
+			h := get(name)
+			h.buckets = append(h.buckets, bucket{bound, val})
+		} else if name, ok := strings.CutSuffix(series, "_count"); ok {
+			get(name).count = val
+		}
+	}
+	for _, h := range hs {
+		sort.Slice(h.buckets, func(i, j int) bool { return h.buckets[i].le < h.buckets[j].le })
+	}
+	return hs
+}
+
+// quantile interpolates linearly inside the bucket holding q, as
+// Prometheus's histogram_quantile does; above the last finite bound it
+// returns that bound.
+func (h *histogram) quantile(q float64) float64 {
+	if len(h.buckets) == 0 || h.count == 0 {
+		return math.NaN()
+	}
+	rank := q * h.count
+	prevLe, prevN := 0.0, 0.0
+	for _, b := range h.buckets {
+		if b.n >= rank {
+			if math.IsInf(b.le, 1) {
+				return prevLe
+			}
+			if b.n == prevN {
+				return b.le
+			}
+			return prevLe + (b.le-prevLe)*(rank-prevN)/(b.n-prevN)
+		}
+		prevLe, prevN = b.le, b.n
+	}
+	return prevLe
+}
+
+func printServerLatency(ctx context.Context, w io.Writer, admin string) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, admin+"/metrics", nil)
+	if err != nil {
+		fmt.Fprintf(w, "server metrics: %v\n", err)
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(w, "server metrics: %v\n", err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(w, "server metrics: GET /metrics: %s\n", resp.Status)
+		return
+	}
+	hs := parseHistograms(resp.Body)
+	fmt.Fprintln(w, "server side (from /metrics, whole server lifetime, quantiles interpolated in doubling buckets):")
+	for _, m := range []struct{ name, what string }{
+		{"collabd_ack_latency_seconds", "op received to ack written"},
+		{"collabd_hub_queue_wait_seconds", "hub queue wait"},
+		{"collabd_commit_seconds", "commit (fsync batch)"},
+		{"collabd_fanout_seconds", "fan-out of a batch"},
+	} {
+		h := hs[m.name]
+		if h == nil || h.count == 0 {
+			fmt.Fprintf(w, "  %-28s no samples\n", m.what)
+			continue
+		}
+		ms := func(q float64) string { return strconv.FormatFloat(h.quantile(q)*1e3, 'f', 2, 64) + "ms" }
+		fmt.Fprintf(w, "  %-28s n=%.0f p50 %s, p90 %s, p99 %s\n", m.what, h.count, ms(0.5), ms(0.9), ms(0.99))
+	}
+}
