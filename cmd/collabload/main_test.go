@@ -4,8 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"math"
+	"net"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +19,49 @@ import (
 // free loopback port and runs a short load against it: the report must
 // show acknowledged keystrokes, delivered SSE events and convergence.
 func TestLoadAgainstCollabd(t *testing.T) {
+	url, _, _ := startCollabd(t)
+	var out bytes.Buffer
+	start := time.Now()
+	err := run(context.Background(), []string{"-url", url, "-docs", "3", "-editors", "3", "-viewers", "2",
+		"-rate", "20", "-duration", "2s"}, &out, &out)
+	t.Logf("load took %v:\n%s", time.Since(start).Round(time.Millisecond), out.String())
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	for _, want := range []string{"keystroke to ack (", "SSE op events delivered: ", "converged: ", "collabload CPU: "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if strings.Contains(out.String(), "SSE op events delivered: 0\n") {
+		t.Error("viewers received no op events")
+	}
+}
+
+// TestLightLoad runs light editors with the server's pid and admin URL:
+// lengths must converge and the report must carry the server's CPU and
+// its latency histograms.
+func TestLightLoad(t *testing.T) {
+	url, pid, admin := startCollabd(t)
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-url", url, "-docs", "2", "-editors", "4", "-rate", "20",
+		"-duration", "2s", "-light", "-server-pid", strconv.Itoa(pid), "-admin-url", admin}, &out, &out)
+	t.Logf("report:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	for _, want := range []string{"keystroke to ack (", "converged: ", "server CPU: ", "per revision; RSS ",
+		"op received to ack written   n="} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
+
+// startCollabd builds and starts collabd on free loopback ports and
+// returns its URL, pid and admin URL.
+func startCollabd(t *testing.T) (string, int, string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: skipping the load run, which builds and starts collabd")
 	}
@@ -24,7 +71,13 @@ func TestLoadAgainstCollabd(t *testing.T) {
 		t.Fatalf("go build collabd: %v\n%s", err, out)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := exec.CommandContext(ctx, bin, "-addr", "127.0.0.1:0", "-data", filepath.Join(dir, "collab.db"))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := l.Addr().String()
+	l.Close()
+	srv := exec.CommandContext(ctx, bin, "-addr", "127.0.0.1:0", "-admin-addr", adminAddr, "-data", filepath.Join(dir, "collab.db"))
 	stdout, err := srv.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -41,22 +94,41 @@ func TestLoadAgainstCollabd(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("collabd printed %q (%v), want \"collabd listening on URL\"", line, err)
 	}
+	return url, srv.Process.Pid, "http://" + adminAddr
+}
 
-	var out bytes.Buffer
-	start := time.Now()
-	err = run(context.Background(), []string{"-url", url, "-docs", "3", "-editors", "3", "-viewers", "2",
-		"-rate", "20", "-duration", "2s"}, &out, &out)
-	t.Logf("load took %v:\n%s", time.Since(start).Round(time.Millisecond), out.String())
-	if err != nil {
-		t.Fatalf("run: %v", err)
+func TestQuantileFromBuckets(t *testing.T) {
+	text := `# TYPE x histogram
+x_seconds_bucket{le="0.001"} 50
+x_seconds_bucket{le="0.002"} 90
+x_seconds_bucket{le="0.004"} 100
+x_seconds_bucket{le="+Inf"} 100
+x_seconds_sum 0.1
+x_seconds_count 100
+`
+	h := parseHistograms(strings.NewReader(text))["x_seconds"]
+	if h == nil {
+		t.Fatal("histogram not parsed")
 	}
-	for _, want := range []string{"keystroke to ack (", "SSE op events delivered: ", "converged: "} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("report lacks %q", want)
+	for _, tc := range []struct{ q, want float64 }{{0.25, 0.0005}, {0.5, 0.001}, {0.7, 0.0015}, {0.95, 0.003}, {1, 0.004}} {
+		if got := h.quantile(tc.q); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("quantile(%v) = %v, want %v", tc.q, got, tc.want)
 		}
 	}
-	if strings.Contains(out.String(), "SSE op events delivered: 0\n") {
-		t.Error("viewers received no op events")
+}
+
+func TestLenDelta(t *testing.T) {
+	for _, tc := range []struct {
+		op   string
+		want int
+	}{{`[3,"ab",-2,1]`, 0}, {`["é😀"]`, 2}, {`[-4,2]`, -4}, {`[5]`, 0}} {
+		var op []json.RawMessage
+		if err := json.Unmarshal([]byte(tc.op), &op); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := lenDelta(op); err != nil || got != tc.want {
+			t.Errorf("lenDelta(%s) = %d, %v; want %d", tc.op, got, err, tc.want)
+		}
 	}
 }
 
