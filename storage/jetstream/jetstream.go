@@ -255,10 +255,14 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		Storage:     natsjs.FileStorage,
 		Replicas:    replicas,
 		// History is never pruned, as in package storage: catch-up and
-		// the history view read old revisions.
+		// the history view read old revisions. Single messages cannot be
+		// deleted (a hole would be a gap in a document's revisions), but
+		// a subject can be purged whole: that is how Delete removes a
+		// document. DenyPurge cannot be turned off once set (the server
+		// refuses the update), so it must never be set here.
 		Retention:  natsjs.LimitsPolicy,
 		DenyDelete: true,
-		DenyPurge:  true,
+		DenyPurge:  false,
 		// Every Follow is a consumer, and so is every read of a range
 		// (until the server reaps it). nats-server 2.15 applies a default
 		// of 1,000 per stream unless the stream names a limit (-1 counts

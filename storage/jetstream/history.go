@@ -1,0 +1,528 @@
+package jetstream
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/collabd/collabd/ot"
+)
+
+// The history half of collab.Store: old revisions, what each op did,
+// activity by period, deleting a document; plus the stream's usage and a
+// cluster-wide secret. Package storage answers the same questions from a
+// milestone snapshot every SnapshotEvery ops and a per-minute activity
+// index; here nothing but the op stream and the latest snapshot exists, so
+// the answers are computed from the records. What each costs is said at
+// each method.
+//
+// Record times are the owner's clock when it committed the op. Package
+// storage raises each record's time to at least the one before it when it
+// stores it; Append here does not (an owner does not know the previous
+// owner's last time without reading it), so after a failover to a node
+// whose clock is behind, times may step back. RevAt and Activity apply the
+// same raise as they read, and RevAt's binary search assumes times do not
+// step back by more than one message; where they do, it answers a
+// revision near the step rather than the exact one.
+
+// ErrNoRevision is returned by LoadAt for a revision a document does not
+// have: below 0 or past its latest.
+var ErrNoRevision = errors.New("jetstream: no such revision")
+
+// ErrInvalid is returned for an argument no document could satisfy: a
+// period for Activity that is not a whole number of minutes dividing a
+// day, or a SharedKey name or size out of range.
+var ErrInvalid = errors.New("jetstream: invalid argument")
+
+// historyLimit caps a page of Revisions or Activity, as package storage
+// does.
+const historyLimit = 1000
+
+// maxActivityClients bounds the clients one Bucket names, as package
+// storage does; further ones still count in its totals.
+const maxActivityClients = 16
+
+// errStop ends a scan early; never returned to a caller.
+var errStop = errors.New("stop")
+
+// Revision describes one committed op without its content, as
+// collab.Revision.
+type Revision struct {
+	Rev               int64
+	Time              time.Time
+	Client            string
+	Inserted, Deleted int64 // code points
+}
+
+// Bucket summarises the revisions FirstRev..LastRev, all committed in the
+// period starting at Start, as collab.Bucket.
+type Bucket struct {
+	Start             time.Time // the period's start, UTC
+	FirstRev, LastRev int64
+	Count             int64
+	Inserted, Deleted int64 // code points
+	Clients           []string
+}
+
+// LoadAt returns document id at revision rev: its meta, the text, and the
+// client table there; Seq is the stream sequence of the message holding
+// rev (0 for rev 0) and Tail the records replayed. A rev below 0 or past
+// the latest is ErrNoRevision. It does not touch the position Append is
+// fenced on.
+//
+// Cost: only the latest snapshot is kept, so a rev at or after it replays
+// rev - snapshot records, and an older rev replays rev records from the
+// start of the document, read through one consumer in pages of at most 256
+// messages: O(rev) reads for old revisions, where package storage's
+// milestones bound it by SnapshotEvery.
+func (s *Store) LoadAt(ctx context.Context, id string, rev int64) (*StoredDoc, error) {
+	meta, err := s.meta(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rev < 0 {
+		return nil, fmt.Errorf("doc %s rev %d: %w", id, rev, ErrNoRevision)
+	}
+	// The snapshot before the end, as in load.
+	snap, err := s.readSnapshot(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.last(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rev > e.rev {
+		return nil, fmt.Errorf("doc %s rev %d of %d: %w", id, rev, e.rev, ErrNoRevision)
+	}
+	d := &StoredDoc{Meta: meta, Clients: map[string]ClientState{}}
+	text := ot.NewDoc("")
+	from := uint64(1)
+	if snap != nil && snap.Rev <= rev {
+		if e.rev < snap.Rev {
+			return nil, fmt.Errorf("doc %s: snapshot at rev %d, stream ends at %d: %w", id, snap.Rev, e.rev, ErrCorrupt)
+		}
+		text = ot.NewDoc(snap.Text)
+		if text.Len() != snap.Runes {
+			return nil, fmt.Errorf("doc %s snapshot rev %d: %d code points, recorded %d: %w", id, snap.Rev, text.Len(), snap.Runes, ErrCorrupt)
+		}
+		d.Rev, d.Seq, from = snap.Rev, snap.Seq, snap.Seq
+		for c, v := range snap.Clients {
+			d.Clients[c] = ClientState{Seq: v[0], Rev: v[1]}
+		}
+	}
+	if d.Rev < rev {
+		err := s.scan(ctx, id, from, e.seq, func(seq uint64, recs []Record) error {
+			for _, r := range recs {
+				if r.Rev <= d.Rev {
+					continue
+				}
+				if r.Rev != d.Rev+1 {
+					return fmt.Errorf("doc %s: rev %d follows %d: %w", id, r.Rev, d.Rev, ErrCorrupt)
+				}
+				if err := text.Apply(r.Op); err != nil {
+					return fmt.Errorf("doc %s rev %d: %v: %w", id, r.Rev, err, ErrCorrupt)
+				}
+				d.Rev, d.Seq = r.Rev, seq
+				d.Tail++
+				noteClient(d.Clients, r)
+				if d.Rev == rev {
+					return errStop
+				}
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return nil, err
+		}
+	}
+	if d.Rev != rev {
+		return nil, fmt.Errorf("doc %s: replay reached rev %d, wanted %d: %w", id, d.Rev, rev, ErrCorrupt)
+	}
+	d.Text = text.String()
+	return d, nil
+}
+
+// records calls fn with each record of document id with Rev > after, in
+// order, until fn returns errStop (which records does not return) or
+// another error (which it returns as is). ErrNotFound for an unknown
+// document. It seeks the first message by binary search (see seek) and
+// reads on through one consumer.
+func (s *Store) records(ctx context.Context, id string, after int64, fn func(seq uint64, r Record) error) error {
+	if _, err := s.meta(ctx, id); err != nil {
+		return err
+	}
+	e, err := s.last(ctx, id)
+	if err != nil {
+		return err
+	}
+	after = max(after, 0)
+	if e.seq == 0 || after >= e.rev {
+		return nil
+	}
+	from, err := s.seek(ctx, id, after, e)
+	if err != nil {
+		return err
+	}
+	want := after + 1
+	err = s.scan(ctx, id, from, e.seq, func(seq uint64, recs []Record) error {
+		for _, r := range recs {
+			if r.Rev < want {
+				continue
+			}
+			if r.Rev != want {
+				return fmt.Errorf("doc %s: rev %d where %d belongs: %w", id, r.Rev, want, ErrCorrupt)
+			}
+			want++
+			if err := fn(seq, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return err
+	}
+	return nil
+}
+
+// describe returns what r did.
+func describe(r Record) Revision {
+	rev := Revision{Rev: r.Rev, Time: r.Time, Client: r.Client}
+	for _, c := range r.Op {
+		switch {
+		case c.N < 0:
+			rev.Deleted -= int64(c.N)
+		case c.N == 0:
+			rev.Inserted += int64(utf8.RuneCountInString(c.S))
+		}
+	}
+	return rev
+}
+
+// Revisions describes the ops of document id with Rev > after, oldest
+// first, at most limit of them (limit <= 0 or over 1000 means 1000).
+// Times are as the owner stamped them. Cost: a binary search for the first
+// (about log2 of the stream's length reads, none when it lies in the last
+// message) and one consumer reading the page's messages.
+func (s *Store) Revisions(ctx context.Context, id string, after int64, limit int) ([]Revision, error) {
+	if limit <= 0 || limit > historyLimit {
+		limit = historyLimit
+	}
+	out := []Revision{} // not nil: callers encode it as a JSON array
+	err := s.records(ctx, id, after, func(_ uint64, r Record) error {
+		out = append(out, describe(r))
+		if len(out) == limit {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// minuteOf returns t's minute since the Unix epoch; times before it (a
+// record stored without a time) count as minute 0, as in package storage.
+func minuteOf(t time.Time) int64 {
+	sec := t.Unix()
+	if sec < 0 {
+		return 0
+	}
+	return sec / 60
+}
+
+// activity accumulates one Bucket.
+type activity struct {
+	start       int64 // Unix minute
+	first, last int64
+	ins, del    int64
+	clients     []string
+}
+
+func (a *activity) add(r Revision) {
+	if a.first == 0 {
+		a.first = r.Rev
+	}
+	a.last = r.Rev
+	a.ins += r.Inserted
+	a.del += r.Deleted
+	if len(a.clients) < maxActivityClients && !slices.Contains(a.clients, r.Client) {
+		a.clients = append(a.clients, r.Client)
+	}
+}
+
+func (a *activity) bucket() Bucket {
+	return Bucket{
+		Start:    time.Unix(a.start*60, 0).UTC(),
+		FirstRev: a.first, LastRev: a.last, Count: a.last - a.first + 1,
+		Inserted: a.ins, Deleted: a.del, Clients: a.clients,
+	}
+}
+
+// Activity returns, oldest first, the periods of length unit (a whole
+// number of minutes dividing a day: a minute, an hour, a day; aligned in
+// UTC) in which document id made revisions after after, with what they
+// did: at most limit of them (limit <= 0 or over 1000 means 1000). A
+// further page starts after the last bucket's LastRev. Each bucket names
+// at most 16 clients. A record's time counts as at least the time of the
+// record before it in the page (see the file comment).
+//
+// Cost: there is no activity index, so Activity reads every record from
+// after+1 to the end of the last bucket it returns: a page of days over a
+// long history reads all of it. The history view asks for a page at a
+// time, and the reads are sequential through one consumer.
+func (s *Store) Activity(ctx context.Context, id string, after int64, unit time.Duration, limit int) ([]Bucket, error) {
+	if unit < time.Minute || unit%time.Minute != 0 || (24*time.Hour)%unit != 0 {
+		return nil, fmt.Errorf("activity of doc %s: bucket of %v: %w", id, unit, ErrInvalid)
+	}
+	if limit <= 0 || limit > historyLimit {
+		limit = historyLimit
+	}
+	step := int64(unit / time.Minute)
+	out := []Bucket{}
+	var (
+		cur   *activity
+		clamp time.Time
+	)
+	err := s.records(ctx, id, after, func(_ uint64, r Record) error {
+		if r.Time.After(clamp) {
+			clamp = r.Time
+		}
+		m := minuteOf(clamp)
+		start := m - m%step
+		if cur == nil || start != cur.start {
+			if cur != nil {
+				out = append(out, cur.bucket())
+				if len(out) == limit {
+					cur = nil
+					return errStop
+				}
+			}
+			cur = &activity{start: start}
+		}
+		cur.add(describe(r))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cur != nil {
+		out = append(out, cur.bucket())
+	}
+	return out, nil
+}
+
+// msgAt returns the document's first message at or after stream sequence
+// seq (which must not be past its last) and its records.
+func (s *Store) msgAt(ctx context.Context, id string, seq uint64) (uint64, []Record, error) {
+	m, err := s.ops.GetMsg(ctx, seq, natsjs.WithGetMsgSubject(opsSubject(id)))
+	if err != nil {
+		return 0, nil, fmt.Errorf("doc %s: message at seq %d: %w", id, seq, err)
+	}
+	recs, err := decodeGroup(m.Header, m.Data)
+	if err != nil {
+		return 0, nil, fmt.Errorf("doc %s seq %d: %v: %w", id, m.Sequence, err, ErrCorrupt)
+	}
+	return m.Sequence, recs, nil
+}
+
+// RevAt returns the latest revision of document id committed at or before
+// t: 0 if t is before its first op (or it has none), its latest if t is at
+// or after its last op.
+//
+// Cost: one read of the last message, then a binary search over the
+// stream's sequences with "the document's next message at or after n",
+// comparing t with each message's first record time: about log2(stream
+// length) reads, each decoding one message. Messages of a subject are in
+// commit order, so their times are too, up to the clock caveat in the file
+// comment.
+func (s *Store) RevAt(ctx context.Context, id string, t time.Time) (int64, error) {
+	if _, err := s.meta(ctx, id); err != nil {
+		return 0, err
+	}
+	e, err := s.last(ctx, id)
+	if err != nil || e.seq == 0 {
+		return 0, err
+	}
+	_, recs, err := s.msgAt(ctx, id, e.seq)
+	if err != nil {
+		return 0, err
+	}
+	if !latest(recs).After(t) {
+		return e.rev, nil
+	}
+	// Find the last message whose first record is at or before t: every
+	// message before it is too, every one after it is not.
+	var best []Record
+	if !recs[0].Time.After(t) {
+		best = recs
+	} else {
+		lo, hi := uint64(1), e.seq-1
+		for lo <= hi {
+			mid := lo + (hi-lo)/2
+			seq, mrecs, err := s.msgAt(ctx, id, mid)
+			if err != nil {
+				return 0, err
+			}
+			if seq >= e.seq || mrecs[0].Time.After(t) {
+				// Nothing of the subject in [mid, seq) is at or before t.
+				if mid == 1 {
+					break
+				}
+				hi = mid - 1
+				continue
+			}
+			best = mrecs
+			lo = seq + 1
+		}
+	}
+	if best == nil {
+		return 0, nil
+	}
+	// Within the message, walk its records with times raised to at least
+	// the one before, as package storage stores them.
+	rev := best[0].Rev - 1
+	clamp := best[0].Time
+	for _, r := range best {
+		if r.Time.After(clamp) {
+			clamp = r.Time
+		}
+		if clamp.After(t) {
+			break
+		}
+		rev = r.Rev
+	}
+	return rev, nil
+}
+
+// latest returns the latest time among recs.
+func latest(recs []Record) time.Time {
+	var t time.Time
+	for _, r := range recs {
+		if r.Time.After(t) {
+			t = r.Time
+		}
+	}
+	return t
+}
+
+// Delete removes document id: its meta, its op subject (purged from the
+// stream), its snapshot and its view id, and forgets what this node holds
+// of it. An unknown id is ErrNotFound.
+//
+// The meta goes first: it is the commit point, as in Create, so the
+// document stops existing at once for every node, and a failure after it
+// leaves only data nobody can reach (reported, and logged). The caller
+// must have stopped the document's writers first, as with package
+// storage: an owner that appends after the purge leaves a message on the
+// subject of a document that no longer exists.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	meta, err := s.meta(ctx, id)
+	if err != nil {
+		return fmt.Errorf("delete doc %s: %w", id, err)
+	}
+	s.Forget(id)
+	s.snapMu.Lock()
+	delete(s.snapPending, id)
+	s.snapMu.Unlock()
+	if err := s.docs.Delete(ctx, id); err != nil {
+		return fmt.Errorf("delete doc %s: meta: %w", id, err)
+	}
+	var errs []error
+	if err := s.ops.Purge(ctx, natsjs.WithPurgeSubject(opsSubject(id))); err != nil {
+		errs = append(errs, fmt.Errorf("delete doc %s: purge ops: %w", id, err))
+	}
+	if err := s.snaps.Delete(ctx, id); err != nil && !errors.Is(err, natsjs.ErrObjectNotFound) {
+		errs = append(errs, fmt.Errorf("delete doc %s: snapshot: %w", id, err))
+	}
+	if err := s.views.Delete(ctx, meta.ViewID); err != nil {
+		errs = append(errs, fmt.Errorf("delete doc %s: view %s: %w", id, meta.ViewID, err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		s.log.Error("jetstream: delete left data behind", "doc", id, "err", err)
+		return err
+	}
+	return nil
+}
+
+// Usage returns the bytes the op stream and the buckets take, from their
+// stream infos: five small API requests, one per stream, so a caller that
+// asks every second costs the cluster little. The space left is the NATS
+// servers' business (their JetStream max_file_store), not known here.
+func (s *Store) Usage(ctx context.Context) (int64, error) {
+	info, err := s.ops.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: usage: %w", err)
+	}
+	total := int64(info.State.Bytes)
+	for _, kv := range []natsjs.KeyValue{s.docs, s.views, s.owners} {
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("jetstream: usage of %s: %w", kv.Bucket(), err)
+		}
+		total += int64(st.Bytes())
+	}
+	st, err := s.snaps.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: usage of %s: %w", bucketSnaps, err)
+	}
+	return total + int64(st.Size()), nil
+}
+
+// maxSharedKey bounds SharedKey's size: a key, not a document.
+const maxSharedKey = 4096
+
+// SharedKey returns the cluster's secret called name: size random bytes,
+// created by the first node that asks and read by every other, so that
+// all nodes derive the same values from it (collab's author ids). It is
+// kept in the documents bucket under "key.<name>", which no document id
+// can be (ids have no dots). Whoever can read that bucket can read the
+// key. A stored key of another size is ErrCorrupt.
+func (s *Store) SharedKey(ctx context.Context, name string, size int) ([]byte, error) {
+	if !validID.MatchString(name) || size < 1 || size > maxSharedKey {
+		return nil, fmt.Errorf("jetstream: shared key %q of %d bytes: %w", name, size, ErrInvalid)
+	}
+	k := "key." + name
+	read := func() ([]byte, error) {
+		e, err := s.docs.Get(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		if len(e.Value()) != size {
+			return nil, fmt.Errorf("jetstream: shared key %s: %d bytes stored, want %d: %w", name, len(e.Value()), size, ErrCorrupt)
+		}
+		return e.Value(), nil
+	}
+	key, err := read()
+	if err == nil || !errors.Is(err, natsjs.ErrKeyNotFound) {
+		return key, wrapKeyErr(name, err)
+	}
+	fresh := make([]byte, size)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, wrapKeyErr(name, err)
+	}
+	// Create, so that of two nodes starting at once exactly one key wins
+	// and both return it.
+	if _, err := s.docs.Create(ctx, k, fresh); err == nil {
+		return fresh, nil
+	} else if !errors.Is(err, natsjs.ErrKeyExists) {
+		return nil, wrapKeyErr(name, err)
+	}
+	key, err = read()
+	return key, wrapKeyErr(name, err)
+}
+
+func wrapKeyErr(name string, err error) error {
+	if err == nil || errors.Is(err, ErrCorrupt) {
+		return err
+	}
+	return fmt.Errorf("jetstream: shared key %s: %w", name, err)
+}
