@@ -381,9 +381,7 @@ func (h *hub) restore(m restoreReq) {
 	h.remember(rec, n)
 	h.batch = append(h.batch, pendingOp{rec: rec, restored: m.reply})
 	h.batchBytes += n
-	for _, p := range h.editors {
-		transformRanges(p.ranges, op)
-	}
+	h.movePresence(op)
 }
 
 // deleteDoc handles a deleteReq. The hub has no commit in flight. Once the
@@ -400,6 +398,7 @@ func (h *hub) deleteDoc(m deleteReq) {
 		return
 	}
 	h.srv.docDeleted(h.srv.ctx, h.id, h.viewID) // webhooks (webhook.go)
+	h.notify(notice{Kind: "deleted"})
 	h.deleted = true
 	h.srv.forget(h)
 	for _, e := range h.editors {

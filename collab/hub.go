@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/collabd/collabd/ot"
@@ -50,14 +51,13 @@ type textReply struct {
 
 // editor is a client editing the document, on its current connection.
 type editor struct {
-	c       *conn
-	client  string // secret: never sent to anybody
-	author  string // the public id derived from client
-	name    string
-	color   string
-	ranges  []Range
-	lastSeq int64 // highest seq of this client applied (committed or in the batch)
-	lastRev int64 // the revision that op became
+	c      *conn
+	client string // secret: never sent to anybody
+	author string // the public id derived from client
+	name   string
+	color  string
+	ranges []Range
+	seqState
 }
 
 // pendingOp is an op applied in memory whose commit is in flight.
@@ -67,6 +67,9 @@ type pendingOp struct {
 	// restored, for an op the server made to restore a revision (c is
 	// nil), hears the op's revision once it is committed.
 	restored chan int64
+	// committed, for an op forwarded by another node that wants to hear
+	// its revision (a restore there), is called with it once committed.
+	committed func(rev int64)
 }
 
 const (
@@ -132,6 +135,19 @@ type hub struct {
 
 	// logBytes is what the document's op log takes, for MaxDocHistory.
 	logBytes int64
+
+	// Cluster mode (cluster.go); link is nil on a single node.
+	link      DocLink
+	owner     bool                   // this node holds the lease: the hub sequences
+	forwards  map[string]*forward    // follower: this node's ops at the owner, by client
+	retry     *time.Timer            // follower: when to look at forwards again
+	parked    []joinReq              // follower: joins waiting for the log
+	remote    map[string]*seqState   // owner: other nodes' clients, by client id
+	peers     map[string]*remotePeer // other nodes' editors, by author id
+	peersAt   time.Time              // when presence was last repeated to them
+	fwdCtx    context.Context        // ends the Forward calls when the hub stops
+	fwdCancel context.CancelFunc
+	fwdWG     sync.WaitGroup
 }
 
 func newHub(s *Server, id string) *hub {
@@ -192,9 +208,13 @@ func (h *hub) run() {
 	if err := h.load(); err != nil {
 		h.loadErr = err
 		h.srv.forget(h)
+		if h.link != nil {
+			h.link.Close()
+		}
 		close(h.ready)
 		return
 	}
+	defer h.closeLink()
 	close(h.ready)
 	h.srv.opts.Metrics.hubLoaded()
 	defer h.srv.opts.Metrics.hubUnloaded()
@@ -229,8 +249,19 @@ func (h *hub) run() {
 			}
 			h.committed()
 			h.process()
+		case ev := <-h.linkEvents():
+			h.lastActive = time.Now()
+			if !h.linkEvent(ev) {
+				return
+			}
+			if !h.committing {
+				h.process()
+			}
+		case <-h.retryC():
+			h.retryForwards()
 		case <-tick.C:
 			h.dropUnusedSnapshot(time.Now().Add(-tickEvery))
+			h.refreshPeers(time.Now())
 			if h.idle() && h.srv.tryUnload(h) {
 				h.saveSnapshot()
 				h.log.Debug("document unloaded", "rev", h.rev)
@@ -246,6 +277,9 @@ func (h *hub) run() {
 func (h *hub) load() error {
 	ctx, cancel := context.WithTimeout(h.srv.ctx, storeTimeout)
 	defer cancel()
+	if err := h.openLink(ctx); err != nil {
+		return fmt.Errorf("load doc %s: %w", h.id, err)
+	}
 	d, err := h.srv.store.Load(ctx, h.id)
 	if err != nil && h.srv.ctx.Err() != nil {
 		return fmt.Errorf("load doc %s: %w", h.id, errShuttingDown)
@@ -272,7 +306,13 @@ func (h *hub) load() error {
 			h.log.Warn("read recent ops", "from", from, "err", err)
 		}
 	}
-	h.log.Debug("document loaded", "rev", d.Rev, "len", h.doc.Len())
+	if h.link != nil {
+		if err := h.link.Start(ctx, h.rev); err != nil {
+			return fmt.Errorf("load doc %s: follow the cluster: %w", h.id, err)
+		}
+		h.notify(notice{Kind: "who"})
+	}
+	h.log.Debug("document loaded", "rev", d.Rev, "len", h.doc.Len(), "owner", h.owner)
 	return nil
 }
 
@@ -318,6 +358,7 @@ func opBytes(op ot.Op) int {
 
 func (h *hub) idle() bool {
 	return len(h.editors) == 0 && len(h.viewers) == 0 && !h.committing &&
+		len(h.forwards) == 0 && len(h.parked) == 0 &&
 		len(h.queue) == 0 && time.Since(h.lastActive) >= h.srv.opts.IdleUnload
 }
 
@@ -328,7 +369,7 @@ func (h *hub) process() {
 	n := 0
 	for n < len(h.queue) && len(h.batch) < maxBatch && h.batchBytes < maxBatchBytes && !h.deleted {
 		m := h.queue[n]
-		if _, isOp := m.(opReq); !isOp && len(h.batch) > 0 {
+		if !isOp(m) && len(h.batch) > 0 {
 			break
 		}
 		h.queue[n] = nil
@@ -342,13 +383,30 @@ func (h *hub) process() {
 	}
 }
 
+// isOp reports whether a request is an op, which may join a batch.
+func isOp(m any) bool {
+	switch m.(type) {
+	case opReq, submitReq:
+		return true
+	}
+	return false
+}
+
 func (h *hub) handle(m any) {
 	switch m := m.(type) {
 	case joinReq:
 		h.join(m.c, m.hello)
 	case opReq:
 		h.srv.opts.Metrics.opDequeued(m.recv)
-		h.applyOp(m.c, m.m)
+		if h.link != nil && !h.owner {
+			h.forwardOp(m)
+		} else {
+			h.applyOp(m.c, m.m)
+		}
+	case submitReq:
+		h.submitted(m.s, m.respond)
+	case fwdReply:
+		h.forwarded(m)
 	case cursorReq:
 		h.cursor(m.c, m.m)
 	case leaveReq:
@@ -360,7 +418,11 @@ func (h *hub) handle(m any) {
 	case viewerLeaveReq:
 		delete(h.viewers, m.v)
 	case restoreReq:
-		h.restore(m)
+		if h.link != nil && !h.owner {
+			h.restoreFollower(m)
+		} else {
+			h.restore(m)
+		}
 	case deleteReq:
 		h.deleteDoc(m)
 	default:
@@ -389,7 +451,12 @@ func (h *hub) live(c *conn) *editor {
 }
 
 func (h *hub) join(c *conn, hl *hello) {
-	defer c.admit()
+	parked := false
+	defer func() {
+		if !parked {
+			c.admit()
+		}
+	}()
 	old := h.editors[hl.client]
 	if old == nil && len(h.editors) >= h.srv.opts.MaxEditors {
 		c.fail(errorf(CodeRateLimited, "document has too many editors (limit %d); try again later", h.srv.opts.MaxEditors))
@@ -399,8 +466,11 @@ func (h *hub) join(c *conn, hl *hello) {
 	if old != nil {
 		// The client reconnected: its old connection is closed and
 		// anything still arriving on it is ignored from now on.
+		if parked = h.parkJoin(joinReq{c: c, hello: hl}, old.lastRev); parked {
+			return
+		}
 		old.c.closeWith(closeSuperseded, "superseded by a newer connection of this client")
-		e.color, e.ranges, e.lastSeq, e.lastRev = old.color, old.ranges, old.lastSeq, old.lastRev
+		e.color, e.ranges, e.seqState = old.color, old.ranges, old.seqState
 	} else {
 		ctx, cancel := context.WithTimeout(h.srv.ctx, storeTimeout)
 		seq, rev, err := h.srv.store.ClientSeq(ctx, h.id, hl.client)
@@ -410,9 +480,14 @@ func (h *hub) join(c *conn, hl *hello) {
 			c.fail(errorf(CodeInternal, "internal error"))
 			return
 		}
+		if parked = h.parkJoin(joinReq{c: c, hello: hl}, rev); parked {
+			return
+		}
 		e.lastSeq, e.lastRev = seq, rev
 		e.color = h.pickColor()
+		delete(h.remote, hl.client) // it edited through another node before
 	}
+	h.notify(notice{Kind: "hello", Client: hl.client})
 
 	w := welcomeMessage{
 		Type: typeWelcome, Protocol: ProtocolVersion, Doc: h.id, ViewID: h.viewID,
@@ -423,6 +498,7 @@ func (h *hub) join(c *conn, hl *hello) {
 			w.Peers = append(w.Peers, Peer{Author: p.author, Name: p.name, Color: p.color, Ranges: p.ranges})
 		}
 	}
+	w.Peers = h.shownPeers(w.Peers)
 	// The catch-up: the ops after hl.rev from memory, or from the store
 	// when they are older (catchup.go); the text for a client that has
 	// none or claims a revision the document does not have.
@@ -451,25 +527,23 @@ func (h *hub) leave(c *conn) {
 		return
 	}
 	delete(h.editors, c.client)
-	msg := mustJSON(leaveMessage{Type: typeLeave, Author: e.author})
-	for _, e := range h.editors {
-		e.c.enqueue(msg)
-	}
+	h.sendEditors(mustJSON(leaveMessage{Type: typeLeave, Author: e.author}))
+	h.notify(notice{Kind: "leave", Author: e.author})
 }
 
-// applyOp transforms an op against everything committed since its base
-// revision, applies it in memory and adds it to the batch. Its ack and
-// broadcast wait for the commit.
+// applyOp transforms an op from one of this node's editors against
+// everything committed since its base revision, applies it in memory and
+// adds it to the batch. Its ack and broadcast wait for the commit.
 func (h *hub) applyOp(c *conn, m *opMessage) {
 	e := h.live(c)
 	if e == nil {
 		return
 	}
-	badOp := func(format string, args ...any) {
-		c.fail(&protoError{Code: CodeBadOp, Message: fmt.Sprintf(format, args...), Seq: m.seq})
-	}
+	dup, perr := h.checkSeq(&e.seqState, m)
 	switch {
-	case m.seq == e.lastSeq:
+	case perr != nil:
+		c.fail(perr)
+	case dup:
 		// A resend of an op already applied: acknowledge it again with
 		// its original revision, never apply it twice. If the original is
 		// in the batch about to be committed, it came on this same
@@ -479,69 +553,95 @@ func (h *hub) applyOp(c *conn, m *opMessage) {
 		if e.lastRev <= h.rev-int64(len(h.batch)) {
 			c.enqueue(appendAck(nil, e.lastRev, m.seq))
 		}
-		return
-	case m.seq < e.lastSeq:
-		badOp("seq %d is out of order: seq %d was already applied", m.seq, e.lastSeq)
-		return
-	case m.seq != e.lastSeq+1:
-		badOp("seq %d is out of order: the next op of this client must have seq %d", m.seq, e.lastSeq+1)
-		return
-	case m.rev > h.rev:
-		badOp("rev %d is in the future: the document is at rev %d", m.rev, h.rev)
-		return
-	case h.rev-m.rev > int64(h.srv.opts.MaxCatchUp):
-		badOp("rev %d is too old to transform (document at rev %d); reconnect", m.rev, h.rev)
-		return
+	default:
+		if perr := h.sequence(&e.seqState, e.client, m, pendingOp{c: c}); perr != nil {
+			c.fail(perr)
+		}
 	}
+}
 
+// seqState is what the hub knows of one client's ops, for dedupe.
+type seqState struct {
+	lastSeq int64 // highest seq of this client applied (committed or in the batch)
+	lastRev int64 // the revision that op became
+}
+
+// checkSeq checks an op's seq and rev against its client's state: dup
+// for a resend of the op applied last, an error for one out of order or
+// made on a revision this hub cannot transform from.
+func (h *hub) checkSeq(st *seqState, m *opMessage) (dup bool, perr *protoError) {
+	badOp := func(format string, args ...any) (bool, *protoError) {
+		return false, &protoError{Code: CodeBadOp, Message: fmt.Sprintf(format, args...), Seq: m.seq}
+	}
+	switch {
+	case m.seq == st.lastSeq:
+		return true, nil
+	case m.seq < st.lastSeq:
+		return badOp("seq %d is out of order: seq %d was already applied", m.seq, st.lastSeq)
+	case m.seq != st.lastSeq+1:
+		return badOp("seq %d is out of order: the next op of this client must have seq %d", m.seq, st.lastSeq+1)
+	case m.rev > h.rev:
+		return badOp("rev %d is in the future: the document is at rev %d", m.rev, h.rev)
+	case h.rev-m.rev > int64(h.srv.opts.MaxCatchUp):
+		return badOp("rev %d is too old to transform (document at rev %d); reconnect", m.rev, h.rev)
+	}
+	return false, nil
+}
+
+// sequence transforms an op that passed checkSeq to the latest revision,
+// applies it in memory, records it in st and adds it to the batch as p.
+func (h *hub) sequence(st *seqState, client string, m *opMessage, p pendingOp) *protoError {
+	badOp := func(format string, args ...any) *protoError {
+		return &protoError{Code: CodeBadOp, Message: fmt.Sprintf(format, args...), Seq: m.seq}
+	}
 	op := m.op
 	if m.rev < h.rev {
 		concurrent, err := h.opsAfter(m.rev)
 		if errors.Is(err, errTooFarBack) {
-			badOp("rev %d is too far back to transform (document at rev %d); reconnect", m.rev, h.rev)
-			return
+			return badOp("rev %d is too far back to transform (document at rev %d); reconnect", m.rev, h.rev)
 		}
 		if err != nil {
 			h.log.Error("read ops to transform against", "from", m.rev, "err", err)
-			c.fail(errorf(CodeInternal, "internal error"))
-			return
+			return errorf(CodeInternal, "internal error")
 		}
 		for _, r := range concurrent {
 			// Committed ops win ties: their inserts stay to the left.
 			if _, op, err = ot.Transform(r.Op, op); err != nil {
-				badOp("op does not apply to rev %d: %v", m.rev, err)
-				return
+				return badOp("op does not apply to rev %d: %v", m.rev, err)
 			}
 		}
 	}
 	if op.BaseLen() != h.doc.Len() {
-		badOp("op does not apply to rev %d: %v (op covers %d code points, document has %d)",
+		return badOp("op does not apply to rev %d: %v (op covers %d code points, document has %d)",
 			m.rev, ot.ErrLengthMismatch, op.BaseLen(), h.doc.Len())
-		return
 	}
 	if n := op.TargetLen(); n > h.srv.opts.MaxDocChars && n > h.doc.Len() {
-		c.fail(&protoError{Code: CodeTooLarge, Seq: m.seq,
-			Message: fmt.Sprintf("document would have %d code points; the limit is %d", n, h.srv.opts.MaxDocChars)})
-		return
+		return &protoError{Code: CodeTooLarge, Seq: m.seq,
+			Message: fmt.Sprintf("document would have %d code points; the limit is %d", n, h.srv.opts.MaxDocChars)}
 	}
 	if perr := h.admitGrowth(op, m.seq); perr != nil {
-		c.fail(perr)
-		return
+		return perr
 	}
 	if err := h.doc.Apply(op); err != nil {
-		badOp("%v", err)
-		return
+		return badOp("%v", err)
 	}
 	h.rev++
-	e.lastSeq, e.lastRev = m.seq, h.rev
-	rec := Record{Rev: h.rev, Op: op, Client: e.client, Seq: m.seq, Time: time.Now().UTC()}
+	st.lastSeq, st.lastRev = m.seq, h.rev
+	p.rec = Record{Rev: h.rev, Op: op, Client: client, Seq: m.seq, Time: time.Now().UTC()}
 	n := opBytes(op)
-	h.remember(rec, n)
-	h.batch = append(h.batch, pendingOp{rec: rec, c: c})
+	h.remember(p.rec, n)
+	h.batch = append(h.batch, p)
 	h.batchBytes += n
+	h.movePresence(op)
+	return nil
+}
+
+// movePresence moves every known selection through an op just applied.
+func (h *hub) movePresence(op ot.Op) {
 	for _, p := range h.editors {
 		transformRanges(p.ranges, op)
 	}
+	h.movePeers(op) // cluster.go
 }
 
 // remember appends a record, of opBytes bytes, to the in-memory history.
@@ -628,30 +728,55 @@ func (h *hub) committed() {
 	defer h.srv.opts.Metrics.fanOutDone(time.Now())
 	h.srv.webhooks.changed(h.id, h.viewID, h.rev-int64(len(h.batch))+1, h.rev, h.doc.Len())
 	for _, p := range h.batch {
-		r := p.rec
+		var ackTo *conn
 		if p.c != nil && h.current(p.c) != nil {
-			p.c.enqueue(appendAck(nil, r.Rev, r.Seq))
+			ackTo = p.c
 		}
+		h.publish(p.rec, ackTo)
 		if p.restored != nil {
-			p.restored <- r.Rev
+			p.restored <- p.rec.Rev
 		}
-		if len(h.editors) > 1 || (r.Client == "" && len(h.editors) > 0) { // "": a restore
-			msg := appendOpMessage(nil, r.Rev, r.Op, h.authorOf(r.Client), r.Seq)
-			for _, e := range h.editors {
-				if e.client != r.Client {
-					e.c.enqueue(msg)
-				}
-			}
-		}
-		if len(h.viewers) > 0 || h.snaps.wantsEvents() {
-			ev := appendSSEOp(nil, r.Rev, r.Op)
-			h.broadcastViewers(ev)
-			h.noteEvent(r.Rev, ev)
+		if p.committed != nil {
+			p.committed(p.rec.Rev)
 		}
 	}
 	clear(h.batch)
 	h.batch = h.batch[:0]
 	h.batchBytes = 0
+}
+
+// publish sends a committed record to this node's clients: the ack to
+// ackTo (nil: nobody here), the op to every other editor, the event to
+// the viewers.
+func (h *hub) publish(r Record, ackTo *conn) {
+	if ackTo != nil {
+		ackTo.enqueue(appendAck(nil, r.Rev, r.Seq))
+	}
+	if h.editorsBesides(r.Client) {
+		msg := appendOpMessage(nil, r.Rev, r.Op, h.authorOf(r.Client), r.Seq)
+		for _, e := range h.editors {
+			if e.client != r.Client {
+				e.c.enqueue(msg)
+			}
+		}
+	}
+	if len(h.viewers) > 0 || h.snaps.wantsEvents() {
+		ev := appendSSEOp(nil, r.Rev, r.Op)
+		h.broadcastViewers(ev)
+		h.noteEvent(r.Rev, ev)
+	}
+}
+
+// editorsBesides reports whether an editor other than client's is here.
+func (h *hub) editorsBesides(client string) bool {
+	switch len(h.editors) {
+	case 0:
+		return false
+	case 1:
+		_, self := h.editors[client]
+		return !self
+	}
+	return true
 }
 
 func (h *hub) cursor(c *conn, m *cursorMessage) {
@@ -692,6 +817,7 @@ func (h *hub) broadcastPresence(e *editor) {
 			p.c.enqueue(msg)
 		}
 	}
+	h.notifyPresence(e)
 }
 
 // transformRanges moves selections through an op, in place.
@@ -712,9 +838,12 @@ var palette = [...]string{
 // pickColor returns the first palette color no editor has, cycling when
 // all are taken.
 func (h *hub) pickColor() string {
-	used := make(map[string]bool, len(h.editors))
+	used := make(map[string]bool, len(h.editors)+len(h.peers))
 	for _, e := range h.editors {
 		used[e.color] = true
+	}
+	for _, p := range h.peers {
+		used[p.Color] = true
 	}
 	for _, c := range palette {
 		if !used[c] {

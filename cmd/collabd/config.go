@@ -33,6 +33,7 @@ type config struct {
 	version         bool
 	collab          collab.Options
 	embed           embedConfig // embed.go
+	nats            natsConfig  // natsconn.go
 }
 
 // envPrefix turns a flag name into its environment variable:
@@ -129,6 +130,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.BoolVar(&e.webhookText, "webhook-text", false, "include the document's text in changed events")
 	fs.BoolVar(&e.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener (-admin-addr)")
 
+	// Cluster mode (natsconn.go, docs/scaling.md).
+	cfg.nats.addFlags(fs)
+
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: collabd [flags]\n\n"+
 			"collabd serves collaborative plain-text documents: editing over WebSockets,\n"+
@@ -169,6 +173,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 		return cfg, errors.New("-tls-cert and -tls-key go together")
 	}
 	if err := cfg.embed.check(cfg.adminAddr); err != nil {
+		return cfg, err
+	}
+	if err := cfg.nats.check(); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

@@ -93,11 +93,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("open data file: %w", err)
 	}
+	var docStore collab.Store = store{db}
+	if cfg.nats.url != "" {
+		// Cluster mode: documents live in JetStream; the data file keeps
+		// only this node's webhook outbox.
+		nc, js, err := cfg.nats.open(ctx, logger.With("component", "nats"), cfg.snapshotEvery)
+		if err != nil {
+			return fmt.Errorf("cluster mode: %w", err)
+		}
+		defer nc.Close()
+		defer js.Close()
+		keyCtx, cancelKey := context.WithTimeout(ctx, 10*time.Second)
+		cfg.collab.AuthorKey, err = js.SharedKey(keyCtx, "author", 32)
+		cancelKey()
+		if err != nil {
+			return fmt.Errorf("cluster mode: author key: %w", err)
+		}
+		cluster := newJSCluster(js, logger.With("component", "cluster"))
+		defer cluster.close()
+		docStore = jsStore{st: js, jsCluster: cluster}
+		logger.Info("cluster mode", "nats", nc.ConnectedUrlRedacted(), "node", js.NodeID())
+	}
 	reg, err := cfg.embed.setup(&cfg.collab, db, cfg.adminAddr != "")
 	if err != nil {
 		return err
 	}
-	docs := collab.New(store{db}, cfg.collab)
+	docs := collab.New(docStore, cfg.collab)
 
 	mux := http.NewServeMux()
 	mux.Handle("/api/", docs)

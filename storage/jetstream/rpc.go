@@ -27,6 +27,10 @@ type Submission struct {
 type Reply struct {
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
+	// Rev, when set, is the revision the submission became: for a
+	// resent op already committed, or for a server op (Client "") once it
+	// is committed.
+	Rev int64 `json:"rev,omitempty"`
 }
 
 // Handler answers a Submission for the document it was served for. It runs
@@ -47,24 +51,39 @@ type Serving struct {
 // them, and fencing decides which one's append counts. A malformed request
 // gets Code "bad_request".
 func (s *Store) Serve(id string, h Handler) (*Serving, error) {
+	return s.ServeAsync(id, func(sub Submission, respond func(Reply)) {
+		// Bound the handler by what a requester waits, at most.
+		ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
+		defer cancel()
+		respond(h(ctx, sub))
+	})
+}
+
+// AsyncHandler takes a Submission and answers it by calling respond, once,
+// from any goroutine and possibly after it has returned: so that a
+// document's hub can take the next submission while the verdict on this
+// one waits for its turn. A submission never answered times out at the
+// requester, which then retries (deduplicated by (client, seq)).
+type AsyncHandler func(sub Submission, respond func(Reply))
+
+// ServeAsync is Serve with an AsyncHandler.
+func (s *Store) ServeAsync(id string, h AsyncHandler) (*Serving, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
 	sub, err := s.nc.QueueSubscribe(subjectRPC+id, queueOwner, func(m *nats.Msg) {
-		var rep Reply
+		respond := func(rep Reply) {
+			b, _ := json.Marshal(rep) // two strings and a number cannot fail to encode
+			if err := m.Respond(b); err != nil {
+				s.log.Warn("jetstream: reply to forwarded op", "doc", id, "err", err)
+			}
+		}
 		var sub Submission
 		if err := json.Unmarshal(m.Data, &sub); err != nil {
-			rep = Reply{Code: "bad_request", Message: err.Error()}
-		} else {
-			// Bound the handler by what a requester waits, at most.
-			ctx, cancel := context.WithTimeout(context.Background(), handlerTimeout)
-			rep = h(ctx, sub)
-			cancel()
+			respond(Reply{Code: "bad_request", Message: err.Error()})
+			return
 		}
-		b, _ := json.Marshal(rep) // two strings cannot fail to encode
-		if err := m.Respond(b); err != nil {
-			s.log.Warn("jetstream: reply to forwarded op", "doc", id, "err", err)
-		}
+		h(sub, respond)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("serve doc %s: %w", id, err)
