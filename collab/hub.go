@@ -904,7 +904,10 @@ func (h *hub) fail(err error) {
 		h.committing = false
 	}
 	code := CodeInternal
-	if errors.Is(err, context.Canceled) || h.srv.ctx.Err() != nil {
+	// In cluster mode a failed append is most often another node's
+	// doing (it took the document) or the network's: clients should come
+	// back, to whichever node can serve them.
+	if errors.Is(err, context.Canceled) || h.srv.ctx.Err() != nil || h.link != nil {
 		code = CodeShuttingDown
 	}
 	for _, e := range h.editors {
