@@ -182,6 +182,9 @@ func (h *hub) openLink(ctx context.Context) error {
 		return fmt.Errorf("join cluster: %w", err)
 	}
 	h.link, h.owner = link, owner
+	if owner {
+		h.srv.opts.Metrics.owning(1)
+	}
 	h.forwards = make(map[string]*forward)
 	h.remote = make(map[string]*seqState)
 	h.peers = make(map[string]*remotePeer)
@@ -200,6 +203,9 @@ func (h *hub) closeLink() {
 	h.fwdCancel()
 	h.fwdWG.Wait()
 	h.link.Close()
+	if h.owner {
+		h.srv.opts.Metrics.owning(-1)
+	}
 }
 
 // linkEvents is the link's event channel, or nil on a single node.
@@ -320,7 +326,9 @@ func (h *hub) startForward(sub Submission, out fwdReply) {
 	go func() {
 		defer h.fwdWG.Done()
 		ctx, cancel := context.WithTimeout(h.fwdCtx, forwardTimeout)
+		start := time.Now()
 		out.rep, out.err = h.link.Forward(ctx, sub)
+		h.srv.opts.Metrics.forwarded(time.Since(start))
 		cancel()
 		select {
 		case h.inbox <- out:
@@ -491,6 +499,8 @@ func (h *hub) promote() error {
 			h.rev, h.doc.Len(), d.Rev, len([]rune(d.Text)))
 	}
 	h.owner = true
+	h.srv.opts.Metrics.owning(1)
+	h.srv.opts.Metrics.tookOver()
 	h.savedRev = h.rev
 	h.log.Info("took over as owner", "rev", h.rev)
 	// The ops this node forwarded are now its own to apply; those the old

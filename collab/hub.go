@@ -208,9 +208,7 @@ func (h *hub) run() {
 	if err := h.load(); err != nil {
 		h.loadErr = err
 		h.srv.forget(h)
-		if h.link != nil {
-			h.link.Close()
-		}
+		h.closeLink()
 		close(h.ready)
 		return
 	}

@@ -40,6 +40,12 @@ type Metrics struct {
 	webhookFailed    prometheus.Counter
 	webhookDropped   prometheus.Counter
 	webhookLag       prometheus.Histogram
+
+	// Cluster mode (cluster.go).
+	docsOwned      prometheus.Gauge
+	forwards       prometheus.Counter
+	forwardLatency prometheus.Histogram
+	takeovers      prometheus.Counter
 }
 
 // latencyBuckets span 25 µs to about 3.3 s, doubling.
@@ -92,6 +98,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Time from a webhook event entering the outbox to the receiver accepting it.",
 			prometheus.ExponentialBuckets(1e-3, 2, 20)),
 	}
+	m.docsOwned = gauge("cluster_documents_owned", "Loaded documents whose owner lease this node holds (cluster mode); the others loaded here follow their owner.")
+	m.forwards = counter("cluster_forwards_total", "Ops this node forwarded to another node owning their document, resends included (cluster mode).")
+	m.forwardLatency = histogram("cluster_forward_seconds",
+		"Time from an op's forward to the owner's verdict (cluster mode).", latencyBuckets)
+	m.takeovers = counter("cluster_takeovers_total", "Documents this node took over from an owner that stopped serving them (cluster mode).")
 	m.wsErrors, m.httpErrors = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for code := range closeCodes {
 		m.wsErrors[code] = m.errorsVec.WithLabelValues(code, "ws")
@@ -100,7 +111,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.httpErrors[CodeForbidden] = m.errorsVec.WithLabelValues(CodeForbidden, "http")
 	reg.MustRegister(m.docsLoaded, m.editors, m.viewers, m.opsApplied, m.opBytes, sent,
 		m.commitLatency, m.commitBatch, m.queueWait, m.ackLatency, m.fanOut, slow, m.errorsVec,
-		m.webhookDelivered, m.webhookFailed, m.webhookDropped, m.webhookLag)
+		m.webhookDelivered, m.webhookFailed, m.webhookDropped, m.webhookLag,
+		m.docsOwned, m.forwards, m.forwardLatency, m.takeovers)
 	return m
 }
 
@@ -309,3 +321,25 @@ func (w *countingWriter) countError(code string) { w.m.httpError(code) }
 // Unwrap lets http.ResponseController and websocket.Accept reach the
 // connection underneath, to flush and hijack.
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// owning counts a document whose lease this node takes (+1) or gives up (-1).
+func (m *Metrics) owning(delta float64) {
+	if m != nil {
+		m.docsOwned.Add(delta)
+	}
+}
+
+// forwarded records one forward of an op to its owner, answered after d.
+func (m *Metrics) forwarded(d time.Duration) {
+	if m != nil {
+		m.forwards.Inc()
+		m.forwardLatency.Observe(d.Seconds())
+	}
+}
+
+// tookOver counts a document taken over from a stopped owner.
+func (m *Metrics) tookOver() {
+	if m != nil {
+		m.takeovers.Inc()
+	}
+}
