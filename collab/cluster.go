@@ -140,7 +140,7 @@ type fwdReply struct {
 	seq    int64
 	rep    SubmitReply
 	err    error
-	// restore, for a forwarded restore, hears its revision (0: failed).
+	// restore, for a forwarded restore, hears its revision (-1: failed).
 	restore chan int64
 }
 
@@ -335,7 +335,7 @@ func (h *hub) startForward(sub Submission, out fwdReply) {
 		case <-h.done:
 		case <-h.fwdCtx.Done():
 			if out.restore != nil {
-				out.restore <- 0
+				out.restore <- -1
 			}
 		}
 	}()
@@ -346,7 +346,7 @@ func (h *hub) forwarded(r fwdReply) {
 	if r.restore != nil {
 		if r.err != nil || r.rep.Code != "" {
 			h.log.Warn("forward restore", "err", r.err, "code", r.rep.Code, "message", r.rep.Message)
-			r.restore <- 0
+			r.restore <- -1
 			return
 		}
 		r.restore <- r.rep.Rev
@@ -403,7 +403,7 @@ func (h *hub) submitted(s Submission, respond func(SubmitReply)) {
 		}
 		return
 	}
-	st, err := h.remoteState(s.Client)
+	st, ackTo, err := h.clientState(s.Client)
 	if err != nil {
 		h.log.Error("read client seq", "author", h.authorOf(s.Client), "err", err)
 		respond(SubmitReply{Code: CodeInternal, Message: "internal error"})
@@ -416,7 +416,7 @@ func (h *hub) submitted(s Submission, respond func(SubmitReply)) {
 	case dup:
 		respond(SubmitReply{}) // its record is on the log, or about to be
 	default:
-		if perr := h.sequence(st, s.Client, m, pendingOp{}); perr != nil {
+		if perr := h.sequence(st, s.Client, m, pendingOp{c: ackTo}); perr != nil {
 			respond(SubmitReply{Code: perr.Code, Message: perr.Message})
 			return
 		}
@@ -424,25 +424,24 @@ func (h *hub) submitted(s Submission, respond func(SubmitReply)) {
 	}
 }
 
-// remoteState returns the dedupe state of a client editing on another
-// node (owner). A client that was editing here has moved: its state moves
-// with it, and its connection here is superseded.
-func (h *hub) remoteState(client string) (*seqState, error) {
-	if st := h.remote[client]; st != nil {
-		return st, nil
-	}
-	st := &seqState{}
+// clientState returns the dedupe state of a submission's client (owner).
+// A client still connected here is one of this node's own: an op it
+// forwarded just before taking over as owner, which comes back to it.
+// Its state is the editor's, and its commit acknowledges the editor.
+// (A client that moved to another node has been dropped here by that
+// node's hello notice.)
+func (h *hub) clientState(client string) (*seqState, *conn, error) {
 	if e := h.editors[client]; e != nil {
-		*st = e.seqState
-		h.dropEditor(e, "superseded by a newer connection of this client on another node")
-	} else {
-		ctx, cancel := context.WithTimeout(h.srv.ctx, storeTimeout)
-		seq, rev, err := h.srv.store.ClientSeq(ctx, h.id, client)
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		st.lastSeq, st.lastRev = seq, rev
+		return &e.seqState, e.c, nil
+	}
+	if st := h.remote[client]; st != nil {
+		return st, nil, nil
+	}
+	ctx, cancel := context.WithTimeout(h.srv.ctx, storeTimeout)
+	seq, rev, err := h.srv.store.ClientSeq(ctx, h.id, client)
+	cancel()
+	if err != nil {
+		return nil, nil, err
 	}
 	if len(h.remote) >= maxRemoteClients {
 		// Forget those whose ops are all committed: the store has their
@@ -454,8 +453,9 @@ func (h *hub) remoteState(client string) (*seqState, error) {
 			}
 		}
 	}
+	st := &seqState{lastSeq: seq, lastRev: rev}
 	h.remote[client] = st
-	return st, nil
+	return st, nil, nil
 }
 
 // maxRemoteClients bounds the owner's table of other nodes' clients.
@@ -546,6 +546,12 @@ func (h *hub) noticed(b []byte) {
 		}
 	case "hello":
 		if e := h.editors[n.Client]; e != nil {
+			if h.owner {
+				// Its ops may still be in the batch: the store does not
+				// know them yet.
+				st := e.seqState
+				h.remote[n.Client] = &st
+			}
 			h.dropEditor(e, "superseded by a newer connection of this client")
 		}
 	case "presence":

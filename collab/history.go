@@ -243,7 +243,7 @@ type (
 	// restoreReq asks the hub to make the text equal text through one op.
 	restoreReq struct {
 		text  string
-		reply chan int64 // the head revision after it; room for one
+		reply chan int64 // the head revision after it, -1 if it failed; room for one
 	}
 	// deleteReq asks the hub to delete its document and stop.
 	deleteReq struct{ reply chan error }
@@ -300,6 +300,10 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 	}
 	select {
 	case rev := <-m.reply:
+		if rev < 0 { // forwarded to the owner (cluster mode), which did not answer
+			writeError(w, http.StatusServiceUnavailable, CodeShuttingDown, "the document's owner did not answer; try again")
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]int64{"rev": rev})
 	case <-h.done:
 		s.writeStoreError(w, r, h.goneErr(r.Context()))
