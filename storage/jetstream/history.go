@@ -487,21 +487,10 @@ const maxSharedKey = 4096
 // can be (ids have no dots). Whoever can read that bucket can read the
 // key. A stored key of another size is ErrCorrupt.
 func (s *Store) SharedKey(ctx context.Context, name string, size int) ([]byte, error) {
-	if !validID.MatchString(name) || size < 1 || size > maxSharedKey {
+	if size < 1 || size > maxSharedKey {
 		return nil, fmt.Errorf("jetstream: shared key %q of %d bytes: %w", name, size, ErrInvalid)
 	}
-	k := "key." + name
-	read := func() ([]byte, error) {
-		e, err := s.docs.Get(ctx, k)
-		if err != nil {
-			return nil, err
-		}
-		if len(e.Value()) != size {
-			return nil, fmt.Errorf("jetstream: shared key %s: %d bytes stored, want %d: %w", name, len(e.Value()), size, ErrCorrupt)
-		}
-		return e.Value(), nil
-	}
-	key, err := read()
+	key, err := s.readKey(ctx, name, size)
 	if err == nil || !errors.Is(err, natsjs.ErrKeyNotFound) {
 		return key, wrapKeyErr(name, err)
 	}
@@ -509,19 +498,46 @@ func (s *Store) SharedKey(ctx context.Context, name string, size int) ([]byte, e
 	if _, err := rand.Read(fresh); err != nil {
 		return nil, wrapKeyErr(name, err)
 	}
+	return s.SeedSharedKey(ctx, name, fresh)
+}
+
+// SeedSharedKey stores key as the shared key called name unless one
+// exists, and returns the one stored afterwards: key, or the existing one
+// (of any size). collabd migrate seeds the author key with the single-node
+// file's, so that author ids stay what they were.
+func (s *Store) SeedSharedKey(ctx context.Context, name string, key []byte) ([]byte, error) {
+	if !validID.MatchString(name) || len(key) < 1 || len(key) > maxSharedKey {
+		return nil, fmt.Errorf("jetstream: shared key %q of %d bytes: %w", name, len(key), ErrInvalid)
+	}
 	// Create, so that of two nodes starting at once exactly one key wins
 	// and both return it.
-	if _, err := s.docs.Create(ctx, k, fresh); err == nil {
-		return fresh, nil
+	if _, err := s.docs.Create(ctx, "key."+name, key); err == nil {
+		return key, nil
 	} else if !errors.Is(err, natsjs.ErrKeyExists) {
 		return nil, wrapKeyErr(name, err)
 	}
-	key, err = read()
-	return key, wrapKeyErr(name, err)
+	stored, err := s.readKey(ctx, name, 0)
+	return stored, wrapKeyErr(name, err)
+}
+
+// readKey reads the shared key called name, which must have size bytes
+// unless size is 0.
+func (s *Store) readKey(ctx context.Context, name string, size int) ([]byte, error) {
+	if !validID.MatchString(name) {
+		return nil, fmt.Errorf("jetstream: shared key %q: %w", name, ErrInvalid)
+	}
+	e, err := s.docs.Get(ctx, "key."+name)
+	if err != nil {
+		return nil, err
+	}
+	if size > 0 && len(e.Value()) != size {
+		return nil, fmt.Errorf("jetstream: shared key %s: %d bytes stored, want %d: %w", name, len(e.Value()), size, ErrCorrupt)
+	}
+	return e.Value(), nil
 }
 
 func wrapKeyErr(name string, err error) error {
-	if err == nil || errors.Is(err, ErrCorrupt) {
+	if err == nil || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrInvalid) {
 		return err
 	}
 	return fmt.Errorf("jetstream: shared key %s: %w", name, err)

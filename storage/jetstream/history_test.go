@@ -654,6 +654,20 @@ func TestSharedKey(t *testing.T) {
 			t.Errorf("SharedKey(%q, %d): got %v, want ErrInvalid", bad.name, bad.size, err)
 		}
 	}
+	// Seeding: a new name takes the given key, an existing one keeps its.
+	seed := []byte("0123456789abcdef0123456789abcdef")
+	if k, err := late.SeedSharedKey(ctx, "seeded", seed); err != nil || string(k) != string(seed) {
+		t.Errorf("SeedSharedKey(seeded) = %q, %v; want the seed", k, err)
+	}
+	if k, err := nodes[0].SharedKey(ctx, "seeded", 32); err != nil || string(k) != string(seed) {
+		t.Errorf("SharedKey(seeded) = %q, %v; want the seed", k, err)
+	}
+	if k, err := late.SeedSharedKey(ctx, "author", seed); err != nil || string(k) != string(keys[0]) {
+		t.Errorf("SeedSharedKey(author) = %x, %v; want the existing %x", k, err, keys[0])
+	}
+	if _, err := late.SeedSharedKey(ctx, "empty", nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("SeedSharedKey with no bytes: got %v, want ErrInvalid", err)
+	}
 	// The key's entry is not a document.
 	if _, _, err := late.Meta(ctx, "key.author"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Meta(key.author): got %v, want ErrNotFound", err)
