@@ -60,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return runExport(ctx, args[1:], stdout, stderr)
 		case "import":
 			return runImport(ctx, args[1:], stdout, stderr)
+		case "migrate":
+			return runMigrate(ctx, args[1:], stdout, stderr)
 		}
 	}
 	cfg, err := parseConfig(args, os.LookupEnv, stderr)
