@@ -382,3 +382,47 @@ func TestMigrateResume(t *testing.T) {
 		t.Errorf("after the lease was released: %s", out)
 	}
 }
+
+// BenchmarkMigrate copies a file of 200 documents of 50 revisions each
+// into a fresh JetStream server (sync_interval: always) per iteration and
+// reports documents and revisions per second:
+//
+//	go test -run '^$' -bench Migrate -benchtime 3x ./cmd/collabd/
+func BenchmarkMigrate(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "collab.db")
+	db, err := storage.Open(path, storage.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const docs, revs = 200, 50
+	for i := range docs {
+		id := uuid.NewString()
+		if err := db.Create(context.Background(), storage.Meta{ID: id, ViewID: uuid.NewString()}, nil); err != nil {
+			b.Fatal(err)
+		}
+		var recs []storage.Record
+		for r := int64(1); r <= revs; r++ {
+			recs = append(recs, storage.Record{Rev: r, Op: ot.Op{}.Retain(int(r - 1)).Insert("x"), Client: fmt.Sprint("c", i), Seq: r})
+		}
+		if err := db.Append(context.Background(), id, recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	var elapsed time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		url := startNATS(b)
+		b.StartTimer()
+		start := time.Now()
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), []string{"migrate", "-data", path, "-nats", url}, &out, &errOut); err != nil {
+			b.Fatalf("%v\n%s%s", err, out.String(), errOut.String())
+		}
+		elapsed += time.Since(start)
+	}
+	b.ReportMetric(float64(docs*b.N)/elapsed.Seconds(), "docs/s")
+	b.ReportMetric(float64(docs*revs*b.N)/elapsed.Seconds(), "revs/s")
+}
