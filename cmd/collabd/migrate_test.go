@@ -289,7 +289,7 @@ func opsOf(t *testing.T, path, id string) []storage.Record {
 	}
 }
 
-func toJS(recs []storage.Record) []jetstream.Record {
+func fileToJS(recs []storage.Record) []jetstream.Record {
 	out := make([]jetstream.Record, len(recs))
 	for i, r := range recs {
 		out[i] = jetstream.Record{Rev: r.Rev, Op: r.Op, Client: r.Client, Seq: r.Seq, Time: r.Time}
@@ -325,13 +325,13 @@ func TestMigrateResume(t *testing.T) {
 		}
 	}
 	// As a run stopped after 50 revisions of 120.
-	seed(partial, toJS(opsOf(t, path, partial.meta.ID)[:50]))
+	seed(partial, fileToJS(opsOf(t, path, partial.meta.ID)[:50]))
 	// The same ids, a different history.
-	other := toJS(opsOf(t, path, diverged.meta.ID)[:10])
+	other := fileToJS(opsOf(t, path, diverged.meta.ID)[:10])
 	other[9].Seq += 1000
 	seed(diverged, other)
 	// Edited in the cluster past the file's end.
-	recs := toJS(opsOf(t, path, ahead.meta.ID))
+	recs := fileToJS(opsOf(t, path, ahead.meta.ID))
 	n := 0
 	for _, r := range recs {
 		n += r.Op.TargetLen() - r.Op.BaseLen()
