@@ -140,7 +140,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 			"Every flag can also be set by an environment variable, named after the flag:\n"+
 			"-log-level is %s. A flag on the command line wins over the environment.\n\n"+
 			"`collabd backup -help` explains the backup command, `collabd check -help`\n"+
-			"the data file check; `collabd version` prints the version.\n\nFlags:\n", envName("log-level"))
+			"the data file check, `collabd migrate -help` the move of a data file into\n"+
+			"a cluster (-nats); `collabd version` prints the version.\n\nFlags:\n", envName("log-level"))
 		fs.PrintDefaults()
 	}
 
