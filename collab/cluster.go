@@ -580,14 +580,7 @@ func (h *hub) noticed(b []byte) {
 			h.sendEditors(mustJSON(leaveMessage{Type: typeLeave, Author: n.Author}))
 		}
 	case "deleted":
-		h.deleted = true
-		h.srv.forget(h)
-		for _, e := range h.editors {
-			e.c.fail(errorf(CodeNotFound, "the document was deleted"))
-		}
-		for v := range h.viewers {
-			v.kick()
-		}
+		h.closeDeleted()
 	}
 }
 

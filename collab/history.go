@@ -403,6 +403,14 @@ func (h *hub) deleteDoc(m deleteReq) {
 	}
 	h.srv.docDeleted(h.srv.ctx, h.id, h.viewID) // webhooks (webhook.go)
 	h.notify(notice{Kind: "deleted"})
+	h.closeDeleted()
+	h.log.Info("document deleted", "rev", h.rev)
+	m.reply <- nil
+}
+
+// closeDeleted stops the hub of a document that was deleted, here or on
+// another node.
+func (h *hub) closeDeleted() {
 	h.deleted = true
 	h.srv.forget(h)
 	for _, e := range h.editors {
@@ -411,8 +419,6 @@ func (h *hub) deleteDoc(m deleteReq) {
 	for v := range h.viewers {
 		v.kick()
 	}
-	h.log.Info("document deleted", "rev", h.rev)
-	m.reply <- nil
 }
 
 // goneErr is the error for a request to a hub that has stopped.
