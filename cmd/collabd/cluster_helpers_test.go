@@ -489,6 +489,8 @@ type clusterOpts struct {
 	nodes int
 	race  bool     // build the nodes with -race
 	extra []string // more flags for every node
+	// quiet logs at info rather than debug (for benchmarks).
+	quiet bool
 }
 
 // testCluster is a NATS server and collabd nodes on it, each through its
@@ -508,7 +510,6 @@ var nodeFlags = []string{
 	"-max-editors", "100000",
 	"-create-rate", "1000000", "-create-burst", "1000000",
 	"-min-free-bytes", "-1",
-	"-log-level", "debug",
 }
 
 func startCluster(tb testing.TB, o clusterOpts) *testCluster {
@@ -527,6 +528,11 @@ func startCluster(tb testing.TB, o clusterOpts) *testCluster {
 			"-nats", proxy.URL(),
 			"-node-id", name,
 		}, nodeFlags...)
+		level := "debug"
+		if o.quiet {
+			level = "info"
+		}
+		args = append(args, "-log-level", level)
 		n := &clusterNode{tb: tb, bin: bin, name: name, dir: dir, proxy: proxy,
 			args: append(args, o.extra...)}
 		c.nodes = append(c.nodes, n)
@@ -542,7 +548,13 @@ func startSingle(tb testing.TB, bin string) *clusterNode {
 	n := &clusterNode{tb: tb, bin: bin, name: "single", dir: dir,
 		args: append([]string{"-data", filepath.Join(dir, "collab.db")}, nodeFlags...)}
 	n.start()
-	tb.Cleanup(n.kill)
+	tb.Cleanup(func() {
+		n.stop()
+		n.checkLogs()
+		if tb.Failed() {
+			tb.Logf("%s", n.logTail(600))
+		}
+	})
 	return n
 }
 
@@ -558,7 +570,7 @@ func (c *testCluster) cleanup() {
 	}
 	if c.tb.Failed() {
 		for _, n := range c.nodes {
-			c.tb.Logf("%s", n.logTail(60))
+			c.tb.Logf("%s", n.logTail(600))
 		}
 	}
 }
@@ -573,20 +585,29 @@ func (c *testCluster) byName(name string) *clusterNode {
 	return nil
 }
 
-// createDoc creates a document on node n with the given text.
+// createClusterDoc creates a document on node n with the given text.
 func createClusterDoc(tb testing.TB, n *clusterNode, text string) (id, viewID string) {
 	tb.Helper()
+	id, viewID, err := postDoc(n, text)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return id, viewID
+}
+
+// postDoc is createClusterDoc for other goroutines than the test's.
+func postDoc(n *clusterNode, text string) (id, viewID string, err error) {
 	body, _ := json.Marshal(map[string]string{"text": text})
 	resp, err := http.Post(n.URL+"/api/docs", "application/json", bytes.NewReader(body))
 	if err != nil {
-		tb.Fatal(err)
+		return "", "", err
 	}
 	defer resp.Body.Close()
 	var created struct{ ID, ViewID string }
 	if err := json.NewDecoder(resp.Body).Decode(&created); err != nil || resp.StatusCode != http.StatusCreated {
-		tb.Fatalf("create on %s: status %d, %v", n.name, resp.StatusCode, err)
+		return "", "", fmt.Errorf("create on %s: status %d, %v", n.name, resp.StatusCode, err)
 	}
-	return created.ID, created.ViewID
+	return created.ID, created.ViewID, nil
 }
 
 // docState is a node's answer to GET /api/docs/{id}.

@@ -1,0 +1,368 @@
+package main
+
+// Benchmarks of cluster mode through the binary (issue 12): three collabd
+// processes on one NATS server in the test process against one plain
+// collabd. They are not part of the suite; run them with, for example,
+//
+//	go test -run '^$' -bench Cluster -benchtime 2000x ./cmd/collabd/
+//	go test -run '^$' -bench ClusterOps -benchtime 100000x ./cmd/collabd/
+//	go test -run '^$' -bench ClusterFailover -benchtime 5x ./cmd/collabd/
+//
+// Figures are custom metrics (b.ReportMetric); docs/scaling.md, "Measured
+// through the binary", has the ones measured on this machine.
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/ot"
+)
+
+// quantileMs returns the q quantile of ds in milliseconds.
+func quantileMs(ds []time.Duration, q float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := min(len(s)-1, int(q*float64(len(s))))
+	return float64(s[i]) / float64(time.Millisecond)
+}
+
+// appendOne types one code point at the end of c's text.
+func appendOne(c *collab.Client, r rune) error {
+	return c.EditFunc(func(text string) ot.Op {
+		return ot.Op{}.Retain(len([]rune(text))).Insert(string(r))
+	})
+}
+
+// benchOwnedDoc creates a document on n and makes n its owner in
+// practice (an op acknowledged through n), returning the document and
+// the node the owners bucket names.
+func benchOwnedDoc(b *testing.B, ctx context.Context, c *testCluster, n *clusterNode) (id string, owner *clusterNode) {
+	b.Helper()
+	id, _ = createClusterDoc(b, n, "x")
+	ed, err := collab.Dial(ctx, n.wsURL(id), collab.ClientOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ed.Close()
+	if err := appendOne(ed, 'y'); err != nil {
+		b.Fatal(err)
+	}
+	if err := ed.WaitSynced(ctx); err != nil {
+		b.Fatal(err)
+	}
+	name, err := c.nats.owner(ctx, id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if owner = c.byName(name); owner == nil {
+		b.Fatalf("owners bucket names %q for a document with an acknowledged op", name)
+	}
+	return id, owner
+}
+
+// BenchmarkClusterAckLatency: one editor types one code point at a time
+// and waits for its ack, on a single-node collabd, on the owner node of
+// a three-node cluster, and on another node of it (whose ops are
+// forwarded to the owner). Reports p50-ms and p99-ms of the ack latency.
+func BenchmarkClusterAckLatency(b *testing.B) {
+	bin := clusterBin(b, false)
+	single := startSingle(b, bin)
+	c := startCluster(b, clusterOpts{nodes: 3, quiet: true})
+	ctx := context.Background()
+
+	run := func(b *testing.B, n *clusterNode, id string) {
+		ed, err := collab.Dial(ctx, n.wsURL(id), collab.ClientOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ed.Close()
+		lat := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		for i := range b.N {
+			t0 := time.Now()
+			if err := appendOne(ed, rune('a'+i%26)); err != nil {
+				b.Fatal(err)
+			}
+			if err := ed.WaitSynced(ctx); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		b.StopTimer()
+		b.ReportMetric(quantileMs(lat, 0.5), "p50-ms")
+		b.ReportMetric(quantileMs(lat, 0.99), "p99-ms")
+	}
+	b.Run("single", func(b *testing.B) {
+		id, _ := createClusterDoc(b, single, "x")
+		run(b, single, id)
+	})
+	b.Run("owner", func(b *testing.B) {
+		id, owner := benchOwnedDoc(b, ctx, c, c.nodes[0])
+		run(b, owner, id)
+	})
+	b.Run("forwarded", func(b *testing.B) {
+		id, owner := benchOwnedDoc(b, ctx, c, c.nodes[0])
+		other := c.nodes[1]
+		if other == owner {
+			other = c.nodes[2]
+		}
+		run(b, other, id)
+	})
+}
+
+// opsBench is a set of documents with two editors each, dialed once and
+// used by every run of one benchmark.
+type opsBench struct {
+	editors []*collab.Client
+}
+
+// newOpsBench creates docs documents over nodes (document i on node
+// i%len), with one editor on its node and one on the next. The editors
+// close at owner's cleanup: a sub-benchmark's own cleanups run after each
+// of its runs, and the editors serve them all.
+func newOpsBench(b *testing.B, owner testing.TB, ctx context.Context, nodes []*clusterNode, docs int) *opsBench {
+	b.Helper()
+	ob := &opsBench{editors: make([]*collab.Client, 2*docs)}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*docs)
+	sem := make(chan struct{}, 32)
+	for i := range docs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			id, _, err := postDoc(nodes[i%len(nodes)], "x")
+			if err != nil {
+				errs <- err
+				return
+			}
+			for k := range 2 {
+				at := nodes[(i+k)%len(nodes)]
+				ed, err := collab.Dial(ctx, at.wsURL(id), collab.ClientOptions{})
+				if err != nil {
+					errs <- err
+					return
+				}
+				ob.editors[2*i+k] = ed
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	owner.Cleanup(func() {
+		for _, ed := range ob.editors {
+			if ed != nil {
+				ed.Close()
+			}
+		}
+	})
+	return ob
+}
+
+// run has every editor type until b.N ops are acknowledged in all, each
+// waiting for its ack before the next op (flat out), or, when every > 0,
+// starting one op every `every` (paced; an editor that falls behind
+// types the next at once). Reports ops/s and the ack latency quantiles.
+func (ob *opsBench) run(b *testing.B, ctx context.Context, every time.Duration) {
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	lats := make([][]time.Duration, len(ob.editors))
+	errs := make(chan error, len(ob.editors))
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	t0 := time.Now()
+	for e, ed := range ob.editors {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Paced editors start spread over one period.
+			next := t0.Add(time.Duration(rand.Int64N(int64(max(every, 1)))))
+			for left.Add(-1) >= 0 {
+				if every > 0 {
+					if d := time.Until(next); d > 0 {
+						time.Sleep(d)
+					}
+					next = next.Add(every)
+				}
+				s := time.Now()
+				if err := appendOne(ed, 'a'); err != nil {
+					errs <- err
+					return
+				}
+				if err := ed.WaitSynced(ctx); err != nil {
+					errs <- err
+					return
+				}
+				lats[e] = append(lats[e], time.Since(s))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(t0)
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	all := slices.Concat(lats...)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+	b.ReportMetric(quantileMs(all, 0.5), "p50-ms")
+	b.ReportMetric(quantileMs(all, 0.99), "p99-ms")
+}
+
+// BenchmarkClusterOps: 1,000 documents with two editors each, typing
+// flat out (each waits for its ack, then types again) or at 2 keystrokes
+// a second each (4,000 ops/s offered), on one collabd and spread over
+// three nodes (each document's two editors on two different nodes). One
+// op of b.N is one acknowledged op of any editor.
+func BenchmarkClusterOps(b *testing.B) {
+	bin := clusterBin(b, false)
+	ctx := context.Background()
+	const docs = 1000
+	var single, cluster *opsBench
+	var singleNode *clusterNode
+	var c *testCluster
+	// Set up on first use, for the parent: the sub-benchmarks' own
+	// cleanups run after each of their runs.
+	parent := b
+	setupSingle := func(b *testing.B) {
+		if single == nil {
+			singleNode = startSingle(parent, bin)
+			single = newOpsBench(b, parent, ctx, []*clusterNode{singleNode}, docs)
+		}
+	}
+	setupCluster := func(b *testing.B) {
+		if cluster == nil {
+			c = startCluster(parent, clusterOpts{nodes: 3, quiet: true})
+			cluster = newOpsBench(b, parent, ctx, c.nodes, docs)
+		}
+	}
+	for _, pace := range []struct {
+		name  string
+		every time.Duration
+	}{{"flat", 0}, {"2persec", 500 * time.Millisecond}} {
+		b.Run(fmt.Sprintf("single/%s", pace.name), func(b *testing.B) {
+			setupSingle(b)
+			single.run(b, ctx, pace.every)
+		})
+		b.Run(fmt.Sprintf("3nodes/%s", pace.name), func(b *testing.B) {
+			setupCluster(b)
+			cluster.run(b, ctx, pace.every)
+		})
+	}
+}
+
+// BenchmarkClusterFailover: per iteration, a new document is owned by
+// node 0 with an editor there and one on node 1; node 0 is killed
+// (SIGKILL). The first editor reconnects at once to node 1 or 2 and
+// types; the second types on node 1 without reconnecting. Reports, from
+// the kill to the first ack of an op made after it, the mean and worst
+// for each: reconnect-ms (the issue's failover time, target ≤ 3 s with
+// the default -lease-ttl 2s) and forwarded-ms. Node 0 is started again
+// for the next iteration.
+func BenchmarkClusterFailover(b *testing.B) {
+	c := startCluster(b, clusterOpts{nodes: 3, quiet: true})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(b.N+1)*time.Minute)
+	defer cancel()
+	var reconnect, forwarded []time.Duration
+	for i := range b.N {
+		b.StopTimer()
+		if !c.nodes[0].running() {
+			c.nodes[0].start()
+		}
+		id, owner := benchOwnedDoc(b, ctx, c, c.nodes[0])
+		var others []*clusterNode
+		for _, n := range c.nodes {
+			if n != owner {
+				others = append(others, n)
+			}
+		}
+		e1, err := collab.Dial(ctx, owner.wsURL(id), collab.ClientOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		e2, err := collab.Dial(ctx, others[0].wsURL(id), collab.ClientOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, e := range []*collab.Client{e1, e2} {
+			if err := appendOne(e, 'a'); err != nil {
+				b.Fatal(err)
+			}
+			if err := e.WaitSynced(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		killed := time.Now()
+		owner.kill()
+		var wg sync.WaitGroup
+		var d1, d2 time.Duration
+		var err1, err2 error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for k := 0; ; k++ {
+				err1 = e1.ReconnectTo(ctx, others[k%len(others)].wsURL(id))
+				if err1 == nil || ctx.Err() != nil {
+					break
+				}
+			}
+			if err1 == nil {
+				if err1 = appendOne(e1, 'b'); err1 == nil {
+					err1 = e1.WaitSynced(ctx)
+				}
+			}
+			d1 = time.Since(killed)
+		}()
+		go func() {
+			defer wg.Done()
+			if err2 = appendOne(e2, 'c'); err2 != nil {
+				return
+			}
+			// Should its node close it (it may, while no node owns the
+			// document), it reconnects there.
+			for {
+				if err2 = e2.WaitSynced(ctx); err2 == nil || fatalClientErr(err2) || ctx.Err() != nil {
+					break
+				}
+				e2.Reconnect(ctx)
+			}
+			d2 = time.Since(killed)
+		}()
+		wg.Wait()
+		b.StopTimer()
+		e1.Close()
+		e2.Close()
+		if err1 != nil || err2 != nil {
+			b.Fatalf("iteration %d: reconnecting editor: %v; forwarding editor: %v", i, err1, err2)
+		}
+		reconnect = append(reconnect, d1)
+		forwarded = append(forwarded, d2)
+	}
+	mean := func(ds []time.Duration) float64 {
+		var sum time.Duration
+		for _, d := range ds {
+			sum += d
+		}
+		return float64(sum) / float64(len(ds)) / float64(time.Millisecond)
+	}
+	b.ReportMetric(mean(reconnect), "reconnect-ms")
+	b.ReportMetric(quantileMs(reconnect, 1), "reconnect-max-ms")
+	b.ReportMetric(mean(forwarded), "forwarded-ms")
+	b.ReportMetric(quantileMs(forwarded, 1), "forwarded-max-ms")
+}
