@@ -516,13 +516,16 @@ func startCluster(tb testing.TB, o clusterOpts) *testCluster {
 	tb.Helper()
 	bin := clusterBin(tb, o.race)
 	c := &testCluster{tb: tb, nats: startTestNATS(tb)}
+	proxies := make([]*natsProxy, o.nodes)
+	for i := range proxies {
+		proxies[i] = startNATSProxy(tb, c.nats.addr())
+	}
 	// Cleanups run last-registered first: the nodes stop before their
-	// proxies and the NATS server.
+	// proxies and the NATS server, so that they shut down connected.
 	tb.Cleanup(c.cleanup)
-	for i := range o.nodes {
+	for i, proxy := range proxies {
 		name := fmt.Sprintf("node%d", i)
 		dir := tb.TempDir()
-		proxy := startNATSProxy(tb, c.nats.addr())
 		args := append([]string{
 			"-data", filepath.Join(dir, "collab.db"),
 			"-nats", proxy.URL(),
@@ -868,6 +871,10 @@ type typist struct {
 	rng  *rand.Rand
 	made int // inserts made (all acknowledged once the client is synced)
 	node *clusterNode
+	// slowest is the longest sync so far, and where it began and ended:
+	// a stall is reported by the tests, which never fail on time alone.
+	slowest          time.Duration
+	slowFrom, slowTo string
 }
 
 func newTypist(ctx context.Context, i int, n *clusterNode, id string, seed uint64) (*typist, error) {
@@ -976,6 +983,12 @@ func (ty *typist) reconnect(ctx context.Context, nodes []*clusterNode, id string
 // sync waits until the typist's edits are all acknowledged, reconnecting
 // (to any running node) whenever its connection ends.
 func (ty *typist) sync(ctx context.Context, nodes []*clusterNode, id string) error {
+	t0, from := time.Now(), ty.node.name
+	defer func() {
+		if d := time.Since(t0); d > ty.slowest {
+			ty.slowest, ty.slowFrom, ty.slowTo = d, from, ty.node.name
+		}
+	}()
 	for {
 		err := ty.c.WaitSynced(ctx)
 		if err == nil {
@@ -1018,5 +1031,35 @@ func checkTypedText(t *testing.T, text, start string, typists []*typist) {
 	}
 	if len(count) != total {
 		t.Errorf("text holds %d distinct inserts, want the %d made", len(count), total)
+	}
+}
+
+// logStalls logs each typist's longest wait for its acks, and where.
+func logStalls(t *testing.T, typists []*typist) {
+	t.Helper()
+	for _, ty := range typists {
+		t.Logf("typist %d: longest sync %v (from %s, synced on %s)", ty.i, ty.slowest.Round(time.Millisecond), ty.slowFrom, ty.slowTo)
+		ty.slowest = 0
+	}
+}
+
+// logWarnings logs the last warnings and errors each node logged, for a
+// test that provokes some (a cut from NATS) to show what the nodes did.
+func (c *testCluster) logWarnings(t *testing.T, max int) {
+	t.Helper()
+	for _, n := range c.nodes {
+		var lines []string
+		for _, p := range n.logs {
+			data, _ := os.ReadFile(p)
+			for _, l := range strings.Split(string(data), "\n") {
+				if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+					lines = append(lines, l)
+				}
+			}
+		}
+		if len(lines) > max {
+			lines = append([]string{fmt.Sprintf("(%d earlier lines)", len(lines)-max)}, lines[len(lines)-max:]...)
+		}
+		t.Logf("%s: warnings and errors:\n%s", n.name, strings.Join(lines, "\n"))
 	}
 }
