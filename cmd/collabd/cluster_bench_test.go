@@ -178,7 +178,7 @@ func newOpsBench(b *testing.B, owner testing.TB, ctx context.Context, nodes []*c
 // starting one op every `every` (paced; an editor that falls behind
 // types the next at once). Reports ops/s and the ack latency quantiles.
 func (ob *opsBench) run(b *testing.B, ctx context.Context, every time.Duration) {
-	var left atomic.Int64
+	var left, reconnects atomic.Int64
 	left.Store(int64(b.N))
 	lats := make([][]time.Duration, len(ob.editors))
 	errs := make(chan error, len(ob.editors))
@@ -203,7 +203,17 @@ func (ob *opsBench) run(b *testing.B, ctx context.Context, every time.Duration) 
 					errs <- err
 					return
 				}
-				if err := ed.WaitSynced(ctx); err != nil {
+				// A node may close a document's editors (shutting_down)
+				// when an append of it fails; they reconnect, as a
+				// browser would, and the reconnects are counted.
+				err := ed.WaitSynced(ctx)
+				for err != nil && !fatalClientErr(err) && ctx.Err() == nil {
+					reconnects.Add(1)
+					if err = ed.Reconnect(ctx); err == nil {
+						err = ed.WaitSynced(ctx)
+					}
+				}
+				if err != nil {
 					errs <- err
 					return
 				}
@@ -222,6 +232,7 @@ func (ob *opsBench) run(b *testing.B, ctx context.Context, every time.Duration) 
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
 	b.ReportMetric(quantileMs(all, 0.5), "p50-ms")
 	b.ReportMetric(quantileMs(all, 0.99), "p99-ms")
+	b.ReportMetric(float64(reconnects.Load()), "reconnects")
 }
 
 // BenchmarkClusterOps: 1,000 documents with two editors each, typing

@@ -555,7 +555,7 @@ func startSingle(tb testing.TB, bin string) *clusterNode {
 		n.stop()
 		n.checkLogs()
 		if tb.Failed() {
-			tb.Logf("%s", n.logTail(600))
+			tb.Logf("%s", n.logTail(60))
 		}
 	})
 	return n
@@ -573,7 +573,7 @@ func (c *testCluster) cleanup() {
 	}
 	if c.tb.Failed() {
 		for _, n := range c.nodes {
-			c.tb.Logf("%s", n.logTail(600))
+			c.tb.Logf("%s", n.logTail(60))
 		}
 	}
 }
