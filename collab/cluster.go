@@ -274,10 +274,10 @@ func (h *hub) applyCommitted(r Record) error {
 	h.savedRev = h.rev // the owner snapshots; a follower never needs to
 	h.remember(r, opBytes(r.Op))
 	h.movePresence(r.Op)
-	var ackTo *conn
+	var ackTo *editor
 	if e := h.editors[r.Client]; e != nil && r.Seq > e.lastSeq {
 		e.lastSeq, e.lastRev = r.Seq, r.Rev
-		ackTo = e.c
+		ackTo = e
 	}
 	if f := h.forwards[r.Client]; f != nil && f.req.m.seq <= r.Seq {
 		delete(h.forwards, r.Client)
@@ -299,8 +299,9 @@ func (h *hub) forwardOp(m opReq) {
 		m.c.fail(perr)
 		return
 	case dup:
-		// e.lastSeq comes from the log, so its op is committed.
-		m.c.enqueue(appendAck(nil, e.lastRev, m.m.seq))
+		// e.lastSeq comes from the log, so its op is committed; if its
+		// record came while this resend waited, it was acked then.
+		h.ack(e, e.lastRev, m.m.seq)
 		return
 	}
 	if f := h.forwards[e.client]; f != nil && f.req.m.seq == m.m.seq {

@@ -58,6 +58,9 @@ type editor struct {
 	color  string
 	ranges []Range
 	seqState
+	// acked is the highest seq acknowledged on c: a resend that races
+	// its original's commit (cluster mode) is acknowledged once.
+	acked int64
 }
 
 // pendingOp is an op applied in memory whose commit is in flight.
@@ -549,7 +552,7 @@ func (h *hub) applyOp(c *conn, m *opMessage) {
 		// commit acknowledges it: an ack now would come before the op is
 		// durable.
 		if e.lastRev <= h.rev-int64(len(h.batch)) {
-			c.enqueue(appendAck(nil, e.lastRev, m.seq))
+			h.ack(e, e.lastRev, m.seq)
 		}
 	default:
 		if perr := h.sequence(&e.seqState, e.client, m, pendingOp{c: c}); perr != nil {
@@ -726,9 +729,9 @@ func (h *hub) committed() {
 	defer h.srv.opts.Metrics.fanOutDone(time.Now())
 	h.srv.webhooks.changed(h.id, h.viewID, h.rev-int64(len(h.batch))+1, h.rev, h.doc.Len())
 	for _, p := range h.batch {
-		var ackTo *conn
-		if p.c != nil && h.current(p.c) != nil {
-			ackTo = p.c
+		var ackTo *editor
+		if p.c != nil {
+			ackTo = h.current(p.c)
 		}
 		h.publish(p.rec, ackTo)
 		if p.restored != nil {
@@ -746,9 +749,9 @@ func (h *hub) committed() {
 // publish sends a committed record to this node's clients: the ack to
 // ackTo (nil: nobody here), the op to every other editor, the event to
 // the viewers.
-func (h *hub) publish(r Record, ackTo *conn) {
+func (h *hub) publish(r Record, ackTo *editor) {
 	if ackTo != nil {
-		ackTo.enqueue(appendAck(nil, r.Rev, r.Seq))
+		h.ack(ackTo, r.Rev, r.Seq)
 	}
 	if h.editorsBesides(r.Client) {
 		msg := appendOpMessage(nil, r.Rev, r.Op, h.authorOf(r.Client), r.Seq)
@@ -763,6 +766,16 @@ func (h *hub) publish(r Record, ackTo *conn) {
 		h.broadcastViewers(ev)
 		h.noteEvent(r.Rev, ev)
 	}
+}
+
+// ack acknowledges an editor's op seq as revision rev, once per
+// connection.
+func (h *hub) ack(e *editor, rev, seq int64) {
+	if seq <= e.acked {
+		return
+	}
+	e.acked = seq
+	e.c.enqueue(appendAck(nil, rev, seq))
 }
 
 // editorsBesides reports whether an editor other than client's is here.
