@@ -307,9 +307,10 @@ func (l *jsLink) Close() {
 		peers.Unsubscribe()
 	}
 	if sv != nil {
-		if err := sv.Close(); err != nil {
-			l.c.log.Warn("stop serving document", "err", err)
-		}
+		// Not Close, which drains and so may wait out a disconnection:
+		// the hub answers nothing more, and a subscription left in the
+		// queue group would take a share of the other nodes' forwards.
+		sv.Stop()
 	}
 	if f != nil {
 		f.Close()

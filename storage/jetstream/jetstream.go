@@ -274,25 +274,32 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: stream %s: %w", streamOps, err)
 	}
-	kv := func(name, desc string, ttl time.Duration) (natsjs.KeyValue, error) {
+	kv := func(name, desc string, ttl time.Duration, storage natsjs.StorageType) (natsjs.KeyValue, error) {
 		b, err := js.CreateOrUpdateKeyValue(ctx, natsjs.KeyValueConfig{
 			Bucket: name, Description: desc, History: 1, TTL: ttl,
-			Storage: natsjs.FileStorage, Replicas: replicas,
+			Storage: storage, Replicas: replicas,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("jetstream: bucket %s: %w", name, err)
 		}
 		return b, nil
 	}
-	if s.docs, err = kv(bucketDocs, "collabd documents: id -> view id, created", 0); err != nil {
+	if s.docs, err = kv(bucketDocs, "collabd documents: id -> view id, created", 0, natsjs.FileStorage); err != nil {
 		return nil, err
 	}
-	if s.views, err = kv(bucketViews, "collabd view ids -> document ids", 0); err != nil {
+	if s.views, err = kv(bucketViews, "collabd view ids -> document ids", 0, natsjs.FileStorage); err != nil {
 		return nil, err
 	}
 	// The bucket's max age is the lease TTL: every renewal is a new
-	// message, and the key vanishes TTL after the last one.
-	if s.owners, err = kv(bucketOwners, "collabd owner leases: doc id -> node id", ttl); err != nil {
+	// message, and the key vanishes TTL after the last one. In memory,
+	// not on file: a node renews every lease it holds every TTL/3, which
+	// on file storage with sync_interval always is an fsync each (1,500
+	// a second for 1,000 documents, which starved the op appends and let
+	// leases expire under load). Leases need no durability: if NATS
+	// loses them, the documents are free to take, and fencing by stream
+	// position, not the lease, is what keeps two owners from forking a
+	// document.
+	if s.owners, err = kv(bucketOwners, "collabd owner leases: doc id -> node id", ttl, natsjs.MemoryStorage); err != nil {
 		return nil, err
 	}
 	s.snaps, err = js.CreateOrUpdateObjectStore(ctx, natsjs.ObjectStoreConfig{

@@ -91,6 +91,16 @@ func (s *Store) ServeAsync(id string, h AsyncHandler) (*Serving, error) {
 	return &Serving{sub: sub}, nil
 }
 
+// Stop stops taking requests at once, without waiting for those received:
+// for an AsyncHandler that answers nothing more once its owner has
+// stopped. Unlike Close it does not wait for NATS, so it does not block
+// while disconnected; requests still in flight time out at the requester.
+func (sv *Serving) Stop() {
+	// An error means the connection or the subscription is gone already:
+	// either way nothing more arrives.
+	_ = sv.sub.Unsubscribe()
+}
+
 // Close stops taking requests and waits until those already received have
 // been answered (at most the handler's bound), so that after it returns
 // this node answers no more submissions for the document.
