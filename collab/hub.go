@@ -921,8 +921,12 @@ func (h *hub) fail(err error) {
 	if errors.Is(err, context.Canceled) || h.srv.ctx.Err() != nil || h.link != nil {
 		code = CodeShuttingDown
 	}
+	msg := "internal error"
+	if code == CodeShuttingDown {
+		msg = "the document could not be saved here; reconnect"
+	}
 	for _, e := range h.editors {
-		e.c.fail(errorf(code, "internal error"))
+		e.c.fail(errorf(code, "%s", msg))
 	}
 	for v := range h.viewers {
 		v.kick()
