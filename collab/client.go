@@ -114,15 +114,23 @@ func (c *Client) connect(ctx context.Context) error {
 		ws.CloseNow()
 		return fmt.Errorf("send hello: %w", err)
 	}
-	msgs, err := readFrame(ctx, ws)
+	dec := new(FrameDecoder)
+	_, frame, err := ws.Read(ctx)
 	if err != nil {
 		ws.CloseNow()
 		return fmt.Errorf("read welcome: %w", err)
 	}
-	var w welcomeMessage
-	if err := json.Unmarshal(msgs[0], &w); err != nil || w.Type != typeWelcome {
+	// A message after the welcome that does not decode is an error of the
+	// reader's, once it has handled what came before it.
+	msgs, pendingErr := dec.Decode(frame)
+	if len(msgs) == 0 {
 		ws.CloseNow()
-		return fmt.Errorf("expected a welcome, got %s", truncate(string(msgs[0]), 200))
+		return fmt.Errorf("expected a welcome, got %s", truncate(string(frame), 200))
+	}
+	var w welcomeMessage
+	if err := json.Unmarshal(msgs[0].Raw, &w); err != nil || w.Type != typeWelcome {
+		ws.CloseNow()
+		return fmt.Errorf("expected a welcome, got %s", truncate(string(msgs[0].Raw), 200))
 	}
 	if w.Protocol != ProtocolVersion {
 		ws.CloseNow()
@@ -138,7 +146,7 @@ func (c *Client) connect(ctx context.Context) error {
 	c.sendMu.Lock()
 	c.mu.Unlock()
 	// The welcome may share its frame with later messages.
-	go c.readLoop(ws, done, msgs[1:])
+	go c.readLoop(ws, done, dec, msgs[1:], pendingErr)
 	if resend != nil {
 		c.writeOp(ws, resend)
 	}
@@ -243,23 +251,8 @@ func (c *Client) writeOp(ws *websocket.Conn, p *ot.Pending) {
 	ws.Write(context.Background(), websocket.MessageText, msg)
 }
 
-// readFrame reads one frame and splits it into messages.
-func readFrame(ctx context.Context, ws *websocket.Conn) ([]json.RawMessage, error) {
-	_, data, err := ws.Read(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > 0 && data[0] == '[' {
-		var msgs []json.RawMessage
-		if err := json.Unmarshal(data, &msgs); err != nil || len(msgs) == 0 {
-			return nil, fmt.Errorf("bad frame from server: %.200s", data)
-		}
-		return msgs, nil
-	}
-	return []json.RawMessage{data}, nil
-}
-
-// serverMessage is any message from the server after the welcome.
+// serverMessage is any message from the server after the welcome, as
+// encoding/json decodes it (FrameDecoder's fallback).
 type serverMessage struct {
 	Type    string  `json:"type"`
 	Rev     int64   `json:"rev"`
@@ -273,21 +266,31 @@ type serverMessage struct {
 	Message string  `json:"message"`
 }
 
-func (c *Client) readLoop(ws *websocket.Conn, done chan struct{}, pending []json.RawMessage) {
+// readLoop handles the server's messages until the connection ends,
+// starting with pending, what shared the welcome's frame, and pendingErr,
+// the decoding error that followed them.
+func (c *Client) readLoop(ws *websocket.Conn, done chan struct{}, dec *FrameDecoder, pending []Message, pendingErr error) {
 	defer close(done)
 	defer ws.CloseNow()
+	fail := func(err error) {
+		c.mu.Lock()
+		c.err = err
+		c.notify()
+		c.mu.Unlock()
+	}
 	for {
-		for _, raw := range pending {
-			if err := c.handle(ws, raw); err != nil {
-				c.mu.Lock()
-				c.err = err
-				c.notify()
-				c.mu.Unlock()
+		for i := range pending {
+			if err := c.handle(ws, &pending[i]); err != nil {
+				fail(err)
 				return
 			}
 		}
-		var err error
-		if pending, err = readFrame(context.Background(), ws); err != nil {
+		if pendingErr != nil {
+			fail(pendingErr)
+			return
+		}
+		_, frame, err := ws.Read(context.Background())
+		if err != nil {
 			c.mu.Lock()
 			if c.err == nil && websocket.CloseStatus(err) != -1 && websocket.CloseStatus(err) != websocket.StatusNormalClosure {
 				c.err = fmt.Errorf("connection closed: %w", err)
@@ -296,15 +299,19 @@ func (c *Client) readLoop(ws *websocket.Conn, done chan struct{}, pending []json
 			c.mu.Unlock()
 			return
 		}
+		pending, pendingErr = dec.Decode(frame)
 	}
 }
 
 // handle applies one message from the server, and sends the buffered op
 // that an ack promotes.
-func (c *Client) handle(ws *websocket.Conn, raw json.RawMessage) error {
-	var m serverMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return fmt.Errorf("bad message from server: %w", err)
+func (c *Client) handle(ws *websocket.Conn, m *Message) error {
+	var op ot.Op
+	if m.Type == typeOp {
+		var err error
+		if op, err = m.Op(); err != nil {
+			return err
+		}
 	}
 	c.mu.Lock()
 	var next *ot.Pending
@@ -313,7 +320,7 @@ func (c *Client) handle(ws *websocket.Conn, raw json.RawMessage) error {
 	case typeAck:
 		next, err = c.state.Ack(m.Rev, m.Seq)
 	case typeOp:
-		next, err = c.apply(m.Rev, m.Op, m.Author, m.Seq)
+		next, err = c.apply(m.Rev, op, m.Author, m.Seq)
 	case typePresence:
 		// The selections are at the revision the client is at; its local
 		// text also holds its unacknowledged edits.
