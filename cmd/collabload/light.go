@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+	"github.com/collabd/collabd/collab"
 )
 
 // lightEditor is a protocol-obeying editor that keeps no text, only the
@@ -25,7 +25,8 @@ import (
 // length change a concurrent transform cannot alter, so its length stays
 // exact without OT.
 type lightEditor struct {
-	ws *websocket.Conn
+	ws  *websocket.Conn
+	dec collab.FrameDecoder // the reader's
 
 	mu       sync.Mutex
 	rev      int64 // latest revision known
@@ -56,16 +57,30 @@ func dialLight(ctx context.Context, url, origin, name string, idx int) (*lightEd
 		ws.CloseNow()
 		return nil, err
 	}
+	// The welcome may share its frame with later messages.
+	e := &lightEditor{ws: ws, synced: make(chan struct{}, 1)}
+	msgs, decErr := e.dec.Decode(data)
 	var w struct {
 		Type string
 		Rev  int64
 		Text string
 	}
-	if err := json.Unmarshal(data, &w); err != nil || w.Type != "welcome" {
+	if len(msgs) == 0 || json.Unmarshal(msgs[0].Raw, &w) != nil || w.Type != "welcome" {
 		ws.CloseNow()
 		return nil, fmt.Errorf("want welcome, got %.200s", data)
 	}
-	return &lightEditor{ws: ws, rev: w.Rev, length: utf8.RuneCountInString(w.Text), synced: make(chan struct{}, 1)}, nil
+	e.rev, e.length = w.Rev, utf8.RuneCountInString(w.Text)
+	for i := range msgs[1:] {
+		if err := e.handle(ctx, &msgs[1+i]); err != nil {
+			decErr = err
+			break
+		}
+	}
+	if decErr != nil {
+		ws.CloseNow()
+		return nil, decErr
+	}
+	return e, nil
 }
 
 // read handles the server's messages until the connection ends.
@@ -76,21 +91,16 @@ func (e *lightEditor) read(ctx context.Context) {
 			e.fail(err)
 			return
 		}
-		data = bytes.TrimSpace(data)
-		var msgs []json.RawMessage
-		if len(data) > 0 && data[0] == '[' {
-			if err := json.Unmarshal(data, &msgs); err != nil {
+		msgs, decErr := e.dec.Decode(data)
+		for i := range msgs {
+			if err := e.handle(ctx, &msgs[i]); err != nil {
 				e.fail(err)
 				return
 			}
-		} else {
-			msgs = []json.RawMessage{data}
 		}
-		for _, m := range msgs {
-			if err := e.handle(ctx, m); err != nil {
-				e.fail(err)
-				return
-			}
+		if decErr != nil {
+			e.fail(decErr)
+			return
 		}
 		select {
 		case e.synced <- struct{}{}:
@@ -111,18 +121,7 @@ func (e *lightEditor) fail(err error) {
 	}
 }
 
-func (e *lightEditor) handle(ctx context.Context, m []byte) error {
-	var msg struct {
-		Type    string
-		Rev     int64
-		Seq     int64
-		Op      []json.RawMessage
-		Code    string
-		Message string
-	}
-	if err := json.Unmarshal(m, &msg); err != nil {
-		return err
-	}
+func (e *lightEditor) handle(ctx context.Context, msg *collab.Message) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch msg.Type {
@@ -130,14 +129,14 @@ func (e *lightEditor) handle(ctx context.Context, m []byte) error {
 		if msg.Rev != e.rev+1 {
 			return fmt.Errorf("op %d after rev %d", msg.Rev, e.rev)
 		}
-		d, err := lenDelta(msg.Op)
+		d, err := msg.OpLenDelta()
 		if err != nil {
 			return err
 		}
 		e.rev, e.length = msg.Rev, e.length+d
 	case "ack":
 		if e.inflight == 0 || msg.Seq != e.seq || msg.Rev != e.rev+1 {
-			return fmt.Errorf("unexpected ack %s (seq %d, rev %d)", m, e.seq, e.rev)
+			return fmt.Errorf("unexpected ack %s (seq %d, rev %d)", msg.Raw, e.seq, e.rev)
 		}
 		if e.timed {
 			e.lat = append(e.lat, time.Since(e.sent))
@@ -152,28 +151,6 @@ func (e *lightEditor) handle(ctx context.Context, m []byte) error {
 		return fmt.Errorf("server error %s: %s", msg.Code, msg.Message)
 	}
 	return nil
-}
-
-// lenDelta is the length change of an op.
-func lenDelta(op []json.RawMessage) (int, error) {
-	d := 0
-	for _, c := range op {
-		switch {
-		case len(c) > 0 && c[0] == '"':
-			var s string
-			if err := json.Unmarshal(c, &s); err != nil {
-				return 0, err
-			}
-			d += utf8.RuneCountInString(s)
-		case len(c) > 0 && c[0] == '-':
-			n, err := strconv.Atoi(string(c))
-			if err != nil {
-				return 0, err
-			}
-			d += n
-		}
-	}
-	return d, nil
 }
 
 // key types one keystroke: at once if nothing is in flight (timed), else

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"math"
 	"net"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/collabd/collabd/collab"
 )
 
 // TestLoadAgainstCollabd builds collabd from this tree, starts it on a
@@ -118,16 +119,17 @@ x_seconds_count 100
 }
 
 func TestLenDelta(t *testing.T) {
+	var dec collab.FrameDecoder
 	for _, tc := range []struct {
 		op   string
 		want int
-	}{{`[3,"ab",-2,1]`, 0}, {`["é😀"]`, 2}, {`[-4,2]`, -4}, {`[5]`, 0}} {
-		var op []json.RawMessage
-		if err := json.Unmarshal([]byte(tc.op), &op); err != nil {
-			t.Fatal(err)
+	}{{`[3,"ab",-2,1]`, 0}, {`["é😀"]`, 2}, {`["\u00e9\ud83d\ude00"]`, 2}, {`[-4,2]`, -4}, {`[5]`, 0}} {
+		msgs, err := dec.Decode([]byte(`{"type":"op","rev":1,"seq":1,"author":"a","op":` + tc.op + `}`))
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("%s: %d messages, %v", tc.op, len(msgs), err)
 		}
-		if got, err := lenDelta(op); err != nil || got != tc.want {
-			t.Errorf("lenDelta(%s) = %d, %v; want %d", tc.op, got, err, tc.want)
+		if got, err := msgs[0].OpLenDelta(); err != nil || got != tc.want {
+			t.Errorf("OpLenDelta(%s) = %d, %v; want %d", tc.op, got, err, tc.want)
 		}
 	}
 }
