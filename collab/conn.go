@@ -198,7 +198,10 @@ func (c *conn) startWriterLocked() {
 	go c.writeOut()
 }
 
-// takeLocked moves up to a frame's worth of queued messages into batch.
+// takeLocked moves up to a frame's worth of queued messages into batch,
+// which must be empty. When all of the queue fits, the two slices swap:
+// the writer and the hub reuse each other's, without copying or
+// allocating, for as long as the writer runs.
 func (c *conn) takeLocked(batch [][]byte) [][]byte {
 	size, n := 0, 0
 	if len(c.queue) > 0 && c.queue[0] == nil {
@@ -207,19 +210,21 @@ func (c *conn) takeLocked(batch [][]byte) [][]byte {
 		batch = append(batch, nil)
 		n = 1
 	} else {
-		for n < len(c.queue) && len(batch) < maxFrameMessages && (n == 0 || size+len(c.queue[n]) <= maxFrameBytes) {
-			batch = append(batch, c.queue[n])
+		for n < len(c.queue) && n < maxFrameMessages && (n == 0 || size+len(c.queue[n]) <= maxFrameBytes) {
 			size += len(c.queue[n])
 			n++
 		}
+		if n == len(c.queue) {
+			c.queued -= size
+			batch, c.queue = c.queue, batch
+			return batch
+		}
+		batch = append(batch, c.queue[:n]...)
 	}
 	c.queued -= size
 	rest := copy(c.queue, c.queue[n:])
 	clear(c.queue[rest:])
 	c.queue = c.queue[:rest]
-	if rest == 0 {
-		c.queue = nil // an idle connection keeps no capacity
-	}
 	return batch
 }
 
@@ -229,11 +234,11 @@ func (c *conn) takeLocked(batch [][]byte) [][]byte {
 func (c *conn) writeOut() {
 	defer c.writers.Done()
 	var batch [][]byte
-	var frame []byte
 	for {
 		c.mu.Lock()
 		batch = c.takeLocked(batch[:0])
 		if len(batch) == 0 {
+			c.queue = nil // an idle connection keeps no capacity
 			c.writing = false
 			closeNow := c.closed && !c.wsClosed
 			c.wsClosed = c.wsClosed || closeNow
@@ -255,7 +260,7 @@ func (c *conn) writeOut() {
 				}
 			}
 		} else {
-			err = c.write(batch, &frame)
+			err = c.write(batch)
 		}
 		if err != nil {
 			c.mu.Lock()
@@ -274,14 +279,20 @@ func (c *conn) writeOut() {
 }
 
 // write sends batch as one frame. A single message goes as it is, shared
-// with its other recipients, not copied. The deadline grows with the
-// frame, so that a large one is not cut for want of time, and yet what a
-// slow reader pins is let go of in bounded time.
-func (c *conn) write(batch [][]byte, frame *[]byte) error {
+// with its other recipients, not copied; a batch is encoded into a
+// buffer from framePool. The deadline grows with the frame, so that a
+// large one is not cut for want of time, and yet what a slow reader pins
+// is let go of in bounded time.
+func (c *conn) write(batch [][]byte) error {
 	msg := batch[0]
+	var buf *[]byte
 	if len(batch) > 1 {
-		*frame = encodeFrame((*frame)[:0], batch)
-		msg = *frame
+		buf, _ = framePool.Get().(*[]byte)
+		if buf == nil {
+			buf = new([]byte)
+		}
+		*buf = encodeFrame((*buf)[:0], batch)
+		msg = *buf
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, writeTimeout(c.timeout, c.minRate, len(msg)))
 	defer cancel()
@@ -291,8 +302,23 @@ func (c *conn) write(batch [][]byte, frame *[]byte) error {
 		c.wrote(acked, len(msg))
 	}
 	clear(batch)
+	if buf != nil && cap(*buf) <= maxPooledFrame {
+		framePool.Put(buf)
+	}
 	return err
 }
+
+// framePool holds *[]byte buffers for encoding batch frames. A writer
+// lives only while its connection has something queued, so a buffer of
+// its own would be allocated again for nearly every frame; shared by
+// every connection, a few buffers serve them all. It holds no state
+// anybody can observe, so it is the one package-level variable here.
+var framePool sync.Pool
+
+// maxPooledFrame bounds the buffers framePool keeps: a frame holds at
+// most maxFrameBytes, plus the messages of one more (a single message
+// larger than that goes unbatched).
+const maxPooledFrame = 2 * maxFrameBytes
 
 // finish ends the connection once its session stops reading: a closing
 // one gets up to the write timeout to flush its error and close with its
