@@ -115,13 +115,13 @@ func (c *Client) connect(ctx context.Context) error {
 		return fmt.Errorf("send hello: %w", err)
 	}
 	dec := new(FrameDecoder)
-	_, frame, err := ws.Read(ctx)
+	// A message after the welcome that does not decode is an error of the
+	// reader's, once it has handled what came before it.
+	frame, err := dec.ReadFrame(ctx, ws)
 	if err != nil {
 		ws.CloseNow()
 		return fmt.Errorf("read welcome: %w", err)
 	}
-	// A message after the welcome that does not decode is an error of the
-	// reader's, once it has handled what came before it.
 	msgs, pendingErr := dec.Decode(frame)
 	if len(msgs) == 0 {
 		ws.CloseNow()
@@ -187,7 +187,7 @@ func (c *Client) applyWelcome(w *welcomeMessage) (*ot.Pending, error) {
 	// The buffer promoted by an ack is not sent during catch-up: the op in
 	// flight at the end is sent once, made on the latest revision.
 	for _, r := range w.Ops {
-		if _, err := c.apply(r.Rev, r.Op, r.Author, r.Seq); err != nil {
+		if _, err := c.apply(r.Rev, r.Op, r.Author != "" && r.Author == c.author, r.Seq); err != nil {
 			return nil, err
 		}
 	}
@@ -195,11 +195,12 @@ func (c *Client) applyWelcome(w *welcomeMessage) (*ot.Pending, error) {
 }
 
 // apply handles op rev from the server: an ack of our in-flight op when it
-// is ours (as in catch-up: our author id and the in-flight seq), else
-// another editor's op to rebase and apply. It returns the buffered op that
-// an ack promoted, to be sent. Called with mu held.
-func (c *Client) apply(rev int64, op ot.Op, author string, seq int64) (*ot.Pending, error) {
-	if in := c.state.Inflight(); in != nil && author != "" && author == c.author && seq == in.Seq {
+// is ours (as in catch-up: mine, it names our author id, and it has the
+// in-flight seq), else another editor's op to rebase and apply. It
+// returns the buffered op that an ack promoted, to be sent. Called with
+// mu held.
+func (c *Client) apply(rev int64, op ot.Op, mine bool, seq int64) (*ot.Pending, error) {
+	if in := c.state.Inflight(); in != nil && mine && seq == in.Seq {
 		return c.state.Ack(rev, seq)
 	}
 	local, err := c.state.ApplyServer(rev, op)
@@ -289,7 +290,7 @@ func (c *Client) readLoop(ws *websocket.Conn, done chan struct{}, dec *FrameDeco
 			fail(pendingErr)
 			return
 		}
-		_, frame, err := ws.Read(context.Background())
+		frame, err := dec.ReadFrame(context.Background(), ws)
 		if err != nil {
 			c.mu.Lock()
 			if c.err == nil && websocket.CloseStatus(err) != -1 && websocket.CloseStatus(err) != websocket.StatusNormalClosure {
@@ -320,16 +321,16 @@ func (c *Client) handle(ws *websocket.Conn, m *Message) error {
 	case typeAck:
 		next, err = c.state.Ack(m.Rev, m.Seq)
 	case typeOp:
-		next, err = c.apply(m.Rev, op, m.Author, m.Seq)
+		next, err = c.apply(m.Rev, op, c.author != "" && m.AuthorIs(c.author), m.Seq)
 	case typePresence:
 		// The selections are at the revision the client is at; its local
 		// text also holds its unacknowledged edits.
 		if out := c.state.Outstanding(); out != nil {
 			transformRanges(m.Ranges, out)
 		}
-		c.setPeer(Peer{Author: m.Author, Name: m.Name, Color: m.Color, Ranges: m.Ranges})
+		c.setPeer(Peer{Author: m.Author(), Name: m.Name, Color: m.Color, Ranges: m.Ranges})
 	case typeLeave:
-		c.dropPeer(m.Author)
+		c.dropPeer(m.Author())
 	case typeError:
 		c.err = &ServerError{Code: m.Code, Message: m.Message, Seq: m.Seq}
 	}

@@ -1,12 +1,15 @@
 package collab
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/coder/websocket"
 	"github.com/collabd/collabd/ot"
 )
 
@@ -27,7 +30,6 @@ type Message struct {
 	Type    string
 	Rev     int64
 	Seq     int64
-	Author  string
 	Name    string
 	Color   string
 	Ranges  []Range
@@ -37,8 +39,27 @@ type Message struct {
 	// decoder's next Decode.
 	Raw []byte
 
-	op    ot.Op  // decoded by encoding/json
-	opRaw []byte // the op's JSON, left for Op to decode
+	author    string // decoded by encoding/json
+	authorRaw []byte // the author id as the scanner found it, unescaped
+	op        ot.Op  // decoded by encoding/json
+	opRaw     []byte // the op's JSON, left for Op to decode
+}
+
+// Author returns the author id the message names.
+func (m *Message) Author() string {
+	if m.authorRaw != nil {
+		return string(m.authorRaw)
+	}
+	return m.author
+}
+
+// AuthorIs reports whether the message names author id a, without
+// allocating: a client compares every op's author with its own.
+func (m *Message) AuthorIs(a string) bool {
+	if m.authorRaw != nil {
+		return string(m.authorRaw) == a
+	}
+	return m.author == a
 }
 
 // Op returns the message's op (nil when it has none). An op the scanner
@@ -75,13 +96,31 @@ func (m *Message) OpLenDelta() (int, error) {
 // frame to the next, so it is not safe for concurrent use.
 type FrameDecoder struct {
 	msgs []Message
-	// authors interns author ids: a document's few hundred editors
-	// repeat them in every op.
-	authors map[string]string
+	buf  bytes.Buffer // the frame Read read
 }
 
-// maxInterned bounds the author ids a FrameDecoder keeps.
-const maxInterned = 4096
+// maxKeptFrame bounds the frame buffer a FrameDecoder keeps between
+// frames.
+const maxKeptFrame = 1 << 20
+
+// ReadFrame reads the next frame from ws into the decoder's buffer, for
+// Decode: reading into a buffer kept from frame to frame, rather than
+// allocating one per frame as ws.Read does. The frame is valid until the
+// next ReadFrame.
+func (d *FrameDecoder) ReadFrame(ctx context.Context, ws *websocket.Conn) ([]byte, error) {
+	if d.buf.Cap() > maxKeptFrame {
+		d.buf = bytes.Buffer{}
+	}
+	d.buf.Reset()
+	_, r, err := ws.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.buf.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	return d.buf.Bytes(), nil
+}
 
 // errBadFrame is returned for a frame that is not JSON, or an empty array.
 var errBadFrame = errors.New("bad frame from server")
@@ -165,7 +204,7 @@ func (d *FrameDecoder) element(b []byte, i, depth int, skip bool) (end int, msgE
 	if err := json.Unmarshal(b[i:end], &sm); err != nil {
 		return end, fmt.Errorf("bad message from server: %w", err), true
 	}
-	d.msgs = append(d.msgs, Message{Type: sm.Type, Rev: sm.Rev, Seq: sm.Seq, Author: sm.Author,
+	d.msgs = append(d.msgs, Message{Type: sm.Type, Rev: sm.Rev, Seq: sm.Seq, author: sm.Author,
 		Name: sm.Name, Color: sm.Color, Ranges: sm.Ranges, Code: sm.Code, Message: sm.Message,
 		Raw: b[i:end], op: sm.Op})
 	return end, nil, true
@@ -237,7 +276,7 @@ func (d *FrameDecoder) fast(b []byte, i, depth int, m *Message) (end int, ok boo
 			if !ok {
 				return 0, false
 			}
-			m.Author = d.intern(v)
+			m.authorRaw = v
 			i = j
 		case "op":
 			bit = seenOp
@@ -282,18 +321,6 @@ func (d *FrameDecoder) fast(b []byte, i, depth int, m *Message) (end int, ok boo
 			return 0, false
 		}
 	}
-}
-
-func (d *FrameDecoder) intern(b []byte) string {
-	if s, ok := d.authors[string(b)]; ok {
-		return s
-	}
-	s := string(b)
-	if d.authors == nil || len(d.authors) >= maxInterned {
-		d.authors = make(map[string]string)
-	}
-	d.authors[s] = s
-	return s
 }
 
 // plainString scans a JSON string at b[i:] of printable ASCII without

@@ -393,7 +393,9 @@ func TestHistoryResumeFarBehind(t *testing.T) {
 // TestHistoryDeleteWhileEditing deletes a document with two editors and a
 // viewer connected.
 func TestHistoryDeleteWhileEditing(t *testing.T) {
-	ts := newTestServer(t, Options{})
+	// The editor types as fast as it can: lift the rate limit, which a
+	// fast enough client would otherwise meet before the delete.
+	ts := newTestServer(t, Options{RateLimit: 1e6, RateBurst: 1e6})
 	id, viewID := ts.createDoc(t, "doomed")
 	ctx := guardCtx(t)
 	a := ts.raw(t, id)

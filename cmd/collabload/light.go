@@ -86,7 +86,7 @@ func dialLight(ctx context.Context, url, origin, name string, idx int) (*lightEd
 // read handles the server's messages until the connection ends.
 func (e *lightEditor) read(ctx context.Context) {
 	for {
-		_, data, err := e.ws.Read(ctx)
+		data, err := e.dec.ReadFrame(ctx, e.ws)
 		if err != nil {
 			e.fail(err)
 			return
