@@ -281,7 +281,7 @@ func (c *Client) readLoop(ws *websocket.Conn, done chan struct{}, dec *FrameDeco
 	}
 	for {
 		for i := range pending {
-			if err := c.handle(ws, &pending[i]); err != nil {
+			if err := c.handle(ws, &pending[i], i == len(pending)-1); err != nil {
 				fail(err)
 				return
 			}
@@ -305,8 +305,10 @@ func (c *Client) readLoop(ws *websocket.Conn, done chan struct{}, dec *FrameDeco
 }
 
 // handle applies one message from the server, and sends the buffered op
-// that an ack promotes.
-func (c *Client) handle(ws *websocket.Conn, m *Message) error {
+// that an ack promotes. Waiters are woken after the last message of a
+// frame (last), not for each: a batch frame of a busy document holds
+// dozens of ops, and each wake-up costs a channel.
+func (c *Client) handle(ws *websocket.Conn, m *Message, last bool) error {
 	var op ot.Op
 	if m.Type == typeOp {
 		var err error
@@ -334,7 +336,9 @@ func (c *Client) handle(ws *websocket.Conn, m *Message) error {
 	case typeError:
 		c.err = &ServerError{Code: m.Code, Message: m.Message, Seq: m.Seq}
 	}
-	c.notify()
+	if last || err != nil {
+		c.notify()
+	}
 	c.sendMu.Lock()
 	c.mu.Unlock()
 	defer c.sendMu.Unlock()
