@@ -74,6 +74,9 @@ type conn struct {
 	closed    bool
 	closeCode websocket.StatusCode
 	closeMsg  string
+	// corked holds the writer back while the hub fans out a batch of ops
+	// (cork.go), until a frame's worth is queued.
+	corked bool
 	// welcome, when set, is a welcome to write from the store before
 	// anything else queued (catchup.go); a nil message at the head of the
 	// queue marks its place.
@@ -156,7 +159,7 @@ func (c *conn) pushLocked(msg []byte) bool {
 	}
 	c.queue = append(c.queue, msg)
 	c.queued += len(msg)
-	c.startWriterLocked()
+	c.startWriterLocked() // unless corked
 	return true
 }
 
@@ -190,7 +193,7 @@ func (c *conn) closeLocked(code websocket.StatusCode, reason string) {
 }
 
 func (c *conn) startWriterLocked() {
-	if c.writing || c.wsClosed {
+	if c.writing || c.wsClosed || (c.corked && !c.closed && len(c.queue) < maxFrameMessages && c.queued < maxFrameBytes) {
 		return
 	}
 	c.writing = true

@@ -109,8 +109,10 @@ const fanOutWindow = 32
 // limit, over the same loopback sockets, with the same readers:
 //
 //   - conn: what hub.committed does per op (one message encoded, shared
-//     by every recipient) and conn's queue and writer goroutine, which
-//     coalesce what is queued into batch frames;
+//     by every recipient, its connections corked for the batch, here a
+//     window) and conn's queue and writer goroutine, which coalesce what
+//     is queued into batch frames; conn-uncorked is the same without the
+//     cork;
 //   - bare-frames: one goroutine writing each message as its own frame
 //     to every socket in turn;
 //   - bare-batched: one goroutine writing each window's ops as one batch
@@ -122,32 +124,51 @@ const fanOutWindow = 32
 func BenchmarkFanOut(b *testing.B) {
 	op := ot.Op{ot.Retain(1234), ot.Insert("x"), ot.Retain(567)}
 	for _, n := range []int{100, 400} {
-		b.Run(fmt.Sprintf("editors=%d/conn", n), func(b *testing.B) {
-			rig := newFanOutRig(b, n)
-			defer rig.stop()
-			opts := Options{SendQueue: 1 << 20, SendQueueBytes: 1 << 30}
-			opts.setDefaults()
-			ctx, cancel := context.WithCancel(context.Background())
-			conns := make([]*conn, n)
-			for i, ws := range rig.server {
-				conns[i] = newConn(ctx, ws, &opts)
+		for _, corked := range []bool{true, false} {
+			name := "conn"
+			if !corked {
+				name = "conn-uncorked"
 			}
-			defer func() {
-				cancel()
-				for _, c := range conns {
-					c.mu.Lock()
-					c.wsClosed = true
-					c.mu.Unlock()
-					c.writers.Wait()
+			b.Run(fmt.Sprintf("editors=%d/%s", n, name), func(b *testing.B) {
+				rig := newFanOutRig(b, n)
+				defer rig.stop()
+				opts := Options{SendQueue: 1 << 20, SendQueueBytes: 1 << 30}
+				opts.setDefaults()
+				ctx, cancel := context.WithCancel(context.Background())
+				conns := make([]*conn, n)
+				for i, ws := range rig.server {
+					conns[i] = newConn(ctx, ws, &opts)
 				}
-			}()
-			runFanOut(b, rig, n, func(i int) {
-				msg := appendOpMessage(nil, int64(i+1), op, "author-id-0123456789", int64(i+1))
-				for _, c := range conns {
-					c.enqueue(msg)
+				defer func() {
+					cancel()
+					for _, c := range conns {
+						c.mu.Lock()
+						c.wsClosed = true
+						c.mu.Unlock()
+						c.writers.Wait()
+					}
+				}()
+				var flush func()
+				if corked {
+					// As hub.committed does for a batch: here a window.
+					flush = func() {
+						uncorkAll(conns)
+						for _, c := range conns {
+							c.cork()
+						}
+					}
+					for _, c := range conns {
+						c.cork()
+					}
 				}
-			}, nil)
-		})
+				runFanOut(b, rig, n, func(i int) {
+					msg := appendOpMessage(nil, int64(i+1), op, "author-id-0123456789", int64(i+1))
+					for _, c := range conns {
+						c.enqueue(msg)
+					}
+				}, flush)
+			})
+		}
 		b.Run(fmt.Sprintf("editors=%d/bare-frames", n), func(b *testing.B) {
 			rig := newFanOutRig(b, n)
 			defer rig.stop()

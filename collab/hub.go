@@ -727,6 +727,7 @@ func (h *hub) startCommit() {
 // committed acknowledges and broadcasts the batch that is now durable.
 func (h *hub) committed() {
 	defer h.srv.opts.Metrics.fanOutDone(time.Now())
+	defer uncorkAll(h.corkEditors()) // cork.go: a frame per editor, not one per op
 	h.srv.webhooks.changed(h.id, h.viewID, h.rev-int64(len(h.batch))+1, h.rev, h.doc.Len())
 	for _, p := range h.batch {
 		var ackTo *editor
