@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/collabd/collabd/ot"
@@ -70,6 +71,21 @@ func TestCorkBatchesFrames(t *testing.T) {
 		if m.Rev != int64(i+1) {
 			t.Errorf("message %d: got rev %d, want %d", i, m.Rev, i+1)
 		}
+	}
+
+	// The writer of that frame may still be finishing: wait until it has
+	// gone, so that a writer seen below is one the cork let start.
+	for {
+		c.mu.Lock()
+		writing := c.writing
+		c.mu.Unlock()
+		if !writing {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the writer of the first frame never finished")
+		}
+		time.Sleep(time.Millisecond)
 	}
 
 	// A frame's worth starts the writer, cork or not.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -102,7 +103,11 @@ func TestMetrics(t *testing.T) {
 	const perClient = 8
 	for i := range perClient {
 		for _, c := range []*Client{a, b} {
-			if err := c.Edit(ot.Op{ot.Retain(c.Len()), ot.Insert(fmt.Sprint(i))}); err != nil {
+			// EditFunc, not Edit with c.Len(): the other client's op may
+			// arrive in between.
+			if err := c.EditFunc(func(text string) ot.Op {
+				return ot.Op{ot.Retain(utf8.RuneCountInString(text)), ot.Insert(fmt.Sprint(i))}
+			}); err != nil {
 				t.Fatal(err)
 			}
 			// One op at a time, so none is composed into another.
