@@ -447,7 +447,7 @@ func (h *hub) clientState(client string) (*seqState, *conn, error) {
 	if len(h.remote) >= maxRemoteClients {
 		// Forget those whose ops are all committed: the store has their
 		// state for when they come again.
-		committed := h.rev - int64(len(h.batch))
+		committed := h.durableRev()
 		for c, st := range h.remote {
 			if st.lastRev <= committed {
 				delete(h.remote, c)

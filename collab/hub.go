@@ -134,6 +134,13 @@ type hub struct {
 	batchBytes int
 	committing bool
 	commitDone chan error
+	// commitLen is the document's length after the batch being
+	// committed; unsent counts the ops committed but not yet sent out
+	// (only while the hub handles a finished commit); spare is the other
+	// of the two arrays the batch alternates between.
+	commitLen  int
+	unsent     int64
+	spare      []pendingOp
 	lastActive time.Time
 
 	// logBytes is what the document's op log takes, for MaxDocHistory.
@@ -248,8 +255,19 @@ func (h *hub) run() {
 				h.fail(fmt.Errorf("append ops: %w", err))
 				return
 			}
-			h.committed()
-			h.process()
+			// The ops that waited for this commit are transformed and
+			// start theirs before this batch is sent out, so that the
+			// next fsync overlaps the fan-out. Only ops: a join or a
+			// read must see the fan-out done (a welcome after the
+			// broadcasts it already contains would repeat them).
+			done, length := h.takeBatch()
+			h.unsent = int64(len(done))
+			h.processOps()
+			h.committed(done, length)
+			h.unsent = 0
+			if !h.committing {
+				h.process()
+			}
 		case ev := <-h.linkEvents():
 			h.lastActive = time.Now()
 			if !h.linkEvent(ev) {
@@ -366,11 +384,16 @@ func (h *hub) idle() bool {
 // process handles deferred requests in order. Ops are applied in memory
 // and gathered into one batch; any other request needs the committed
 // state, so it waits until the batch before it has been committed.
-func (h *hub) process() {
+func (h *hub) process() { h.processQueue(false) }
+
+// processOps is process for the ops at the head of the queue only.
+func (h *hub) processOps() { h.processQueue(true) }
+
+func (h *hub) processQueue(opsOnly bool) {
 	n := 0
 	for n < len(h.queue) && len(h.batch) < maxBatch && h.batchBytes < maxBatchBytes && !h.deleted {
 		m := h.queue[n]
-		if !isOp(m) && len(h.batch) > 0 {
+		if !isOp(m) && (len(h.batch) > 0 || opsOnly) {
 			break
 		}
 		h.queue[n] = nil
@@ -551,7 +574,7 @@ func (h *hub) applyOp(c *conn, m *opMessage) {
 		// connection (a newer one joins only after the commit), and the
 		// commit acknowledges it: an ack now would come before the op is
 		// durable.
-		if e.lastRev <= h.rev-int64(len(h.batch)) {
+		if e.lastRev <= h.durableRev() {
 			h.ack(e, e.lastRev, m.seq)
 		}
 	default:
@@ -711,6 +734,7 @@ func (h *hub) startCommit() {
 		recs[i] = p.rec
 	}
 	h.committing = true
+	h.commitLen = h.doc.Len()
 	bytes := h.batchBytes
 	go func() {
 		// Not h.srv.ctx: a commit under way finishes even while the
@@ -724,12 +748,30 @@ func (h *hub) startCommit() {
 	}()
 }
 
-// committed acknowledges and broadcasts the batch that is now durable.
-func (h *hub) committed() {
+// durableRev is the latest revision committed and sent out: ops after it
+// are in memory only, or not yet acknowledged.
+func (h *hub) durableRev() int64 {
+	return h.rev - int64(len(h.batch)) - h.unsent
+}
+
+// takeBatch hands over the batch whose commit finished, and the
+// document's length after it, and starts an empty one.
+func (h *hub) takeBatch() ([]pendingOp, int) {
+	done := h.batch
+	h.batch, h.spare = h.spare[:0], nil
+	h.batchBytes = 0
+	return done, h.commitLen
+}
+
+// committed acknowledges and broadcasts a batch that is now durable; the
+// document had length ops after it.
+func (h *hub) committed(done []pendingOp, length int) {
 	defer h.srv.opts.Metrics.fanOutDone(time.Now())
 	defer uncorkAll(h.corkEditors()) // cork.go: a frame per editor, not one per op
-	h.srv.webhooks.changed(h.id, h.viewID, h.rev-int64(len(h.batch))+1, h.rev, h.doc.Len())
-	for _, p := range h.batch {
+	if len(done) > 0 {
+		h.srv.webhooks.changed(h.id, h.viewID, done[0].rec.Rev, done[len(done)-1].rec.Rev, length)
+	}
+	for _, p := range done {
 		var ackTo *editor
 		if p.c != nil {
 			ackTo = h.current(p.c)
@@ -742,9 +784,8 @@ func (h *hub) committed() {
 			p.committed(p.rec.Rev)
 		}
 	}
-	clear(h.batch)
-	h.batch = h.batch[:0]
-	h.batchBytes = 0
+	clear(done)
+	h.spare = done[:0]
 }
 
 // publish sends a committed record to this node's clients: the ack to
@@ -892,7 +933,7 @@ func (h *hub) shutdown() {
 			h.fail(fmt.Errorf("append ops: %w", err))
 			return
 		}
-		h.committed()
+		h.committed(h.takeBatch())
 	}
 	// Ops applied in memory but never committed were never acknowledged:
 	// their clients resend them to the next server.
