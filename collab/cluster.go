@@ -168,6 +168,10 @@ type notice struct {
 	// node, whose session here that supersedes. Notices stay inside the
 	// cluster, which already stores client ids in its op records.
 	Client string `json:"client,omitempty"`
+	// At, in "hello", is when that session opened (Unix nanoseconds): a
+	// session here opened later is the newer one, and the notice, which
+	// raced with the client's move back to this node, is stale.
+	At int64 `json:"at,omitempty"`
 }
 
 // openLink joins the cluster before the document is loaded, so that an
@@ -529,6 +533,12 @@ func (h *hub) notify(n notice) {
 	if h.link == nil {
 		return
 	}
+	if n.Kind == "hello" {
+		// Sent as a session of n.Client opens here: remember when, to
+		// tell a later hello from another node from an earlier one.
+		n.At = time.Now().UnixNano()
+		h.hellos[n.Client] = n.At
+	}
 	h.link.Notify(mustJSON(n))
 }
 
@@ -545,6 +555,14 @@ func (h *hub) noticed(b []byte) {
 			h.notifyPresence(e)
 		}
 	case "hello":
+		// Notices and joins reach the hub on different channels: a client
+		// that went from here to another node and straight back can have
+		// that node's hello arrive after its new session here opened.
+		// (This compares two nodes' clocks; they are assumed closer than
+		// the time a client takes to reconnect.)
+		if at, ok := h.hellos[n.Client]; ok && n.At < at {
+			return
+		}
 		if e := h.editors[n.Client]; e != nil {
 			if h.owner {
 				// Its ops may still be in the batch: the store does not

@@ -145,6 +145,7 @@ type hub struct {
 	remote    map[string]*seqState   // owner: other nodes' clients, by client id
 	peers     map[string]*remotePeer // other nodes' editors, by author id
 	peersAt   time.Time              // when presence was last repeated to them
+	hellos    map[string]int64       // when this node's sessions opened, by client (notice.At)
 	fwdCtx    context.Context        // ends the Forward calls when the hub stops
 	fwdCancel context.CancelFunc
 	fwdWG     sync.WaitGroup
