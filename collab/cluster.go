@@ -192,6 +192,8 @@ func (h *hub) openLink(ctx context.Context) error {
 	h.forwards = make(map[string]*forward)
 	h.remote = make(map[string]*seqState)
 	h.peers = make(map[string]*remotePeer)
+	h.hellos = make(map[string]int64)
+	h.earlyAcks = make(map[*conn]int64)
 	h.fwdCtx, h.fwdCancel = context.WithCancel(context.Background())
 	return nil
 }
@@ -279,11 +281,17 @@ func (h *hub) applyCommitted(r Record) error {
 	h.remember(r, opBytes(r.Op))
 	h.movePresence(r.Op)
 	var ackTo *conn
+	f := h.forwards[r.Client]
 	if e := h.editors[r.Client]; e != nil && r.Seq > e.lastSeq {
 		e.lastSeq, e.lastRev = r.Seq, r.Rev
 		ackTo = e.c
+		if f == nil || f.req.c != e.c || f.req.m.seq != r.Seq {
+			// Not sent on this connection yet: the client joined here
+			// while the op was at the owner, and will resend it.
+			h.earlyAcks[e.c] = r.Seq
+		}
 	}
-	if f := h.forwards[r.Client]; f != nil && f.req.m.seq <= r.Seq {
+	if f != nil && f.req.m.seq <= r.Seq {
 		delete(h.forwards, r.Client)
 	}
 	h.publish(r, ackTo)
@@ -304,7 +312,9 @@ func (h *hub) forwardOp(m opReq) {
 		return
 	case dup:
 		// e.lastSeq comes from the log, so its op is committed.
-		m.c.enqueue(appendAck(nil, e.lastRev, m.m.seq))
+		if !h.earlyAcked(m.c, m.m.seq) {
+			m.c.enqueue(appendAck(nil, e.lastRev, m.m.seq))
+		}
 		return
 	}
 	if f := h.forwards[e.client]; f != nil && f.req.m.seq == m.m.seq {
@@ -424,8 +434,26 @@ func (h *hub) submitted(s Submission, respond func(SubmitReply)) {
 			respond(SubmitReply{Code: perr.Code, Message: perr.Message})
 			return
 		}
+		if ackTo != nil {
+			// The client's connection here is acknowledged for an op it
+			// sent through another node; if it resends it here, as a
+			// welcome from before the op came tells it to, that is not
+			// acknowledged twice.
+			h.earlyAcks[ackTo] = s.Seq
+		}
 		respond(SubmitReply{})
 	}
+}
+
+// earlyAcked reports whether c's op seq, a resend, was acknowledged on c
+// before c sent it (cluster mode): a client sends an op once per
+// connection, so the resend gets no second ack. It forgets the mark.
+func (h *hub) earlyAcked(c *conn, seq int64) bool {
+	if s, ok := h.earlyAcks[c]; ok && s == seq {
+		delete(h.earlyAcks, c)
+		return true
+	}
+	return false
 }
 
 // clientState returns the dedupe state of a submission's client (owner).
@@ -669,6 +697,16 @@ func (h *hub) refreshPeers(now time.Time) {
 	h.peersAt = now
 	for _, e := range h.editors {
 		h.notifyPresence(e)
+	}
+	for c := range h.hellos {
+		if h.editors[c] == nil {
+			delete(h.hellos, c)
+		}
+	}
+	for c := range h.earlyAcks {
+		if h.current(c) == nil {
+			delete(h.earlyAcks, c)
+		}
 	}
 	for a, p := range h.peers {
 		if now.Sub(p.seen) > peerExpiry {

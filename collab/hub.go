@@ -146,6 +146,7 @@ type hub struct {
 	peers     map[string]*remotePeer // other nodes' editors, by author id
 	peersAt   time.Time              // when presence was last repeated to them
 	hellos    map[string]int64       // when this node's sessions opened, by client (notice.At)
+	earlyAcks map[*conn]int64        // seqs acked on a connection before it sent them (earlyAcked)
 	fwdCtx    context.Context        // ends the Forward calls when the hub stops
 	fwdCancel context.CancelFunc
 	fwdWG     sync.WaitGroup
@@ -546,9 +547,13 @@ func (h *hub) applyOp(c *conn, m *opMessage) {
 		// A resend of an op already applied: acknowledge it again with
 		// its original revision, never apply it twice. If the original is
 		// in the batch about to be committed, it came on this same
-		// connection (a newer one joins only after the commit), and the
-		// commit acknowledges it: an ack now would come before the op is
+		// connection (a newer one joins only after the commit), or from
+		// another node (cluster.go: earlyAcked), and the commit
+		// acknowledges it: an ack now would come before the op is
 		// durable.
+		if h.earlyAcked(c, m.seq) {
+			return
+		}
 		if e.lastRev <= h.rev-int64(len(h.batch)) {
 			c.enqueue(appendAck(nil, e.lastRev, m.seq))
 		}
