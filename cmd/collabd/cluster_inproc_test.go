@@ -817,3 +817,78 @@ func TestClusterInprocJoinWhileInFlight(t *testing.T) {
 		t.Fatalf("store text %q, want %q", d.Text, text)
 	}
 }
+
+// TestClusterInprocOwnerStops: the owner node goes away while editors on
+// the two followers type. One follower takes the document over in place:
+// its editors and the other follower's keep their sessions, and every op
+// acknowledged is in the log exactly once. The owner goes either by
+// closing its collab.Server (its hub hands the lease over) or by losing
+// its NATS connection (the lease expires).
+func TestClusterInprocOwnerStops(t *testing.T) {
+	for _, how := range []string{"server-close", "nats-close"} {
+		t.Run(how, func(t *testing.T) {
+			ctx := inprocCtx(t, 120*time.Second)
+			nodes, chk := inprocCluster(t, 3)
+			id, onOwner := inprocOwnedDoc(t, ctx, nodes, "")
+			_ = onOwner
+			editors := []*collab.Client{
+				inprocDial(t, ctx, nodes[1], id, collab.ClientOptions{Name: "e1"}),
+				inprocDial(t, ctx, nodes[2], id, collab.ClientOptions{Name: "e2"}),
+				inprocDial(t, ctx, nodes[2], id, collab.ClientOptions{Name: "e3"}),
+			}
+			const perEditor = 120
+			acked := make([]int64, len(editors))
+			errs := make([]error, len(editors))
+			var wg sync.WaitGroup
+			for i, c := range editors {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					acked[i], errs[i] = inprocType(ctx, c, fmt.Sprintf("e%d.", i), perEditor)
+				}()
+			}
+			// Stop the owner once every editor is well under way.
+			inprocWaitFor(t, ctx, "editors to type", func() bool {
+				for _, c := range editors {
+					if _, a := c.Seqs(); a < 20 {
+						return false
+					}
+				}
+				return true
+			})
+			switch how {
+			case "server-close":
+				nodes[0].stop()
+			case "nats-close":
+				nodes[0].nc.Close()
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("editor %d (on a follower) after %d acks: %v", i, acked[i], err)
+				}
+			}
+			owner := inprocOwner(t, ctx, nodes[1:], id)
+			t.Logf("new owner %s", owner.name)
+			recs := inprocRecords(t, ctx, chk, id)
+			for i, c := range editors {
+				inprocCheckOnce(t, recs, c.ID(), acked[i])
+				if acked[i] != perEditor {
+					t.Fatalf("editor %d: %d acked, want %d", i, acked[i], perEditor)
+				}
+			}
+			d, err := chk.Load(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, c := range editors {
+				if err := c.WaitRev(ctx, d.Rev); err != nil {
+					t.Fatal(err)
+				}
+				if got := c.Text(); got != d.Text {
+					t.Fatalf("editor %d has %q, the store %q", i, got, d.Text)
+				}
+			}
+		})
+	}
+}
