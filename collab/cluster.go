@@ -566,6 +566,12 @@ func (h *hub) notify(n notice) {
 		// tell a later hello from another node from an earlier one.
 		n.At = time.Now().UnixNano()
 		h.hellos[n.Client] = n.At
+		// The client was another node's editor until now: it is no
+		// longer a remote peer here, or its own welcome would list it,
+		// others' would list it twice, and its expiry would tell them it
+		// left. The other node's presence of it is ignored from now on
+		// (noticed: localAuthor).
+		delete(h.peers, h.authorOf(n.Client))
 	}
 	h.link.Notify(mustJSON(n))
 }
