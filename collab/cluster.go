@@ -279,7 +279,6 @@ func (h *hub) applyCommitted(r Record) error {
 	h.rev = r.Rev
 	h.savedRev = h.rev // the owner snapshots; a follower never needs to
 	h.remember(r, opBytes(r.Op))
-	h.movePresence(r.Op)
 	var ackTo *conn
 	f := h.forwards[r.Client]
 	if e := h.editors[r.Client]; e != nil && r.Seq > e.lastSeq {
@@ -295,6 +294,10 @@ func (h *hub) applyCommitted(r Record) error {
 		delete(h.forwards, r.Client)
 	}
 	h.publish(r, ackTo)
+	// After the op is on its way to the editors: movePresence may show a
+	// remote peer held for this revision, and the editors' clients take a
+	// presence to be at the revision they have.
+	h.movePresence(r.Op)
 	h.unpark()
 	return nil
 }

@@ -892,3 +892,138 @@ func TestClusterInprocOwnerStops(t *testing.T) {
 		})
 	}
 }
+
+// inprocRuneIndex is strings.Index in code points.
+func inprocRuneIndex(s, sub string) int {
+	i := strings.Index(s, sub)
+	if i < 0 {
+		return -1
+	}
+	return len([]rune(s[:i]))
+}
+
+// inprocPeer returns c's view of the peer with author id, if any.
+func inprocPeer(c *collab.Client, author string) (collab.Peer, int) {
+	var found collab.Peer
+	n := 0
+	for _, p := range c.Peers() {
+		if p.Author == author {
+			found = p
+			n++
+		}
+	}
+	return found, n
+}
+
+// TestClusterInprocPresence: a cursor set on one node is shown to an
+// editor on the other at the right place, though that editor types at
+// the same time and the cursor's revision may be ahead of its node's log;
+// an editor that moves to the other node is not its own peer there, nor
+// listed twice; one that leaves is removed on the other node.
+func TestClusterInprocPresence(t *testing.T) {
+	ctx := inprocCtx(t, 90*time.Second)
+	nodes, _ := inprocCluster(t, 2)
+	const marker = "MARK"
+	id, x := inprocOwnedDoc(t, ctx, nodes, "hello "+marker+" world")
+	y := inprocDial(t, ctx, nodes[1], id, collab.ClientOptions{Name: "y"})
+
+	// y types at the start of the text the whole time.
+	stop := make(chan struct{})
+	yDone := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				yDone <- nil
+				return
+			default:
+			}
+			if err := y.Edit(inprocInsert(y.Len(), 0, "y")); err != nil {
+				yDone <- err
+				return
+			}
+			if err := y.WaitSynced(ctx); err != nil {
+				yDone <- err
+				return
+			}
+		}
+	}()
+	atMarker := func(c *collab.Client, author string) func() bool {
+		return func() bool {
+			p, n := inprocPeer(c, author)
+			at := inprocRuneIndex(c.Text(), marker)
+			return n == 1 && len(p.Ranges) == 1 && p.Ranges[0] == collab.Range{at, at}
+		}
+	}
+	for round := range 20 {
+		// x edits at the end, then at once puts its cursor before the
+		// marker: the cursor's revision is one that y's node may not
+		// have yet.
+		if err := x.EditFunc(func(text string) ot.Op {
+			n := len([]rune(text))
+			return inprocInsert(n, n, "x")
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := x.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+		at := inprocRuneIndex(x.Text(), marker)
+		if err := x.SetCursor([]collab.Range{{at, at}}); err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		inprocWaitFor(t, rctx, fmt.Sprintf("round %d: y to see x's cursor before the marker", round), atMarker(y, x.Author()))
+		cancel()
+	}
+	close(stop)
+	if err := <-yDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := y.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	inprocWaitFor(t, ctx, "y to see x's cursor before the marker, all synced", atMarker(y, x.Author()))
+
+	// y's cursor, set on the follower, reaches x on the owner.
+	yAt := inprocRuneIndex(y.Text(), marker) + len(marker)
+	if err := y.SetCursor([]collab.Range{{yAt, yAt}}); err != nil {
+		t.Fatal(err)
+	}
+	inprocWaitFor(t, ctx, "x to see y's cursor after the marker", func() bool {
+		p, n := inprocPeer(x, y.Author())
+		at := inprocRuneIndex(x.Text(), marker) + len(marker)
+		return n == 1 && len(p.Ranges) == 1 && p.Ranges[0] == collab.Range{at, at}
+	})
+
+	// x moves to y's node, its old connection still open (as when its
+	// network path died silently): it is not its own peer there, and a
+	// new editor there lists it once.
+	x2 := inprocDial(t, ctx, nodes[1], id, collab.ClientOptions{ClientID: x.ID(), Name: "x"})
+	if _, n := inprocPeer(x2, x2.Author()); n != 0 {
+		t.Fatalf("x, moved to %s, is its own peer: %+v", nodes[1].name, x2.Peers())
+	}
+	z, welcome, err := inprocWireDial(ctx, nodes[1].wsURL(id), inprocNewClient(), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer z.close()
+	n := 0
+	for _, p := range welcome.Peers {
+		if p.Author == x.Author() {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("a new editor's welcome lists x %d times: %+v", n, welcome.Peers)
+	}
+
+	// An editor on the owner that leaves is removed on the follower.
+	w := inprocDial(t, ctx, nodes[0], id, collab.ClientOptions{Name: "w"})
+	if err := w.SetCursor([]collab.Range{{0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	inprocWaitFor(t, ctx, "y to see w", func() bool { _, n := inprocPeer(y, w.Author()); return n == 1 })
+	w.Close()
+	inprocWaitFor(t, ctx, "y to see w leave", func() bool { _, n := inprocPeer(y, w.Author()); return n == 0 })
+}
