@@ -661,26 +661,37 @@ func (h *hub) localAuthor(author string) (*editor, bool) {
 func (h *hub) placePeer(p *remotePeer) {
 	if p.rev < h.histBase {
 		p.Ranges = []Range{} // too old to place; its next refresh will do
-	} else {
-		later := h.history[p.rev-h.histBase:]
-		n := h.doc.Len()
-		if len(later) > 0 {
-			n = later[0].Op.BaseLen()
-		}
-		for i, r := range p.Ranges {
-			p.Ranges[i] = Range{min(max(r[0], 0), n), min(max(r[1], 0), n)}
-		}
-		for _, r := range later {
-			transformRanges(p.Ranges, r.Op)
-		}
+		h.showPeer(p, h.rev)
+		return
 	}
-	h.showPeer(p)
+	later := h.history[p.rev-h.histBase:]
+	n := h.doc.Len()
+	if len(later) > 0 {
+		n = later[0].Op.BaseLen()
+	}
+	for i, r := range p.Ranges {
+		p.Ranges[i] = Range{min(max(r[0], 0), n), min(max(r[1], 0), n)}
+	}
+	// On the owner, the editors here have the ops up to the batch in
+	// flight, not those in it: they are shown the ranges at the
+	// committed revision, and the batch's ops, when they come, move them
+	// on, as the hub's copy moves now.
+	k := max(len(later)-len(h.batch), 0)
+	for _, r := range later[:k] {
+		transformRanges(p.Ranges, r.Op)
+	}
+	h.showPeer(p, p.rev+int64(k))
+	for _, r := range later[k:] {
+		transformRanges(p.Ranges, r.Op)
+	}
 }
 
-func (h *hub) showPeer(p *remotePeer) {
+// showPeer shows a remote peer, whose ranges are at rev, to this node's
+// editors, which must have every op up to rev and none after.
+func (h *hub) showPeer(p *remotePeer, rev int64) {
 	p.shown = true
 	h.sendEditors(mustJSON(presenceMessage{Type: typePresence, Author: p.Author, Name: p.Name,
-		Color: p.Color, Ranges: p.Ranges, Rev: h.rev}))
+		Color: p.Color, Ranges: p.Ranges, Rev: rev}))
 }
 
 // movePeers moves the shown remote peers' ranges through an op just
@@ -691,7 +702,7 @@ func (h *hub) movePeers(op ot.Op) {
 		case p.shown:
 			transformRanges(p.Ranges, op)
 		case p.rev == h.rev:
-			h.showPeer(p)
+			h.showPeer(p, h.rev) // a follower: it has no batch
 		}
 	}
 }
