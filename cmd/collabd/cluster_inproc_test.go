@@ -985,16 +985,55 @@ func TestClusterInprocPresence(t *testing.T) {
 	}
 	inprocWaitFor(t, ctx, "y to see x's cursor before the marker, all synced", atMarker(y, x.Author()))
 
-	// y's cursor, set on the follower, reaches x on the owner.
-	yAt := inprocRuneIndex(y.Text(), marker) + len(marker)
-	if err := y.SetCursor([]collab.Range{{yAt, yAt}}); err != nil {
+	// The other way: x types on the owner the whole time, so that its
+	// hub has a batch in flight when y's cursor, set on the follower,
+	// arrives; x sees it at the right place.
+	stop = make(chan struct{})
+	xDone := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				xDone <- nil
+				return
+			default:
+			}
+			if err := x.Edit(inprocInsert(x.Len(), 0, "x")); err != nil {
+				xDone <- err
+				return
+			}
+			if err := x.WaitSynced(ctx); err != nil {
+				xDone <- err
+				return
+			}
+		}
+	}()
+	for round := range 20 {
+		if err := y.EditFunc(func(text string) ot.Op {
+			n := len([]rune(text))
+			return inprocInsert(n, n, "y")
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := y.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+		at := inprocRuneIndex(y.Text(), marker) + len(marker)
+		if err := y.SetCursor([]collab.Range{{at, at}}); err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		inprocWaitFor(t, rctx, fmt.Sprintf("round %d: x to see y's cursor after the marker", round), func() bool {
+			p, n := inprocPeer(x, y.Author())
+			at := inprocRuneIndex(x.Text(), marker) + len(marker)
+			return n == 1 && len(p.Ranges) == 1 && p.Ranges[0] == collab.Range{at, at}
+		})
+		cancel()
+	}
+	close(stop)
+	if err := <-xDone; err != nil {
 		t.Fatal(err)
 	}
-	inprocWaitFor(t, ctx, "x to see y's cursor after the marker", func() bool {
-		p, n := inprocPeer(x, y.Author())
-		at := inprocRuneIndex(x.Text(), marker) + len(marker)
-		return n == 1 && len(p.Ranges) == 1 && p.Ranges[0] == collab.Range{at, at}
-	})
 
 	// x moves to y's node, its old connection still open (as when its
 	// network path died silently): it is not its own peer there, and a
