@@ -16,6 +16,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -1065,4 +1066,206 @@ func TestClusterInprocPresence(t *testing.T) {
 	inprocWaitFor(t, ctx, "y to see w", func() bool { _, n := inprocPeer(y, w.Author()); return n == 1 })
 	w.Close()
 	inprocWaitFor(t, ctx, "y to see w leave", func() bool { _, n := inprocPeer(y, w.Author()); return n == 0 })
+}
+
+// TestClusterInprocSupersede: the same client id opening a session on
+// another node closes its session on the first, whichever of them owns
+// the document, and the new session goes on.
+func TestClusterInprocSupersede(t *testing.T) {
+	ctx := inprocCtx(t, 60*time.Second)
+	nodes, _ := inprocCluster(t, 2)
+	id, _ := inprocOwnedDoc(t, ctx, nodes, "abc")
+	for _, move := range [][2]int{{0, 1}, {1, 0}} {
+		from, to := nodes[move[0]], nodes[move[1]]
+		client := inprocNewClient()
+		old, _, err := inprocWireDial(ctx, from.wsURL(id), client, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := inprocDial(t, ctx, to, id, collab.ClientOptions{ClientID: client})
+		select {
+		case <-old.closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s -> %s: the session on %s is still open", from.name, to.name, from.name)
+		}
+		if old.status != websocket.StatusNormalClosure {
+			t.Fatalf("%s -> %s: old session closed with %d, want %d (superseded)", from.name, to.name, old.status, websocket.StatusNormalClosure)
+		}
+		if err := c.Edit(inprocInsert(c.Len(), 0, "z")); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitSynced(ctx); err != nil {
+			t.Fatalf("%s -> %s: new session: %v", from.name, to.name, err)
+		}
+	}
+}
+
+// inprocPost posts a JSON body and returns the status and body.
+func inprocPost(t *testing.T, url string, body any) (int, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", bytes.NewReader(mustMarshal(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestClusterInprocRestoreDeleteOnFollower: POST /restore and DELETE
+// through a node that does not own the document act on it everywhere.
+func TestClusterInprocRestoreDeleteOnFollower(t *testing.T) {
+	ctx := inprocCtx(t, 60*time.Second)
+	nodes, chk := inprocCluster(t, 2)
+	id, x := inprocOwnedDoc(t, ctx, nodes, "v0")
+	y := inprocDial(t, ctx, nodes[1], id, collab.ClientOptions{Name: "y"})
+	for _, s := range []string{"a", "b", "c"} {
+		if err := x.Edit(inprocInsert(x.Len(), x.Len(), s)); err != nil {
+			t.Fatal(err)
+		}
+		if err := x.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at1, err := chk.LoadAt(ctx, id, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, before, err := chk.Meta(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := before + 1
+	code, body := inprocPost(t, nodes[1].http.URL+"/api/docs/"+id+"/restore", map[string]int64{"rev": 1})
+	if code != http.StatusOK {
+		t.Fatalf("restore through the follower: %d %s", code, body)
+	}
+	var out struct{ Rev int64 }
+	if err := json.Unmarshal([]byte(body), &out); err != nil || out.Rev != want {
+		t.Fatalf("restore answered %s (%v), want rev %d", body, err, want)
+	}
+	d, err := chk.Load(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Rev != want || d.Text != at1.Text {
+		t.Fatalf("store after the restore: rev %d %q, want rev %d %q", d.Rev, d.Text, want, at1.Text)
+	}
+	for _, c := range []*collab.Client{x, y} {
+		if err := c.WaitRev(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		if c.Text() != at1.Text {
+			t.Fatalf("editor has %q after the restore, want %q", c.Text(), at1.Text)
+		}
+	}
+
+	req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, nodes[1].http.URL+"/api/docs/"+id, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete through the follower: %d", resp.StatusCode)
+	}
+	for _, c := range []*collab.Client{x, y} {
+		err := c.Wait(ctx, func(*collab.Client) bool { return false })
+		var se *collab.ServerError
+		if !errors.As(err, &se) || se.Code != "not_found" {
+			t.Fatalf("editor after the delete: %v, want not_found", err)
+		}
+	}
+	if _, _, err := chk.Meta(ctx, id); !errors.Is(err, jetstream.ErrNotFound) {
+		t.Fatalf("meta after the delete: %v, want ErrNotFound", err)
+	}
+	for _, n := range nodes {
+		code, _, _ := httpGet(t, n.http.URL+"/api/docs/"+id)
+		if code != http.StatusNotFound {
+			t.Fatalf("GET on %s after the delete: %d, want 404", n.name, code)
+		}
+	}
+}
+
+// TestClusterInprocViewer: an SSE viewer on a follower sees every op once,
+// in order, and resumes with Last-Event-ID on the owner and on another
+// follower without a gap, a repeat or a new snapshot.
+func TestClusterInprocViewer(t *testing.T) {
+	ctx := inprocCtx(t, 90*time.Second)
+	nodes, chk := inprocCluster(t, 3)
+	id, x := inprocOwnedDoc(t, ctx, nodes, "start")
+	y := inprocDial(t, ctx, nodes[1], id, collab.ClientOptions{Name: "y"})
+
+	const perEditor = 60
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, c := range []*collab.Client{x, y} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = inprocType(ctx, c, fmt.Sprintf("%d.", i), perEditor)
+		}()
+	}
+	typed := make(chan struct{})
+	go func() { wg.Wait(); close(typed) }()
+
+	var v inprocViewer
+	// all reports whether the viewer has every op: typing is over and it
+	// is at the log's end.
+	all := func() bool {
+		select {
+		case <-typed:
+			_, rev, err := chk.Meta(ctx, id)
+			return err == nil && v.rev == rev
+		default:
+			return false
+		}
+	}
+	// Follow on n1 (follower), then n0 (owner), then n2 (a follower
+	// that loads the document for this viewer), each for a share of the
+	// ops; the last until everything is typed and seen.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for leg, n := range []*inprocNode{nodes[1], nodes[0], nodes[2]} {
+		last := int64(-1)
+		if leg > 0 {
+			last = v.rev
+		}
+		s, err := inprocOpenSSE(ctx, n.http.URL+"/api/docs/"+id+"/events", last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := true
+		for (leg < 2 && v.ops < (leg+1)*perEditor*2/3) || (leg == 2 && !all()) {
+			select {
+			case ev, ok := <-s.events:
+				if !ok {
+					t.Fatalf("viewer on %s: stream ended", n.name)
+				}
+				if first && leg > 0 && ev.name == "snapshot" {
+					t.Fatalf("viewer resuming on %s from %d got a snapshot (rev %d), want the ops after it", n.name, last, ev.id)
+				}
+				first = false
+				if err := v.apply(ev); err != nil {
+					t.Fatalf("viewer on %s: %v", n.name, err)
+				}
+			case <-tick.C:
+			case <-ctx.Done():
+				t.Fatalf("viewer on %s at rev %d: %v", n.name, v.rev, ctx.Err())
+			}
+		}
+		s.close()
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("editor %d: %v", i, err)
+		}
+	}
+	d, err := chk.Load(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.text != d.Text || v.rev != d.Rev || v.ops != 2*perEditor {
+		t.Fatalf("viewer at rev %d with %d ops, %q; store at rev %d, %q; want %d ops", v.rev, v.ops, v.text, d.Rev, d.Text, 2*perEditor)
+	}
 }
