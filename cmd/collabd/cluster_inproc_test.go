@@ -43,6 +43,10 @@ import (
 // NATS connection dies loses its documents quickly.
 const inprocLeaseTTL = time.Second
 
+// inprocPace spaces the ops of an editor typing without end, under the
+// server's default rate limit of 100 messages a second.
+const inprocPace = 15 * time.Millisecond
+
 // inprocNode is one collabd node of an in-process cluster.
 type inprocNode struct {
 	t    *testing.T
@@ -947,6 +951,7 @@ func TestClusterInprocPresence(t *testing.T) {
 				yDone <- err
 				return
 			}
+			time.Sleep(inprocPace)
 		}
 	}()
 	atMarker := func(c *collab.Client, author string) func() bool {
@@ -1007,6 +1012,7 @@ func TestClusterInprocPresence(t *testing.T) {
 				xDone <- err
 				return
 			}
+			time.Sleep(inprocPace)
 		}
 	}()
 	for round := range 20 {
@@ -1268,4 +1274,73 @@ func TestClusterInprocViewer(t *testing.T) {
 	if v.text != d.Text || v.rev != d.Rev || v.ops != 2*perEditor {
 		t.Fatalf("viewer at rev %d with %d ops, %q; store at rev %d, %q; want %d ops", v.rev, v.ops, v.text, d.Rev, d.Text, 2*perEditor)
 	}
+}
+
+// TestClusterInprocMoveToLaggingFollower: an editor on the owner, with an
+// op in flight and the latest revisions applied, moves to a follower
+// whose log may not have reached those revisions yet. It must get the
+// ops it lacks (or none), never the whole text, which would drop its
+// unacknowledged edit (ErrLostEdits).
+func TestClusterInprocMoveToLaggingFollower(t *testing.T) {
+	ctx := inprocCtx(t, 90*time.Second)
+	nodes, chk := inprocCluster(t, 2)
+	id, w := inprocOwnedDoc(t, ctx, nodes, "")
+	// w types on the owner the whole time, so that the revisions move.
+	stop := make(chan struct{})
+	wDone := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				wDone <- nil
+				return
+			default:
+			}
+			if err := w.Edit(inprocInsert(w.Len(), 0, "w")); err != nil {
+				wDone <- err
+				return
+			}
+			if err := w.WaitSynced(ctx); err != nil {
+				wDone <- err
+				return
+			}
+			time.Sleep(inprocPace)
+		}
+	}()
+	x := inprocDial(t, ctx, nodes[0], id, collab.ClientOptions{Name: "x"})
+	for round := range 40 {
+		from, to := nodes[round%2], nodes[1-round%2]
+		// Let x apply a few of w's ops where it is, then edit and move
+		// at once.
+		rev := x.Rev()
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		for x.Rev() < rev+2 && rctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		if x.Rev() < rev+2 {
+			ws, wa := w.Seqs()
+			xs, xa := x.Seqs()
+			t.Fatalf("round %d: x on %s stays at rev %d (seqs %d/%d, err %v); w at rev %d (seqs %d/%d, err %v)",
+				round, from.name, x.Rev(), xs, xa, x.Err(), w.Rev(), ws, wa, w.Err())
+		}
+		if err := x.EditFunc(func(text string) ot.Op {
+			n := len([]rune(text))
+			return inprocInsert(n, n, "x")
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := x.ReconnectTo(ctx, to.wsURL(id)); err != nil {
+			t.Fatalf("round %d: x from %s to %s at rev %d: %v", round, from.name, to.name, x.Rev(), err)
+		}
+		if err := x.WaitSynced(ctx); err != nil {
+			t.Fatalf("round %d: x on %s: %v", round, to.name, err)
+		}
+	}
+	close(stop)
+	if err := <-wDone; err != nil {
+		t.Fatal(err)
+	}
+	recs := inprocRecords(t, ctx, chk, id)
+	inprocCheckOnce(t, recs, x.ID(), 40)
 }
