@@ -168,6 +168,10 @@ type notice struct {
 	// node, whose session here that supersedes. Notices stay inside the
 	// cluster, which already stores client ids in its op records.
 	Client string `json:"client,omitempty"`
+	// At, in "hello", is when that session opened (Unix nanoseconds): a
+	// session here opened later is the newer one, and the notice, which
+	// raced with the client's move back to this node, is stale.
+	At int64 `json:"at,omitempty"`
 }
 
 // openLink joins the cluster before the document is loaded, so that an
@@ -188,6 +192,7 @@ func (h *hub) openLink(ctx context.Context) error {
 	h.forwards = make(map[string]*forward)
 	h.remote = make(map[string]*seqState)
 	h.peers = make(map[string]*remotePeer)
+	h.hellos = make(map[string]int64)
 	h.fwdCtx, h.fwdCancel = context.WithCancel(context.Background())
 	return nil
 }
@@ -273,7 +278,6 @@ func (h *hub) applyCommitted(r Record) error {
 	h.rev = r.Rev
 	h.savedRev = h.rev // the owner snapshots; a follower never needs to
 	h.remember(r, opBytes(r.Op))
-	h.movePresence(r.Op)
 	var ackTo *editor
 	if e := h.editors[r.Client]; e != nil && r.Seq > e.lastSeq {
 		e.lastSeq, e.lastRev = r.Seq, r.Rev
@@ -283,6 +287,10 @@ func (h *hub) applyCommitted(r Record) error {
 		delete(h.forwards, r.Client)
 	}
 	h.publish(r, ackTo)
+	// After the op is on its way to the editors: movePresence may show a
+	// remote peer held for this revision, and the editors' clients take a
+	// presence to be at the revision they have.
+	h.movePresence(r.Op)
 	h.unpark()
 	return nil
 }
@@ -531,6 +539,18 @@ func (h *hub) notify(n notice) {
 	if h.link == nil {
 		return
 	}
+	if n.Kind == "hello" {
+		// Sent as a session of n.Client opens here: remember when, to
+		// tell a later hello from another node from an earlier one.
+		n.At = time.Now().UnixNano()
+		h.hellos[n.Client] = n.At
+		// The client was another node's editor until now: it is no
+		// longer a remote peer here, or its own welcome would list it,
+		// others' would list it twice, and its expiry would tell them it
+		// left. The other node's presence of it is ignored from now on
+		// (noticed: localAuthor).
+		delete(h.peers, h.authorOf(n.Client))
+	}
 	h.link.Notify(mustJSON(n))
 }
 
@@ -547,6 +567,14 @@ func (h *hub) noticed(b []byte) {
 			h.notifyPresence(e)
 		}
 	case "hello":
+		// Notices and joins reach the hub on different channels: a client
+		// that went from here to another node and straight back can have
+		// that node's hello arrive after its new session here opened.
+		// (This compares two nodes' clocks; they are assumed closer than
+		// the time a client takes to reconnect.)
+		if at, ok := h.hellos[n.Client]; ok && n.At < at {
+			return
+		}
 		if e := h.editors[n.Client]; e != nil {
 			if h.owner {
 				// Its ops may still be in the batch: the store does not
@@ -601,26 +629,37 @@ func (h *hub) localAuthor(author string) (*editor, bool) {
 func (h *hub) placePeer(p *remotePeer) {
 	if p.rev < h.histBase {
 		p.Ranges = []Range{} // too old to place; its next refresh will do
-	} else {
-		later := h.history[p.rev-h.histBase:]
-		n := h.doc.Len()
-		if len(later) > 0 {
-			n = later[0].Op.BaseLen()
-		}
-		for i, r := range p.Ranges {
-			p.Ranges[i] = Range{min(max(r[0], 0), n), min(max(r[1], 0), n)}
-		}
-		for _, r := range later {
-			transformRanges(p.Ranges, r.Op)
-		}
+		h.showPeer(p, h.rev)
+		return
 	}
-	h.showPeer(p)
+	later := h.history[p.rev-h.histBase:]
+	n := h.doc.Len()
+	if len(later) > 0 {
+		n = later[0].Op.BaseLen()
+	}
+	for i, r := range p.Ranges {
+		p.Ranges[i] = Range{min(max(r[0], 0), n), min(max(r[1], 0), n)}
+	}
+	// On the owner, the editors here have the ops up to the batch in
+	// flight, not those in it: they are shown the ranges at the
+	// committed revision, and the batch's ops, when they come, move them
+	// on, as the hub's copy moves now.
+	k := max(len(later)-len(h.batch), 0)
+	for _, r := range later[:k] {
+		transformRanges(p.Ranges, r.Op)
+	}
+	h.showPeer(p, p.rev+int64(k))
+	for _, r := range later[k:] {
+		transformRanges(p.Ranges, r.Op)
+	}
 }
 
-func (h *hub) showPeer(p *remotePeer) {
+// showPeer shows a remote peer, whose ranges are at rev, to this node's
+// editors, which must have every op up to rev and none after.
+func (h *hub) showPeer(p *remotePeer, rev int64) {
 	p.shown = true
 	h.sendEditors(mustJSON(presenceMessage{Type: typePresence, Author: p.Author, Name: p.Name,
-		Color: p.Color, Ranges: p.Ranges, Rev: h.rev}))
+		Color: p.Color, Ranges: p.Ranges, Rev: rev}))
 }
 
 // movePeers moves the shown remote peers' ranges through an op just
@@ -631,7 +670,7 @@ func (h *hub) movePeers(op ot.Op) {
 		case p.shown:
 			transformRanges(p.Ranges, op)
 		case p.rev == h.rev:
-			h.showPeer(p)
+			h.showPeer(p, h.rev) // a follower: it has no batch
 		}
 	}
 }
@@ -646,6 +685,11 @@ func (h *hub) refreshPeers(now time.Time) {
 	h.peersAt = now
 	for _, e := range h.editors {
 		h.notifyPresence(e)
+	}
+	for c := range h.hellos {
+		if h.editors[c] == nil {
+			delete(h.hellos, c)
+		}
 	}
 	for a, p := range h.peers {
 		if now.Sub(p.seen) > peerExpiry {

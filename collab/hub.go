@@ -156,6 +156,7 @@ type hub struct {
 	remote    map[string]*seqState   // owner: other nodes' clients, by client id
 	peers     map[string]*remotePeer // other nodes' editors, by author id
 	peersAt   time.Time              // when presence was last repeated to them
+	hellos    map[string]int64       // when this node's sessions opened, by client (notice.At)
 	fwdCtx    context.Context        // ends the Forward calls when the hub stops
 	fwdCancel context.CancelFunc
 	fwdWG     sync.WaitGroup
@@ -575,9 +576,10 @@ func (h *hub) applyOp(c *conn, m *opMessage) {
 		// A resend of an op already applied: acknowledge it again with
 		// its original revision, never apply it twice. If the original is
 		// in the batch about to be committed, it came on this same
-		// connection (a newer one joins only after the commit), and the
+		// connection (a newer one joins only after the commit), or from
+		// another node for this editor (cluster.go: submitted), and the
 		// commit acknowledges it: an ack now would come before the op is
-		// durable.
+		// durable. Either way, one ack per connection (h.ack).
 		if e.lastRev <= h.durableRev() {
 			h.ack(e, e.lastRev, m.seq)
 		}

@@ -278,18 +278,22 @@ func (l *jsLink) TryOwn() {
 		if f != nil {
 			f.Close()
 		}
+		// The hub hears it is the owner before any submission can reach
+		// it: it must first read the log's tail (promote), or it would
+		// sequence a submission on a revision behind the log.
+		if !l.emit(collab.LinkEvent{Kind: collab.LinkOwner}) {
+			return // closed: Close has released the lease
+		}
 		l.mu.Lock()
 		if l.done {
-			l.mu.Unlock() // Close has released the lease
+			l.mu.Unlock()
 			return
 		}
 		err = l.serveLocked()
 		l.mu.Unlock()
 		if err != nil {
 			l.lose(err)
-			return
 		}
-		l.emit(collab.LinkEvent{Kind: collab.LinkOwner})
 	}()
 }
 
