@@ -16,9 +16,9 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -761,7 +761,7 @@ func TestClusterInprocJoinWhileInFlight(t *testing.T) {
 			// Not applied as far as the node knows: resend it, after a
 			// moment now and then, so that its record may come first.
 			if d := round % 3; d > 0 {
-				time.Sleep(time.Duration(5*d) * time.Millisecond)
+				time.Sleep(time.Duration(15*d) * time.Millisecond)
 			}
 			if err := w.sendOp(ctx, rev, seq, inprocInsert(len([]rune(text)), 0, piece)); err != nil {
 				<-w.closed
