@@ -213,6 +213,16 @@ func (h *hub) closeLink() {
 	}
 }
 
+// linkInbox is linkEvents while the hub has room for more requests: when
+// it has too much deferred, submissions from other nodes wait in the
+// link (and NATS) as this node's own wait in the inbox.
+func (h *hub) linkInbox() <-chan LinkEvent {
+	if h.queueFull() {
+		return nil
+	}
+	return h.linkEvents()
+}
+
 // linkEvents is the link's event channel, or nil on a single node.
 func (h *hub) linkEvents() <-chan LinkEvent {
 	if h.link == nil {
@@ -221,9 +231,9 @@ func (h *hub) linkEvents() <-chan LinkEvent {
 	return h.link.Events()
 }
 
-// retryC fires while forwarded ops wait, or nil.
+// retryC fires while forwarded ops or parked joins wait, or nil.
 func (h *hub) retryC() <-chan time.Time {
-	if len(h.forwards) == 0 {
+	if len(h.forwards) == 0 && len(h.parked) == 0 {
 		return nil
 	}
 	if h.retry == nil {
@@ -725,16 +735,31 @@ func (h *hub) shownPeers(peers []Peer) []Peer {
 // the log here, or an op of its is on its way to the owner: its welcome
 // must tell the truth about lastSeq. rev is the revision of the client's
 // last op.
+//
+// It also holds a client that resumes from a revision the log here has
+// not reached: given the text instead of catch-up ops, it would lose its
+// unacknowledged edits. A join held for parkLimit goes ahead regardless
+// (a client claiming a revision nobody has gets the text, as on one
+// node).
 func (h *hub) parkJoin(m joinReq, rev int64) bool {
 	if h.link == nil || h.owner {
 		return false
 	}
-	if _, busy := h.forwards[m.hello.client]; !busy && rev <= h.rev {
+	_, busy := h.forwards[m.hello.client]
+	if !busy && rev <= h.rev && m.hello.rev <= h.rev {
+		return false
+	}
+	if m.parked.IsZero() {
+		m.parked = time.Now()
+	} else if time.Since(m.parked) > parkLimit {
 		return false
 	}
 	h.parked = append(h.parked, m)
 	return true
 }
+
+// parkLimit bounds how long parkJoin holds a join.
+const parkLimit = 3 * time.Second
 
 // unpark retries the parked joins.
 func (h *hub) unpark() {
@@ -744,6 +769,6 @@ func (h *hub) unpark() {
 	parked := h.parked
 	h.parked = nil
 	for _, p := range parked {
-		h.join(p.c, p.hello)
+		h.join(p.c, p.hello, p.parked)
 	}
 }

@@ -16,6 +16,9 @@ type (
 	joinReq struct {
 		c     *conn
 		hello *hello
+		// parked is when a follower first held the join back (cluster.go:
+		// parkJoin); zero until then.
+		parked time.Time
 	}
 	opReq struct {
 		c     *conn
@@ -271,7 +274,7 @@ func (h *hub) run() {
 			if !h.committing {
 				h.process()
 			}
-		case ev := <-h.linkEvents():
+		case ev := <-h.linkInbox():
 			h.lastActive = time.Now()
 			if !h.linkEvent(ev) {
 				return
@@ -422,7 +425,7 @@ func isOp(m any) bool {
 func (h *hub) handle(m any) {
 	switch m := m.(type) {
 	case joinReq:
-		h.join(m.c, m.hello)
+		h.join(m.c, m.hello, time.Time{})
 	case opReq:
 		h.srv.opts.Metrics.opDequeued(m.recv)
 		if h.link != nil && !h.owner {
@@ -477,7 +480,7 @@ func (h *hub) live(c *conn) *editor {
 	return nil
 }
 
-func (h *hub) join(c *conn, hl *hello) {
+func (h *hub) join(c *conn, hl *hello, parkedAt time.Time) {
 	parked := false
 	defer func() {
 		if !parked {
@@ -493,7 +496,7 @@ func (h *hub) join(c *conn, hl *hello) {
 	if old != nil {
 		// The client reconnected: its old connection is closed and
 		// anything still arriving on it is ignored from now on.
-		if parked = h.parkJoin(joinReq{c: c, hello: hl}, old.lastRev); parked {
+		if parked = h.parkJoin(joinReq{c: c, hello: hl, parked: parkedAt}, old.lastRev); parked {
 			return
 		}
 		old.c.closeWith(closeSuperseded, "superseded by a newer connection of this client")
@@ -507,7 +510,7 @@ func (h *hub) join(c *conn, hl *hello) {
 			c.fail(errorf(CodeInternal, "internal error"))
 			return
 		}
-		if parked = h.parkJoin(joinReq{c: c, hello: hl}, rev); parked {
+		if parked = h.parkJoin(joinReq{c: c, hello: hl, parked: parkedAt}, rev); parked {
 			return
 		}
 		e.lastSeq, e.lastRev = seq, rev

@@ -265,7 +265,7 @@ func (l *jsLink) TryOwn() {
 		if err != nil || l.done {
 			l.mu.Unlock()
 			if err == nil {
-				lease.Close()
+				release(lease) // won as the link closed: hand it on at once
 			}
 			return
 		}
@@ -321,14 +321,19 @@ func (l *jsLink) Close() {
 	}
 	l.wg.Wait()
 	if lease != nil {
-		// Hand over at once rather than after the TTL.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		if err := lease.Release(ctx); err != nil {
-			lease.Close()
-		}
-		cancel()
+		release(lease)
 	}
 	l.c.mu.Lock()
 	delete(l.c.links, l)
 	l.c.mu.Unlock()
+}
+
+// release gives a lease up at once rather than after its TTL; if NATS
+// cannot be told, the lease just stops being renewed.
+func release(lease *jetstream.Lease) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := lease.Release(ctx); err != nil {
+		lease.Close()
+	}
 }
