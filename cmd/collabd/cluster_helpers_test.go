@@ -149,7 +149,9 @@ func startTestNATS(tb testing.TB) *testNATS {
 		Port:       -1,
 		JetStream:  true,
 		StoreDir:   tb.TempDir(),
-		SyncAlways: true,
+		// COLLABD_BENCH_NATS_SYNC=default measures with NATS's default
+		// two-minute fsync (not durable), to see what fsync costs.
+		SyncAlways: os.Getenv("COLLABD_BENCH_NATS_SYNC") != "default",
 		MaxPayload: 8 << 20,
 		NoLog:      true,
 		NoSigs:     true,
