@@ -154,25 +154,42 @@ func (s *Store) load(ctx context.Context, id string, schedule bool) (*StoredDoc,
 	if err != nil {
 		return nil, err
 	}
+	d, text, err := s.replay(ctx, id, meta, snap, end, end.rev)
+	if err != nil {
+		return nil, err
+	}
+	d.Text = text.String()
+	d.Seq = end.seq
+	s.setState(id, &docState{seq: end.seq, rev: end.rev, runes: text.Len(), clients: copyClients(d.Clients)})
+	if schedule && s.snapEvery > 0 && d.Tail >= s.snapEvery {
+		s.scheduleSnapshot(id)
+	}
+	return d, nil
+}
+
+// replay rebuilds document id at revision rev from snap (nil: from the
+// start) and the subject's messages up to end: its text, the client
+// table, and in d.Seq the sequence of the message holding rev. Load and
+// LoadAt share it.
+func (s *Store) replay(ctx context.Context, id string, meta DocMeta, snap *wireSnapshot, end end, rev int64) (*StoredDoc, *ot.Doc, error) {
 	d := &StoredDoc{Meta: meta, Clients: map[string]ClientState{}}
 	text := ot.NewDoc("")
 	from := uint64(1)
 	if snap != nil {
 		if end.rev < snap.Rev {
-			return nil, fmt.Errorf("doc %s: snapshot at rev %d, stream ends at %d: %w", id, snap.Rev, end.rev, ErrCorrupt)
+			return nil, nil, fmt.Errorf("doc %s: snapshot at rev %d, stream ends at %d: %w", id, snap.Rev, end.rev, ErrCorrupt)
 		}
 		text = ot.NewDoc(snap.Text)
 		if text.Len() != snap.Runes {
-			return nil, fmt.Errorf("doc %s snapshot rev %d: %d code points, recorded %d: %w", id, snap.Rev, text.Len(), snap.Runes, ErrCorrupt)
+			return nil, nil, fmt.Errorf("doc %s snapshot rev %d: %d code points, recorded %d: %w", id, snap.Rev, text.Len(), snap.Runes, ErrCorrupt)
 		}
-		d.Rev = snap.Rev
+		d.Rev, d.Seq, from = snap.Rev, snap.Seq, snap.Seq
 		for c, v := range snap.Clients {
 			d.Clients[c] = ClientState{Seq: v[0], Rev: v[1]}
 		}
-		from = snap.Seq
 	}
-	if end.seq > 0 && end.rev > d.Rev {
-		err := s.scan(ctx, id, from, end.seq, func(_ uint64, recs []Record) error {
+	if d.Rev < rev {
+		err := s.scan(ctx, id, from, end.seq, func(seq uint64, recs []Record) error {
 			for _, r := range recs {
 				if r.Rev <= d.Rev {
 					continue
@@ -183,26 +200,23 @@ func (s *Store) load(ctx context.Context, id string, schedule bool) (*StoredDoc,
 				if err := text.Apply(r.Op); err != nil {
 					return fmt.Errorf("doc %s rev %d: %v: %w", id, r.Rev, err, ErrCorrupt)
 				}
-				d.Rev = r.Rev
+				d.Rev, d.Seq = r.Rev, seq
 				d.Tail++
 				noteClient(d.Clients, r)
+				if d.Rev == rev {
+					return errStop
+				}
 			}
 			return nil
 		})
-		if err != nil {
-			return nil, err
+		if err != nil && !errors.Is(err, errStop) {
+			return nil, nil, err
 		}
 	}
-	if d.Rev != end.rev {
-		return nil, fmt.Errorf("doc %s: replay reached rev %d, stream ends at %d: %w", id, d.Rev, end.rev, ErrCorrupt)
+	if d.Rev != rev {
+		return nil, nil, fmt.Errorf("doc %s: replay reached rev %d, wanted %d (stream ends at %d): %w", id, d.Rev, rev, end.rev, ErrCorrupt)
 	}
-	d.Text = text.String()
-	d.Seq = end.seq
-	s.setState(id, &docState{seq: end.seq, rev: end.rev, runes: text.Len(), clients: copyClients(d.Clients)})
-	if schedule && s.snapEvery > 0 && d.Tail >= s.snapEvery {
-		s.scheduleSnapshot(id)
-	}
-	return d, nil
+	return d, text, nil
 }
 
 // Append durably adds recs, which must continue the document's revisions

@@ -10,8 +10,6 @@ import (
 	"unicode/utf8"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
-
-	"github.com/collabd/collabd/ot"
 )
 
 // The history half of collab.Store: old revisions, what each op did,
@@ -101,49 +99,12 @@ func (s *Store) LoadAt(ctx context.Context, id string, rev int64) (*StoredDoc, e
 	if rev > e.rev {
 		return nil, fmt.Errorf("doc %s rev %d of %d: %w", id, rev, e.rev, ErrNoRevision)
 	}
-	d := &StoredDoc{Meta: meta, Clients: map[string]ClientState{}}
-	text := ot.NewDoc("")
-	from := uint64(1)
-	if snap != nil && snap.Rev <= rev {
-		if e.rev < snap.Rev {
-			return nil, fmt.Errorf("doc %s: snapshot at rev %d, stream ends at %d: %w", id, snap.Rev, e.rev, ErrCorrupt)
-		}
-		text = ot.NewDoc(snap.Text)
-		if text.Len() != snap.Runes {
-			return nil, fmt.Errorf("doc %s snapshot rev %d: %d code points, recorded %d: %w", id, snap.Rev, text.Len(), snap.Runes, ErrCorrupt)
-		}
-		d.Rev, d.Seq, from = snap.Rev, snap.Seq, snap.Seq
-		for c, v := range snap.Clients {
-			d.Clients[c] = ClientState{Seq: v[0], Rev: v[1]}
-		}
+	if snap != nil && snap.Rev > rev {
+		snap = nil // after rev: replay from the start
 	}
-	if d.Rev < rev {
-		err := s.scan(ctx, id, from, e.seq, func(seq uint64, recs []Record) error {
-			for _, r := range recs {
-				if r.Rev <= d.Rev {
-					continue
-				}
-				if r.Rev != d.Rev+1 {
-					return fmt.Errorf("doc %s: rev %d follows %d: %w", id, r.Rev, d.Rev, ErrCorrupt)
-				}
-				if err := text.Apply(r.Op); err != nil {
-					return fmt.Errorf("doc %s rev %d: %v: %w", id, r.Rev, err, ErrCorrupt)
-				}
-				d.Rev, d.Seq = r.Rev, seq
-				d.Tail++
-				noteClient(d.Clients, r)
-				if d.Rev == rev {
-					return errStop
-				}
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, errStop) {
-			return nil, err
-		}
-	}
-	if d.Rev != rev {
-		return nil, fmt.Errorf("doc %s: replay reached rev %d, wanted %d: %w", id, d.Rev, rev, ErrCorrupt)
+	d, text, err := s.replay(ctx, id, meta, snap, e, rev)
+	if err != nil {
+		return nil, err
 	}
 	d.Text = text.String()
 	return d, nil
