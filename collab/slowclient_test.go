@@ -46,9 +46,13 @@ func TestSlowEditorIsDropped(t *testing.T) {
 	// Each op replaces the whole text with 16 KiB, so that the slow
 	// editor's socket buffers fill after some dozens.
 	chunk := strings.Repeat("0123456789abcdef", 1024)
-	const maxEdits = 5000
+	// At least maxEdits, and for at least minTime: closing the slow
+	// connection waits out its write deadline and close handshake, and a
+	// fast server gets through 5,000 edits sooner than that.
+	const maxEdits, minTime = 5000, 15 * time.Second
 	dropped := false
-	for i := 0; i < maxEdits && !dropped; i++ {
+	start := time.Now()
+	for i := 0; (i < maxEdits || time.Since(start) < minTime) && !dropped; i++ {
 		text := chunk[i%16:] + chunk[:i%16]
 		if err := writer.EditFunc(func(old string) ot.Op {
 			return ot.Op{}.Delete(len([]rune(old))).Insert(text)
@@ -72,7 +76,7 @@ func TestSlowEditorIsDropped(t *testing.T) {
 		dropped = !present
 	}
 	if !dropped {
-		t.Fatalf("the editor that never reads was still connected after %d edits of 16 KiB", maxEdits)
+		t.Fatalf("the editor that never reads was still connected after %d edits of 16 KiB and %v", maxEdits, minTime)
 	}
 	// Its connection ends, whatever it finds first in its buffers.
 	if _, _, err := slow.closeStatus(ctx); err != nil && ctx.Err() != nil {
