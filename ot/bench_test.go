@@ -144,3 +144,47 @@ func BenchmarkDocApplyTyping(b *testing.B) {
 		}
 	}
 }
+
+// concurrentTyping returns n one-keystroke ops by different editors on a
+// document of size code points, each made on the result of the one
+// before (as committed), and one more keystroke made on the first
+// document, to rebase over them all: the hub's work for one op when n
+// ops were committed while it was in flight.
+func concurrentTyping(size, n int) (committed []Op, late Op) {
+	at := func(pos, length int) Op { return Op{}.Retain(pos).Insert("x").Retain(length - pos) }
+	for i := range n {
+		committed = append(committed, at((i*7919)%(size+i), size+i))
+	}
+	return committed, at(size/2, size)
+}
+
+// BenchmarkRebase200 rebases one keystroke over 200 committed keystrokes,
+// with Rebaser and with a Transform per committed op.
+func BenchmarkRebase200(b *testing.B) {
+	committed, late := concurrentTyping(20_000, 200)
+	b.Run("rebaser", func(b *testing.B) {
+		b.ReportAllocs()
+		var rb Rebaser
+		for b.Loop() {
+			rb.Reset(late)
+			for _, a := range committed {
+				if err := rb.Over(a); err != nil {
+					b.Fatal(err)
+				}
+			}
+			_ = rb.Op()
+		}
+	})
+	b.Run("transform", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			op := late
+			for _, a := range committed {
+				var err error
+				if _, op, err = Transform(a, op); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package ot
 
 import (
+	"errors"
 	"flag"
 	"math/rand/v2"
 	"strings"
@@ -236,5 +237,52 @@ func TestPropNormalize(t *testing.T) {
 		if again := norm.Normalize(); again.String() != norm.String() {
 			t.Fatalf("seed %d: Normalize not idempotent: got %v, want %v", seed, again, norm)
 		}
+	}
+}
+
+// Rebaser must give exactly what repeated Transform calls give: the hub
+// uses one in place of the other.
+func TestPropRebaserAgreesWithTransform(t *testing.T) {
+	var rb Rebaser // reused across seeds, as the hub reuses its own
+	for _, seed := range seeds(3000) {
+		r := rand.New(rand.NewPCG(seed, 7))
+		s := randText(r, r.IntN(12))
+		n := utf8.RuneCountInString(s)
+		b := randOp(r, n)
+		orig := append(Op(nil), b...)
+		want := b
+		rb.Reset(b)
+		for range r.IntN(6) {
+			a := randOp(r, n)
+			var err error
+			if _, want, err = Transform(a, want); err != nil {
+				t.Fatalf("seed %d: Transform: %v", seed, err)
+			}
+			if err := rb.Over(a); err != nil {
+				t.Fatalf("seed %d: Over(%v): %v", seed, a, err)
+			}
+			n = a.TargetLen()
+			s = mustApply(t, seed, s, a)
+		}
+		got := rb.Op()
+		if got.String() != want.String() || len(got) != len(want) {
+			t.Fatalf("seed %d: Rebaser gave %v, Transform %v", seed, got, want)
+		}
+		if b.String() != orig.String() {
+			t.Fatalf("seed %d: Reset changed its argument: %v, was %v", seed, b, orig)
+		}
+		mustApply(t, seed, s, got)
+	}
+}
+
+func TestRebaserErrors(t *testing.T) {
+	var rb Rebaser
+	rb.Reset(Op{Retain(3)})
+	if err := rb.Over(Op{Retain(2)}); !errors.Is(err, ErrLengthMismatch) {
+		t.Fatalf("Over with a shorter op: %v, want ErrLengthMismatch", err)
+	}
+	rb.Reset(Op{Component{N: 0}})
+	if err := rb.Over(Op{}); !errors.Is(err, ErrBadComponent) {
+		t.Fatalf("Over with a bad op: %v, want ErrBadComponent", err)
 	}
 }
