@@ -354,12 +354,16 @@ func writeTimeout(timeout time.Duration, minRate, n int) time.Duration {
 	return timeout + time.Duration(int64(n)*int64(time.Second)/int64(minRate))
 }
 
-// encodeFrame writes several messages as a JSON array.
+// encodeFrame writes several messages as a JSON array. An element that
+// is itself an array of messages (fanout.go) has its messages joined in.
 func encodeFrame(dst []byte, batch [][]byte) []byte {
 	dst = append(dst, '[')
 	for i, m := range batch {
 		if i > 0 {
 			dst = append(dst, ',')
+		}
+		if len(m) > 1 && m[0] == '[' {
+			m = m[1 : len(m)-1]
 		}
 		dst = append(dst, m...)
 	}

@@ -146,6 +146,16 @@ type hub struct {
 	unsent     int64
 	spare      []pendingOp
 	lastActive time.Time
+	// paceUntil is when the next commit may start (pace.go); the timer
+	// fires then while requests wait.
+	paceUntil time.Time
+	paceTimer *time.Timer
+	paceArmed bool
+	// rebase transforms ops over those committed since their revision,
+	// reusing its buffers.
+	rebase ot.Rebaser
+	// batchAuthors is publishBatch's scratch set of client ids.
+	batchAuthors map[string]struct{}
 
 	// logBytes is what the document's op log takes, for MaxDocHistory.
 	logBytes int64
@@ -236,6 +246,7 @@ func (h *hub) run() {
 	tickEvery := max(h.srv.opts.IdleUnload/2, 10*time.Millisecond)
 	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
+	defer h.stopPace()
 	h.lastActive = time.Now()
 	for {
 		// While too much is deferred, leave requests in the inbox, so that
@@ -249,7 +260,7 @@ func (h *hub) run() {
 			h.lastActive = time.Now()
 			h.enqueueReq(m)
 			h.drainInbox()
-			if !h.committing {
+			if h.mayProcess() {
 				h.process()
 			}
 			if h.deleted {
@@ -268,10 +279,12 @@ func (h *hub) run() {
 			// broadcasts it already contains would repeat them).
 			done, length := h.takeBatch()
 			h.unsent = int64(len(done))
-			h.processOps()
+			if h.mayProcess() {
+				h.processOps()
+			}
 			h.committed(done, length)
 			h.unsent = 0
-			if !h.committing {
+			if h.mayProcess() {
 				h.process()
 			}
 		case ev := <-h.linkInbox():
@@ -279,7 +292,12 @@ func (h *hub) run() {
 			if !h.linkEvent(ev) {
 				return
 			}
-			if !h.committing {
+			if h.mayProcess() {
+				h.process()
+			}
+		case <-h.paceC():
+			h.paceArmed = false
+			if h.mayProcess() {
 				h.process()
 			}
 		case <-h.retryC():
@@ -637,12 +655,14 @@ func (h *hub) sequence(st *seqState, client string, m *opMessage, p pendingOp) *
 			h.log.Error("read ops to transform against", "from", m.rev, "err", err)
 			return errorf(CodeInternal, "internal error")
 		}
+		// Committed ops win ties: their inserts stay to the left.
+		h.rebase.Reset(op)
 		for _, r := range concurrent {
-			// Committed ops win ties: their inserts stay to the left.
-			if _, op, err = ot.Transform(r.Op, op); err != nil {
+			if err := h.rebase.Over(r.Op); err != nil {
 				return badOp("op does not apply to rev %d: %v", m.rev, err)
 			}
 		}
+		op = h.rebase.Op()
 	}
 	if op.BaseLen() != h.doc.Len() {
 		return badOp("op does not apply to rev %d: %v (op covers %d code points, document has %d)",
@@ -735,6 +755,7 @@ func (h *hub) startCommit() {
 		recs[i] = p.rec
 	}
 	h.committing = true
+	h.paceStarted(time.Now())
 	h.commitLen = h.doc.Len()
 	bytes := h.batchBytes
 	go func() {
@@ -772,12 +793,8 @@ func (h *hub) committed(done []pendingOp, length int) {
 	if len(done) > 0 {
 		h.srv.webhooks.changed(h.id, h.viewID, done[0].rec.Rev, done[len(done)-1].rec.Rev, length)
 	}
+	h.publishBatch(done) // fanout.go
 	for _, p := range done {
-		var ackTo *editor
-		if p.c != nil {
-			ackTo = h.current(p.c)
-		}
-		h.publish(p.rec, ackTo)
 		if p.restored != nil {
 			p.restored <- p.rec.Rev
 		}
@@ -804,6 +821,11 @@ func (h *hub) publish(r Record, ackTo *editor) {
 			}
 		}
 	}
+	h.publishViewers(r)
+}
+
+// publishViewers sends a committed record to the viewers.
+func (h *hub) publishViewers(r Record) {
 	if len(h.viewers) > 0 || h.snaps.wantsEvents() {
 		ev := appendSSEOp(nil, r.Rev, r.Op)
 		h.broadcastViewers(ev)

@@ -33,6 +33,12 @@ type Options struct {
 	// viewer).
 	MaxEditors int
 	MaxViewers int
+	// FanOutBudget paces the commits of a document with many editors
+	// (pace.go): each commit sends every editor a frame, and the next
+	// commit starts no sooner than editors/FanOutBudget seconds after the
+	// last one (at most 20 ms; under 1 ms, not at all). Default 20,000
+	// frames per second, so from 20 editors on; negative turns it off.
+	FanOutBudget int
 
 	// AllowedOrigins lists host patterns (path.Match syntax, as
 	// coder/websocket's OriginPatterns) of other origins allowed to open
@@ -171,6 +177,9 @@ func (o *Options) setDefaults() {
 	setDefault(&o.RateBurst, 200)
 	setDefault(&o.MaxEditors, 100)
 	setDefault(&o.MaxViewers, 10_000)
+	if o.FanOutBudget == 0 {
+		o.FanOutBudget = 20_000
+	}
 	setDefault(&o.IdleUnload, time.Minute)
 	setDefault(&o.HistoryLimit, 4096)
 	setDefault(&o.HistoryBytes, 16<<20)

@@ -69,6 +69,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.IntVar(&o.RateBurst, "rate-burst", 200, "messages one connection may send in a burst")
 	fs.IntVar(&o.MaxEditors, "max-editors", 100, "most editors connected to one document at once")
 	fs.IntVar(&o.MaxViewers, "max-viewers", 10_000, "most SSE viewers of one document at once; one more is answered 429")
+	fs.IntVar(&o.FanOutBudget, "fanout-budget", 20_000, "`frames` per second one document may send its editors: with many editors, commits (each a frame to every editor) are paced to stay under it, waiting at most 20 ms; negative: no pacing")
 	fs.Func("allowed-origins", "comma-separated host `patterns` (path.Match) of other sites allowed to open editing WebSockets; the server's own origin always is", func(v string) error {
 		o.AllowedOrigins = splitList(v)
 		return nil
