@@ -383,6 +383,19 @@ func (c *Client) EditFunc(f func(text string) ot.Op) error {
 	})
 }
 
+// EditLenFunc is EditFunc for an op that needs only the local text's
+// length in code points, which it gets without the text being copied
+// into a string (the load generator types hundreds of editors into
+// documents of many thousand code points).
+func (c *Client) EditLenFunc(f func(n int) ot.Op) error {
+	return c.edit(func() ot.Op {
+		if op := f(c.doc.Len()); op != nil {
+			return op
+		}
+		return ot.Op{}.Retain(c.doc.Len())
+	})
+}
+
 // edit applies and sends the op that build makes with mu held.
 func (c *Client) edit(build func() ot.Op) error {
 	c.mu.Lock()

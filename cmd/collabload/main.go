@@ -32,7 +32,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/collabd/collabd/collab"
 	"github.com/collabd/collabd/ot"
@@ -329,8 +328,7 @@ func typeInto(ctx context.Context, c *collab.Client, rate float64, seed uint64, 
 		// at once as its own op; that is the one to time.
 		assigned, ackedSeq := c.Seqs()
 		start := time.Now()
-		err := c.EditFunc(func(text string) ot.Op {
-			n := utf8.RuneCountInString(text)
+		err := c.EditLenFunc(func(n int) ot.Op {
 			if rng.IntN(10) == 0 {
 				pos = rng.IntN(n + 1)
 			}
