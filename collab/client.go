@@ -375,12 +375,7 @@ func (c *Client) Edit(op ot.Op) error {
 // text before the op f returns is applied. A nil op changes nothing. f
 // must not call the Client's methods.
 func (c *Client) EditFunc(f func(text string) ot.Op) error {
-	return c.edit(func() ot.Op {
-		if op := f(c.doc.String()); op != nil {
-			return op
-		}
-		return ot.Op{}.Retain(c.doc.Len()) // a no-op, which sends nothing
-	})
+	return c.edit(func() ot.Op { return c.orNoop(f(c.doc.String())) })
 }
 
 // EditLenFunc is EditFunc for an op that needs only the local text's
@@ -388,12 +383,16 @@ func (c *Client) EditFunc(f func(text string) ot.Op) error {
 // into a string (the load generator types hundreds of editors into
 // documents of many thousand code points).
 func (c *Client) EditLenFunc(f func(n int) ot.Op) error {
-	return c.edit(func() ot.Op {
-		if op := f(c.doc.Len()); op != nil {
-			return op
-		}
-		return ot.Op{}.Retain(c.doc.Len())
-	})
+	return c.edit(func() ot.Op { return c.orNoop(f(c.doc.Len())) })
+}
+
+// orNoop returns op, or for a nil op the no-op on the local text, which
+// sends nothing. Called with mu held.
+func (c *Client) orNoop(op ot.Op) ot.Op {
+	if op != nil {
+		return op
+	}
+	return ot.Op{}.Retain(c.doc.Len())
 }
 
 // edit applies and sends the op that build makes with mu held.
