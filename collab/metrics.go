@@ -25,6 +25,7 @@ type Metrics struct {
 	sentWS        prometheus.Counter
 	sentSSE       prometheus.Counter
 	commitLatency prometheus.Histogram
+	storageCommit prometheus.Histogram
 	commitBatch   prometheus.Histogram
 	queueWait     prometheus.Histogram
 	ackLatency    prometheus.Histogram
@@ -77,6 +78,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		sentSSE:    sent.WithLabelValues("sse"),
 		commitLatency: histogram("commit_seconds",
 			"Time one hub's append of a batch of ops to the store takes, fsync included.", latencyBuckets),
+		storageCommit: histogram("storage_commit_seconds",
+			"Time one write transaction on the data file takes, across all documents: its page writes and its fsyncs.", latencyBuckets),
 		commitBatch: histogram("commit_batch_ops",
 			"Ops in one append to the store (one fsync, possibly shared with other documents).",
 			prometheus.ExponentialBuckets(1, 2, 10)),
@@ -110,7 +113,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.httpErrors[CodeForbidden] = m.errorsVec.WithLabelValues(CodeForbidden, "http")
 	reg.MustRegister(m.docsLoaded, m.editors, m.viewers, m.opsApplied, m.opBytes, sent,
-		m.commitLatency, m.commitBatch, m.queueWait, m.ackLatency, m.fanOut, slow, m.errorsVec,
+		m.commitLatency, m.storageCommit, m.commitBatch, m.queueWait, m.ackLatency, m.fanOut, slow, m.errorsVec,
 		m.webhookDelivered, m.webhookFailed, m.webhookDropped, m.webhookLag,
 		m.docsOwned, m.forwards, m.forwardLatency, m.takeovers)
 	return m
@@ -156,6 +159,17 @@ func (m *Metrics) committed(took time.Duration, n, bytes int) {
 	m.commitBatch.Observe(float64(n))
 	m.opsApplied.Add(float64(n))
 	m.opBytes.Add(float64(bytes))
+}
+
+// StorageCommitted records one write transaction of the store; give it to
+// the store's observer (storage.DB.ObserveCommits). commit_seconds, by
+// contrast, is what one hub waits for its append, the wait for the
+// transactions before it included.
+func (m *Metrics) StorageCommitted(took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.storageCommit.Observe(took.Seconds())
 }
 
 // opDequeued records how long an op waited for its hub; recv is zero when

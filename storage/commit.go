@@ -118,6 +118,7 @@ func (db *DB) commitLoop() {
 // commit runs group in one transaction and replies to each request.
 func (db *DB) commit(group []*request) {
 	errs := make([]error, len(group))
+	start := time.Now()
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		for i, r := range group {
 			// Whoever sent it has stopped waiting; skip rather than write
@@ -137,6 +138,9 @@ func (db *DB) commit(group []*request) {
 		}
 		return nil
 	})
+	if f := db.onCommit.Load(); f != nil {
+		(*f)(time.Since(start))
+	}
 	db.commits.Add(1)
 	db.committed.Add(int64(len(group)))
 	if err != nil {

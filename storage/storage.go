@@ -216,6 +216,9 @@ type DB struct {
 
 	reqs          chan *request
 	committerDone chan struct{} // closed when the committer has exited
+	// onCommit, if set, is called after each write transaction (see
+	// ObserveCommits).
+	onCommit atomic.Pointer[func(time.Duration)]
 
 	snapWake chan struct{} // capacity 1: a pending wake-up is enough
 	// snapMu guards snapPending.

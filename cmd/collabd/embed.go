@@ -110,6 +110,7 @@ func (e *embedConfig) setup(o *collab.Options, db *storage.DB, admin bool) (*pro
 			func() float64 { _, r := db.CommitStats(); return float64(r) }),
 	)
 	o.Metrics = collab.NewMetrics(reg)
+	db.ObserveCommits(o.Metrics.StorageCommitted)
 	return reg, nil
 }
 

@@ -144,7 +144,7 @@ func TestEmbedEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parse /metrics: %v", err)
 	}
-	for _, name := range []string{"go_goroutines", "go_memstats_heap_inuse_bytes", "process_resident_memory_bytes", "process_cpu_seconds_total", "collabd_storage_commits_total",
+	for _, name := range []string{"go_goroutines", "go_memstats_heap_inuse_bytes", "process_resident_memory_bytes", "process_cpu_seconds_total", "collabd_storage_commits_total", "collabd_storage_commit_seconds",
 		"collabd_ops_applied_total", "collabd_webhook_failures_total"} {
 		if fams[name] == nil {
 			t.Errorf("/metrics has no %s", name)

@@ -224,6 +224,7 @@ func printServerLatency(ctx context.Context, w io.Writer, admin string) {
 		{"collabd_ack_latency_seconds", "op received to ack written"},
 		{"collabd_hub_queue_wait_seconds", "hub queue wait"},
 		{"collabd_commit_seconds", "commit (fsync batch)"},
+		{"collabd_storage_commit_seconds", "storage transaction"},
 		{"collabd_fanout_seconds", "fan-out of a batch"},
 	} {
 		h := hs[m.name]
@@ -233,5 +234,11 @@ func printServerLatency(ctx context.Context, w io.Writer, admin string) {
 		}
 		ms := func(q float64) string { return strconv.FormatFloat(h.quantile(q)*1e3, 'f', 2, 64) + "ms" }
 		fmt.Fprintf(w, "  %-28s n=%.0f p50 %s, p90 %s, p99 %s\n", m.what, h.count, ms(0.5), ms(0.9), ms(0.99))
+	}
+	// A commit waits for the transactions before it; when those are
+	// short and the waits long, look at the server's CPU and its GC
+	// (docs/performance.md, "Where the 1,000 × 2 tail comes from").
+	if gc := hs["go_gc_duration_seconds"]; gc != nil && gc.count > 0 {
+		fmt.Fprintf(w, "  garbage collections          %.0f in the server's lifetime\n", gc.count)
 	}
 }
