@@ -62,6 +62,9 @@ type conn struct {
 	// ended is closed once a writer has closed the WebSocket.
 	ended   chan struct{}
 	writers sync.WaitGroup
+	// deadline cuts the connection when a write takes longer than its
+	// writeTimeout. Only the writer running touches it.
+	deadline *time.Timer
 
 	// mu orders enqueue against fail and closeWith: nothing is queued
 	// once the connection is closing, so an error message is the last
@@ -84,6 +87,9 @@ type conn struct {
 }
 
 func newConn(ctx context.Context, ws *websocket.Conn, opts *Options) *conn {
+	// Writes run without a context (see write); the session's end still
+	// fails one under way, by cutting the connection.
+	context.AfterFunc(ctx, func() { ws.CloseNow() })
 	return &conn{
 		ws:       ws,
 		ctx:      ctx,
@@ -297,10 +303,19 @@ func (c *conn) write(batch [][]byte) error {
 		*buf = encodeFrame((*buf)[:0], batch)
 		msg = *buf
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, writeTimeout(c.timeout, c.minRate, len(msg)))
-	defer cancel()
+	// The deadline is a timer of the connection's that cuts it, not a
+	// context per write: coder/websocket would register a callback on
+	// each one, and the allocations for the two came to a tenth of the
+	// server's. The session's end cuts a write under way (newConn).
+	d := writeTimeout(c.timeout, c.minRate, len(msg))
+	if c.deadline == nil {
+		c.deadline = time.AfterFunc(d, func() { c.ws.CloseNow() })
+	} else {
+		c.deadline.Reset(d)
+	}
 	acked := c.acking(batch) // metrics.go
-	err := c.ws.Write(ctx, websocket.MessageText, msg)
+	err := c.ws.Write(context.Background(), websocket.MessageText, msg)
+	c.deadline.Stop()
 	if err == nil {
 		c.wrote(acked, len(msg))
 	}

@@ -7,11 +7,11 @@ package collab
 // reflection runs per op.
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -146,15 +146,17 @@ func decodeClientMessage(data []byte) (any, *protoError) {
 		return nil, errorf(CodeBadMessage, "message is not valid UTF-8")
 	}
 	var m clientMessage
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&m); err != nil {
-		if errors.Is(err, errBadRange) {
+	// Unmarshal, not a Decoder: a Decoder per message copies the frame
+	// into a buffer of its own, most of what decoding allocates.
+	if err := json.Unmarshal(data, &m); err != nil {
+		var syn *json.SyntaxError
+		switch {
+		case errors.Is(err, errBadRange):
 			return nil, errorf(CodeBadMessage, "cursor: %v", err)
+		case errors.As(err, &syn) && strings.Contains(syn.Error(), "after top-level value"):
+			return nil, errorf(CodeBadMessage, "one message per frame: trailing data after the JSON object")
 		}
 		return nil, errorf(CodeBadMessage, "message is not a JSON object: %v", err)
-	}
-	if dec.More() {
-		return nil, errorf(CodeBadMessage, "one message per frame: trailing data after the JSON object")
 	}
 	switch m.Type {
 	case typeHello:

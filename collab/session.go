@@ -185,7 +185,7 @@ func (s *Server) readLoop(ctx context.Context, h *hub, c *conn) (joined bool) {
 	stopShutdown := context.AfterFunc(s.ctx, func() { c.fail(s.hubGone(h)) })
 	defer stopShutdown()
 	for {
-		buf, perr, err := s.readMessage(ctx, c.ws)
+		buf, perr, err := s.readMessage(c.ws)
 		switch {
 		case err != nil:
 			return joined
@@ -258,9 +258,15 @@ func (s *Server) readLoop(ctx context.Context, h *hub, c *conn) (joined bool) {
 // The buffer is taken only once a message has begun to arrive, so an idle
 // session holds none: they are shared, through a pool, by the sessions
 // that are reading.
-func (s *Server) readMessage(ctx context.Context, ws *websocket.Conn) (*bytes.Buffer, *protoError, error) {
+//
+// It reads without a context: the session's is cancelled only after the
+// read loop has returned, and whatever ends a session early (fail, the
+// hello timer, shutdown) closes the connection, which ends the read.
+// coder/websocket would register a callback on a cancellable context for
+// every message.
+func (s *Server) readMessage(ws *websocket.Conn) (*bytes.Buffer, *protoError, error) {
 	limit := s.opts.MaxMessageBytes
-	typ, r, err := ws.Reader(ctx)
+	typ, r, err := ws.Reader(context.Background())
 	if err != nil {
 		return nil, nil, err
 	}
