@@ -12,8 +12,9 @@ func (db *DB) CommitStats() (commits, requests int64) {
 
 // ObserveCommits has f called after each write transaction with how long
 // it took, from its start to its end: the page writes and bbolt's two
-// fsyncs, across all documents. Set it before the DB is used. f runs on
-// the committer, so it must be quick; nil stops the calls.
+// fsyncs, across all documents. It may be set at any time, and replaces
+// the observer before it; nil stops the calls. f runs on the committer,
+// so it must be quick.
 func (db *DB) ObserveCommits(f func(took time.Duration)) {
 	if f == nil {
 		db.onCommit.Store(nil)
