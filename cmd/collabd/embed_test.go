@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -103,6 +104,7 @@ func TestEmbedEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
+
 	req, _ = http.NewRequest("GET", s.AdminURL+"/debug/pprof/cmdline", nil)
 	if resp := do(t, req); resp.StatusCode != 404 {
 		t.Errorf("pprof without -pprof: got %d, want 404", resp.StatusCode)
@@ -187,4 +189,47 @@ func TestParseConfigEmbedding(t *testing.T) {
 	if e := cfg.embed; e.createToken != "team" || !e.webhookText || e.webhookDebounce != 2*time.Second {
 		t.Errorf("got %+v, want the create token from the environment, text on and a 2s debounce", e)
 	}
+}
+
+// TestTransferWithToken: collabd import and export -from a server that
+// wants tokens send the one in -token-file, and fail clearly without it.
+func TestTransferWithToken(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "jwt.key")
+	key := strings.Repeat("k", 32)
+	os.WriteFile(keyFile, []byte(key+"\n"), 0o600)
+	data := filepath.Join(dir, "collab.db")
+	s := startServerAt(t, data, "-auth-key-file", keyFile, "-create-token", "team")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	textFile, createTok, readTok := filepath.Join(dir, "in.txt"), filepath.Join(dir, "create.tok"), filepath.Join(dir, "read.tok")
+	os.WriteFile(textFile, []byte("imported"), 0o600)
+	os.WriteFile(createTok, []byte("team\n"), 0o600)
+	var out bytes.Buffer
+	if err := run(ctx, []string{"import", "-from", s.URL, textFile}, &out, io.Discard); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("import -from without a token: %v, want a 401", err)
+	}
+	if err := run(ctx, []string{"import", "-from", s.URL, "-token-file", createTok, textFile}, &out, io.Discard); err != nil {
+		t.Fatalf("import -from with -token-file: %v", err)
+	}
+	var imported struct{ ID string }
+	if err := json.Unmarshal(out.Bytes(), &imported); err != nil || imported.ID == "" {
+		t.Fatalf("import printed %q: %v", out.String(), err)
+	}
+	editTok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"doc": imported.ID, "role": "edit", "exp": time.Now().Add(time.Hour).Unix(),
+	}).SignedString([]byte(key))
+	os.WriteFile(readTok, []byte(editTok), 0o600)
+	out.Reset()
+	if err := run(ctx, []string{"export", "-from", s.URL, "-doc", imported.ID}, &out, io.Discard); err == nil || !strings.Contains(err.Error(), "Unauthorized") {
+		t.Errorf("export -from without a token: %v, want Unauthorized", err)
+	}
+	if err := run(ctx, []string{"export", "-from", s.URL, "-token-file", readTok, "-doc", imported.ID}, &out, io.Discard); err != nil || out.String() != "imported" {
+		t.Errorf("export -from with -token-file: %q, %v", out.String(), err)
+	}
+	if err := run(ctx, []string{"export", "-data", data, "-token-file", readTok, "-doc", imported.ID}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "goes with -from") {
+		t.Errorf("export -data with -token-file: %v, want an error", err)
+	}
+
 }

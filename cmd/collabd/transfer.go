@@ -41,44 +41,79 @@ func openData(path string, lockTimeout time.Duration) (*storage.DB, error) {
 	return db, err
 }
 
-func transferFlags(name, usage string, stderr io.Writer) (*flag.FlagSet, *string, *string, *time.Duration) {
+// transferArgs are the flags export and import share.
+type transferArgs struct {
+	data, from, tokenFile string
+	lockTimeout           time.Duration
+}
+
+// remote is a running server reached with -from, and the token to show it.
+type remote struct {
+	base, token string
+}
+
+// do sends req with the token, if there is one, as Authorization: Bearer:
+// a create token for import, an access token for export.
+func (r remote) do(req *http.Request) (*http.Response, error) {
+	if r.token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	return http.DefaultClient.Do(req)
+}
+
+func transferFlags(name, usage string, stderr io.Writer) (*flag.FlagSet, *transferArgs) {
 	fs := flag.NewFlagSet("collabd "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	data := fs.String("data", "", "`path` of a data file no server is using")
-	from := fs.String("from", "", "base `URL` of a running server, e.g. http://127.0.0.1:8080")
-	lockTimeout := fs.Duration("lock-timeout", time.Second, "how long to wait for the data file's lock")
+	a := &transferArgs{}
+	fs.StringVar(&a.data, "data", "", "`path` of a data file no server is using")
+	fs.StringVar(&a.from, "from", "", "base `URL` of a running server, e.g. http://127.0.0.1:8080")
+	fs.StringVar(&a.tokenFile, "token-file", "", "with -from: `file` holding the token to send as Authorization: Bearer (the server's create token to import, an access token to export)")
+	fs.DurationVar(&a.lockTimeout, "lock-timeout", time.Second, "how long to wait for the data file's lock")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage+"\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	return fs, data, from, lockTimeout
+	return fs, a
 }
 
-func parseTransfer(fs *flag.FlagSet, args []string, data, from *string) error {
+// parseTransfer parses args into a and, with -from, returns the server
+// to reach.
+func parseTransfer(fs *flag.FlagSet, args []string, a *transferArgs) (remote, error) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
+			return remote{}, errHelp
 		}
-		return err
+		return remote{}, err
 	}
-	if (*data == "") == (*from == "") {
+	if (a.data == "") == (a.from == "") {
 		fs.Usage()
-		return errors.New("give exactly one of -data and -from")
+		return remote{}, errors.New("give exactly one of -data and -from")
 	}
-	*from = strings.TrimRight(*from, "/")
-	return nil
+	r := remote{base: strings.TrimRight(a.from, "/")}
+	if a.tokenFile != "" {
+		if a.from == "" {
+			return remote{}, errors.New("-token-file goes with -from: a data file needs no token")
+		}
+		tok, err := readSecret("token-file", a.tokenFile)
+		if err != nil {
+			return remote{}, err
+		}
+		r.token = string(tok)
+	}
+	return r, nil
 }
 
 // runExport writes a document's text, now or at a revision.
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, data, from, lockTimeout := transferFlags("export",
-		"Usage: collabd export (-data PATH | -from URL) -doc ID [-rev R] [-o FILE]\n\n"+
+	fs, a := transferFlags("export",
+		"Usage: collabd export (-data PATH | -from URL [-token-file F]) -doc ID [-rev R] [-o FILE]\n\n"+
 			"Writes a document's text (its edit id or view id) as it is, or as it was at\n"+
 			"revision R, to standard output or FILE.", stderr)
 	doc := fs.String("doc", "", "the document's edit `id` or view id")
 	rev := fs.Int64("rev", -1, "the `revision` to export; default the latest")
 	out := fs.String("o", "", "`file` to write; default standard output")
-	if err := parseTransfer(fs, args, data, from); err != nil {
+	srv, err := parseTransfer(fs, args, a)
+	if err != nil {
 		return err
 	}
 	if *doc == "" || fs.NArg() > 0 {
@@ -86,11 +121,10 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errors.New("export: -doc ID is required, and nothing else may follow the flags")
 	}
 	var text string
-	var err error
-	if *from != "" {
-		text, err = exportHTTP(ctx, *from, *doc, *rev)
+	if a.from != "" {
+		text, err = exportHTTP(ctx, srv, *doc, *rev)
 	} else {
-		text, err = exportData(ctx, *data, *lockTimeout, *doc, *rev)
+		text, err = exportData(ctx, a.data, a.lockTimeout, *doc, *rev)
 	}
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
@@ -131,31 +165,31 @@ func exportData(ctx context.Context, path string, lockTimeout time.Duration, id 
 	return db.TextAt(ctx, id, rev)
 }
 
-func exportHTTP(ctx context.Context, base, id string, rev int64) (string, error) {
+func exportHTTP(ctx context.Context, srv remote, id string, rev int64) (string, error) {
 	q := ""
 	if rev >= 0 {
 		q = "?rev=" + strconv.FormatInt(rev, 10)
 	}
-	text, status, err := getText(ctx, base+"/api/docs/"+url.PathEscape(id)+"/text"+q)
+	text, status, err := getText(ctx, srv, srv.base+"/api/docs/"+url.PathEscape(id)+"/text"+q)
 	if err == nil && status == http.StatusNotFound {
 		// Perhaps a view id.
-		text, status, err = getText(ctx, base+"/api/view/"+url.PathEscape(id)+"/text"+q)
+		text, status, err = getText(ctx, srv, srv.base+"/api/view/"+url.PathEscape(id)+"/text"+q)
 	}
 	if err != nil {
 		return "", err
 	}
 	if status != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %s: %s", base, http.StatusText(status), strings.TrimSpace(text))
+		return "", fmt.Errorf("GET %s: %s: %s", srv.base, http.StatusText(status), strings.TrimSpace(text))
 	}
 	return text, nil
 }
 
-func getText(ctx context.Context, u string) (string, int, error) {
+func getText(ctx context.Context, srv remote, u string) (string, int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return "", 0, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := srv.do(req)
 	if err != nil {
 		return "", 0, err
 	}
@@ -170,12 +204,13 @@ func getText(ctx context.Context, u string) (string, int, error) {
 // runImport creates a document holding a file's text and prints its ids
 // as JSON: {"id","viewId","rev"}.
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, data, from, lockTimeout := transferFlags("import",
-		"Usage: collabd import (-data PATH | -from URL) FILE\n\n"+
+	fs, a := transferFlags("import",
+		"Usage: collabd import (-data PATH | -from URL [-token-file F]) FILE\n\n"+
 			"Creates a document holding FILE's text (UTF-8; - for standard input) and\n"+
 			"prints its edit and view ids.", stderr)
 	maxChars := fs.Int("max-doc-chars", 2_000_000, "largest text to import, in code points (as the server's -max-doc-chars)")
-	if err := parseTransfer(fs, args, data, from); err != nil {
+	srv, err := parseTransfer(fs, args, a)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -183,7 +218,6 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errors.New("import: one FILE is required")
 	}
 	var raw []byte
-	var err error
 	if name := fs.Arg(0); name == "-" {
 		raw, err = io.ReadAll(os.Stdin)
 	} else {
@@ -200,10 +234,10 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("import: the text has %d code points; the limit is %d", n, *maxChars)
 	}
 	var out []byte
-	if *from != "" {
-		out, err = importHTTP(ctx, *from, text)
+	if a.from != "" {
+		out, err = importHTTP(ctx, srv, text)
 	} else {
-		out, err = importData(ctx, *data, *lockTimeout, text)
+		out, err = importData(ctx, a.data, a.lockTimeout, text)
 	}
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
@@ -235,14 +269,15 @@ func importData(ctx context.Context, path string, lockTimeout time.Duration, tex
 	return json.Marshal(map[string]any{"id": meta.ID, "viewId": meta.ViewID, "rev": rev})
 }
 
-func importHTTP(ctx context.Context, base, text string) ([]byte, error) {
+func importHTTP(ctx context.Context, srv remote, text string) ([]byte, error) {
+	base := srv.base
 	body, _ := json.Marshal(map[string]string{"text": text})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/docs", bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := srv.do(req)
 	if err != nil {
 		return nil, err
 	}
