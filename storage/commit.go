@@ -177,10 +177,10 @@ func checkKey(what, k string) error {
 // imply and their activity, and advances m past them. The records' times
 // must already be clamped (clampTimes).
 func putRecords(docs *bbolt.Bucket, keys docKeys, m *Meta, recs []encodedRecord) error {
+	if err := putOps(docs, keys, m.Rev, recs); err != nil {
+		return err
+	}
 	for _, r := range recs {
-		if err := docs.Put(keys.op(r.rec.Rev), r.value); err != nil {
-			return err
-		}
 		if r.rec.Client != "" {
 			if err := docs.Put(keys.client(r.rec.Client), r.clientValue); err != nil {
 				return err

@@ -107,14 +107,13 @@ func (db *DB) Revisions(ctx context.Context, id string, after int64, limit int) 
 // scanRevisions is scanOps for Revisions: it decodes only each record's
 // header and counts, not the text inserted.
 func scanRevisions(tx *bbolt.Tx, keys docKeys, id string, from, to int64, fn func(Revision) bool) error {
-	c := tx.Bucket(bucketDocs).Cursor()
 	want := from
-	for k, v := c.Seek(keys.op(from)); k != nil && want <= to; k, v = c.Next() {
-		rev, ok := keys.opRev(k)
-		if !ok || rev != want {
+	for o := seekOps(tx.Bucket(bucketDocs).Cursor(), keys, from); o.ok && want <= to; o.next() {
+		rev := o.rev
+		if rev != want {
 			return fmt.Errorf("doc %s rev %d: missing op: %w", id, want, ErrCorrupt)
 		}
-		r, err := decodeRevision(v)
+		r, err := decodeRevision(o.val)
 		if err == nil && r.Rev != rev {
 			err = fmt.Errorf("record claims rev %d", r.Rev)
 		}

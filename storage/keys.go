@@ -11,14 +11,15 @@ import (
 //
 // In docs, the prefix is followed by a kind byte:
 //
-//	prefix 0x00 <rev>     op record, rev as 8 bytes big-endian
+//	prefix 0x00 <rev>     op records from rev on, rev as 8 bytes
+//	                      big-endian (a chunk, see chunk.go)
 //	prefix 0x01           meta
 //	prefix 0x02 <client>  client's last seq and rev
 //	prefix 0x03 <minute>  activity: the revisions committed in one minute,
 //	                      minute as 8 bytes big-endian Unix minutes
 //
-// Everything an append writes (the next op, the meta with the new
-// revision, the client's entry) sorts together at the end of the
+// Everything an append writes (the chunk with the next op, the meta with
+// the new revision, the client's entry) sorts together at the end of the
 // document's range, so it usually lands in one leaf page: an append costs
 // one dirty page, not one per bucket. Page writes, not the fsync, are what
 // grow with the size of a commit group.

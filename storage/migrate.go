@@ -12,7 +12,12 @@ import (
 )
 
 // initBuckets creates the buckets of a new file, or checks the format of an
-// existing one, upgrading format 1 to 2 in place.
+// existing one, upgrading formats 1 and 2 to 3 in place.
+//
+// Format 3 reads every value format 2 wrote: its bare op records are chunks
+// of one (chunk.go). Upgrading from 2 only raises the number, so that a
+// binary that knows format 2 refuses the file instead of misreading its
+// chunks.
 //
 // Format 2 reads everything format 1 wrote (snapshot keys without a kind
 // byte are latest snapshots; version 1 snapshot values are read as they
@@ -45,6 +50,14 @@ func initBuckets(bolt *bbolt.DB, log *slog.Logger) error {
 	switch {
 	case len(format) == 1 && format[0] == formatVersion:
 		return nil
+	case len(format) == 1 && format[0] == 2:
+		err := bolt.Update(func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketSys).Put(keyFormat, []byte{formatVersion})
+		})
+		if err != nil {
+			return fmt.Errorf("upgrade from format 2: %w", err)
+		}
+		return nil
 	case len(format) == 1 && format[0] == 1:
 		return upgrade1(bolt, log)
 	default:
@@ -52,8 +65,9 @@ func initBuckets(bolt *bbolt.DB, log *slog.Logger) error {
 	}
 }
 
-// upgrade1 upgrades a file of format 1 to format 2, one transaction per
-// document so that a large file does not need one huge transaction.
+// upgrade1 upgrades a file of format 1 to format 3 (what format 2 added),
+// one transaction per document so that a large file does not need one huge
+// transaction.
 func upgrade1(bolt *bbolt.DB, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -118,12 +132,12 @@ func indexDoc(tx *bbolt.Tx, id string) error {
 	for from := int64(1); from <= m.Rev; from += batch {
 		var recs []encodedRecord
 		before := m.Updated
-		c := docs.Cursor()
 		want := from
-		for k, v := c.Seek(keys.op(from)); k != nil && want <= min(from+batch-1, m.Rev); k, v = c.Next() {
-			if rev, ok := keys.opRev(k); !ok || rev != want {
+		for o := seekOps(docs.Cursor(), keys, from); o.ok && want <= min(from+batch-1, m.Rev); o.next() {
+			if o.rev != want {
 				return fmt.Errorf("doc %s rev %d: missing op: %w", id, want, ErrCorrupt)
 			}
+			v := o.val
 			r, err := decodeRevision(v)
 			if err != nil {
 				return fmt.Errorf("doc %s rev %d: %v: %w", id, want, err, ErrCorrupt)

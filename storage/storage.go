@@ -180,10 +180,11 @@ const (
 	defaultOpsLimit      = 1000
 
 	// formatVersion is stored in sys/format; Open refuses other versions
-	// rather than misreading them, except format 1, which it upgrades
-	// (migrate.go). Format 2 added milestone snapshots (a kind byte in
-	// snapshot keys, compressed values) and the activity index.
-	formatVersion = 2
+	// rather than misreading them, except formats 1 and 2, which it
+	// upgrades (migrate.go). Format 2 added milestone snapshots (a kind byte
+	// in snapshot keys, compressed values) and the activity index; format 3
+	// stores several op records to a key (chunk.go).
+	formatVersion = 3
 
 	// initialMmapSize reserves address space (not memory or disk) so that
 	// the file rarely needs remapping: bbolt cannot remap while a read
@@ -494,14 +495,13 @@ func scanOpsSized(tx *bbolt.Tx, keys docKeys, id string, from, to int64, fn func
 // a bad value as an error, which comes back as ErrCorrupt naming the
 // revision.
 func scanOpValues(tx *bbolt.Tx, keys docKeys, id string, from, to int64, fn func(rev int64, v []byte) (bool, error)) error {
-	c := tx.Bucket(bucketDocs).Cursor()
 	want := from
-	for k, v := c.Seek(keys.op(from)); k != nil && want <= to; k, v = c.Next() {
-		rev, ok := keys.opRev(k)
-		if !ok || rev != want {
+	for o := seekOps(tx.Bucket(bucketDocs).Cursor(), keys, from); o.ok && want <= to; o.next() {
+		rev := o.rev
+		if rev != want {
 			return fmt.Errorf("doc %s rev %d: missing op: %w", id, want, ErrCorrupt)
 		}
-		more, err := fn(rev, v)
+		more, err := fn(rev, o.val)
 		if err != nil {
 			return fmt.Errorf("doc %s rev %d: %v: %w", id, rev, err, ErrCorrupt)
 		}

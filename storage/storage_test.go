@@ -713,19 +713,23 @@ func TestLoadSchedulesMissedSnapshot(t *testing.T) {
 func TestCorruptionReported(t *testing.T) {
 	// A damage gets the docs and snaps buckets and the keys of document d.
 	type damage func(docs, snaps *bbolt.Bucket, k docKeys) error
-	put := func(rev int64, rec Record) damage {
-		return func(docs, _ *bbolt.Bucket, k docKeys) error { return docs.Put(k.op(rev), appendRecord(nil, &rec)) }
+	// Ops are damaged inside their chunks (editRecord, chunk_test.go).
+	put := func(rev int64, v []byte) damage {
+		return func(docs, _ *bbolt.Bucket, k docKeys) error {
+			return editRecord(docs, k, rev, func([]byte) []byte { return v })
+		}
 	}
 	flip := func(rev int64, i int) damage {
 		return func(docs, _ *bbolt.Bucket, k docKeys) error {
-			v := append([]byte(nil), docs.Get(k.op(rev))...)
-			v[i] ^= 0x01
-			return docs.Put(k.op(rev), v)
+			return editRecord(docs, k, rev, func(v []byte) []byte { v[i] ^= 0x01; return v })
 		}
 	}
 	del := func(rev int64) damage {
-		return func(docs, _ *bbolt.Bucket, k docKeys) error { return docs.Delete(k.op(rev)) }
+		return func(docs, _ *bbolt.Bucket, k docKeys) error {
+			return editRecord(docs, k, rev, func([]byte) []byte { return nil })
+		}
 	}
+	putRec := func(rev int64, rec Record) damage { return put(rev, appendRecord(nil, &rec)) }
 	tests := []struct {
 		name    string
 		damage  damage
@@ -735,9 +739,18 @@ func TestCorruptionReported(t *testing.T) {
 		{"missing op", del(5), "doc d rev 5", true},
 		{"missing last op", del(14), "doc d rev 14", true},
 		{"flipped byte", flip(7, 6), "doc d rev 7", true},
-		{"truncated", func(docs, _ *bbolt.Bucket, k docKeys) error { return docs.Put(k.op(11), []byte{1, 2}) }, "doc d rev 11", true},
-		{"op of wrong length", put(9, Record{Rev: 9, Op: ot.Op{{N: 1}, {S: "x"}}}), "doc d rev 9", false},
-		{"record under wrong key", put(12, tokenRecords(13, 13, "c")[0]), "doc d rev 12", true},
+		{"truncated", put(11, []byte{1, 2}), "doc d rev 11", true},
+		{"op of wrong length", putRec(9, Record{Rev: 9, Op: ot.Op{{N: 1}, {S: "x"}}}), "doc d rev 9", false},
+		{"record under wrong key", putRec(12, tokenRecords(13, 13, "c")[0]), "doc d rev 12", true},
+		{"damaged chunk framing", func(docs, _ *bbolt.Bucket, k docKeys) error {
+			// Revisions 1 to 5, then a record length running past the
+			// chunk's end.
+			_, recs, err := chunkOf(docs, k, 1)
+			if err != nil {
+				return err
+			}
+			return docs.Put(k.op(1), append(chunkValue(recs[:5]), 0x7f, 1, 2, 3))
+		}, "doc d rev 6", true},
 		{"damaged meta", func(docs, _ *bbolt.Bucket, k docKeys) error { return docs.Put(k.meta(), []byte("garbage")) }, "doc d meta", true},
 		{"damaged snapshot", func(_, snaps *bbolt.Bucket, k docKeys) error {
 			return snaps.Put(k.snap(6), []byte("garbage"))

@@ -305,50 +305,65 @@ func verifyDoc(ctx context.Context, tx *bbolt.Tx, c *bbolt.Cursor, k, v []byte, 
 	}
 	compareSnapshots(0)
 
+	// replay applies the record v, filed under revision rev, to the text,
+	// and reports whether the op log is still sound.
+	replay := func(rev int64, v []byte) bool {
+		if rev != want {
+			rep.addf("doc %s rev %d: missing op (next stored is rev %d)", id, want, rev)
+			return false
+		}
+		rec, err := decodeRecord(v)
+		if err == nil && rec.Rev != rev {
+			err = fmt.Errorf("record claims rev %d", rec.Rev)
+		}
+		if err == nil {
+			err = text.Apply(rec.Op)
+		}
+		if err != nil {
+			rep.addf("doc %s rev %d: %v", id, rev, err)
+			return false
+		}
+		if rec.Client != "" {
+			lastOp[rec.Client] = clientEntry{rec.Seq, rev}
+		}
+		if rec.Time.After(clamp) {
+			clamp = rec.Time
+		}
+		minute := minuteOf(clamp)
+		a := activityWant[minute]
+		if a == nil {
+			a = &activity{}
+			activityWant[minute] = a
+		}
+		ins, del := opStats(rec.Op)
+		a.add(rev, ins, del, rec.Client)
+		want++
+		compareSnapshots(rev)
+		return true
+	}
+
 	for ; k != nil && bytes.HasPrefix(k, keys) && len(k) > len(keys); k, v = c.Next() {
 		switch kind, rest := k[len(keys)], k[len(keys)+1:]; {
 		case kind == kindOp && len(rest) == 8:
+			// A chunk's records (chunk.go) are of consecutive revisions.
 			rev := int64(binary.BigEndian.Uint64(rest))
-			rep.Ops++
-			if rep.Ops%4096 == 0 && ctx.Err() != nil {
-				return nil, nil, m, false // the caller sees ctx.Err()
+			rec, more := v, []byte(nil)
+			if len(v) > 0 && v[0] == opChunk {
+				rec, more = nextRecord(v[1:])
 			}
-			if !replayOK {
-				continue
+			for ; ; rev++ {
+				rep.Ops++
+				if rep.Ops%4096 == 0 && ctx.Err() != nil {
+					return nil, nil, m, false // the caller sees ctx.Err()
+				}
+				if replayOK {
+					replayOK = replay(rev, rec)
+				}
+				if len(more) == 0 {
+					break
+				}
+				rec, more = nextRecord(more)
 			}
-			if rev != want {
-				rep.addf("doc %s rev %d: missing op (next stored is rev %d)", id, want, rev)
-				replayOK = false
-				continue
-			}
-			rec, err := decodeRecord(v)
-			if err == nil && rec.Rev != rev {
-				err = fmt.Errorf("record claims rev %d", rec.Rev)
-			}
-			if err == nil {
-				err = text.Apply(rec.Op)
-			}
-			if err != nil {
-				rep.addf("doc %s rev %d: %v", id, rev, err)
-				replayOK = false
-				continue
-			}
-			if rec.Client != "" {
-				lastOp[rec.Client] = clientEntry{rec.Seq, rev}
-			}
-			if rec.Time.After(clamp) {
-				clamp = rec.Time
-			}
-			minute := minuteOf(clamp)
-			a := activityWant[minute]
-			if a == nil {
-				a = &activity{}
-				activityWant[minute] = a
-			}
-			ins, del := opStats(rec.Op)
-			a.add(rev, ins, del, rec.Client)
-			want++
-			compareSnapshots(rev)
 		case kind == kindMeta && len(rest) == 0:
 			var err error
 			if m, err = decodeMeta(id, v); err != nil {

@@ -113,6 +113,11 @@ func TestVerifyFindsDamage(t *testing.T) {
 	del := func(bucket []byte, k []byte) func(tx *bbolt.Tx) error {
 		return func(tx *bbolt.Tx) error { return tx.Bucket(bucket).Delete(k) }
 	}
+	delOp := func(k docKeys, rev int64) func(tx *bbolt.Tx) error {
+		return func(tx *bbolt.Tx) error {
+			return editRecord(tx.Bucket(bucketDocs), k, rev, func([]byte) []byte { return nil })
+		}
+	}
 	snap := func(rev int64, text string) []byte {
 		s := Snapshot{Rev: rev, Text: text}
 		return appendSnapshot(nil, &s, len(text))
@@ -133,10 +138,7 @@ func TestVerifyFindsDamage(t *testing.T) {
 		{
 			name: "bit flip in an op",
 			damage: func(tx *bbolt.Tx) error {
-				docs := tx.Bucket(bucketDocs)
-				v := append([]byte(nil), docs.Get(a.op(12))...)
-				v[len(v)/2] ^= 0x10
-				return docs.Put(a.op(12), v)
+				return editRecord(tx.Bucket(bucketDocs), a, 12, func(v []byte) []byte { v[len(v)/2] ^= 0x10; return v })
 			},
 			// The snapshots after the damage cannot be compared, and say so.
 			want: []string{"doc a rev 12: checksum mismatch", "doc a snapshot rev 20: not compared"},
@@ -159,20 +161,33 @@ func TestVerifyFindsDamage(t *testing.T) {
 			want: []string{"doc a activity of minute"},
 		},
 		{
+			name: "damaged chunk framing",
+			damage: func(tx *bbolt.Tx) error {
+				// Revisions 1 to 5 of a, then a length past the end.
+				docs := tx.Bucket(bucketDocs)
+				_, recs, err := chunkOf(docs, a, 1)
+				if err != nil {
+					return err
+				}
+				return docs.Put(a.op(1), append(chunkValue(recs[:5]), 0x7f, 1, 2, 3))
+			},
+			want: []string{"doc a rev 6: bad stored value"},
+		},
+		{
 			name:   "missing op",
-			damage: del(bucketDocs, a.op(17)),
+			damage: delOp(a, 17),
 			want:   []string{"doc a rev 17: missing op"},
 		},
 		{
 			name:   "missing last op",
-			damage: del(bucketDocs, keysOf("b").op(5)),
+			damage: delOp(keysOf("b"), 5),
 			want:   []string{"doc b rev 5: missing op (meta says rev 5)"},
 		},
 		{
 			name: "op that does not fit the text",
 			damage: func(tx *bbolt.Tx) error {
 				rec := Record{Rev: 3, Op: ot.Op{{S: "x"}}, Client: "c-a", Seq: 3}
-				return tx.Bucket(bucketDocs).Put(a.op(3), appendRecord(nil, &rec))
+				return editRecord(tx.Bucket(bucketDocs), a, 3, func([]byte) []byte { return appendRecord(nil, &rec) })
 			},
 			want: []string{"doc a rev 3:"},
 		},
