@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -212,6 +213,10 @@ func TestUpgradeFormat2(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
+	// Checked offline, before Open upgrades it, it is sound.
+	if rep, err := VerifyFile(ctx, path, time.Second); err != nil || !rep.OK() {
+		t.Errorf("VerifyFile of the format 2 file: got %+v, %v, want no problems", rep, err)
+	}
 	db, err = Open(path, Options{SnapshotEvery: -1})
 	if err != nil {
 		t.Fatal(err)

@@ -143,8 +143,8 @@ func verifyTx(ctx context.Context, tx *bbolt.Tx) (rep *Report, err error) {
 		return rep, nil
 	}
 	v := sys.Get(keyFormat)
-	if len(v) != 1 || (v[0] != formatVersion && v[0] != 1) {
-		rep.addf("file format %v, want [%d] (or [1], which Open upgrades)", v, formatVersion)
+	if len(v) != 1 || v[0] < 1 || v[0] > formatVersion {
+		rep.addf("file format %v, want [%d] (or [1] or [2], which Open upgrades)", v, formatVersion)
 		return rep, nil
 	}
 	// Format 1 has no activity index to check.
