@@ -85,6 +85,7 @@ test-go:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOp$$' -fuzztime $(FUZZTIME) ./ot
 	$(GO) test -run '^$$' -fuzz '^FuzzTransform$$' -fuzztime $(FUZZTIME) ./ot
+	$(GO) test -run '^$$' -fuzz '^FuzzChunkSplit$$' -fuzztime $(FUZZTIME) ./storage
 
 ## lint: gofmt, go vet and staticcheck (pinned)
 lint:

@@ -251,3 +251,38 @@ func TestUpgradeFormat2(t *testing.T) {
 		t.Errorf("Verify: got %+v, %v", rep, err)
 	}
 }
+
+// FuzzChunkSplit checks that splitting any op value terminates without
+// panicking, and that chunkLen counts the records a value splits into
+// when it accepts it.
+func FuzzChunkSplit(f *testing.F) {
+	rec := appendRecord(nil, &Record{Rev: 1, Op: ot.Op{{S: "x"}}})
+	f.Add(chunkValue([][]byte{rec, rec}))
+	f.Add(rec)
+	f.Add([]byte{opChunk})
+	f.Add([]byte{opChunk, 0x7f, 1, 2})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		n, ok := chunkLen(v)
+		if len(v) == 0 || v[0] != opChunk {
+			if n != 1 || ok {
+				t.Fatalf("bare value: chunkLen %d, %v, want 1, false", n, ok)
+			}
+			return
+		}
+		var recs [][]byte
+		for rest := v[1:]; len(rest) > 0; {
+			var r []byte
+			r, rest = nextRecord(rest)
+			recs = append(recs, r)
+			if len(recs) > len(v) {
+				t.Fatal("splitting does not terminate")
+			}
+		}
+		if ok && n != len(recs) {
+			t.Fatalf("chunkLen %d accepted %x, which splits into %d records", n, v, len(recs))
+		}
+		if ok && len(recs) > 0 && !bytes.HasSuffix(v, recs[len(recs)-1]) {
+			t.Fatalf("chunkLen accepted %x, whose last record %x is not its end", v, recs[len(recs)-1])
+		}
+	})
+}
