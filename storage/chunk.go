@@ -138,7 +138,8 @@ func putOps(docs *bbolt.Bucket, keys docKeys, rev int64, recs []encodedRecord) e
 	if rev > 0 {
 		// The last op key of the document sorts just before op(rev+1).
 		c := docs.Cursor()
-		k, v := c.Seek(keys.op(rev + 1))
+		var v []byte
+		k, _ := c.Seek(keys.op(rev + 1))
 		if k == nil {
 			k, v = c.Last()
 		} else {
