@@ -22,8 +22,8 @@ import (
 // Why: each append rewrites the leaf page that holds the document's latest
 // ops, and bbolt unpacks that whole page into one node per key, then grows
 // the slice when the append adds a key. With a key per op, a leaf holds
-// some forty of them and that unpacking was half of what the server
-// allocated per op at 1,000 documents × 2 editors; with the latest ops
+// dozens of them, and that unpacking and growing was half of what the
+// server allocated per op at 1,000 documents × 2 editors; with the latest ops
 // sharing a key, the leaf holds a few keys and an append usually replaces
 // one. See docs/performance.md, "Several ops to a key".
 const (
@@ -35,16 +35,24 @@ const (
 	maxChunkBytes = 1024
 )
 
-// nextRecord splits the first record off rest, the part of a chunk after
-// its opChunk byte. A chunk whose framing is damaged hands out the rest as
-// one value, which then fails its checksum where it is decoded, so the
-// damage is reported with the revision it hit.
-func nextRecord(rest []byte) (rec, after []byte) {
+// splitRecord splits the first record off rest, the part of a chunk after
+// its opChunk byte; ok is false if its length is damaged.
+func splitRecord(rest []byte) (rec, after []byte, ok bool) {
 	n, w := binary.Uvarint(rest)
 	if w <= 0 || n > uint64(len(rest)-w) {
-		return rest, nil
+		return nil, nil, false
 	}
-	return rest[w : w+int(n)], rest[w+int(n):]
+	return rest[w : w+int(n)], rest[w+int(n):], true
+}
+
+// nextRecord is splitRecord for readers: a chunk whose framing is damaged
+// hands out the rest as one value, which then fails its checksum where it
+// is decoded, so the damage is reported with the revision it hit.
+func nextRecord(rest []byte) (rec, after []byte) {
+	if rec, after, ok := splitRecord(rest); ok {
+		return rec, after
+	}
+	return rest, nil
 }
 
 // chunkLen returns the number of records in v, the value of an op key, and
@@ -56,14 +64,29 @@ func chunkLen(v []byte) (int, bool) {
 	}
 	n := 0
 	for rest := v[1:]; len(rest) > 0; n++ {
-		w := 0
-		var l uint64
-		if l, w = binary.Uvarint(rest); w <= 0 || l > uint64(len(rest)-w) {
+		var ok bool
+		if _, rest, ok = splitRecord(rest); !ok {
 			return n, false
 		}
-		rest = rest[w+int(l):]
 	}
 	return n, n > 0
+}
+
+// opKeyAt returns the first revision and the value of the op key whose
+// chunk would hold revision rev: the document's last op key at or before
+// it. ok is false if the document has none.
+func opKeyAt(c *bbolt.Cursor, keys docKeys, rev int64) (first int64, v []byte, ok bool) {
+	k, v := c.Seek(keys.op(rev))
+	if first, ok := keys.opRev(k); ok && first == rev {
+		return first, v, true
+	}
+	if k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	first, ok = keys.opRev(k)
+	return first, v, ok && first < rev
 }
 
 // opCursor walks one document's op records in revision order, whichever
@@ -82,38 +105,34 @@ type opCursor struct {
 // from: the record of from itself unless it is missing.
 func seekOps(c *bbolt.Cursor, keys docKeys, from int64) *opCursor {
 	o := &opCursor{c: c, keys: keys}
-	k, v := c.Seek(keys.op(from))
-	if rev, ok := keys.opRev(k); !ok || rev != from {
-		// from may be inside the chunk before.
-		var pk, pv []byte
-		if k == nil {
-			pk, pv = c.Last()
-		} else {
-			pk, pv = c.Prev()
-		}
-		if rev, ok := keys.opRev(pk); ok && rev < from {
-			k, v = pk, pv
-		} else {
-			k, v = c.Seek(keys.op(from))
-		}
+	if first, v, ok := opKeyAt(c, keys, from); ok {
+		o.load(first, true, v)
+	} else {
+		o.loadKey(c.Seek(keys.op(from)))
 	}
-	o.load(k, v)
 	for o.ok && o.rev < from {
 		o.next()
 	}
 	return o
 }
 
-func (o *opCursor) load(k, v []byte) {
-	o.rev, o.ok = o.keys.opRev(k)
+// load puts o on the first record under the op key of revision first, or
+// past the document's op keys if ok is false.
+func (o *opCursor) load(first int64, ok bool, v []byte) {
+	o.rev, o.ok = first, ok
 	switch {
-	case !o.ok:
+	case !ok:
 		o.val, o.rest = nil, nil
 	case len(v) > 0 && v[0] == opChunk:
 		o.val, o.rest = nextRecord(v[1:])
 	default:
 		o.val, o.rest = v, nil
 	}
+}
+
+func (o *opCursor) loadKey(k, v []byte) {
+	first, ok := o.keys.opRev(k)
+	o.load(first, ok, v)
 }
 
 // next moves to the following record.
@@ -123,7 +142,7 @@ func (o *opCursor) next() {
 		o.val, o.rest = nextRecord(o.rest)
 		return
 	}
-	o.load(o.c.Next())
+	o.loadKey(o.c.Next())
 }
 
 // putOps stores recs, the records that follow revision rev of a document,
@@ -136,20 +155,11 @@ func putOps(docs *bbolt.Bucket, keys docKeys, rev int64, recs []encodedRecord) e
 		grow += len(r.value) + binary.MaxVarintLen32
 	}
 	if rev > 0 {
-		// The last op key of the document sorts just before op(rev+1).
-		c := docs.Cursor()
-		var v []byte
-		k, _ := c.Seek(keys.op(rev + 1))
-		if k == nil {
-			k, v = c.Last()
-		} else {
-			k, v = c.Prev()
-		}
-		if first, ok := keys.opRev(k); ok {
-			if count, ok := chunkLen(v); ok && first+int64(count)-1 == rev && count < maxChunkOps && len(v) < maxChunkBytes {
-				key, n = keys.op(first), count
-				chunk = append(make([]byte, 0, len(v)+grow), v...)
-			}
+		// The chunk that holds rev, the document's latest op, is its last.
+		first, v, ok := opKeyAt(docs.Cursor(), keys, rev)
+		if count, extendable := chunkLen(v); ok && extendable && first+int64(count)-1 == rev && count < maxChunkOps && len(v) < maxChunkBytes {
+			key, n = keys.op(first), count
+			chunk = append(make([]byte, 0, len(v)+grow), v...)
 		}
 	}
 	for _, r := range recs {

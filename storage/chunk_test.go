@@ -17,17 +17,8 @@ import (
 // chunkOf returns the first revision and the record values of the chunk
 // that holds revision rev of a document, or an error if there is none.
 func chunkOf(docs *bbolt.Bucket, k docKeys, rev int64) (int64, [][]byte, error) {
-	c := docs.Cursor()
-	key, v := c.Seek(k.op(rev))
-	if first, ok := k.opRev(key); !ok || first != rev {
-		if key == nil {
-			key, v = c.Last()
-		} else {
-			key, v = c.Prev()
-		}
-	}
-	first, ok := k.opRev(key)
-	if !ok || first > rev {
+	first, v, ok := opKeyAt(docs.Cursor(), k, rev)
+	if !ok {
 		return 0, nil, fmt.Errorf("no op key at or before rev %d", rev)
 	}
 	var recs [][]byte
