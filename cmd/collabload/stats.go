@@ -223,7 +223,7 @@ func printServerLatency(ctx context.Context, w io.Writer, admin string) {
 	for _, m := range []struct{ name, what string }{
 		{"collabd_ack_latency_seconds", "op received to ack written"},
 		{"collabd_hub_queue_wait_seconds", "hub queue wait"},
-		{"collabd_commit_seconds", "commit (fsync batch)"},
+		{"collabd_commit_seconds", "append (queue + transaction)"},
 		{"collabd_storage_commit_seconds", "storage transaction"},
 		{"collabd_fanout_seconds", "fan-out of a batch"},
 	} {
