@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -276,4 +278,59 @@ func FuzzChunkSplit(f *testing.F) {
 			t.Fatalf("chunkLen accepted %x, whose last record %x is not its end", v, recs[len(recs)-1])
 		}
 	})
+}
+
+// TestOpenFormat2File opens a file the previous release wrote (format 2:
+// documents a, 40 ops with milestones every 10, and b, 5 ops; written by
+// makeDoc, then compacted to 32 KB) and checks that it reads, verifies and
+// goes on in chunks.
+func TestOpenFormat2File(t *testing.T) {
+	src, err := os.ReadFile("testdata/format2.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "collab.db")
+	if err := os.WriteFile(path, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if rep, err := VerifyFile(ctx, path, time.Second); err != nil || !rep.OK() || rep.Ops != 45 {
+		t.Fatalf("VerifyFile before opening: got %+v, %v, want 45 ops and no problems", rep, err)
+	}
+	open := func() *DB {
+		t.Helper()
+		db, err := Open(path, Options{SnapshotEvery: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	db := open()
+	for id, rev := range map[string]int64{"a": 40, "b": 5} {
+		if doc, err := db.Load(ctx, id); err != nil || doc.Rev != rev || doc.Text != textAt(rev) {
+			t.Errorf("Load(%s): got %+v, %v, want rev %d", id, doc, err, rev)
+		}
+	}
+	if text, err := db.TextAt(ctx, "a", 25); err != nil || text != textAt(25) {
+		t.Errorf("TextAt(a, 25): got %q, %v", text, err)
+	}
+	if seq, rev, err := db.ClientSeq(ctx, "a", "c-a"); err != nil || seq != 40 || rev != 40 {
+		t.Errorf("ClientSeq(a, c-a): got %d, %d, %v, want 40, 40", seq, rev, err)
+	}
+	if err := db.Append(ctx, "a", tokenRecords(41, 45, "c-a")); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = open()
+	if doc, err := db.Load(ctx, "a"); err != nil || doc.Text != textAt(45) {
+		t.Errorf("Load(a) after appending and reopening: got %+v, %v", doc, err)
+	}
+	firsts, counts := opKeys(t, db, "a")
+	if len(firsts) != 41 || firsts[40] != 41 || counts[40] != 5 {
+		t.Errorf("op keys of a: firsts %v counts %v, want 40 bare records, then a chunk of 5 at 41", firsts, counts)
+	}
+	if rep, err := db.Verify(ctx); err != nil || !rep.OK() || rep.Ops != 50 {
+		t.Errorf("Verify: got %+v, %v, want 50 ops and no problems", rep, err)
+	}
 }
