@@ -642,6 +642,7 @@ func (h *hub) checkSeq(st *seqState, m *opMessage) (dup bool, perr *protoError) 
 // sequence transforms an op that passed checkSeq to the latest revision,
 // applies it in memory, records it in st and adds it to the batch as p.
 func (h *hub) sequence(st *seqState, client string, m *opMessage, p pendingOp) *protoError {
+	defer h.srv.opts.Metrics.transformed(h.srv.opts.Metrics.clock())
 	badOp := func(format string, args ...any) *protoError {
 		return &protoError{Code: CodeBadOp, Message: fmt.Sprintf(format, args...), Seq: m.seq}
 	}
@@ -840,6 +841,7 @@ func (h *hub) ack(e *editor, rev, seq int64) {
 		return
 	}
 	e.acked = seq
+	e.c.queuingAck() // metrics.go
 	e.c.enqueue(appendAck(nil, rev, seq))
 }
 

@@ -28,6 +28,8 @@ type Metrics struct {
 	storageCommit prometheus.Histogram
 	commitBatch   prometheus.Histogram
 	queueWait     prometheus.Histogram
+	transform     prometheus.Histogram
+	sendWait      prometheus.Histogram
 	ackLatency    prometheus.Histogram
 	fanOut        prometheus.Histogram
 	slowWS        prometheus.Counter
@@ -85,6 +87,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			prometheus.ExponentialBuckets(1, 2, 10)),
 		queueWait: histogram("hub_queue_wait_seconds",
 			"Time from an op's arrival to its hub starting to apply it.", latencyBuckets),
+		transform: histogram("transform_seconds",
+			"Time a hub takes to transform one op to the latest revision and apply it in memory.", latencyBuckets),
+		sendWait: histogram("send_queue_wait_seconds",
+			"Time from an ack entering its connection's send queue to its frame being written.", latencyBuckets),
 		ackLatency: histogram("ack_latency_seconds",
 			"Time from an op's arrival to its ack being written to the client.", latencyBuckets),
 		fanOut: histogram("fanout_seconds",
@@ -113,7 +119,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.httpErrors[CodeForbidden] = m.errorsVec.WithLabelValues(CodeForbidden, "http")
 	reg.MustRegister(m.docsLoaded, m.editors, m.viewers, m.opsApplied, m.opBytes, sent,
-		m.commitLatency, m.storageCommit, m.commitBatch, m.queueWait, m.ackLatency, m.fanOut, slow, m.errorsVec,
+		m.commitLatency, m.storageCommit, m.commitBatch, m.queueWait, m.transform, m.sendWait, m.ackLatency, m.fanOut, slow, m.errorsVec,
 		m.webhookDelivered, m.webhookFailed, m.webhookDropped, m.webhookLag,
 		m.docsOwned, m.forwards, m.forwardLatency, m.takeovers)
 	return m
@@ -177,6 +183,23 @@ func (m *Metrics) StorageCommitted(took time.Duration) {
 func (m *Metrics) opDequeued(recv time.Time) {
 	if m != nil && !recv.IsZero() {
 		m.queueWait.Observe(time.Since(recv).Seconds())
+	}
+}
+
+// clock returns the time for a hook that measures a span, or the zero
+// time when metrics are off.
+func (m *Metrics) clock() time.Time {
+	if m == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// transformed records the transform and apply of one op that began at
+// start (from clock).
+func (m *Metrics) transformed(start time.Time) {
+	if m != nil && !start.IsZero() {
+		m.transform.Observe(time.Since(start).Seconds())
 	}
 }
 
@@ -247,6 +270,15 @@ type connMetrics struct {
 	// has at most one op awaiting its ack, so the next ack written is
 	// that op's.
 	opRecv atomic.Int64
+	// ackQueued is when the hub queued that ack, in Unix nanoseconds.
+	ackQueued atomic.Int64
+}
+
+// queuingAck notes that an ack is about to be queued.
+func (c *connMetrics) queuingAck() {
+	if c.metrics != nil {
+		c.ackQueued.Store(time.Now().UnixNano())
+	}
 }
 
 // received notes an op's arrival and returns its time, or the zero time
@@ -260,32 +292,44 @@ func (c *connMetrics) received() time.Time {
 	return now
 }
 
-// acking returns, for a frame about to be written, when the op it
-// acknowledges arrived (Unix nanoseconds), or 0 if it carries no ack. It
-// must be taken before the write: once the client has the ack it may send
-// its next op, whose arrival replaces opRecv.
-func (c *connMetrics) acking(batch [][]byte) int64 {
+// ackTimes are, for a frame that carries an ack, when the op it
+// acknowledges arrived and when the ack was queued, in Unix nanoseconds;
+// zero when unknown.
+type ackTimes struct{ recv, queued int64 }
+
+// acking returns the ackTimes of a frame about to be written, zero if it
+// carries no ack. They must be taken before the write: once the client
+// has the ack it may send its next op, whose arrival and ack replace
+// them.
+func (c *connMetrics) acking(batch [][]byte) ackTimes {
 	if c.metrics == nil {
-		return 0
+		return ackTimes{}
 	}
 	for _, msg := range batch {
 		if len(msg) > len(ackPrefix) && string(msg[:len(ackPrefix)]) == ackPrefix {
-			return c.opRecv.Swap(0)
+			return ackTimes{c.opRecv.Swap(0), c.ackQueued.Swap(0)}
 		}
 	}
-	return 0
+	return ackTimes{}
 }
 
-// wrote records a frame written to the client: its bytes, and the ack
-// latency if acking found an ack in it.
-func (c *connMetrics) wrote(ackedRecv int64, frameBytes int) {
+// wrote records a frame written to the client: its bytes, and the ack's
+// latency and wait in the send queue if acking found an ack in it.
+func (c *connMetrics) wrote(acked ackTimes, frameBytes int) {
 	m := c.metrics
 	if m == nil {
 		return
 	}
 	m.sentWS.Add(float64(frameBytes))
-	if ackedRecv != 0 {
-		m.ackLatency.Observe(time.Since(time.Unix(0, ackedRecv)).Seconds())
+	if acked == (ackTimes{}) {
+		return
+	}
+	now := time.Now()
+	if acked.recv != 0 {
+		m.ackLatency.Observe(now.Sub(time.Unix(0, acked.recv)).Seconds())
+	}
+	if acked.queued != 0 {
+		m.sendWait.Observe(now.Sub(time.Unix(0, acked.queued)).Seconds())
 	}
 }
 

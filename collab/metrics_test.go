@@ -140,6 +140,8 @@ func TestMetrics(t *testing.T) {
 		{"collabd_commit_batch_ops_sum", nil, ops},
 		{"collabd_ack_latency_seconds_count", nil, ops},
 		{"collabd_hub_queue_wait_seconds_count", nil, ops + 1}, // and the bad op
+		{"collabd_transform_seconds_count", nil, ops + 1},
+		{"collabd_send_queue_wait_seconds_count", nil, ops},
 		{"collabd_documents_loaded", nil, 1},
 		{"collabd_editors_connected", nil, 2},
 		{"collabd_viewers_connected", nil, 1},
@@ -190,9 +192,14 @@ func TestMetricsOff(t *testing.T) {
 	if w := m.wrap(httptest.NewRecorder()); w == nil {
 		t.Fatal("wrap returned nil")
 	}
+	if !m.clock().IsZero() {
+		t.Error("clock without metrics read the clock")
+	}
+	m.transformed(time.Now())
 	var c connMetrics
 	if !c.received().IsZero() {
 		t.Error("received without metrics read the clock")
 	}
+	c.queuingAck()
 	c.wrote(c.acking([][]byte{[]byte(`{"type":"ack","rev":1,"seq":1}`)}), 10)
 }

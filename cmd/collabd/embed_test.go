@@ -147,7 +147,7 @@ func TestEmbedEndToEnd(t *testing.T) {
 		t.Fatalf("parse /metrics: %v", err)
 	}
 	for _, name := range []string{"go_goroutines", "go_memstats_heap_inuse_bytes", "process_resident_memory_bytes", "process_cpu_seconds_total", "collabd_storage_commits_total", "collabd_storage_commit_seconds",
-		"collabd_ops_applied_total", "collabd_webhook_failures_total"} {
+		"collabd_ops_applied_total", "collabd_transform_seconds", "collabd_send_queue_wait_seconds", "collabd_webhook_failures_total"} {
 		if fams[name] == nil {
 			t.Errorf("/metrics has no %s", name)
 		}

@@ -52,7 +52,8 @@ func TestLightLoad(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	for _, want := range []string{"keystroke to ack (", "converged: ", "server CPU: ", "per revision; RSS ",
-		"op received to ack written   n=", "storage transaction          n=", " in the server's lifetime"} {
+		"op received to ack written   n=", "transform and apply          n=", "storage transaction          n=",
+		"ack in the send queue        n=", " in the server's lifetime"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}

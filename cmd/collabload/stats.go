@@ -223,9 +223,11 @@ func printServerLatency(ctx context.Context, w io.Writer, admin string) {
 	for _, m := range []struct{ name, what string }{
 		{"collabd_ack_latency_seconds", "op received to ack written"},
 		{"collabd_hub_queue_wait_seconds", "hub queue wait"},
+		{"collabd_transform_seconds", "transform and apply"},
 		{"collabd_commit_seconds", "append (queue + transaction)"},
 		{"collabd_storage_commit_seconds", "storage transaction"},
 		{"collabd_fanout_seconds", "fan-out of a batch"},
+		{"collabd_send_queue_wait_seconds", "ack in the send queue"},
 	} {
 		h := hs[m.name]
 		if h == nil || h.count == 0 {
