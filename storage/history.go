@@ -107,28 +107,16 @@ func (db *DB) Revisions(ctx context.Context, id string, after int64, limit int) 
 // scanRevisions is scanOps for Revisions: it decodes only each record's
 // header and counts, not the text inserted.
 func scanRevisions(tx *bbolt.Tx, keys docKeys, id string, from, to int64, fn func(Revision) bool) error {
-	want := from
-	for o := seekOps(tx.Bucket(bucketDocs).Cursor(), keys, from); o.ok && want <= to; o.next() {
-		rev := o.rev
-		if rev != want {
-			return fmt.Errorf("doc %s rev %d: missing op: %w", id, want, ErrCorrupt)
-		}
-		r, err := decodeRevision(o.val)
+	return scanOpValues(tx, keys, id, from, to, func(rev int64, v []byte) (bool, error) {
+		r, err := decodeRevision(v)
 		if err == nil && r.Rev != rev {
 			err = fmt.Errorf("record claims rev %d", r.Rev)
 		}
 		if err != nil {
-			return fmt.Errorf("doc %s rev %d: %v: %w", id, rev, err, ErrCorrupt)
+			return false, err
 		}
-		want++
-		if !fn(r) {
-			return nil
-		}
-	}
-	if want <= to {
-		return fmt.Errorf("doc %s rev %d: missing op: %w", id, want, ErrCorrupt)
-	}
-	return nil
+		return fn(r), nil
+	})
 }
 
 // decodeRevision decodes a record value (see appendRecord) into what it

@@ -132,15 +132,10 @@ func indexDoc(tx *bbolt.Tx, id string) error {
 	for from := int64(1); from <= m.Rev; from += batch {
 		var recs []encodedRecord
 		before := m.Updated
-		want := from
-		for o := seekOps(docs.Cursor(), keys, from); o.ok && want <= min(from+batch-1, m.Rev); o.next() {
-			if o.rev != want {
-				return fmt.Errorf("doc %s rev %d: missing op: %w", id, want, ErrCorrupt)
-			}
-			v := o.val
+		err := scanOpValues(tx, keys, id, from, min(from+batch-1, m.Rev), func(_ int64, v []byte) (bool, error) {
 			r, err := decodeRevision(v)
 			if err != nil {
-				return fmt.Errorf("doc %s rev %d: %v: %w", id, want, err, ErrCorrupt)
+				return false, err
 			}
 			if r.Time.Before(m.Updated) {
 				r.Time = m.Updated
@@ -149,10 +144,10 @@ func indexDoc(tx *bbolt.Tx, id string) error {
 				ins: r.Inserted, del: r.Deleted})
 			logBytes += int64(len(v) + len(r.Client) + 32)
 			m.Updated = r.Time
-			want++
-		}
-		if int64(len(recs)) != min(int64(batch), m.Rev-from+1) {
-			return fmt.Errorf("doc %s rev %d: missing op: %w", id, want, ErrCorrupt)
+			return true, nil
+		})
+		if err != nil {
+			return err
 		}
 		if err := addActivity(docs, keys, before, recs); err != nil {
 			return err
