@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 )
 
 func main() {
+	setProcs(os.Getenv("GOMAXPROCS"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -163,7 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stdout, "collabd listening on %s://%s\n", scheme, ln.Addr())
-	logger.Info("listening", "addr", ln.Addr().String(), "data", cfg.data, "tls", cfg.tlsCert != "")
+	logger.Info("listening", "addr", ln.Addr().String(), "data", cfg.data, "tls", cfg.tlsCert != "", "procs", runtime.GOMAXPROCS(0))
 
 	// Each server reports on serveErr when it stops; Serve returns
 	// http.ErrServerClosed after Shutdown and any other error on failure.

@@ -53,7 +53,7 @@ func TestLightLoad(t *testing.T) {
 	}
 	for _, want := range []string{"keystroke to ack (", "converged: ", "server CPU: ", "per revision; RSS ",
 		"op received to ack written   n=", "transform and apply          n=", "storage transaction          n=",
-		"ack in the send queue        n=", " in the server's lifetime"} {
+		"ack in the send queue        n=", " in the server's lifetime", "processors (GOMAXPROCS)      "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}
@@ -108,7 +108,7 @@ x_seconds_bucket{le="+Inf"} 100
 x_seconds_sum 0.1
 x_seconds_count 100
 `
-	h := parseHistograms(strings.NewReader(text))["x_seconds"]
+	h := parseHistograms(strings.NewReader(text), nil)["x_seconds"]
 	if h == nil {
 		t.Fatal("histogram not parsed")
 	}

@@ -129,8 +129,10 @@ type histogram struct {
 
 type bucket struct{ le, n float64 }
 
-// parseHistograms reads the _bucket and _count series of text-format metrics.
-func parseHistograms(r io.Reader) map[string]*histogram {
+// parseHistograms reads the _bucket and _count series of text-format
+// metrics, and the value of every series without labels (gauges and
+// counters) into plain.
+func parseHistograms(r io.Reader, plain map[string]float64) map[string]*histogram {
 	hs := map[string]*histogram{}
 	get := func(name string) *histogram {
 		if hs[name] == nil {
@@ -168,6 +170,8 @@ func parseHistograms(r io.Reader) map[string]*histogram {
 			h.buckets = append(h.buckets, bucket{bound, val})
 		} else if name, ok := strings.CutSuffix(series, "_count"); ok {
 			get(name).count = val
+		} else if plain != nil && !strings.Contains(series, "{") {
+			plain[series] = val
 		}
 	}
 	for _, h := range hs {
@@ -218,7 +222,8 @@ func printServerLatency(ctx context.Context, w io.Writer, admin string) {
 		fmt.Fprintf(w, "server metrics: GET /metrics: %s\n", resp.Status)
 		return
 	}
-	hs := parseHistograms(resp.Body)
+	plain := map[string]float64{}
+	hs := parseHistograms(resp.Body, plain)
 	fmt.Fprintln(w, "server side (from /metrics, whole server lifetime, quantiles interpolated in doubling buckets):")
 	for _, m := range []struct{ name, what string }{
 		{"collabd_ack_latency_seconds", "op received to ack written"},
@@ -242,5 +247,11 @@ func printServerLatency(ctx context.Context, w io.Writer, admin string) {
 	// (docs/performance.md, "Where the 1,000 × 2 tail comes from").
 	if gc := hs["go_gc_duration_seconds"]; gc != nil && gc.count > 0 {
 		fmt.Fprintf(w, "  garbage collections          %.0f in the server's lifetime\n", gc.count)
+	}
+	// collabd runs twice as many processors as CPUs unless GOMAXPROCS
+	// says otherwise (docs/performance.md, "Processors blocked in
+	// fdatasync"); a run's figures depend on it.
+	if n, ok := plain["go_sched_gomaxprocs_threads"]; ok {
+		fmt.Fprintf(w, "  processors (GOMAXPROCS)      %.0f\n", n)
 	}
 }
