@@ -17,9 +17,10 @@ import (
 // another processor steals them or the runtime takes the processor back.
 // With spare processors they run at once on a CPU the disk wait left
 // idle, and the kernel shares the CPUs. On 2 cores this took the
-// 1,000 × 2 ack p99 from 10–16 ms to 8–13 ms and left the one-document
-// runs unchanged (docs/performance.md, "Processors blocked in
-// fdatasync").
+// median 1,000 × 2 ack p99 from 12.0 to 10.2 ms over 27 runs, and from
+// 14–21 to 11–17 ms with another process using half a core, and left
+// the one-document runs unchanged (docs/performance.md, "Processors
+// blocked in fdatasync").
 const procsPerCPU = 2
 
 // setProcs raises GOMAXPROCS to procsPerCPU times the runtime's default
