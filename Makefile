@@ -86,6 +86,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOp$$' -fuzztime $(FUZZTIME) ./ot
 	$(GO) test -run '^$$' -fuzz '^FuzzTransform$$' -fuzztime $(FUZZTIME) ./ot
 	$(GO) test -run '^$$' -fuzz '^FuzzChunkSplit$$' -fuzztime $(FUZZTIME) ./storage
+	$(GO) test -run '^$$' -fuzz '^FuzzRouteAccess$$' -fuzztime $(FUZZTIME) ./collab
 
 ## lint: gofmt, go vet and staticcheck (pinned)
 lint:

@@ -17,33 +17,6 @@ import (
 // maxOpsPage bounds one page of GET /api/docs/{id}/ops.
 const maxOpsPage = 1000
 
-func (s *Server) routes() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/docs", s.handleCreate)
-	mux.HandleFunc("GET /api/docs/{id}", s.handleGetDoc)
-	mux.HandleFunc("GET /api/docs/{id}/text", s.handleGetText)
-	mux.HandleFunc("GET /api/docs/{id}/ops", s.handleGetOps)
-	mux.HandleFunc("GET /api/docs/{id}/ws", s.handleWS)
-	mux.HandleFunc("GET /api/docs/{id}/events", s.handleDocEvents)
-	mux.HandleFunc("GET /api/view/{viewId}", s.cors(s.handleGetView))
-	mux.HandleFunc("GET /api/view/{viewId}/events", s.cors(s.handleViewEvents))
-	mux.HandleFunc("OPTIONS /api/view/{viewId}", s.cors(nil))
-	mux.HandleFunc("OPTIONS /api/view/{viewId}/events", s.cors(nil))
-	// History (history.go).
-	mux.HandleFunc("GET /api/docs/{id}/revisions", s.handleDocRevisions)
-	mux.HandleFunc("POST /api/docs/{id}/restore", s.handleRestore)
-	mux.HandleFunc("DELETE /api/docs/{id}", s.handleDelete)
-	mux.HandleFunc("GET /api/view/{viewId}/text", s.cors(s.handleGetViewText))
-	mux.HandleFunc("GET /api/view/{viewId}/revisions", s.cors(s.handleViewRevisions))
-	mux.HandleFunc("OPTIONS /api/view/{viewId}/text", s.cors(nil))
-	mux.HandleFunc("OPTIONS /api/view/{viewId}/revisions", s.cors(nil))
-	mux.HandleFunc("GET /healthz", s.handleHealthz)
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
-	return mux
-}
-
 // apiError is the body of every API error: {"error":{"code","message"}}.
 type apiError struct {
 	Error struct {

@@ -219,52 +219,6 @@ func (a *Auth) hasCreateToken(r *http.Request) bool {
 	return false
 }
 
-// access is what a route needs, as authorize classifies it.
-type access uint8
-
-const (
-	accessOpen   access = iota // no token: health, preflights, unknown paths
-	accessCreate               // POST /api/docs
-	accessEdit                 // /api/docs/{id}/...: an edit token for id
-	accessView                 // /api/view/{viewId}/...: a view or edit token
-)
-
-// classify returns what r needs and the canonical id in its path. It
-// classifies by path prefix rather than by route, so that routes added
-// later under /api/docs/{id} and /api/view/{viewId} are guarded too.
-func classify(r *http.Request) (access, string) {
-	if r.Method == http.MethodOptions {
-		return accessOpen, ""
-	}
-	// The escaped path, split as the mux splits it: %2F inside a segment
-	// stays inside it.
-	parts := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
-	if len(parts) < 2 || parts[0] != "api" {
-		return accessOpen, ""
-	}
-	switch {
-	case parts[1] == "docs" && len(parts) == 2:
-		if r.Method == http.MethodPost {
-			return accessCreate, ""
-		}
-		return accessOpen, ""
-	case parts[1] == "docs":
-		return accessEdit, pathID(parts[2])
-	case parts[1] == "view" && len(parts) > 2:
-		return accessView, pathID(parts[2])
-	}
-	return accessOpen, ""
-}
-
-// pathID returns a path segment as a canonical UUID, or the raw segment
-// when it is not one (no token names it; the route answers 404).
-func pathID(seg string) string {
-	if id, ok := canonicalUUID(seg); ok {
-		return id
-	}
-	return "\x00" + seg
-}
-
 // tokenKey is the request context key of the verified *tokenClaims.
 type tokenKey struct{}
 
@@ -276,101 +230,100 @@ func tokenName(ctx context.Context) string {
 	return ""
 }
 
-// requireTokens wraps next with authorize.
-func (s *Server) requireTokens(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.authorize(w, r, next) })
-}
-
-// authorize serves r with next if its token allows it, and otherwise
-// answers 401 (no valid token) or 403 (a valid token that does not grant
-// this). An admitted request's context ends when its token expires, which
-// ends an SSE stream, and watchToken turns into close 4401 for an editing
+// guard wraps a route's handler with the check of what the route needs
+// (routes.go): with tokens on, the request's token must grant need on the
+// document the route's path values name, and otherwise it is answered
+// 401 (no valid token) or 403 (a valid token that does not grant this).
+// An admitted request's context ends when its token expires, which ends
+// an SSE stream, and watchToken turns into close 4401 for an editing
 // session.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, next http.Handler) {
+func (s *Server) guard(n need, next http.Handler) http.Handler {
 	a := s.opts.Auth
-	if a == nil {
-		next.ServeHTTP(w, r)
-		return
+	if a == nil || n == needNone {
+		return next
 	}
-	need, id := classify(r)
-	refuse := func(status int, code, msg string) {
-		if status == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		} else {
-			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
-		}
-		// refuse (limits.go) answers without waiting for a body.
-		answer := func(w http.ResponseWriter, r *http.Request) { refuse(w, r, status, code, msg) }
-		if need == accessView {
-			// Cross-origin viewers must be able to read why.
-			s.cors(answer)(w, r)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n == needCreate && a.hasCreateToken(r) {
+			next.ServeHTTP(w, r)
 			return
 		}
-		answer(w, r)
-	}
-	switch {
-	case need == accessOpen:
-		next.ServeHTTP(w, r)
-		return
-	case need == accessCreate && a.hasCreateToken(r):
-		next.ServeHTTP(w, r)
-		return
-	case a.parser == nil:
-		if need == accessCreate && a.createToken != nil {
-			refuse(http.StatusUnauthorized, CodeUnauthorized, "creating documents needs the server's create token")
+		if a.parser == nil {
+			// A create token alone guards creation only.
+			if n == needCreate && a.createToken != nil {
+				refuseToken(w, r, http.StatusUnauthorized, "creating documents needs the server's create token")
+				return
+			}
+			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r)
-		return
-	}
-	raw := bearer(r)
-	if raw == "" {
-		refuse(http.StatusUnauthorized, CodeUnauthorized, "an access token is required (Authorization: Bearer, or ?token= on GET)")
-		return
-	}
-	c, err := a.verify(raw)
-	if err != nil {
-		s.log.Debug("access token refused", "path", r.URL.Path, "err", err)
-		refuse(http.StatusUnauthorized, CodeUnauthorized, err.Error())
-		return
-	}
-	if msg := s.grants(r.Context(), c, need, id); msg != "" {
-		refuse(http.StatusForbidden, CodeForbidden, msg)
-		return
-	}
-	ctx := context.WithValue(r.Context(), tokenKey{}, c)
-	ctx, cancel := context.WithDeadlineCause(ctx, c.ExpiresAt.Add(a.leeway), errTokenExpired)
-	defer cancel()
-	next.ServeHTTP(w, r.WithContext(ctx))
+		raw := bearer(r)
+		if raw == "" {
+			refuseToken(w, r, http.StatusUnauthorized, "an access token is required (Authorization: Bearer, or ?token= on GET)")
+			return
+		}
+		c, err := a.verify(raw)
+		if err != nil {
+			s.log.Debug("access token refused", "route", r.Pattern, "err", err)
+			refuseToken(w, r, http.StatusUnauthorized, err.Error())
+			return
+		}
+		if msg := s.grants(r, c, n); msg != "" {
+			refuseToken(w, r, http.StatusForbidden, msg)
+			return
+		}
+		ctx := context.WithValue(r.Context(), tokenKey{}, c)
+		ctx, cancel := context.WithDeadlineCause(ctx, c.ExpiresAt.Add(a.leeway), errTokenExpired)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
-// grants returns why token c does not grant access need to the document
-// named id in the path, or "" when it does.
-func (s *Server) grants(ctx context.Context, c *tokenClaims, need access, id string) string {
-	switch need {
-	case accessCreate:
+// refuseToken answers a request whose token does not let it through:
+// 401 with invalid_token, or 403 with insufficient_scope.
+func refuseToken(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	code := CodeUnauthorized
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	} else {
+		code = CodeForbidden
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
+	}
+	// refuse (limits.go) answers without waiting for a body.
+	refuse(w, r, status, code, msg)
+}
+
+// grants returns why token c does not grant need n on the document that
+// r's matched route names, or "" when it does.
+func (s *Server) grants(r *http.Request, c *tokenClaims, n need) string {
+	switch n {
+	case needCreate:
 		if c.Role != RoleCreate {
 			return fmt.Sprintf("a %s token cannot create documents", c.Role)
 		}
 		return ""
-	case accessEdit:
+	case needEdit:
 		if c.Role != RoleEdit {
 			return fmt.Sprintf("a %s token cannot use edit endpoints", c.Role)
 		}
-		if !sameDoc(c.Doc, id) {
+		// A path value that is no UUID names no document: only a "*"
+		// token gets through, to the route's 404.
+		if id, _ := routeDoc(r, n); !sameDoc(c.Doc, id) {
 			return "the token is for another document"
 		}
 		return ""
-	case accessView:
+	case needView:
 		if c.Role != RoleEdit && c.Role != RoleView {
 			return fmt.Sprintf("a %s token cannot view documents", c.Role)
 		}
+		id, ok := routeDoc(r, n)
 		if sameDoc(c.Doc, id) {
 			return ""
 		}
 		// A token for the edit id reads its view endpoints too.
-		if editID, err := s.store.ViewDoc(ctx, id); err == nil && sameDoc(c.Doc, editID) {
-			return ""
+		if ok {
+			if editID, err := s.store.ViewDoc(r.Context(), id); err == nil && sameDoc(c.Doc, editID) {
+				return ""
+			}
 		}
 		return "the token is for another document"
 	}

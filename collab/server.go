@@ -293,7 +293,7 @@ func New(store Store, opts Options) *Server {
 		s.authorKey = newAuthorKey()
 	}
 	s.mux = s.routes()
-	s.handler = s.Protect(s.requireTokens(s.mux))
+	s.handler = s.Protect(s.mux)
 	s.webhooks = startWebhooks(s, opts.Webhook)
 	return s
 }

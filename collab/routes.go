@@ -1,0 +1,125 @@
+package collab
+
+// The route table: every endpoint of the API, with what it needs of its
+// caller. Authorization is attached to each route here, so that it reads
+// the path values of the route that actually matched, as the mux decoded
+// them, and never parses the URL a second time (two parsers disagree on
+// /api/%64ocs, and that is how a check gets skipped). A route cannot be
+// registered without saying what it needs.
+
+import "net/http"
+
+// need is what a route needs of its caller.
+type need uint8
+
+const (
+	// needNone: nothing (health, CORS preflights, the 404 of unknown
+	// /api/ paths). Such a route must not read or change a document.
+	needNone need = iota
+	// needCreate: the right to create documents.
+	needCreate
+	// needEdit: edit access to the document whose edit id is the {id}
+	// path value.
+	needEdit
+	// needView: read access to the document whose view id is the
+	// {viewId} path value.
+	needView
+)
+
+func (n need) String() string {
+	switch n {
+	case needNone:
+		return "none"
+	case needCreate:
+		return "create"
+	case needEdit:
+		return "edit"
+	case needView:
+		return "view"
+	}
+	return "unknown"
+}
+
+// route is one entry of the table.
+type route struct {
+	pattern string // http.ServeMux pattern, method included
+	need    need
+	// cors marks the view endpoints that other origins may read: their
+	// answers, refusals included, carry CORS headers.
+	cors    bool
+	handler http.HandlerFunc // nil: a CORS preflight answer
+}
+
+// routeTable lists every route of the API.
+func (s *Server) routeTable() []route {
+	notFound := func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	}
+	rs := []route{
+		{"POST /api/docs", needCreate, false, s.handleCreate},
+		{"GET /api/docs/{id}", needEdit, false, s.handleGetDoc},
+		{"GET /api/docs/{id}/text", needEdit, false, s.handleGetText},
+		{"GET /api/docs/{id}/ops", needEdit, false, s.handleGetOps},
+		{"GET /api/docs/{id}/ws", needEdit, false, s.handleWS},
+		{"GET /api/docs/{id}/events", needEdit, false, s.handleDocEvents},
+		{"GET /api/docs/{id}/revisions", needEdit, false, s.handleDocRevisions},
+		{"POST /api/docs/{id}/restore", needEdit, false, s.handleRestore},
+		{"DELETE /api/docs/{id}", needEdit, false, s.handleDelete},
+		{"GET /api/view/{viewId}", needView, true, s.handleGetView},
+		{"GET /api/view/{viewId}/events", needView, true, s.handleViewEvents},
+		{"GET /api/view/{viewId}/text", needView, true, s.handleGetViewText},
+		{"GET /api/view/{viewId}/revisions", needView, true, s.handleViewRevisions},
+		{"GET /healthz", needNone, false, s.handleHealthz},
+		{"/api/", needNone, false, notFound},
+	}
+	// Every view endpoint answers its CORS preflight, which carries no
+	// credentials and so needs none.
+	for _, r := range rs {
+		if r.cors {
+			rs = append(rs, route{"OPTIONS" + r.pattern[len("GET"):], needNone, true, nil})
+		}
+	}
+	return rs
+}
+
+// routes builds the API's mux from the table, each handler behind the
+// access check of its route.
+func (s *Server) routes() *http.ServeMux {
+	return s.buildMux(func(rt route) http.Handler { return rt.handler })
+}
+
+// buildMux registers every route of the table with the handler that
+// handler returns for it, wrapped in the route's access check (and CORS
+// headers outside that, so that cross-origin viewers can read a
+// refusal). Tests build the same mux around stub handlers to check what
+// reaches them.
+func (s *Server) buildMux(handler func(route) http.Handler) *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, rt := range s.routeTable() {
+		var h http.Handler
+		if rt.handler == nil {
+			h = s.cors(nil)
+		} else {
+			h = s.guard(rt.need, handler(rt))
+			if rt.cors {
+				h = s.cors(h.ServeHTTP)
+			}
+		}
+		mux.Handle(rt.pattern, h)
+	}
+	return mux
+}
+
+// routeDoc returns the canonical document id that a request's matched
+// route names for need: the {id} or {viewId} path value, which the mux
+// has already decoded. It reports false when the value is not a UUID, so
+// names no document.
+func routeDoc(r *http.Request, n need) (string, bool) {
+	switch n {
+	case needEdit:
+		return canonicalUUID(r.PathValue("id"))
+	case needView:
+		return canonicalUUID(r.PathValue("viewId"))
+	}
+	return "", false
+}
