@@ -2,6 +2,7 @@ package collab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -190,5 +191,32 @@ func TestDocHistoryCountsStoredBytes(t *testing.T) {
 	}
 	if d.LogBytes > budget {
 		t.Errorf("the store holds %d bytes of history, past the %d budget", d.LogBytes, budget)
+	}
+}
+
+// TestAdmissionCountsWritesBetweenReadings: the store's usage is read
+// once per DiskCheckInterval, and the writes admitted meanwhile count
+// against MaxDataBytes until the next reading shows them. On the
+// original code every write within the interval was checked against the
+// same stale reading: a second's worth of 2 MB restores went through
+// after the data had reached the limit.
+func TestAdmissionCountsWritesBetweenReadings(t *testing.T) {
+	store := newMemStore()
+	store.setUsage(Usage{DataBytes: 500_000, FreeBytes: -1})
+	a := NewAdmission(store, Limits{MaxDataBytes: 1_000_000, DiskCheckInterval: time.Hour}, nil)
+	ctx := context.Background()
+	for i := range 4 {
+		if err := a.Admit(ctx, Growth{Adds: 100_000, Inserts: true}); err != nil {
+			t.Fatalf("write %d of 100 KB on 500 KB of a 1 MB limit: %v", i, err)
+		}
+	}
+	if err := a.Admit(ctx, Growth{Adds: 100_000, Inserts: true}); !errors.Is(err, ErrStorageFull) {
+		t.Errorf("fifth write of 100 KB, reaching the limit: got %v, want ErrStorageFull", err)
+	}
+	if err := a.Admit(ctx, Growth{Adds: 100_000}); err != nil {
+		t.Errorf("a write that only deletes: got %v, want nil", err)
+	}
+	if err := a.Admit(ctx, Growth{Adds: 99_999, Inserts: true}); err != nil {
+		t.Errorf("a write that fits: got %v, want nil", err)
 	}
 }

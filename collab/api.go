@@ -352,7 +352,7 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, CodeInternal, "storage usage unknown")
 		return
 	}
-	if err := s.admission.usageFull(u); err != nil {
+	if err := s.admission.usageFull(u, 0); err != nil {
 		s.log.Warn("health check: storage full", "err", err)
 		writeError(w, http.StatusServiceUnavailable, CodeTooLarge, err.Error())
 		return

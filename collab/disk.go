@@ -80,30 +80,33 @@ func (a *Admission) Admit(ctx context.Context, g Growth) error {
 		return fmt.Errorf("%w (%d bytes, this write adds %d, the limit is %d)",
 			ErrHistoryFull, g.LogBytes, g.Adds, max)
 	}
-	u, fresh, err := a.disk.get(ctx)
-	if err != nil {
-		if fresh { // once per reading, not once per write
-			a.log.Warn("store usage unknown", "err", err)
-		}
-		return nil
-	}
-	return a.usageFull(u)
+	return a.disk.admit(ctx, g.Adds, func(u Usage, adding int64) error {
+		return a.usageFull(u, adding)
+	}, a.log)
 }
 
-// usageFull is the storage half of Admit for a reading already taken.
-func (a *Admission) usageFull(u Usage) error {
-	if max := a.limits.MaxDataBytes; max > 0 && u.DataBytes >= max {
-		return fmt.Errorf("%w: the data takes %d bytes, the limit is %d", ErrStorageFull, u.DataBytes, max)
+// usageFull is the storage half of Admit for a reading u, with adding
+// bytes admitted since it was taken (this write's included), which u does
+// not show yet.
+func (a *Admission) usageFull(u Usage, adding int64) error {
+	with := ""
+	if adding > 0 {
+		with = fmt.Sprintf(" with the %d being written", adding)
 	}
-	if min := a.limits.MinFreeBytes; min > 0 && u.FreeBytes >= 0 && u.FreeBytes < min {
-		return fmt.Errorf("%w: %d bytes free on disk, below the %d kept in reserve", ErrStorageFull, u.FreeBytes, min)
+	if max := a.limits.MaxDataBytes; max > 0 && u.DataBytes+adding >= max {
+		return fmt.Errorf("%w: the data takes %d bytes%s, the limit is %d", ErrStorageFull, u.DataBytes+adding, with, max)
+	}
+	if min := a.limits.MinFreeBytes; min > 0 && u.FreeBytes >= 0 && u.FreeBytes-adding < min {
+		return fmt.Errorf("%w: %d bytes free on disk%s, below the %d kept in reserve", ErrStorageFull, u.FreeBytes-adding, with, min)
 	}
 	return nil
 }
 
 // diskGuard caches the store's Usage for DiskCheckInterval, so that
-// checking it on every create and op costs a mutex, not system calls. It
-// is safe for concurrent use.
+// checking it on every create and op costs a mutex, not system calls,
+// and counts the bytes admitted since, so that writes let through on one
+// reading cannot add up past a bound before the next. It is safe for
+// concurrent use.
 type diskGuard struct {
 	store Store
 	every time.Duration
@@ -112,18 +115,39 @@ type diskGuard struct {
 	checked time.Time
 	usage   Usage
 	err     error
+	pending int64 // bytes admitted since usage was read
 }
 
-// get returns the latest reading, and whether it was taken just now.
-func (g *diskGuard) get(ctx context.Context) (u Usage, fresh bool, err error) {
+// admit checks a write of n bytes with full, against the latest reading
+// and the bytes admitted since it, and counts it if full lets it
+// through. A reading that failed lets everything through, and is logged
+// once.
+func (g *diskGuard) admit(ctx context.Context, n int64, full func(u Usage, adding int64) error, log *slog.Logger) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	fresh := g.read(ctx)
+	if g.err != nil {
+		if fresh {
+			log.Warn("store usage unknown", "err", g.err)
+		}
+		return nil
+	}
+	if err := full(g.usage, g.pending+n); err != nil {
+		return err
+	}
+	g.pending += n
+	return nil
+}
+
+// read takes a new reading if the last is older than g.every, and
+// reports whether it did. g.mu is held.
+func (g *diskGuard) read(ctx context.Context) (fresh bool) {
 	if now := time.Now(); now.Sub(g.checked) >= g.every {
 		g.usage, g.err = g.store.Usage(ctx)
-		g.checked = now
-		fresh = true
+		g.checked, g.pending = now, 0
+		return true
 	}
-	return g.usage, fresh, g.err
+	return false
 }
 
 // RecordSizer is implemented by a Store that can tell what a record adds
