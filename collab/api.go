@@ -94,6 +94,8 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("more than %g documents per second (burst %d) from this address; try again later", s.opts.CreateRate, s.opts.CreateBurst))
 		return
 	}
+	// Admitted twice: before the body is read, as a document that grows
+	// the store, and once it is known, with its first op.
 	if err := s.storageFull(r.Context()); err != nil {
 		refuse(w, r, http.StatusInsufficientStorage, CodeTooLarge, err.Error()+"; no documents can be created now")
 		return
@@ -131,6 +133,10 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	var first *Record
 	if req.Text != "" {
 		first = &Record{Rev: 1, Op: ot.Op{ot.Insert(req.Text)}, Time: meta.Created}
+		if err := s.admission.Admit(r.Context(), Growth{Adds: s.recordBytes(*first), Inserts: true}); err != nil {
+			writeError(w, http.StatusInsufficientStorage, CodeTooLarge, err.Error()+"; this document cannot be created now")
+			return
+		}
 	}
 	if err := s.store.Create(r.Context(), meta, first); err != nil {
 		s.writeStoreError(w, r, err)
@@ -319,7 +325,7 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, CodeInternal, "storage usage unknown")
 		return
 	}
-	if err := s.usageFull(u); err != nil {
+	if err := s.admission.usageFull(u, 0); err != nil {
 		s.log.Warn("health check: storage full", "err", err)
 		writeError(w, http.StatusServiceUnavailable, CodeTooLarge, err.Error())
 		return

@@ -140,8 +140,8 @@ type fwdReply struct {
 	seq    int64
 	rep    SubmitReply
 	err    error
-	// restore, for a forwarded restore, hears its revision (-1: failed).
-	restore chan int64
+	// restore, for a forwarded restore, hears its outcome.
+	restore chan restoreReply
 }
 
 // remotePeer is an editor connected to another node.
@@ -354,7 +354,7 @@ func (h *hub) startForward(sub Submission, out fwdReply) {
 		case <-h.done:
 		case <-h.fwdCtx.Done():
 			if out.restore != nil {
-				out.restore <- -1
+				out.restore <- restoreReply{rev: -1}
 			}
 		}
 	}()
@@ -363,12 +363,17 @@ func (h *hub) startForward(sub Submission, out fwdReply) {
 // forwarded handles the outcome of a Forward call.
 func (h *hub) forwarded(r fwdReply) {
 	if r.restore != nil {
-		if r.err != nil || r.rep.Code != "" {
-			h.log.Warn("forward restore", "err", r.err, "code", r.rep.Code, "message", r.rep.Message)
-			r.restore <- -1
-			return
+		switch {
+		case r.err != nil:
+			h.log.Warn("forward restore", "err", r.err)
+			r.restore <- restoreReply{rev: -1}
+		case r.rep.Code != "":
+			// The owner refused it: a bound (too_large), or a revision
+			// it does not have yet.
+			r.restore <- restoreReply{rev: -1, err: &protoError{Code: r.rep.Code, Message: r.rep.Message}}
+		default:
+			r.restore <- restoreReply{rev: r.rep.Rev}
 		}
-		r.restore <- r.rep.Rev
 		return
 	}
 	f := h.forwards[r.client]
@@ -538,7 +543,7 @@ func (h *hub) promote() error {
 func (h *hub) restoreFollower(m restoreReq) {
 	op := diffOp(h.doc.String(), m.text)
 	if op.IsNoop() {
-		m.reply <- h.rev
+		m.reply <- restoreReply{rev: h.rev}
 		return
 	}
 	h.startForward(Submission{Rev: h.rev, Op: op}, fwdReply{restore: m.reply})

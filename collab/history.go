@@ -243,16 +243,28 @@ type (
 	// restoreReq asks the hub to make the text equal text through one op.
 	restoreReq struct {
 		text  string
-		reply chan int64 // the head revision after it, -1 if it failed; room for one
+		reply chan restoreReply // room for one
 	}
 	// deleteReq asks the hub to delete its document and stop.
 	deleteReq struct{ reply chan error }
 )
 
+// restoreReply is the outcome of a restoreReq: the head revision after
+// it, or rev -1 and the refusal (nil: the document's owner, in cluster
+// mode, did not answer).
+type restoreReply struct {
+	rev int64
+	err *protoError
+}
+
 // handleRestore answers POST /api/docs/{id}/restore {"rev":R}: one op,
 // made by the server and committed like any other, turns the current text
 // into the text at R; live editors and viewers get it as usual. Restoring
-// the revision before it undoes it.
+// the revision before it undoes it. Restores are rate-limited per client
+// address and per document (429 rate_limited, restorelimit.go), and the
+// op passes the same admission as an editor's (accept.go): one the
+// document's history or the store cannot take is refused with 507
+// too_large, as a create on a full disk is.
 func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 	id, ok := docID(r)
 	if !ok {
@@ -280,6 +292,13 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadMessage, `the body must be {"rev": R} with a revision R >= 0`)
 		return
 	}
+	// Charged once the request is well formed: a malformed one writes
+	// nothing.
+	if ok, why := s.restores.allow(s.requestAddr(r), id, time.Now()); !ok {
+		w.Header().Set("Retry-After", s.restores.retryAfter)
+		writeError(w, http.StatusTooManyRequests, CodeRateLimited, s.restores.message(why))
+		return
+	}
 	h, err := s.acquire(r.Context(), id)
 	if err != nil {
 		s.writeStoreError(w, r, err)
@@ -293,18 +312,22 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		s.writeHistoryError(w, r, err)
 		return
 	}
-	m := restoreReq{text: d.Text, reply: make(chan int64, 1)}
+	m := restoreReq{text: d.Text, reply: make(chan restoreReply, 1)}
 	if !h.send(r.Context(), m) {
 		s.writeStoreError(w, r, h.goneErr(r.Context()))
 		return
 	}
 	select {
-	case rev := <-m.reply:
-		if rev < 0 { // forwarded to the owner (cluster mode), which did not answer
+	case rep := <-m.reply:
+		switch {
+		case rep.err != nil && rep.err.Code == CodeTooLarge:
+			// As a create on a full disk: the server cannot store it.
+			writeError(w, http.StatusInsufficientStorage, CodeTooLarge, rep.err.Message)
+		case rep.rev < 0: // forwarded to the owner (cluster mode), which did not take it
 			writeError(w, http.StatusServiceUnavailable, CodeShuttingDown, "the document's owner did not answer; try again")
-			return
+		default:
+			writeJSON(w, http.StatusOK, map[string]int64{"rev": rep.rev})
 		}
-		writeJSON(w, http.StatusOK, map[string]int64{"rev": rev})
 	case <-h.done:
 		s.writeStoreError(w, r, h.goneErr(r.Context()))
 	case <-r.Context().Done():
@@ -372,20 +395,12 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 func (h *hub) restore(m restoreReq) {
 	op := diffOp(h.doc.String(), m.text)
 	if op.IsNoop() {
-		m.reply <- h.rev
+		m.reply <- restoreReply{rev: h.rev}
 		return
 	}
-	if err := h.doc.Apply(op); err != nil {
-		// diffOp is made on this very text; failing here is a bug.
-		panic(fmt.Sprintf("collab: restore op does not apply: %v", err))
+	if perr := h.accept(op, "", 0, pendingOp{restored: m.reply}); perr != nil {
+		m.reply <- restoreReply{rev: -1, err: perr}
 	}
-	h.rev++
-	rec := Record{Rev: h.rev, Op: op, Time: time.Now().UTC()}
-	n := opBytes(op)
-	h.remember(rec, n)
-	h.batch = append(h.batch, pendingOp{rec: rec, restored: m.reply})
-	h.batchBytes += n
-	h.movePresence(op)
 }
 
 // deleteDoc handles a deleteReq. The hub has no commit in flight. Once the

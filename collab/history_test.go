@@ -296,7 +296,7 @@ func TestHistoryRestore(t *testing.T) {
 // type: everyone converges, and each restore made the text it restored at
 // its own revision.
 func TestHistoryRestoreWhileEditing(t *testing.T) {
-	ts := newTestServer(t, Options{})
+	ts := newTestServer(t, Options{RestoreBurst: 100})
 	id, _ := ts.createDoc(t, "base text")
 	ctx := guardCtx(t)
 	a, b := ts.dial(t, id, ClientOptions{}), ts.dial(t, id, ClientOptions{})

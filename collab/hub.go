@@ -72,7 +72,7 @@ type pendingOp struct {
 	c   *conn // the connection it came from, to be acknowledged on
 	// restored, for an op the server made to restore a revision (c is
 	// nil), hears the op's revision once it is committed.
-	restored chan int64
+	restored chan restoreReply
 	// committed, for an op forwarded by another node that wants to hear
 	// its revision (a restore there), is called with it once committed.
 	committed func(rev int64)
@@ -669,24 +669,10 @@ func (h *hub) sequence(st *seqState, client string, m *opMessage, p pendingOp) *
 		return badOp("op does not apply to rev %d: %v (op covers %d code points, document has %d)",
 			m.rev, ot.ErrLengthMismatch, op.BaseLen(), h.doc.Len())
 	}
-	if n := op.TargetLen(); n > h.srv.opts.MaxDocChars && n > h.doc.Len() {
-		return &protoError{Code: CodeTooLarge, Seq: m.seq,
-			Message: fmt.Sprintf("document would have %d code points; the limit is %d", n, h.srv.opts.MaxDocChars)}
-	}
-	if perr := h.admitGrowth(op, m.seq); perr != nil {
+	if perr := h.accept(op, client, m.seq, p); perr != nil {
 		return perr
 	}
-	if err := h.doc.Apply(op); err != nil {
-		return badOp("%v", err)
-	}
-	h.rev++
 	st.lastSeq, st.lastRev = m.seq, h.rev
-	p.rec = Record{Rev: h.rev, Op: op, Client: client, Seq: m.seq, Time: time.Now().UTC()}
-	n := opBytes(op)
-	h.remember(p.rec, n)
-	h.batch = append(h.batch, p)
-	h.batchBytes += n
-	h.movePresence(op)
 	return nil
 }
 
@@ -797,7 +783,7 @@ func (h *hub) committed(done []pendingOp, length int) {
 	h.publishBatch(done) // fanout.go
 	for _, p := range done {
 		if p.restored != nil {
-			p.restored <- p.rec.Rev
+			p.restored <- restoreReply{rev: p.rec.Rev}
 		}
 		if p.committed != nil {
 			p.committed(p.rec.Rev)

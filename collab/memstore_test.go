@@ -81,11 +81,11 @@ func (m *memStore) Load(ctx context.Context, id string) (*StoredDoc, error) {
 			return nil, fmt.Errorf("replay rev %d: %w", r.Rev, err)
 		}
 	}
-	logBytes := 0
+	var logBytes int64
 	for _, r := range d.ops {
-		logBytes += opBytes(r.Op)
+		logBytes += EstimateRecordBytes(r)
 	}
-	return &StoredDoc{Meta: d.meta, Rev: int64(len(d.ops)), Text: doc.String(), LogBytes: int64(logBytes)}, nil
+	return &StoredDoc{Meta: d.meta, Rev: int64(len(d.ops)), Text: doc.String(), LogBytes: logBytes}, nil
 }
 
 func (m *memStore) Append(ctx context.Context, id string, recs []Record) error {

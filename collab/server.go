@@ -131,6 +131,12 @@ type Options struct {
 	CreateRate      float64
 	CreateBurst     int
 	MaxTrackedAddrs int
+	// RestoreRate is how many restores (POST /api/docs/{id}/restore) one
+	// client address, and separately one document, may make per second
+	// on average (default 0.5), in bursts of up to RestoreBurst (default
+	// 5). Past it, 429 rate_limited with Retry-After.
+	RestoreRate  float64
+	RestoreBurst int
 	// MaxDataBytes, when positive, is the data file size past which
 	// creates (507) and ops that insert text (too_large, close 4413) are
 	// refused; reads and deletions still work. Zero: no limit.
@@ -202,6 +208,8 @@ func (o *Options) setDefaults() {
 	setDefault(&o.CreateRate, 2)
 	setDefault(&o.CreateBurst, 20)
 	setDefault(&o.MaxTrackedAddrs, 10_000)
+	setDefault(&o.RestoreRate, 0.5)
+	setDefault(&o.RestoreBurst, 5)
 	if o.MinFreeBytes == 0 {
 		o.MinFreeBytes = 64 << 20
 	}
@@ -247,7 +255,10 @@ type Server struct {
 	conns   *connLimiter
 	creates *addrBuckets
 	bodies  *byteBudget
-	disk    *diskGuard
+	// admission is the check every write that grows the store passes
+	// (disk.go).
+	admission *Admission
+	restores  *restoreLimiter
 
 	// authorKey is never changed after New.
 	authorKey []byte
@@ -283,11 +294,13 @@ func New(store Store, opts Options) *Server {
 		conns:   newConnLimiter(opts.MaxConns, opts.MaxConnsPerAddr),
 		creates: newAddrBuckets(opts.CreateRate, opts.CreateBurst, opts.MaxTrackedAddrs),
 		bodies:  &byteBudget{max: opts.MaxBodyBytesInFlight},
-		disk:    &diskGuard{store: store, every: opts.DiskCheckInterval},
 		ctx:     ctx,
 		cancel:  cancel,
 		hubs:    make(map[string]*hub),
 	}
+	s.admission = NewAdmission(store, Limits{MaxDataBytes: opts.MaxDataBytes, MinFreeBytes: opts.MinFreeBytes,
+		MaxDocHistory: opts.MaxDocHistory, DiskCheckInterval: opts.DiskCheckInterval}, s.log)
+	s.restores = newRestoreLimiter(opts)
 	s.authorKey = append([]byte(nil), opts.AuthorKey...)
 	if len(s.authorKey) == 0 {
 		s.authorKey = newAuthorKey()

@@ -110,3 +110,34 @@ func TestKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordBytes: RecordBytes is exactly what Append adds to
+// Meta.LogBytes, for records of every shape, so that a budget checked
+// before an op is the one the file keeps.
+func TestRecordBytes(t *testing.T) {
+	recs := []Record{
+		{Rev: 1, Op: ot.Op{{S: "hello"}}, Client: "c1", Seq: 1, Time: time.Unix(1700000000, 123456789)},
+		{Rev: 42, Op: ot.Op{{N: 3}, {N: -2}, {S: "héllo ✓ 𝄞"}, {N: 7}}, Client: "5f1c7c2e-6b1d-4c57-9d4e-2a0b7f3c1e99", Seq: 9, Time: time.Unix(0, 1)},
+		{Rev: 1 << 40, Op: ot.Op{{N: 1}}, Time: time.Now()},
+		{Rev: 7, Op: ot.Op{{N: 1 << 30}, {N: -(1 << 20)}, {S: strings.Repeat("x", 300)}}, Seq: -5, Time: time.Now()},
+	}
+	var tiny ot.Op
+	for range 1000 {
+		tiny = append(tiny, ot.Op{{N: 1}, {S: "a"}, {N: -1}}...)
+	}
+	recs = append(recs, Record{Rev: 1 << 21, Op: tiny, Client: "c", Seq: 1 << 35, Time: time.Now()})
+	encoded, total, err := encodeRecords(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for i, e := range encoded {
+		if got := RecordBytes(recs[i]); got != int64(e.size) {
+			t.Errorf("record %d: RecordBytes %d, want %d (what Append counts)", i, got, e.size)
+		}
+		sum += RecordBytes(recs[i])
+	}
+	if sum != int64(total) {
+		t.Errorf("sum %d, want %d", sum, total)
+	}
+}

@@ -212,6 +212,40 @@ func clampTimes(recs []encodedRecord, after time.Time) {
 	}
 }
 
+// RecordBytes is what rec adds to its document's Meta.LogBytes when it is
+// appended: the encoded record, its client id again (the dedupe entry)
+// and 32 bytes for the keys and the rest. It is computed without
+// encoding, so that a server can check a budget before every op.
+func RecordBytes(rec Record) int64 {
+	n := 1 + uvarintLen(uint64(rec.Rev)) + varintLen(unixNano(rec.Time)) + varintLen(rec.Seq) +
+		uvarintLen(uint64(len(rec.Client))) + len(rec.Client) + uvarintLen(uint64(len(rec.Op))) + 4
+	for _, c := range rec.Op {
+		n += varintLen(int64(c.N))
+		if c.N == 0 {
+			n += uvarintLen(uint64(len(c.S))) + len(c.S)
+		}
+	}
+	return int64(n + len(rec.Client) + 32)
+}
+
+// uvarintLen is len(binary.AppendUvarint(nil, v)).
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}
+
+// varintLen is len(binary.AppendVarint(nil, v)).
+func varintLen(v int64) int {
+	u := uint64(v) << 1
+	if v < 0 {
+		u = ^u
+	}
+	return uvarintLen(u)
+}
+
 type encodedRecord struct {
 	rec         Record
 	base, chars int64 // the op's base and target lengths in code points

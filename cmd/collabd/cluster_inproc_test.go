@@ -84,10 +84,17 @@ func (l *inprocLog) String() string {
 // what JetStream holds.
 func inprocCluster(t *testing.T, n int) ([]*inprocNode, *jetstream.Store) {
 	t.Helper()
+	return inprocClusterOpts(t, n, collab.Options{})
+}
+
+// inprocClusterOpts is inprocCluster with opts for every node's server
+// (AuthorKey and Logger are the cluster's).
+func inprocClusterOpts(t *testing.T, n int, opts collab.Options) ([]*inprocNode, *jetstream.Store) {
+	t.Helper()
 	url := startNATS(t)
 	nodes := make([]*inprocNode, n)
 	for i := range nodes {
-		nodes[i] = startInprocNode(t, url, fmt.Sprintf("n%d", i))
+		nodes[i] = startInprocNodeOpts(t, url, fmt.Sprintf("n%d", i), opts)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -105,6 +112,11 @@ func inprocCluster(t *testing.T, n int) ([]*inprocNode, *jetstream.Store) {
 }
 
 func startInprocNode(t *testing.T, url, name string) *inprocNode {
+	t.Helper()
+	return startInprocNodeOpts(t, url, name, collab.Options{})
+}
+
+func startInprocNodeOpts(t *testing.T, url, name string, opts collab.Options) *inprocNode {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -125,7 +137,8 @@ func startInprocNode(t *testing.T, url, name string) *inprocNode {
 	}
 	n.nc, n.st = nc, st
 	n.cl = newJSCluster(st, log.With("component", "cluster"))
-	n.srv = collab.New(jsStore{st: st, jsCluster: n.cl}, collab.Options{AuthorKey: key, Logger: log})
+	opts.AuthorKey, opts.Logger = key, log
+	n.srv = collab.New(jsStore{st: st, jsCluster: n.cl}, opts)
 	mux := http.NewServeMux()
 	mux.Handle("/api/", n.srv)
 	n.http = httptest.NewServer(mux)
@@ -1352,4 +1365,28 @@ func TestClusterInprocMoveToLaggingFollower(t *testing.T) {
 	}
 	recs := inprocRecords(t, ctx, chk, id)
 	inprocCheckOnce(t, recs, x.ID(), 40)
+}
+
+// TestClusterInprocRestoreRefusedOnFollower: a restore made through a
+// follower is sequenced, and admitted, by the owner; when the owner
+// refuses it (here: past -max-doc-history), the follower answers 507
+// too_large as the owner would have, not 503 "try again".
+func TestClusterInprocRestoreRefusedOnFollower(t *testing.T) {
+	ctx := inprocCtx(t, 60*time.Second)
+	nodes, _ := inprocClusterOpts(t, 2, collab.Options{MaxDocHistory: 10_000})
+	id, x := inprocOwnedDoc(t, ctx, nodes, strings.Repeat("a", 4000))
+	if err := x.Edit(inprocInsert(x.Len(), x.Len(), strings.Repeat("b", 4000))); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	url := nodes[1].http.URL + "/api/docs/" + id + "/restore"
+	if code, body := inprocPost(t, url, map[string]int64{"rev": 0}); code != http.StatusOK {
+		t.Fatalf("restore of the empty rev 0 (deletes all) through the follower: %d %s", code, body)
+	}
+	code, body := inprocPost(t, url, map[string]int64{"rev": 2})
+	if code != http.StatusInsufficientStorage || !strings.Contains(body, collab.CodeTooLarge) {
+		t.Errorf("restore of 8,000 characters past the owner's budget, through the follower: got %d %s, want 507 too_large", code, body)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/collabd/collabd/collab"
 	"github.com/collabd/collabd/storage"
 	"github.com/collabd/collabd/storage/jetstream"
 )
@@ -48,6 +49,12 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	lockTimeout := fs.Duration("lock-timeout", time.Second, "how long to wait for the data file's lock")
 	var nc natsConfig
 	nc.addFlags(fs)
+	// The copy is a write to the cluster's store like any other, and
+	// passes collab's admission with the bounds the cluster's nodes use
+	// (JetStream's free space is the NATS servers' to watch).
+	var limits collab.Limits
+	fs.Int64Var(&limits.MaxDataBytes, "max-data-bytes", 0, "JetStream `bytes` past which no more is copied (as the nodes' -max-data-bytes); 0: no limit")
+	fs.Int64Var(&limits.MaxDocHistory, "max-doc-history", 256<<20, "op log `bytes` (as the data file counts them) a document may take; one with more is copied no further (as the nodes' -max-doc-history); negative: no limit")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: collabd migrate -data PATH -nats URL [-nats-creds FILE] [-nats-tls-*] [-nats-replicas N]\n\n"+
 			"Copies every document of a single-node data file into NATS JetStream for\n"+
@@ -99,6 +106,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer js.Close()
 
 	start := time.Now()
+	adm := collab.NewAdmission(jsStore{st: js}, limits, nil)
 	if err := migrateAuthorKey(ctx, db, js, stdout); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -113,7 +121,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
-		res, from, to, err := migrateDoc(ctx, db, js, id)
+		res, from, to, err := migrateDoc(ctx, db, js, adm, id)
 		switch {
 		case err != nil:
 			failed++
@@ -159,7 +167,7 @@ func migrateAuthorKey(ctx context.Context, db *storage.DB, js *jetstream.Store, 
 // migrateDoc copies document id, or what the cluster lacks of it, while
 // holding its owner lease so that no node serves it meanwhile. It returns
 // what it did and the revisions copied: from (exclusive) to to.
-func migrateDoc(ctx context.Context, db *storage.DB, js *jetstream.Store, id string) (res migrateResult, from, to int64, err error) {
+func migrateDoc(ctx context.Context, db *storage.DB, js *jetstream.Store, adm *collab.Admission, id string) (res migrateResult, from, to int64, err error) {
 	m, err := db.Meta(ctx, id)
 	if err != nil {
 		return 0, 0, 0, err
@@ -210,6 +218,11 @@ func migrateDoc(ctx context.Context, db *storage.DB, js *jetstream.Store, id str
 			return 0, 0, 0, err
 		}
 	}
+	// What the records copied so far take, as the file counts them.
+	logBytes, err := recordBytes(ctx, db, id, have)
+	if err != nil {
+		return 0, 0, 0, err
+	}
 	for after := have; after < m.Rev; {
 		recs, err := db.Ops(ctx, id, after, migratePageOps, migratePageBytes)
 		if err != nil {
@@ -219,9 +232,16 @@ func migrateDoc(ctx context.Context, db *storage.DB, js *jetstream.Store, id str
 			return 0, 0, 0, fmt.Errorf("the file has no records after revision %d of %d", after, m.Rev)
 		}
 		out := make([]jetstream.Record, len(recs))
+		var adds int64
 		for i, r := range recs {
 			out[i] = jetstream.Record{Rev: r.Rev, Op: r.Op, Client: r.Client, Seq: r.Seq, Time: r.Time}
+			adds += storage.RecordBytes(r)
 		}
+		if err := adm.Admit(ctx, collab.Growth{LogBytes: logBytes, Adds: adds, Inserts: true}); err != nil {
+			return 0, 0, 0, fmt.Errorf("revisions %d to %d not copied: %w; raise the bound and run migrate again, which continues from there",
+				out[0].Rev, out[len(out)-1].Rev, err)
+		}
+		logBytes += adds
 		if err := js.Append(ctx, id, out); err != nil {
 			return 0, 0, 0, fmt.Errorf("append revisions %d to %d: %w", out[0].Rev, out[len(out)-1].Rev, err)
 		}
@@ -242,6 +262,26 @@ func migrateDoc(ctx context.Context, db *storage.DB, js *jetstream.Store, id str
 		}
 	}
 	return res, have, m.Rev, nil
+}
+
+// recordBytes returns what the first n records of document id take in the
+// file, as Meta.LogBytes counts them.
+func recordBytes(ctx context.Context, db *storage.DB, id string, n int64) (int64, error) {
+	var sum int64
+	for after := int64(0); after < n; {
+		recs, err := db.Ops(ctx, id, after, int(min(n-after, migratePageOps)), migratePageBytes)
+		if err != nil {
+			return 0, err
+		}
+		if len(recs) == 0 {
+			return 0, fmt.Errorf("the file has no records after revision %d of %d", after, n)
+		}
+		for _, r := range recs {
+			sum += storage.RecordBytes(r)
+		}
+		after = recs[len(recs)-1].Rev
+	}
+	return sum, nil
 }
 
 // sameRecords checks that the cluster's records of document id after

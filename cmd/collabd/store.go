@@ -15,7 +15,10 @@ import (
 // that sees both.
 type store struct{ db *storage.DB }
 
-var _ collab.Store = store{}
+var (
+	_ collab.Store       = store{}
+	_ collab.RecordSizer = store{}
+)
 
 // mapErr lets collab recognise storage's not-found errors as its own.
 func mapErr(err error) error {
@@ -70,6 +73,10 @@ func (s store) Append(ctx context.Context, id string, recs []collab.Record) erro
 	}
 	return mapErr(s.db.Append(ctx, id, out))
 }
+
+// RecordBytes is what r adds to its document's LogBytes in the file, so
+// that -max-doc-history counts bytes on disk.
+func (s store) RecordBytes(r collab.Record) int64 { return storage.RecordBytes(toStorage(r)) }
 
 func (s store) Ops(ctx context.Context, id string, after int64, limit, maxBytes int) ([]collab.Record, error) {
 	recs, err := s.db.Ops(ctx, id, after, limit, maxBytes)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/collabd/collabd/collab"
 	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
@@ -209,6 +210,12 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			"Creates a document holding FILE's text (UTF-8; - for standard input) and\n"+
 			"prints its edit and view ids.", stderr)
 	maxChars := fs.Int("max-doc-chars", 2_000_000, "largest text to import, in code points (as the server's -max-doc-chars)")
+	// With -data, the import is a write to the file like a server's create,
+	// and passes the same admission (collab.Admission), with the same bounds.
+	var limits collab.Limits
+	fs.Int64Var(&limits.MaxDataBytes, "max-data-bytes", 0, "with -data: data file size in `bytes` past which the import is refused (as the server's); 0: no limit")
+	fs.Int64Var(&limits.MinFreeBytes, "min-free-bytes", 64<<20, "with -data: free disk `bytes` below which the import is refused (as the server's); negative: no check")
+	fs.Int64Var(&limits.MaxDocHistory, "max-doc-history", 256<<20, "with -data: op log `bytes` a document may take (as the server's); negative: no limit")
 	srv, err := parseTransfer(fs, args, a)
 	if err != nil {
 		return err
@@ -237,7 +244,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if a.from != "" {
 		out, err = importHTTP(ctx, srv, text)
 	} else {
-		out, err = importData(ctx, a.data, a.lockTimeout, text)
+		out, err = importData(ctx, a.data, a.lockTimeout, limits, text)
 	}
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
@@ -246,7 +253,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return err
 }
 
-func importData(ctx context.Context, path string, lockTimeout time.Duration, text string) ([]byte, error) {
+func importData(ctx context.Context, path string, lockTimeout time.Duration, limits collab.Limits, text string) ([]byte, error) {
 	db, err := openData(path, lockTimeout)
 	if err != nil {
 		return nil, err
@@ -256,9 +263,14 @@ func importData(ctx context.Context, path string, lockTimeout time.Duration, tex
 	meta := storage.Meta{ID: uuid.NewString(), ViewID: uuid.NewString(), Created: now}
 	var first *storage.Record
 	rev := int64(0)
+	grows := collab.Growth{Inserts: true}
 	if text != "" {
 		first = &storage.Record{Rev: 1, Op: ot.Op{ot.Insert(text)}, Time: now}
 		rev = 1
+		grows.Adds = storage.RecordBytes(*first)
+	}
+	if err := collab.NewAdmission(store{db}, limits, nil).Admit(ctx, grows); err != nil {
+		return nil, err
 	}
 	if err := db.Create(ctx, meta, first); err != nil {
 		return nil, err
