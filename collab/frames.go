@@ -156,6 +156,10 @@ func (m *frameMeter) scan(b []byte, now time.Time) error {
 		m.hdr[m.have] = b[0]
 		m.have++
 		b = b[1:]
+		if op := m.hdr[0] & 0x0f; m.have == 1 && (op == frameText || op == frameBinary) {
+			// A message is timed from its first byte.
+			m.inMessage, m.armed = true, false
+		}
 		if m.have < frameHeaderLen(m.hdr[:m.have]) {
 			continue
 		}
@@ -168,18 +172,18 @@ func (m *frameMeter) scan(b []byte, now time.Time) error {
 	return nil
 }
 
+// Opcodes of WebSocket frames (RFC 6455, 5.2): a message begins with a
+// text or binary frame; from close on, they are control frames.
+const (
+	frameText   = 1
+	frameBinary = 2
+	frameClose  = 8
+)
+
 // frame takes in a complete frame header.
 func (m *frameMeter) frame(h []byte) {
-	const (
-		opText   = 1
-		opBinary = 2
-		opClose  = 8 // the first control opcode
-	)
 	fin, op := h[0]&0x80 != 0, h[0]&0x0f
-	if op == opText || op == opBinary {
-		m.inMessage, m.armed = true, false
-	}
-	m.ends = fin && op < opClose
+	m.ends = fin && op < frameClose
 	m.skip = framePayloadLen(h)
 	if m.skip == 0 && m.ends {
 		m.inMessage = false
