@@ -36,9 +36,10 @@ var errSlowMessage = errors.New("message unfinished at its deadline")
 const maxFrameHeader = 14
 
 // frameMeter is the hijacked connection of an editing session, seen by
-// coder/websocket. Its Read counts the frames the client sends, pings and
-// continuation frames included, against a token bucket of FrameRate
-// frames per second in bursts of FrameBurst; and it gives each message
+// coder/websocket. Its Read counts the frames the client sends, pings
+// (each as pingFrames) and continuation frames included, against a token
+// bucket of FrameRate frames per second in bursts of FrameBurst; and it
+// gives each message
 // MessageTimeout from its first byte to its last, with a read deadline
 // that is set only while a message is unfinished at the end of a read.
 // Past either, Read fails from then on: with a *protoError
@@ -163,9 +164,9 @@ func (m *frameMeter) scan(b []byte, now time.Time) error {
 		if m.have < frameHeaderLen(m.hdr[:m.have]) {
 			continue
 		}
-		m.frame(m.hdr[:m.have])
+		cost := m.frame(m.hdr[:m.have])
 		m.have = 0
-		if !m.bucket.allow(now) {
+		if !m.bucket.take(now, cost) {
 			return errorf(CodeRateLimited, "more than %g WebSocket frames per second (bursts of %g) on this connection", m.bucket.rate, m.bucket.burst)
 		}
 	}
@@ -178,16 +179,28 @@ const (
 	frameText   = 1
 	frameBinary = 2
 	frameClose  = 8
+	framePing   = 9
 )
 
-// frame takes in a complete frame header.
-func (m *frameMeter) frame(h []byte) {
+// pingFrames is what a ping costs of the frame budget: coder/websocket
+// answers each with a pong, a write of its own, which costs the server
+// some twenty times what reading an empty frame does. Without it, a
+// client reconnecting to flood pings would make the server write a
+// burst's worth of pongs per connection.
+const pingFrames = 16
+
+// frame takes in a complete frame header, and returns its cost in frames.
+func (m *frameMeter) frame(h []byte) float64 {
 	fin, op := h[0]&0x80 != 0, h[0]&0x0f
 	m.ends = fin && op < frameClose
 	m.skip = framePayloadLen(h)
 	if m.skip == 0 && m.ends {
 		m.inMessage = false
 	}
+	if op == framePing {
+		return min(pingFrames, m.bucket.burst)
+	}
+	return 1
 }
 
 // setDeadline gives a message unfinished at the end of a read until

@@ -202,10 +202,10 @@ func TestFrameFlood(t *testing.T) {
 		name    string
 		start   string // sent once before the flood
 		pattern string // sent until the server closes
-		perPing int    // frames in the pattern per ping
+		perPing int    // frames the pattern costs, per ping
 	}{
-		{"continuation", string(clientFrame(wsText, false, []byte(`{"type":"op",`))), strings.Repeat(empty, 9) + ping, 10},
-		{"ping", "", ping, 1},
+		{"continuation", string(clientFrame(wsText, false, []byte(`{"type":"op",`))), strings.Repeat(empty, 9) + ping, 9 + pingFrames},
+		{"ping", "", ping, pingFrames},
 		{"pong", "", string(clientFrame(wsPong, true, nil)), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -243,7 +243,7 @@ func TestFrameFlood(t *testing.T) {
 				t.Errorf("got messages %q before the close, want one rate_limited error about frames", c.texts)
 			}
 			if tc.perPing > 0 && c.pongs*tc.perPing > burst {
-				t.Errorf("the server answered %d pings, so handled about %d frames, want at most the burst of %d", c.pongs, c.pongs*tc.perPing, burst)
+				t.Errorf("the server answered %d pings, so handled frames worth about %d, want at most the burst of %d", c.pongs, c.pongs*tc.perPing, burst)
 			}
 		})
 	}
@@ -384,8 +384,13 @@ func TestFrameMeterScan(t *testing.T) {
 		{wsText, false, 0}, {wsCont, true, 0},
 	}
 	var stream []byte
+	cost := 0 // of the frames, in the budget's frames
 	for _, f := range frames {
 		stream = append(stream, clientFrame(f.op, f.fin, bytes.Repeat([]byte{'z'}, f.n))...)
+		cost++
+		if f.op == wsPing {
+			cost += pingFrames - 1
+		}
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for trial := range 40 {
@@ -398,8 +403,8 @@ func TestFrameMeterScan(t *testing.T) {
 			}
 			rest = rest[k:]
 		}
-		if got := int(1000 - m.bucket.tokens); got != len(frames) {
-			t.Fatalf("trial %d: counted %d frames, want %d", trial, got, len(frames))
+		if got := int(1000 - m.bucket.tokens); got != cost {
+			t.Fatalf("trial %d: counted frames worth %d, want %d (%d frames, one a ping)", trial, got, cost, len(frames))
 		}
 		if m.have != 0 || m.skip != 0 || m.inMessage {
 			t.Fatalf("trial %d: after the last frame, got header bytes %d, payload left %d, in a message %v; want none", trial, m.have, m.skip, m.inMessage)

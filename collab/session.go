@@ -20,15 +20,18 @@ type tokenBucket struct {
 	last                time.Time
 }
 
-func (b *tokenBucket) allow(now time.Time) bool {
+func (b *tokenBucket) allow(now time.Time) bool { return b.take(now, 1) }
+
+// take takes n tokens, if there are that many.
+func (b *tokenBucket) take(now time.Time, n float64) bool {
 	if !b.last.IsZero() {
 		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
 	}
 	b.last = now
-	if b.tokens < 1 {
+	if b.tokens < n {
 		return false
 	}
-	b.tokens--
+	b.tokens -= n
 	return true
 }
 
