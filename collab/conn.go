@@ -414,7 +414,9 @@ func (w *jsonErrorWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// request, then the connection it is given: the meter (frames.go)
 		// counts the one now and reads the other.
 		prefix, _ := brw.Reader.Peek(brw.Reader.Buffered())
-		w.meter.attach(nc, prefix)
+		if !w.meter.attach(nc, prefix) {
+			brw.Reader.Discard(len(prefix))
+		}
 		nc = w.meter
 	}
 	return nc, bufio.NewReadWriter(brw.Reader, bw), nil

@@ -111,15 +111,18 @@ func (m *frameMeter) Close() error {
 
 // attach makes the meter read from nc. prefix is what was read from nc
 // past the upgrade request before (net/http's buffered bytes), which
-// coder/websocket reads first: the meter counts it now.
-func (m *frameMeter) attach(nc net.Conn, prefix []byte) {
+// coder/websocket reads first: the meter counts it now, and reports
+// false if the client is past its budget already (the prefix is then
+// to be dropped, as a Read would drop it).
+func (m *frameMeter) attach(nc net.Conn, prefix []byte) bool {
 	m.Conn = nc
 	now := time.Now()
 	if err := m.scan(prefix, now); err != nil {
 		m.fail(err)
-		return
+		return false
 	}
 	m.setDeadline(now)
+	return true
 }
 
 func (m *frameMeter) Read(p []byte) (int, error) {

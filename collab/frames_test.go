@@ -67,6 +67,13 @@ type frameConn struct {
 // write on it fails after guard.
 func (ts *testServer) dialFrames(t *testing.T, id string) *frameConn {
 	t.Helper()
+	return ts.dialFramesEarly(t, id, nil)
+}
+
+// dialFramesEarly is dialFrames sending early, frames, right after the
+// upgrade request, without waiting for the answer.
+func (ts *testServer) dialFramesEarly(t *testing.T, id string, early []byte) *frameConn {
+	t.Helper()
 	host := strings.TrimPrefix(ts.URL, "http://")
 	nc, err := net.Dial("tcp", host)
 	if err != nil {
@@ -79,7 +86,10 @@ func (ts *testServer) dialFrames(t *testing.T, id string) *frameConn {
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
 	req.Header.Set("Sec-WebSocket-Version", "13")
-	if err := req.Write(nc); err != nil {
+	var b bytes.Buffer
+	req.Write(&b)
+	b.Write(early)
+	if _, err := nc.Write(b.Bytes()); err != nil {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(nc)
@@ -246,6 +256,30 @@ func TestFrameFlood(t *testing.T) {
 				t.Errorf("the server answered %d pings, so handled frames worth about %d, want at most the burst of %d", c.pongs, c.pongs*tc.perPing, burst)
 			}
 		})
+	}
+}
+
+// TestFrameFloodWithUpgrade: frames sent along with the upgrade request,
+// before its answer, are read ahead by net/http before the WebSocket
+// takes the connection over; they count as much as any, and past the
+// burst the server drops them unread rather than answer them.
+func TestFrameFloodWithUpgrade(t *testing.T) {
+	const burst = 64
+	ts := newTestServer(t, Options{FrameRate: 0.001, FrameBurst: burst})
+	id, _ := ts.createDoc(t, "x")
+	hello := fmt.Sprintf(`{"type":"hello","client":%q,"name":"frames"}`, uuid.NewString())
+	// 500 pings, 3,000 bytes: with the request, within net/http's buffer.
+	early := append(clientFrame(wsText, true, []byte(hello)), bytes.Repeat(clientFrame(wsPing, true, nil), 500)...)
+	f := ts.dialFramesEarly(t, id, early)
+	c, err := f.untilClose()
+	if err != nil {
+		t.Fatalf("got %v after messages %q and %d pongs, want a close 4429", err, c.texts, c.pongs)
+	}
+	if c.code != closeCodes[CodeRateLimited] {
+		t.Errorf("got close %d %q, want %d", c.code, c.reason, closeCodes[CodeRateLimited])
+	}
+	if c.pongs*pingFrames > burst {
+		t.Errorf("the server answered %d pings, worth %d frames, want at most the burst of %d", c.pongs, c.pongs*pingFrames, burst)
 	}
 }
 
