@@ -70,9 +70,14 @@ type frameMeter struct {
 	deadlineSet      bool // the connection has a read deadline
 }
 
+// newFrameMeter returns a meter for o's frame budget, which is never
+// less than its message budget: every message is at least a frame, and a
+// server allowed more messages (for a load test, say) would otherwise be
+// cut short by frames.
 func newFrameMeter(o *Options, stop <-chan struct{}) *frameMeter {
+	rate, burst := max(o.FrameRate, o.RateLimit), float64(max(o.FrameBurst, o.RateBurst))
 	return &frameMeter{
-		bucket:  tokenBucket{rate: o.FrameRate, burst: float64(o.FrameBurst), tokens: float64(o.FrameBurst)},
+		bucket:  tokenBucket{rate: rate, burst: burst, tokens: burst},
 		timeout: o.MessageTimeout,
 		stop:    stop,
 	}

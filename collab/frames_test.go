@@ -196,6 +196,14 @@ func (f *frameConn) flood(pattern []byte, n int) (int, error) {
 	return n, nil
 }
 
+// frameBudget is a server's Options with a budget of burst frames. The
+// bucket refills by one frame per thousand seconds: no test waits that
+// long, so none depends on how fast it runs. The message budget, which
+// the frame budget is never less than, is one message, the hello.
+func frameBudget(burst int) Options {
+	return Options{FrameRate: 0.001, FrameBurst: burst, RateLimit: 0.001, RateBurst: 1}
+}
+
 // TestFrameFlood: frames that make no message, or a message that never
 // ends, count against the connection's frame budget as much as messages
 // do; past it the client hears rate_limited and the connection closes
@@ -219,9 +227,7 @@ func TestFrameFlood(t *testing.T) {
 		{"pong", "", string(clientFrame(wsPong, true, nil)), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			// The bucket refills by one frame per thousand seconds: no
-			// test waits that long, so none depends on how fast it runs.
-			ts := newTestServer(t, Options{FrameRate: 0.001, FrameBurst: burst, RateLimit: 1e6, RateBurst: 1e6})
+			ts := newTestServer(t, frameBudget(burst))
 			id, _ := ts.createDoc(t, "x")
 			f := ts.dialFrames(t, id)
 			f.hello(t)
@@ -265,7 +271,7 @@ func TestFrameFlood(t *testing.T) {
 // burst the server drops them unread rather than answer them.
 func TestFrameFloodWithUpgrade(t *testing.T) {
 	const burst = 64
-	ts := newTestServer(t, Options{FrameRate: 0.001, FrameBurst: burst})
+	ts := newTestServer(t, frameBudget(burst))
 	id, _ := ts.createDoc(t, "x")
 	hello := fmt.Sprintf(`{"type":"hello","client":%q,"name":"frames"}`, uuid.NewString())
 	// 500 pings, 3,000 bytes: with the request, within net/http's buffer.
@@ -461,6 +467,12 @@ func TestFrameMeterScan(t *testing.T) {
 		if m.inMessage != step.want {
 			t.Errorf("step %d: in a message %v, want %v", i, m.inMessage, step.want)
 		}
+	}
+
+	// Never less than the message budget.
+	m = newFrameMeter(&Options{FrameRate: 10, FrameBurst: 20, RateLimit: 100, RateBurst: 200}, nil)
+	if m.bucket.rate != 100 || m.bucket.burst != 200 {
+		t.Errorf("frames 10/s in bursts of 20, messages 100/s in bursts of 200: got a frame budget of %g/s in bursts of %g, want the message budget's", m.bucket.rate, m.bucket.burst)
 	}
 
 	// Past the burst, the error to fail with.

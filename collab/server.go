@@ -96,8 +96,8 @@ type Options struct {
 	// connection may send on average (default 1,000), with bursts up to
 	// FrameBurst (default 4,096, room for a 1 MiB message in 256-byte
 	// frames); every frame counts, the continuation frames of a message
-	// split up included, and a ping as 16, since each is answered. Past
-	// it, rate_limited (4429). MessageTimeout is how long one message may
+	// split up included, and a ping as 16, since each is answered; never
+	// less than RateLimit and RateBurst. Past it, rate_limited (4429). MessageTimeout is how long one message may
 	// take to arrive, from its first byte to its last (default 30 s);
 	// past it the connection is closed with 1013, and the client
 	// reconnects (frames.go).
