@@ -39,17 +39,17 @@ const maxFrameHeader = 14
 // coder/websocket. Its Read counts the frames the client sends, pings
 // (each as pingFrames) and continuation frames included, against a token
 // bucket of FrameRate frames per second in bursts of FrameBurst; and it
-// gives each message
-// MessageTimeout from its first byte to its last, with a read deadline
-// that is set only while a message is unfinished at the end of a read.
-// Past either, Read fails from then on: with a *protoError
-// (rate_limited), or with errSlowMessage. readMessage turns those into
-// the session's close. Frames still in coder/websocket's read buffer are
-// not undone, so the library sees at most one buffer's worth of frames
-// past the budget.
+// gives each message MessageTimeout to arrive whole, with a read deadline
+// set only while a message is unfinished at the end of a read (so the
+// usual message, which arrives in one, costs no deadline). Past either,
+// Read fails from then on: with a *protoError (rate_limited), or with
+// errSlowMessage, which readMessage and readLoop turn into the session's
+// close. The read in which the budget runs out is dropped whole, so
+// coder/websocket handles no frame past it.
 //
-// It is not safe for concurrent use: coder/websocket reads under a lock of
-// its own, and the handler primes the meter before the session starts.
+// It is not safe for concurrent use, except for Close: coder/websocket
+// reads under a lock of its own, and the handler attaches the meter before
+// the session starts.
 type frameMeter struct {
 	net.Conn
 	bucket  tokenBucket
@@ -64,8 +64,8 @@ type frameMeter struct {
 	skip int64 // bytes of the current frame's payload still to come
 	// ends is set while the current frame is a message's last.
 	ends bool
-	// inMessage is set from a message's first frame header until the end
-	// of its last frame's payload; armed once its deadline is set.
+	// inMessage is set from a message's first byte until the end of its
+	// last frame's payload; armed once its deadline is set.
 	inMessage, armed bool
 	deadlineSet      bool // the connection has a read deadline
 }
@@ -211,9 +211,9 @@ func (m *frameMeter) frame(h []byte) float64 {
 	return 1
 }
 
-// setDeadline gives a message unfinished at the end of a read until
-// MessageTimeout after that read to arrive, and lifts the deadline once
-// it has.
+// setDeadline gives a message first found unfinished at the end of a
+// read MessageTimeout from then to arrive, and lifts the deadline once it
+// has.
 func (m *frameMeter) setDeadline(now time.Time) {
 	switch {
 	case m.inMessage && !m.armed:
