@@ -236,9 +236,10 @@ func TestFrameFlood(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			// A flood far past the burst; the server must close long
-			// before it has all gone.
-			const patterns = 1 << 20
+			// A flood far past the burst, of 64 MiB, more than the
+			// socket buffers take: the server must close long before it
+			// has all gone.
+			patterns := (64 << 20) / len(tc.pattern)
 			sent := make(chan int, 1)
 			go func() {
 				n, _ := f.flood([]byte(tc.pattern), patterns)
