@@ -291,7 +291,7 @@ func TestFrameFloodWithUpgrade(t *testing.T) {
 }
 
 // TestUnfinishedMessageCut: a message must arrive within MessageTimeout
-// of its first frame, however its bytes trickle in; past it the
+// of its first byte, however its bytes trickle in; past it the
 // connection closes with 1013, and its client reconnects. Before, a
 // message could stay unfinished for as long as the connection lived.
 func TestUnfinishedMessageCut(t *testing.T) {
