@@ -391,7 +391,8 @@ func encodeFrame(dst []byte, batch [][]byte) []byte {
 const wsWriteBufferSize = 1 << 10
 
 // Hijack hands websocket.Accept the connection with a write buffer of
-// wsWriteBufferSize instead of net/http's 4 KiB one.
+// wsWriteBufferSize instead of net/http's 4 KiB one, and read through
+// w.meter, if set.
 //
 // net/http's read buffer stays: reading through a buffer of our own (of
 // any size) measured deeper goroutine stacks than it saved in heap.
@@ -407,5 +408,16 @@ func (w *jsonErrorWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// net/http's connection keeps pointing at the buffer it handed us for
 	// as long as this handler runs; emptying it lets its memory go.
 	*brw.Writer = bufio.Writer{}
-	return nc, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(nc, wsWriteBufferSize)), nil
+	bw := bufio.NewWriterSize(nc, wsWriteBufferSize)
+	if w.meter != nil {
+		// coder/websocket reads what net/http has buffered past the
+		// request, then the connection it is given: the meter (frames.go)
+		// counts the one now and reads the other.
+		prefix, _ := brw.Reader.Peek(brw.Reader.Buffered())
+		if !w.meter.attach(nc, prefix) {
+			brw.Reader.Discard(len(prefix))
+		}
+		nc = w.meter
+	}
+	return nc, bufio.NewReadWriter(brw.Reader, bw), nil
 }

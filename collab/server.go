@@ -92,6 +92,18 @@ type Options struct {
 	// HelloTimeout is how long a new WebSocket may take to say hello
 	// (default 10 s).
 	HelloTimeout time.Duration
+	// FrameRate is how many WebSocket frames per second one editing
+	// connection may send on average (default 1,000), with bursts up to
+	// FrameBurst (default 4,096, room for a 1 MiB message in 256-byte
+	// frames); every frame counts, the continuation frames of a message
+	// split up included, and a ping as 16, since each is answered; never
+	// less than RateLimit and RateBurst. Past it, rate_limited (4429). MessageTimeout is how long one message may
+	// take to arrive, from its first byte to its last (default 30 s);
+	// past it the connection is closed with 1013, and the client
+	// reconnects (frames.go).
+	FrameRate      float64
+	FrameBurst     int
+	MessageTimeout time.Duration
 	// Heartbeat is the interval of ": ping" comments on idle SSE streams
 	// (default 15 s).
 	Heartbeat time.Duration
@@ -198,6 +210,9 @@ func (o *Options) setDefaults() {
 	setDefault(&o.MinWriteRate, 64<<10)
 	setDefault(&o.WriteTimeout, 10*time.Second)
 	setDefault(&o.HelloTimeout, 10*time.Second)
+	setDefault(&o.FrameRate, 1000)
+	setDefault(&o.FrameBurst, 4096)
+	setDefault(&o.MessageTimeout, 30*time.Second)
 	setDefault(&o.Heartbeat, 15*time.Second)
 	setDefault(&o.MaxConns, 4096)
 	setDefault(&o.MaxConnsPerAddr, 64)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -19,15 +20,18 @@ type tokenBucket struct {
 	last                time.Time
 }
 
-func (b *tokenBucket) allow(now time.Time) bool {
+func (b *tokenBucket) allow(now time.Time) bool { return b.take(now, 1) }
+
+// take takes n tokens, if there are that many.
+func (b *tokenBucket) take(now time.Time, n float64) bool {
 	if !b.last.IsZero() {
 		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
 	}
 	b.last = now
-	if b.tokens < 1 {
+	if b.tokens < n {
 		return false
 	}
-	b.tokens--
+	b.tokens -= n
 	return true
 }
 
@@ -65,7 +69,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})
-	ws, err := websocket.Accept(&jsonErrorWriter{ResponseWriter: w}, r, &websocket.AcceptOptions{OriginPatterns: s.opts.AllowedOrigins})
+	ws, err := websocket.Accept(&jsonErrorWriter{ResponseWriter: w, meter: newFrameMeter(&s.opts, s.ctx.Done())}, r, &websocket.AcceptOptions{OriginPatterns: s.opts.AllowedOrigins})
 	if err != nil {
 		s.log.Debug("websocket upgrade refused", "doc", logID(id), "err", err)
 		return // Accept has answered the request
@@ -136,6 +140,9 @@ func (s *Server) hubGone(h *hub) *protoError {
 type jsonErrorWriter struct {
 	http.ResponseWriter
 	status int
+	// meter, if set, is what the WebSocket reads the client through
+	// (frames.go): Hijack puts it in.
+	meter *frameMeter
 }
 
 func (w *jsonErrorWriter) WriteHeader(status int) {
@@ -187,6 +194,9 @@ func (s *Server) readLoop(ctx context.Context, h *hub, c *conn) (joined bool) {
 	for {
 		buf, perr, err := s.readMessage(c.ws)
 		switch {
+		case errors.Is(err, errSlowMessage):
+			c.closeWith(closeSlowMessage, fmt.Sprintf("message unfinished after %s; reconnect", s.opts.MessageTimeout))
+			return joined
 		case err != nil:
 			return joined
 		case perr != nil:
@@ -252,8 +262,9 @@ func (s *Server) readLoop(ctx context.Context, h *hub, c *conn) (joined bool) {
 
 // readMessage reads one message of at most MaxMessageBytes into a
 // buffer, which the caller hands back with putReadBuffer. A protocol
-// problem with the message comes back as a *protoError; a connection
-// failure as an error.
+// problem with the message, or a client past its frame budget
+// (frames.go), comes back as a *protoError; a connection failure as an
+// error, errSlowMessage for a message past MessageTimeout.
 //
 // The buffer is taken only once a message has begun to arrive, so an idle
 // session holds none: they are shared, through a pool, by the sessions
@@ -268,6 +279,9 @@ func (s *Server) readMessage(ws *websocket.Conn) (*bytes.Buffer, *protoError, er
 	limit := s.opts.MaxMessageBytes
 	typ, r, err := ws.Reader(context.Background())
 	if err != nil {
+		if perr := meterError(err); perr != nil {
+			return nil, perr, nil
+		}
 		return nil, nil, err
 	}
 	buf, _ := s.readBuffers.Get().(*bytes.Buffer)
@@ -279,6 +293,9 @@ func (s *Server) readMessage(ws *websocket.Conn) (*bytes.Buffer, *protoError, er
 	var perr *protoError
 	switch {
 	case err != nil:
+		if perr = meterError(err); perr != nil {
+			err = nil
+		}
 	case n > limit:
 		perr = errorf(CodeTooLarge, "message is larger than %d bytes", limit)
 	case typ != websocket.MessageText:
@@ -288,6 +305,16 @@ func (s *Server) readMessage(ws *websocket.Conn) (*bytes.Buffer, *protoError, er
 	}
 	s.putReadBuffer(buf)
 	return nil, perr, err
+}
+
+// meterError returns the protocol error that a read failed with, if its
+// frameMeter stopped it (frames.go): the connection is failed with it.
+func meterError(err error) *protoError {
+	var perr *protoError
+	if errors.As(err, &perr) {
+		return perr
+	}
+	return nil
 }
 
 // maxPooledReadBuffer is the largest read buffer kept for reuse: one grown

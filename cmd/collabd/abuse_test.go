@@ -288,9 +288,11 @@ func TestParseAbuseFlags(t *testing.T) {
 		"COLLABD_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1,fd00::/8",
 		"COLLABD_MAX_CONNS":       "100",
 		"COLLABD_FRAME_ANCESTORS": "'self'",
+		"COLLABD_FRAME_RATE":      "50",
+		"COLLABD_MESSAGE_TIMEOUT": "5s",
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	cfg, err := parseConfig([]string{"-max-conns-per-addr", "7", "-admin-hosts", "a:1,b:2"}, lookup, io.Discard)
+	cfg, err := parseConfig([]string{"-max-conns-per-addr", "7", "-admin-hosts", "a:1,b:2", "-frame-burst", "300"}, lookup, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,6 +302,9 @@ func TestParseAbuseFlags(t *testing.T) {
 	}
 	if o.MaxConns != 100 || o.MaxConnsPerAddr != 7 || o.FrameAncestors != "'self'" {
 		t.Errorf("got max-conns %d, per addr %d, frame-ancestors %q; want 100, 7, 'self'", o.MaxConns, o.MaxConnsPerAddr, o.FrameAncestors)
+	}
+	if o.FrameRate != 50 || o.FrameBurst != 300 || o.MessageTimeout != 5*time.Second {
+		t.Errorf("got frame rate %g, burst %d, message timeout %s; want 50, 300, 5s", o.FrameRate, o.FrameBurst, o.MessageTimeout)
 	}
 	if fmt.Sprint(cfg.adminHosts) != "[a:1 b:2]" {
 		t.Errorf("admin hosts %v, want [a:1 b:2]", cfg.adminHosts)
