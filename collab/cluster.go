@@ -809,6 +809,22 @@ func (h *hub) behind(m joinReq, want int64) bool {
 	return true
 }
 
+// viewerAhead brings a follower up to a viewer resuming from a revision
+// its log has not reached, from the store, so that the viewer gets the
+// ops after its revision rather than a snapshot at an older one. A viewer
+// waits for nothing: if the store cannot be read, or does not have since
+// either, it gets the snapshot, as on one node.
+func (h *hub) viewerAhead(since int64) {
+	if h.link == nil || h.owner || since <= h.rev {
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.srv.ctx, storeTimeout)
+	defer cancel()
+	if err := h.catchUp(ctx, since); err != nil {
+		h.log.Warn("catch up from the store for a viewer", "rev", h.rev, "want", since, "err", err)
+	}
+}
+
 // catchUp applies, on a follower, the records the store holds after h.rev,
 // until the hub reaches want or the log ends. The link delivers the same
 // records later; applyCommitted skips them.

@@ -1435,15 +1435,38 @@ func TestClusterInprocNoRollback(t *testing.T) {
 		t.Fatalf("y claiming rev %d got a welcome at rev %d, text %v; want the text at rev %d", base+1000, yj.msg.Rev, yj.msg.Text != nil, base+1)
 	}
 
-	// The log flows again: x gets every later op, in order, once.
+	// A viewer resuming there from a revision the log there has not
+	// reached gets no snapshot at an older revision either.
+	if _, err := inprocType(ctx, w, "t", 1); err != nil {
+		t.Fatal(err)
+	}
+	sse, err := inprocOpenSSE(ctx, nodes[1].http.URL+"/api/docs/"+id+"/events", base+2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sse.close()
+
+	// The log flows again: x and the viewer get every later op, in
+	// order, once.
 	release()
 	if _, err := inprocType(ctx, w, "u", 3); err != nil {
 		t.Fatal(err)
 	}
-	for rev := xm.Rev + 1; rev <= base+4; rev++ {
+	for rev := xm.Rev + 1; rev <= base+5; rev++ {
 		m, err := xj.w.next(ctx)
 		if err != nil || m.Type != "op" || m.Rev != rev {
 			t.Fatalf("x after its welcome at rev %d: got %+v, %v; want the op of rev %d", xm.Rev, m, err, rev)
+		}
+	}
+	for rev := base + 3; rev <= base+5; rev++ {
+		var ev inprocEvent
+		select {
+		case ev = <-sse.events:
+		case <-ctx.Done():
+			t.Fatalf("viewer: waiting for rev %d: %v", rev, ctx.Err())
+		}
+		if ev.name != "op" || ev.id != rev {
+			t.Fatalf("viewer resuming from rev %d: got %s event %d, want the op of rev %d", base+2, ev.name, ev.id, rev)
 		}
 	}
 }
