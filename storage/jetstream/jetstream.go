@@ -263,13 +263,16 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		Retention:  natsjs.LimitsPolicy,
 		DenyDelete: true,
 		DenyPurge:  false,
-		// Every Follow is a consumer, and so is every read of a range
-		// (until the server reaps it). nats-server 2.15 applies a default
+		// Every Follow is a consumer. nats-server 2.15 applies a default
 		// of 1,000 per stream unless the stream names a limit (-1 counts
 		// as unset), which would cap how many documents a cluster follows.
 		MaxConsumers: maxConsumers,
-		// Not AllowDirect: a direct get may be answered by a replica that
-		// lags, and Load must see the subject's true end.
+		// Reads of a range are direct gets, served by any caught-up
+		// replica without a consumer (direct.go). A replica may lag: the
+		// subject's end is read from the leader, and a read that misses
+		// a message it knows exists asks again. Updating the stream
+		// turns it on in a cluster made before.
+		AllowDirect: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: stream %s: %w", streamOps, err)
