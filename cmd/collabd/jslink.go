@@ -158,7 +158,7 @@ func (l *jsLink) Events() <-chan collab.LinkEvent { return l.events }
 func (l *jsLink) Start(ctx context.Context, rev int64) error {
 	sub, err := l.c.st.SubscribePeers(l.id, l.notice)
 	if err != nil {
-		return err
+		return mapJSErr(err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

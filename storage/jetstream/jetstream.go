@@ -354,6 +354,34 @@ func checkID(id string) error {
 	return nil
 }
 
+// Unavailable reports whether err means that NATS or JetStream cannot
+// serve now, rather than anything wrong with the request: disconnected,
+// no server answering, no stream leader or meta leader (no quorum), a
+// request that timed out. The same request may succeed later.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var apiErr *natsjs.APIError
+	if errors.As(err, &apiErr) {
+		// 503: JetStream temporarily unavailable, stream offline,
+		// insufficient resources; 408: a request timed out in the
+		// cluster.
+		return apiErr.Code == 503 || apiErr.Code == 408
+	}
+	for _, e := range []error{
+		context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders,
+		natsjs.ErrNoStreamResponse, nats.ErrConnectionClosed,
+		nats.ErrConnectionReconnecting, nats.ErrReconnectBufExceeded,
+		nats.ErrDisconnected, nats.ErrConnectionDraining,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // isWrongLastSeq reports whether err is JetStream refusing an expected
 // last sequence; replicated streams use a second code.
 func isWrongLastSeq(err error) bool {
