@@ -184,6 +184,10 @@ type Store struct {
 	snapMu      sync.Mutex
 	snapPending map[string]struct{}
 	closeOnce   sync.Once
+
+	// followSkip, set by tests before Follow, makes followers ignore
+	// their consumers' messages, as a stalled consumer delivers none.
+	followSkip bool
 }
 
 // maxStates bounds the cache of document states; past it the cache is
