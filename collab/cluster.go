@@ -772,6 +772,12 @@ func (h *hub) parkJoin(m joinReq, rev int64) bool {
 // parkLimit bounds how long parkJoin holds a join.
 const parkLimit = 3 * time.Second
 
+// catchUpTimeout bounds the store reads of behind and viewerAhead, which
+// the hub waits for: past it, the client is told to reconnect (or the
+// viewer gets the snapshot) rather than the document's other clients
+// waiting longer.
+const catchUpTimeout = 5 * time.Second
+
 // behind handles a join from a client at revision want, which this hub
 // has not reached: its link lags (a follower), or its lease has passed to
 // another node that committed since (a stale owner). A follower reads
@@ -783,7 +789,7 @@ const parkLimit = 3 * time.Second
 // at h.rev, as on one node: nobody has its revision, and waiting would
 // not help. It reports whether the join is held.
 func (h *hub) behind(m joinReq, want int64) bool {
-	ctx, cancel := context.WithTimeout(h.srv.ctx, storeTimeout)
+	ctx, cancel := context.WithTimeout(h.srv.ctx, catchUpTimeout)
 	defer cancel()
 	if !h.owner {
 		err := h.catchUp(ctx, want)
@@ -818,7 +824,7 @@ func (h *hub) viewerAhead(since int64) {
 	if h.link == nil || h.owner || since <= h.rev {
 		return
 	}
-	ctx, cancel := context.WithTimeout(h.srv.ctx, storeTimeout)
+	ctx, cancel := context.WithTimeout(h.srv.ctx, catchUpTimeout)
 	defer cancel()
 	if err := h.catchUp(ctx, since); err != nil {
 		h.log.Warn("catch up from the store for a viewer", "rev", h.rev, "want", since, "err", err)
