@@ -736,35 +736,131 @@ func (h *hub) shownPeers(peers []Peer) []Peer {
 	return peers
 }
 
-// parkJoin holds a join (follower) while the client's state is ahead of
-// the log here, or an op of its is on its way to the owner: its welcome
-// must tell the truth about lastSeq. rev is the revision of the client's
-// last op.
+// parkJoin decides a join in cluster mode before its welcome is built,
+// and reports whether the join is held (parked, or refused) rather than
+// going ahead now. rev is the revision of the client's last op.
 //
-// It also holds a client that resumes from a revision the log here has
-// not reached: given the text instead of catch-up ops, it would lose its
-// unacknowledged edits. A join held for parkLimit goes ahead regardless
-// (a client claiming a revision nobody has gets the text, as on one
-// node).
+// A welcome must never be behind the client: given the text at an older
+// revision than its hello's, a client rolls back, loses its unacknowledged
+// edits and then sees a gap; told a lastSeq whose op is past the welcome's
+// revision, it cannot find that op in the catch-up. So a follower holds
+// the join while the client is ahead of the log here, or an op of its is
+// on its way to the owner, for at most parkLimit. After that, or at once
+// on the owner (whose log does not grow by waiting), behind resolves it.
 func (h *hub) parkJoin(m joinReq, rev int64) bool {
-	if h.link == nil || h.owner {
+	if h.link == nil {
 		return false
 	}
+	want := max(rev, m.hello.rev)
 	_, busy := h.forwards[m.hello.client]
-	if !busy && rev <= h.rev && m.hello.rev <= h.rev {
+	if !busy && want <= h.rev {
 		return false
 	}
-	if m.parked.IsZero() {
-		m.parked = time.Now()
-	} else if time.Since(m.parked) > parkLimit {
+	if !h.owner {
+		if m.parked.IsZero() {
+			m.parked = time.Now()
+		}
+		if time.Since(m.parked) <= parkLimit {
+			h.parked = append(h.parked, m)
+			return true
+		}
+	}
+	if want <= h.rev {
+		// Only an op in flight: the welcome's lastSeq is true as of
+		// h.rev, the client resends the op, and forwardOp takes the
+		// resend as the same op.
 		return false
 	}
-	h.parked = append(h.parked, m)
-	return true
+	return h.behind(m, want)
 }
 
 // parkLimit bounds how long parkJoin holds a join.
 const parkLimit = 3 * time.Second
+
+// catchUpTimeout bounds the store reads of behind and viewerAhead, which
+// the hub waits for: past it, the client is told to reconnect (or the
+// viewer gets the snapshot) rather than the document's other clients
+// waiting longer.
+const catchUpTimeout = 5 * time.Second
+
+// behind handles a join from a client at revision want, which this hub
+// has not reached: its link lags (a follower), or its lease has passed to
+// another node that committed since (a stale owner). A follower reads
+// what it lacks from the store, as promote does, and the join goes ahead.
+// If the store has want but this hub cannot reach it, the client is told
+// to reconnect (shutting_down, which every client takes as "reconnect and
+// resume"), to this node later or another through the balancer. Only a
+// client claiming a revision the store does not have either gets the text
+// at h.rev, as on one node: nobody has its revision, and waiting would
+// not help. It reports whether the join is held.
+func (h *hub) behind(m joinReq, want int64) bool {
+	ctx, cancel := context.WithTimeout(h.srv.ctx, catchUpTimeout)
+	defer cancel()
+	if !h.owner {
+		err := h.catchUp(ctx, want)
+		if err == nil && h.rev >= want {
+			return false
+		}
+		if err != nil {
+			h.log.Warn("catch up from the store for a join", "rev", h.rev, "want", want, "err", err)
+		}
+	}
+	page, err := h.srv.store.Ops(ctx, h.id, want-1, 1, 1)
+	if err == nil && len(page) == 0 {
+		h.log.Info("client claims a revision the document does not have", "rev", h.rev, "claimed", want)
+		return false
+	}
+	if err != nil {
+		h.log.Warn("read the store for a join", "rev", h.rev, "want", want, "err", err)
+	} else {
+		h.log.Warn("client ahead of this node; telling it to reconnect", "rev", h.rev, "claimed", want, "owner", h.owner)
+	}
+	m.c.fail(errorf(CodeShuttingDown, "this node has not reached revision %d yet; reconnect", want))
+	m.c.admit()
+	return true
+}
+
+// viewerAhead brings a follower up to a viewer resuming from a revision
+// its log has not reached, from the store, so that the viewer gets the
+// ops after its revision rather than a snapshot at an older one. A viewer
+// waits for nothing: if the store cannot be read, or does not have since
+// either, it gets the snapshot, as on one node.
+func (h *hub) viewerAhead(since int64) {
+	if h.link == nil || h.owner || since <= h.rev {
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.srv.ctx, catchUpTimeout)
+	defer cancel()
+	if err := h.catchUp(ctx, since); err != nil {
+		h.log.Warn("catch up from the store for a viewer", "rev", h.rev, "want", since, "err", err)
+	}
+}
+
+// catchUp applies, on a follower, the records the store holds after h.rev,
+// until the hub reaches want or the log ends. The link delivers the same
+// records later; applyCommitted skips them.
+func (h *hub) catchUp(ctx context.Context, want int64) error {
+	// applyCommitted retries the parked joins, and one of them may be
+	// what called this: those wait for the next retry instead.
+	parked := h.parked
+	h.parked = nil
+	defer func() { h.parked = append(h.parked, parked...) }()
+	for h.rev < want {
+		page, err := h.srv.store.Ops(ctx, h.id, h.rev, 1000, h.srv.opts.MaxCatchUpBytes)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		for _, r := range page {
+			if err := h.applyCommitted(r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 // unpark retries the parked joins.
 func (h *hub) unpark() {

@@ -113,6 +113,7 @@ func (h *hub) addViewer(m viewerReq) {
 		m.reply <- viewerReply{full: true}
 		return
 	}
+	h.viewerAhead(m.since)
 	var start [][]byte
 	switch {
 	case m.since == h.rev:

@@ -75,6 +75,12 @@ type Usage struct {
 // a document does not have.
 var ErrNoRevision = errors.New("no such revision")
 
+// ErrUnavailable is what a Store returns (possibly wrapped) when its
+// backend cannot serve now but may later: in cluster mode, NATS
+// unreachable or without a JetStream quorum. Requests that meet it are
+// answered 503 with Retry-After, so that clients and load balancers retry.
+var ErrUnavailable = errors.New("storage unavailable")
+
 // Revision describes one committed op without its content.
 type Revision struct {
 	Rev               int64

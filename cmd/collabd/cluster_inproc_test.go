@@ -1390,3 +1390,120 @@ func TestClusterInprocRestoreRefusedOnFollower(t *testing.T) {
 		t.Errorf("restore of 8,000 characters past the owner's budget, through the follower: got %d %s, want 507 too_large", code, body)
 	}
 }
+
+// TestClusterInprocNoRollback: an editor whose op was committed but
+// whose ack it never saw moves to a follower whose log lags behind it
+// for longer than a join is held. Its welcome must not be behind the
+// revision it resumes from (the text at an older revision would roll it
+// back and drop its edit): it gets the ops it lacks, its own among them,
+// and then every later op without a gap. A client claiming a revision
+// nobody has still gets the text, after the hold, rather than waiting
+// for ever.
+func TestClusterInprocNoRollback(t *testing.T) {
+	ctx := inprocCtx(t, 60*time.Second)
+	nodes, _ := inprocCluster(t, 2)
+	id, w := inprocOwnedDoc(t, ctx, nodes, "")
+	if _, err := inprocType(ctx, w, "w", 2); err != nil {
+		t.Fatal(err)
+	}
+	// A watcher on n1 makes it follow the document; then its log stalls.
+	watch, _, err := inprocWireDial(ctx, nodes[1].wsURL(id), inprocNewClient(), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.drop()
+	gate := make(chan struct{})
+	nodes[1].cl.gate.Store(&gate)
+	release := sync.OnceFunc(func() { close(gate) })
+	defer release()
+	if _, err := inprocType(ctx, w, "v", 5); err != nil {
+		t.Fatal(err)
+	}
+
+	// x joins the owner, sends an op and is acked; it then reconnects to
+	// n1 as if the ack had been lost, resuming from the revision its op
+	// was made on.
+	xClient := inprocNewClient()
+	x, xw, err := inprocWireDial(ctx, nodes[0].wsURL(id), xClient, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := xw.Rev
+	if err := x.sendOp(ctx, base, 1, inprocInsert(len([]rune(*xw.Text)), 0, "x")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := x.next(ctx); err != nil || m.Type != "ack" || m.Rev != base+1 {
+		t.Fatalf("x on the owner: got %+v, %v; want the ack of rev %d", m, err, base+1)
+	}
+	x.drop()
+
+	type joined struct {
+		w   *inprocWire
+		msg inprocMsg
+		err error
+	}
+	join := func(client string, rev int64) chan joined {
+		out := make(chan joined, 1)
+		go func() {
+			c, m, err := inprocWireDial(ctx, nodes[1].wsURL(id), client, rev)
+			out <- joined{c, m, err}
+		}()
+		return out
+	}
+	xc, yc := join(xClient, base), join(inprocNewClient(), base+1000)
+	xj, yj := <-xc, <-yc
+	if xj.err != nil {
+		t.Fatalf("x on the lagging follower: %v", xj.err)
+	}
+	defer xj.w.drop()
+	xm := xj.msg
+	if xm.Text != nil || xm.Rev < base+1 || xm.LastSeq != 1 {
+		t.Fatalf("x resuming from rev %d got a welcome at rev %d, text %v, lastSeq %d; want the catch-up to rev %d or later, lastSeq 1",
+			base, xm.Rev, xm.Text != nil, xm.LastSeq, base+1)
+	}
+	if int64(len(xm.Ops)) != xm.Rev-base || xm.Ops[0].Rev != base+1 || xm.Ops[0].Seq != 1 {
+		t.Fatalf("x's catch-up from rev %d to %d: %+v; want its own op first", base, xm.Rev, xm.Ops)
+	}
+	if yj.err != nil {
+		t.Fatalf("y claiming a revision nobody has: %v", yj.err)
+	}
+	defer yj.w.drop()
+	if yj.msg.Text == nil || yj.msg.Rev != base+1 {
+		t.Fatalf("y claiming rev %d got a welcome at rev %d, text %v; want the text at rev %d", base+1000, yj.msg.Rev, yj.msg.Text != nil, base+1)
+	}
+
+	// A viewer resuming there from a revision the log there has not
+	// reached gets no snapshot at an older revision either.
+	if _, err := inprocType(ctx, w, "t", 1); err != nil {
+		t.Fatal(err)
+	}
+	sse, err := inprocOpenSSE(ctx, nodes[1].http.URL+"/api/docs/"+id+"/events", base+2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sse.close()
+
+	// The log flows again: x and the viewer get every later op, in
+	// order, once.
+	release()
+	if _, err := inprocType(ctx, w, "u", 3); err != nil {
+		t.Fatal(err)
+	}
+	for rev := xm.Rev + 1; rev <= base+5; rev++ {
+		m, err := xj.w.next(ctx)
+		if err != nil || m.Type != "op" || m.Rev != rev {
+			t.Fatalf("x after its welcome at rev %d: got %+v, %v; want the op of rev %d", xm.Rev, m, err, rev)
+		}
+	}
+	for rev := base + 3; rev <= base+5; rev++ {
+		var ev inprocEvent
+		select {
+		case ev = <-sse.events:
+		case <-ctx.Done():
+			t.Fatalf("viewer: waiting for rev %d: %v", rev, ctx.Err())
+		}
+		if ev.name != "op" || ev.id != rev {
+			t.Fatalf("viewer resuming from rev %d: got %s event %d, want the op of rev %d", base+2, ev.name, ev.id, rev)
+		}
+	}
+}

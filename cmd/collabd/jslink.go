@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,6 +29,11 @@ type jsCluster struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// gate, set only by tests, stalls the records follower links pass
+	// to their hubs until the channel it holds is closed: a node whose
+	// log lags (cluster_inproc_test.go).
+	gate atomic.Pointer[chan struct{}]
 }
 
 // disconnectGrace is how long a node may be cut from NATS before its hubs
@@ -152,7 +158,7 @@ func (l *jsLink) Events() <-chan collab.LinkEvent { return l.events }
 func (l *jsLink) Start(ctx context.Context, rev int64) error {
 	sub, err := l.c.st.SubscribePeers(l.id, l.notice)
 	if err != nil {
-		return err
+		return mapJSErr(err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -202,6 +208,13 @@ func (l *jsLink) followLocked(ctx context.Context, rev int64) error {
 	go func() {
 		defer l.wg.Done()
 		for r := range f.C() {
+			if g := l.c.gate.Load(); g != nil {
+				select {
+				case <-*g:
+				case <-l.closed:
+					return
+				}
+			}
 			if !l.emit(collab.LinkEvent{Kind: collab.LinkRecord, Record: fromJS(r)}) {
 				return
 			}

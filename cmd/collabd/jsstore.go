@@ -32,6 +32,8 @@ func mapJSErr(err error) error {
 		return fmt.Errorf("%w: %w", collab.ErrNoRevision, err)
 	case errors.Is(err, jetstream.ErrNoOwner):
 		return fmt.Errorf("%w: %w", collab.ErrNoOwner, err)
+	case jetstream.Unavailable(err):
+		return fmt.Errorf("%w: %w", collab.ErrUnavailable, err)
 	}
 	return err
 }

@@ -107,8 +107,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer nc.Close()
 		defer js.Close()
-		keyCtx, cancelKey := context.WithTimeout(ctx, 10*time.Second)
-		cfg.collab.AuthorKey, err = js.SharedKey(keyCtx, "author", 32)
+		keyCtx, cancelKey := context.WithTimeout(ctx, cfg.nats.wait)
+		err = cfg.nats.retry(keyCtx, logger.With("component", "nats"), "author key", func(ctx context.Context) error {
+			var err error
+			cfg.collab.AuthorKey, err = js.SharedKey(ctx, "author", 32)
+			return err
+		})
 		cancelKey()
 		if err != nil {
 			return fmt.Errorf("cluster mode: author key: %w", err)

@@ -34,7 +34,7 @@ func TestNATSConfigTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	good := natsConfig{url: srv.ClientURL(), tlsCA: certFile, replicas: 1, leaseTTL: 2 * time.Second, nodeID: "tls-node"}
+	good := natsConfig{url: srv.ClientURL(), tlsCA: certFile, replicas: 1, leaseTTL: 2 * time.Second, nodeID: "tls-node", wait: 10 * time.Second}
 	if err := good.check(); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestNATSConfigTLS(t *testing.T) {
 	nc.Close()
 
 	bad := good
-	bad.tlsCA = ""
+	bad.tlsCA, bad.wait = "", time.Second
 	if nc, _, err := bad.open(ctx, nil, -1); err == nil {
 		nc.Close()
 		t.Fatal("connected to a server with an unknown CA without -nats-tls-ca")
@@ -62,7 +62,8 @@ func TestNATSConfigTLS(t *testing.T) {
 		{creds: "x.creds"},
 		{url: "nats://x", tlsCert: certFile, replicas: 1, leaseTTL: time.Second},
 		{url: "nats://x", replicas: 0, leaseTTL: time.Second},
-		{url: "nats://x", replicas: 1, leaseTTL: time.Millisecond},
+		{url: "nats://x", replicas: 1, leaseTTL: time.Millisecond, wait: time.Second},
+		{url: "nats://x", replicas: 1, leaseTTL: time.Second},
 	} {
 		if err := c.check(); err == nil {
 			t.Errorf("check(%+v) passed", c)

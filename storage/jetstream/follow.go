@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
 
@@ -70,9 +72,22 @@ func (s *Store) Follow(ctx context.Context, id string, fromRev int64, buf int) (
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	f := &Follower{c: make(chan Record, max(buf, 1)), cancel: cancel, done: make(chan struct{})}
-	go f.run(fctx, id, fromRev, it)
+	go f.run(fctx, s, id, fromRev, it)
 	return f, nil
 }
+
+// Idle checks of a Follower. An ordered consumer on three replicas now and
+// then delivers nothing until its heartbeat gives up, 10 s later; editors
+// on the node would wait that long for their acks. So a follower that has
+// delivered nothing for followIdle reads the subject's end from the
+// leader, and if the log has moved past what it delivered, reads the
+// records it lacks with direct gets (direct.go) and delivers them; the
+// consumer's copies of them are skipped when they come. While nothing
+// happens the checks back off to one every followIdleMax.
+const (
+	followIdle    = time.Second
+	followIdleMax = 30 * time.Second
+)
 
 // C delivers the records. It is closed when the follower stops; Err then
 // says why.
@@ -98,39 +113,66 @@ func (f *Follower) Close() {
 	f.mu.Unlock()
 }
 
-func (f *Follower) run(ctx context.Context, id string, rev int64, it natsjs.MessagesContext) {
+func (f *Follower) run(ctx context.Context, s *Store, id string, rev int64, it natsjs.MessagesContext) {
 	defer close(f.done)
 	defer close(f.c)
-	// Stop unblocks Next when ctx ends; NextContext alone would do, but
-	// Stop also ends the server-side consumer promptly.
+	// Stop unblocks Next when ctx ends, and also ends the server-side
+	// consumer promptly.
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
+	deliver := func(r Record) error {
+		if r.Rev <= rev {
+			return nil
+		}
+		if r.Rev != rev+1 {
+			return fmt.Errorf("follow doc %s: rev %d follows %d: %w", id, r.Rev, rev, ErrCorrupt)
+		}
+		select {
+		case f.c <- r:
+			rev = r.Rev
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	err := func() error {
+		idle := followIdle
 		for {
-			msg, err := it.Next(natsjs.NextContext(ctx))
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
+			msg, err := it.Next(natsjs.NextMaxWait(idle))
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, nats.ErrTimeout) {
+				before := rev
+				if err := s.fill(ctx, id, rev, deliver); err != nil {
+					if errors.Is(err, ErrCorrupt) || ctx.Err() != nil {
+						return err
+					}
+					s.log.Debug("follow: read the log's end", "doc", id, "err", err)
 				}
+				if rev > before {
+					s.log.Debug("follow: the consumer was behind; read from the log", "doc", id, "from", before, "to", rev)
+					idle = followIdle
+				} else {
+					idle = min(2*idle, followIdleMax)
+				}
+				continue
+			}
+			if err != nil {
 				return fmt.Errorf("follow doc %s: %w", id, err)
+			}
+			idle = followIdle
+			if s.followSkip {
+				continue // a test's stalled consumer
 			}
 			recs, err := decodeGroup(msg.Headers(), msg.Data())
 			if err != nil {
 				return fmt.Errorf("follow doc %s: %v: %w", id, err, ErrCorrupt)
 			}
 			for _, r := range recs {
-				if r.Rev <= rev {
-					continue
-				}
-				if r.Rev != rev+1 {
-					return fmt.Errorf("follow doc %s: rev %d follows %d: %w", id, r.Rev, rev, ErrCorrupt)
-				}
-				select {
-				case f.c <- r:
-					rev = r.Rev
-				case <-ctx.Done():
-					return ctx.Err()
+				if err := deliver(r); err != nil {
+					return err
 				}
 			}
 		}
@@ -138,4 +180,14 @@ func (f *Follower) run(ctx context.Context, id string, rev int64, it natsjs.Mess
 	f.mu.Lock()
 	f.err = err
 	f.mu.Unlock()
+}
+
+// fill hands deliver the records of document id after rev that the log
+// holds, read from the stream's end as the leader knows it.
+func (s *Store) fill(ctx context.Context, id string, rev int64, deliver func(Record) error) error {
+	e, err := s.last(ctx, id)
+	if err != nil || e.rev <= rev {
+		return err
+	}
+	return s.records(ctx, id, rev, func(_ uint64, r Record) error { return deliver(r) })
 }

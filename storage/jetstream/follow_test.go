@@ -213,3 +213,45 @@ func TestForward(t *testing.T) {
 		t.Fatalf("Forward after Close = %v, want ErrNoOwner", err)
 	}
 }
+
+// TestFollowStalledConsumer: a follower whose consumer delivers nothing
+// (as an ordered consumer on three replicas now and then does for 10 s)
+// still delivers every record, in order, once: after a second without
+// any, it reads what the log holds past its revision.
+func TestFollowStalledConsumer(t *testing.T) {
+	ns := startNATS(t)
+	w := ns.newStore(t, Options{})
+	r := ns.newStore(t, Options{})
+	r.followSkip = true
+	ctx := testCtx(t)
+	m := createDoc(t, w)
+	var ty typist
+	if err := w.Append(ctx, m.ID, ty.group(2, "c", 1)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := r.Follow(ctx, m.ID, 1, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i := range 3 {
+		if err := w.Append(ctx, m.ID, ty.group(1+i, "c", ty.rev+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := collect(t, f, int(ty.rev-1))
+	for i, rec := range got {
+		if rec.Rev != int64(i)+2 || rec.Seq != rec.Rev {
+			t.Fatalf("record %d: rev %d seq %d, want rev %d", i, rec.Rev, rec.Seq, i+2)
+		}
+	}
+	// Then more, after an idle spell.
+	if err := w.Append(ctx, m.ID, ty.group(2, "c", ty.rev+1)); err != nil {
+		t.Fatal(err)
+	}
+	for i, rec := range collect(t, f, 2) {
+		if want := ty.rev - 1 + int64(i); rec.Rev != want {
+			t.Fatalf("after idling: rev %d, want %d", rec.Rev, want)
+		}
+	}
+}

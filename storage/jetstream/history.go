@@ -284,7 +284,7 @@ func (s *Store) Activity(ctx context.Context, id string, after int64, unit time.
 // msgAt returns the document's first message at or after stream sequence
 // seq (which must not be past its last) and its records.
 func (s *Store) msgAt(ctx context.Context, id string, seq uint64) (uint64, []Record, error) {
-	m, err := s.ops.GetMsg(ctx, seq, natsjs.WithGetMsgSubject(opsSubject(id)))
+	m, err := s.nextMsg(ctx, seq, opsSubject(id))
 	if err != nil {
 		return 0, nil, fmt.Errorf("doc %s: message at seq %d: %w", id, seq, err)
 	}

@@ -184,6 +184,10 @@ type Store struct {
 	snapMu      sync.Mutex
 	snapPending map[string]struct{}
 	closeOnce   sync.Once
+
+	// followSkip, set by tests before Follow, makes followers ignore
+	// their consumers' messages, as a stalled consumer delivers none.
+	followSkip bool
 }
 
 // maxStates bounds the cache of document states; past it the cache is
@@ -263,13 +267,16 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		Retention:  natsjs.LimitsPolicy,
 		DenyDelete: true,
 		DenyPurge:  false,
-		// Every Follow is a consumer, and so is every read of a range
-		// (until the server reaps it). nats-server 2.15 applies a default
+		// Every Follow is a consumer. nats-server 2.15 applies a default
 		// of 1,000 per stream unless the stream names a limit (-1 counts
 		// as unset), which would cap how many documents a cluster follows.
 		MaxConsumers: maxConsumers,
-		// Not AllowDirect: a direct get may be answered by a replica that
-		// lags, and Load must see the subject's true end.
+		// Reads of a range are direct gets, served by any caught-up
+		// replica without a consumer (direct.go). A replica may lag: the
+		// subject's end is read from the leader, and a read that misses
+		// a message it knows exists asks again. Updating the stream
+		// turns it on in a cluster made before.
+		AllowDirect: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: stream %s: %w", streamOps, err)
@@ -349,6 +356,34 @@ func checkID(id string) error {
 		return fmt.Errorf("doc %q: %w", id, ErrNotFound)
 	}
 	return nil
+}
+
+// Unavailable reports whether err means that NATS or JetStream cannot
+// serve now, rather than anything wrong with the request: disconnected,
+// no server answering, no stream leader or meta leader (no quorum), a
+// request that timed out. The same request may succeed later.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var apiErr *natsjs.APIError
+	if errors.As(err, &apiErr) {
+		// 503: JetStream temporarily unavailable, stream offline,
+		// insufficient resources; 408: a request timed out in the
+		// cluster.
+		return apiErr.Code == 503 || apiErr.Code == 408
+	}
+	for _, e := range []error{
+		context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders,
+		natsjs.ErrNoStreamResponse, nats.ErrConnectionClosed,
+		nats.ErrConnectionReconnecting, nats.ErrReconnectBufExceeded,
+		nats.ErrDisconnected, nats.ErrConnectionDraining,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // isWrongLastSeq reports whether err is JetStream refusing an expected

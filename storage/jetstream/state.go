@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
@@ -190,7 +189,7 @@ func (s *Store) last(ctx context.Context, id string) (end, error) {
 	if err := checkID(id); err != nil {
 		return end{}, err
 	}
-	m, err := s.ops.GetLastMsgForSubject(ctx, opsSubject(id))
+	m, err := s.leaderGet(ctx, apiMsgGet{LastFor: opsSubject(id)})
 	if errors.Is(err, natsjs.ErrMsgNotFound) {
 		return end{}, nil
 	}
@@ -219,7 +218,7 @@ func (s *Store) seek(ctx context.Context, id string, after int64, e end) (uint64
 	lo, hi, best := uint64(1), e.seq, e.seq
 	for lo <= hi {
 		mid := lo + (hi-lo)/2
-		m, err := s.ops.GetMsg(ctx, mid, natsjs.WithGetMsgSubject(subj))
+		m, err := s.nextMsg(ctx, mid, subj)
 		if err != nil {
 			return 0, fmt.Errorf("doc %s: seek rev %d: %w", id, after+1, err)
 		}
@@ -239,59 +238,4 @@ func (s *Store) seek(ctx context.Context, id string, after int64, e end) (uint64
 		}
 	}
 	return best, nil
-}
-
-// scanInactive is how long the server keeps a finished scan's consumer.
-const scanInactive = 5 * time.Second
-
-// scan calls fn with the records of each of the document's messages with
-// stream sequence from..to, in order, through an ordered consumer; to must
-// be a message of the subject. An error from fn stops the scan and is
-// returned as is.
-func (s *Store) scan(ctx context.Context, id string, from, to uint64, fn func(seq uint64, recs []Record) error) error {
-	if from > to {
-		return nil
-	}
-	cons, err := s.ops.OrderedConsumer(ctx, natsjs.OrderedConsumerConfig{
-		FilterSubjects: []string{opsSubject(id)},
-		DeliverPolicy:  natsjs.DeliverByStartSequencePolicy,
-		OptStartSeq:    from,
-		// Stop does not delete the server's consumer; a short inactive
-		// threshold lets the server drop it soon after the scan instead
-		// of after the default five minutes, which a busy node would
-		// fill with thousands of dead consumers.
-		InactiveThreshold: scanInactive,
-	})
-	if err != nil {
-		return fmt.Errorf("doc %s: read from seq %d: %w", id, from, err)
-	}
-	it, err := cons.Messages(natsjs.PullMaxMessages(int(min(to-from+1, 256))))
-	if err != nil {
-		return fmt.Errorf("doc %s: read from seq %d: %w", id, from, err)
-	}
-	defer it.Stop()
-	for {
-		msg, err := it.Next(natsjs.NextContext(ctx))
-		if err != nil {
-			return fmt.Errorf("doc %s: read from seq %d: %w", id, from, err)
-		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("doc %s: read from seq %d: %w", id, from, err)
-		}
-		seq := md.Sequence.Stream
-		if seq > to {
-			return nil
-		}
-		recs, err := decodeGroup(msg.Headers(), msg.Data())
-		if err != nil {
-			return fmt.Errorf("doc %s seq %d: %v: %w", id, seq, err, ErrCorrupt)
-		}
-		if err := fn(seq, recs); err != nil {
-			return err
-		}
-		if seq == to {
-			return nil
-		}
-	}
 }
