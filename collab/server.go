@@ -256,8 +256,8 @@ type Server struct {
 	conns   *connLimiter
 	creates *addrBuckets
 	bodies  *byteBudget
-	held    *heldBytes  // response bodies held for readers (held.go)
-	past    *pastTexts  // past revisions' texts (pastrev.go)
+	held    *heldBytes // response bodies held for readers (held.go)
+	past    *pastTexts // past revisions' texts (pastrev.go)
 	disk    *diskGuard
 
 	// authorKey is never changed after New.
