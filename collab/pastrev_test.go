@@ -196,7 +196,7 @@ func TestHeldResponseBytesBudget(t *testing.T) {
 	for _, u := range []string{
 		fmt.Sprintf("/api/docs/%s/text?rev=2", id),
 		fmt.Sprintf("/api/docs/%s?rev=2", id),
-		fmt.Sprintf("/api/docs/%s/text", id), // the head, rev 2 too
+		fmt.Sprintf("/api/docs/%s/text", id),  // the head, rev 2 too
 		fmt.Sprintf("/api/docs/%s?rev=1", id), // rev 1's JSON is another body
 	} {
 		status, hdr, body := doHTTP(t, http.MethodGet, ts.URL+u, "", nil)
