@@ -1,9 +1,11 @@
 package collab
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -37,6 +39,9 @@ type heldBytes struct {
 	mu     sync.Mutex
 	used   int64
 	blocks map[unsafe.Pointer]*heldBlock
+	// freed, when not nil, is closed at the next release: holdWait
+	// waits on it.
+	freed chan struct{}
 }
 
 type heldBlock struct {
@@ -56,6 +61,37 @@ func newHeldBytes(max int64) *heldBytes {
 func (b *heldBytes) hold(key unsafe.Pointer, n int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.holdLocked(key, n)
+}
+
+// holdWait is hold that waits up to wait, or until ctx ends, for room.
+// Only holds that end soon by themselves are worth waiting for: the
+// rebuilds of past revisions (pastrev.go), not slow readers.
+func (b *heldBytes) holdWait(ctx context.Context, key unsafe.Pointer, n int64, wait time.Duration) bool {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		b.mu.Lock()
+		ok := b.holdLocked(key, n)
+		if !ok && b.freed == nil {
+			b.freed = make(chan struct{})
+		}
+		freed := b.freed
+		b.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-freed:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (b *heldBytes) holdLocked(key unsafe.Pointer, n int64) bool {
 	if blk, ok := b.blocks[key]; ok {
 		blk.refs++
 		return true
@@ -75,6 +111,10 @@ func (b *heldBytes) release(key unsafe.Pointer) {
 	if blk.refs--; blk.refs == 0 {
 		b.used -= blk.n
 		delete(b.blocks, key)
+		if b.freed != nil {
+			close(b.freed)
+			b.freed = nil
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -24,9 +25,16 @@ import (
 const pastCacheBytes = 32 << 20
 
 // pastRebuildPerChar is the reservation for rebuilding one past revision,
-// per code point of the largest document allowed (MaxDocChars): the store
-// holds it as runes and then as UTF-8, at most 4 bytes each.
-const pastRebuildPerChar = 8
+// per code point of the largest document allowed (MaxDocChars), whose
+// length at that revision is not known before: package storage allocated
+// 44 MB to rebuild a revision of 2,000,000 three-byte code points (its
+// snapshot, the runes, the text), so at the default MaxDocChars at most
+// five rebuilds fit in the default budget at once.
+const pastRebuildPerChar = 24
+
+// pastRebuildWait is how long a rebuild waits for room under the budget
+// before its requests are refused.
+const pastRebuildWait = 2 * time.Second
 
 // errHeldFull is returned when the budget of held bytes has no room.
 var errHeldFull = errors.New("no room under the budget of held response bytes")
@@ -75,9 +83,8 @@ func newPastTexts(max int64) *pastTexts {
 
 // get returns the entry for k, with a reference the caller gives back
 // through put. first reports that the entry is new: the caller must
-// rebuild it, under the reservation reserve that get took in held for it
-// (errHeldFull if there was no room).
-func (c *pastTexts) get(k pastKey, held *heldBytes, reserve int64) (e *pastText, first bool, err error) {
+// rebuild it (or fail it) and then close its ready.
+func (c *pastTexts) get(k pastKey) (e *pastText, first bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e = c.m[k]; e != nil {
@@ -85,14 +92,11 @@ func (c *pastTexts) get(k pastKey, held *heldBytes, reserve int64) (e *pastText,
 			c.idle -= e.idleSize
 		}
 		e.refs++
-		return e, false, nil
+		return e, false
 	}
 	e = &pastText{key: k, ready: make(chan struct{}), refs: 1}
-	if !held.hold(unsafe.Pointer(e), reserve) {
-		return nil, false, errHeldFull
-	}
 	c.m[k] = e
-	return e, true, nil
+	return e, true
 }
 
 // put gives back a reference from get. The last one makes the entry
@@ -136,11 +140,7 @@ func (c *pastTexts) fail(e *pastText, err error) {
 // pastText returns document id's text at revision rev, shared; the caller
 // gives it back with s.past.put when it has written it.
 func (s *Server) pastText(ctx context.Context, id string, rev int64) (*pastText, error) {
-	reserve := int64(s.opts.MaxDocChars) * pastRebuildPerChar
-	e, first, err := s.past.get(pastKey{id, rev}, s.held, reserve)
-	if err != nil {
-		return nil, err
-	}
+	e, first := s.past.get(pastKey{id, rev})
 	if first {
 		s.rebuildPast(e)
 	} else {
@@ -170,9 +170,15 @@ func (s *Server) pastText(ctx context.Context, id string, rev int64) (*pastText,
 
 // rebuildPast reads e's text from the store for every request waiting on
 // it, under the server's context rather than the first request's, whose
-// client may go away while the others wait.
+// client may go away while the others wait. It first reserves what a
+// rebuild may take, waiting a little for room: other rebuilds end soon.
 func (s *Server) rebuildPast(e *pastText) {
 	defer close(e.ready)
+	reserve := int64(s.opts.MaxDocChars) * pastRebuildPerChar
+	if !s.held.holdWait(s.ctx, unsafe.Pointer(e), reserve, pastRebuildWait) {
+		s.past.fail(e, errHeldFull)
+		return
+	}
 	defer s.held.release(unsafe.Pointer(e))
 	ctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
 	defer cancel()
