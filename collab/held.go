@@ -160,6 +160,6 @@ func (b *heldBytes) holdChunks(chunks []any) (func(), bool) {
 func (s *Server) refuseHeld(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", heldRetryAfter)
 	writeError(w, http.StatusServiceUnavailable, CodeRateLimited,
-		"the server already holds its limit of "+strconv.FormatInt(s.opts.MaxHeldResponseBytes, 10)+
-			" bytes of responses that readers have not taken yet; try again later")
+		"the server is at its limit of "+strconv.FormatInt(s.opts.MaxHeldResponseBytes, 10)+
+			" bytes held for responses that readers have not taken yet; try again later")
 }
