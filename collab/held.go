@@ -14,8 +14,9 @@ import (
 // document of several megabytes is a minute or more. Sharing bodies
 // (snapshot.go, pastrev.go) makes many such readers of one revision cost
 // one copy; heldBytes bounds what readers of many different revisions, or
-// of a head that moves between their requests, can hold in total: every
-// large body being written counts against one server-wide budget
+// of a head that moves between their requests, or of pages of ops (each
+// reader's own), can hold in total: every large body that writeBody
+// writes counts against one server-wide budget
 // (Options.MaxHeldResponseBytes), once however many responses share it,
 // and a request that would take the total past it is answered 503
 // rate_limited at once instead of pinning more.

@@ -219,9 +219,7 @@ func (s *Server) serveRevisions(w http.ResponseWriter, r *http.Request, id strin
 				Inserted: v.Inserted, Deleted: v.Deleted}
 		})
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Write(out)
+	s.writeBody(w, "application/json", out)
 }
 
 // encodePage encodes n items as a JSON array, stopping before the one that

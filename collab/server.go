@@ -124,12 +124,12 @@ type Options struct {
 	// is answered 503 rate_limited.
 	MaxBodyBytesInFlight int64
 	// MaxHeldResponseBytes bounds the bytes of response bodies (a
-	// document's text, now or at a past revision, and its JSON) that the
-	// server holds at once for readers still taking them, over all
-	// requests, and of past revisions being rebuilt for them (default
-	// 256 MiB; held.go). A body shared by many responses counts once. A
-	// request that would go past it is answered 503 rate_limited with
-	// Retry-After.
+	// document's text, now or at a past revision, its JSON, a page of ops
+	// or revisions) that the server holds at once for readers still
+	// taking them, over all requests, and of past revisions being rebuilt
+	// for them (default 256 MiB; held.go). A body shared by many
+	// responses counts once. A request that would go past it is answered
+	// 503 rate_limited with Retry-After.
 	MaxHeldResponseBytes int64
 	// CreateRate is how many documents one client address may create per
 	// second on average (default 2), in bursts of up to CreateBurst
