@@ -16,7 +16,8 @@ import (
 // one copy; heldBytes bounds what readers of many different revisions, or
 // of a head that moves between their requests, or of pages of ops (each
 // reader's own), can hold in total: every large body that writeBody
-// writes counts against one server-wide budget
+// writes, and every new SSE viewer's snapshot until it is written (sse.go),
+// counts against one server-wide budget
 // (Options.MaxHeldResponseBytes), once however many responses share it,
 // and a request that would take the total past it is answered 503
 // rate_limited at once instead of pinning more.

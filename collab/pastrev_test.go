@@ -197,9 +197,10 @@ func TestHeldResponseBytesBudget(t *testing.T) {
 	for _, u := range []string{
 		fmt.Sprintf("/api/docs/%s/text?rev=2", id),
 		fmt.Sprintf("/api/docs/%s?rev=2", id),
-		fmt.Sprintf("/api/docs/%s/text", id),  // the head, rev 2 too
-		fmt.Sprintf("/api/docs/%s?rev=1", id), // rev 1's JSON is another body
-		fmt.Sprintf("/api/docs/%s/ops", id),   // so is a page of ops
+		fmt.Sprintf("/api/docs/%s/text", id),   // the head, rev 2 too
+		fmt.Sprintf("/api/docs/%s?rev=1", id),  // rev 1's JSON is another body
+		fmt.Sprintf("/api/docs/%s/ops", id),    // so is a page of ops
+		fmt.Sprintf("/api/docs/%s/events", id), // and a new viewer's snapshot
 	} {
 		status, hdr, body := doHTTP(t, http.MethodGet, ts.URL+u, "", nil)
 		if status != http.StatusServiceUnavailable {

@@ -125,7 +125,8 @@ type Options struct {
 	MaxBodyBytesInFlight int64
 	// MaxHeldResponseBytes bounds the bytes of response bodies (a
 	// document's text, now or at a past revision, its JSON, a page of ops
-	// or revisions) that the server holds at once for readers still
+	// or revisions, a new SSE viewer's snapshot) that the server holds at
+	// once for readers still
 	// taking them, over all requests, and of past revisions being rebuilt
 	// for them (default 256 MiB; held.go). A body shared by many
 	// responses counts once. A request that would go past it is answered
