@@ -285,9 +285,10 @@ func (w *syncWriter) String() string {
 // trusted proxy is an error naming its variable.
 func TestParseAbuseFlags(t *testing.T) {
 	env := map[string]string{
-		"COLLABD_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1,fd00::/8",
-		"COLLABD_MAX_CONNS":       "100",
-		"COLLABD_FRAME_ANCESTORS": "'self'",
+		"COLLABD_TRUSTED_PROXIES":         "10.0.0.0/8, 192.0.2.1,fd00::/8",
+		"COLLABD_MAX_CONNS":               "100",
+		"COLLABD_FRAME_ANCESTORS":         "'self'",
+		"COLLABD_MAX_HELD_RESPONSE_BYTES": "1048576",
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cfg, err := parseConfig([]string{"-max-conns-per-addr", "7", "-admin-hosts", "a:1,b:2"}, lookup, io.Discard)
@@ -300,6 +301,9 @@ func TestParseAbuseFlags(t *testing.T) {
 	}
 	if o.MaxConns != 100 || o.MaxConnsPerAddr != 7 || o.FrameAncestors != "'self'" {
 		t.Errorf("got max-conns %d, per addr %d, frame-ancestors %q; want 100, 7, 'self'", o.MaxConns, o.MaxConnsPerAddr, o.FrameAncestors)
+	}
+	if o.MaxHeldResponseBytes != 1<<20 {
+		t.Errorf("max held response bytes %d, want 1048576", o.MaxHeldResponseBytes)
 	}
 	if fmt.Sprint(cfg.adminHosts) != "[a:1 b:2]" {
 		t.Errorf("admin hosts %v, want [a:1 b:2]", cfg.adminHosts)
