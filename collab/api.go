@@ -229,7 +229,9 @@ func (s *Server) handleGetOps(w http.ResponseWriter, r *http.Request) {
 		t := rec.Time
 		out[i] = OpRecord{Rev: rec.Rev, Op: rec.Op, Author: s.author(rec.Client), Seq: rec.Seq, Time: &t}
 	}
-	writeJSON(w, http.StatusOK, out)
+	// A page is megabytes at most, but each reader's own: it counts
+	// against the budget of held bytes like a text (held.go).
+	s.writeBody(w, "application/json", mustJSON(out))
 }
 
 func queryInt(r *http.Request, name string, def int64) (int64, error) {

@@ -54,20 +54,6 @@ func (s *Server) historyRev(r *http.Request, id string) (rev int64, asked bool, 
 	return rev, true, err
 }
 
-// docAt answers a request for a document at a past revision: the text as
-// it was, from the store (no hub is involved: history does not change).
-func (s *Server) docAt(w http.ResponseWriter, r *http.Request, id string) (*StoredDoc, bool) {
-	rev, _, err := s.historyRev(r, id)
-	if err == nil {
-		var d *StoredDoc
-		if d, err = s.store.LoadAt(r.Context(), id, rev); err == nil {
-			return d, true
-		}
-	}
-	s.writeHistoryError(w, r, err)
-	return nil, false
-}
-
 // writeHistoryError is writeStoreError that also knows the history's
 // errors.
 func (s *Server) writeHistoryError(w http.ResponseWriter, r *http.Request, err error) {
@@ -85,23 +71,40 @@ func (s *Server) writeHistoryError(w http.ResponseWriter, r *http.Request, err e
 // serveDocAt answers GET /api/docs/{id}?rev|at= (and /text, and the view
 // id's), when the request asks for a revision; it reports whether it did.
 // plain asks for text/plain; byView says the request came by the view id,
-// so the answer must not name the edit id.
+// so the answer must not name the edit id. The text is shared with the
+// other requests for the same revision (pastrev.go).
 func (s *Server) serveDocAt(w http.ResponseWriter, r *http.Request, id string, plain, byView bool) bool {
 	if q := r.URL.Query(); !q.Has("rev") && !q.Has("at") {
 		return false
 	}
-	d, ok := s.docAt(w, r, id)
-	if !ok {
-		return true
+	rev, _, err := s.historyRev(r, id)
+	var e *pastText
+	if err == nil {
+		e, err = s.pastText(r.Context(), id, rev)
 	}
 	switch {
-	case plain:
-		s.writeText(w, d.Rev, d.Text)
-	case byView:
-		writeJSON(w, http.StatusOK, map[string]any{"viewId": d.Meta.ViewID, "rev": d.Rev, "text": d.Text})
-	default:
-		writeJSON(w, http.StatusOK, map[string]any{"id": id, "viewId": d.Meta.ViewID, "rev": d.Rev, "text": d.Text})
+	case errors.Is(err, errHeldFull):
+		s.refuseHeld(w)
+		return true
+	case err != nil:
+		s.writeHistoryError(w, r, err)
+		return true
 	}
+	defer s.past.put(e)
+	if plain {
+		s.writeText(w, rev, e.text)
+		return true
+	}
+	js, ok := s.pastJSON(e)
+	if !ok {
+		s.refuseHeld(w)
+		return true
+	}
+	head := fmt.Sprintf(`{"id":%q,"viewId":%q,"rev":%d,"text":`, id, e.viewID, rev)
+	if byView {
+		head = fmt.Sprintf(`{"viewId":%q,"rev":%d,"text":`, e.viewID, rev)
+	}
+	s.writeBody(w, "application/json", head, js, "}")
 	return true
 }
 
@@ -216,9 +219,7 @@ func (s *Server) serveRevisions(w http.ResponseWriter, r *http.Request, id strin
 				Inserted: v.Inserted, Deleted: v.Deleted}
 		})
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Write(out)
+	s.writeBody(w, "application/json", out)
 }
 
 // encodePage encodes n items as a JSON array, stopping before the one that

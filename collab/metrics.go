@@ -7,6 +7,7 @@ package collab
 // and Observe and Add do not allocate.
 
 import (
+	"io"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -379,6 +380,20 @@ func (w *countingWriter) countError(code string) { w.m.httpError(code) }
 // Unwrap lets http.ResponseController and websocket.Accept reach the
 // connection underneath, to flush and hijack.
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// A wrapper hides the optional interfaces of the writer it wraps from
+// the code that looks for them by type assertion, so it passes them on:
+// without WriteString, io.WriteString copies a shared text of megabytes
+// into a slice of its own for every reader (writers_test.go checks every
+// wrapper for these).
+
+func (w *countingWriter) WriteString(s string) (int, error) {
+	return io.WriteString(w.ResponseWriter, s)
+}
+
+func (w *countingWriter) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
+
+func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) { return io.Copy(w.ResponseWriter, r) }
 
 // owning counts a document whose lease this node takes (+1) or gives up (-1).
 func (m *Metrics) owning(delta float64) {

@@ -135,6 +135,15 @@ type Options struct {
 	// over all clients (default 64 MiB); a create that would go past it
 	// is answered 503 rate_limited.
 	MaxBodyBytesInFlight int64
+	// MaxHeldResponseBytes bounds the bytes of response bodies (a
+	// document's text, now or at a past revision, its JSON, a page of ops
+	// or revisions, a new SSE viewer's snapshot) that the server holds at
+	// once for readers still
+	// taking them, over all requests, and of past revisions being rebuilt
+	// for them (default 256 MiB; held.go). A body shared by many
+	// responses counts once. A request that would go past it is answered
+	// 503 rate_limited with Retry-After.
+	MaxHeldResponseBytes int64
 	// CreateRate is how many documents one client address may create per
 	// second on average (default 2), in bursts of up to CreateBurst
 	// (default 20). Past it, 429 rate_limited. MaxTrackedAddrs bounds the
@@ -220,6 +229,7 @@ func (o *Options) setDefaults() {
 	setDefault(&o.MaxTCPConnsPerAddr, 256)
 	setDefault(&o.BodyTimeout, 30*time.Second)
 	setDefault(&o.MaxBodyBytesInFlight, 64<<20)
+	setDefault(&o.MaxHeldResponseBytes, 256<<20)
 	setDefault(&o.CreateRate, 2)
 	setDefault(&o.CreateBurst, 20)
 	setDefault(&o.MaxTrackedAddrs, 10_000)
@@ -274,6 +284,8 @@ type Server struct {
 	// (disk.go).
 	admission *Admission
 	restores  *restoreLimiter
+	held      *heldBytes // response bodies held for readers (held.go)
+	past      *pastTexts // past revisions' texts (pastrev.go)
 
 	// authorKey is never changed after New.
 	authorKey []byte
@@ -309,6 +321,8 @@ func New(store Store, opts Options) *Server {
 		conns:   newConnLimiter(opts.MaxConns, opts.MaxConnsPerAddr),
 		creates: newAddrBuckets(opts.CreateRate, opts.CreateBurst, opts.MaxTrackedAddrs),
 		bodies:  &byteBudget{max: opts.MaxBodyBytesInFlight},
+		held:    newHeldBytes(opts.MaxHeldResponseBytes),
+		past:    newPastTexts(pastCacheBytes),
 		ctx:     ctx,
 		cancel:  cancel,
 		hubs:    make(map[string]*hub),

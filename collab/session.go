@@ -174,6 +174,25 @@ func (w *jsonErrorWriter) Write(b []byte) (int, error) {
 // connection to hijack.
 func (w *jsonErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// WriteString, Flush and ReadFrom pass on the wrapped writer's own, as
+// every wrapper must (see countingWriter), an error body still going
+// through Write.
+func (w *jsonErrorWriter) WriteString(s string) (int, error) {
+	if w.status < 400 {
+		return io.WriteString(w.ResponseWriter, s)
+	}
+	return w.Write([]byte(s))
+}
+
+func (w *jsonErrorWriter) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
+
+func (w *jsonErrorWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.status < 400 {
+		return io.Copy(w.ResponseWriter, r)
+	}
+	return io.Copy(struct{ io.Writer }{w}, r) // through Write, not back here
+}
+
 // readLoop reads client messages and hands them to the hub. It returns
 // when the connection ends or must be closed, reporting whether the
 // client joined the hub.

@@ -145,8 +145,17 @@ func (h *hub) dropUnusedSnapshot(before time.Time) {
 
 // writeBody answers a request with a body made of chunks (strings or
 // byte slices), under a deadline that grows with its size (writeTimeout):
-// a slow reader is cut off rather than allowed to pin the body.
+// a slow reader is cut off rather than allowed to pin the body. The
+// chunks count against the server's budget of held bytes (held.go) while
+// they are written; with no room under it, the answer is 503.
 func (s *Server) writeBody(w http.ResponseWriter, contentType string, chunks ...any) {
+	release, ok := s.held.holdChunks(chunks)
+	if !ok {
+		w.Header().Del("X-Collab-Rev")
+		s.refuseHeld(w)
+		return
+	}
+	defer release()
 	n := 0
 	for _, c := range chunks {
 		switch c := c.(type) {

@@ -245,13 +245,24 @@ type eventStream struct {
 	h     *hub
 	v     *viewer
 	start [][]byte
+	// unhold lets go of start under the budget of held bytes (held.go)
+	// once it is written; nil after.
+	unhold func()
 }
 
 // end unregisters the viewer and lets go of the hub and the session.
 func (st *eventStream) end() {
+	st.unholdStart()
 	st.h.send(context.Background(), viewerLeaveReq{v: st.v})
 	st.s.release(st.h)
 	st.s.sessionWG.Done()
+}
+
+func (st *eventStream) unholdStart() {
+	if st.unhold != nil {
+		st.unhold()
+		st.unhold = nil
+	}
 }
 
 // startEvents registers a viewer with the document's hub and writes the
@@ -303,6 +314,18 @@ func (s *Server) startEvents(w http.ResponseWriter, r *http.Request, id string) 
 		// The hub registers the viewer anyway; tell it to forget it.
 		h.send(context.Background(), viewerLeaveReq{v: v})
 		return fail(0, "", "")
+	}
+	// A new viewer's snapshot is a body like a text's (writeBody): held
+	// under the server's budget until written, or refused.
+	chunks := make([]any, len(st.start))
+	for i, c := range st.start {
+		chunks[i] = c
+	}
+	if st.unhold, ok = s.held.holdChunks(chunks); !ok {
+		h.send(context.Background(), viewerLeaveReq{v: v})
+		fail(0, "", "")
+		s.refuseHeld(w)
+		return nil
 	}
 
 	hdr := w.Header()
@@ -373,6 +396,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, id string,
 		return
 	}
 	start = nil
+	st.unholdStart()
 
 	// A timer reset after every write, rather than a ticker: pings go only
 	// to streams that have been quiet for a whole interval.

@@ -285,11 +285,12 @@ func (w *syncWriter) String() string {
 // trusted proxy is an error naming its variable.
 func TestParseAbuseFlags(t *testing.T) {
 	env := map[string]string{
-		"COLLABD_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1,fd00::/8",
-		"COLLABD_MAX_CONNS":       "100",
-		"COLLABD_FRAME_ANCESTORS": "'self'",
-		"COLLABD_FRAME_RATE":      "50",
-		"COLLABD_MESSAGE_TIMEOUT": "5s",
+		"COLLABD_TRUSTED_PROXIES":         "10.0.0.0/8, 192.0.2.1,fd00::/8",
+		"COLLABD_MAX_CONNS":               "100",
+		"COLLABD_FRAME_ANCESTORS":         "'self'",
+		"COLLABD_FRAME_RATE":              "50",
+		"COLLABD_MESSAGE_TIMEOUT":         "5s",
+		"COLLABD_MAX_HELD_RESPONSE_BYTES": "1048576",
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cfg, err := parseConfig([]string{"-max-conns-per-addr", "7", "-admin-hosts", "a:1,b:2", "-frame-burst", "300"}, lookup, io.Discard)
@@ -305,6 +306,9 @@ func TestParseAbuseFlags(t *testing.T) {
 	}
 	if o.FrameRate != 50 || o.FrameBurst != 300 || o.MessageTimeout != 5*time.Second {
 		t.Errorf("got frame rate %g, burst %d, message timeout %s; want 50, 300, 5s", o.FrameRate, o.FrameBurst, o.MessageTimeout)
+	}
+	if o.MaxHeldResponseBytes != 1<<20 {
+		t.Errorf("max held response bytes %d, want 1048576", o.MaxHeldResponseBytes)
 	}
 	if fmt.Sprint(cfg.adminHosts) != "[a:1 b:2]" {
 		t.Errorf("admin hosts %v, want [a:1 b:2]", cfg.adminHosts)

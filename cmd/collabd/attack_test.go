@@ -50,6 +50,7 @@ func TestAttackFigures(t *testing.T) {
 	t.Run("churned ops page", func(t *testing.T) { attackOpsPage(t, bin) })
 	t.Run("create flood", func(t *testing.T) { attackCreateFlood(t, bin) })
 	t.Run("streams from one address", func(t *testing.T) { attackStreams(t, bin) })
+	t.Run("slow readers", func(t *testing.T) { attackSlowReaders(t, bin) }) // attack_readers_test.go
 }
 
 // target is a collabd process under attack.

@@ -113,6 +113,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	})
 	fs.DurationVar(&o.BodyTimeout, "body-timeout", 30*time.Second, "longest a client may take to send a request body before its connection is cut")
 	fs.Int64Var(&o.MaxBodyBytesInFlight, "max-body-bytes-in-flight", 64<<20, "request body `bytes` read at once over all clients; past it 503")
+	fs.Int64Var(&o.MaxHeldResponseBytes, "max-held-response-bytes", 256<<20, "response body `bytes` (document texts now or past, their JSON, SSE snapshots, pages of ops, and past revisions being rebuilt) held at once for readers that have not taken them yet, over all clients, a body shared by many counting once; past it 503")
 	fs.Float64Var(&o.CreateRate, "create-rate", 2, "documents one client address may create per second on average; past it 429")
 	fs.IntVar(&o.CreateBurst, "create-burst", 20, "documents one client address may create in a burst")
 	fs.IntVar(&o.MaxTrackedAddrs, "max-tracked-addrs", 10_000, "client addresses remembered for -create-rate and -restore-rate")
