@@ -69,14 +69,17 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 }
 
 // writeStoreError answers a failed lookup or load: 404 for an unknown
-// document, 503 while shutting down, otherwise 500 with the detail only
-// in the log.
+// document, 503 while shutting down or while memory is full, otherwise
+// 500 with the detail only in the log.
 func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such document")
 	case errors.Is(err, errShuttingDown):
 		writeError(w, http.StatusServiceUnavailable, CodeShuttingDown, err.Error())
+	case errors.Is(err, errMemoryFull):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, CodeRateLimited, s.memoryFullMessage())
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
 	default:

@@ -67,8 +67,9 @@ func (s *Server) usageFull(u Usage) error {
 
 // admitGrowth is applyOp's last check of an op that fits the document:
 // an op that inserts text is refused once the document's history is at
-// MaxDocHistory or the store is full, while deletions go through, so a
-// full server can still be tidied. It counts what the op adds to the
+// MaxDocHistory, the store is full or the documents in memory hold the
+// MemoryBudget, while deletions go through, so a full server can still
+// be tidied. It counts what the op adds to the
 // document's log (in opBytes, close to what the store takes) when it
 // lets it through.
 func (h *hub) admitGrowth(op ot.Op, seq int64) *protoError {
@@ -80,6 +81,9 @@ func (h *hub) admitGrowth(op ot.Op, seq int64) *protoError {
 		}
 		if err := h.srv.storageFull(h.srv.ctx); err != nil {
 			return &protoError{Code: CodeTooLarge, Seq: seq, Message: err.Error() + "; only deletions are accepted"}
+		}
+		if h.srv.mem.full() { // budget.go
+			return &protoError{Code: CodeTooLarge, Seq: seq, Message: h.srv.memoryFullMessage()}
 		}
 	}
 	h.logBytes += n
