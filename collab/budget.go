@@ -18,8 +18,9 @@ import (
 // like a database's buffer pool:
 //
 //   - each hub charges what it holds (its history, text, cached snapshot
-//     and events, and deferred ops) at the top of every turn of its loop,
-//     as one atomic add of the change, and releases it all when it stops;
+//     and events, deferred ops, and the store's copies of the batch it is
+//     committing) at the top of every turn of its loop, as one atomic add
+//     of the change, and releases it all when it stops;
 //   - a session charges each op it hands to a hub before it sends it, and
 //     the hub releases that when it takes the op from its inbox (where
 //     the op is counted again, as queued), so that a flood waiting in
@@ -181,6 +182,11 @@ type hubMem struct {
 // run loop calls it on every turn.
 func (h *hub) account() {
 	n := int64(h.histBytes + h.queueBytes + h.snaps.recentBytes)
+	if h.committing {
+		// The store holds copies of the batch until its commit is done:
+		// the encoded records and the pages they are written to.
+		n += 2 * int64(h.batchBytes)
+	}
 	if h.doc != nil {
 		n += int64(h.doc.Size())
 	}
