@@ -3,7 +3,6 @@ package collab
 import (
 	"cmp"
 	"errors"
-	"fmt"
 	"math"
 	"slices"
 	"sync/atomic"
@@ -48,6 +47,8 @@ const (
 	// reclaimEvery is how often, at most, the largest documents are asked
 	// to shrink while the budget is over its mark.
 	reclaimEvery = 20 * time.Millisecond
+	// warnEvery is how often, at most, refusals are logged.
+	warnEvery = 10 * time.Second
 	// inboxClosed marks a hub's inbox charge once the hub has stopped.
 	inboxClosed = math.MinInt64 / 2
 )
@@ -62,6 +63,7 @@ type memBudget struct {
 	used        atomic.Int64
 	peak        atomic.Int64 // the most used has been
 	lastReclaim atomic.Int64 // unix nanoseconds
+	lastWarn    atomic.Int64 // unix nanoseconds
 }
 
 func newMemBudget(max int64, reclaim func()) *memBudget {
@@ -124,9 +126,15 @@ func (b *memBudget) pressed() {
 	b.reclaim()
 }
 
-// memoryFullMessage tells a client why its op or request was refused.
+// memoryFullMessage tells a client why its op or request was refused,
+// and the log, every warnEvery at most, that some were.
 func (s *Server) memoryFullMessage() string {
-	return fmt.Sprintf("%v (%d bytes, budget %d); try again later", errMemoryFull, s.mem.used.Load(), s.mem.max)
+	now := time.Now().UnixNano()
+	if last := s.mem.lastWarn.Load(); now-last >= int64(warnEvery) && s.mem.lastWarn.CompareAndSwap(last, now) {
+		s.log.Warn("memory budget spent: refusing inserting ops and document loads",
+			"used", s.mem.used.Load(), "budget", s.mem.max)
+	}
+	return errMemoryFull.Error() + "; try again later"
 }
 
 // reclaim asks the largest documents to shrink, enough of them to bring

@@ -156,8 +156,10 @@ func TestMemoryBudgetFull(t *testing.T) {
 	a, _ := ts.createDoc(t, big)
 	b, _ := ts.createDoc(t, big)
 	c, _ := ts.createDoc(t, "c")
-	ra, rb := ts.raw(t, a), ts.raw(t, b)
+	// The refusal ends ra's session: a2 keeps a open.
+	ra, a2, rb := ts.raw(t, a), ts.raw(t, a), ts.raw(t, b)
 	ra.hello(t, ctx, uuid.NewString(), -1)
+	a2.hello(t, ctx, uuid.NewString(), -1)
 	rb.hello(t, ctx, uuid.NewString(), -1)
 
 	ra.sendOp(t, ctx, 1, 1, ot.Op{ot.Delete(1), ot.Retain(size - 1)})
