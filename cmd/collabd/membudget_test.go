@@ -1,9 +1,36 @@
 package main
 
 import (
+	"io"
 	"io/fs"
 	"testing"
 )
+
+func TestParseMemoryBudget(t *testing.T) {
+	env := map[string]string{}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for _, tc := range []struct {
+		env  string
+		args []string
+		want int64
+	}{
+		{"", nil, 0}, // run picks defaultMemoryBudget
+		{"1048576", nil, 1 << 20},
+		{"1048576", []string{"-memory-budget", "-1"}, -1},
+	} {
+		env["COLLABD_MEMORY_BUDGET"] = tc.env
+		if tc.env == "" {
+			delete(env, "COLLABD_MEMORY_BUDGET")
+		}
+		cfg, err := parseConfig(tc.args, lookup, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.collab.MemoryBudget; got != tc.want {
+			t.Errorf("env %q args %q: got %d, want %d", tc.env, tc.args, got, tc.want)
+		}
+	}
+}
 
 func TestDefaultMemoryBudget(t *testing.T) {
 	const meminfo = "MemTotal:       16384000 kB\nMemFree:         1000 kB\n"
