@@ -69,9 +69,8 @@ func (s *Server) usageFull(u Usage) error {
 // an op that inserts text is refused once the document's history is at
 // MaxDocHistory, the store is full or the documents in memory hold the
 // MemoryBudget, while deletions go through, so a full server can still
-// be tidied. It counts what the op adds to the
-// document's log (in opBytes, close to what the store takes) when it
-// lets it through.
+// be tidied. It counts what the op adds to the document's log (in
+// opBytes, close to what the store takes) when it lets it through.
 func (h *hub) admitGrowth(op ot.Op, seq int64) *protoError {
 	n := int64(opBytes(op))
 	if inserts(op) {
