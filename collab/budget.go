@@ -25,8 +25,9 @@ import (
 //     the op is counted again, as queued), so that a flood waiting in
 //     inboxes counts too.
 //
-// Past three quarters of the budget, the largest documents are asked to
-// shrink: they keep only their newest ops in memory (older ones are read
+// Past three quarters of the budget, the documents with the most to free
+// (the largest histories; the largest documents nobody has open) are
+// asked to shrink: they keep only their newest ops in memory (older ones are read
 // back from the store, for transforms (hub.opsAfter) as for catch-ups
 // (catchup.go)), let go of their cached snapshot, and unload at once if
 // nobody has them open. Past the whole budget, while that takes effect,
@@ -137,35 +138,37 @@ func (s *Server) memoryFullMessage() string {
 	return errMemoryFull.Error() + "; try again later"
 }
 
-// reclaim asks the largest documents to shrink, enough of them to bring
-// the budget down to half, by a request each in their inbox (a hub whose
-// inbox is full is busy, and skipped). It never waits.
+// reclaim asks the documents that would free the most by shrinking
+// (the largest histories, and the largest documents nobody has open),
+// enough of them to bring the budget down to half, by a request each in
+// their inbox (a hub whose inbox is full is busy, and skipped). It never
+// waits.
 func (s *Server) reclaim() {
-	type sized struct {
-		h    *hub
-		size int64
+	type spare struct {
+		h *hub
+		n int64
 	}
 	s.mu.Lock()
-	hubs := make([]sized, 0, len(s.hubs))
+	hubs := make([]spare, 0, len(s.hubs))
 	for _, h := range s.hubs {
-		if n := h.mem.size.Load(); n > 0 {
-			hubs = append(hubs, sized{h, n})
+		if n := h.mem.spare.Load(); n > 0 {
+			hubs = append(hubs, spare{h, n})
 		}
 	}
 	s.mu.Unlock()
-	slices.SortFunc(hubs, func(a, b sized) int { return cmp.Compare(b.size, a.size) })
+	slices.SortFunc(hubs, func(a, b spare) int { return cmp.Compare(b.n, a.n) })
 	excess := s.mem.used.Load() - s.mem.max/2
 	for _, x := range hubs {
 		if excess <= 0 {
 			break
 		}
 		if !x.h.mem.asked.CompareAndSwap(false, true) {
-			excess -= x.size // asked already, and not yet done
+			excess -= x.n // asked already, and not yet done
 			continue
 		}
 		select {
 		case x.h.inbox <- shrinkReq{}:
-			excess -= x.size
+			excess -= x.n
 		default:
 			x.h.mem.asked.Store(false)
 		}
@@ -177,9 +180,12 @@ type shrinkReq struct{}
 
 // hubMem is a hub's part of the budget.
 type hubMem struct {
-	charged int64        // what the hub charged; its run goroutine's
-	size    atomic.Int64 // charged, for reclaim to read
-	asked   atomic.Bool  // a shrinkReq is on its way
+	charged int64 // what the hub charged; its run goroutine's
+	// spare is what a shrink would free, for reclaim to read; spared is
+	// its last value, the run goroutine's.
+	spare  atomic.Int64
+	spared int64
+	asked  atomic.Bool // a shrinkReq is on its way
 	// inbox is what sessions charged for the ops they sent the hub that
 	// it has not taken yet; inboxClosed, plus what came later, once the
 	// hub stopped and released it.
@@ -189,7 +195,11 @@ type hubMem struct {
 // account charges the budget with the change in what the hub holds. The
 // run loop calls it on every turn.
 func (h *hub) account() {
-	n := int64(h.histBytes + h.queueBytes + h.snaps.recentBytes)
+	snap := 0
+	if s := h.snaps.snap; s != nil {
+		snap = len(s.text) + len(s.json)
+	}
+	n := int64(h.histBytes + h.queueBytes + h.snaps.recentBytes + snap)
 	if h.committing {
 		// The store holds copies of the batch until its commit is done:
 		// the encoded records and the pages they are written to.
@@ -198,13 +208,22 @@ func (h *hub) account() {
 	if h.doc != nil {
 		n += int64(h.doc.Size())
 	}
-	if s := h.snaps.snap; s != nil {
-		n += int64(len(s.text) + len(s.json))
-	}
 	if d := n - h.mem.charged; d != 0 {
 		h.srv.mem.add(d)
 		h.mem.charged = n
-		h.mem.size.Store(n)
+	}
+	// What shrink would free: all of it, for a document nobody has open
+	// (it unloads); else the older history and the cached snapshot.
+	spare := n
+	if len(h.editors) > 0 || len(h.viewers) > 0 {
+		spare = int64(max(h.histBytes-shrinkKeep, 0) + snap)
+		if len(h.viewers) == 0 {
+			spare += int64(h.snaps.recentBytes)
+		}
+	}
+	if spare != h.mem.spared {
+		h.mem.spare.Store(spare)
+		h.mem.spared = spare
 	}
 }
 
@@ -214,7 +233,7 @@ func (h *hub) account() {
 func (h *hub) releaseMemory() {
 	h.srv.mem.add(-h.mem.charged)
 	h.mem.charged = 0
-	h.mem.size.Store(0)
+	h.mem.spare.Store(0)
 	h.srv.mem.add(-h.mem.inbox.Swap(inboxClosed))
 }
 
