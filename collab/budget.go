@@ -27,10 +27,10 @@ import (
 //
 // Past three quarters of the budget, the documents with the most to free
 // (the largest histories; the largest documents nobody has open) are
-// asked to shrink: they keep only their newest ops in memory (older ones are read
-// back from the store, for transforms (hub.opsAfter) as for catch-ups
-// (catchup.go)), let go of their cached snapshot, and unload at once if
-// nobody has them open. Past the whole budget, while that takes effect,
+// asked to shrink: they keep only their newest ops in memory (older ones
+// are read back from the store, for transforms (hub.opsAfter) as for
+// catch-ups (catchup.go)), let go of their cached snapshot, and unload at
+// once if nobody has them open. Past the whole budget, while that takes effect,
 // ops that insert text are refused with too_large, and documents not in
 // memory are not loaded (503 rate_limited); deletions and reads of
 // loaded documents still work.
