@@ -11,7 +11,7 @@ import (
 // sequences it: an editor's op, one forwarded by another node and a
 // restore all come here, already transformed to the current revision.
 // The op must still fit the document's bounds (MaxDocChars, then
-// Admission: MaxDocHistory and the store's), else it is refused with
+// Admission: MaxDocHistory and the store's; then the memory budget), else it is refused with
 // too_large and nothing changes. An accepted op is applied in memory,
 // becomes the next revision and joins the batch as p, with its record.
 // seq is the client's seq, echoed in a refusal.
@@ -24,6 +24,9 @@ func (h *hub) accept(op ot.Op, client string, seq int64, p pendingOp) *protoErro
 	size := h.srv.recordBytes(rec)
 	if err := h.srv.admission.Admit(h.srv.ctx, Growth{LogBytes: h.logBytes, Adds: size, Inserts: inserts(op)}); err != nil {
 		return &protoError{Code: CodeTooLarge, Seq: seq, Message: err.Error() + "; only deletions are accepted"}
+	}
+	if inserts(op) && h.srv.mem.full() { // budget.go
+		return &protoError{Code: CodeTooLarge, Seq: seq, Message: h.srv.memoryFullMessage()}
 	}
 	if err := h.doc.Apply(op); err != nil {
 		return &protoError{Code: CodeBadOp, Seq: seq, Message: err.Error()}

@@ -42,8 +42,9 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 }
 
 // writeStoreError answers a failed lookup or load: 404 for an unknown
-// document, 503 while shutting down or while the store is unavailable
-// (with Retry-After), otherwise 500 with the detail only in the log.
+// document, 503 while shutting down, while the store is unavailable
+// or while memory is full (with Retry-After), otherwise 500 with the
+// detail only in the log.
 func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -54,6 +55,9 @@ func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, err err
 		s.log.Warn("request failed: storage unavailable", "method", r.Method, "route", r.Pattern, "err", err)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, CodeShuttingDown, "storage unavailable; try again")
+	case errors.Is(err, errMemoryFull):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, CodeRateLimited, s.memoryFullMessage())
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
 	default:

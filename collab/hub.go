@@ -159,6 +159,7 @@ type hub struct {
 
 	// logBytes is what the document's op log takes, for MaxDocHistory.
 	logBytes int64
+	mem      hubMem // its part of the server's MemoryBudget (budget.go)
 
 	// Cluster mode (cluster.go); link is nil on a single node.
 	link      DocLink
@@ -230,6 +231,7 @@ func errHubGone(ctx context.Context) error {
 func (h *hub) run() {
 	defer h.srv.hubWG.Done()
 	defer close(h.done)
+	defer h.releaseMemory()
 
 	if err := h.load(); err != nil {
 		h.loadErr = err
@@ -249,6 +251,7 @@ func (h *hub) run() {
 	defer h.stopPace()
 	h.lastActive = time.Now()
 	for {
+		h.account()
 		// While too much is deferred, leave requests in the inbox, so that
 		// their senders wait.
 		inbox := h.inbox
@@ -263,7 +266,7 @@ func (h *hub) run() {
 			if h.mayProcess() {
 				h.process()
 			}
-			if h.deleted {
+			if h.deleted || h.unloadIdle() { // unloadIdle: after a shrink
 				return
 			}
 		case err := <-h.commitDone:
@@ -305,9 +308,7 @@ func (h *hub) run() {
 		case <-tick.C:
 			h.dropUnusedSnapshot(time.Now().Add(-tickEvery))
 			h.refreshPeers(time.Now())
-			if h.idle() && h.srv.tryUnload(h) {
-				h.saveSnapshot()
-				h.log.Debug("document unloaded", "rev", h.rev)
+			if h.unloadIdle() {
 				return
 			}
 		case <-h.srv.ctx.Done():
@@ -377,6 +378,7 @@ func (h *hub) queueFull() bool {
 }
 
 func (h *hub) enqueueReq(m any) {
+	h.took(m)
 	h.queue = append(h.queue, m)
 	h.queueBytes += reqBytes(m)
 }
@@ -473,6 +475,8 @@ func (h *hub) handle(m any) {
 		}
 	case deleteReq:
 		h.deleteDoc(m)
+	case shrinkReq:
+		h.shrink()
 	default:
 		panic(fmt.Sprintf("collab: hub got %T", m))
 	}

@@ -59,6 +59,18 @@ type Options struct {
 	// HistoryBytes bounds the inserted text those ops may hold (default
 	// 16 MiB), so that a few huge ops cannot pin much memory.
 	HistoryBytes int
+	// MemoryBudget bounds the memory that loaded documents hold, over
+	// all of them (default 1 GiB; negative: no bound): their in-memory
+	// history, text, cached snapshots and events, and the ops queued for
+	// them (budget.go). Past three quarters of it, the largest documents
+	// keep only their newest ops in memory (older ones are read back from
+	// the store), drop their cached snapshots, and unload if nobody has
+	// them open. Past all of it, ops that insert text are refused with
+	// too_large, and documents not in memory answer 503 rate_limited,
+	// until memory is freed. The process takes more than this: the
+	// connections and the garbage collector's headroom (about as much
+	// again, with the default GOGC).
+	MemoryBudget int64
 	// MaxCatchUp is the most ops the hub transforms a stale op over
 	// (default 10,000); an op made further back is refused, and its client
 	// reconnects. (A reconnecting client's catch-up has no such limit: its
@@ -210,6 +222,9 @@ func (o *Options) setDefaults() {
 	setDefault(&o.IdleUnload, time.Minute)
 	setDefault(&o.HistoryLimit, 4096)
 	setDefault(&o.HistoryBytes, 16<<20)
+	if o.MemoryBudget == 0 {
+		o.MemoryBudget = 1 << 30
+	}
 	setDefault(&o.MaxCatchUp, 10_000)
 	setDefault(&o.MaxCatchUpBytes, 32<<20)
 	setDefault(&o.SendQueueBytes, 4<<20)
@@ -286,6 +301,7 @@ type Server struct {
 	restores  *restoreLimiter
 	held      *heldBytes // response bodies held for readers (held.go)
 	past      *pastTexts // past revisions' texts (pastrev.go)
+	mem       *memBudget // budget.go
 
 	// authorKey is never changed after New.
 	authorKey []byte
@@ -330,6 +346,7 @@ func New(store Store, opts Options) *Server {
 	s.admission = NewAdmission(store, Limits{MaxDataBytes: opts.MaxDataBytes, MinFreeBytes: opts.MinFreeBytes,
 		MaxDocHistory: opts.MaxDocHistory, DiskCheckInterval: opts.DiskCheckInterval}, s.log)
 	s.restores = newRestoreLimiter(opts)
+	s.mem = newMemBudget(opts.MemoryBudget, s.reclaim)
 	s.authorKey = append([]byte(nil), opts.AuthorKey...)
 	if len(s.authorKey) == 0 {
 		s.authorKey = newAuthorKey()
@@ -372,14 +389,20 @@ func (s *Server) Close(ctx context.Context) error {
 
 // acquire returns the hub of document id, loading it if needed, and holds
 // a reference that keeps it loaded until release. It fails with an error
-// wrapping ErrNotFound for an unknown document.
+// wrapping ErrNotFound for an unknown document, and with errMemoryFull
+// for one not loaded while the MemoryBudget is spent.
 func (s *Server) acquire(ctx context.Context, id string) (*hub, error) {
+	full := s.mem.full() // not under s.mu: it may reclaim, which takes s.mu
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		return nil, errShuttingDown
 	}
 	h := s.hubs[id]
+	if h == nil && full {
+		s.mu.Unlock()
+		return nil, errMemoryFull
+	}
 	if h == nil {
 		h = newHub(s, id)
 		s.hubs[id] = h

@@ -256,7 +256,13 @@ func (s *Server) readLoop(ctx context.Context, h *hub, c *conn) (joined bool) {
 			c.fail(errorf(CodeBadMessage, "the first message must be a hello"))
 			return joined
 		}
+		charged, perr := h.charge(req) // budget.go
+		if perr != nil {
+			c.fail(perr)
+			return joined
+		}
 		if !h.send(ctx, req) {
+			h.uncharge(charged)
 			if ctx.Err() == nil {
 				c.fail(errorf(CodeShuttingDown, "the document is closing; reconnect later"))
 			}

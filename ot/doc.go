@@ -75,6 +75,19 @@ func (d *Doc) Len() int {
 	}
 }
 
+// Size returns the bytes that the text's buffer takes, its gap included:
+// what holding the Doc costs, for a caller that budgets memory.
+func (d *Doc) Size() int {
+	switch d.width {
+	case 1:
+		return len(d.b1.buf)
+	case 2:
+		return 2 * len(d.b2.buf)
+	default:
+		return 4 * len(d.b4.buf)
+	}
+}
+
 // String returns the text.
 func (d *Doc) String() string { return d.Slice(0, d.Len()) }
 

@@ -122,6 +122,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.Int64Var(&o.MaxDataBytes, "max-data-bytes", 0, "data file size in `bytes` past which creates, restores (507) and ops that insert text (too_large) are refused; 0: no limit")
 	fs.Int64Var(&o.MinFreeBytes, "min-free-bytes", 64<<20, "free disk `bytes` below which creates, restores and inserting ops are refused and /healthz answers 503; negative: no check")
 	fs.Int64Var(&o.MaxDocHistory, "max-doc-history", 256<<20, "op log `bytes` per document (as stored) past which its inserting ops and restores are refused with too_large; negative: no limit")
+	fs.Int64Var(&o.MemoryBudget, "memory-budget", 0, "`bytes` of memory all loaded documents may hold together (history, text, cached snapshots, queued ops): past 3/4 the largest shrink and idle ones unload, past all of it inserting ops get too_large and unloaded documents 503; 0: a quarter of the cgroup's or machine's memory (at least 64 MiB); negative: no bound")
 	fs.IntVar(&o.MaxOpsPageBytes, "max-ops-page-bytes", 4<<20, "`bytes` of ops in one page of GET /api/docs/{id}/ops (at least one op)")
 	fs.StringVar(&o.FrameAncestors, "frame-ancestors", "'none'", "Content-Security-Policy frame-ancestors of the pages: the `sources` that may embed them, e.g. \"'self' https://wiki.example.com\"")
 

@@ -89,6 +89,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer db.Close()
 
 	cfg.collab.Logger = logger.With("component", "collab")
+	if cfg.collab.MemoryBudget == 0 {
+		cfg.collab.MemoryBudget = defaultMemoryBudget(os.ReadFile) // membudget.go
+	}
 	// Author ids are derived from a key kept in the data file, so that
 	// they stay the same across restarts.
 	keyCtx, cancelKey := context.WithTimeout(ctx, 10*time.Second)
@@ -169,7 +172,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stdout, "collabd listening on %s://%s\n", scheme, ln.Addr())
-	logger.Info("listening", "addr", ln.Addr().String(), "data", cfg.data, "tls", cfg.tlsCert != "", "procs", runtime.GOMAXPROCS(0))
+	logger.Info("listening", "addr", ln.Addr().String(), "data", cfg.data, "tls", cfg.tlsCert != "", "procs", runtime.GOMAXPROCS(0), "memory_budget", cfg.collab.MemoryBudget)
 
 	// Each server reports on serveErr when it stops; Serve returns
 	// http.ErrServerClosed after Shutdown and any other error on failure.
