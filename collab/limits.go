@@ -24,10 +24,29 @@ import (
 // clients: security headers (headers.go), the caps on requests in
 // progress overall and per client address, and the size and time limits
 // of request bodies. The server's own API is always behind it; cmd wraps
-// the frontend's files with it too, so one set of caps covers everything
-// a listener serves. Requests are counted once however often Protect is
-// applied along the way.
+// the frontend's files with ProtectPages. Requests are counted once
+// however often Protect is applied along the way.
+//
+// Requests are counted in one of three pools, so that a pool filled by
+// one kind of request never refuses another: the API's (MaxConns, which
+// long-lived WebSocket and SSE sessions fill), /healthz's
+// (MaxHealthConns), and the static pages' (MaxPageConns, see
+// ProtectPages). A load balancer's health check and a browser fetching
+// the editor still get through while every editor's place is taken.
 func (s *Server) Protect(next http.Handler) http.Handler {
+	return s.protect(next, nil)
+}
+
+// ProtectPages is Protect for the frontend's static files: the same
+// headers and body limits, counted under MaxPageConns and
+// MaxPageConnsPerAddr instead of the API's caps.
+func (s *Server) ProtectPages(next http.Handler) http.Handler {
+	return s.protect(next, s.pageConns)
+}
+
+// protect is Protect counting under pool, or for a nil pool under the
+// one poolFor picks.
+func (s *Server) protect(next http.Handler, pool *connLimiter) http.Handler {
 	return s.securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Value(protectedKey{}) != nil {
 			next.ServeHTTP(w, r)
@@ -36,7 +55,7 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 		// The checks are a function of their own, so that their frame is
 		// not under every long-lived stream's (an idle SSE viewer's stack
 		// must stay small enough for the GC to shrink it).
-		r, slot := s.admit(w, r)
+		r, slot := s.admit(w, r, pool)
 		if slot == nil {
 			return
 		}
@@ -45,9 +64,21 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 	}))
 }
 
+// poolFor returns the caps an API request counts under: /healthz has its
+// own, which nothing long-lived can fill. The path is compared exactly,
+// as the route "GET /healthz" matches it; any other spelling goes to the
+// API's caps, whatever the mux makes of it.
+func (s *Server) poolFor(r *http.Request) *connLimiter {
+	if r.URL.Path == "/healthz" {
+		return s.healthConns
+	}
+	return s.conns
+}
+
 // admit applies the body limits and takes a place under the connection
-// caps; it answers a request that gets none and returns a nil slot.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *connSlot) {
+// caps of pool (nil: poolFor's); it answers a request that gets none and
+// returns a nil slot.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, pool *connLimiter) (*http.Request, *connSlot) {
 	if hasBody(r) {
 		// The deadline cuts a body that stops short or drips, even
 		// one that net/http reads on its own after a handler left it
@@ -56,10 +87,13 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *
 		http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxCreateBody())
 	}
+	if pool == nil {
+		pool = s.poolFor(r)
+	}
 	addr := s.clientAddr(r)
-	release, status := s.conns.acquire(addr)
+	release, status := pool.acquire(addr)
 	if status != 0 {
-		refuse(w, r, status, CodeRateLimited, connCapMessage(status, s.opts))
+		refuse(w, r, status, CodeRateLimited, pool.capMessage(status))
 		return r, nil
 	}
 	slot := &connSlot{release: release}
@@ -85,11 +119,12 @@ func refuse(w http.ResponseWriter, r *http.Request, status int, code, message st
 	writeError(w, status, code, message)
 }
 
-func connCapMessage(status int, o Options) string {
+// capMessage says which of l's caps a request was refused at.
+func (l *connLimiter) capMessage(status int) string {
 	if status == http.StatusServiceUnavailable {
-		return fmt.Sprintf("the server has %d requests in progress, its limit; try again later", o.MaxConns)
+		return fmt.Sprintf("the server has %d %s in progress, its limit; try again later", l.max, l.what)
 	}
-	return fmt.Sprintf("this address has %d requests in progress, its limit; try again later", o.MaxConnsPerAddr)
+	return fmt.Sprintf("this address has %d %s in progress, its limit; try again later", l.perAddr, l.what)
 }
 
 // connSlot is a request's place under the connection caps. A handler
@@ -209,14 +244,15 @@ func addrKey(a netip.Addr) string {
 // with a request in progress, so MaxConns bounds it too.
 type connLimiter struct {
 	max, perAddr int
+	what         string // what it counts, for messages: "requests"
 
 	mu     sync.Mutex
 	total  int
 	byAddr map[string]int
 }
 
-func newConnLimiter(max, perAddr int) *connLimiter {
-	return &connLimiter{max: max, perAddr: perAddr, byAddr: make(map[string]int)}
+func newConnLimiter(what string, max, perAddr int) *connLimiter {
+	return &connLimiter{what: what, max: max, perAddr: perAddr, byAddr: make(map[string]int)}
 }
 
 // acquire counts one request from addr. It returns the function that

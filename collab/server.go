@@ -104,6 +104,16 @@ type Options struct {
 	// addresses count per /64); past it, 429 rate_limited.
 	MaxConns        int
 	MaxConnsPerAddr int
+	// MaxHealthConns and MaxHealthConnsPerAddr (defaults 32 and 4) bound
+	// the /healthz requests in progress, and MaxPageConns and
+	// MaxPageConnsPerAddr (defaults 256 and 32) the requests for static
+	// pages (ProtectPages): each kind has its own caps, apart from
+	// MaxConns, so that sessions filling MaxConns never make the health
+	// check or the editor's page fail. Past them, 503 and 429 as above.
+	MaxHealthConns        int
+	MaxHealthConnsPerAddr int
+	MaxPageConns          int
+	MaxPageConnsPerAddr   int
 	// MaxTCPConns and MaxTCPConnsPerAddr bound the TCP connections that
 	// LimitListener accepts, idle ones and ones still sending their first
 	// request included (defaults 8192 and 256; trusted proxies are exempt
@@ -195,6 +205,10 @@ func (o *Options) setDefaults() {
 	setDefault(&o.Heartbeat, 15*time.Second)
 	setDefault(&o.MaxConns, 4096)
 	setDefault(&o.MaxConnsPerAddr, 64)
+	setDefault(&o.MaxHealthConns, 32)
+	setDefault(&o.MaxHealthConnsPerAddr, 4)
+	setDefault(&o.MaxPageConns, 256)
+	setDefault(&o.MaxPageConnsPerAddr, 32)
 	setDefault(&o.MaxTCPConns, 8192)
 	setDefault(&o.MaxTCPConnsPerAddr, 256)
 	setDefault(&o.BodyTimeout, 30*time.Second)
@@ -244,10 +258,13 @@ type Server struct {
 	// handler is mux behind Protect: caps, body limits, headers.
 	handler http.Handler
 
-	conns   *connLimiter
-	creates *addrBuckets
-	bodies  *byteBudget
-	disk    *diskGuard
+	// conns, healthConns and pageConns are Protect's three pools.
+	conns       *connLimiter
+	healthConns *connLimiter
+	pageConns   *connLimiter
+	creates     *addrBuckets
+	bodies      *byteBudget
+	disk        *diskGuard
 
 	// authorKey is never changed after New.
 	authorKey []byte
@@ -277,16 +294,18 @@ func New(store Store, opts Options) *Server {
 	opts.Logger = slog.New(redactIDs(opts.Logger.Handler()))
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		store:   store,
-		opts:    opts,
-		log:     opts.Logger,
-		conns:   newConnLimiter(opts.MaxConns, opts.MaxConnsPerAddr),
-		creates: newAddrBuckets(opts.CreateRate, opts.CreateBurst, opts.MaxTrackedAddrs),
-		bodies:  &byteBudget{max: opts.MaxBodyBytesInFlight},
-		disk:    &diskGuard{store: store, every: opts.DiskCheckInterval},
-		ctx:     ctx,
-		cancel:  cancel,
-		hubs:    make(map[string]*hub),
+		store:       store,
+		opts:        opts,
+		log:         opts.Logger,
+		conns:       newConnLimiter("requests", opts.MaxConns, opts.MaxConnsPerAddr),
+		healthConns: newConnLimiter("health checks", opts.MaxHealthConns, opts.MaxHealthConnsPerAddr),
+		pageConns:   newConnLimiter("page requests", opts.MaxPageConns, opts.MaxPageConnsPerAddr),
+		creates:     newAddrBuckets(opts.CreateRate, opts.CreateBurst, opts.MaxTrackedAddrs),
+		bodies:      &byteBudget{max: opts.MaxBodyBytesInFlight},
+		disk:        &diskGuard{store: store, every: opts.DiskCheckInterval},
+		ctx:         ctx,
+		cancel:      cancel,
+		hubs:        make(map[string]*hub),
 	}
 	s.authorKey = append([]byte(nil), opts.AuthorKey...)
 	if len(s.authorKey) == 0 {

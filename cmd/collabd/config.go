@@ -95,6 +95,10 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	})
 	fs.IntVar(&o.MaxConns, "max-conns", 4096, "most requests in progress at once, WebSocket and SSE sessions included; past it 503")
 	fs.IntVar(&o.MaxConnsPerAddr, "max-conns-per-addr", 64, "most requests in progress from one client address (an IPv6 /64); past it 429")
+	fs.IntVar(&o.MaxHealthConns, "max-health-conns", 32, "most /healthz requests in progress at once, counted apart from -max-conns so that sessions cannot starve the health check; past it 503")
+	fs.IntVar(&o.MaxHealthConnsPerAddr, "max-health-conns-per-addr", 4, "most /healthz requests in progress from one client address; past it 429")
+	fs.IntVar(&o.MaxPageConns, "max-page-conns", 256, "most requests for the static pages in progress at once, counted apart from -max-conns; past it 503")
+	fs.IntVar(&o.MaxPageConnsPerAddr, "max-page-conns-per-addr", 32, "most requests for the static pages in progress from one client address; past it 429")
 	fs.IntVar(&o.MaxTCPConns, "max-tcp-conns", 8192, "most TCP connections held at once, idle ones included; past it new ones are closed")
 	fs.IntVar(&o.MaxTCPConnsPerAddr, "max-tcp-conns-per-addr", 256, "most TCP connections from one peer address (an IPv6 /64), trusted proxies exempt")
 	fs.Func("trusted-proxies", "comma-separated `CIDRs` (or addresses) of reverse proxies whose X-Forwarded-For names the client; default none", func(v string) error {
