@@ -4,10 +4,16 @@ package collab
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
+
+	"github.com/coder/websocket"
+	"github.com/collabd/collabd/ot"
+	"github.com/google/uuid"
 )
 
 // blockingPingStore is a memStore whose Ping waits until release is
@@ -113,4 +119,35 @@ func TestPoolsApart(t *testing.T) {
 			t.Errorf("health check with the API and pages full: %d, want 200", got)
 		}
 	}
+}
+
+// TestHealthzCommitFailure: with the free-space check off, /healthz said
+// ok on a full disk while every commit failed, since its ping fitted in a
+// free page. The latest failed write now makes it 503 until a write
+// succeeds again.
+func TestHealthzCommitFailure(t *testing.T) {
+	ts := newTestServer(t, Options{MinFreeBytes: -1})
+	id, _ := ts.createDoc(t, "hello")
+	getJSONStatus(t, ts.URL+"/healthz", http.StatusOK, nil)
+
+	ts.store.mu.Lock()
+	ts.store.failErr = errors.New("injected: write: no space left on device")
+	ts.store.mu.Unlock()
+	ctx := guardCtx(t)
+	r := ts.raw(t, id)
+	r.hello(t, ctx, uuid.NewString(), 1)
+	r.sendOp(t, ctx, 1, 1, ot.Op{ot.Retain(5), ot.Insert("!")})
+	r.expectError(t, ctx, CodeInternal, websocket.StatusInternalError)
+
+	status, _, body := doHTTP(t, http.MethodGet, ts.URL+"/healthz", "", nil)
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(body), "cannot commit") {
+		t.Errorf("healthz after a failed commit: status %d (%s), want 503 saying storage cannot commit", status, body)
+	}
+
+	// A write that succeeds clears it.
+	ts.store.mu.Lock()
+	ts.store.failErr = nil
+	ts.store.mu.Unlock()
+	ts.createDoc(t, "")
+	getJSONStatus(t, ts.URL+"/healthz", http.StatusOK, nil)
 }

@@ -265,6 +265,7 @@ type Server struct {
 	creates     *addrBuckets
 	bodies      *byteBudget
 	disk        *diskGuard
+	writes      writeHealth // health.go
 
 	// authorKey is never changed after New.
 	authorKey []byte

@@ -5,9 +5,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -83,5 +87,59 @@ func TestNoDirectoryListings(t *testing.T) {
 	}
 	if got, body := getStatus(t, s.URL+"/"); got != http.StatusOK || !strings.Contains(body, "collabd") {
 		t.Errorf("GET /: status %d, want 200 with the home page", got)
+	}
+}
+
+// TestHealthzFullDiskNoFreeCheck: with -min-free-bytes -1 (the free-space
+// check off), /healthz answered 200 on a full disk while creates failed:
+// its ping fitted in a free page of the data file. The failed writes
+// count now.
+func TestHealthzFullDiskNoFreeCheck(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here (needs root and mount(8)): %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		}
+	})
+	s := startServerAt(t, filepath.Join(mnt, "collab.db"), "-min-free-bytes", "-1")
+	create := func(text string) int {
+		resp, err := http.Post(s.URL+"/api/docs", "application/json", bytes.NewReader(mustMarshal(map[string]string{"text": text})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got, _ := getStatus(t, s.URL+"/healthz"); got != http.StatusOK {
+		t.Fatalf("healthz on an empty tmpfs: %d, want 200", got)
+	}
+	filler := filepath.Join(mnt, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(block); err != nil {
+			break
+		}
+	}
+	f.Close()
+	big := strings.Repeat("x", 1<<20)
+	if got := create(big); got == http.StatusCreated {
+		t.Fatalf("a 1 MB create on a full disk: %d, want a failure", got)
+	}
+	if got, body := getStatus(t, s.URL+"/healthz"); got != http.StatusServiceUnavailable {
+		t.Errorf("healthz on a full disk, free-space check off, after a failed create: %d (%s), want 503", got, body)
+	}
+	os.Remove(filler)
+	if got := create(big); got != http.StatusCreated {
+		t.Fatalf("a create once space is back: %d, want 201", got)
+	}
+	if got, body := getStatus(t, s.URL+"/healthz"); got != http.StatusOK {
+		t.Errorf("healthz once a write succeeded again: %d (%s), want 200", got, body)
 	}
 }
