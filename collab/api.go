@@ -53,10 +53,13 @@ type apiError struct {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b := mustJSON(v)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	// Complete even when flushed before the handler ends (refuse).
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	w.Write(mustJSON(v))
+	w.Write(b)
 }
 
 func writeError(w http.ResponseWriter, status int, code, message string) {

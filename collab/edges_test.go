@@ -3,13 +3,19 @@ package collab
 // Tests of issue 22's edge findings: the pools of /healthz and the pages.
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/collabd/collabd/ot"
@@ -150,4 +156,143 @@ func TestHealthzCommitFailure(t *testing.T) {
 	ts.store.mu.Unlock()
 	ts.createDoc(t, "")
 	getJSONStatus(t, ts.URL+"/healthz", http.StatusOK, nil)
+}
+
+// TestRefusedBodyAnswerArrives: a create whose body is over the limit was
+// refused by closing the connection while the client still sent, and the
+// reset threw away the 413 before the client read it (2 tries in 3). The
+// body is now drained for a bounded while first. The client here sends
+// all of its body before it reads anything, as simple clients do, and
+// gives up if sending fails, as curl does.
+func TestRefusedBodyAnswerArrives(t *testing.T) {
+	const size = 16 << 20 // well past loopback's socket buffers
+	ts := newTestServer(t, Options{MaxDocChars: 1000, MaxConnsPerAddr: 1})
+	_, viewID := ts.createDoc(t, "x")
+	for _, tc := range []struct {
+		name    string
+		chunked bool
+		busy    bool // the address is at its cap
+		status  int
+	}{
+		{"Content-Length over the limit", false, false, http.StatusRequestEntityTooLarge},
+		{"chunked body over the limit", true, false, http.StatusRequestEntityTooLarge},
+		{"address at its cap", false, true, http.StatusTooManyRequests},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.busy {
+				_, stop := openStream(t, ts.URL+"/api/view/"+viewID+"/events", "")
+				defer stop()
+			}
+			c, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(guard))
+			head := "POST /api/docs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+			if tc.chunked {
+				head += "Transfer-Encoding: chunked\r\n\r\n"
+			} else {
+				head += fmt.Sprintf("Content-Length: %d\r\n\r\n", size)
+			}
+			if _, err := io.WriteString(c, head); err != nil {
+				t.Fatal(err)
+			}
+			chunk := bytes.Repeat([]byte("a"), 64<<10)
+			for sent := 0; sent < size; sent += len(chunk) {
+				var err error
+				if tc.chunked {
+					_, err = fmt.Fprintf(c, "%x\r\n%s\r\n", len(chunk), chunk)
+				} else {
+					_, err = c.Write(chunk)
+				}
+				if err != nil {
+					// As curl does: a client whose upload breaks
+					// reports that, not the answer it never read.
+					t.Fatalf("sending the body: %v after %d bytes, want it all taken and a %d", err, sent, tc.status)
+				}
+			}
+			if tc.chunked {
+				io.WriteString(c, "0\r\n\r\n")
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("reading the answer: %v, want a %d response", err, tc.status)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Errorf("status %d (%s), want %d", resp.StatusCode, body, tc.status)
+			}
+			if !resp.Close {
+				t.Errorf("the answer does not close the connection")
+			}
+		})
+	}
+}
+
+// TestLingerBounded: the draining of a refused body stops at its byte
+// bound and its time bound, and past maxLingering connections at once a
+// refused one is cut at once, as before.
+func TestLingerBounded(t *testing.T) {
+	// post starts a create of size bytes on a server of its own, with a
+	// drain bound of 1 MiB, one lingering connection at most, and
+	// linger time d; it sends send bytes of the body.
+	server := func(t *testing.T, d time.Duration) string {
+		ts := newTestServer(t, Options{MaxDocChars: 1000})
+		ts.srv.lingering.bytes, ts.srv.lingering.max, ts.srv.lingering.time = 1<<20, 1, d
+		return strings.TrimPrefix(ts.URL, "http://")
+	}
+	post := func(t *testing.T, addr string, size, send int) (net.Conn, error) {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(guard))
+		fmt.Fprintf(c, "POST /api/docs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", size)
+		chunk := bytes.Repeat([]byte("a"), 64<<10)
+		for sent := 0; sent < send; sent += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				return c, err
+			}
+		}
+		return c, nil
+	}
+	// drip sends a little of a large body and stops: the server lingers,
+	// waiting for more. It returns once the 413 has come, and with it
+	// the server's place in the gate has been taken.
+	drip := func(t *testing.T, addr string) *bufio.Reader {
+		t.Helper()
+		c, err := post(t, addr, 16<<20, 64<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Fatalf("dripper: %v %v, want 413", resp, err)
+		}
+		io.ReadAll(resp.Body)
+		return br
+	}
+
+	t.Run("bytes", func(t *testing.T) {
+		if _, err := post(t, server(t, guard), 64<<20, 64<<20); err == nil {
+			t.Errorf("64 MiB sent past a 1 MiB drain bound, want the connection cut")
+		}
+	})
+	t.Run("one lingering at most", func(t *testing.T) {
+		addr := server(t, guard)
+		drip(t, addr)
+		if _, err := post(t, addr, 16<<20, 16<<20); err == nil {
+			t.Errorf("a second refused upload was drained with the gate full, want it cut")
+		}
+	})
+	t.Run("time", func(t *testing.T) {
+		br := drip(t, server(t, 50*time.Millisecond))
+		if _, err := br.ReadByte(); errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("the server still holds a dripping client's connection past its linger time")
+		}
+	})
 }

@@ -85,7 +85,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, pool *connLimiter
 		// unread; the WebSocket and SSE handlers, which read no
 		// body, clear it.
 		http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
-		r.Body = http.MaxBytesReader(w, r.Body, s.maxCreateBody())
+		r.Body = &protectedBody{ReadCloser: http.MaxBytesReader(w, r.Body, s.maxCreateBody()), raw: r.Body, gate: s.lingering}
 	}
 	if pool == nil {
 		pool = s.poolFor(r)
@@ -102,21 +102,97 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, pool *connLimiter
 
 func hasBody(r *http.Request) bool { return r.Body != nil && r.Body != http.NoBody }
 
-// refuse answers a request without reading its body, and closes the
-// connection after the answer. Otherwise net/http reads up to 256 KiB of
+// refuse answers a request without using its body, and closes the
+// connection after the answer: otherwise net/http reads up to 256 KiB of
 // the body after the handler, to reuse the connection, and a client that
 // drips its body would keep the refused request's connection (until
-// BodyTimeout) after all: the read deadline is brought to now.
+// BodyTimeout) after all.
+//
+// Closing a connection whose client is still sending makes the kernel
+// reset it, and the reset throws away the answer the client has not read
+// yet: most clients, and a browser uploading a file, would report a
+// broken connection instead of the 413 or 429. So, as nginx's lingering
+// close does, the rest of the body is read and discarded for a while
+// (lingerTime, lingerBytes, at most maxLingering connections at once;
+// see lingerGate) before the connection closes.
 func refuse(w http.ResponseWriter, r *http.Request, status int, code, message string) {
-	if hasBody(r) {
-		// Over HTTP/2 the stream is reset instead, and Connection: close
-		// would end every other stream of the connection too.
-		if r.ProtoMajor == 1 {
-			w.Header().Set("Connection", "close")
-		}
-		http.NewResponseController(w).SetReadDeadline(time.Now())
+	if !hasBody(r) {
+		writeError(w, status, code, message)
+		return
+	}
+	// Over HTTP/2 the stream is reset instead, and Connection: close
+	// would end every other stream of the connection too.
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
 	}
 	writeError(w, status, code, message)
+	linger(w, r)
+}
+
+// Lingering bounds: how long and how much of a refused body is read, and
+// how many connections may be doing so at once. They are far below what
+// any client can make the server read anyway (BodyTimeout, the create
+// limit), and what is read goes nowhere.
+const (
+	lingerTime   = 10 * time.Second
+	lingerBytes  = 64 << 20
+	maxLingering = 64
+)
+
+// protectedBody is a request body behind Protect's limit; it keeps the
+// body under the limit, for linger to drain, and the server's lingerGate.
+type protectedBody struct {
+	io.ReadCloser // the limited body handlers read
+	raw           io.ReadCloser
+	gate          *lingerGate
+}
+
+// linger drains a refused request's body for a bounded time, so that its
+// client reads the answer before the connection closes; then it closes
+// the connection. Where it may not (HTTP/2, a client waiting for 100
+// Continue, who sends nothing, or too many lingering already) it cuts
+// the connection at once.
+func linger(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	pb, ok := r.Body.(*protectedBody)
+	if !ok || r.ProtoMajor != 1 || r.Header.Get("Expect") != "" || !pb.gate.enter() {
+		rc.SetReadDeadline(time.Now())
+		return
+	}
+	defer pb.gate.leave()
+	rc.EnableFullDuplex() // the body is read after the answer is written
+	if rc.Flush() == nil && rc.SetReadDeadline(time.Now().Add(pb.gate.time)) == nil {
+		io.Copy(io.Discard, io.LimitReader(pb.raw, pb.gate.bytes))
+	}
+	rc.SetReadDeadline(time.Now())
+}
+
+// lingerGate holds the lingering bounds (lingerTime and the others, or a
+// test's) and counts the connections lingering at once. It is safe for
+// concurrent use.
+type lingerGate struct {
+	time  time.Duration
+	bytes int64
+	max   int
+
+	mu sync.Mutex
+	n  int
+}
+
+func (g *lingerGate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n >= g.max {
+		return false
+	}
+	g.n++
+	return true
+}
+
+func (g *lingerGate) leave() {
+	g.mu.Lock()
+	g.n--
+	g.mu.Unlock()
 }
 
 // capMessage says which of l's caps a request was refused at.
@@ -403,7 +479,7 @@ func (s *Server) readCreateBody(w http.ResponseWriter, r *http.Request) ([]byte,
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig) || int64(buf.Len()) > limit:
-		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
+		refuse(w, r, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
 		return nil, false
 	case isTimeout(err):
 		// Too slow: the connection is cut, nobody reads an answer.

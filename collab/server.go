@@ -266,6 +266,7 @@ type Server struct {
 	bodies      *byteBudget
 	disk        *diskGuard
 	writes      writeHealth // health.go
+	lingering   *lingerGate // limits.go
 
 	// authorKey is never changed after New.
 	authorKey []byte
@@ -301,6 +302,7 @@ func New(store Store, opts Options) *Server {
 		conns:       newConnLimiter("requests", opts.MaxConns, opts.MaxConnsPerAddr),
 		healthConns: newConnLimiter("health checks", opts.MaxHealthConns, opts.MaxHealthConnsPerAddr),
 		pageConns:   newConnLimiter("page requests", opts.MaxPageConns, opts.MaxPageConnsPerAddr),
+		lingering:   &lingerGate{time: lingerTime, bytes: lingerBytes, max: maxLingering},
 		creates:     newAddrBuckets(opts.CreateRate, opts.CreateBurst, opts.MaxTrackedAddrs),
 		bodies:      &byteBudget{max: opts.MaxBodyBytesInFlight},
 		disk:        &diskGuard{store: store, every: opts.DiskCheckInterval},
