@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"strings"
@@ -295,4 +296,115 @@ func TestLingerBounded(t *testing.T) {
 			t.Errorf("the server still holds a dripping client's connection past its linger time")
 		}
 	})
+}
+
+// TestHostCheck: a server on loopback answered any Host, so a page that
+// rebinds its own name to 127.0.0.1 could create and edit documents as
+// its own origin. With AllowedHosts set, only those names and the
+// loopback ones are served.
+func TestHostCheck(t *testing.T) {
+	ts := newTestServer(t, Options{AllowedHosts: []string{"collab.example.com", "*.collab.test"}})
+	pages := httptestServer(t, ts.srv.ProtectPages(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "page")
+	})))
+	do := func(method, url, host string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(guardCtx(t), method, url, strings.NewReader(`{"text":"x"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	for _, tc := range []struct {
+		host string
+		ok   bool
+	}{
+		{"localhost:8080", true},
+		{"LOCALHOST", true},
+		{"127.0.0.1:1", true},
+		{"127.0.0.2", true},
+		{"[::1]:8080", true},
+		{"collab.example.com", true},
+		{"Collab.Example.Com:443", true},
+		{"a.collab.test", true},
+		{"evil.example", false},
+		{"evil.example:8080", false},
+		{"collab.example.com.evil.example", false},
+		{"192.0.2.1:8080", false},
+	} {
+		for _, c := range []struct{ method, url string }{
+			{http.MethodPost, ts.URL + "/api/docs"},
+			{http.MethodGet, ts.URL + "/healthz"},
+			{http.MethodGet, pages + "/"},
+		} {
+			status, body := do(c.method, c.url, tc.host)
+			switch {
+			case tc.ok && status >= 400:
+				t.Errorf("%s %s with Host %q: %d (%s), want it served", c.method, c.url, tc.host, status, body)
+			case !tc.ok && status != http.StatusForbidden:
+				t.Errorf("%s %s with Host %q: %d, want 403", c.method, c.url, tc.host, status)
+			case !tc.ok:
+				if code, _ := apiErrorOf(t, body); code != CodeForbidden {
+					t.Errorf("%s with Host %q: code %q, want %q", c.url, tc.host, code, CodeForbidden)
+				}
+			}
+		}
+	}
+	// Without AllowedHosts, any Host is served.
+	open := newTestServer(t, Options{})
+	if status, body := do(http.MethodPost, open.URL+"/api/docs", "evil.example"); status != http.StatusCreated {
+		t.Errorf("no AllowedHosts, Host evil.example: %d (%s), want 201", status, body)
+	}
+}
+
+// TestHSTS: nothing sent Strict-Transport-Security over TLS. It comes
+// over TLS, and from behind a trusted proxy that says https, never over
+// plain HTTP.
+func TestHSTS(t *testing.T) {
+	opts := Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+	srv := New(newMemStore(), opts)
+	t.Cleanup(func() { srv.Close(context.Background()) })
+	tlsTS := httptest.NewTLSServer(srv)
+	defer tlsTS.Close()
+	plain := httptest.NewServer(srv)
+	defer plain.Close()
+	untrusted := New(newMemStore(), Options{})
+	t.Cleanup(func() { untrusted.Close(context.Background()) })
+	untrustedTS := httptest.NewServer(untrusted)
+	defer untrustedTS.Close()
+
+	get := func(c *http.Client, url, proto string) string {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(guardCtx(t), http.MethodGet, url+"/healthz", nil)
+		if proto != "" {
+			req.Header.Set("X-Forwarded-Proto", proto)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get("Strict-Transport-Security")
+	}
+	want := "max-age=31536000"
+	if got := get(tlsTS.Client(), tlsTS.URL, ""); got != want {
+		t.Errorf("over TLS: Strict-Transport-Security %q, want %q", got, want)
+	}
+	if got := get(http.DefaultClient, plain.URL, "https"); got != want {
+		t.Errorf("from a trusted proxy saying https: %q, want %q", got, want)
+	}
+	if got := get(http.DefaultClient, plain.URL, "http"); got != "" {
+		t.Errorf("from a trusted proxy saying http: %q, want none", got)
+	}
+	if got := get(http.DefaultClient, plain.URL, ""); got != "" {
+		t.Errorf("over plain HTTP: %q, want none", got)
+	}
+	if got := get(http.DefaultClient, untrustedTS.URL, "https"); got != "" {
+		t.Errorf("X-Forwarded-Proto from an untrusted peer: %q, want none", got)
+	}
 }

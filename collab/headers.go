@@ -2,7 +2,9 @@ package collab
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // pageCSP is the Content-Security-Policy of the pages: scripts, styles and
@@ -20,13 +22,22 @@ const apiCSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 // securityHeaders sets the headers every answer carries: no MIME
 // sniffing (a text/plain document must never be run as HTML or script),
 // no Referer (the edit id is in the page's URL fragment, which browsers
-// keep out of Referer, but a path could carry it), and a strict CSP.
+// keep out of Referer, but a path could carry it), and a strict CSP;
+// over https, Strict-Transport-Security too, so that a browser never
+// sends an edit id over plain HTTP to this host again.
 func (s *Server) securityHeaders(next http.Handler) http.Handler {
 	page := pageCSP + s.opts.FrameAncestors
+	hsts := ""
+	if s.opts.HSTSMaxAge > 0 {
+		hsts = "max-age=" + strconv.FormatInt(int64(s.opts.HSTSMaxAge/time.Second), 10)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
+		if hsts != "" && s.overHTTPS(r) {
+			h.Set("Strict-Transport-Security", hsts)
+		}
 		if strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/healthz" {
 			h.Set("Content-Security-Policy", apiCSP)
 		} else {
@@ -34,4 +45,20 @@ func (s *Server) securityHeaders(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// overHTTPS reports whether r's client used https: to this server's TLS,
+// or to a trusted proxy that says so in X-Forwarded-Proto. From anyone
+// else the header is ignored: over plain HTTP, HSTS means nothing to a
+// browser anyway, but a client must not make the server claim https.
+func (s *Server) overHTTPS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if len(s.opts.TrustedProxies) == 0 || !s.trusted(parseIP(r.RemoteAddr)) {
+		return false
+	}
+	// A chain of proxies may list one value each; the client's is first.
+	proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+	return strings.EqualFold(strings.TrimSpace(proto), "https")
 }

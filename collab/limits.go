@@ -52,6 +52,10 @@ func (s *Server) protect(next http.Handler, pool *connLimiter) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		if !s.hostAllowed(r) { // hosts.go
+			refuseHost(w, r)
+			return
+		}
 		// The checks are a function of their own, so that their frame is
 		// not under every long-lived stream's (an idle SSE viewer's stack
 		// must stay small enough for the GC to shrink it).

@@ -156,6 +156,17 @@ type Options struct {
 	// as well as count (default 4 MiB); a page always holds at least one
 	// op.
 	MaxOpsPageBytes int
+	// AllowedHosts, when not nil, lists the host names (path.Match
+	// patterns, ports ignored) that requests may carry in Host, besides
+	// the loopback names (localhost, 127.0.0.1, [::1]), which are always
+	// allowed; any other Host is answered 403 forbidden (hosts.go: a
+	// DNS-rebinding guard). Nil allows any Host. cmd/collabd sets it for
+	// a server bound to loopback, and whenever -allowed-hosts is given.
+	AllowedHosts []string
+	// HSTSMaxAge is the max-age of the Strict-Transport-Security header
+	// sent over TLS, or when a trusted proxy says the client used https
+	// (X-Forwarded-Proto); default one year, negative: no header.
+	HSTSMaxAge time.Duration
 	// FrameAncestors is the Content-Security-Policy frame-ancestors value
 	// of the pages: who may embed them (default 'none').
 	FrameAncestors string
@@ -223,6 +234,9 @@ func (o *Options) setDefaults() {
 		o.MaxDocHistory = 256 << 20
 	}
 	setDefault(&o.MaxOpsPageBytes, 4<<20)
+	if o.HSTSMaxAge == 0 {
+		o.HSTSMaxAge = 365 * 24 * time.Hour
+	}
 	if o.FrameAncestors == "" {
 		o.FrameAncestors = "'none'"
 	}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -93,6 +95,14 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 		cfg.adminHosts = splitList(v)
 		return nil
 	})
+	fs.Func("allowed-hosts", "comma-separated host `names` (path.Match patterns, any port) that requests may carry in Host, besides localhost, 127.0.0.1 and [::1]; any other is refused 403 (a DNS-rebinding guard). With a loopback -addr only the loopback names are allowed unless listed here (behind a proxy, list the public name); otherwise any Host is unless this is given", func(v string) error {
+		o.AllowedHosts = splitList(v)
+		if o.AllowedHosts == nil {
+			o.AllowedHosts = []string{}
+		}
+		return nil
+	})
+	fs.DurationVar(&o.HSTSMaxAge, "hsts-max-age", 365*24*time.Hour, "max-age of the Strict-Transport-Security header sent over TLS (or when a trusted proxy's X-Forwarded-Proto says https); negative: none")
 	fs.IntVar(&o.MaxConns, "max-conns", 4096, "most requests in progress at once, WebSocket and SSE sessions included; past it 503")
 	fs.IntVar(&o.MaxConnsPerAddr, "max-conns-per-addr", 64, "most requests in progress from one client address (an IPv6 /64); past it 429")
 	fs.IntVar(&o.MaxHealthConns, "max-health-conns", 32, "most /healthz requests in progress at once, counted apart from -max-conns so that sessions cannot starve the health check; past it 503")
@@ -178,6 +188,11 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		return cfg, errors.New("-tls-cert and -tls-key go together")
 	}
+	// On loopback, only the loopback names (and -allowed-hosts) are
+	// served: any other Host is a DNS-rebinding page's.
+	if o.AllowedHosts == nil && loopbackAddr(cfg.addr) {
+		o.AllowedHosts = []string{}
+	}
 	if err := cfg.embed.check(cfg.adminAddr); err != nil {
 		return cfg, err
 	}
@@ -213,4 +228,31 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// loopbackAddr reports whether a listen address is on loopback only: a
+// loopback IP, or a name all of whose addresses are.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Unmap().IsLoopback()
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return false
+	}
+	for _, a := range addrs {
+		if !a.Unmap().IsLoopback() {
+			return false
+		}
+	}
+	return true
 }

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"net/http"
 	"os"
@@ -141,5 +142,104 @@ func TestHealthzFullDiskNoFreeCheck(t *testing.T) {
 	}
 	if got, body := getStatus(t, s.URL+"/healthz"); got != http.StatusOK {
 		t.Errorf("healthz once a write succeeded again: %d (%s), want 200", got, body)
+	}
+}
+
+// postWithHost creates a document at base, naming host in Host.
+func postWithHost(t *testing.T, c *http.Client, base, host string) (int, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/docs", strings.NewReader(`{"text":"rebound"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Host = host
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header
+}
+
+// TestLoopbackRefusesRebinding: collabd on loopback created documents for
+// any Host, so a page whose name was rebound to 127.0.0.1 could use it.
+// Now only the loopback names, and -allowed-hosts, are served there.
+func TestLoopbackRefusesRebinding(t *testing.T) {
+	s := startServer(t)
+	_, port, _ := strings.Cut(strings.TrimPrefix(s.URL, "http://"), ":")
+	for _, tc := range []struct {
+		host string
+		want int
+	}{
+		{"evil.example:" + port, http.StatusForbidden},
+		{"evil.example", http.StatusForbidden},
+		{"localhost:" + port, http.StatusCreated},
+		{"127.0.0.1:" + port, http.StatusCreated},
+		{"[::1]:" + port, http.StatusCreated},
+	} {
+		if got, _ := postWithHost(t, http.DefaultClient, s.URL, tc.host); got != tc.want {
+			t.Errorf("create with Host %q on loopback: %d, want %d", tc.host, got, tc.want)
+		}
+	}
+
+	listed := startServer(t, "-allowed-hosts", "collab.example.com")
+	if got, _ := postWithHost(t, http.DefaultClient, listed.URL, "collab.example.com"); got != http.StatusCreated {
+		t.Errorf("create with a Host in -allowed-hosts: %d, want 201", got)
+	}
+	if got, _ := postWithHost(t, http.DefaultClient, listed.URL, "evil.example"); got != http.StatusForbidden {
+		t.Errorf("create with a Host not in -allowed-hosts: %d, want 403", got)
+	}
+}
+
+// TestHSTSOverTLS: collabd serving TLS sent no Strict-Transport-Security.
+func TestHSTSOverTLS(t *testing.T) {
+	cert, key, pool := selfSignedCert(t)
+	s := startServer(t, "-tls-cert", cert, "-tls-key", key)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	for _, path := range []string{"/", "/healthz"} {
+		resp, err := c.Get(s.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(got, "max-age=") {
+			t.Errorf("GET %s over TLS: Strict-Transport-Security %q, want max-age=...", path, got)
+		}
+	}
+	plain := startServer(t)
+	resp, err := http.Get(plain.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Strict-Transport-Security"); got != "" {
+		t.Errorf("over plain HTTP: Strict-Transport-Security %q, want none", got)
+	}
+}
+
+// TestAllowedHostsConfig: the Host check is on for a loopback -addr and
+// whenever -allowed-hosts is given, off otherwise.
+func TestAllowedHostsConfig(t *testing.T) {
+	none := func(string) (string, bool) { return "", false }
+	for _, tc := range []struct {
+		args []string
+		want []string // nil: any Host
+	}{
+		{[]string{"-addr", "127.0.0.1:8080"}, []string{}},
+		{[]string{"-addr", "localhost:8080"}, []string{}},
+		{[]string{"-addr", "[::1]:8080"}, []string{}},
+		{[]string{"-addr", ":8080"}, nil},
+		{[]string{"-addr", "0.0.0.0:8080"}, nil},
+		{[]string{"-addr", "192.0.2.1:8080"}, nil},
+		{[]string{"-addr", "127.0.0.1:8080", "-allowed-hosts", "a.example, b.example"}, []string{"a.example", "b.example"}},
+		{[]string{"-addr", ":8080", "-allowed-hosts", "a.example"}, []string{"a.example"}},
+	} {
+		cfg, err := parseConfig(tc.args, none, io.Discard)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		got := cfg.collab.AllowedHosts
+		if (got == nil) != (tc.want == nil) || strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("%q: AllowedHosts %#v, want %#v", tc.args, got, tc.want)
+		}
 	}
 }
