@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -406,5 +407,104 @@ func TestHSTS(t *testing.T) {
 	}
 	if got := get(http.DefaultClient, untrustedTS.URL, "https"); got != "" {
 		t.Errorf("X-Forwarded-Proto from an untrusted peer: %q, want none", got)
+	}
+}
+
+// TestWebhookOutboxBounded: with the receiver down and text in changed
+// events, the outbox grew by a document's text every debounce (855 MB in
+// 46 s). Now past its byte bound the text is left out, past its count
+// the oldest events go, and once the receiver is back it hears every
+// document's latest revision.
+func TestWebhookOutboxBounded(t *testing.T) {
+	const maxBytes, maxEvents = 40_000, 30
+	rc := newReceiver(t, []byte("webhook-secret"))
+	rc.down.Store(true)
+	out := &memOutbox{}
+	ts := webhookServer(t, rc, out, WebhookOptions{Text: true, Debounce: 5 * time.Millisecond,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		MaxOutboxBytes: maxBytes, MaxOutboxEvents: maxEvents})
+	ctx := guardCtx(t)
+	var docs []*Client
+	var ids []string
+	for range 4 {
+		id, _ := ts.createDoc(t, strings.Repeat("t", 10_000))
+		docs = append(docs, ts.dial(t, id, ClientOptions{}))
+		ids = append(ids, id)
+	}
+	adds := func() int { out.mu.Lock(); defer out.mu.Unlock(); return out.adds }
+	for i := range 40 {
+		c := docs[i%len(docs)]
+		before := adds()
+		if err := c.Edit(ot.Op{ot.Retain(c.Len()), ot.Insert("!")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Each edit its own changed event.
+		for adds() == before {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("edit %d made no changed event", i)
+			case <-time.After(time.Millisecond):
+			}
+		}
+		n, b, _ := out.Size(ctx)
+		if n > maxEvents || b > maxBytes {
+			t.Fatalf("after edit %d the outbox holds %d events, %d bytes; want at most %d, %d", i, n, b, maxEvents, maxBytes)
+		}
+	}
+	out.mu.Lock()
+	first := out.evs[0].Seq
+	var omitted, withText int
+	for _, e := range out.evs {
+		var ev webhookEvent
+		json.Unmarshal(e.Body, &ev)
+		switch {
+		case ev.TextOmitted && ev.Text == nil:
+			omitted++
+		case ev.TextOmitted:
+			t.Errorf("event %d says its text is omitted and has it", e.Seq)
+		case ev.Text != nil:
+			withText++
+		}
+	}
+	out.mu.Unlock()
+	if first == 1 {
+		t.Errorf("44 events in an outbox of %d and the oldest is still there", maxEvents)
+	}
+	if omitted == 0 {
+		t.Errorf("no event went without its text past the byte bound (%d with text)", withText)
+	}
+
+	rc.down.Store(false)
+	for i, c := range docs {
+		id, rev := ids[i], c.Rev()
+		rc.waitFor(t, "the latest revision of every document", func(evs []webhookEvent) bool {
+			e, ok := lastChanged(evs, id)
+			return ok && e.Rev == rev
+		})
+	}
+}
+
+// TestWebhookOutboxBoundedAtStart: an outbox left past the bounds (by an
+// older server, or other bounds) is brought within them at start-up, the
+// oldest events going first.
+func TestWebhookOutboxBoundedAtStart(t *testing.T) {
+	out := &memOutbox{}
+	var evs []OutboxEvent
+	for i := range 50 {
+		evs = append(evs, OutboxEvent{Queued: time.Now(), Body: []byte(fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("p", 1000)))})
+	}
+	out.Add(context.Background(), evs)
+	rc := newReceiver(t, []byte("webhook-secret"))
+	rc.down.Store(true)
+	webhookServer(t, rc, out, WebhookOptions{MaxOutboxEvents: 10, MaxOutboxBytes: 1 << 20})
+	n, _, _ := out.Size(context.Background())
+	out.mu.Lock()
+	first := out.evs[0].Seq
+	out.mu.Unlock()
+	if n != 10 || first != 41 {
+		t.Errorf("outbox at start: %d events from seq %d, want the newest 10, from 41", n, first)
 	}
 }

@@ -143,6 +143,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.StringVar(&e.webhookSecretFile, "webhook-secret-file", "", "`file` holding the secret that webhook bodies are signed with (HMAC-SHA256)")
 	fs.DurationVar(&e.webhookDebounce, "webhook-debounce", 2*time.Second, "least time between two changed events of one document")
 	fs.BoolVar(&e.webhookText, "webhook-text", false, "include the document's text in changed events")
+	fs.Int64Var(&e.webhookMaxBytes, "webhook-outbox-bytes", 64<<20, "`bytes` of event bodies the webhook outbox holds while the receiver is away: past them changed events are queued without their text (\"textOmitted\": true), and when even that does not fit the oldest events are dropped")
+	fs.IntVar(&e.webhookMaxEvents, "webhook-outbox-events", 100_000, "webhook events the outbox holds while the receiver is away; past it the oldest are dropped")
 	fs.BoolVar(&e.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener (-admin-addr)")
 
 	// Cluster mode (natsconn.go, docs/scaling.md).
