@@ -31,12 +31,18 @@ import (
 // outboxUse is what the outbox holds, as far as this server has added
 // and removed it.
 type outboxUse struct {
-	mu      sync.Mutex
-	events  int
-	bytes   int64
-	head    uint64 // every event up to this seq has left the outbox
-	omitted bool   // text is being left out (logged once per episode)
+	mu     sync.Mutex
+	events int
+	bytes  int64
+	head   uint64 // every event up to this seq has left the outbox
+	// Omitted texts and evictions are logged at most once per logEvery
+	// each, with the number since the last line: a full outbox does
+	// either about once per changed event.
+	omitLogged, evictLogged time.Time
+	omitUnlogged, unlogged  int
 }
+
+const logEvery = time.Minute
 
 // evictBatch is how many events one read of the outbox's head takes.
 const evictBatch = 16
@@ -82,16 +88,15 @@ func (w *webhooks) prepare(ctx context.Context, evs []webhookEvent) []OutboxEven
 		out = append(out, OutboxEvent{Queued: now, Body: body})
 		size += int64(len(body))
 	}
-	switch {
-	case omitted > 0 && !u.omitted:
-		u.omitted = true
-		w.log.Warn("webhook outbox past its byte bound: changed events are queued without their text",
-			"outbox_bytes", u.bytes, "max_bytes", w.opts.MaxOutboxBytes)
-	case omitted == 0 && u.omitted && evs[0].Text != nil:
-		u.omitted = false
-		w.log.Info("webhook outbox has room again: changed events carry their text")
+	if omitted > 0 {
+		w.metrics.webhookTextOmitted(omitted)
+		u.omitUnlogged += omitted
+		if now.Sub(u.omitLogged) >= logEvery {
+			w.log.Warn("webhook outbox past its byte bound: changed events queued without their text",
+				"events", u.omitUnlogged, "outbox_bytes", u.bytes, "max_bytes", w.opts.MaxOutboxBytes)
+			u.omitLogged, u.omitUnlogged = now, 0
+		}
 	}
-	w.metrics.webhookTextOmitted(omitted)
 
 	overEvents := u.events + len(out) - w.opts.MaxOutboxEvents
 	overBytes := u.bytes + size - w.opts.MaxOutboxBytes
@@ -105,10 +110,7 @@ func (w *webhooks) prepare(ctx context.Context, evs []webhookEvent) []OutboxEven
 		out = out[1:]
 		dropped++
 	}
-	if dropped > 0 {
-		w.log.Error("webhook events dropped: no room in the outbox", "dropped", dropped)
-		w.metrics.webhookEvicted(dropped)
-	}
+	w.evicted(dropped)
 	u.events += len(out)
 	u.bytes += size
 	w.metrics.webhookOutbox(u.events, u.bytes)
@@ -153,10 +155,22 @@ func (w *webhooks) evictLocked(ctx context.Context, events int, bytes int64) {
 		}
 		evicted += k
 	}
-	if evicted > 0 {
-		w.log.Error("webhook outbox full: oldest events dropped", "dropped", evicted,
+	w.evicted(evicted)
+}
+
+// evicted logs and counts n events dropped from the outbox. The caller
+// holds w.use.mu.
+func (w *webhooks) evicted(n int) {
+	if n == 0 {
+		return
+	}
+	w.metrics.webhookEvicted(n)
+	u := &w.use
+	u.unlogged += n
+	if now := time.Now(); now.Sub(u.evictLogged) >= logEvery {
+		w.log.Error("webhook outbox full: events dropped, oldest first", "dropped", u.unlogged,
 			"max_events", w.opts.MaxOutboxEvents, "max_bytes", w.opts.MaxOutboxBytes)
-		w.metrics.webhookEvicted(evicted)
+		u.evictLogged, u.unlogged = now, 0
 	}
 }
 
