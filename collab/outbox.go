@@ -71,6 +71,11 @@ func (w *webhooks) initUse() {
 // reserves the room for what it returns; add gives back what it could
 // not add.
 func (w *webhooks) prepare(ctx context.Context, evs []webhookEvent) []OutboxEvent {
+	// Encoded outside the lock: a body may hold a large text.
+	bodies := make([][]byte, len(evs))
+	for i, ev := range evs {
+		bodies[i] = mustJSON(ev)
+	}
 	u := &w.use
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -78,8 +83,8 @@ func (w *webhooks) prepare(ctx context.Context, evs []webhookEvent) []OutboxEven
 	out := make([]OutboxEvent, 0, len(evs))
 	var size int64
 	omitted := 0
-	for _, ev := range evs {
-		body := mustJSON(ev)
+	for i, ev := range evs {
+		body := bodies[i]
 		if ev.Text != nil && u.bytes+size+int64(len(body)) > w.opts.MaxOutboxBytes {
 			ev.Text, ev.TextOmitted = nil, true
 			body = mustJSON(ev)
