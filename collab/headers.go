@@ -26,25 +26,40 @@ const apiCSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 // over https, Strict-Transport-Security too, so that a browser never
 // sends an edit id over plain HTTP to this host again.
 func (s *Server) securityHeaders(next http.Handler) http.Handler {
-	page := pageCSP + s.opts.FrameAncestors
-	hsts := ""
-	if s.opts.HSTSMaxAge > 0 {
-		hsts = "max-age=" + strconv.FormatInt(int64(s.opts.HSTSMaxAge/time.Second), 10)
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		if hsts != "" && s.overHTTPS(r) {
-			h.Set("Strict-Transport-Security", hsts)
-		}
-		if strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/healthz" {
-			h.Set("Content-Security-Policy", apiCSP)
-		} else {
-			h.Set("Content-Security-Policy", page)
-		}
+		// A function of its own, so that its frame is not under every
+		// long-lived stream's (see Protect).
+		s.setSecurityHeaders(w.Header(), r)
 		next.ServeHTTP(w, r)
 	})
+}
+
+func (s *Server) setSecurityHeaders(h http.Header, r *http.Request) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	if s.headers.hsts != "" && s.overHTTPS(r) {
+		h.Set("Strict-Transport-Security", s.headers.hsts)
+	}
+	if strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/healthz" {
+		h.Set("Content-Security-Policy", apiCSP)
+	} else {
+		h.Set("Content-Security-Policy", s.headers.page)
+	}
+}
+
+// headerValues are the values of securityHeaders that depend on Options,
+// made once.
+type headerValues struct {
+	page string // Content-Security-Policy of the pages
+	hsts string // Strict-Transport-Security; empty: none
+}
+
+func newHeaderValues(o Options) headerValues {
+	v := headerValues{page: pageCSP + o.FrameAncestors}
+	if o.HSTSMaxAge > 0 {
+		v.hsts = "max-age=" + strconv.FormatInt(int64(o.HSTSMaxAge/time.Second), 10)
+	}
+	return v
 }
 
 // overHTTPS reports whether r's client used https: to this server's TLS,

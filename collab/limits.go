@@ -52,10 +52,6 @@ func (s *Server) protect(next http.Handler, pool *connLimiter) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if !s.hostAllowed(r) { // hosts.go
-			refuseHost(w, r)
-			return
-		}
 		// The checks are a function of their own, so that their frame is
 		// not under every long-lived stream's (an idle SSE viewer's stack
 		// must stay small enough for the GC to shrink it).
@@ -79,10 +75,14 @@ func (s *Server) poolFor(r *http.Request) *connLimiter {
 	return s.conns
 }
 
-// admit applies the body limits and takes a place under the connection
-// caps of pool (nil: poolFor's); it answers a request that gets none and
-// returns a nil slot.
+// admit checks the Host, applies the body limits and takes a place under
+// the connection caps of pool (nil: poolFor's); it answers a request that
+// gets none and returns a nil slot.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request, pool *connLimiter) (*http.Request, *connSlot) {
+	if !s.hostAllowed(r) { // hosts.go
+		refuseHost(w, r)
+		return r, nil
+	}
 	if hasBody(r) {
 		// The deadline cuts a body that stops short or drips, even
 		// one that net/http reads on its own after a handler left it

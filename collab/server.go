@@ -281,6 +281,7 @@ type Server struct {
 	disk        *diskGuard
 	writes      writeHealth // health.go
 	lingering   *lingerGate // limits.go
+	headers     headerValues
 
 	// authorKey is never changed after New.
 	authorKey []byte
@@ -317,6 +318,7 @@ func New(store Store, opts Options) *Server {
 		healthConns: newConnLimiter("health checks", opts.MaxHealthConns, opts.MaxHealthConnsPerAddr),
 		pageConns:   newConnLimiter("page requests", opts.MaxPageConns, opts.MaxPageConnsPerAddr),
 		lingering:   &lingerGate{time: lingerTime, bytes: lingerBytes, max: maxLingering},
+		headers:     newHeaderValues(opts),
 		creates:     newAddrBuckets(opts.CreateRate, opts.CreateBurst, opts.MaxTrackedAddrs),
 		bodies:      &byteBudget{max: opts.MaxBodyBytesInFlight},
 		disk:        &diskGuard{store: store, every: opts.DiskCheckInterval},
