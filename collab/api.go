@@ -26,10 +26,13 @@ type apiError struct {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b := mustJSON(v)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	// Complete even when flushed before the handler ends (refuse).
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	w.Write(mustJSON(v))
+	w.Write(b)
 }
 
 func writeError(w http.ResponseWriter, status int, code, message string) {
@@ -146,7 +149,9 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := s.store.Create(r.Context(), meta, first); err != nil {
+	err := s.store.Create(r.Context(), meta, first)
+	s.noteWrite(err)
+	if err != nil {
 		s.writeStoreError(w, r, err)
 		return
 	}
@@ -325,6 +330,14 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.Error("health check: store cannot write", "err", err)
 		writeError(w, http.StatusServiceUnavailable, CodeInternal, "storage cannot write")
+		return
+	}
+	// A ping can succeed where commits fail (health.go): the latest
+	// commit's failure counts too, whatever the free-space check says.
+	if at, err := s.writeFailure(); err != nil {
+		s.log.Error("health check: the store's latest write failed", "ago", time.Since(at).Round(time.Millisecond), "err", err)
+		writeError(w, http.StatusServiceUnavailable, CodeInternal,
+			fmt.Sprintf("storage cannot commit: the latest write failed %s ago", time.Since(at).Round(time.Second)))
 		return
 	}
 	// A write that fits in a free page proves little about the next one

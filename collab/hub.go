@@ -749,6 +749,7 @@ func (h *hub) startCommit() {
 	h.paceStarted(time.Now())
 	h.commitLen = h.doc.Len()
 	bytes := h.batchBytes
+	solo := h.link == nil // health.go: noteCommit
 	go func() {
 		// Not h.srv.ctx: a commit under way finishes even while the
 		// server shuts down, and the hub waits for it.
@@ -756,6 +757,7 @@ func (h *hub) startCommit() {
 		defer cancel()
 		start := time.Now()
 		err := h.srv.store.Append(ctx, h.id, recs)
+		h.srv.noteCommit(err, solo)
 		h.srv.opts.Metrics.committed(time.Since(start), len(recs), bytes)
 		h.commitDone <- err
 	}()
@@ -855,7 +857,9 @@ func (h *hub) saveSnapshot() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	if err := h.srv.store.SaveSnapshot(ctx, h.id, h.rev, h.doc.String()); err != nil {
+	err := h.srv.store.SaveSnapshot(ctx, h.id, h.rev, h.doc.String())
+	h.srv.noteCommit(err, h.link == nil)
+	if err != nil {
 		h.log.Error("save snapshot", "rev", h.rev, "err", err)
 		return
 	}

@@ -24,10 +24,29 @@ import (
 // clients: security headers (headers.go), the caps on requests in
 // progress overall and per client address, and the size and time limits
 // of request bodies. The server's own API is always behind it; cmd wraps
-// the frontend's files with it too, so one set of caps covers everything
-// a listener serves. Requests are counted once however often Protect is
-// applied along the way.
+// the frontend's files with ProtectPages. Requests are counted once
+// however often Protect is applied along the way.
+//
+// Requests are counted in one of three pools, so that a pool filled by
+// one kind of request never refuses another: the API's (MaxConns, which
+// long-lived WebSocket and SSE sessions fill), /healthz's
+// (MaxHealthConns), and the static pages' (MaxPageConns, see
+// ProtectPages). A load balancer's health check and a browser fetching
+// the editor still get through while every editor's place is taken.
 func (s *Server) Protect(next http.Handler) http.Handler {
+	return s.protect(next, nil)
+}
+
+// ProtectPages is Protect for the frontend's static files: the same
+// headers and body limits, counted under MaxPageConns and
+// MaxPageConnsPerAddr instead of the API's caps.
+func (s *Server) ProtectPages(next http.Handler) http.Handler {
+	return s.protect(next, s.pageConns)
+}
+
+// protect is Protect counting under pool, or for a nil pool under the
+// one poolFor picks.
+func (s *Server) protect(next http.Handler, pool *connLimiter) http.Handler {
 	return s.securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Value(protectedKey{}) != nil {
 			next.ServeHTTP(w, r)
@@ -36,7 +55,7 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 		// The checks are a function of their own, so that their frame is
 		// not under every long-lived stream's (an idle SSE viewer's stack
 		// must stay small enough for the GC to shrink it).
-		r, slot := s.admit(w, r)
+		r, slot := s.admit(w, r, pool)
 		if slot == nil {
 			return
 		}
@@ -45,21 +64,40 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 	}))
 }
 
-// admit applies the body limits and takes a place under the connection
-// caps; it answers a request that gets none and returns a nil slot.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *connSlot) {
+// poolFor returns the caps an API request counts under: /healthz has its
+// own, which nothing long-lived can fill. The path is compared exactly,
+// as the route "GET /healthz" matches it; any other spelling goes to the
+// API's caps, whatever the mux makes of it.
+func (s *Server) poolFor(r *http.Request) *connLimiter {
+	if r.URL.Path == "/healthz" {
+		return s.healthConns
+	}
+	return s.conns
+}
+
+// admit checks the Host, applies the body limits and takes a place under
+// the connection caps of pool (nil: poolFor's); it answers a request that
+// gets none and returns a nil slot.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, pool *connLimiter) (*http.Request, *connSlot) {
+	if !s.hostAllowed(r) { // hosts.go
+		refuseHost(w, r)
+		return r, nil
+	}
 	if hasBody(r) {
 		// The deadline cuts a body that stops short or drips, even
 		// one that net/http reads on its own after a handler left it
 		// unread; the WebSocket and SSE handlers, which read no
 		// body, clear it.
 		http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
-		r.Body = http.MaxBytesReader(w, r.Body, s.maxCreateBody())
+		r.Body = &protectedBody{ReadCloser: http.MaxBytesReader(w, r.Body, s.maxCreateBody()), raw: r.Body, gate: s.lingering}
+	}
+	if pool == nil {
+		pool = s.poolFor(r)
 	}
 	addr := s.clientAddr(r)
-	release, status := s.conns.acquire(addr)
+	release, status := pool.acquire(addr)
 	if status != 0 {
-		refuse(w, r, status, CodeRateLimited, connCapMessage(status, s.opts))
+		refuse(w, r, status, CodeRateLimited, pool.capMessage(status))
 		return r, nil
 	}
 	slot := &connSlot{release: release}
@@ -68,28 +106,105 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (*http.Request, *
 
 func hasBody(r *http.Request) bool { return r.Body != nil && r.Body != http.NoBody }
 
-// refuse answers a request without reading its body, and closes the
-// connection after the answer. Otherwise net/http reads up to 256 KiB of
+// refuse answers a request without using its body, and closes the
+// connection after the answer: otherwise net/http reads up to 256 KiB of
 // the body after the handler, to reuse the connection, and a client that
 // drips its body would keep the refused request's connection (until
-// BodyTimeout) after all: the read deadline is brought to now.
+// BodyTimeout) after all.
+//
+// Closing a connection whose client is still sending makes the kernel
+// reset it, and the reset throws away the answer the client has not read
+// yet: most clients, and a browser uploading a file, would report a
+// broken connection instead of the 413 or 429. So, as nginx's lingering
+// close does, the rest of the body is read and discarded for a while
+// (lingerTime, lingerBytes, at most maxLingering connections at once;
+// see lingerGate) before the connection closes.
 func refuse(w http.ResponseWriter, r *http.Request, status int, code, message string) {
-	if hasBody(r) {
-		// Over HTTP/2 the stream is reset instead, and Connection: close
-		// would end every other stream of the connection too.
-		if r.ProtoMajor == 1 {
-			w.Header().Set("Connection", "close")
-		}
-		http.NewResponseController(w).SetReadDeadline(time.Now())
+	if !hasBody(r) {
+		writeError(w, status, code, message)
+		return
+	}
+	// Over HTTP/2 the stream is reset instead, and Connection: close
+	// would end every other stream of the connection too.
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
 	}
 	writeError(w, status, code, message)
+	linger(w, r)
 }
 
-func connCapMessage(status int, o Options) string {
-	if status == http.StatusServiceUnavailable {
-		return fmt.Sprintf("the server has %d requests in progress, its limit; try again later", o.MaxConns)
+// Lingering bounds: how long and how much of a refused body is read, and
+// how many connections may be doing so at once. They are far below what
+// any client can make the server read anyway (BodyTimeout, the create
+// limit), and what is read goes nowhere.
+const (
+	lingerTime   = 10 * time.Second
+	lingerBytes  = 64 << 20
+	maxLingering = 64
+)
+
+// protectedBody is a request body behind Protect's limit; it keeps the
+// body under the limit, for linger to drain, and the server's lingerGate.
+type protectedBody struct {
+	io.ReadCloser // the limited body handlers read
+	raw           io.ReadCloser
+	gate          *lingerGate
+}
+
+// linger drains a refused request's body for a bounded time, so that its
+// client reads the answer before the connection closes; then it closes
+// the connection. Where it may not (HTTP/2, a client waiting for 100
+// Continue, who sends nothing, or too many lingering already) it cuts
+// the connection at once.
+func linger(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	pb, ok := r.Body.(*protectedBody)
+	if !ok || r.ProtoMajor != 1 || r.Header.Get("Expect") != "" || !pb.gate.enter() {
+		rc.SetReadDeadline(time.Now())
+		return
 	}
-	return fmt.Sprintf("this address has %d requests in progress, its limit; try again later", o.MaxConnsPerAddr)
+	defer pb.gate.leave()
+	rc.EnableFullDuplex() // the body is read after the answer is written
+	if rc.Flush() == nil && rc.SetReadDeadline(time.Now().Add(pb.gate.time)) == nil {
+		io.Copy(io.Discard, io.LimitReader(pb.raw, pb.gate.bytes))
+	}
+	rc.SetReadDeadline(time.Now())
+}
+
+// lingerGate holds the lingering bounds (lingerTime and the others, or a
+// test's) and counts the connections lingering at once. It is safe for
+// concurrent use.
+type lingerGate struct {
+	time  time.Duration
+	bytes int64
+	max   int
+
+	mu sync.Mutex
+	n  int
+}
+
+func (g *lingerGate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n >= g.max {
+		return false
+	}
+	g.n++
+	return true
+}
+
+func (g *lingerGate) leave() {
+	g.mu.Lock()
+	g.n--
+	g.mu.Unlock()
+}
+
+// capMessage says which of l's caps a request was refused at.
+func (l *connLimiter) capMessage(status int) string {
+	if status == http.StatusServiceUnavailable {
+		return fmt.Sprintf("the server has %d %s in progress, its limit; try again later", l.max, l.what)
+	}
+	return fmt.Sprintf("this address has %d %s in progress, its limit; try again later", l.perAddr, l.what)
 }
 
 // connSlot is a request's place under the connection caps. A handler
@@ -209,14 +324,15 @@ func addrKey(a netip.Addr) string {
 // with a request in progress, so MaxConns bounds it too.
 type connLimiter struct {
 	max, perAddr int
+	what         string // what it counts, for messages: "requests"
 
 	mu     sync.Mutex
 	total  int
 	byAddr map[string]int
 }
 
-func newConnLimiter(max, perAddr int) *connLimiter {
-	return &connLimiter{max: max, perAddr: perAddr, byAddr: make(map[string]int)}
+func newConnLimiter(what string, max, perAddr int) *connLimiter {
+	return &connLimiter{what: what, max: max, perAddr: perAddr, byAddr: make(map[string]int)}
 }
 
 // acquire counts one request from addr. It returns the function that
@@ -367,7 +483,7 @@ func (s *Server) readCreateBody(w http.ResponseWriter, r *http.Request) ([]byte,
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig) || int64(buf.Len()) > limit:
-		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
+		refuse(w, r, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("body is larger than %d bytes", limit))
 		return nil, false
 	case isTimeout(err):
 		// Too slow: the connection is cut, nobody reads an answer.

@@ -17,7 +17,7 @@ func (s *Server) LimitListener(ln net.Listener) net.Listener {
 	return &limitListener{
 		Listener: ln,
 		srv:      s,
-		conns:    newConnLimiter(s.opts.MaxTCPConns, s.opts.MaxTCPConnsPerAddr),
+		conns:    newConnLimiter("connections", s.opts.MaxTCPConns, s.opts.MaxTCPConnsPerAddr),
 	}
 }
 

@@ -44,6 +44,11 @@ type Metrics struct {
 	webhookFailed    prometheus.Counter
 	webhookDropped   prometheus.Counter
 	webhookLag       prometheus.Histogram
+	// The outbox's bounds (outbox.go).
+	webhookEvictedN    prometheus.Counter
+	webhookOmittedN    prometheus.Counter
+	webhookOutboxN     prometheus.Gauge
+	webhookOutboxBytes prometheus.Gauge
 
 	// Cluster mode (cluster.go).
 	docsOwned      prometheus.Gauge
@@ -108,6 +113,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Time from a webhook event entering the outbox to the receiver accepting it.",
 			prometheus.ExponentialBuckets(1e-3, 2, 20)),
 	}
+	m.webhookEvictedN = counter("webhook_evicted_total", "Webhook events dropped, oldest first, to keep the outbox within its bounds.")
+	m.webhookOmittedN = counter("webhook_text_omitted_total", "Changed events queued without their text, the outbox being past its byte bound.")
+	m.webhookOutboxN = gauge("webhook_outbox_events", "Webhook events queued in the outbox.")
+	m.webhookOutboxBytes = gauge("webhook_outbox_bytes", "Bytes of the webhook event bodies queued in the outbox.")
 	m.docsOwned = gauge("cluster_documents_owned", "Loaded documents whose owner lease this node holds (cluster mode); the others loaded here follow their owner.")
 	m.forwards = counter("cluster_forwards_total", "Ops this node forwarded to another node owning their document, resends included (cluster mode).")
 	m.forwardLatency = histogram("cluster_forward_seconds",
@@ -122,6 +131,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.docsLoaded, m.editors, m.viewers, m.opsApplied, m.opBytes, sent,
 		m.commitLatency, m.storageCommit, m.commitBatch, m.queueWait, m.transform, m.sendWait, m.ackLatency, m.fanOut, slow, m.errorsVec,
 		m.webhookDelivered, m.webhookFailed, m.webhookDropped, m.webhookLag,
+		m.webhookEvictedN, m.webhookOmittedN, m.webhookOutboxN, m.webhookOutboxBytes,
 		m.docsOwned, m.forwards, m.forwardLatency, m.takeovers)
 	return m
 }
@@ -260,6 +270,25 @@ func (m *Metrics) webhookFailure() {
 func (m *Metrics) webhookGaveUp() {
 	if m != nil {
 		m.webhookDropped.Inc()
+	}
+}
+
+func (m *Metrics) webhookEvicted(n int) {
+	if m != nil && n > 0 {
+		m.webhookEvictedN.Add(float64(n))
+	}
+}
+
+func (m *Metrics) webhookTextOmitted(n int) {
+	if m != nil && n > 0 {
+		m.webhookOmittedN.Add(float64(n))
+	}
+}
+
+func (m *Metrics) webhookOutbox(events int, bytes int64) {
+	if m != nil {
+		m.webhookOutboxN.Set(float64(events))
+		m.webhookOutboxBytes.Set(float64(bytes))
 	}
 }
 

@@ -128,6 +128,16 @@ type Options struct {
 	// addresses count per /64); past it, 429 rate_limited.
 	MaxConns        int
 	MaxConnsPerAddr int
+	// MaxHealthConns and MaxHealthConnsPerAddr (defaults 32 and 4) bound
+	// the /healthz requests in progress, and MaxPageConns and
+	// MaxPageConnsPerAddr (defaults 256 and 32) the requests for static
+	// pages (ProtectPages): each kind has its own caps, apart from
+	// MaxConns, so that sessions filling MaxConns never make the health
+	// check or the editor's page fail. Past them, 503 and 429 as above.
+	MaxHealthConns        int
+	MaxHealthConnsPerAddr int
+	MaxPageConns          int
+	MaxPageConnsPerAddr   int
 	// MaxTCPConns and MaxTCPConnsPerAddr bound the TCP connections that
 	// LimitListener accepts, idle ones and ones still sending their first
 	// request included (defaults 8192 and 256; trusted proxies are exempt
@@ -185,6 +195,17 @@ type Options struct {
 	// as well as count (default 4 MiB); a page always holds at least one
 	// op.
 	MaxOpsPageBytes int
+	// AllowedHosts, when not nil, lists the host names (path.Match
+	// patterns, ports ignored) that requests may carry in Host, besides
+	// the loopback names (localhost, 127.0.0.1, [::1]), which are always
+	// allowed; any other Host is answered 403 forbidden (hosts.go: a
+	// DNS-rebinding guard). Nil allows any Host. cmd/collabd sets it for
+	// a server bound to loopback, and whenever -allowed-hosts is given.
+	AllowedHosts []string
+	// HSTSMaxAge is the max-age of the Strict-Transport-Security header
+	// sent over TLS, or when a trusted proxy says the client used https
+	// (X-Forwarded-Proto); default one year, negative: no header.
+	HSTSMaxAge time.Duration
 	// FrameAncestors is the Content-Security-Policy frame-ancestors value
 	// of the pages: who may embed them (default 'none').
 	FrameAncestors string
@@ -240,6 +261,10 @@ func (o *Options) setDefaults() {
 	setDefault(&o.Heartbeat, 15*time.Second)
 	setDefault(&o.MaxConns, 4096)
 	setDefault(&o.MaxConnsPerAddr, 64)
+	setDefault(&o.MaxHealthConns, 32)
+	setDefault(&o.MaxHealthConnsPerAddr, 4)
+	setDefault(&o.MaxPageConns, 256)
+	setDefault(&o.MaxPageConnsPerAddr, 32)
 	setDefault(&o.MaxTCPConns, 8192)
 	setDefault(&o.MaxTCPConnsPerAddr, 256)
 	setDefault(&o.BodyTimeout, 30*time.Second)
@@ -257,6 +282,9 @@ func (o *Options) setDefaults() {
 		o.MaxDocHistory = 256 << 20
 	}
 	setDefault(&o.MaxOpsPageBytes, 4<<20)
+	if o.HSTSMaxAge == 0 {
+		o.HSTSMaxAge = 365 * 24 * time.Hour
+	}
 	if o.FrameAncestors == "" {
 		o.FrameAncestors = "'none'"
 	}
@@ -292,9 +320,15 @@ type Server struct {
 	// handler is mux behind Protect: caps, body limits, headers.
 	handler http.Handler
 
-	conns   *connLimiter
-	creates *addrBuckets
-	bodies  *byteBudget
+	// conns, healthConns and pageConns are Protect's three pools.
+	conns       *connLimiter
+	healthConns *connLimiter
+	pageConns   *connLimiter
+	creates     *addrBuckets
+	bodies      *byteBudget
+	writes      writeHealth // health.go
+	lingering   *lingerGate // limits.go
+	headers     headerValues
 	// admission is the check every write that grows the store passes
 	// (disk.go).
 	admission *Admission
@@ -331,17 +365,21 @@ func New(store Store, opts Options) *Server {
 	opts.Logger = slog.New(redactIDs(opts.Logger.Handler()))
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		store:   store,
-		opts:    opts,
-		log:     opts.Logger,
-		conns:   newConnLimiter(opts.MaxConns, opts.MaxConnsPerAddr),
-		creates: newAddrBuckets(opts.CreateRate, opts.CreateBurst, opts.MaxTrackedAddrs),
-		bodies:  &byteBudget{max: opts.MaxBodyBytesInFlight},
-		held:    newHeldBytes(opts.MaxHeldResponseBytes),
-		past:    newPastTexts(pastCacheBytes),
-		ctx:     ctx,
-		cancel:  cancel,
-		hubs:    make(map[string]*hub),
+		store:       store,
+		opts:        opts,
+		log:         opts.Logger,
+		conns:       newConnLimiter("requests", opts.MaxConns, opts.MaxConnsPerAddr),
+		healthConns: newConnLimiter("health checks", opts.MaxHealthConns, opts.MaxHealthConnsPerAddr),
+		pageConns:   newConnLimiter("page requests", opts.MaxPageConns, opts.MaxPageConnsPerAddr),
+		lingering:   &lingerGate{time: lingerTime, bytes: lingerBytes, max: maxLingering},
+		headers:     newHeaderValues(opts),
+		creates:     newAddrBuckets(opts.CreateRate, opts.CreateBurst, opts.MaxTrackedAddrs),
+		bodies:      &byteBudget{max: opts.MaxBodyBytesInFlight},
+		held:        newHeldBytes(opts.MaxHeldResponseBytes),
+		past:        newPastTexts(pastCacheBytes),
+		ctx:         ctx,
+		cancel:      cancel,
+		hubs:        make(map[string]*hub),
 	}
 	s.admission = NewAdmission(store, Limits{MaxDataBytes: opts.MaxDataBytes, MinFreeBytes: opts.MinFreeBytes,
 		MaxDocHistory: opts.MaxDocHistory, DiskCheckInterval: opts.DiskCheckInterval}, s.log)

@@ -42,6 +42,9 @@ type Outbox interface {
 	Pending(ctx context.Context, limit int) ([]OutboxEvent, error)
 	// Remove deletes delivered events. Unknown seqs are ignored.
 	Remove(ctx context.Context, seqs []uint64) error
+	// Size returns how many events are queued and the bytes of their
+	// bodies. It is called once, at start-up (outbox.go).
+	Size(ctx context.Context) (events int, bytes int64, err error)
 }
 
 // OutboxEvent is one queued webhook event.
@@ -86,6 +89,13 @@ type WebhookOptions struct {
 	// MaxAge is how long an event is retried before it is given up on
 	// and logged (default 72 h).
 	MaxAge time.Duration
+	// MaxOutboxBytes bounds the bytes of the event bodies queued in the
+	// outbox (default 64 MiB), and MaxOutboxEvents their number (default
+	// 100,000). Past the bytes, changed events are queued without their
+	// text ("textOmitted": true); when an event does not fit even so, the
+	// oldest queued events are dropped to make room (outbox.go).
+	MaxOutboxBytes  int64
+	MaxOutboxEvents int
 }
 
 // webhooks is the debouncer and delivery side of WebhookOptions. Every
@@ -98,6 +108,9 @@ type webhooks struct {
 
 	wake chan struct{} // capacity 1: a change is waiting for the debouncer
 	kick chan struct{} // capacity 1: the outbox has new events
+
+	// use is what the outbox holds, within its bounds (outbox.go).
+	use outboxUse
 
 	// mu guards pending: per document, the changes no event has covered.
 	mu      sync.Mutex
@@ -134,6 +147,8 @@ func startWebhooks(s *Server, o *WebhookOptions) *webhooks {
 	setDefault(&w.opts.MinBackoff, time.Second)
 	setDefault(&w.opts.MaxBackoff, 30*time.Second)
 	setDefault(&w.opts.MaxAge, 72*time.Hour)
+	setDefault(&w.opts.MaxOutboxBytes, 64<<20)
+	setDefault(&w.opts.MaxOutboxEvents, 100_000)
 	if w.opts.Client == nil {
 		w.opts.Client = &http.Client{
 			Timeout: 10 * time.Second,
@@ -142,6 +157,7 @@ func startWebhooks(s *Server, o *WebhookOptions) *webhooks {
 			},
 		}
 	}
+	w.initUse()
 	w.debounceCtx, w.stopDebounce = context.WithCancel(context.Background())
 	w.deliverCtx, w.stopDeliver = context.WithCancel(context.Background())
 	go w.debounceLoop()
@@ -205,6 +221,9 @@ type webhookEvent struct {
 	FromRev int64   `json:"fromRev,omitempty"`
 	Length  *int    `json:"length,omitempty"`
 	Text    *string `json:"text,omitempty"`
+	// TextOmitted marks a changed event queued without its text, the
+	// outbox being past its byte bound (outbox.go).
+	TextOmitted bool `json:"textOmitted,omitempty"`
 }
 
 func newEvent(typ, id, viewID string) webhookEvent {
@@ -214,16 +233,17 @@ func newEvent(typ, id, viewID string) webhookEvent {
 // outboxTimeout bounds one outbox write or read.
 const outboxTimeout = 30 * time.Second
 
-// add writes events to the outbox and wakes the delivery loop.
+// add writes events to the outbox, within its bounds (outbox.go), and
+// wakes the delivery loop.
 func (w *webhooks) add(ctx context.Context, evs ...webhookEvent) error {
-	out := make([]OutboxEvent, len(evs))
-	now := time.Now()
-	for i, ev := range evs {
-		out[i] = OutboxEvent{Queued: now, Body: mustJSON(ev)}
-	}
 	ctx, cancel := context.WithTimeout(ctx, outboxTimeout)
 	defer cancel()
+	out := w.prepare(ctx, evs)
+	if len(out) == 0 {
+		return nil
+	}
 	if err := w.opts.Outbox.Add(ctx, out); err != nil {
+		w.unreserve(out)
 		return fmt.Errorf("webhook outbox: %w", err)
 	}
 	select {
@@ -409,13 +429,15 @@ func (w *webhooks) deliverLoop() {
 			}
 			continue
 		}
-		var done []uint64
+		// done counts the events, from the first, that leave the
+		// outbox: removal is always of a prefix (outbox.go).
+		done := 0
 		failed := false
 		for _, ev := range evs {
 			if time.Since(ev.Queued) > w.opts.MaxAge {
 				w.log.Error("webhook event given up on", "queued", ev.Queued, "body", truncate(string(ev.Body), 200))
 				w.metrics.webhookGaveUp()
-				done = append(done, ev.Seq)
+				done++
 				continue
 			}
 			if err := w.post(ctx, ev.Body); err != nil {
@@ -427,13 +449,13 @@ func (w *webhooks) deliverLoop() {
 				break
 			}
 			w.metrics.webhookOK(ev.Queued)
-			done = append(done, ev.Seq)
+			done++
 		}
-		if len(done) > 0 {
+		if done > 0 {
 			// Not ctx: what was delivered is removed even while stopping,
 			// or it would be delivered again after the restart.
 			rctx, cancel := context.WithTimeout(context.Background(), outboxTimeout)
-			if err := w.opts.Outbox.Remove(rctx, done); err != nil {
+			if err := w.remove(rctx, evs[:done]); err != nil {
 				w.log.Error("remove delivered webhook events; they will be delivered again", "err", err)
 			}
 			cancel()

@@ -58,6 +58,16 @@ func (o *memOutbox) Remove(ctx context.Context, seqs []uint64) error {
 	return nil
 }
 
+func (o *memOutbox) Size(ctx context.Context) (int, int64, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var b int64
+	for _, ev := range o.evs {
+		b += int64(len(ev.Body))
+	}
+	return len(o.evs), b, nil
+}
+
 func (o *memOutbox) len() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -5,6 +5,8 @@ package frontend
 import (
 	"embed"
 	"io/fs"
+	"net/http"
+	"path"
 )
 
 //go:embed static
@@ -18,4 +20,31 @@ func FS() fs.FS {
 		panic(err)
 	}
 	return sub
+}
+
+// Handler serves the frontend's files. A directory is served only through
+// its index.html: one without is not found, never listed, so that what
+// the server holds is not laid out for anyone to browse.
+func Handler() http.Handler {
+	return http.FileServerFS(noListing{FS()})
+}
+
+// noListing is an fs.FS whose directories without an index.html do not
+// exist, as far as http.FileServerFS can tell.
+type noListing struct{ fsys fs.FS }
+
+func (n noListing) Open(name string) (fs.File, error) {
+	f, err := n.fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && st.IsDir() {
+		_, err = fs.Stat(n.fsys, path.Join(name, "index.html"))
+	}
+	if err != nil {
+		f.Close()
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return f, nil
 }

@@ -107,6 +107,32 @@ func (db *DB) OutboxPending(ctx context.Context, limit int) ([]OutboxEvent, erro
 	return out, err
 }
 
+// OutboxSize returns how many events the outbox holds and the bytes of
+// their bodies. It walks the whole bucket, checking every value, so it
+// is for start-up, not for every event.
+func (db *DB) OutboxSize(ctx context.Context) (events int, bytes int64, err error) {
+	err = db.view(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketOutbox)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			p, err := unseal(v)
+			if err != nil {
+				return fmt.Errorf("outbox event %x: %v: %w", k, err, ErrCorrupt)
+			}
+			_, n := binary.Varint(p)
+			if n <= 0 {
+				return fmt.Errorf("outbox event %x: %v: %w", k, errBadValue, ErrCorrupt)
+			}
+			events++
+			bytes += int64(len(p) - n)
+			return nil
+		})
+	})
+	return events, bytes, err
+}
+
 func decodeOutbox(k, v []byte) (OutboxEvent, error) {
 	if len(k) != 8 {
 		return OutboxEvent{}, fmt.Errorf("outbox key %x: %w", k, ErrCorrupt)

@@ -55,6 +55,10 @@ func TestOutbox(t *testing.T) {
 	if len(evs) != 3 {
 		t.Fatalf("after reopen: got %d events, want 3", len(evs))
 	}
+	// Size counts the events left and their bodies' bytes.
+	if n, b, err := db.OutboxSize(ctx); err != nil || n != 3 || b != int64(3*len(`{"n":0}`)) {
+		t.Errorf("size: got %d events, %d bytes, %v; want 3, %d", n, b, err, 3*len(`{"n":0}`))
+	}
 	for i, ev := range evs {
 		if want := fmt.Sprintf(`{"n":%d}`, i+2); string(ev.Body) != want {
 			t.Errorf("event %d: got body %s, want %s", i, ev.Body, want)
@@ -78,5 +82,8 @@ func TestOutbox(t *testing.T) {
 	}
 	if _, err := db.OutboxPending(ctx, 0); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("damaged value: got %v, want ErrCorrupt", err)
+	}
+	if _, _, err := db.OutboxSize(ctx); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("size with a damaged value: got %v, want ErrCorrupt", err)
 	}
 }

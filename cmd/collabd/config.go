@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -96,8 +98,20 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 		cfg.adminHosts = splitList(v)
 		return nil
 	})
+	fs.Func("allowed-hosts", "comma-separated host `names` (path.Match patterns, any port) that requests may carry in Host, besides localhost, 127.0.0.1 and [::1]; any other is refused 403 (a DNS-rebinding guard). With a loopback -addr only the loopback names are allowed unless listed here (behind a proxy, list the public name); otherwise any Host is unless this is given", func(v string) error {
+		o.AllowedHosts = splitList(v)
+		if o.AllowedHosts == nil {
+			o.AllowedHosts = []string{}
+		}
+		return nil
+	})
+	fs.DurationVar(&o.HSTSMaxAge, "hsts-max-age", 365*24*time.Hour, "max-age of the Strict-Transport-Security header sent over TLS (or when a trusted proxy's X-Forwarded-Proto says https); negative: none")
 	fs.IntVar(&o.MaxConns, "max-conns", 4096, "most requests in progress at once, WebSocket and SSE sessions included; past it 503")
 	fs.IntVar(&o.MaxConnsPerAddr, "max-conns-per-addr", 64, "most requests in progress from one client address (an IPv6 /64); past it 429")
+	fs.IntVar(&o.MaxHealthConns, "max-health-conns", 32, "most /healthz requests in progress at once, counted apart from -max-conns so that sessions cannot starve the health check; past it 503")
+	fs.IntVar(&o.MaxHealthConnsPerAddr, "max-health-conns-per-addr", 4, "most /healthz requests in progress from one client address; past it 429")
+	fs.IntVar(&o.MaxPageConns, "max-page-conns", 256, "most requests for the static pages in progress at once, counted apart from -max-conns; past it 503")
+	fs.IntVar(&o.MaxPageConnsPerAddr, "max-page-conns-per-addr", 32, "most requests for the static pages in progress from one client address; past it 429")
 	fs.IntVar(&o.MaxTCPConns, "max-tcp-conns", 8192, "most TCP connections held at once, idle ones included; past it new ones are closed")
 	fs.IntVar(&o.MaxTCPConnsPerAddr, "max-tcp-conns-per-addr", 256, "most TCP connections from one peer address (an IPv6 /64), trusted proxies exempt")
 	fs.Func("trusted-proxies", "comma-separated `CIDRs` (or addresses) of reverse proxies whose X-Forwarded-For names the client; default none", func(v string) error {
@@ -136,6 +150,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.StringVar(&e.webhookSecretFile, "webhook-secret-file", "", "`file` holding the secret that webhook bodies are signed with (HMAC-SHA256)")
 	fs.DurationVar(&e.webhookDebounce, "webhook-debounce", 2*time.Second, "least time between two changed events of one document")
 	fs.BoolVar(&e.webhookText, "webhook-text", false, "include the document's text in changed events")
+	fs.Int64Var(&e.webhookMaxBytes, "webhook-outbox-bytes", 64<<20, "`bytes` of event bodies the webhook outbox holds while the receiver is away: past them changed events are queued without their text (\"textOmitted\": true), and when even that does not fit the oldest events are dropped")
+	fs.IntVar(&e.webhookMaxEvents, "webhook-outbox-events", 100_000, "webhook events the outbox holds while the receiver is away; past it the oldest are dropped")
 	fs.BoolVar(&e.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener (-admin-addr)")
 
 	// Cluster mode (natsconn.go, docs/scaling.md).
@@ -181,6 +197,11 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		return cfg, errors.New("-tls-cert and -tls-key go together")
 	}
+	// On loopback, only the loopback names (and -allowed-hosts) are
+	// served: any other Host is a DNS-rebinding page's.
+	if o.AllowedHosts == nil && loopbackAddr(cfg.addr) {
+		o.AllowedHosts = []string{}
+	}
 	if err := cfg.embed.check(cfg.adminAddr); err != nil {
 		return cfg, err
 	}
@@ -216,4 +237,31 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// loopbackAddr reports whether a listen address is on loopback only: a
+// loopback IP, or a name all of whose addresses are.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Unmap().IsLoopback()
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return false
+	}
+	for _, a := range addrs {
+		if !a.Unmap().IsLoopback() {
+			return false
+		}
+	}
+	return true
 }

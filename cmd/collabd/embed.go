@@ -34,6 +34,8 @@ type embedConfig struct {
 	webhookSecretFile string
 	webhookDebounce   time.Duration
 	webhookText       bool
+	webhookMaxBytes   int64
+	webhookMaxEvents  int
 	pprof             bool
 }
 
@@ -91,6 +93,7 @@ func (e *embedConfig) setup(o *collab.Options, db *storage.DB, admin bool) (*pro
 		o.Webhook = &collab.WebhookOptions{
 			URL: e.webhookURL, Secret: secret, Outbox: outbox{db},
 			Debounce: e.webhookDebounce, Text: e.webhookText,
+			MaxOutboxBytes: e.webhookMaxBytes, MaxOutboxEvents: e.webhookMaxEvents,
 		}
 	}
 	if !admin {
@@ -164,4 +167,8 @@ func (o outbox) Pending(ctx context.Context, limit int) ([]collab.OutboxEvent, e
 
 func (o outbox) Remove(ctx context.Context, seqs []uint64) error {
 	return o.db.OutboxRemove(ctx, seqs)
+}
+
+func (o outbox) Size(ctx context.Context) (int, int64, error) {
+	return o.db.OutboxSize(ctx)
 }

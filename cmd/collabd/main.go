@@ -134,8 +134,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", docs)
 	mux.Handle("GET /healthz", docs)
-	// The pages are behind the same caps and headers as the API.
-	mux.Handle("/", docs.Protect(http.FileServerFS(frontend.FS())))
+	// The pages have the API's headers and body limits, and caps of
+	// their own, which editors' sessions cannot fill.
+	mux.Handle("/", docs.ProtectPages(frontend.Handler()))
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
