@@ -64,6 +64,8 @@ func (s *Server) routeTable() []route {
 		{"GET /api/docs/{id}/events", needEdit, false, s.handleDocEvents},
 		{"GET /api/docs/{id}/revisions", needEdit, false, s.handleDocRevisions},
 		{"POST /api/docs/{id}/restore", needEdit, false, s.handleRestore},
+		{"POST /api/docs/{id}/ops", needEdit, false, s.handlePostOps},
+		{"PUT /api/docs/{id}/text", needEdit, false, s.handlePutText},
 		{"DELETE /api/docs/{id}", needEdit, false, s.handleDelete},
 		{"GET /api/view/{viewId}", needView, true, s.handleGetView},
 		{"GET /api/view/{viewId}/events", needView, true, s.handleViewEvents},

@@ -161,6 +161,16 @@ type Options struct {
 	Metrics *Metrics
 	Webhook *WebhookOptions
 
+	// HTTP writes (httpwrite.go). WriteRate is how many writes one
+	// client address may make per second on average (default 100), in
+	// bursts of up to WriteBurst (default 200); past it, 429
+	// rate_limited. Negative: no limit. MaxWriteRebase bounds how many
+	// ops a write made on an old revision is transformed over (default
+	// 1,000,000): one further back is refused with bad_op.
+	WriteRate      float64
+	WriteBurst     int
+	MaxWriteRebase int
+
 	// AuthorKey is the secret that author ids are derived from (see
 	// author.go). Keep it in the store, so that author ids stay the same
 	// across restarts; nil means a random key for this Server alone.
@@ -213,6 +223,11 @@ func (o *Options) setDefaults() {
 		o.FrameAncestors = "'none'"
 	}
 	setDefault(&o.DiskCheckInterval, time.Second)
+	if o.WriteRate == 0 {
+		o.WriteRate = 100
+	}
+	setDefault(&o.WriteBurst, 200)
+	setDefault(&o.MaxWriteRebase, 1_000_000)
 }
 
 func setDefault[T int | int64 | float64 | time.Duration](p *T, def T) {
@@ -248,6 +263,7 @@ type Server struct {
 	creates *addrBuckets
 	bodies  *byteBudget
 	disk    *diskGuard
+	writes  *httpWrites
 
 	// authorKey is never changed after New.
 	authorKey []byte
@@ -284,6 +300,7 @@ func New(store Store, opts Options) *Server {
 		creates: newAddrBuckets(opts.CreateRate, opts.CreateBurst, opts.MaxTrackedAddrs),
 		bodies:  &byteBudget{max: opts.MaxBodyBytesInFlight},
 		disk:    &diskGuard{store: store, every: opts.DiskCheckInterval},
+		writes:  newHTTPWrites(opts),
 		ctx:     ctx,
 		cancel:  cancel,
 		hubs:    make(map[string]*hub),
