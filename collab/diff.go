@@ -77,11 +77,83 @@ func textDiff(a, b string) ot.Op {
 				dj += script[k].n
 			}
 		}
-		op = appendRuneDiff(op, []rune(strings.Join(la[i:i+di], "")), []rune(strings.Join(lb[j:j+dj], "")))
+		op = appendBlockDiff(op, la[i:i+di], lb[j:j+dj])
 		i += di
 		j += dj
 	}
 	return op
+}
+
+// maxPairedLines bounds the blocks whose lines appendBlockDiff pairs up,
+// and maxExtraLines the lines one side of such a block may have more.
+const (
+	maxPairedLines = 64
+	maxExtraLines  = 8
+)
+
+// appendBlockDiff appends to op the diff of a block of changed lines a
+// into b. When one side has a few lines more, those lines are taken as
+// inserted (or deleted) whole, wherever in the block that leaves the
+// fewest code points changed in the lines paired with each other, in
+// order; so an added line stays one insert, and an edited line next to
+// it is diffed against itself. Otherwise the block is diffed by code
+// points as one.
+func appendBlockDiff(op ot.Op, a, b []string) ot.Op {
+	joined := func(lines []string) []rune { return []rune(strings.Join(lines, "")) }
+	extra := len(b) - len(a)
+	long, short := b, a
+	aShort := extra >= 0
+	if !aShort {
+		extra, long, short = -extra, a, b
+	}
+	if len(short) == 0 || extra > maxExtraLines || len(a)+len(b) > maxPairedLines {
+		return appendRuneDiff(op, joined(a), joined(b))
+	}
+	// The extra lines are long[at:at+extra]; line i of short pairs with
+	// line i of long before them, i+extra after.
+	best, bestCost := 0, -1
+	for at := 0; at <= len(short); at++ {
+		cost := 0
+		for i, l := range short {
+			k := i
+			if i >= at {
+				k += extra
+			}
+			cost += changed(diffScript([]rune(l), []rune(long[k])))
+		}
+		if bestCost < 0 || cost < bestCost {
+			best, bestCost = at, cost
+		}
+	}
+	pair := func(op ot.Op, x, y string) ot.Op {
+		if aShort {
+			return appendRuneDiff(op, []rune(x), []rune(y))
+		}
+		return appendRuneDiff(op, []rune(y), []rune(x))
+	}
+	for i := 0; i < best; i++ {
+		op = pair(op, short[i], long[i])
+	}
+	if aShort {
+		op = op.Insert(strings.Join(long[best:best+extra], ""))
+	} else {
+		op = op.Delete(runeCount(long[best : best+extra]))
+	}
+	for i := best; i < len(short); i++ {
+		op = pair(op, short[i], long[i+extra])
+	}
+	return op
+}
+
+// changed is how many elements a script deletes or inserts.
+func changed(script []edit) int {
+	n := 0
+	for _, e := range script {
+		if e.kind != editEqual {
+			n += e.n
+		}
+	}
+	return n
 }
 
 // appendRuneDiff appends to op the code-point diff of a into b.

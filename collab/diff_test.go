@@ -65,3 +65,21 @@ func TestTextDiffFallsBack(t *testing.T) {
 		t.Fatalf("fallback diff does not apply: %v", err)
 	}
 }
+
+// TestTextDiffAddedLineStaysWhole: a line added next to an edited one is
+// one insert of the whole line, before or after it.
+func TestTextDiffAddedLineStaysWhole(t *testing.T) {
+	for _, tc := range []struct{ a, b, want string }{
+		{"keep this word.\n", "keep this.\nAGENT TEXT HERE\n", `[9,-5,2,"AGENT TEXT HERE\n"]`},
+		{"foo bar\n", "NEW LINE\nfoo baz\n", `["NEW LINE\n",6,"z",-1,1]`},
+		{"one\nNOISE\ntwo\n", "one 1\ntwo 2\n", `[3," 1",1,-6,3," 2",1]`},
+	} {
+		op := textDiff(tc.a, tc.b)
+		if got := op.String(); got != tc.want {
+			t.Errorf("diff %q -> %q: got %s, want %s", tc.a, tc.b, got, tc.want)
+		}
+		if got, _ := ot.Apply(tc.a, op); got != tc.b {
+			t.Errorf("diff %q -> %q gives %q", tc.a, tc.b, got)
+		}
+	}
+}

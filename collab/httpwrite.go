@@ -176,13 +176,31 @@ func (w *httpWrites) lock(key string) func() {
 // httpClient returns the client id of an HTTP run.
 func httpClient(run string) string { return httpClientPrefix + run }
 
+// revertClient returns the client id of a run that reverts the run
+// target: the revert of a run is found again as such (revert.go).
+func revertClient(run, target string) string {
+	return httpClientPrefix + run + revertMark + target
+}
+
+const revertMark = "/revert/"
+
 // runOf returns the run id of an HTTP run's client id, or "".
 func runOf(client string) string {
-	run, _ := strings.CutPrefix(client, httpClientPrefix)
-	if len(run) == len(client) {
+	run, ok := strings.CutPrefix(client, httpClientPrefix)
+	if !ok {
 		return ""
 	}
+	run, _, _ = strings.Cut(run, revertMark)
 	return run
+}
+
+// revertOf returns the run that an HTTP run's client id reverts, or "".
+func revertOf(client string) string {
+	if !strings.HasPrefix(client, httpClientPrefix) {
+		return ""
+	}
+	_, target, _ := strings.Cut(client, revertMark)
+	return target
 }
 
 // runFor returns the run id of a write with an Idempotency-Key: a UUID
@@ -224,9 +242,10 @@ func idempotencyKey(r *http.Request) (string, error) {
 // writeRequest is what every HTTP write starts with: the document, the
 // checks that cost nothing, the body read within the create body limits.
 type writeRequest struct {
-	id   string
-	key  string // Idempotency-Key, or ""
-	run  string
+	id     string
+	key    string // Idempotency-Key, or ""
+	run    string
+	client string // the run's client id: httpClient(run), or revertClient
 	name string
 	body []byte
 }
@@ -268,7 +287,8 @@ func (s *Server) beginWrite(w http.ResponseWriter, r *http.Request) (*writeReque
 		writeError(w, http.StatusBadRequest, CodeBadMessage, "body is not valid UTF-8")
 		return nil, false
 	}
-	return &writeRequest{id: id, key: key, run: s.runFor(id, key), name: tokenName(r.Context()), body: body}, true
+	run := s.runFor(id, key)
+	return &writeRequest{id: id, key: key, run: run, client: httpClient(run), name: tokenName(r.Context()), body: body}, true
 }
 
 // setName takes the body's name unless the token names the writer.
@@ -280,11 +300,11 @@ func (wr *writeRequest) setName(name string) {
 
 // replayed answers a write whose Idempotency-Key already made its op:
 // the first answer again. It reports whether it answered.
-func (s *Server) replayed(w http.ResponseWriter, r *http.Request, wr *writeRequest) bool {
+func (s *Server) replayed(w http.ResponseWriter, r *http.Request, wr *writeRequest, answer func(writeReply) any) bool {
 	if wr.key == "" {
 		return false
 	}
-	seq, rev, err := s.store.ClientSeq(r.Context(), wr.id, httpClient(wr.run))
+	seq, rev, err := s.store.ClientSeq(r.Context(), wr.id, wr.client)
 	if err != nil {
 		s.writeStoreError(w, r, err)
 		return true
@@ -292,7 +312,7 @@ func (s *Server) replayed(w http.ResponseWriter, r *http.Request, wr *writeReque
 	if seq == 0 {
 		return false
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rev": rev, "run": wr.run})
+	writeJSON(w, http.StatusOK, answer(writeReply{rev: rev}))
 	return true
 }
 
@@ -368,7 +388,7 @@ func (s *Server) rebaseFromStore(ctx context.Context, id string, rev int64, op o
 }
 
 // writeResult answers a write from the hub's reply.
-func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, run string, rep writeReply, err error) {
+func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, rep writeReply, err error, answer func(writeReply) any) {
 	switch {
 	case err != nil:
 		s.writeStoreError(w, r, err)
@@ -390,7 +410,7 @@ func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, run string,
 	case rep.perr != nil:
 		writeError(w, protoStatus(rep.perr.Code), rep.perr.Code, rep.perr.Message)
 	default:
-		writeJSON(w, http.StatusOK, map[string]any{"rev": rep.rev, "run": run})
+		writeJSON(w, http.StatusOK, answer(rep))
 	}
 }
 
@@ -444,17 +464,31 @@ func (s *Server) handlePostOps(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wr.setName(req.Name)
-	s.commitWrite(w, r, wr, *req.Rev, op, req.Strict)
+	s.commitWrite(w, r, wr, req.Strict, func() (int64, ot.Op, bool) { return *req.Rev, op, true })
 }
 
 // commitWrite submits a write's op, made on rev, as its run's one op,
-// and answers: once per Idempotency-Key.
-func (s *Server) commitWrite(w http.ResponseWriter, r *http.Request, wr *writeRequest, rev int64, op ot.Op, strict bool) {
+// and answers: once per Idempotency-Key. build makes the op; it answers
+// the request itself when it reports false. It is called only when the
+// write is not a retry of one already made.
+func (s *Server) commitWrite(w http.ResponseWriter, r *http.Request, wr *writeRequest, strict bool, build func() (rev int64, op ot.Op, ok bool)) {
+	s.commitRun(w, r, wr, strict, build, func(rep writeReply) any {
+		return map[string]any{"rev": rep.rev, "run": wr.run}
+	})
+}
+
+// commitRun is commitWrite with the answer's body made by answer.
+func (s *Server) commitRun(w http.ResponseWriter, r *http.Request, wr *writeRequest, strict bool,
+	build func() (int64, ot.Op, bool), answer func(writeReply) any) {
 	if wr.key != "" {
 		defer s.writes.lock(wr.id + "\x00" + wr.run)()
-		if s.replayed(w, r, wr) {
+		if s.replayed(w, r, wr, answer) {
 			return
 		}
+	}
+	rev, op, ok := build()
+	if !ok {
+		return
 	}
 	h, err := s.acquire(r.Context(), wr.id)
 	if err != nil {
@@ -462,8 +496,8 @@ func (s *Server) commitWrite(w http.ResponseWriter, r *http.Request, wr *writeRe
 		return
 	}
 	defer s.release(h)
-	rep, err := s.submitWrite(r.Context(), h, httpClient(wr.run), 1, rev, op, strict)
-	s.writeResult(w, r, wr.run, rep, err)
+	rep, err := s.submitWrite(r.Context(), h, wr.client, 1, rev, op, strict)
+	s.writeResult(w, r, rep, err, answer)
 }
 
 // textRequest is the body of PUT /api/docs/{id}/text.
@@ -497,28 +531,26 @@ func (s *Server) handlePutText(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wr.setName(req.Name)
-	var rev int64
-	var base string
-	if req.Rev != nil {
+	s.commitWrite(w, r, wr, req.Strict, func() (int64, ot.Op, bool) {
+		if req.Rev == nil {
+			t, err := s.docText(r.Context(), wr.id, false)
+			if err != nil {
+				s.writeStoreError(w, r, err)
+				return 0, nil, false
+			}
+			return t.rev, textDiff(t.text, *req.Text), true
+		}
 		// The text at a past revision never changes: read it from the
 		// store, outside the hub.
 		d, err := s.store.LoadAt(r.Context(), wr.id, *req.Rev)
 		switch {
 		case errors.Is(err, ErrNoRevision):
 			writeError(w, http.StatusBadRequest, CodeBadOp, fmt.Sprintf("rev %d is in the future: the document has no such revision", *req.Rev))
-			return
+			return 0, nil, false
 		case err != nil:
 			s.writeStoreError(w, r, err)
-			return
+			return 0, nil, false
 		}
-		rev, base = d.Rev, d.Text
-	} else {
-		t, err := s.docText(r.Context(), wr.id, false)
-		if err != nil {
-			s.writeStoreError(w, r, err)
-			return
-		}
-		rev, base = t.rev, t.text
-	}
-	s.commitWrite(w, r, wr, rev, textDiff(base, *req.Text), req.Strict)
+		return d.Rev, textDiff(d.Text, *req.Text), true
+	})
 }

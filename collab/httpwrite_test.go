@@ -65,7 +65,7 @@ func mustWrite(t *testing.T, method, url string, body any, hdr ...string) writeR
 	return out
 }
 
-func opsURL(ts *testServer, id string) string { return ts.URL + "/api/docs/" + id + "/ops" }
+func opsURL(ts *testServer, id string) string  { return ts.URL + "/api/docs/" + id + "/ops" }
 func textURL(ts *testServer, id string) string { return ts.URL + "/api/docs/" + id + "/text" }
 
 // TestHTTPWriteOps: an op made on an old revision is transformed over

@@ -66,6 +66,7 @@ func (s *Server) routeTable() []route {
 		{"POST /api/docs/{id}/restore", needEdit, false, s.handleRestore},
 		{"POST /api/docs/{id}/ops", needEdit, false, s.handlePostOps},
 		{"PUT /api/docs/{id}/text", needEdit, false, s.handlePutText},
+		{"POST /api/docs/{id}/revert", needEdit, false, s.handleRevert},
 		{"DELETE /api/docs/{id}", needEdit, false, s.handleDelete},
 		{"GET /api/view/{viewId}", needView, true, s.handleGetView},
 		{"GET /api/view/{viewId}/events", needView, true, s.handleViewEvents},
