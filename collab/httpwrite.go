@@ -246,8 +246,8 @@ type writeRequest struct {
 	key    string // Idempotency-Key, or ""
 	run    string
 	client string // the run's client id: httpClient(run), or revertClient
-	name string
-	body []byte
+	name   string
+	body   []byte
 }
 
 // beginWrite runs the checks every HTTP write shares and reads its JSON
