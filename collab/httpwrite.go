@@ -55,6 +55,8 @@ type writeReq struct {
 	strict bool
 	bytes  int
 	reply  chan writeReply // room for one
+	// stream, for a stream's piece (stream.go), replaces op.
+	stream *streamPiece
 }
 
 // writeReply is a hub's answer to a writeReq.
@@ -68,10 +70,16 @@ type writeReply struct {
 	tooOld bool
 	// follower: in cluster mode this node does not sequence the document.
 	follower bool
+	// caret, for a stream's piece, is its caret after it, at rev.
+	caret int
 }
 
 // write handles a writeReq on the hub's goroutine.
 func (h *hub) write(m writeReq) {
+	if m.stream != nil {
+		h.streamWrite(m)
+		return
+	}
 	badOp := func(format string, args ...any) {
 		m.reply <- writeReply{perr: &protoError{Code: CodeBadOp, Message: fmt.Sprintf(format, args...)}}
 	}
@@ -137,6 +145,8 @@ type httpWrites struct {
 	// with one Idempotency-Key take turns: the second finds the first's
 	// op committed and applies nothing.
 	runs map[string]*runLock
+	// streams counts the streams open per document (stream.go).
+	streams map[string]int
 }
 
 type runLock struct {
@@ -145,7 +155,7 @@ type runLock struct {
 }
 
 func newHTTPWrites(o Options) *httpWrites {
-	w := &httpWrites{runs: make(map[string]*runLock)}
+	w := &httpWrites{runs: make(map[string]*runLock), streams: make(map[string]int)}
 	if o.WriteRate > 0 {
 		w.rate = newAddrBuckets(o.WriteRate, o.WriteBurst, o.MaxTrackedAddrs)
 	}

@@ -67,6 +67,7 @@ func (s *Server) routeTable() []route {
 		{"POST /api/docs/{id}/ops", needEdit, false, s.handlePostOps},
 		{"PUT /api/docs/{id}/text", needEdit, false, s.handlePutText},
 		{"POST /api/docs/{id}/revert", needEdit, false, s.handleRevert},
+		{"POST /api/docs/{id}/stream", needEdit, false, s.handleStream},
 		{"DELETE /api/docs/{id}", needEdit, false, s.handleDelete},
 		{"GET /api/view/{viewId}", needView, true, s.handleGetView},
 		{"GET /api/view/{viewId}/events", needView, true, s.handleViewEvents},

@@ -170,6 +170,14 @@ type Options struct {
 	WriteRate      float64
 	WriteBurst     int
 	MaxWriteRebase int
+	// A stream (POST .../stream) ends when its body sends nothing for
+	// StreamIdle (default 30 s) or has been open for MaxStreamDuration
+	// (default 1 hour); a document has at most MaxStreamsPerDoc streams
+	// open (default 16): past it, 429 rate_limited. Its body counts
+	// against the create body limit (MaxDocChars), like every body.
+	StreamIdle        time.Duration
+	MaxStreamDuration time.Duration
+	MaxStreamsPerDoc  int
 
 	// AuthorKey is the secret that author ids are derived from (see
 	// author.go). Keep it in the store, so that author ids stay the same
@@ -228,6 +236,9 @@ func (o *Options) setDefaults() {
 	}
 	setDefault(&o.WriteBurst, 200)
 	setDefault(&o.MaxWriteRebase, 1_000_000)
+	setDefault(&o.StreamIdle, 30*time.Second)
+	setDefault(&o.MaxStreamDuration, time.Hour)
+	setDefault(&o.MaxStreamsPerDoc, 16)
 }
 
 func setDefault[T int | int64 | float64 | time.Duration](p *T, def T) {
