@@ -419,3 +419,42 @@ func TestHTTPWriteTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteClient: the Go client's calls, each against a live editor.
+func TestWriteClient(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	id, _ := ts.createDoc(t, "one\n")
+	ctx := guardCtx(t)
+	ed := ts.dial(t, id, ClientOptions{})
+	wc := &WriteClient{BaseURL: ts.URL}
+	r, err := wc.Ops(ctx, id, 1, ot.Op{}.Retain(4).Insert("two\n"), WriteOptions{Name: "bot", IdempotencyKey: "k"})
+	if err != nil || r.Rev != 2 || r.Run == "" {
+		t.Fatalf("Ops: got %+v, %v", r, err)
+	}
+	if again, err := wc.Ops(ctx, id, 1, ot.Op{}.Retain(4).Insert("two\n"), WriteOptions{IdempotencyKey: "k"}); err != nil || again != r {
+		t.Errorf("Ops retried: got %+v, %v, want %+v", again, err, r)
+	}
+	_, err = wc.Text(ctx, id, 1, "uno\n", WriteOptions{Strict: true})
+	if we, ok := err.(*WriteError); !ok || we.Status != 409 || we.Code != CodeConflict || we.Rev != 2 {
+		t.Errorf("strict Text on an old rev: got %v, want a 409 conflict at rev 2", err)
+	}
+	if r, err = wc.Text(ctx, id, 1, "uno\n", WriteOptions{}); err != nil || r.Rev != 3 {
+		t.Fatalf("Text: got %+v, %v", r, err)
+	}
+	last, err := wc.Stream(ctx, id, -1, -1, "agent", strings.NewReader("three\n"), nil)
+	if err != nil || !last.Done || last.Inserted != 6 {
+		t.Fatalf("Stream: got %+v, %v", last, err)
+	}
+	if err := ed.WaitRev(ctx, last.Rev); err != nil {
+		t.Fatal(err)
+	}
+	if ed.Text() != "uno\ntwo\nthree\n" {
+		t.Errorf("editor: got %q", ed.Text())
+	}
+	if rev, err := wc.Revert(ctx, id, last.Run, ""); err != nil || rev != last.Rev+1 {
+		t.Errorf("Revert: got %d, %v", rev, err)
+	}
+	if _, err := wc.Revert(ctx, id, uuid.NewString(), ""); err == nil || err.(*WriteError).Status != 404 {
+		t.Errorf("Revert of an unknown run: got %v, want 404", err)
+	}
+}
