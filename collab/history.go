@@ -139,6 +139,8 @@ type revisionJSON struct {
 	Author   string `json:"author"`
 	Inserted int64  `json:"inserted"`
 	Deleted  int64  `json:"deleted"`
+	// Run is the run id of an op an HTTP write made (httpwrite.go).
+	Run string `json:"run,omitempty"`
 }
 
 // bucketJSON is one bucket of GET .../revisions?bucket=.
@@ -216,7 +218,7 @@ func (s *Server) serveRevisions(w http.ResponseWriter, r *http.Request, id strin
 		out = encodePage(len(revs), func(i int) any {
 			v := revs[i]
 			return revisionJSON{Rev: v.Rev, Time: v.Time.UTC().Format(time.RFC3339Nano), Author: s.author(v.Client),
-				Inserted: v.Inserted, Deleted: v.Deleted}
+				Inserted: v.Inserted, Deleted: v.Deleted, Run: runOf(v.Client)}
 		})
 	}
 	s.writeBody(w, "application/json", out)

@@ -386,7 +386,10 @@ func (h *hub) enqueueReq(m any) {
 // reqBytes is what a request holds that can be large: an op's inserted
 // text.
 func reqBytes(m any) int {
-	if m, ok := m.(opReq); ok {
+	switch m := m.(type) {
+	case opReq:
+		return m.bytes
+	case writeReq:
 		return m.bytes
 	}
 	return 0
@@ -436,7 +439,7 @@ func (h *hub) processQueue(opsOnly bool) {
 // isOp reports whether a request is an op, which may join a batch.
 func isOp(m any) bool {
 	switch m.(type) {
-	case opReq, submitReq:
+	case opReq, submitReq, writeReq:
 		return true
 	}
 	return false
@@ -455,6 +458,8 @@ func (h *hub) handle(m any) {
 		}
 	case submitReq:
 		h.submitted(m.s, m.respond)
+	case writeReq:
+		h.write(m) // httpwrite.go
 	case fwdReply:
 		h.forwarded(m)
 	case cursorReq:

@@ -221,6 +221,24 @@ type Options struct {
 	Metrics *Metrics
 	Webhook *WebhookOptions
 
+	// HTTP writes (httpwrite.go). WriteRate is how many writes one
+	// client address may make per second on average (default 100), in
+	// bursts of up to WriteBurst (default 200); past it, 429
+	// rate_limited. Negative: no limit. MaxWriteRebase bounds how many
+	// ops a write made on an old revision is transformed over (default
+	// 1,000,000): one further back is refused with bad_op.
+	WriteRate      float64
+	WriteBurst     int
+	MaxWriteRebase int
+	// A stream (POST .../stream) ends when its body sends nothing for
+	// StreamIdle (default 30 s) or has been open for MaxStreamDuration
+	// (default 1 hour); a document has at most MaxStreamsPerDoc streams
+	// open (default 16): past it, 429 rate_limited. Its body counts
+	// against the create body limit (MaxDocChars), like every body.
+	StreamIdle        time.Duration
+	MaxStreamDuration time.Duration
+	MaxStreamsPerDoc  int
+
 	// AuthorKey is the secret that author ids are derived from (see
 	// author.go). Keep it in the store, so that author ids stay the same
 	// across restarts; nil means a random key for this Server alone.
@@ -289,6 +307,14 @@ func (o *Options) setDefaults() {
 		o.FrameAncestors = "'none'"
 	}
 	setDefault(&o.DiskCheckInterval, time.Second)
+	if o.WriteRate == 0 {
+		o.WriteRate = 100
+	}
+	setDefault(&o.WriteBurst, 200)
+	setDefault(&o.MaxWriteRebase, 1_000_000)
+	setDefault(&o.StreamIdle, 30*time.Second)
+	setDefault(&o.MaxStreamDuration, time.Hour)
+	setDefault(&o.MaxStreamsPerDoc, 16)
 }
 
 func setDefault[T int | int64 | float64 | time.Duration](p *T, def T) {
@@ -331,11 +357,12 @@ type Server struct {
 	headers     headerValues
 	// admission is the check every write that grows the store passes
 	// (disk.go).
-	admission *Admission
-	restores  *restoreLimiter
-	held      *heldBytes // response bodies held for readers (held.go)
-	past      *pastTexts // past revisions' texts (pastrev.go)
-	mem       *memBudget // budget.go
+	admission  *Admission
+	restores   *restoreLimiter
+	held       *heldBytes  // response bodies held for readers (held.go)
+	past       *pastTexts  // past revisions' texts (pastrev.go)
+	mem        *memBudget  // budget.go
+	httpWrites *httpWrites // httpwrite.go
 
 	// authorKey is never changed after New.
 	authorKey []byte
@@ -385,6 +412,7 @@ func New(store Store, opts Options) *Server {
 		MaxDocHistory: opts.MaxDocHistory, DiskCheckInterval: opts.DiskCheckInterval}, s.log)
 	s.restores = newRestoreLimiter(opts)
 	s.mem = newMemBudget(opts.MemoryBudget, s.reclaim)
+	s.httpWrites = newHTTPWrites(opts)
 	s.authorKey = append([]byte(nil), opts.AuthorKey...)
 	if len(s.authorKey) == 0 {
 		s.authorKey = newAuthorKey()

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -70,6 +74,27 @@ func findNginx(t *testing.T) string {
 // and SSE alive after two idle minutes, HTTP redirected to HTTPS.
 func TestNginxRecipe(t *testing.T) {
 	t.Parallel()
+	base, httpPort, pool := startNginxRecipe(t)
+	c := newProxyClients(t, pool)
+
+	resp, err := c.h1.Get(fmt.Sprintf("http://127.0.0.1:%d/some/page", httpPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusMovedPermanently || !strings.HasPrefix(loc, "https://") {
+		t.Errorf("plain HTTP: got %s to %q, want 301 to https://", resp.Status, loc)
+	}
+
+	driveThroughProxy(t, c, base, proxyIdle)
+}
+
+// startNginxRecipe runs docs/deploy/nginx.conf, templated only to
+// loopback ports, a test certificate and a temporary prefix, in front of
+// a collabd of its own, and returns its HTTPS base URL, its plain HTTP
+// port and the pool that trusts its certificate.
+func startNginxRecipe(t *testing.T) (base string, httpPort int, pool *x509.CertPool) {
+	t.Helper()
 	nginx := findNginx(t)
 	s := startProxied(t)
 	certFile, keyFile, pool := selfSignedCert(t)
@@ -120,7 +145,7 @@ http {
 		t.Fatalf("nginx -t rejects the recipe: %v\n%s", err, out)
 	}
 	log := &lockedBuffer{}
-	base := "https://127.0.0.1:" + strconv.Itoa(httpsPort)
+	base = "https://127.0.0.1:" + strconv.Itoa(httpsPort)
 	startDaemon(t, "nginx", exec.Command(nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf), log, func() error {
 		c, err := net.DialTimeout("tcp", base[len("https://"):], time.Second)
 		if err == nil {
@@ -134,16 +159,77 @@ http {
 			t.Logf("nginx error.log:\n%s", b)
 		}
 	})
+	return base, httpPort, pool
+}
+
+// TestNginxRecipeStream: a streamed write through the recipe reaches
+// collabd as it is written, and its progress lines come back as they are
+// written, over HTTP/1.1 and HTTP/2: each piece of the body is answered
+// before the next is sent.
+func TestNginxRecipeStream(t *testing.T) {
+	t.Parallel()
+	base, _, pool := startNginxRecipe(t)
 	c := newProxyClients(t, pool)
+	for name, hc := range map[string]*http.Client{"HTTP/1.1": c.h1, "HTTP/2": c.h2} {
+		resp, err := hc.Post(base+"/api/docs", "application/json", strings.NewReader(`{"text":""}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct{ ID string }
+		json.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
 
-	resp, err := c.h1.Get(fmt.Sprintf("http://127.0.0.1:%d/some/page", httpPort))
-	if err != nil {
-		t.Fatal(err)
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		req, _ := http.NewRequest("POST", base+"/api/docs/"+doc.ID+"/stream?name=agent", pr)
+		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+		answer := make(chan *http.Response, 1)
+		failed := make(chan error, 1)
+		go func() {
+			resp, err := hc.Do(req)
+			if err != nil {
+				failed <- err
+				return
+			}
+			answer <- resp
+		}()
+		if _, err := pw.Write([]byte("first ")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case resp = <-answer:
+		case err := <-failed:
+			t.Fatalf("%s: stream: %v", name, err)
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%s: no answer while the body is open: the proxy buffers the request body", name)
+		}
+		defer resp.Body.Close()
+		lines := bufio.NewScanner(resp.Body)
+		next := func() string {
+			if !lines.Scan() {
+				t.Fatalf("%s: stream answer ended: %v", name, lines.Err())
+			}
+			return lines.Text()
+		}
+		if l := next(); !strings.Contains(l, `"inserted":6`) {
+			t.Errorf("%s: first line %s, want 6 inserted", name, l)
+		}
+		pw.Write([]byte("second"))
+		if l := next(); !strings.Contains(l, `"inserted":12`) {
+			t.Errorf("%s: second line %s, want 12 inserted", name, l)
+		}
+		pw.Close()
+		if l := next(); !strings.Contains(l, `"done":true`) {
+			t.Errorf("%s: last line %s, want done", name, l)
+		}
+		r, err := hc.Get(base + "/api/docs/" + doc.ID + "/text")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if string(b) != "first second" {
+			t.Errorf("%s: text after the stream: got %q", name, b)
+		}
 	}
-	resp.Body.Close()
-	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusMovedPermanently || !strings.HasPrefix(loc, "https://") {
-		t.Errorf("plain HTTP: got %s to %q, want 301 to https://", resp.Status, loc)
-	}
-
-	driveThroughProxy(t, c, base, proxyIdle)
 }

@@ -1,0 +1,566 @@
+package collab
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/collabd/collabd/ot"
+	"github.com/google/uuid"
+)
+
+// HTTP writes (docs/protocol.md, "HTTP writes"): scripts, bots and agents
+// edit a live document with plain requests, no WebSocket or OT client.
+// Every write is a run with a public run id (a UUID). Its ops are stored
+// under the client id "http:<run id>", which no WebSocket hello can claim
+// (a hello's client id must be a UUID), so the store's per-client dedupe
+// state (ClientSeq) is the run's: that is how an Idempotency-Key, from
+// which the run id is derived, survives restarts. The author id of the
+// ops is derived from that client id like any other, so from the run.
+//
+// A write is a writeReq handled on the hub's goroutine like an editor's
+// op: transformed over the ops committed since its base revision,
+// admitted (sequence, admitGrowth), batched and answered once durable.
+// An op made on a revision older than the hub's memory is first rebased
+// over the store's ops off the hub's goroutine (rebaseFromStore), so a
+// write can reach as far back as Options.MaxWriteRebase ops.
+
+const (
+	// httpClientPrefix starts the client id of every HTTP run.
+	httpClientPrefix = "http:"
+	// maxIdempotencyKey bounds an Idempotency-Key header, in bytes.
+	maxIdempotencyKey = 128
+	// rebasePage is how many ops rebaseFromStore reads at a time.
+	rebasePage = 1000
+	// CodeConflict is the error code of a strict write whose base is not
+	// the head (409).
+	CodeConflict = "conflict"
+)
+
+// writeReq asks a hub to apply op, made on revision rev, as op seq of
+// an HTTP run's client.
+type writeReq struct {
+	client string
+	seq    int64
+	rev    int64
+	op     ot.Op
+	strict bool
+	bytes  int
+	reply  chan writeReply // room for one
+	// stream, for a stream's piece (stream.go), replaces op.
+	stream *streamPiece
+}
+
+// writeReply is a hub's answer to a writeReq.
+type writeReply struct {
+	rev  int64 // the revision the op became; the head for a no-op or a conflict
+	perr *protoError
+	// conflict: strict, and rev, the head, is not the op's base.
+	conflict bool
+	// tooOld: the op's base is older than the hub's memory; rebase it
+	// over the store's ops and send it again.
+	tooOld bool
+	// follower: in cluster mode this node does not sequence the document.
+	follower bool
+	// caret, for a stream's piece, is its caret after it, at rev.
+	caret int
+}
+
+// write handles a writeReq on the hub's goroutine.
+func (h *hub) write(m writeReq) {
+	if m.stream != nil {
+		h.streamWrite(m)
+		return
+	}
+	badOp := func(format string, args ...any) {
+		m.reply <- writeReply{perr: &protoError{Code: CodeBadOp, Message: fmt.Sprintf(format, args...)}}
+	}
+	switch {
+	case h.link != nil && !h.owner:
+		m.reply <- writeReply{follower: true}
+		return
+	case m.rev > h.rev:
+		badOp("rev %d is in the future: the document is at rev %d", m.rev, h.rev)
+		return
+	case m.strict && m.rev != h.rev:
+		m.reply <- writeReply{conflict: true, rev: h.rev}
+		return
+	case m.rev < h.histBase:
+		m.reply <- writeReply{tooOld: true}
+		return
+	}
+	op := m.op
+	if m.rev < h.rev {
+		concurrent, err := h.opsAfter(m.rev) // from memory: m.rev >= histBase
+		if err != nil {
+			h.log.Error("read ops to transform against", "from", m.rev, "err", err)
+			m.reply <- writeReply{perr: errorf(CodeInternal, "internal error")}
+			return
+		}
+		// Committed ops win ties: their inserts stay to the left.
+		h.rebase.Reset(op)
+		for _, r := range concurrent {
+			if err := h.rebase.Over(r.Op); err != nil {
+				badOp("op does not apply to rev %d: %v", m.rev, err)
+				return
+			}
+		}
+		op = h.rebase.Op()
+	}
+	if op.BaseLen() != h.doc.Len() {
+		badOp("op does not apply to rev %d: %v (op covers %d code points, document has %d)",
+			m.rev, ot.ErrLengthMismatch, op.BaseLen(), h.doc.Len())
+		return
+	}
+	if op.IsNoop() {
+		// Nothing to commit: the answer is the head, once it is durable
+		// (an op in the batch may still be on its way to disk).
+		m.reply <- writeReply{rev: h.durableRev()}
+		return
+	}
+	var st seqState
+	msg := &opMessage{rev: h.rev, seq: m.seq, op: op}
+	reply := m.reply
+	done := func(rev int64) { reply <- writeReply{rev: rev} }
+	if perr := h.sequence(&st, m.client, msg, pendingOp{committed: done}); perr != nil {
+		m.reply <- writeReply{perr: perr}
+	}
+}
+
+// httpWrites is the Server's state for HTTP writes. It is safe for
+// concurrent use.
+type httpWrites struct {
+	rate *addrBuckets // nil: no per-address rate
+
+	mu sync.Mutex
+	// runs holds a lock per run being written, so that two requests
+	// with one Idempotency-Key take turns: the second finds the first's
+	// op committed and applies nothing.
+	runs map[string]*runLock
+	// streams counts the streams open per document (stream.go).
+	streams map[string]int
+}
+
+type runLock struct {
+	mu   sync.Mutex
+	refs int // guarded by httpWrites.mu
+}
+
+func newHTTPWrites(o Options) *httpWrites {
+	w := &httpWrites{runs: make(map[string]*runLock), streams: make(map[string]int)}
+	if o.WriteRate > 0 {
+		w.rate = newAddrBuckets(o.WriteRate, o.WriteBurst, o.MaxTrackedAddrs)
+	}
+	return w
+}
+
+// lock takes the lock of the run key names and returns its unlock.
+func (w *httpWrites) lock(key string) func() {
+	w.mu.Lock()
+	l := w.runs[key]
+	if l == nil {
+		l = &runLock{}
+		w.runs[key] = l
+	}
+	l.refs++
+	w.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		w.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(w.runs, key)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// httpClient returns the client id of an HTTP run.
+func httpClient(run string) string { return httpClientPrefix + run }
+
+// revertClient returns the client id of a run that reverts the run
+// target: the revert of a run is found again as such (revert.go).
+func revertClient(run, target string) string {
+	return httpClientPrefix + run + revertMark + target
+}
+
+const revertMark = "/revert/"
+
+// runOf returns the run id of an HTTP run's client id, or "".
+func runOf(client string) string {
+	run, ok := strings.CutPrefix(client, httpClientPrefix)
+	if !ok {
+		return ""
+	}
+	run, _, _ = strings.Cut(run, revertMark)
+	return run
+}
+
+// revertOf returns the run that an HTTP run's client id reverts, or "".
+func revertOf(client string) string {
+	if !strings.HasPrefix(client, httpClientPrefix) {
+		return ""
+	}
+	_, target, _ := strings.Cut(client, revertMark)
+	return target
+}
+
+// runFor returns the run id of a write with an Idempotency-Key: a UUID
+// derived one-way from the document and the key under the server's
+// secret, so that a retry, even after a restart, is the same run, and
+// nobody can tell the key from the run id. Without a key, a fresh run.
+func (s *Server) runFor(id, key string) string {
+	if key == "" {
+		return uuid.NewString()
+	}
+	m := hmac.New(sha256.New, s.authorKey)
+	m.Write([]byte("run\x00" + id + "\x00" + key))
+	var u uuid.UUID
+	copy(u[:], m.Sum(nil))
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	return u.String()
+}
+
+// idempotencyKey returns the request's Idempotency-Key ("" if none), or
+// an error for a malformed one.
+func idempotencyKey(r *http.Request) (string, error) {
+	vs := r.Header.Values("Idempotency-Key")
+	if len(vs) == 0 {
+		return "", nil
+	}
+	k := vs[0]
+	if len(vs) > 1 || len(k) < 1 || len(k) > maxIdempotencyKey {
+		return "", fmt.Errorf("Idempotency-Key must be one header of 1 to %d printable ASCII characters", maxIdempotencyKey)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return "", fmt.Errorf("Idempotency-Key must be one header of 1 to %d printable ASCII characters", maxIdempotencyKey)
+		}
+	}
+	return k, nil
+}
+
+// writeRequest is what every HTTP write starts with: the document, the
+// checks that cost nothing, the body read within the create body limits.
+type writeRequest struct {
+	id     string
+	key    string // Idempotency-Key, or ""
+	run    string
+	client string // the run's client id: httpClient(run), or revertClient
+	name   string
+	body   []byte
+}
+
+// beginWrite runs the checks every HTTP write shares and reads its JSON
+// body. It answers the request itself when it reports false.
+func (s *Server) beginWrite(w http.ResponseWriter, r *http.Request) (*writeRequest, bool) {
+	id, ok := docID(r)
+	if !ok {
+		refuse(w, r, http.StatusNotFound, CodeNotFound, "no such document")
+		return nil, false
+	}
+	// As for creates (origin.go): a page elsewhere may not make its
+	// visitors' browsers write.
+	if err := checkOrigin(r, s.opts.AllowedOrigins); err != nil {
+		refuse(w, r, http.StatusForbidden, CodeForbidden, err.Error())
+		return nil, false
+	}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		refuse(w, r, http.StatusBadRequest, CodeBadMessage, err.Error())
+		return nil, false
+	}
+	if s.httpWrites.rate != nil && !s.httpWrites.rate.allow(s.requestAddr(r), time.Now()) {
+		w.Header().Set("Retry-After", "1")
+		refuse(w, r, http.StatusTooManyRequests, CodeRateLimited,
+			fmt.Sprintf("more than %g writes per second (burst %d) from this address; try again later", s.opts.WriteRate, s.opts.WriteBurst))
+		return nil, false
+	}
+	if !isJSON(r) {
+		refuse(w, r, http.StatusUnsupportedMediaType, CodeBadMessage, "the body must have Content-Type application/json")
+		return nil, false
+	}
+	body, ok := s.readCreateBody(w, r)
+	if !ok {
+		return nil, false
+	}
+	if !utf8.Valid(body) {
+		writeError(w, http.StatusBadRequest, CodeBadMessage, "body is not valid UTF-8")
+		return nil, false
+	}
+	run := s.runFor(id, key)
+	return &writeRequest{id: id, key: key, run: run, client: httpClient(run), name: tokenName(r.Context()), body: body}, true
+}
+
+// setName takes the body's name unless the token names the writer.
+func (wr *writeRequest) setName(name string) {
+	if wr.name == "" && name != "" {
+		wr.name = cleanName(name)
+	}
+}
+
+// replayed answers a write whose Idempotency-Key already made its op:
+// the first answer again. It reports whether it answered.
+func (s *Server) replayed(w http.ResponseWriter, r *http.Request, wr *writeRequest, answer func(writeReply) any) bool {
+	if wr.key == "" {
+		return false
+	}
+	seq, rev, err := s.store.ClientSeq(r.Context(), wr.id, wr.client)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return true
+	}
+	if seq == 0 {
+		return false
+	}
+	writeJSON(w, http.StatusOK, answer(writeReply{rev: rev}))
+	return true
+}
+
+// submitWrite sends op, made on rev, to the hub as op seq of client and
+// waits until it is committed (or found to change nothing, or refused).
+// A base older than the hub's memory is rebased over the store's ops
+// here, off the hub's goroutine, and sent again.
+func (s *Server) submitWrite(ctx context.Context, h *hub, client string, seq, rev int64, op ot.Op, strict bool) (writeReply, error) {
+	for attempt := 0; ; attempt++ {
+		m := writeReq{client: client, seq: seq, rev: rev, op: op, strict: strict, bytes: opBytes(op), reply: make(chan writeReply, 1)}
+		if !h.send(ctx, m) {
+			return writeReply{}, h.goneErr(ctx)
+		}
+		var rep writeReply
+		select {
+		case rep = <-m.reply:
+		case <-h.done:
+			select {
+			case rep = <-m.reply:
+			default:
+				return writeReply{}, h.goneErr(ctx)
+			}
+		case <-ctx.Done():
+			return writeReply{}, ctx.Err()
+		}
+		if !rep.tooOld {
+			return rep, nil
+		}
+		if attempt == 3 {
+			// The document moves faster than the rebase catches up.
+			return writeReply{perr: errorf(CodeRateLimited, "the document is changing too fast to rebase this write; try again")}, nil
+		}
+		var perr *protoError
+		var err error
+		rev, op, perr, err = s.rebaseFromStore(ctx, h.id, rev, op)
+		if err != nil {
+			return writeReply{}, err
+		}
+		if perr != nil {
+			return writeReply{perr: perr}, nil
+		}
+	}
+}
+
+// rebaseFromStore transforms op, made on rev, over the ops the store has
+// after rev, a page at a time, and returns it with the revision it now
+// applies to. Past Options.MaxWriteRebase ops it gives up.
+func (s *Server) rebaseFromStore(ctx context.Context, id string, rev int64, op ot.Op) (int64, ot.Op, *protoError, error) {
+	var rb ot.Rebaser
+	rb.Reset(op)
+	from, n := rev, 0
+	for {
+		page, err := s.store.Ops(ctx, id, rev, rebasePage, s.opts.MaxOpsPageBytes)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		for _, r := range page {
+			if r.Rev != rev+1 {
+				return 0, nil, nil, fmt.Errorf("store returned rev %d after rev %d", r.Rev, rev)
+			}
+			if err := rb.Over(r.Op); err != nil {
+				return 0, nil, errorf(CodeBadOp, "op does not apply to rev %d: %v", from, err), nil
+			}
+			rev = r.Rev
+		}
+		if n += len(page); n > s.opts.MaxWriteRebase {
+			return 0, nil, errorf(CodeBadOp, "rev %d is more than %d ops behind the head; read the document again and write on a newer revision", from, s.opts.MaxWriteRebase), nil
+		}
+		if len(page) == 0 {
+			return rev, rb.Op(), nil, nil
+		}
+	}
+}
+
+// writeResult answers a write from the hub's reply.
+func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, rep writeReply, err error, answer func(writeReply) any) {
+	switch {
+	case err != nil:
+		s.writeStoreError(w, r, err)
+	case rep.follower:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, CodeShuttingDown,
+			"this node does not own the document at the moment (cluster mode); try again, or write through the node that owns it")
+	case rep.conflict:
+		var e struct {
+			apiError
+			Rev int64 `json:"rev"`
+		}
+		e.Error.Code, e.Error.Message = CodeConflict, fmt.Sprintf("the document is at rev %d, not the rev given (strict)", rep.rev)
+		e.Rev = rep.rev
+		if c, ok := w.(errorCounter); ok {
+			c.countError(CodeConflict)
+		}
+		writeJSON(w, http.StatusConflict, e)
+	case rep.perr != nil:
+		writeError(w, protoStatus(rep.perr.Code), rep.perr.Code, rep.perr.Message)
+	default:
+		writeJSON(w, http.StatusOK, answer(rep))
+	}
+}
+
+// protoStatus is the HTTP status of a protocol error code.
+func protoStatus(code string) int {
+	switch code {
+	case CodeBadOp, CodeBadMessage:
+		return http.StatusBadRequest
+	case CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case CodeRateLimited:
+		return http.StatusTooManyRequests
+	case CodeNotFound:
+		return http.StatusNotFound
+	case CodeShuttingDown:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// opsRequest is the body of POST /api/docs/{id}/ops.
+type opsRequest struct {
+	Rev    *int64          `json:"rev"`
+	Op     json.RawMessage `json:"op"`
+	Name   string          `json:"name"`
+	Strict bool            `json:"strict"`
+}
+
+// handlePostOps answers POST /api/docs/{id}/ops {"rev","op","name","strict"}.
+func (s *Server) handlePostOps(w http.ResponseWriter, r *http.Request) {
+	wr, ok := s.beginWrite(w, r)
+	if !ok {
+		return
+	}
+	var req opsRequest
+	if err := json.Unmarshal(wr.body, &req); err != nil || req.Rev == nil || req.Op == nil {
+		writeError(w, http.StatusBadRequest, CodeBadMessage, `the body must be {"rev": R, "op": [...]} with optional "name" and "strict"`)
+		return
+	}
+	if *req.Rev < 0 {
+		writeError(w, http.StatusBadRequest, CodeBadOp, "rev must be a revision >= 0")
+		return
+	}
+	var op ot.Op
+	if err := json.Unmarshal(req.Op, &op); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadOp, "op: "+err.Error())
+		return
+	}
+	if err := op.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadOp, "op: "+err.Error())
+		return
+	}
+	wr.setName(req.Name)
+	s.commitWrite(w, r, wr, req.Strict, func() (int64, ot.Op, bool) { return *req.Rev, op, true })
+}
+
+// commitWrite submits a write's op, made on rev, as its run's one op,
+// and answers: once per Idempotency-Key. build makes the op; it answers
+// the request itself when it reports false. It is called only when the
+// write is not a retry of one already made.
+func (s *Server) commitWrite(w http.ResponseWriter, r *http.Request, wr *writeRequest, strict bool, build func() (rev int64, op ot.Op, ok bool)) {
+	s.commitRun(w, r, wr, strict, build, func(rep writeReply) any {
+		return map[string]any{"rev": rep.rev, "run": wr.run}
+	})
+}
+
+// commitRun is commitWrite with the answer's body made by answer.
+func (s *Server) commitRun(w http.ResponseWriter, r *http.Request, wr *writeRequest, strict bool,
+	build func() (int64, ot.Op, bool), answer func(writeReply) any) {
+	if wr.key != "" {
+		defer s.httpWrites.lock(wr.id + "\x00" + wr.run)()
+		if s.replayed(w, r, wr, answer) {
+			return
+		}
+	}
+	rev, op, ok := build()
+	if !ok {
+		return
+	}
+	h, err := s.acquire(r.Context(), wr.id)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	defer s.release(h)
+	rep, err := s.submitWrite(r.Context(), h, wr.client, 1, rev, op, strict)
+	s.writeResult(w, r, rep, err, answer)
+}
+
+// textRequest is the body of PUT /api/docs/{id}/text.
+type textRequest struct {
+	Rev    *int64  `json:"rev"`
+	Text   *string `json:"text"`
+	Name   string  `json:"name"`
+	Strict bool    `json:"strict"`
+}
+
+// handlePutText answers PUT /api/docs/{id}/text {"rev","text","name",
+// "strict"}: the diff of the text at rev (default: the head) against the
+// body's text, written as an op made on rev.
+func (s *Server) handlePutText(w http.ResponseWriter, r *http.Request) {
+	wr, ok := s.beginWrite(w, r)
+	if !ok {
+		return
+	}
+	var req textRequest
+	if err := json.Unmarshal(wr.body, &req); err != nil || req.Text == nil {
+		writeError(w, http.StatusBadRequest, CodeBadMessage, `the body must be {"text": "..."} with optional "rev", "name" and "strict"`)
+		return
+	}
+	if req.Rev != nil && *req.Rev < 0 {
+		writeError(w, http.StatusBadRequest, CodeBadOp, "rev must be a revision >= 0")
+		return
+	}
+	if n := utf8.RuneCountInString(*req.Text); n > s.opts.MaxDocChars {
+		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge,
+			fmt.Sprintf("text has %d code points; the limit is %d", n, s.opts.MaxDocChars))
+		return
+	}
+	wr.setName(req.Name)
+	s.commitWrite(w, r, wr, req.Strict, func() (int64, ot.Op, bool) {
+		if req.Rev == nil {
+			t, err := s.docText(r.Context(), wr.id, false)
+			if err != nil {
+				s.writeStoreError(w, r, err)
+				return 0, nil, false
+			}
+			return t.rev, textDiff(t.text, *req.Text), true
+		}
+		// The text at a past revision never changes: read it from the
+		// store, outside the hub.
+		d, err := s.store.LoadAt(r.Context(), wr.id, *req.Rev)
+		switch {
+		case errors.Is(err, ErrNoRevision):
+			writeError(w, http.StatusBadRequest, CodeBadOp, fmt.Sprintf("rev %d is in the future: the document has no such revision", *req.Rev))
+			return 0, nil, false
+		case err != nil:
+			s.writeStoreError(w, r, err)
+			return 0, nil, false
+		}
+		return d.Rev, textDiff(d.Text, *req.Text), true
+	})
+}
