@@ -171,14 +171,13 @@ func TestRoutesDeclareNeeds(t *testing.T) {
 // accessFixture is a server with tokens on, two documents and the
 // tokens of every role, for the routing fuzz target.
 type accessFixture struct {
-	srv            *Server
-	mux            http.Handler
-	id, viewID     string
-	otherID        string
-	tokens         []fixtureToken
-	reached        *reachedRoute
-	needOf         map[string]need
-	editIDs, views map[string]bool // canonical ids that name doc id
+	srv        *Server
+	mux        http.Handler
+	id, viewID string
+	otherID    string
+	tokens     []fixtureToken
+	reached    *reachedRoute
+	needOf     map[string]need
 }
 
 type fixtureToken struct {
