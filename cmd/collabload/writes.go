@@ -155,10 +155,12 @@ type streamStats struct {
 func streamInto(ctx context.Context, base, id, name string, rate float64, viewers int, log *tokenLog, ss *streamStats) {
 	pr, pw := io.Pipe()
 	wc := &collab.WriteClient{BaseURL: base, HTTP: &http.Client{Transport: &http.Transport{}}}
+	// Not ctx: the stream ends by its body ending, then answers.
+	sctx, cancelStream := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelStream()
 	done := make(chan error, 1)
 	go func() {
-		// Not ctx: the stream ends by its body ending, then answers.
-		last, err := wc.Stream(context.WithoutCancel(ctx), id, -1, -1, name, pr, func(p collab.StreamProgress) {
+		last, err := wc.Stream(sctx, id, -1, -1, name, pr, func(p collab.StreamProgress) {
 			if !p.Done {
 				ss.commits.Add(1)
 			}
@@ -188,11 +190,14 @@ loop:
 		ss.pairs.Add(int64(viewers))
 	}
 	pw.Close()
+	wait := time.NewTimer(30 * time.Second)
+	defer wait.Stop()
 	var err error
 	select {
 	case err = <-done:
-	case <-time.After(30 * time.Second):
-		err = errors.New("no last line 30 s after the body ended")
+	case <-wait.C:
+		cancelStream()
+		err = errors.Join(errors.New("no last line 30 s after the body ended"), <-done)
 	}
 	if err != nil || werr != nil {
 		ss.mu.Lock()
