@@ -23,8 +23,12 @@ NPM_DIRS      := frontend/src frontend/test/browser $(wildcard collab/testdata/s
 LOAD_ADDR     ?= 127.0.0.1:18181
 LOAD_ADMIN_ADDR ?= 127.0.0.1:18182
 LOAD_ARGS     ?= -docs 20 -editors 4 -viewers 5 -rate 10 -duration 20s
-# Every load client comes from 127.0.0.1: lift the per-address caps.
-LOAD_SERVER_ARGS ?= -max-conns-per-addr 100000 -max-conns 100000 -max-tcp-conns-per-addr 100000 -max-tcp-conns 100000 -create-burst 100000
+# Every load client comes from 127.0.0.1: lift the per-address caps
+# (-write-rate -1: the HTTP writes' per-address rate).
+LOAD_SERVER_ARGS ?= -max-conns-per-addr 100000 -max-conns 100000 -max-tcp-conns-per-addr 100000 -max-tcp-conns 100000 -create-burst 100000 -write-rate -1
+# The HTTP-write benchmarks of docs/performance.md ("HTTP writes and streams"):
+#   make load LOAD_ARGS="-docs 1 -editors 0 -http-writes 50 -duration 20s"
+#   make load LOAD_ARGS="-docs 1 -editors 20 -rate 5 -viewers 200 -stream-rate 50 -duration 60s"
 
 .PHONY: run build install test test-deps test-go fuzz lint bench load frontend clean
 

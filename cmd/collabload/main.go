@@ -12,6 +12,14 @@
 // keystroke before timing the next (it keeps typing meanwhile, and those
 // keystrokes are buffered and composed as the protocol wants), so the
 // figures are not skewed by queueing in the load generator itself.
+//
+// It also drives the HTTP writes (writes.go): -http-writes N clients
+// POSTing /ops (with -editors 0), and -stream-rate T, one POST /stream per
+// document writing T tokens per second while the editors type, timed from
+// a token entering the request body to each viewer's op event.
+//
+//	collabload -docs 1 -editors 0 -http-writes 50 -duration 20s   # server: -write-rate -1
+//	collabload -docs 1 -editors 20 -rate 5 -viewers 200 -stream-rate 50 -duration 60s
 package main
 
 import (
@@ -32,6 +40,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/collabd/collabd/collab"
 	"github.com/collabd/collabd/ot"
@@ -60,6 +69,9 @@ type config struct {
 	light    bool
 	pid      int
 	adminURL string
+	// HTTP writes (writes.go)
+	httpWrites int
+	streamRate float64
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -68,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8080", "base `URL` of the collabd server (loopback or your own test host only)")
 	fs.IntVar(&cfg.docs, "docs", 10, "documents to create and edit")
-	fs.IntVar(&cfg.editors, "editors", 4, "editors per document, each on its own WebSocket")
+	fs.IntVar(&cfg.editors, "editors", 4, "editors per document, each on its own WebSocket (0 with -http-writes)")
 	fs.IntVar(&cfg.viewers, "viewers", 0, "SSE viewers per document")
 	fs.Float64Var(&cfg.rate, "rate", 5, "keystrokes per second per editor")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to type")
@@ -76,6 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.light, "light", false, "editors track only the document length (no OT apply of remote ops, insert-only typing)")
 	fs.IntVar(&cfg.pid, "server-pid", 0, "`pid` of the collabd under load (same machine) for its CPU per op and RSS")
 	fs.StringVar(&cfg.adminURL, "admin-url", "", "collabd admin `URL` (its -admin-addr) whose /metrics give the server-side latencies")
+	fs.IntVar(&cfg.httpWrites, "http-writes", 0, "HTTP writers, each on a keep-alive connection of its own, POSTing /ops into the documents (round-robin) one after the other, each on the revision of its own last answer; needs -editors 0 (the server needs -write-rate -1)")
+	fs.Float64Var(&cfg.streamRate, "stream-rate", 0, "`tokens` per second that one POST /stream per document writes while the editors type; with -viewers, the time from a token entering the request body to each viewer's op event")
 	cpuprofile := fs.String("cpuprofile", "", "write collabload's own CPU profile to `file`")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -83,8 +97,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch {
 	case fs.NArg() > 0:
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	case cfg.docs < 1 || cfg.editors < 1 || cfg.viewers < 0:
-		return errors.New("-docs and -editors must be at least 1, -viewers at least 0")
+	case cfg.docs < 1 || cfg.editors < 0 || cfg.viewers < 0 || cfg.httpWrites < 0 || cfg.streamRate < 0:
+		return errors.New("-docs must be at least 1; -editors, -viewers, -http-writes and -stream-rate at least 0")
+	case cfg.httpWrites > 0 && (cfg.editors > 0 || cfg.streamRate > 0 || cfg.light):
+		return errors.New("-http-writes needs documents of their own: -editors 0, no -stream-rate, no -light")
+	case cfg.editors == 0 && cfg.httpWrites == 0:
+		return errors.New("-editors must be at least 1 (0 only with -http-writes)")
+	case cfg.streamRate > 0 && cfg.light:
+		return errors.New("-stream-rate needs full editors and viewers: not with -light")
 	case cfg.rate <= 0 || cfg.duration <= 0:
 		return errors.New("-rate and -duration must be positive")
 	}
@@ -123,14 +143,35 @@ type report struct {
 	latencies []time.Duration
 	events    atomic.Int64 // SSE op events received
 	diverged  []string
+	writes    *writeStats  // -http-writes
+	stream    *streamStats // -stream-rate
+	tokenLat  []time.Duration
 }
 
 func (r *report) print(w io.Writer, cfg config) {
-	fmt.Fprintf(w, "%d docs × %d editors at %.1f keystrokes/s each, %d viewers per doc, for %v\n",
-		cfg.docs, cfg.editors, cfg.rate, cfg.viewers, cfg.duration)
+	if cfg.editors > 0 {
+		fmt.Fprintf(w, "%d docs × %d editors at %.1f keystrokes/s each, %d viewers per doc, for %v\n",
+			cfg.docs, cfg.editors, cfg.rate, cfg.viewers, cfg.duration)
+	} else {
+		fmt.Fprintf(w, "%d docs × %d HTTP writers, %d viewers per doc, for %v\n",
+			cfg.docs, cfg.httpWrites, cfg.viewers, cfg.duration)
+	}
+	if cfg.streamRate > 0 {
+		fmt.Fprintf(w, "one POST /stream per doc writing %.1f tokens/s\n", cfg.streamRate)
+	}
 	secs := r.elapsed.Seconds()
-	fmt.Fprintf(w, "keystrokes: %d (%.0f/s); server revisions: %d (%.0f/s; buffered keystrokes compose)\n",
-		r.keys.Load(), float64(r.keys.Load())/secs, r.revs, float64(r.revs)/secs)
+	if cfg.editors > 0 {
+		fmt.Fprintf(w, "keystrokes: %d (%.0f/s); server revisions: %d (%.0f/s; buffered keystrokes compose)\n",
+			r.keys.Load(), float64(r.keys.Load())/secs, r.revs, float64(r.revs)/secs)
+	} else {
+		fmt.Fprintf(w, "server revisions: %d (%.0f/s)\n", r.revs, float64(r.revs)/secs)
+	}
+	if r.writes != nil {
+		printWrites(w, r.writes, secs)
+	}
+	if r.stream != nil {
+		printStream(w, r.stream, r.tokenLat, secs)
+	}
 	if n := len(r.latencies); n > 0 {
 		slices.Sort(r.latencies)
 		pct := func(p float64) time.Duration { return r.latencies[int(p*float64(n-1))] }
@@ -161,6 +202,16 @@ func load(ctx context.Context, cfg config) (*report, error) {
 		}
 		docs[i] = id
 	}
+	startLen := make([]int, cfg.docs)
+	if cfg.editors == 0 {
+		for d, id := range docs {
+			text, rev, err := getDoc(ctx, cfg.url, id)
+			if err != nil {
+				return nil, err
+			}
+			startRev[d], startLen[d] = rev, utf8.RuneCountInString(text)
+		}
+	}
 
 	type editor struct {
 		doc int
@@ -174,6 +225,9 @@ func load(ctx context.Context, cfg config) (*report, error) {
 	}()
 	wsBase := "ws" + strings.TrimPrefix(cfg.url, "http")
 	for d, id := range docs {
+		if cfg.editors == 0 {
+			break
+		}
 		for e := range cfg.editors {
 			c, err := collab.Dial(ctx, wsBase+"/api/docs/"+id+"/ws", collab.ClientOptions{
 				Name:       fmt.Sprintf("load-%d-%d", d, e),
@@ -190,6 +244,11 @@ func load(ctx context.Context, cfg config) (*report, error) {
 	// Viewers read until the run is over; each keeps the text it rebuilt.
 	viewCtx, stopViewers := context.WithCancel(ctx)
 	viewers := make([]*viewer, 0, cfg.docs*cfg.viewers)
+	var tokens *tokenLog
+	if cfg.streamRate > 0 {
+		tokens = &tokenLog{}
+		rep.stream = &streamStats{}
+	}
 	var viewWG sync.WaitGroup
 	defer func() {
 		stopViewers()
@@ -197,7 +256,7 @@ func load(ctx context.Context, cfg config) (*report, error) {
 	}()
 	for d, id := range docs {
 		for range cfg.viewers {
-			v := &viewer{doc: d, rev: make(chan int64, 1)}
+			v := &viewer{doc: d, rev: make(chan int64, 1), tokens: tokens}
 			viewers = append(viewers, v)
 			viewWG.Add(1)
 			go func() {
@@ -233,8 +292,34 @@ func load(ctx context.Context, cfg config) (*report, error) {
 			}
 		}()
 	}
+	if cfg.httpWrites > 0 {
+		rep.writes = &writeStats{clients: cfg.httpWrites}
+		for i := range cfg.httpWrites {
+			d := i % cfg.docs
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				httpWrite(typeCtx, cfg.url, docs[d], startRev[d], startLen[d], uint64(i), rep.writes)
+			}()
+		}
+	}
+	if rep.stream != nil {
+		for d, id := range docs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				streamInto(typeCtx, cfg.url, id, fmt.Sprintf("load-stream-%d", d), cfg.streamRate, cfg.viewers, tokens, rep.stream)
+			}()
+		}
+	}
 	wg.Wait()
 	rep.elapsed = time.Since(start)
+	if rep.stream != nil {
+		errs = append(errs, rep.stream.errs...)
+	}
+	if rep.writes != nil && rep.writes.acked.Load() == 0 {
+		errs = append(errs, errors.New("no HTTP write was acked"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return rep, err
 	}
@@ -253,6 +338,12 @@ func load(ctx context.Context, cfg config) (*report, error) {
 			return rep, err
 		}
 		rep.revs += rev - startRev[d]
+		if cfg.editors == 0 {
+			// Writers alone: one code point per revision.
+			if got, want := utf8.RuneCountInString(text), startLen[d]+int(rev-startRev[d]); got != want {
+				rep.diverged = append(rep.diverged, fmt.Sprintf("doc %s: %d code points at rev %d, want %d", id, got, rev, want))
+			}
+		}
 		for _, e := range editors {
 			if e.doc != d {
 				continue
@@ -274,6 +365,14 @@ func load(ctx context.Context, cfg config) (*report, error) {
 				rep.diverged = append(rep.diverged, fmt.Sprintf("doc %s: viewer has %d bytes, server %d", id, len(got), len(text)))
 			}
 		}
+	}
+	if rep.writes != nil && rep.revs != rep.writes.acked.Load() {
+		rep.diverged = append(rep.diverged, fmt.Sprintf("%d HTTP writes acked but %d revisions made", rep.writes.acked.Load(), rep.revs))
+	}
+	for _, v := range viewers {
+		v.mu.Lock()
+		rep.tokenLat = append(rep.tokenLat, v.tokenLat...)
+		v.mu.Unlock()
 	}
 	if len(rep.diverged) > 0 {
 		return rep, errors.New("texts diverged")
@@ -365,6 +464,10 @@ type viewer struct {
 	err  error // why watch ended
 	text *ot.Doc
 	at   int64
+	// With -stream-rate: when the streams' tokens entered their request
+	// bodies, and how long each took to reach this viewer.
+	tokens   *tokenLog
+	tokenLat []time.Duration
 }
 
 func (v *viewer) watch(ctx context.Context, url string, events *atomic.Int64) error {
@@ -389,8 +492,13 @@ func (v *viewer) watch(ctx context.Context, url string, events *atomic.Int64) er
 		case strings.HasPrefix(line, "event: "):
 			event = line[len("event: "):]
 		case strings.HasPrefix(line, "data: "):
-			if err := v.apply(event, []byte(line[len("data: "):])); err != nil {
+			got := time.Now()
+			data := []byte(line[len("data: "):])
+			if err := v.apply(event, data); err != nil {
 				return err
+			}
+			if event == "op" && v.tokens != nil {
+				v.matchTokens(data, got)
 			}
 			if event == "op" {
 				events.Add(1)
@@ -433,6 +541,18 @@ func (v *viewer) apply(event string, data []byte) error {
 	default:
 	}
 	return nil
+}
+
+// matchTokens records, for each stream token in an op event received at
+// got, the time since it entered its request body.
+func (v *viewer) matchTokens(data []byte, got time.Time) {
+	scanTokens(data, func(n int) {
+		if sent, ok := v.tokens.at(n); ok {
+			v.mu.Lock()
+			v.tokenLat = append(v.tokenLat, got.Sub(sent))
+			v.mu.Unlock()
+		}
+	})
 }
 
 // waitRev waits until the viewer has reached rev and returns its text.

@@ -60,9 +60,73 @@ func TestLightLoad(t *testing.T) {
 	}
 }
 
-// startCollabd builds and starts collabd on free loopback ports and
-// returns its URL, pid and admin URL.
-func startCollabd(t *testing.T) (string, int, string) {
+// TestHTTPWritesLoad runs HTTP writers (issue 24's POST /ops benchmark,
+// short): the report must give acked writes with their latencies and the
+// server's CPU per acked write, with nothing refused, and every acked
+// write must be in the document (the run checks it and fails otherwise).
+func TestHTTPWritesLoad(t *testing.T) {
+	url, pid, _ := startCollabd(t, "-write-rate", "-1")
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-url", url, "-docs", "2", "-editors", "0", "-http-writes", "6",
+		"-viewers", "1", "-duration", "2s", "-server-pid", strconv.Itoa(pid)}, &out, &out)
+	t.Logf("report:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	for _, want := range []string{"HTTP writes: 6 keep-alive clients", "refused 0\n", "write to its answer (durable) (",
+		"server CPU per acked HTTP write: ", "converged: "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	acked := reportInt(t, out.String(), "acked ")
+	if acked < 1 || acked != reportInt(t, out.String(), "server revisions: ") {
+		t.Errorf("acked %d writes; want at least one, each a revision", acked)
+	}
+}
+
+// TestStreamLoad runs a stream into a document with editors typing and
+// viewers watching (issue 24's stream benchmark, short): every viewer must
+// have seen every token, and the latency line must be there.
+func TestStreamLoad(t *testing.T) {
+	url, _, _ := startCollabd(t)
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-url", url, "-docs", "1", "-editors", "3", "-rate", "5",
+		"-viewers", "4", "-stream-rate", "20", "-duration", "2s"}, &out, &out)
+	t.Logf("report:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	for _, want := range []string{"token in body to viewer's event (", "keystroke to ack (", "converged: "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	tokens := reportInt(t, out.String(), "streams: ")
+	seen := reportInt(t, out.String(), " commits; ")
+	if tokens < 1 || seen != 4*tokens {
+		t.Errorf("%d tokens written, %d (token, viewer) pairs seen; want 4 viewers × every token", tokens, seen)
+	}
+}
+
+// reportInt reads the integer that follows prefix in a report.
+func reportInt(t *testing.T, report, prefix string) int {
+	t.Helper()
+	_, rest, ok := strings.Cut(report, prefix)
+	if !ok {
+		t.Fatalf("report lacks %q", prefix)
+	}
+	end := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
+	n, err := strconv.Atoi(rest[:max(end, 0)])
+	if err != nil {
+		t.Fatalf("report: %q not followed by a number", prefix)
+	}
+	return n
+}
+
+// startCollabd builds and starts collabd on free loopback ports, with
+// extra flags, and returns its URL, pid and admin URL.
+func startCollabd(t *testing.T, flags ...string) (string, int, string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: skipping the load run, which builds and starts collabd")
@@ -79,7 +143,7 @@ func startCollabd(t *testing.T) (string, int, string) {
 	}
 	adminAddr := l.Addr().String()
 	l.Close()
-	srv := exec.CommandContext(ctx, bin, "-addr", "127.0.0.1:0", "-admin-addr", adminAddr, "-data", filepath.Join(dir, "collab.db"))
+	srv := exec.CommandContext(ctx, bin, append([]string{"-addr", "127.0.0.1:0", "-admin-addr", adminAddr, "-data", filepath.Join(dir, "collab.db")}, flags...)...)
 	stdout, err := srv.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +202,10 @@ func TestLenDelta(t *testing.T) {
 func TestFlagErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"-docs", "0"},
+		{"-editors", "0"},
+		{"-http-writes", "2"}, // with editors
+		{"-editors", "0", "-http-writes", "2", "-stream-rate", "5"},
+		{"-stream-rate", "5", "-light"},
 		{"-rate", "0"},
 		{"extra"},
 		{"-url", "http://127.0.0.1:1", "-duration", "1ms"}, // nothing listens on port 1

@@ -99,6 +99,9 @@ func printResources(w io.Writer, cfg config, before, after usage, rep *report) {
 		}
 		fmt.Fprintf(w, "server CPU: %v (%.2f cores), %v per revision; RSS %.1f MB\n",
 			srv.Round(time.Millisecond), srv.Seconds()/wall.Seconds(), per.Round(time.Microsecond), float64(after.serverRSS)/(1<<20))
+		if rep.writes != nil && rep.writes.acked.Load() > 0 {
+			fmt.Fprintf(w, "server CPU per acked HTTP write: %v\n", (srv / time.Duration(rep.writes.acked.Load())).Round(time.Microsecond))
+		}
 		// Neither alone may be saturated while both together are: then
 		// each waits for the other's CPU and latency measures the box.
 		if both := (self + srv).Seconds() / wall.Seconds(); both > 0.8*float64(cores) {
