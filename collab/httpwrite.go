@@ -183,20 +183,76 @@ func (w *httpWrites) lock(key string) func() {
 	}
 }
 
-// httpClient returns the client id of an HTTP run.
-func httpClient(run string) string { return httpClientPrefix + run }
+// The client id of an HTTP run is httpClientPrefix, the run id, for a
+// revert revertMark and the run it reverts, and, when the writer is
+// named, whoSep and who: "t:" and the name of the request's access
+// token, or "n:" and the name the request gives. A name never holds a
+// control character (cleanName), so whoSep ends the run's part. The name
+// is kept with every op of the run this way, so /revisions shows it; a
+// token's name, which the token's issuer vouches for, also gives the
+// run's ops their author id (Server.author): the same for every run of
+// that agent, as an editor's is across reconnects.
+const (
+	whoSep   = "\x1f"
+	whoToken = "t:"
+	whoBody  = "n:"
+)
 
-// revertClient returns the client id of a run that reverts the run
-// target: the revert of a run is found again as such (revert.go).
-func revertClient(run, target string) string {
-	return httpClientPrefix + run + revertMark + target
+// httpClient returns the client id of an HTTP run by who (see whoSep).
+func httpClient(run, who string) string {
+	if who == "" {
+		return httpClientPrefix + run
+	}
+	return httpClientPrefix + run + whoSep + who
+}
+
+// revertClient returns the client id of a run by who that reverts the
+// run target: the revert of a run is found again as such (revert.go).
+func revertClient(run, target, who string) string {
+	return httpClient(run+revertMark+target, who)
 }
 
 const revertMark = "/revert/"
 
+// writerWho returns the who of a client id (see whoSep) for a writer
+// whose token names it tokenName, or who gives the name body.
+func writerWho(tokenName, body string) string {
+	switch {
+	case tokenName != "":
+		return whoToken + tokenName
+	case body != "":
+		return whoBody + cleanName(body)
+	}
+	return ""
+}
+
+// splitClient returns an HTTP run's client id without its who, and its
+// who; any other client id as it is, and "".
+func splitClient(client string) (base, who string) {
+	if !strings.HasPrefix(client, httpClientPrefix) {
+		return client, ""
+	}
+	base, who, _ = strings.Cut(client, whoSep)
+	return base, who
+}
+
+// clientName returns the name an HTTP run's client id carries, or "".
+func clientName(client string) string {
+	_, who := splitClient(client)
+	return who[min(len(who), len(whoToken)):]
+}
+
+// agentName returns the token name of an HTTP run's client id, if its
+// writer had a token that names it.
+func agentName(client string) (string, bool) {
+	_, who := splitClient(client)
+	return strings.CutPrefix(who, whoToken)
+}
+
 // runOf returns the run id of an HTTP run's client id, or "".
 func runOf(client string) string {
-	run, ok := strings.CutPrefix(client, httpClientPrefix)
+	base, _ := splitClient(client)
+	run, ok := strings.CutPrefix(base, httpClientPrefix)
 	if !ok {
 		return ""
 	}
@@ -206,23 +262,29 @@ func runOf(client string) string {
 
 // revertOf returns the run that an HTTP run's client id reverts, or "".
 func revertOf(client string) string {
-	if !strings.HasPrefix(client, httpClientPrefix) {
+	base, _ := splitClient(client)
+	if !strings.HasPrefix(base, httpClientPrefix) {
 		return ""
 	}
-	_, target, _ := strings.Cut(client, revertMark)
+	_, target, _ := strings.Cut(base, revertMark)
 	return target
 }
 
-// runFor returns the run id of a write with an Idempotency-Key: a UUID
-// derived one-way from the document and the key under the server's
-// secret, so that a retry, even after a restart, is the same run, and
-// nobody can tell the key from the run id. Without a key, a fresh run.
-func (s *Server) runFor(id, key string) string {
+// runFor returns the run id of a write by who (see whoSep) with an
+// Idempotency-Key: a UUID derived one-way from the document, the writer
+// and the key under the server's secret, so that a retry, even after a
+// restart, is the same run, and nobody can tell the key from the run id.
+// A key is its writer's: the same key under another name is another
+// run. Without a key, a fresh run.
+func (s *Server) runFor(id, who, key string) string {
 	if key == "" {
 		return uuid.NewString()
 	}
 	m := hmac.New(sha256.New, s.authorKey)
 	m.Write([]byte("run\x00" + id + "\x00" + key))
+	if who != "" {
+		m.Write([]byte("\x00" + who))
+	}
 	var u uuid.UUID
 	copy(u[:], m.Sum(nil))
 	u[6] = u[6]&0x0f | 0x40 // version 4
@@ -254,9 +316,10 @@ func idempotencyKey(r *http.Request) (string, error) {
 type writeRequest struct {
 	id     string
 	key    string // Idempotency-Key, or ""
-	run    string
-	client string // the run's client id: httpClient(run), or revertClient
-	name   string
+	run    string // set by setName
+	client string // the run's client id: httpClient, or revertClient; set by setName
+	token  string // the access token's name, or ""
+	who    string // set by setName
 	body   []byte
 }
 
@@ -297,15 +360,15 @@ func (s *Server) beginWrite(w http.ResponseWriter, r *http.Request) (*writeReque
 		writeError(w, http.StatusBadRequest, CodeBadMessage, "body is not valid UTF-8")
 		return nil, false
 	}
-	run := s.runFor(id, key)
-	return &writeRequest{id: id, key: key, run: run, client: httpClient(run), name: tokenName(r.Context()), body: body}, true
+	return &writeRequest{id: id, key: key, token: tokenName(r.Context()), body: body}, true
 }
 
-// setName takes the body's name unless the token names the writer.
-func (wr *writeRequest) setName(name string) {
-	if wr.name == "" && name != "" {
-		wr.name = cleanName(name)
-	}
+// setName names the writer, from the token or else from the body's name,
+// and so makes the run: its id and client id.
+func (s *Server) setName(wr *writeRequest, body string) {
+	wr.who = writerWho(wr.token, body)
+	wr.run = s.runFor(wr.id, wr.who, wr.key)
+	wr.client = httpClient(wr.run, wr.who)
 }
 
 // replayed answers a write whose Idempotency-Key already made its op:
@@ -473,7 +536,7 @@ func (s *Server) handlePostOps(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadOp, "op: "+err.Error())
 		return
 	}
-	wr.setName(req.Name)
+	s.setName(wr, req.Name)
 	s.commitWrite(w, r, wr, req.Strict, func() (int64, ot.Op, bool) { return *req.Rev, op, true })
 }
 
@@ -540,7 +603,7 @@ func (s *Server) handlePutText(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("text has %d code points; the limit is %d", n, s.opts.MaxDocChars))
 		return
 	}
-	wr.setName(req.Name)
+	s.setName(wr, req.Name)
 	s.commitWrite(w, r, wr, req.Strict, func() (int64, ot.Op, bool) {
 		if req.Rev == nil {
 			t, err := s.docText(r.Context(), wr.id, false)
