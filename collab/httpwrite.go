@@ -68,33 +68,51 @@ type writeReply struct {
 	// tooOld: the op's base is older than the hub's memory; rebase it
 	// over the store's ops and send it again.
 	tooOld bool
-	// follower: in cluster mode this node does not sequence the document.
+	// follower: in cluster mode this node does not sequence the
+	// document, and a stream is not forwarded (writefwd.go).
 	follower bool
+	// unanswered: forwarded to the owner, which did not answer (cluster
+	// mode); the write may or may not have been made.
+	unanswered bool
 	// caret, for a stream's piece, is its caret after it, at rev.
 	caret int
 }
 
-// write handles a writeReq on the hub's goroutine.
+// write handles a writeReq on the hub's goroutine. In cluster mode a
+// follower forwards it to the owner (writefwd.go).
 func (h *hub) write(m writeReq) {
 	if m.stream != nil {
 		h.streamWrite(m)
 		return
 	}
+	if h.link != nil {
+		if h.owner {
+			h.writeOwner(m, func(r writeReply) { m.reply <- r })
+		} else {
+			h.writeFollower(m)
+		}
+		return
+	}
+	var st seqState
+	h.applyWrite(m, &st, func(r writeReply) { m.reply <- r })
+}
+
+// applyWrite applies a write's op as op m.seq of m.client, whose dedupe
+// state is st, and answers it once (on the hub's goroutine): at once for
+// a refusal or an op that changes nothing, else once it is durable.
+func (h *hub) applyWrite(m writeReq, st *seqState, answer func(writeReply)) {
 	badOp := func(format string, args ...any) {
-		m.reply <- writeReply{perr: &protoError{Code: CodeBadOp, Message: fmt.Sprintf(format, args...)}}
+		answer(writeReply{perr: &protoError{Code: CodeBadOp, Message: fmt.Sprintf(format, args...)}})
 	}
 	switch {
-	case h.link != nil && !h.owner:
-		m.reply <- writeReply{follower: true}
-		return
 	case m.rev > h.rev:
 		badOp("rev %d is in the future: the document is at rev %d", m.rev, h.rev)
 		return
 	case m.strict && m.rev != h.rev:
-		m.reply <- writeReply{conflict: true, rev: h.rev}
+		answer(writeReply{conflict: true, rev: h.rev})
 		return
 	case m.rev < h.histBase:
-		m.reply <- writeReply{tooOld: true}
+		answer(writeReply{tooOld: true})
 		return
 	}
 	op := m.op
@@ -102,7 +120,7 @@ func (h *hub) write(m writeReq) {
 		concurrent, err := h.opsAfter(m.rev) // from memory: m.rev >= histBase
 		if err != nil {
 			h.log.Error("read ops to transform against", "from", m.rev, "err", err)
-			m.reply <- writeReply{perr: errorf(CodeInternal, "internal error")}
+			answer(writeReply{perr: errorf(CodeInternal, "internal error")})
 			return
 		}
 		// Committed ops win ties: their inserts stay to the left.
@@ -123,15 +141,13 @@ func (h *hub) write(m writeReq) {
 	if op.IsNoop() {
 		// Nothing to commit: the answer is the head, once it is durable
 		// (an op in the batch may still be on its way to disk).
-		m.reply <- writeReply{rev: h.durableRev()}
+		answer(writeReply{rev: h.durableRev()})
 		return
 	}
-	var st seqState
 	msg := &opMessage{rev: h.rev, seq: m.seq, op: op}
-	reply := m.reply
-	done := func(rev int64) { reply <- writeReply{rev: rev} }
-	if perr := h.sequence(&st, m.client, msg, pendingOp{committed: done}); perr != nil {
-		m.reply <- writeReply{perr: perr}
+	done := func(rev int64) { answer(writeReply{rev: rev}) }
+	if perr := h.sequence(st, m.client, msg, pendingOp{committed: done}); perr != nil {
+		answer(writeReply{perr: perr})
 	}
 }
 
@@ -468,7 +484,11 @@ func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, rep writeRe
 	case rep.follower:
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, CodeShuttingDown,
-			"this node does not own the document at the moment (cluster mode); try again, or write through the node that owns it")
+			"this node does not own the document at the moment, and streams are not forwarded (cluster mode); try again, or stream through the node that owns it")
+	case rep.unanswered:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, CodeShuttingDown,
+			"the document's owner did not answer (cluster mode); try again: with the same Idempotency-Key a retry applies nothing twice")
 	case rep.conflict:
 		var e struct {
 			apiError
