@@ -74,7 +74,7 @@ func TestHTTPWriteNames(t *testing.T) {
 	otherAuthor := a(2)
 	var last []revisionJSON
 	getJSONStatus(t, ts.URL+"/api/docs/"+id+"/revisions?from=8&token="+tok, 200, &last)
-	if len(last) != 1 || last[0].Name != "Other Bot" || last[0].Author != otherAuthor {
+	if len(last) != 1 || last[0].Name != "Other Bot" || last[0].Author != otherAuthor || last[0].Reverts != s2.Run {
 		t.Errorf("the revert's revision: got %+v, want Other Bot's", last)
 	}
 }

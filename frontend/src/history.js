@@ -52,7 +52,7 @@ async function loadRuns() {
   for (const r of rows) {
     if (!r.run) continue;
     let g = runs.get(r.run);
-    if (!g) runs.set(r.run, g = { run: r.run, author: r.author, name: r.name, first: r.rev, last: r.rev, time: r.time, inserted: 0, deleted: 0 });
+    if (!g) runs.set(r.run, g = { run: r.run, author: r.author, name: r.name, reverts: r.reverts, first: r.rev, last: r.rev, time: r.time, inserted: 0, deleted: 0 });
     g.last = r.rev; g.inserted += r.inserted; g.deleted += r.deleted;
   }
   const list = $("hist-runs-list");
@@ -65,7 +65,9 @@ async function loadRuns() {
     const what = document.createElement("span");
     what.className = "run-what";
     const revs = g.first === g.last ? `revision ${g.first}` : `revisions ${g.first}–${g.last}`;
-    what.textContent = `${who(g.author, g.name)} · ${revs} · +${g.inserted} −${g.deleted} · ${new Date(g.time).toLocaleString()}`;
+    const reverted = g.reverts && runs.get(g.reverts);
+    const act = !g.reverts ? "" : reverted ? ` reverted ${who(reverted.author, reverted.name)}'s run` : " reverted a run";
+    what.textContent = `${who(g.author, g.name)}${act} · ${revs} · +${g.inserted} −${g.deleted} · ${new Date(g.time).toLocaleString()}`;
     what.title = `run ${g.run}`;
     const btn = document.createElement("button");
     btn.type = "button";
