@@ -484,19 +484,25 @@ func (h *hub) clientState(client string) (*seqState, *conn, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(h.remote) >= maxRemoteClients {
-		// Forget those whose ops are all committed: the store has their
-		// state for when they come again.
-		committed := h.durableRev()
-		for c, st := range h.remote {
-			if st.lastRev <= committed {
-				delete(h.remote, c)
-			}
-		}
-	}
 	st := &seqState{lastSeq: seq, lastRev: rev}
+	h.pruneRemote()
 	h.remote[client] = st
 	return st, nil, nil
+}
+
+// pruneRemote makes room in the owner's table of other nodes' clients
+// when it is full: it forgets those whose ops are all committed (the
+// store has their state for when they come again).
+func (h *hub) pruneRemote() {
+	if len(h.remote) < maxRemoteClients {
+		return
+	}
+	committed := h.durableRev()
+	for c, st := range h.remote {
+		if st.lastRev <= committed {
+			delete(h.remote, c)
+		}
+	}
 }
 
 // maxRemoteClients bounds the owner's table of other nodes' clients.

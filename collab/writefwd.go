@@ -12,9 +12,8 @@ import "errors"
 // answer through any node. A base older than the follower's memory is
 // first rebased over the store's ops on the follower, as on the owner; an
 // owner that finds the base older than its own memory asks for the same
-// (codeRebase). The owner also deduplicates by the run's client id, so
-// that an Idempotency-Key retried through several nodes at once applies
-// once. Streams are not forwarded: through a follower they answer 503
+// (codeRebase). The owner also remembers the runs it applied, so that an
+// Idempotency-Key retried through several nodes at once applies once. Streams are not forwarded: through a follower they answer 503
 // with Retry-After (stream.go).
 
 // codeRebase is the owner's answer to a forwarded write made on a
@@ -80,16 +79,18 @@ func (h *hub) submittedWrite(s Submission, respond func(SubmitReply)) {
 }
 
 // writeOwner applies a write, this node's own or forwarded, on the
-// owner in cluster mode. The run's dedupe state is the one the owner
-// keeps for other nodes' clients (clientState), so that one run retried
-// through several nodes at once is applied once: a repeat gets the
-// revision the first became, once that is durable.
+// owner in cluster mode. The owner remembers the runs it applied beside
+// other nodes' clients (h.remote), so that one run retried through
+// several nodes at once is applied once: a repeat gets the revision the
+// first became, once that is durable. It does not read the store for
+// this, on the hub's goroutine: a retry made after the first was
+// answered finds it in the store on its own node first (replayed).
 func (h *hub) writeOwner(m writeReq, answer func(writeReply)) {
-	st, _, err := h.clientState(m.client)
-	if err != nil {
-		h.log.Error("read client seq", "author", h.authorOf(m.client), "err", err)
-		answer(writeReply{perr: errorf(CodeInternal, "internal error")})
-		return
+	st := h.remote[m.client]
+	if st == nil {
+		st = &seqState{}
+		h.pruneRemote()
+		h.remote[m.client] = st
 	}
 	if m.seq > st.lastSeq {
 		h.applyWrite(m, st, answer)
