@@ -1,6 +1,9 @@
 package collab
 
 import (
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -53,6 +56,33 @@ func TestHTTPWriteNames(t *testing.T) {
 	if a(2) == a(0) || a(3) == a(0) || a(3) == a(4) || a(2) == a(3) {
 		t.Errorf("authors %q: want Agent Smith's, Other Bot's and each unnamed run's apart", []string{a(0), a(2), a(3), a(4)})
 	}
+	// A stream by Agent Smith: its author id too; by a name in the
+	// query: that name.
+	for _, tc := range []struct {
+		hdr       []string
+		query     string
+		name      string
+		smithsOwn bool
+	}{{smith, "?name=ignored", "Agent Smith", true}, {anon, "?name=Streamer", "Streamer", false}} {
+		req, _ := http.NewRequestWithContext(guardCtx(t), "POST", ts.URL+"/api/docs/"+id+"/stream"+tc.query, strings.NewReader("~"))
+		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+		req.Header.Set(tc.hdr[0], tc.hdr[1])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("stream %s: %d", tc.query, resp.StatusCode)
+		}
+		var rows []revisionJSON
+		getJSONStatus(t, ts.URL+"/api/docs/"+id+"/revisions?token="+tok, 200, &rows)
+		last := rows[len(rows)-1]
+		if last.Name != tc.name || (last.Author == a(0)) != tc.smithsOwn || last.Run == "" {
+			t.Errorf("stream %s: its revision %+v, want name %q, Agent Smith's author %v", tc.query, last, tc.name, tc.smithsOwn)
+		}
+	}
 	// The same Idempotency-Key: the same run for the same agent, another
 	// (applied) for another agent.
 	k1 := mustWrite(t, "POST", opsURL(ts, id), op(6, 8, "x"), append(smith, "Idempotency-Key", "k")...)
@@ -68,12 +98,12 @@ func TestHTTPWriteNames(t *testing.T) {
 		t.Fatalf("revert Agent Smith's run: got %d %s", code, b)
 	}
 	var d struct{ Text string }
-	if getJSONStatus(t, ts.URL+"/api/docs/"+id+"?token="+tok, 200, &d); d.Text != "abc1345xy" {
-		t.Errorf("after the revert: got %q, want %q", d.Text, "abc1345xy")
+	if getJSONStatus(t, ts.URL+"/api/docs/"+id+"?token="+tok, 200, &d); d.Text != "abc1345~~xy" {
+		t.Errorf("after the revert: got %q, want %q", d.Text, "abc1345~~xy")
 	}
 	otherAuthor := a(2)
 	var last []revisionJSON
-	getJSONStatus(t, ts.URL+"/api/docs/"+id+"/revisions?from=8&token="+tok, 200, &last)
+	getJSONStatus(t, ts.URL+"/api/docs/"+id+"/revisions?from=10&token="+tok, 200, &last)
 	if len(last) != 1 || last[0].Name != "Other Bot" || last[0].Author != otherAuthor || last[0].Reverts != s2.Run {
 		t.Errorf("the revert's revision: got %+v, want Other Bot's", last)
 	}
