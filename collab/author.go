@@ -31,13 +31,22 @@ func newAuthorKey() []byte {
 }
 
 // author returns the public author id of a client id, or "" for the
-// server's own ops (client "").
+// server's own ops (client ""). An HTTP run's is derived from its run, or
+// from its agent's token name (httpwrite.go, whoSep).
 func (s *Server) author(client string) string {
 	if client == "" {
 		return ""
 	}
 	m := hmac.New(sha256.New, s.authorKey)
-	m.Write([]byte(client))
+	if name, ok := agentName(client); ok {
+		// An HTTP run of an agent its token names (httpwrite.go): the
+		// agent's author id, the same for all its runs. No client id
+		// starts so: an editor's is a UUID, a run's starts "http:".
+		m.Write([]byte("agent\x00" + name))
+	} else {
+		base, _ := splitClient(client)
+		m.Write([]byte(base))
+	}
 	var sum [sha256.Size]byte
 	return base64.RawURLEncoding.EncodeToString(m.Sum(sum[:0])[:authorBytes])
 }

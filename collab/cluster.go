@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/collabd/collabd/ot"
@@ -87,6 +88,9 @@ type Submission struct {
 	Seq    int64
 	Rev    int64
 	Op     ot.Op
+	// Strict, for an HTTP write (Client "http:..."), asks that the op be
+	// applied only if the head is still Rev (writefwd.go).
+	Strict bool
 }
 
 // SubmitReply is the owner's verdict on a Submission: empty Code when it
@@ -142,6 +146,8 @@ type fwdReply struct {
 	err    error
 	// restore, for a forwarded restore, hears its outcome.
 	restore chan restoreReply
+	// write, for a forwarded HTTP write, hears its outcome (writefwd.go).
+	write chan writeReply
 }
 
 // remotePeer is an editor connected to another node.
@@ -356,12 +362,19 @@ func (h *hub) startForward(sub Submission, out fwdReply) {
 			if out.restore != nil {
 				out.restore <- restoreReply{rev: -1}
 			}
+			if out.write != nil {
+				out.write <- writeReply{unanswered: true}
+			}
 		}
 	}()
 }
 
 // forwarded handles the outcome of a Forward call.
 func (h *hub) forwarded(r fwdReply) {
+	if r.write != nil {
+		h.writeForwarded(r)
+		return
+	}
 	if r.restore != nil {
 		switch {
 		case r.err != nil:
@@ -415,6 +428,10 @@ func (h *hub) retryForwards() {
 // submitted handles an op another node forwarded (owner). The verdict is
 // sent once the op is applied in memory; its ack travels on the log.
 func (h *hub) submitted(s Submission, respond func(SubmitReply)) {
+	if strings.HasPrefix(s.Client, httpClientPrefix) {
+		h.submittedWrite(s, respond) // writefwd.go
+		return
+	}
 	m := &opMessage{rev: s.Rev, seq: s.Seq, op: s.Op}
 	if s.Client == "" { // a restore made on another node
 		if m.rev > h.rev {
@@ -467,19 +484,25 @@ func (h *hub) clientState(client string) (*seqState, *conn, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(h.remote) >= maxRemoteClients {
-		// Forget those whose ops are all committed: the store has their
-		// state for when they come again.
-		committed := h.durableRev()
-		for c, st := range h.remote {
-			if st.lastRev <= committed {
-				delete(h.remote, c)
-			}
-		}
-	}
 	st := &seqState{lastSeq: seq, lastRev: rev}
+	h.pruneRemote()
 	h.remote[client] = st
 	return st, nil, nil
+}
+
+// pruneRemote makes room in the owner's table of other nodes' clients
+// when it is full: it forgets those whose ops are all committed (the
+// store has their state for when they come again).
+func (h *hub) pruneRemote() {
+	if len(h.remote) < maxRemoteClients {
+		return
+	}
+	committed := h.durableRev()
+	for c, st := range h.remote {
+		if st.lastRev <= committed {
+			delete(h.remote, c)
+		}
+	}
 }
 
 // maxRemoteClients bounds the owner's table of other nodes' clients.

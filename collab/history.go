@@ -139,8 +139,12 @@ type revisionJSON struct {
 	Author   string `json:"author"`
 	Inserted int64  `json:"inserted"`
 	Deleted  int64  `json:"deleted"`
-	// Run is the run id of an op an HTTP write made (httpwrite.go).
-	Run string `json:"run,omitempty"`
+	// Run is the run id of an op an HTTP write made (httpwrite.go), and
+	// Name the name its writer had: its token's, or the one it gave.
+	// Reverts is, for a revert's op, the run it reverted.
+	Run     string `json:"run,omitempty"`
+	Name    string `json:"name,omitempty"`
+	Reverts string `json:"reverts,omitempty"`
 }
 
 // bucketJSON is one bucket of GET .../revisions?bucket=.
@@ -218,7 +222,7 @@ func (s *Server) serveRevisions(w http.ResponseWriter, r *http.Request, id strin
 		out = encodePage(len(revs), func(i int) any {
 			v := revs[i]
 			return revisionJSON{Rev: v.Rev, Time: v.Time.UTC().Format(time.RFC3339Nano), Author: s.author(v.Client),
-				Inserted: v.Inserted, Deleted: v.Deleted, Run: runOf(v.Client)}
+				Inserted: v.Inserted, Deleted: v.Deleted, Run: runOf(v.Client), Name: clientName(v.Client), Reverts: revertOf(v.Client)}
 		})
 	}
 	s.writeBody(w, "application/json", out)

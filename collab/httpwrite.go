@@ -68,33 +68,51 @@ type writeReply struct {
 	// tooOld: the op's base is older than the hub's memory; rebase it
 	// over the store's ops and send it again.
 	tooOld bool
-	// follower: in cluster mode this node does not sequence the document.
+	// follower: in cluster mode this node does not sequence the
+	// document, and a stream is not forwarded (writefwd.go).
 	follower bool
+	// unanswered: forwarded to the owner, which did not answer (cluster
+	// mode); the write may or may not have been made.
+	unanswered bool
 	// caret, for a stream's piece, is its caret after it, at rev.
 	caret int
 }
 
-// write handles a writeReq on the hub's goroutine.
+// write handles a writeReq on the hub's goroutine. In cluster mode a
+// follower forwards it to the owner (writefwd.go).
 func (h *hub) write(m writeReq) {
 	if m.stream != nil {
 		h.streamWrite(m)
 		return
 	}
+	if h.link != nil {
+		if h.owner {
+			h.writeOwner(m, func(r writeReply) { m.reply <- r })
+		} else {
+			h.writeFollower(m)
+		}
+		return
+	}
+	var st seqState
+	h.applyWrite(m, &st, func(r writeReply) { m.reply <- r })
+}
+
+// applyWrite applies a write's op as op m.seq of m.client, whose dedupe
+// state is st, and answers it once (on the hub's goroutine): at once for
+// a refusal or an op that changes nothing, else once it is durable.
+func (h *hub) applyWrite(m writeReq, st *seqState, answer func(writeReply)) {
 	badOp := func(format string, args ...any) {
-		m.reply <- writeReply{perr: &protoError{Code: CodeBadOp, Message: fmt.Sprintf(format, args...)}}
+		answer(writeReply{perr: &protoError{Code: CodeBadOp, Message: fmt.Sprintf(format, args...)}})
 	}
 	switch {
-	case h.link != nil && !h.owner:
-		m.reply <- writeReply{follower: true}
-		return
 	case m.rev > h.rev:
 		badOp("rev %d is in the future: the document is at rev %d", m.rev, h.rev)
 		return
 	case m.strict && m.rev != h.rev:
-		m.reply <- writeReply{conflict: true, rev: h.rev}
+		answer(writeReply{conflict: true, rev: h.rev})
 		return
 	case m.rev < h.histBase:
-		m.reply <- writeReply{tooOld: true}
+		answer(writeReply{tooOld: true})
 		return
 	}
 	op := m.op
@@ -102,7 +120,7 @@ func (h *hub) write(m writeReq) {
 		concurrent, err := h.opsAfter(m.rev) // from memory: m.rev >= histBase
 		if err != nil {
 			h.log.Error("read ops to transform against", "from", m.rev, "err", err)
-			m.reply <- writeReply{perr: errorf(CodeInternal, "internal error")}
+			answer(writeReply{perr: errorf(CodeInternal, "internal error")})
 			return
 		}
 		// Committed ops win ties: their inserts stay to the left.
@@ -123,15 +141,13 @@ func (h *hub) write(m writeReq) {
 	if op.IsNoop() {
 		// Nothing to commit: the answer is the head, once it is durable
 		// (an op in the batch may still be on its way to disk).
-		m.reply <- writeReply{rev: h.durableRev()}
+		answer(writeReply{rev: h.durableRev()})
 		return
 	}
-	var st seqState
 	msg := &opMessage{rev: h.rev, seq: m.seq, op: op}
-	reply := m.reply
-	done := func(rev int64) { reply <- writeReply{rev: rev} }
-	if perr := h.sequence(&st, m.client, msg, pendingOp{committed: done}); perr != nil {
-		m.reply <- writeReply{perr: perr}
+	done := func(rev int64) { answer(writeReply{rev: rev}) }
+	if perr := h.sequence(st, m.client, msg, pendingOp{committed: done}); perr != nil {
+		answer(writeReply{perr: perr})
 	}
 }
 
@@ -183,20 +199,76 @@ func (w *httpWrites) lock(key string) func() {
 	}
 }
 
-// httpClient returns the client id of an HTTP run.
-func httpClient(run string) string { return httpClientPrefix + run }
+// The client id of an HTTP run is httpClientPrefix, the run id, for a
+// revert revertMark and the run it reverts, and, when the writer is
+// named, whoSep and who: "t:" and the name of the request's access
+// token, or "n:" and the name the request gives. A name never holds a
+// control character (cleanName), so whoSep ends the run's part. The name
+// is kept with every op of the run this way, so /revisions shows it; a
+// token's name, which the token's issuer vouches for, also gives the
+// run's ops their author id (Server.author): the same for every run of
+// that agent, as an editor's is across reconnects.
+const (
+	whoSep   = "\x1f"
+	whoToken = "t:"
+	whoBody  = "n:"
+)
 
-// revertClient returns the client id of a run that reverts the run
-// target: the revert of a run is found again as such (revert.go).
-func revertClient(run, target string) string {
-	return httpClientPrefix + run + revertMark + target
+// httpClient returns the client id of an HTTP run by who (see whoSep).
+func httpClient(run, who string) string {
+	if who == "" {
+		return httpClientPrefix + run
+	}
+	return httpClientPrefix + run + whoSep + who
+}
+
+// revertClient returns the client id of a run by who that reverts the
+// run target: the revert of a run is found again as such (revert.go).
+func revertClient(run, target, who string) string {
+	return httpClient(run+revertMark+target, who)
 }
 
 const revertMark = "/revert/"
 
+// writerWho returns the who of a client id (see whoSep) for a writer
+// whose token names it tokenName, or who gives the name body.
+func writerWho(tokenName, body string) string {
+	switch {
+	case tokenName != "":
+		return whoToken + tokenName
+	case body != "":
+		return whoBody + cleanName(body)
+	}
+	return ""
+}
+
+// splitClient returns an HTTP run's client id without its who, and its
+// who; any other client id as it is, and "".
+func splitClient(client string) (base, who string) {
+	if !strings.HasPrefix(client, httpClientPrefix) {
+		return client, ""
+	}
+	base, who, _ = strings.Cut(client, whoSep)
+	return base, who
+}
+
+// clientName returns the name an HTTP run's client id carries, or "".
+func clientName(client string) string {
+	_, who := splitClient(client)
+	return who[min(len(who), len(whoToken)):]
+}
+
+// agentName returns the token name of an HTTP run's client id, if its
+// writer had a token that names it.
+func agentName(client string) (string, bool) {
+	_, who := splitClient(client)
+	return strings.CutPrefix(who, whoToken)
+}
+
 // runOf returns the run id of an HTTP run's client id, or "".
 func runOf(client string) string {
-	run, ok := strings.CutPrefix(client, httpClientPrefix)
+	base, _ := splitClient(client)
+	run, ok := strings.CutPrefix(base, httpClientPrefix)
 	if !ok {
 		return ""
 	}
@@ -206,23 +278,29 @@ func runOf(client string) string {
 
 // revertOf returns the run that an HTTP run's client id reverts, or "".
 func revertOf(client string) string {
-	if !strings.HasPrefix(client, httpClientPrefix) {
+	base, _ := splitClient(client)
+	if !strings.HasPrefix(base, httpClientPrefix) {
 		return ""
 	}
-	_, target, _ := strings.Cut(client, revertMark)
+	_, target, _ := strings.Cut(base, revertMark)
 	return target
 }
 
-// runFor returns the run id of a write with an Idempotency-Key: a UUID
-// derived one-way from the document and the key under the server's
-// secret, so that a retry, even after a restart, is the same run, and
-// nobody can tell the key from the run id. Without a key, a fresh run.
-func (s *Server) runFor(id, key string) string {
+// runFor returns the run id of a write by who (see whoSep) with an
+// Idempotency-Key: a UUID derived one-way from the document, the writer
+// and the key under the server's secret, so that a retry, even after a
+// restart, is the same run, and nobody can tell the key from the run id.
+// A key is its writer's: the same key under another name is another
+// run. Without a key, a fresh run.
+func (s *Server) runFor(id, who, key string) string {
 	if key == "" {
 		return uuid.NewString()
 	}
 	m := hmac.New(sha256.New, s.authorKey)
 	m.Write([]byte("run\x00" + id + "\x00" + key))
+	if who != "" {
+		m.Write([]byte("\x00" + who))
+	}
 	var u uuid.UUID
 	copy(u[:], m.Sum(nil))
 	u[6] = u[6]&0x0f | 0x40 // version 4
@@ -254,9 +332,10 @@ func idempotencyKey(r *http.Request) (string, error) {
 type writeRequest struct {
 	id     string
 	key    string // Idempotency-Key, or ""
-	run    string
-	client string // the run's client id: httpClient(run), or revertClient
-	name   string
+	run    string // set by setName
+	client string // the run's client id: httpClient, or revertClient; set by setName
+	token  string // the access token's name, or ""
+	who    string // set by setName
 	body   []byte
 }
 
@@ -297,15 +376,15 @@ func (s *Server) beginWrite(w http.ResponseWriter, r *http.Request) (*writeReque
 		writeError(w, http.StatusBadRequest, CodeBadMessage, "body is not valid UTF-8")
 		return nil, false
 	}
-	run := s.runFor(id, key)
-	return &writeRequest{id: id, key: key, run: run, client: httpClient(run), name: tokenName(r.Context()), body: body}, true
+	return &writeRequest{id: id, key: key, token: tokenName(r.Context()), body: body}, true
 }
 
-// setName takes the body's name unless the token names the writer.
-func (wr *writeRequest) setName(name string) {
-	if wr.name == "" && name != "" {
-		wr.name = cleanName(name)
-	}
+// setName names the writer, from the token or else from the body's name,
+// and so makes the run: its id and client id.
+func (s *Server) setName(wr *writeRequest, body string) {
+	wr.who = writerWho(wr.token, body)
+	wr.run = s.runFor(wr.id, wr.who, wr.key)
+	wr.client = httpClient(wr.run, wr.who)
 }
 
 // replayed answers a write whose Idempotency-Key already made its op:
@@ -405,7 +484,11 @@ func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, rep writeRe
 	case rep.follower:
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, CodeShuttingDown,
-			"this node does not own the document at the moment (cluster mode); try again, or write through the node that owns it")
+			"this node does not own the document at the moment, and streams are not forwarded (cluster mode); try again, or stream through the node that owns it")
+	case rep.unanswered:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, CodeShuttingDown,
+			"the document's owner did not answer (cluster mode); try again: with the same Idempotency-Key a retry applies nothing twice")
 	case rep.conflict:
 		var e struct {
 			apiError
@@ -473,7 +556,7 @@ func (s *Server) handlePostOps(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadOp, "op: "+err.Error())
 		return
 	}
-	wr.setName(req.Name)
+	s.setName(wr, req.Name)
 	s.commitWrite(w, r, wr, req.Strict, func() (int64, ot.Op, bool) { return *req.Rev, op, true })
 }
 
@@ -540,7 +623,7 @@ func (s *Server) handlePutText(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("text has %d code points; the limit is %d", n, s.opts.MaxDocChars))
 		return
 	}
-	wr.setName(req.Name)
+	s.setName(wr, req.Name)
 	s.commitWrite(w, r, wr, req.Strict, func() (int64, ot.Op, bool) {
 		if req.Rev == nil {
 			t, err := s.docText(r.Context(), wr.id, false)

@@ -431,7 +431,7 @@ func TestWriteClient(t *testing.T) {
 	if err != nil || r.Rev != 2 || r.Run == "" {
 		t.Fatalf("Ops: got %+v, %v", r, err)
 	}
-	if again, err := wc.Ops(ctx, id, 1, ot.Op{}.Retain(4).Insert("two\n"), WriteOptions{IdempotencyKey: "k"}); err != nil || again != r {
+	if again, err := wc.Ops(ctx, id, 1, ot.Op{}.Retain(4).Insert("two\n"), WriteOptions{Name: "bot", IdempotencyKey: "k"}); err != nil || again != r {
 		t.Errorf("Ops retried: got %+v, %v, want %+v", again, err, r)
 	}
 	_, err = wc.Text(ctx, id, 1, "uno\n", WriteOptions{Strict: true})

@@ -22,7 +22,8 @@ import (
 
 // revertRequest is the body of POST /api/docs/{id}/revert.
 type revertRequest struct {
-	Run *string `json:"run"`
+	Run  *string `json:"run"`
+	Name string  `json:"name"`
 }
 
 // handleRevert answers POST /api/docs/{id}/revert.
@@ -33,7 +34,7 @@ func (s *Server) handleRevert(w http.ResponseWriter, r *http.Request) {
 	}
 	var req revertRequest
 	if err := json.Unmarshal(wr.body, &req); err != nil || req.Run == nil {
-		writeError(w, http.StatusBadRequest, CodeBadMessage, `the body must be {"run": "<run id>"}`)
+		writeError(w, http.StatusBadRequest, CodeBadMessage, `the body must be {"run": "<run id>"} with optional "name"`)
 		return
 	}
 	run, ok := canonicalUUID(*req.Run)
@@ -50,7 +51,8 @@ func (s *Server) handleRevert(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such run")
 		return
 	}
-	wr.client = revertClient(wr.run, run)
+	s.setName(wr, req.Name)
+	wr.client = revertClient(wr.run, run, wr.who)
 	s.commitRun(w, r, wr, false, func() (int64, ot.Op, bool) {
 		rev, op, perr, err := s.revertOp(r.Context(), wr.id, target, run)
 		switch {
@@ -65,31 +67,29 @@ func (s *Server) handleRevert(w http.ResponseWriter, r *http.Request) {
 	}, func(rep writeReply) any { return map[string]int64{"rev": rep.rev} })
 }
 
-// maxRevertScan bounds the revisions read back from the head to find the
-// client id of a run that is itself a revert (runClient).
-const maxRevertScan = 10_000
-
-// runClient returns the client id of run: that of an ops, text or stream
-// run directly; that of a revert, which also names the run it reverted,
-// found among the latest maxRevertScan revisions. "" if there is none.
+// runClient returns the client id of run: that of an unnamed ops, text
+// or stream run directly; that of a named run (its client id carries its
+// writer's name, httpwrite.go) or of a revert (which also names the run
+// it reverted) found among the latest Options.MaxWriteRebase revisions,
+// as far back as a revert reaches anyway. "" if there is none.
 func (s *Server) runClient(ctx context.Context, id, run string) (string, error) {
-	seq, _, err := s.store.ClientSeq(ctx, id, httpClient(run))
+	seq, _, err := s.store.ClientSeq(ctx, id, httpClient(run, ""))
 	if err != nil || seq > 0 {
-		return httpClient(run), err
+		return httpClient(run, ""), err
 	}
 	head, err := s.store.RevAt(ctx, id, time.Now().Add(time.Hour))
 	if err != nil {
 		return "", err
 	}
-	prefix := httpClient(run) + revertMark
-	for hi := head; hi > 0 && head-hi < maxRevertScan; {
+	prefix := httpClientPrefix + run
+	for hi := head; hi > 0 && head-hi < int64(s.opts.MaxWriteRebase); {
 		lo := max(hi-maxRevisionsPage, 0)
 		revs, err := s.store.Revisions(ctx, id, lo, int(hi-lo))
 		if err != nil {
 			return "", err
 		}
 		for _, v := range revs {
-			if strings.HasPrefix(v.Client, prefix) {
+			if strings.HasPrefix(v.Client, prefix) && runOf(v.Client) == run {
 				return v.Client, nil
 			}
 		}

@@ -305,9 +305,10 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		}
 		at = n
 	}
-	name := tokenName(r.Context())
+	token, bodyName := tokenName(r.Context()), q.Get("name")
+	name := token
 	if name == "" {
-		name = cleanName(q.Get("name"))
+		name = cleanName(bodyName)
 	}
 	release, ok := s.httpWrites.openStream(id, s.opts.MaxStreamsPerDoc)
 	if !ok {
@@ -351,8 +352,9 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		refuse(w, r, http.StatusBadRequest, CodeBadOp, fmt.Sprintf("at %d is past the end of rev %d (%d code points)", at, baseRev, length))
 		return
 	}
-	run := s.runFor(id, "")
-	st := &streamState{s: s, h: h, client: httpClient(run), name: name, rev: baseRev, caret: at}
+	who := writerWho(token, bodyName)
+	run := s.runFor(id, who, "")
+	st := &streamState{s: s, h: h, client: httpClient(run, who), name: name, rev: baseRev, caret: at}
 	// Into presence, the caret placed at the head.
 	if rep, err := st.send(r.Context(), ""); err != nil || rep.perr != nil || rep.follower {
 		s.writeResult(w, r, rep, err, nil)

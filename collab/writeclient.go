@@ -30,7 +30,8 @@ type WriteClient struct {
 
 // WriteOptions are the optional parts of a write.
 type WriteOptions struct {
-	// Name names the writer (a token's name wins).
+	// Name names the writer (a token's name wins). An IdempotencyKey
+	// is the writer's: a retry must give the same Name.
 	Name string
 	// Strict applies the write only if the document is still at the
 	// revision it was made on; otherwise the error is a *WriteError with

@@ -174,7 +174,7 @@ func (l *jsLink) serveLocked() error {
 	sv, err := l.c.st.ServeAsync(l.id, func(sub jetstream.Submission, respond func(jetstream.Reply)) {
 		l.emit(collab.LinkEvent{
 			Kind:       collab.LinkSubmit,
-			Submission: collab.Submission{Client: sub.Client, Seq: sub.Seq, Rev: sub.Rev, Op: sub.Op},
+			Submission: collab.Submission{Client: sub.Client, Seq: sub.Seq, Rev: sub.Rev, Op: sub.Op, Strict: sub.Strict},
 			Respond: func(r collab.SubmitReply) {
 				respond(jetstream.Reply{Code: r.Code, Message: r.Message, Rev: r.Rev})
 			},
@@ -253,7 +253,7 @@ func (l *jsLink) Notify(n []byte) {
 }
 
 func (l *jsLink) Forward(ctx context.Context, s collab.Submission) (collab.SubmitReply, error) {
-	r, err := l.c.st.Forward(ctx, l.id, jetstream.Submission{Client: s.Client, Seq: s.Seq, Rev: s.Rev, Op: s.Op})
+	r, err := l.c.st.Forward(ctx, l.id, jetstream.Submission{Client: s.Client, Seq: s.Seq, Rev: s.Rev, Op: s.Op, Strict: s.Strict})
 	if err != nil {
 		return collab.SubmitReply{}, mapJSErr(err)
 	}

@@ -422,7 +422,7 @@ $("history-btn").addEventListener("click", () => {
   openHistory({
     // Protocol 1 servers named authors by client id.
     docId, head: () => session.client.rev, myAuthor: () => session.author || session.clientId,
-    names: authorNames, you: () => nameEl.value || "you",
+    names: authorNames, you: () => nameEl.value || "you", name: () => nameEl.value,
   });
 });
 

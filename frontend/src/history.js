@@ -2,6 +2,9 @@
 // over the history API (GET /api/docs/{id}?rev=R for the text,
 // /revisions for who and when, /ops for what op R inserted, which the
 // preview highlights) and restores one (POST /api/docs/{id}/restore).
+// Runs that scripts and agents made over HTTP (rows of /revisions with
+// "run") are listed, each with a "Revert this run" action (POST
+// /api/docs/{id}/revert {"run"}).
 // Loading is lazy: one revision at a time, whatever the document's length.
 
 import { EditorState, StateField, StateEffect } from "@codemirror/state";
@@ -30,11 +33,79 @@ async function getJSON(url, init) {
   return body;
 }
 
-function who(author) {
+function who(author, given) {
   if (!author) return "the server (a restore)";
   if (author === opts.myAuthor()) return `${opts.you()} (you)`;
-  const name = opts.names.get(author);
+  const name = given || opts.names.get(author);
   return name ? name : `someone (${author.slice(0, 6)})`;
+}
+
+// runsWindow is how many of the latest revisions the run list looks at.
+const runsWindow = 1000;
+
+// loadRuns lists the runs among the latest revisions, newest first, each
+// with a button that reverts it.
+async function loadRuns() {
+  const head = opts.head();
+  const rows = await getJSON(`/api/docs/${opts.docId}/revisions?from=${Math.max(0, head - runsWindow)}&limit=${runsWindow}`);
+  const runs = new Map();
+  for (const r of rows) {
+    if (!r.run) continue;
+    let g = runs.get(r.run);
+    if (!g) runs.set(r.run, g = { run: r.run, author: r.author, name: r.name, reverts: r.reverts, first: r.rev, last: r.rev, time: r.time, inserted: 0, deleted: 0 });
+    g.last = r.rev; g.inserted += r.inserted; g.deleted += r.deleted;
+  }
+  const list = $("hist-runs-list");
+  list.replaceChildren();
+  for (const g of [...runs.values()].reverse()) {
+    const li = document.createElement("li");
+    li.dataset.run = g.run;
+    li.dataset.first = String(g.first);
+    li.dataset.last = String(g.last);
+    const what = document.createElement("span");
+    what.className = "run-what";
+    const revs = g.first === g.last ? `revision ${g.first}` : `revisions ${g.first}–${g.last}`;
+    const reverted = g.reverts && runs.get(g.reverts);
+    const act = !g.reverts ? "" : reverted ? ` reverted ${who(reverted.author, reverted.name)}'s run` : " reverted a run";
+    what.textContent = `${who(g.author, g.name)}${act} · ${revs} · +${g.inserted} −${g.deleted} · ${new Date(g.time).toLocaleString()}`;
+    what.title = `run ${g.run}`;
+    const btn = document.createElement("button");
+    btn.type = "button";
+    btn.className = "run-revert";
+    btn.textContent = "Revert this run";
+    btn.addEventListener("click", () => revertRun(g.run, btn));
+    li.append(what, btn);
+    list.append(li);
+  }
+  $("hist-runs").hidden = runs.size === 0;
+  markRun(Number($("hist-slider").value));
+}
+
+// markRun marks the run that made revision rev, if any, in the list.
+function markRun(rev) {
+  for (const li of $("hist-runs-list").children) {
+    li.classList.toggle("current", Number(li.dataset.first) <= rev && rev <= Number(li.dataset.last));
+  }
+}
+
+async function revertRun(run, btn) {
+  btn.disabled = true;
+  try {
+    const r = await getJSON(`/api/docs/${opts.docId}/revert`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(opts.name && opts.name() ? { run, name: opts.name() } : { run }),
+    });
+    $("hist-info").textContent = `Reverted the run as revision ${r.rev}.`;
+    // Refresh: the slider reaches the new head, the preview shows it.
+    const slider = $("hist-slider");
+    slider.max = String(Math.max(r.rev, opts.head()));
+    slider.value = String(r.rev);
+    await show(r.rev, `Reverted the run as revision ${r.rev}.`);
+    await loadRuns();
+  } catch (err) {
+    $("hist-info").textContent = `Could not revert the run: ${err.message}`;
+  } finally {
+    btn.disabled = false;
+  }
 }
 
 // insertedRanges returns the code point ranges op inserted, in the text it made.
@@ -48,7 +119,7 @@ function insertedRanges(op) {
   return out;
 }
 
-async function show(rev) {
+async function show(rev, note) {
   const id = ++loading;
   const base = `/api/docs/${opts.docId}`;
   $("hist-info").textContent = `Loading revision ${rev}…`;
@@ -68,12 +139,14 @@ async function show(rev) {
         ...(ranges.length ? [EditorView.scrollIntoView(ranges[0][0], { y: "center" })] : [])],
     });
     const m = meta.find((x) => x.rev === rev);
-    const parts = [`Revision ${rev} of ${opts.head()}`];
+    const parts = [`Revision ${rev} of ${Math.max(opts.head(), Number($("hist-slider").max))}`];
     if (m) {
-      parts.push(new Date(m.time).toLocaleString(), `by ${who(m.author)}`, `+${m.inserted} −${m.deleted}`);
+      parts.push(new Date(m.time).toLocaleString(), `by ${who(m.author, m.name)}${m.run ? " (a run over HTTP)" : ""}`, `+${m.inserted} −${m.deleted}`);
     } else if (rev === 0) parts.push("the empty document");
+    if (note) parts.unshift(note);
     $("hist-info").textContent = parts.join(" · ");
-    $("hist-restore").disabled = rev === opts.head();
+    markRun(rev);
+    $("hist-restore").disabled = rev === Math.max(opts.head(), Number($("hist-slider").max));
     $("history").dataset.rev = String(rev);
   } catch (err) {
     if (id === loading) $("hist-info").textContent = `Could not load revision ${rev}: ${err.message}`;
@@ -135,12 +208,14 @@ export async function openHistory(o) {
       ? "This server does not keep a browsable history." : `History is unavailable: ${err.message}`;
     panel.dataset.unavailable = "true";
     for (const id of ["hist-slider", "hist-prev", "hist-next", "hist-restore"]) $(id).disabled = true;
+    $("hist-runs").hidden = true;
     $("hist-close").focus();
     return;
   }
   delete panel.dataset.unavailable;
   for (const id of ["hist-slider", "hist-prev", "hist-next"]) $(id).disabled = false;
   show(head);
+  loadRuns().catch((err) => { $("hist-info").textContent = `Could not list the runs: ${err.message}`; });
 }
 
 async function restore() {

@@ -19,6 +19,9 @@ type Submission struct {
 	Seq    int64  `json:"seq"`
 	Rev    int64  `json:"rev"`
 	Op     ot.Op  `json:"op"`
+	// Strict, for an HTTP write, asks the owner to apply the op only if
+	// its head is still Rev.
+	Strict bool `json:"strict,omitempty"`
 }
 
 // Reply is the owner's answer to a Submission: empty Code when it took the

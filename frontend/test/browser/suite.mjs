@@ -311,6 +311,40 @@ const scenarios = {
     await timeslider(errors, id);
   },
 
+  // A run made over HTTP by a named script is listed in the history with
+  // its name; "Revert this run" takes its text out and keeps what the
+  // person typed after it.
+  async runrevert(errors) {
+    const { id } = await createDoc(base, "people wrote this.\n");
+    const r = await fetch(`${base}/api/docs/${id}/ops`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ rev: 1, op: [19, "AGENT TEXT\n"], name: "Scribe bot" }),
+    });
+    if (r.status !== 200) throw new Error(`POST ops: ${r.status} ${await r.text()}`);
+    const { run } = await r.json();
+    const a = await openEditor(errors, "a", id);
+    await typeAtEnd(a, "mine");
+    await converge(base, id, { a });
+    await a.click("#history-btn");
+    await until("the run listed", () => a.$eval("#hist-runs", (e) => !e.hidden && e.querySelectorAll("li").length === 1));
+    const row = await a.$eval("#hist-runs li", (li) => [li.dataset.run, li.querySelector(".run-what").textContent]);
+    if (row[0] !== run || !row[1].startsWith("Scribe bot · revision 2 · +11 −0")) errors.push(`the run is listed as ${JSON.stringify(row)}, want run ${run} by Scribe bot`);
+    if (shots) await a.screenshot({ path: `${shots}/history-run.png` });
+    await a.click("#hist-runs li .run-revert");
+    await until("reverted", async () => (await serverText(base, id)) === "people wrote this.\nmine");
+    await until("the revert shown", () => a.$eval("#hist-info", (e) => e.textContent.startsWith("Reverted the run as revision")));
+    const shown = await a.evaluate(() => document.getElementById("hist-preview").shadowRoot.querySelector(".cm-content").textContent);
+    if (shown !== "people wrote this.mine") errors.push(`the history shows ${JSON.stringify(shown)} after the revert`);
+    await until("the revert listed", () => a.$eval("#hist-runs", (e) => e.querySelectorAll("li").length === 2));
+    const top = await a.$eval("#hist-runs li .run-what", (e) => e.textContent);
+    if (!/ reverted Scribe bot's run · revision \d+ · \+0 −11 · /.test(top)) errors.push(`the revert is listed as ${JSON.stringify(top)}`);
+    if (shots) await a.screenshot({ path: `${shots}/history-run-reverted.png` });
+    await a.click("#hist-close");
+    await converge(base, id, { a });
+    await checkCSP(errors, { a });
+    await a.ctx.close();
+  },
+
   // The home page: a document from an uploaded file, the list of opened
   // documents with titles, and remove-from-list.
   async home(errors) {
