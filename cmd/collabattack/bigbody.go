@@ -18,11 +18,13 @@ func bigbodyAttack() attack {
 connection from 127.0.1.1, with a JSON body of -bytes bytes (past the create
 limit of 12 bytes per -max-doc-chars: 24 MB by default), with Content-Length
 or, with -chunked, in chunks. Like curl without "Expect: 100-continue", it
-writes the whole body before it reads, and stops writing at the first error;
-then it reads the answer. A server that closes at once after refusing
-resets the connection, and the client sees no answer; one that reads (and
-drops) the rest of the body for a while lets the client read its 413. Prints
-the answers by status, with whether the body went out in full.`,
+writes the whole body before it reads, stopping at the first write error,
+and then reads the answer. A server that closes at once after refusing
+makes the upload fail (broken pipe or reset), and curl and browsers give up
+there without reading; one that reads and drops the rest of the body for a
+while lets the upload finish and the client read the 413. Prints the
+answers by status, each with whether the body went out in full: only
+"body sent in full" answers are ones curl and browsers show.`,
 		duration: time.Minute,
 		honest:   false,
 		flags: func(fs *flag.FlagSet) func(context.Context, *session) error {

@@ -63,12 +63,19 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / hz, nil
 }
 
-func fileSize(path string) (int64, error) {
+// fileSize returns the size of the file at path and the bytes the disk
+// holds for it: bbolt grows its file in steps of up to 16 MiB, which it
+// then fills, so the second shows growth that the first does not yet.
+func fileSize(path string) (size, allocated int64, err error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return fi.Size(), nil
+	allocated = -1
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		allocated = st.Blocks * 512
+	}
+	return fi.Size(), allocated, nil
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
@@ -87,6 +94,7 @@ type watch struct {
 	cpu0   time.Duration
 	cpuOK  bool
 	size0  int64
+	alloc0 int64
 	sizeOK bool
 	stop   chan struct{}
 	done   chan struct{}
@@ -101,7 +109,8 @@ func startWatch(s *session) *watch {
 	w := &watch{pid: s.pid, data: s.data, settle: s.settle, start: time.Now(),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if w.data != "" {
-		w.size0, w.sizeOK = sizeOK(fileSize(w.data))
+		size, alloc, err := fileSize(w.data)
+		w.size0, w.alloc0, w.sizeOK = size, alloc, err == nil
 	}
 	if w.pid <= 0 {
 		close(w.done)
@@ -112,8 +121,6 @@ func startWatch(s *session) *watch {
 	go w.sample()
 	return w
 }
-
-func sizeOK(n int64, err error) (int64, bool) { return n, err == nil }
 
 // abortPast makes the sampler call f once the server's RSS passes limit.
 // It must be called before the attack starts, and only once.
@@ -179,14 +186,15 @@ func (w *watch) finish(out io.Writer) {
 	}
 	if w.data != "" {
 		time.Sleep(w.settle)
-		size, ok := sizeOK(fileSize(w.data))
+		size, alloc, err := fileSize(w.data)
 		switch {
-		case !ok:
-			fmt.Fprintf(out, "data file %s: cannot stat it\n", w.data)
+		case err != nil:
+			fmt.Fprintf(out, "data file: %v\n", err)
 		case !w.sizeOK:
-			fmt.Fprintf(out, "data file: %d bytes (%s)\n", size, mib(size))
+			fmt.Fprintf(out, "data file: %d bytes, %d on disk\n", size, alloc)
 		default:
-			fmt.Fprintf(out, "data file: %d -> %d bytes (%+.1f MiB)\n", w.size0, size, float64(size-w.size0)/(1<<20))
+			fmt.Fprintf(out, "data file: %d -> %d bytes (%+.1f MiB); on disk %d -> %d bytes (%+.1f MiB)\n",
+				w.size0, size, float64(size-w.size0)/(1<<20), w.alloc0, alloc, float64(alloc-w.alloc0)/(1<<20))
 		}
 	}
 }
