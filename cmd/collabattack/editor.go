@@ -178,14 +178,24 @@ func typeAt(n int, s string) []byte {
 // flight, and times each from send to ack, which the server sends once
 // the op is on disk. Its latency is what an attack costs everyone else.
 type honest struct {
-	stop chan struct{}
-	done chan struct{}
-	lat  []time.Duration // written by run until done
-	err  error
+	stop   chan struct{}
+	cancel context.CancelFunc // cuts an op in flight short
+	done   chan struct{}
+	// Written by run until done.
+	lat     []time.Duration
+	unacked time.Duration // how long the op in flight at the end had waited
+	err     error
 }
 
 // maxHonestOps bounds the honest editor's keystrokes: more than an hour's.
 const maxHonestOps = 100_000
+
+// Bounds of the wait for an ack: during the attack, and for the op still
+// in flight when it ends.
+const (
+	maxAckWait   = 30 * time.Second
+	finalAckWait = 5 * time.Second
+)
 
 // startHonest creates the honest editor's document and starts typing.
 func startHonest(ctx context.Context, t *target) (*honest, error) {
@@ -198,7 +208,8 @@ func startHonest(ctx context.Context, t *target) (*honest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("honest editor: %w", err)
 	}
-	h := &honest{stop: make(chan struct{}), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(ctx)
+	h := &honest{stop: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	go h.run(ctx, e)
 	return h, nil
 }
@@ -216,28 +227,42 @@ func (h *honest) run(ctx context.Context, e *editor) {
 			return
 		case <-tick.C:
 		}
-		// An ack slower than this is a finding in itself: it is
+		// An ack slower than maxAckWait is a finding in itself: it is
 		// reported, and the editor stops.
-		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		actx, cancel := context.WithTimeout(ctx, maxAckWait)
 		start := time.Now()
 		err := e.apply(actx, typeAt(e.length, "a"), 1)
 		cancel()
-		if err != nil {
+		switch {
+		case err == nil:
+			h.lat = append(h.lat, time.Since(start))
+		case ctx.Err() != nil: // cut short by finish
+			h.unacked = time.Since(start)
+			return
+		default:
 			h.err = err
 			return
 		}
-		h.lat = append(h.lat, time.Since(start))
 	}
 }
 
-// finish stops the editor and prints its acks' latencies.
+// finish stops the editor and prints its acks' latencies. An op in flight
+// is waited for a little: a slow ack is the figure that matters most.
 func (h *honest) finish(out io.Writer) {
 	if h == nil {
 		return
 	}
 	close(h.stop)
+	select {
+	case <-h.done:
+	case <-time.After(finalAckWait):
+	}
+	h.cancel()
 	<-h.done
 	fmt.Fprintf(out, "honest editor's ack latency: %s\n", latencies(h.lat))
+	if h.unacked > 0 {
+		fmt.Fprintf(out, "honest editor: one more op still unacknowledged after %v when it stopped\n", h.unacked.Round(time.Millisecond))
+	}
 	if h.err != nil {
 		fmt.Fprintf(out, "honest editor stopped: %s\n", errKey(h.err))
 	}
