@@ -26,7 +26,12 @@ LOAD_ARGS     ?= -docs 20 -editors 4 -viewers 5 -rate 10 -duration 20s
 # Every load client comes from 127.0.0.1: lift the per-address caps.
 LOAD_SERVER_ARGS ?= -max-conns-per-addr 100000 -max-conns 100000 -max-tcp-conns-per-addr 100000 -max-tcp-conns 100000 -create-burst 100000
 
-.PHONY: run build install test test-deps test-go fuzz lint bench load frontend clean
+ATTACK        ?= restore
+ATTACK_ADDR   ?= 127.0.0.1:18183
+ATTACK_ARGS   ?=
+ATTACK_SERVER_ARGS ?=
+
+.PHONY: run build install test test-deps test-go fuzz lint bench load attack frontend clean
 
 ## run: build bin/collabd and serve 127.0.0.1:8080 with the data file ./collab.db (DATA=path, ARGS=flags)
 # The built binary, not `go run`, so that collabd's own exit status is make's.
@@ -107,6 +112,14 @@ load:
 	{ $$dir/collabd -addr $(LOAD_ADDR) -data $$dir/load.db -log-level warn -admin-addr $(LOAD_ADMIN_ADDR) $(LOAD_SERVER_ARGS) > $$dir/out & pid=$$!; } && \
 	for i in $$(seq 50); do grep -q listening $$dir/out 2>/dev/null && break; sleep 0.1; done && \
 	$$dir/collabload -url http://$(LOAD_ADDR) -server-pid $$pid -admin-url http://$(LOAD_ADMIN_ADDR) $(LOAD_ARGS)
+
+## attack: start a throwaway collabd on $(ATTACK_ADDR) and run cmd/collabattack's $(ATTACK) attack against it (ATTACK_ARGS, ATTACK_SERVER_ARGS; `go run ./cmd/collabattack help` lists them)
+attack:
+	@dir=$$(mktemp -d) && trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf "$$dir"' EXIT && \
+	$(GO) build -o $$dir/collabd ./cmd/collabd && $(GO) build -o $$dir/collabattack ./cmd/collabattack && \
+	{ $$dir/collabd -addr $(ATTACK_ADDR) -data $$dir/attack.db -log-level error $(ATTACK_SERVER_ARGS) > $$dir/out & pid=$$!; } && \
+	for i in $$(seq 50); do grep -q listening $$dir/out 2>/dev/null && break; sleep 0.1; done && \
+	$$dir/collabattack $(ATTACK) -url http://$(ATTACK_ADDR) -server-pid $$pid -data $$dir/attack.db $(ATTACK_ARGS)
 
 ## frontend: rebuild frontend/static/dist from frontend/src with the esbuild and CodeMirror of its package-lock.json
 frontend:
