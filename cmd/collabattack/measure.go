@@ -99,8 +99,9 @@ type watch struct {
 	stop   chan struct{}
 	done   chan struct{}
 
-	mu   sync.Mutex
-	peak int64 // largest VmRSS sampled
+	mu       sync.Mutex
+	peak     int64 // largest VmRSS sampled
+	peakAnon int64 // largest RssAnon sampled
 }
 
 // startWatch takes the first samples. With no pid and no data file it
@@ -136,8 +137,9 @@ func (w *watch) sample() {
 	defer t.Stop()
 	for {
 		if rss, err := procStatus(w.pid, "VmRSS"); err == nil {
+			anon, _ := procStatus(w.pid, "RssAnon")
 			w.mu.Lock()
-			w.peak = max(w.peak, rss)
+			w.peak, w.peakAnon = max(w.peak, rss), max(w.peakAnon, anon)
 			over := w.limit > 0 && rss > w.limit && w.onOver != nil
 			f := w.onOver
 			if over {
@@ -172,16 +174,20 @@ func (w *watch) finish(out io.Writer) {
 		cpu, err := procCPU(w.pid)
 		rss, err2 := procStatus(w.pid, "VmRSS")
 		hwm, err3 := procStatus(w.pid, "VmHWM")
-		if err != nil || !w.cpuOK || err2 != nil || err3 != nil {
-			fmt.Fprintf(out, "server pid %d: cannot read /proc (%v)\n", w.pid, errors.Join(err, err2, err3))
+		anon, err4 := procStatus(w.pid, "RssAnon")
+		if err != nil || !w.cpuOK || err2 != nil || err3 != nil || err4 != nil {
+			fmt.Fprintf(out, "server pid %d: cannot read /proc (%v)\n", w.pid, errors.Join(err, err2, err3, err4))
 		} else {
 			used := cpu - w.cpu0
 			w.mu.Lock()
-			peak := max(w.peak, rss)
+			peak, peakAnon := max(w.peak, rss), max(w.peakAnon, anon)
 			w.mu.Unlock()
 			fmt.Fprintf(out, "server CPU: %.2f s over %v (%.2f cores)\n",
 				used.Seconds(), elapsed.Round(time.Millisecond), used.Seconds()/elapsed.Seconds())
 			fmt.Fprintf(out, "server VmRSS: %s now, %s peak sampled; VmHWM %s\n", mib(rss), mib(peak), mib(hwm))
+			// VmRSS counts the pages of the data file that bbolt maps
+			// and has touched; RssAnon is the memory of the process's own.
+			fmt.Fprintf(out, "server RssAnon: %s now, %s peak sampled\n", mib(anon), mib(peakAnon))
 		}
 	}
 	if w.data != "" {
