@@ -23,14 +23,17 @@ type doc struct {
 	Rev    int64
 }
 
+// maxCreateTries bounds the 429s createDoc waits out.
+const maxCreateTries = 100
+
 // createDoc creates a document holding text (none if empty) with hc,
-// waiting out 429s as Retry-After asks until ctx ends.
+// waiting out 429s as Retry-After asks, until ctx ends or maxCreateTries.
 func (t *target) createDoc(ctx context.Context, hc *http.Client, text string) (*doc, error) {
 	var body []byte
 	if text != "" {
 		body, _ = json.Marshal(map[string]string{"text": text})
 	}
-	for {
+	for try := 1; ; try++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url("/api/docs"), bytes.NewReader(body))
 		if err != nil {
 			return nil, err
@@ -47,7 +50,7 @@ func (t *target) createDoc(ctx context.Context, hc *http.Client, text string) (*
 		switch {
 		case err != nil:
 			return nil, fmt.Errorf("create a document: %w", err)
-		case resp.StatusCode == http.StatusTooManyRequests:
+		case resp.StatusCode == http.StatusTooManyRequests && try < maxCreateTries:
 			wait := time.Second
 			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
 				wait = time.Duration(s) * time.Second
