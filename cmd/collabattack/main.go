@@ -52,7 +52,7 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
+			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "collabattack:", err)
 		os.Exit(1)
@@ -128,6 +128,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s: -duration must be positive", a.name)
 		case s.settle < 0:
 			return fmt.Errorf("%s: -settle must not be negative", a.name)
+		case s.pid < 0:
+			return fmt.Errorf("%s: -server-pid must not be negative", a.name)
+		}
+		if s.pid > 0 {
+			if _, err := procCPU(s.pid); err != nil {
+				return fmt.Errorf("%s: -server-pid %d: %w", a.name, s.pid, err)
+			}
 		}
 		t, err := newTarget(s.rawURL)
 		if err != nil {

@@ -109,6 +109,8 @@ func TestBadArguments(t *testing.T) {
 		{"frames", "-mode", "burst"},
 		{"conns", "-kind", "viewers"},
 		{"restore", "extra"},
+		{"restore", "-server-pid", "-1"},
+		{"restore", "-server-pid", "999999999"},
 	} {
 		if err := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 			t.Errorf("run %q: got nil error", args)
