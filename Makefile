@@ -30,7 +30,12 @@ LOAD_SERVER_ARGS ?= -max-conns-per-addr 100000 -max-conns 100000 -max-tcp-conns-
 #   make load LOAD_ARGS="-docs 1 -editors 0 -http-writes 50 -duration 20s"
 #   make load LOAD_ARGS="-docs 1 -editors 20 -rate 5 -viewers 200 -stream-rate 50 -duration 60s"
 
-.PHONY: run build install test test-deps test-go fuzz lint bench load frontend clean
+ATTACK        ?= restore
+ATTACK_ADDR   ?= 127.0.0.1:18183
+ATTACK_ARGS   ?=
+ATTACK_SERVER_ARGS ?=
+
+.PHONY: run build install test test-deps test-go fuzz lint bench load attack frontend clean
 
 ## run: build bin/collabd and serve 127.0.0.1:8080 with the data file ./collab.db (DATA=path, ARGS=flags)
 # The built binary, not `go run`, so that collabd's own exit status is make's.
@@ -111,6 +116,14 @@ load:
 	{ $$dir/collabd -addr $(LOAD_ADDR) -data $$dir/load.db -log-level warn -admin-addr $(LOAD_ADMIN_ADDR) $(LOAD_SERVER_ARGS) > $$dir/out & pid=$$!; } && \
 	for i in $$(seq 50); do grep -q listening $$dir/out 2>/dev/null && break; sleep 0.1; done && \
 	$$dir/collabload -url http://$(LOAD_ADDR) -server-pid $$pid -admin-url http://$(LOAD_ADMIN_ADDR) $(LOAD_ARGS)
+
+## attack: start a throwaway collabd on $(ATTACK_ADDR) and run cmd/collabattack's $(ATTACK) attack against it (ATTACK_ARGS, ATTACK_SERVER_ARGS; `go run ./cmd/collabattack help` lists them)
+attack:
+	@dir=$$(mktemp -d) && trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf "$$dir"' EXIT && \
+	$(GO) build -o $$dir/collabd ./cmd/collabd && $(GO) build -o $$dir/collabattack ./cmd/collabattack && \
+	{ $$dir/collabd -addr $(ATTACK_ADDR) -data $$dir/attack.db -log-level error $(ATTACK_SERVER_ARGS) > $$dir/out & pid=$$!; } && \
+	for i in $$(seq 50); do grep -q listening $$dir/out 2>/dev/null && break; sleep 0.1; done && \
+	$$dir/collabattack $(ATTACK) -url http://$(ATTACK_ADDR) -server-pid $$pid -data $$dir/attack.db $(ATTACK_ARGS)
 
 ## frontend: rebuild frontend/static/dist from frontend/src with the esbuild and CodeMirror of its package-lock.json
 frontend:
