@@ -233,11 +233,15 @@ type Options struct {
 	// A stream (POST .../stream) ends when its body sends nothing for
 	// StreamIdle (default 30 s) or has been open for MaxStreamDuration
 	// (default 1 hour); a document has at most MaxStreamsPerDoc streams
-	// open (default 16): past it, 429 rate_limited. Its body counts
+	// open (default 16), and a client address MaxStreamsPerAddr (default
+	// 4): past them, 429 rate_limited. A stream commits at most
+	// StreamCommitRate ops a second (default 50). Its body counts
 	// against the create body limit (MaxDocChars), like every body.
 	StreamIdle        time.Duration
 	MaxStreamDuration time.Duration
 	MaxStreamsPerDoc  int
+	MaxStreamsPerAddr int
+	StreamCommitRate  float64
 
 	// AuthorKey is the secret that author ids are derived from (see
 	// author.go). Keep it in the store, so that author ids stay the same
@@ -315,6 +319,11 @@ func (o *Options) setDefaults() {
 	setDefault(&o.StreamIdle, 30*time.Second)
 	setDefault(&o.MaxStreamDuration, time.Hour)
 	setDefault(&o.MaxStreamsPerDoc, 16)
+	setDefault(&o.MaxStreamsPerAddr, 4)
+	setDefault(&o.StreamCommitRate, 50)
+	// The protocol promises a commit at least every 100 ms while text
+	// arrives.
+	o.StreamCommitRate = max(o.StreamCommitRate, 10)
 }
 
 func setDefault[T int | int64 | float64 | time.Duration](p *T, def T) {

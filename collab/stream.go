@@ -30,9 +30,6 @@ const (
 	streamBuffer = 64 << 10
 	// streamChunk is what one read of the body takes at most.
 	streamChunk = 16 << 10
-	// streamMinInterval spaces a stream's commits: at most 50 ops a
-	// second. Well under the 100 ms the protocol promises.
-	streamMinInterval = 20 * time.Millisecond
 )
 
 // streamPiece makes a writeReq a stream's: insert text at caret (a
@@ -310,11 +307,10 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = cleanName(bodyName)
 	}
-	release, ok := s.httpWrites.openStream(id, s.opts.MaxStreamsPerDoc)
-	if !ok {
+	release, msg := s.httpWrites.openStream(id, s.requestAddr(r), s.opts)
+	if release == nil {
 		w.Header().Set("Retry-After", "1")
-		refuse(w, r, http.StatusTooManyRequests, CodeRateLimited,
-			fmt.Sprintf("the document has %d streams open, its limit; try again later", s.opts.MaxStreamsPerDoc))
+		refuse(w, r, http.StatusTooManyRequests, CodeRateLimited, msg)
 		return
 	}
 	defer release()
@@ -412,7 +408,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		case <-sr.ready:
 		case <-ctx.Done():
 		}
-		if wait := streamMinInterval - time.Since(last); wait > 0 && ctx.Err() == nil {
+		if wait := time.Duration(float64(time.Second)/s.opts.StreamCommitRate) - time.Since(last); wait > 0 && ctx.Err() == nil {
 			time.Sleep(wait)
 		}
 		text, end := sr.take()
@@ -536,19 +532,28 @@ func (st *streamState) catchUp(ctx context.Context) error {
 	}
 }
 
-// openStream counts a stream of document id, refusing one past max.
-func (w *httpWrites) openStream(id string, max int) (func(), bool) {
+// openStream counts a stream of document id from client address addr,
+// refusing one past MaxStreamsPerDoc for the document or
+// MaxStreamsPerAddr for the address, with the message to answer.
+func (w *httpWrites) openStream(id, addr string, o Options) (func(), string) {
+	doc, from := "doc\x00"+id, "addr\x00"+addr
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.streams[id] >= max {
-		return nil, false
+	switch {
+	case w.streams[doc] >= o.MaxStreamsPerDoc:
+		return nil, fmt.Sprintf("the document has %d streams open, its limit; try again later", o.MaxStreamsPerDoc)
+	case w.streams[from] >= o.MaxStreamsPerAddr:
+		return nil, fmt.Sprintf("this address has %d streams open, its limit; try again later", o.MaxStreamsPerAddr)
 	}
-	w.streams[id]++
+	w.streams[doc]++
+	w.streams[from]++
 	return func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if w.streams[id]--; w.streams[id] <= 0 {
-			delete(w.streams, id)
+		for _, k := range []string{doc, from} {
+			if w.streams[k]--; w.streams[k] <= 0 {
+				delete(w.streams, k)
+			}
 		}
-	}, true
+	}, ""
 }

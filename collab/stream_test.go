@@ -235,3 +235,56 @@ func TestStreamDisconnect(t *testing.T) {
 	}
 	mustWrite(t, "PUT", textURL(ts, id), map[string]any{"text": "kept, then more"})
 }
+
+// TestStreamCaps: a document takes at most MaxStreamsPerDoc streams and
+// an address at most MaxStreamsPerAddr; one past either is answered 429
+// rate_limited with Retry-After before anything is read, and a stream
+// that ends frees its place.
+func TestStreamCaps(t *testing.T) {
+	ts := newTestServer(t, Options{MaxStreamsPerDoc: 3, MaxStreamsPerAddr: 2})
+	a, _ := ts.createDoc(t, "")
+	b, _ := ts.createDoc(t, "")
+	open := func(id string) *testStream {
+		st := startStream(t, ts, id, "")
+		st.write(t, "x")
+		if resp := st.response(t); resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream on %s: got %d, want 200", id, resp.StatusCode)
+		}
+		st.next(t)
+		return st
+	}
+	first := open(a)
+	open(b)
+	// All requests come from 127.0.0.1: the address is at its cap.
+	code, hdr, body := httpWrite(t, "POST", ts.URL+"/api/docs/"+a+"/stream", "x")
+	wantAPIError(t, "a third stream from one address", code, hdr, body, 429, CodeRateLimited)
+	if hdr.Get("Retry-After") == "" || !strings.Contains(string(body), "this address") {
+		t.Errorf("a third stream from one address: Retry-After %q, body %s", hdr.Get("Retry-After"), body)
+	}
+	first.body.Close()
+	first.untilDone(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, _, body = httpWrite(t, "POST", ts.URL+"/api/docs/"+a+"/stream", "y")
+		if code == http.StatusOK || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code != http.StatusOK {
+		t.Errorf("a stream once another ended: got %d %s, want 200", code, body)
+	}
+
+	// Per document, with room per address.
+	ts2 := newTestServer(t, Options{MaxStreamsPerDoc: 1, MaxStreamsPerAddr: 10})
+	c, _ := ts2.createDoc(t, "")
+	st := startStream(t, ts2, c, "")
+	st.write(t, "x")
+	st.response(t)
+	st.next(t)
+	code, hdr, body = httpWrite(t, "POST", ts2.URL+"/api/docs/"+c+"/stream", "x")
+	wantAPIError(t, "a second stream on a one-stream document", code, hdr, body, 429, CodeRateLimited)
+	if !strings.Contains(string(body), "the document") {
+		t.Errorf("a second stream on a one-stream document: body %s", body)
+	}
+}

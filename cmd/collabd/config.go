@@ -143,6 +143,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.DurationVar(&o.StreamIdle, "stream-idle", 30*time.Second, "longest a streamed write (POST /stream) may send nothing before it is ended")
 	fs.DurationVar(&o.MaxStreamDuration, "max-stream-duration", time.Hour, "longest a streamed write may stay open")
 	fs.IntVar(&o.MaxStreamsPerDoc, "max-streams-per-doc", 16, "streamed writes open at once on one document; past it 429")
+	fs.IntVar(&o.MaxStreamsPerAddr, "max-streams-per-addr", 4, "streamed writes open at once from one client address; past it 429")
+	fs.Float64Var(&o.StreamCommitRate, "stream-commit-rate", 50, "most commits a second of one streamed write (at least 10: a stream commits at least every 100 ms)")
 	fs.IntVar(&o.MaxOpsPageBytes, "max-ops-page-bytes", 4<<20, "`bytes` of ops in one page of GET /api/docs/{id}/ops (at least one op)")
 	fs.StringVar(&o.FrameAncestors, "frame-ancestors", "'none'", "Content-Security-Policy frame-ancestors of the pages: the `sources` that may embed them, e.g. \"'self' https://wiki.example.com\"")
 
