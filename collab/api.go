@@ -61,6 +61,8 @@ func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, err err
 	case errors.Is(err, errMemoryFull):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, CodeRateLimited, s.memoryFullMessage())
+	case errors.Is(err, errHeldFull):
+		s.refuseHeld(w)
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
 	default:

@@ -633,9 +633,9 @@ func (s *Server) handlePutText(w http.ResponseWriter, r *http.Request) {
 			}
 			return t.rev, textDiff(t.text, *req.Text), true
 		}
-		// The text at a past revision never changes: read it from the
-		// store, outside the hub.
-		d, err := s.store.LoadAt(r.Context(), wr.id, *req.Rev)
+		// The text at a past revision never changes: read it outside the
+		// hub, shared and under the held-bytes budget (pastrev.go).
+		text, err := s.loadPastText(r.Context(), wr.id, *req.Rev)
 		switch {
 		case errors.Is(err, ErrNoRevision):
 			writeError(w, http.StatusBadRequest, CodeBadOp, fmt.Sprintf("rev %d is in the future: the document has no such revision", *req.Rev))
@@ -644,6 +644,6 @@ func (s *Server) handlePutText(w http.ResponseWriter, r *http.Request) {
 			s.writeStoreError(w, r, err)
 			return 0, nil, false
 		}
-		return d.Rev, textDiff(d.Text, *req.Text), true
+		return *req.Rev, textDiff(text, *req.Text), true
 	})
 }

@@ -168,6 +168,19 @@ func (s *Server) pastText(ctx context.Context, id string, rev int64) (*pastText,
 	return e, nil
 }
 
+// loadPastText returns document id's text at revision rev, for a caller
+// that works on it rather than sends it (a write's diff, a stream's
+// caret, a revert): through pastText, so that its rebuild is shared and
+// reserved under the held-bytes budget like a reader's.
+func (s *Server) loadPastText(ctx context.Context, id string, rev int64) (string, error) {
+	e, err := s.pastText(ctx, id, rev)
+	if err != nil {
+		return "", err
+	}
+	defer s.past.put(e)
+	return e.text, nil
+}
+
 // rebuildPast reads e's text from the store for every request waiting on
 // it, under the server's context rather than the first request's, whose
 // client may go away while the others wait. It first reserves what a

@@ -67,11 +67,16 @@ func (s *Server) handleRevert(w http.ResponseWriter, r *http.Request) {
 	}, func(rep writeReply) any { return map[string]int64{"rev": rep.rev} })
 }
 
+// maxRunSearch is how many of the latest revisions runClient searches for
+// a named run or a revert.
+const maxRunSearch = 10_000
+
 // runClient returns the client id of run: that of an unnamed ops, text
 // or stream run directly; that of a named run (its client id carries its
 // writer's name, httpwrite.go) or of a revert (which also names the run
-// it reverted) found among the latest Options.MaxWriteRebase revisions,
-// as far back as a revert reaches anyway. "" if there is none.
+// it reverted) found among the latest maxRunSearch revisions, so that a
+// revert naming a run that does not exist costs a few pages, not the
+// whole history. "" if there is none.
 func (s *Server) runClient(ctx context.Context, id, run string) (string, error) {
 	seq, _, err := s.store.ClientSeq(ctx, id, httpClient(run, ""))
 	if err != nil || seq > 0 {
@@ -82,7 +87,7 @@ func (s *Server) runClient(ctx context.Context, id, run string) (string, error) 
 		return "", err
 	}
 	prefix := httpClientPrefix + run
-	for hi := head; hi > 0 && head-hi < int64(s.opts.MaxWriteRebase); {
+	for hi := head; hi > 0 && head-hi < maxRunSearch; {
 		lo := max(hi-maxRevisionsPage, 0)
 		revs, err := s.store.Revisions(ctx, id, lo, int(hi-lo))
 		if err != nil {
@@ -114,11 +119,11 @@ func (s *Server) revertOp(ctx context.Context, id, client, run string) (int64, o
 	if err != nil || perr != nil {
 		return 0, nil, perr, err
 	}
-	d, err := s.store.LoadAt(ctx, id, first-1)
+	text, err := s.loadPastText(ctx, id, first-1)
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	doc := ot.NewDoc(d.Text)
+	doc := ot.NewDoc(text)
 	var undo ot.Op // undoes the run's ops seen so far; nil before the first
 	var rb ot.Rebaser
 	rev, n := first-1, 0

@@ -60,7 +60,8 @@ type Options struct {
 	// 16 MiB), so that a few huge ops cannot pin much memory.
 	HistoryBytes int
 	// MemoryBudget bounds the memory that loaded documents hold, over
-	// all of them (default 1 GiB; negative: no bound): their in-memory
+	// all of them (default 1 GiB here; collabd sets a quarter of the
+	// machine's or cgroup's memory; negative: no bound): their in-memory
 	// history, text, cached snapshots and events, and the ops queued for
 	// them (budget.go). Past three quarters of it, the largest documents
 	// keep only their newest ops in memory (older ones are read back from

@@ -324,7 +324,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	// Where the caret starts: at, of baseRev (default: the head).
 	var length int
 	if baseRev >= 0 {
-		d, err := s.store.LoadAt(r.Context(), id, baseRev)
+		text, err := s.loadPastText(r.Context(), id, baseRev)
 		switch {
 		case errors.Is(err, ErrNoRevision):
 			refuse(w, r, http.StatusBadRequest, CodeBadOp, fmt.Sprintf("rev %d is in the future: the document has no such revision", baseRev))
@@ -333,7 +333,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 			s.writeStoreError(w, r, err)
 			return
 		}
-		length = utf8.RuneCountInString(d.Text)
+		length = utf8.RuneCountInString(text)
 	} else {
 		t, err := h.text(r.Context(), false)
 		if err != nil {
@@ -424,7 +424,11 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 					return
 				}
 				if err == nil {
-					line(streamLine{Rev: st.rev, Inserted: inserted, Run: run, Done: true, Error: &apiErrorBody{rep.perr.Code, rep.perr.Message}})
+					body := &apiErrorBody{CodeShuttingDown, "this node no longer owns the document; what was committed stays"}
+					if rep.perr != nil {
+						body = &apiErrorBody{rep.perr.Code, rep.perr.Message}
+					}
+					line(streamLine{Rev: st.rev, Inserted: inserted, Run: run, Done: true, Error: body})
 				}
 				return
 			}
