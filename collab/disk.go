@@ -143,12 +143,20 @@ func (g *diskGuard) admit(ctx context.Context, n int64, full func(u Usage, addin
 // reports whether it did. g.mu is held.
 func (g *diskGuard) read(ctx context.Context) (fresh bool) {
 	if now := time.Now(); now.Sub(g.checked) >= g.every {
+		// A hub waits for this under g.mu, and every other inserting hub
+		// behind it: a store that is slow to answer (NATS, in cluster
+		// mode) must not hold them for long.
+		ctx, cancel := context.WithTimeout(ctx, usageTimeout)
+		defer cancel()
 		g.usage, g.err = g.store.Usage(ctx)
 		g.checked, g.pending = now, 0
 		return true
 	}
 	return false
 }
+
+// usageTimeout bounds one reading of the store's usage.
+const usageTimeout = 2 * time.Second
 
 // RecordSizer is implemented by a Store that can tell what a record adds
 // to a document's op log, in the unit of StoredDoc.LogBytes. collab
