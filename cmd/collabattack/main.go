@@ -45,6 +45,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/collabd/collabd/cmd/internal/proc"
 )
 
 func main() {
@@ -132,7 +134,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s: -server-pid must not be negative", a.name)
 		}
 		if s.pid > 0 {
-			if _, err := procCPU(s.pid); err != nil {
+			if _, err := proc.CPU(s.pid); err != nil {
 				return fmt.Errorf("%s: -server-pid %d: %w", a.name, s.pid, err)
 			}
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,51 +16,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/collabd/collabd/cmd/internal/proc"
 )
-
-// procStatus reads field key (VmRSS, VmHWM, RssAnon: kB) of
-// /proc/pid/status, in bytes.
-func procStatus(pid int, key string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), key+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, key)
-}
-
-// procCPU reads the user and system CPU time of pid from /proc/pid/stat.
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name, in parentheses, may hold spaces: fields count
-	// from after it.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64) // field 14, utime
-	st, err2 := strconv.ParseInt(f[12], 10, 64) // field 15, stime
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad times", pid)
-	}
-	const hz = 100 // USER_HZ, 100 on every Linux we run on
-	return time.Duration(ut+st) * time.Second / hz, nil
-}
 
 // fileSize returns the size of the file at path and the bytes the disk
 // holds for it: bbolt grows its file in steps of up to 16 MiB, which it
@@ -117,7 +73,7 @@ func startWatch(s *session) *watch {
 		close(w.done)
 		return w
 	}
-	cpu, err := procCPU(w.pid)
+	cpu, err := proc.CPU(w.pid)
 	w.cpu0, w.cpuOK = cpu, err == nil
 	go w.sample()
 	return w
@@ -136,8 +92,8 @@ func (w *watch) sample() {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if rss, err := procStatus(w.pid, "VmRSS"); err == nil {
-			anon, _ := procStatus(w.pid, "RssAnon")
+		if rss, err := proc.Status(w.pid, "VmRSS"); err == nil {
+			anon, _ := proc.Status(w.pid, "RssAnon")
 			w.mu.Lock()
 			w.peak, w.peakAnon = max(w.peak, rss), max(w.peakAnon, anon)
 			over := w.limit > 0 && rss > w.limit && w.onOver != nil
@@ -171,10 +127,10 @@ func (w *watch) finish(out io.Writer) {
 	<-w.done
 	elapsed := time.Since(w.start)
 	if w.pid > 0 {
-		cpu, err := procCPU(w.pid)
-		rss, err2 := procStatus(w.pid, "VmRSS")
-		hwm, err3 := procStatus(w.pid, "VmHWM")
-		anon, err4 := procStatus(w.pid, "RssAnon")
+		cpu, err := proc.CPU(w.pid)
+		rss, err2 := proc.Status(w.pid, "VmRSS")
+		hwm, err3 := proc.Status(w.pid, "VmHWM")
+		anon, err4 := proc.Status(w.pid, "RssAnon")
 		if err != nil || !w.cpuOK || err2 != nil || err3 != nil || err4 != nil {
 			fmt.Fprintf(out, "server pid %d: cannot read /proc (%v)\n", w.pid, errors.Join(err, err2, err3, err4))
 		} else {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/collabd/collabd/cmd/internal/proc"
 )
 
 // usage is a CPU and memory sample of collabload and of the server.
@@ -33,53 +35,11 @@ func sample(pid int) usage {
 		u.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	if pid > 0 {
-		cpu, err1 := procCPU(pid)
-		rss, err2 := procRSS(pid)
+		cpu, err1 := proc.CPU(pid)
+		rss, err2 := proc.Status(pid, "VmRSS")
 		u.server, u.serverRSS, u.serverOK = cpu, rss, err1 == nil && err2 == nil
 	}
 	return u
-}
-
-// procCPU reads utime+stime of pid from /proc/<pid>/stat.
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name, in parentheses, may hold spaces: fields count from after it.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
-	st, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad times", pid)
-	}
-	const hz = 100 // USER_HZ, 100 on every Linux we run on
-	return time.Duration(ut+st) * time.Second / hz, nil
-}
-
-// procRSS reads VmRSS of pid from /proc/<pid>/status.
-func procRSS(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
 }
 
 func printResources(w io.Writer, cfg config, before, after usage, rep *report) {
