@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,16 +32,7 @@ import (
 // and COLLABD_ATTACK_BIN=/path/to/older/collabd (without the budget
 // variable) for the figure from before the budget.
 func TestAttackMemoryBudget(t *testing.T) {
-	if os.Getenv("COLLABD_ATTACK") == "" {
-		t.Skip("set COLLABD_ATTACK=1 to attack a collabd binary and print the figures")
-	}
-	bin := os.Getenv("COLLABD_ATTACK_BIN")
-	if bin == "" {
-		bin = filepath.Join(t.TempDir(), "collabd")
-		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-			t.Fatalf("go build: %v\n%s", err, out)
-		}
-	}
+	bin := attackBin(t)
 	var args []string
 	if b := os.Getenv("COLLABD_ATTACK_MEMORY_BUDGET"); b != "" {
 		args = append(args, "-memory-budget", b)

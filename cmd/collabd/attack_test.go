@@ -33,18 +33,7 @@ import (
 // (add -run 'TestAttackFigures/create' and so on for one attack).
 // The figures go into docs/performance.md, "Abuse resistance: HTTP".
 func TestAttackFigures(t *testing.T) {
-	if os.Getenv("COLLABD_ATTACK") == "" {
-		t.Skip("set COLLABD_ATTACK=1 to attack a collabd binary and print the figures")
-	}
-	// COLLABD_ATTACK_BIN names another build to attack, an older one
-	// say, for a figure from before a fix.
-	bin := os.Getenv("COLLABD_ATTACK_BIN")
-	if bin == "" {
-		bin = filepath.Join(t.TempDir(), "collabd")
-		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-			t.Fatalf("go build: %v\n%s", err, out)
-		}
-	}
+	bin := attackBin(t)
 	t.Run("slow bodies", func(t *testing.T) { attackSlowBodies(t, bin) })
 	t.Run("dripping bodies", func(t *testing.T) { attackDrip(t, bin) })
 	t.Run("churned ops page", func(t *testing.T) { attackOpsPage(t, bin) })
@@ -385,4 +374,22 @@ func mustMarshal(v any) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// attackBin skips the test unless COLLABD_ATTACK is set, and returns the
+// collabd binary to attack: COLLABD_ATTACK_BIN names another build (an
+// older one, for a figure from before a fix), else this tree's is built.
+func attackBin(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("COLLABD_ATTACK") == "" {
+		t.Skip("set COLLABD_ATTACK=1 to attack a collabd binary and print the figures")
+	}
+	bin := os.Getenv("COLLABD_ATTACK_BIN")
+	if bin == "" {
+		bin = filepath.Join(t.TempDir(), "collabd")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+	}
+	return bin
 }
