@@ -21,11 +21,11 @@ func (h *hub) accept(op ot.Op, client string, seq int64, p pendingOp) *protoErro
 			Message: fmt.Sprintf("document would have %d code points; the limit is %d", n, h.srv.opts.MaxDocChars)}
 	}
 	rec := Record{Rev: h.rev + 1, Op: op, Client: client, Seq: seq, Time: time.Now().UTC()}
-	size := h.srv.recordBytes(rec)
-	if err := h.srv.admission.Admit(h.srv.ctx, Growth{LogBytes: h.logBytes, Adds: size, Inserts: inserts(op)}); err != nil {
+	size, grows := h.srv.recordBytes(rec), inserts(op)
+	if err := h.srv.admission.Admit(h.srv.ctx, Growth{LogBytes: h.logBytes, Adds: size, Inserts: grows}); err != nil {
 		return &protoError{Code: CodeTooLarge, Seq: seq, Message: err.Error() + "; only deletions are accepted"}
 	}
-	if inserts(op) && h.srv.mem.full() { // budget.go
+	if grows && h.srv.mem.full() { // budget.go
 		return &protoError{Code: CodeTooLarge, Seq: seq, Message: h.srv.memoryFullMessage()}
 	}
 	if err := h.doc.Apply(op); err != nil {
