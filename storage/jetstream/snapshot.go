@@ -25,8 +25,8 @@ const metaRev = "rev"
 // loses its chunks; that is retried.
 func (s *Store) readSnapshot(ctx context.Context, id string) (*wireSnapshot, error) {
 	var lastErr error
-	for range 3 {
-		b, err := s.snaps.GetBytes(ctx, id)
+	for try := range snapshotTries {
+		b, err := s.getSnapshot(ctx, id, try == snapshotTries-1)
 		if errors.Is(err, natsjs.ErrObjectNotFound) {
 			return nil, nil
 		}
@@ -44,6 +44,27 @@ func (s *Store) readSnapshot(ctx context.Context, id string) (*wireSnapshot, err
 		return &w, nil
 	}
 	return nil, fmt.Errorf("doc %s snapshot: %w", id, lastErr)
+}
+
+// An object's chunks are read through an ordered consumer, which on a
+// loaded server or on replicas now and then delivers nothing until its
+// heartbeat gives up. Each try but the last is given snapshotTryWait, so
+// that a stalled read is asked again rather than spending the caller's
+// whole deadline.
+const (
+	snapshotTries   = 3
+	snapshotTryWait = 5 * time.Second
+)
+
+// getSnapshot reads the snapshot object once; last says whether it may
+// take all of ctx.
+func (s *Store) getSnapshot(ctx context.Context, id string, last bool) ([]byte, error) {
+	if !last {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, snapshotTryWait)
+		defer cancel()
+	}
+	return s.snaps.GetBytes(ctx, id)
 }
 
 // SaveSnapshot stores text as document id's text at revision rev, with the
