@@ -174,9 +174,10 @@ func (l *jsLink) serveLocked() error {
 	sv, err := l.c.st.ServeAsync(l.id, func(sub jetstream.Submission, respond func(jetstream.Reply)) {
 		l.emit(collab.LinkEvent{
 			Kind:       collab.LinkSubmit,
-			Submission: collab.Submission{Client: sub.Client, Seq: sub.Seq, Rev: sub.Rev, Op: sub.Op, Strict: sub.Strict},
+			Submission: collab.Submission{Client: sub.Client, Seq: sub.Seq, Rev: sub.Rev, Op: sub.Op, Strict: sub.Strict,
+				Stream: (*collab.StreamPiece)(sub.Stream)},
 			Respond: func(r collab.SubmitReply) {
-				respond(jetstream.Reply{Code: r.Code, Message: r.Message, Rev: r.Rev})
+				respond(jetstream.Reply{Code: r.Code, Message: r.Message, Rev: r.Rev, Caret: r.Caret})
 			},
 		})
 	})
@@ -253,11 +254,12 @@ func (l *jsLink) Notify(n []byte) {
 }
 
 func (l *jsLink) Forward(ctx context.Context, s collab.Submission) (collab.SubmitReply, error) {
-	r, err := l.c.st.Forward(ctx, l.id, jetstream.Submission{Client: s.Client, Seq: s.Seq, Rev: s.Rev, Op: s.Op, Strict: s.Strict})
+	r, err := l.c.st.Forward(ctx, l.id, jetstream.Submission{Client: s.Client, Seq: s.Seq, Rev: s.Rev, Op: s.Op, Strict: s.Strict,
+		Stream: (*jetstream.StreamPiece)(s.Stream)})
 	if err != nil {
 		return collab.SubmitReply{}, mapJSErr(err)
 	}
-	return collab.SubmitReply{Code: r.Code, Message: r.Message, Rev: r.Rev}, nil
+	return collab.SubmitReply{Code: r.Code, Message: r.Message, Rev: r.Rev, Caret: r.Caret}, nil
 }
 
 func (l *jsLink) TryOwn() {

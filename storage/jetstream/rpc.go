@@ -22,6 +22,19 @@ type Submission struct {
 	// Strict, for an HTTP write, asks the owner to apply the op only if
 	// its head is still Rev.
 	Strict bool `json:"strict,omitempty"`
+	// Stream, instead of Op, is a piece of an HTTP stream: text to
+	// insert at a caret kept by the owner.
+	Stream *StreamPiece `json:"stream,omitempty"`
+}
+
+// StreamPiece is a stream's piece: Text to insert at Caret (a position
+// at the submission's Rev), none to show the stream in presence as Name,
+// or End to take it out.
+type StreamPiece struct {
+	Caret int    `json:"caret,omitempty"`
+	Text  string `json:"text,omitempty"`
+	Name  string `json:"name,omitempty"`
+	End   bool   `json:"end,omitempty"`
 }
 
 // Reply is the owner's answer to a Submission: empty Code when it took the
@@ -34,6 +47,8 @@ type Reply struct {
 	// resent op already committed, or for a server op (Client "") once it
 	// is committed.
 	Rev int64 `json:"rev,omitempty"`
+	// Caret is a stream's caret after its piece, at Rev.
+	Caret int `json:"caret,omitempty"`
 }
 
 // Handler answers a Submission for the document it was served for. It runs
