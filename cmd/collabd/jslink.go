@@ -173,7 +173,7 @@ func (l *jsLink) Start(ctx context.Context, rev int64) error {
 func (l *jsLink) serveLocked() error {
 	sv, err := l.c.st.ServeAsync(l.id, func(sub jetstream.Submission, respond func(jetstream.Reply)) {
 		l.emit(collab.LinkEvent{
-			Kind:       collab.LinkSubmit,
+			Kind: collab.LinkSubmit,
 			Submission: collab.Submission{Client: sub.Client, Seq: sub.Seq, Rev: sub.Rev, Op: sub.Op, Strict: sub.Strict,
 				Stream: (*collab.StreamPiece)(sub.Stream)},
 			Respond: func(r collab.SubmitReply) {
