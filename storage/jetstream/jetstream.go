@@ -167,6 +167,7 @@ type Store struct {
 	snaps  natsjs.ObjectStore
 
 	node       string
+	replicas   int
 	ttl, renew time.Duration
 	log        *slog.Logger
 
@@ -249,7 +250,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		every = 0
 	}
 	s := &Store{
-		nc: nc, js: js, node: node, ttl: ttl, renew: renew, log: log,
+		nc: nc, js: js, node: node, replicas: replicas, ttl: ttl, renew: renew, log: log,
 		states:    make(map[string]*docState),
 		snapEvery: every, snapWake: make(chan struct{}, 1),
 		snapPending: make(map[string]struct{}),
