@@ -235,7 +235,7 @@ func TestAuthorsErrors(t *testing.T) {
 }
 
 func TestAuthorsCheckpointCodec(t *testing.T) {
-	a := &authorsAt{rev: 9, runs: []ot.Run{{"A", 3}, {"", 2}, {"B", 1}, {"A", 4}}, names: map[string]string{"A": "Ada \"x\""}}
+	a := &authorsAt{rev: 9, runs: []ot.Run{{Label: "A", Len: 3}, {Label: "", Len: 2}, {Label: "B", Len: 1}, {Label: "A", Len: 4}}, names: map[string]string{"A": "Ada \"x\""}}
 	got, err := decodeAuthors(encodeAuthors(a))
 	if err != nil || got.rev != 9 || fmt.Sprint(got.runs) != fmt.Sprint(a.runs) || fmt.Sprint(got.names) != fmt.Sprint(a.names) {
 		t.Fatalf("round trip: got %+v, %v; want %+v", got, err, a)
