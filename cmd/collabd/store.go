@@ -162,4 +162,5 @@ func (s store) AuthorsBefore(ctx context.Context, id string, rev int64) (collab.
 	cp, err := s.db.AuthorsBefore(ctx, id, rev)
 	return collab.AuthorsCheckpoint{Rev: cp.Rev, Data: cp.Data}, mapErr(err)
 }
+
 var _ collab.AuthorStore = store{}
