@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -266,8 +267,8 @@ func (s *Server) replayAuthors(ctx context.Context, id string, base *authorsAt, 
 					names[label] = name
 				}
 			}
-			if r.Client == "" && r.Rev > 1 && time.Since(r.Time) < authorsGrace {
-				tentative = true // a restore whose checkpoint may be on its way
+			if (r.Client == "" && r.Rev > 1 || revertOf(r.Client) != "") && time.Since(r.Time) < authorsGrace {
+				tentative = true // a restore or revert whose checkpoint may be on its way
 			}
 			if err := runs.Apply(r.Op, label); err != nil {
 				return nil, fmt.Errorf("doc %s authors at rev %d: %w", id, r.Rev, err)
@@ -368,6 +369,124 @@ func (s *Server) restoreAuthors(ctx context.Context, id string, from, rev int64)
 	}
 	s.authorsCache.add(id, a)
 	return nil
+}
+
+// maxRevertAuthorOps bounds the ops of a reverted run whose deleted text
+// revertAuthors looks up: the text the revert puts back that none of
+// them deleted counts as the reverter's.
+const maxRevertAuthorOps = 64
+
+// revertAuthors writes the checkpoint of revision rev if it is a revert,
+// by client, of the run whose client id is target: each piece of text
+// the revert inserts that the run had deleted keeps the authors it had
+// then; the rest is the reverter's.
+func (s *Server) revertAuthors(ctx context.Context, id, target, client string, rev int64) error {
+	page, err := s.store.Ops(ctx, id, rev-1, 1, 0)
+	if err != nil {
+		return err
+	}
+	if len(page) != 1 || page[0].Rev != rev || page[0].Client != client {
+		return nil // no op: the revert changed nothing
+	}
+	op := page[0].Op
+	seq, last, err := s.store.ClientSeq(ctx, id, target)
+	if err != nil || seq == 0 {
+		return err
+	}
+	first, perr, err := s.runStart(ctx, id, target, seq, last)
+	if err != nil || perr != nil {
+		return err
+	}
+	// What the run deleted, with its authors then.
+	type piece struct {
+		text []rune
+		runs *ot.Runs
+	}
+	var deleted []piece
+	for k := first; k <= last && len(deleted) < maxRevertAuthorOps; k++ {
+		ops, err := s.store.Ops(ctx, id, k-1, 1, 0)
+		if err != nil {
+			return err
+		}
+		if len(ops) != 1 || ops[0].Client != target {
+			continue
+		}
+		var text string
+		var before *authorsAt
+		pos := 0
+		for _, c := range ops[0].Op {
+			switch {
+			case c.IsRetain():
+				pos += c.N
+			case c.IsDelete():
+				if before == nil {
+					if text, err = s.loadPastText(ctx, id, k-1); err != nil {
+						return err
+					}
+					if before, err = s.authors(ctx, id, k-1); err != nil {
+						return err
+					}
+				}
+				rs := []rune(text)
+				if pos-c.N <= len(rs) {
+					deleted = append(deleted, piece{rs[pos : pos-c.N], ot.NewRuns(ot.NewRuns(before.runs).Slice(pos, pos-c.N))})
+				}
+				pos -= c.N
+			}
+		}
+	}
+	label := s.author(client)
+	var ins []ot.Run
+	for _, c := range op {
+		if !c.IsInsert() {
+			continue
+		}
+		rs := []rune(c.S)
+		found := false
+		for _, d := range deleted {
+			if i := indexRunes(d.text, rs); i >= 0 {
+				ins = append(ins, d.runs.Slice(i, i+len(rs))...)
+				found = true
+				break
+			}
+		}
+		if !found {
+			ins = append(ins, ot.Run{Label: label, Len: len(rs)})
+		}
+	}
+	before, err := s.authors(ctx, id, rev-1)
+	if err != nil {
+		return err
+	}
+	runs := ot.NewRuns(before.runs)
+	if err := runs.ApplyLabeled(op, ins); err != nil {
+		return err
+	}
+	names := make(map[string]string)
+	for k, v := range before.names {
+		names[k] = v
+	}
+	if name := clientName(client); name != "" {
+		names[label] = name
+	}
+	a := s.newAuthorsAt(rev, runs, names)
+	if as, ok := s.store.(AuthorStore); ok {
+		if err := as.SaveAuthors(ctx, id, []AuthorsCheckpoint{encodeAuthors(a)}); err != nil {
+			return err
+		}
+	}
+	s.authorsCache.add(id, a)
+	return nil
+}
+
+// indexRunes returns the index of the first instance of sub in s, or -1.
+func indexRunes(s, sub []rune) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if slices.Equal(s[i:i+len(sub)], sub) {
+			return i
+		}
+	}
+	return -1
 }
 
 // encodeAuthors encodes a checkpoint: a version byte, the authors (id and

@@ -247,3 +247,25 @@ func TestAuthorsCheckpointCodec(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthorsRevert: a revert puts back deleted text with the authors it
+// had, and its own new text is the reverter's.
+func TestAuthorsRevert(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	id, _ := ts.createDoc(t, "")
+	a := mustWrite(t, "POST", opsURL(ts, id), map[string]any{"rev": 0, "op": []any{"hello world"}, "name": "ada"})
+	b := mustWrite(t, "POST", opsURL(ts, id), map[string]any{"rev": a.Rev, "op": []any{"bob says ", 5, -6}, "name": "bob"})
+	code, _, body := httpWrite(t, "POST", ts.URL+"/api/docs/"+id+"/revert", map[string]any{"run": b.Run, "name": "carol"})
+	if code != http.StatusOK {
+		t.Fatalf("revert: got %d %s", code, body)
+	}
+	_, text, _ := getText(t, textURL(ts, id))
+	if text != "hello world" {
+		t.Fatalf("text after the revert: got %q", text)
+	}
+	var got authorsAnswer
+	getJSONStatus(t, ts.URL+"/api/docs/"+id+"/authors", http.StatusOK, &got)
+	if len(got.Runs) != 1 || got.Runs[0].Len != 11 || got.Names[got.Runs[0].Author] != "ada" {
+		t.Fatalf("authors after reverting bob's edit: got %+v, want all 11 ada's", got)
+	}
+}
