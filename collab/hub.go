@@ -542,7 +542,7 @@ func (h *hub) join(c *conn, hl *hello, parkedAt time.Time) {
 			return
 		}
 		e.lastSeq, e.lastRev = seq, rev
-		e.color = h.pickColor()
+		e.color = h.pickColor(e.author)
 		delete(h.remote, hl.client) // it edited through another node before
 	}
 	h.notify(notice{Kind: "hello", Client: hl.client})
