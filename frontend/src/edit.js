@@ -21,7 +21,7 @@ import { openHistory } from "./history.js";
 registerOffline();
 
 const docId = location.hash.slice(1).toLowerCase();
-const statusEl = $("status"), titleEl = $("title"), peersEl = $("peers"), nameEl = $("name"), revEl = $("rev");
+const statusEl = $("status"), statusLive = $("status-live"), titleEl = $("title"), peersEl = $("peers"), nameEl = $("name"), revEl = $("rev");
 
 // ---- peers' carets and selections ------------------------------------------
 
@@ -166,6 +166,7 @@ function rememberAuthor(author, name) {
   try { localStorage.setItem("collabd-authors", JSON.stringify([...authorNames].slice(-500))); } catch { /* a convenience */ }
 }
 
+let wasLive = false;
 function renderStatus() {
   let text;
   const wait = pending === 1 ? "1 edit waits" : `${pending} edits wait`;
@@ -178,6 +179,14 @@ function renderStatus() {
   statusEl.textContent = text;
   statusEl.dataset.state = state;
   statusEl.dataset.pending = String(pending);
+  // Screen readers hear the connection's state alone, and only when it
+  // changes: not a countdown every second, nor each retry's "Connecting",
+  // nor "saving" and "saved" at every keystroke.
+  if (state === "live") wasLive = true;
+  let spoken = text;
+  if (state === "live") spoken = "Connected";
+  else if (state === "offline" || (state === "connecting" && wasLive)) spoken = `${shutdown ? "Server restarting" : "Offline"}: your edits are kept and sent when the connection is back`;
+  if (statusLive.textContent !== spoken) statusLive.textContent = spoken;
 }
 setInterval(() => { if (state === "offline") renderStatus(); }, 1000);
 

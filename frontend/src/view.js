@@ -14,7 +14,10 @@ import { $, uuidRe, titleOf, download, registerOffline, shadowMount } from "./co
 registerOffline();
 
 const viewId = location.hash.slice(1).toLowerCase();
-const statusEl = $("status"), revEl = $("rev"), followEl = $("follow");
+// A change of the link's # part names another document: load it, as the
+// editor does (the stream and text in memory are the old one's).
+window.addEventListener("hashchange", () => location.reload());
+const statusEl = $("status"), statusLive = $("status-live"), revEl = $("rev"), followEl = $("follow");
 let index = new AstralIndex("");
 
 const view = new EditorView({
@@ -38,6 +41,7 @@ const view = new EditorView({
 function setStatus(state, text) {
   statusEl.dataset.state = state;
   statusEl.textContent = text;
+  if (statusLive.textContent !== text) statusLive.textContent = text;
 }
 
 let lastTitle = "";

@@ -306,6 +306,36 @@ const scenarios = {
   },
 
   // The timeslider shows an earlier revision and restores it.
+  // The view page follows a change of its link's # part to another
+  // document; offline, the status a screen reader hears does not tick.
+  async audit(errors) {
+    const one = await createDoc(base, "first document");
+    const two = await createDoc(base, "second document");
+    const v = await page(errors, "viewer");
+    await v.goto(`${base}/view.html#${one.viewId}`);
+    await until("first text", async () => (await viewerText(v)) === "first document");
+    await v.evaluate((id) => { location.hash = id; }, two.viewId);
+    await until("second text after the # changed", async () => (await viewerText(v)) === "second document");
+    const e = await openEditor(errors, "editor", one.id);
+    await e.evaluate(() => {
+      window.__spoken = [];
+      new MutationObserver(() => window.__spoken.push(document.getElementById("status-live").textContent))
+        .observe(document.getElementById("status-live"), { childList: true, characterData: true, subtree: true });
+    });
+    await e.ctx.setOffline(true);
+    await until("offline status", async () => (await status(e)).state !== "live");
+    await sleep(3500);
+    const spoken = await e.evaluate(() => window.__spoken);
+    const shown = await e.$eval("#status", (x) => x.textContent);
+    if (spoken.length > 2 || spoken.some((t) => /\d+ s/.test(t))) errors.push(`the status region announced ${JSON.stringify(spoken)} in 3.5 s offline`);
+    if (!/Offline|Connecting/.test(shown)) errors.push(`the visible status says ${JSON.stringify(shown)} offline`);
+    if (await e.$eval("#status-live", (x) => x.getAttribute("role")) !== "status") errors.push("no role=status region");
+    await e.ctx.setOffline(false);
+    await live(e);
+    await checkCSP(errors, { v, e });
+    await v.ctx.close();
+    await e.ctx.close();
+  },
   async history(errors) {
     const { id } = await createDoc(base, "first version");
     await timeslider(errors, id);
