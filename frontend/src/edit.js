@@ -15,7 +15,7 @@ import { replay } from "./protocol.js";
 import { AstralIndex, opFromChanges, changesFromOp } from "./positions.js";
 import { Session } from "./session.js";
 import { Store } from "./store.js";
-import { $, el, uuidRe, titleOf, rememberDoc, errorWords, download, copyButton, registerOffline, shadowMount } from "./common.js";
+import { $, el, uuidRe, titleOf, rememberDoc, listDocs, errorWords, download, copyButton, registerOffline, shadowMount } from "./common.js";
 import { openHistory } from "./history.js";
 
 registerOffline();
@@ -385,9 +385,7 @@ async function start() {
       onWelcome(w) {
         $("banner").dataset.kind === "conflict" || ($("banner").hidden = true);
         if (w.color) { myColor = w.color; localStorage.setItem("collabd-color", w.color); }
-        const viewURL = `${location.origin}/view.html#${w.viewId}`;
-        $("view-link").value = viewURL;
-        $("edit-link").value = `${location.origin}/edit.html#${docId}`;
+        fillShare(w.viewId);
         revEl.textContent = `revision ${w.rev}`;
         rememberDoc({ id: docId, viewId: w.viewId, title: lastTitle || titleOf(""), opened: Date.now() });
         setEditable(true);
@@ -418,6 +416,17 @@ window.addEventListener("hashchange", () => location.reload());
 window.addEventListener("pagehide", () => { if (logged) snapshot(); });
 copyButton($("copy-edit"), $("edit-link"));
 copyButton($("copy-view"), $("view-link"));
+// The share panel is filled before any welcome, so that a page reloaded
+// offline offers the links too: the edit link is this page's, the view
+// link the one this browser remembers from an earlier visit.
+function fillShare(viewId) {
+  $("edit-link").value = `${location.origin}/edit.html#${docId}`;
+  const v = $("view-link"), copy = $("copy-view");
+  v.value = viewId ? `${location.origin}/view.html#${viewId}` : "";
+  v.placeholder = viewId ? "" : "known once connected";
+  copy.disabled = !viewId;
+}
+fillShare((listDocs().find((d) => d.id === docId) || {}).viewId);
 $("download").addEventListener("click", () => download(view.state.doc.toString(), lastTitle));
 $("search-btn").addEventListener("click", () => { openSearchPanel(view); });
 $("undo-btn").addEventListener("click", () => { undo(view); view.focus(); });

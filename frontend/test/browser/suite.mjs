@@ -250,6 +250,9 @@ const scenarios = {
     await until("text in a new tab", async () => (await editorText(a2)).includes("third, then the tab closes"), 10000);
     const st2 = await status(a2);
     if (st2.pending < 1) errors.push(`the new tab does not count the waiting edits: ${JSON.stringify(st2)}`);
+    // The share panel offers both links while offline.
+    const links = await a2.evaluate(() => [document.getElementById("edit-link").value, document.getElementById("view-link").value]);
+    if (!links[0].endsWith(`#${id}`) || !/\/view\.html#[0-9a-f-]{36}$/.test(links[1])) errors.push(`the share panel offline holds ${JSON.stringify(links)}`);
     if ((await serverText(base, id)) !== "online text\n") errors.push("the server got edits while the page was offline");
     await ctx.setOffline(false);
     await live(a2);
