@@ -156,6 +156,7 @@ async function show(rev, note) {
 function pick(rev) {
   const slider = $("hist-slider");
   if (slider.disabled) return;
+  unconfirm();
   rev = Math.max(0, Math.min(Number(slider.max), rev));
   slider.value = String(rev);
   clearTimeout(timer);
@@ -191,6 +192,7 @@ export async function openHistory(o) {
     $("hist-close").addEventListener("click", close);
     panel.addEventListener("keydown", (e) => { if (e.key === "Escape") close(); });
     $("hist-restore").addEventListener("click", restore);
+    $("hist-restore-cancel").addEventListener("click", () => { unconfirm(); show(Number($("hist-slider").value)); });
   }
   panel.hidden = false;
   $("editor").hidden = true;
@@ -218,17 +220,62 @@ export async function openHistory(o) {
   loadRuns().catch((err) => { $("hist-info").textContent = `Could not list the runs: ${err.message}`; });
 }
 
+// restore asks first: the first click on "Restore this revision" turns
+// it into a confirmation naming what happens; the second restores. Once
+// done, the editor shows a notice with "Undo restore", which restores the
+// revision just before the restore (docs/protocol.md: that undoes it).
+let confirming = -1;
+
+function unconfirm() {
+  confirming = -1;
+  $("hist-restore").textContent = "Restore this revision";
+  $("hist-restore-cancel").hidden = true;
+}
+
 async function restore() {
   const rev = Number($("hist-slider").value);
+  if (confirming !== rev) {
+    confirming = rev;
+    $("hist-restore").textContent = `Replace the text with revision ${rev}`;
+    $("hist-restore-cancel").hidden = false;
+    $("hist-info").textContent = `Restoring makes the text what it was at revision ${rev}, for everyone; you can undo it afterwards.`;
+    return;
+  }
+  unconfirm();
   $("hist-restore").disabled = true;
   try {
-    const r = await getJSON(`/api/docs/${opts.docId}/restore`, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ rev }),
-    });
+    const r = await postRestore(rev);
     $("hist-info").textContent = `Restored revision ${rev} as revision ${r.rev}.`;
+    offerUndo(rev, r.rev);
     setTimeout(close, 800);
   } catch (err) {
     $("hist-info").textContent = `Could not restore: ${err.message}`;
     $("hist-restore").disabled = false;
   }
+}
+
+function postRestore(rev) {
+  return getJSON(`/api/docs/${opts.docId}/restore`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ rev }),
+  });
+}
+
+function offerUndo(from, made) {
+  const box = $("restored"), undo = $("restored-undo");
+  $("restored-text").textContent = `Restored revision ${from}.`;
+  undo.disabled = false;
+  undo.hidden = false;
+  box.hidden = false;
+  undo.onclick = async () => {
+    undo.disabled = true;
+    try {
+      const r = await postRestore(made - 1);
+      $("restored-text").textContent = `Undone: the text is as before the restore (revision ${r.rev}).`;
+      undo.hidden = true;
+    } catch (err) {
+      $("restored-text").textContent = `Could not undo the restore: ${err.message}`;
+      undo.disabled = false;
+    }
+  };
+  $("restored-close").onclick = () => { box.hidden = true; undo.hidden = false; };
 }

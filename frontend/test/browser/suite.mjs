@@ -81,10 +81,21 @@ async function timeslider(errors, id) {
   await a.keyboard.press("Home");
   await a.keyboard.press("ArrowRight");
   await until("revision 1 shown again", () => a.$eval("#history", (e) => e.dataset.rev === "1"));
+  const before = await serverText(base, id);
+  await a.click("#hist-restore"); // asks first
+  const asked = await a.$eval("#hist-restore", (b) => b.textContent);
+  if (!/revision 1/.test(asked)) errors.push(`the restore button asks ${JSON.stringify(asked)}`);
+  await sleep(300);
+  if ((await serverText(base, id)) !== before) errors.push("one click restored, without a confirmation");
   await a.click("#hist-restore");
   await until("restored", async () => (await serverText(base, id)) === "first version");
   await converge(base, id, { a });
   await until("the panel closed", () => a.$eval("#history", (e) => e.hidden));
+  // The editor offers to undo it.
+  await until("undo offered", () => a.$eval("#restored", (e) => !e.hidden));
+  await a.click("#restored-undo");
+  await until("restore undone", async () => (await serverText(base, id)) === before);
+  await converge(base, id, { a });
   await a.ctx.close();
 }
 
