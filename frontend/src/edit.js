@@ -17,6 +17,7 @@ import { Session } from "./session.js";
 import { Store } from "./store.js";
 import { $, el, uuidRe, titleOf, rememberDoc, listDocs, errorWords, download, copyButton, registerOffline, shadowMount } from "./common.js";
 import { openHistory } from "./history.js";
+import { authorStyler, runRanges, legend, renderLegend } from "./authors.js";
 
 registerOffline();
 
@@ -64,6 +65,28 @@ const peerDecos = StateField.define({
 });
 
 // ---- the editor -------------------------------------------------------------
+
+// Author colors (authors.js): the runs of GET /authors as marks, kept in
+// step between fetches by marking what each change inserts with its
+// author (ours for a local change, the op's for a remote one).
+const styleAuthor = authorStyler(editorRoot);
+const setAuthorDecos = StateEffect.define();
+const remoteAuthor = Annotation.define();
+let authorsOn = false;
+const authorDecos = StateField.define({
+  create: () => Decoration.none,
+  update(deco, tr) {
+    for (const e of tr.effects) if (e.is(setAuthorDecos)) return e.value;
+    if (!tr.docChanged) return deco;
+    deco = deco.map(tr.changes);
+    const who = authorsOn && (tr.annotation(remote) ? tr.annotation(remoteAuthor) : session && session.author);
+    if (!who) return deco;
+    const add = [];
+    tr.changes.iterChangedRanges((fa, ta, fb, tb) => { if (fb < tb) add.push(Decoration.mark({ class: styleAuthor(who) }).range(fb, tb)); });
+    return add.length ? deco.update({ add, sort: true }) : deco;
+  },
+  provide: (f) => EditorView.decorations.from(f),
+});
 
 const remote = Annotation.define();
 const editable = new Compartment();
@@ -115,7 +138,7 @@ const view = new EditorView({
       highlightActiveLine(), EditorView.lineWrapping, search({ top: true }),
       keymap.of([...defaultKeymap, ...searchKeymap, ...historyKeymap]),
       editable.of([EditorState.readOnly.of(true), EditorView.editable.of(false)]),
-      peerDecos, theme,
+      peerDecos, authorDecos, theme,
       EditorView.contentAttributes.of({ "aria-label": "Document text" }),
       EditorView.updateListener.of(onUpdate),
     ],
@@ -134,11 +157,12 @@ function replaceAll(text) {
   });
 }
 
-function applyOp(op) {
+function applyOp(op, author) {
   view.dispatch({
     changes: changesFromOp(index, op),
-    annotations: [remote.of(true), Transaction.addToHistory.of(false), Transaction.remote.of(true)],
+    annotations: [remote.of(true), remoteAuthor.of(author || ""), Transaction.addToHistory.of(false), Transaction.remote.of(true)],
   });
+  if (authorsOn) scheduleAuthors();
 }
 
 function renderPeerDecos(peers) {
@@ -386,6 +410,7 @@ async function start() {
         $("banner").dataset.kind === "conflict" || ($("banner").hidden = true);
         if (w.color) { myColor = w.color; localStorage.setItem("collabd-color", w.color); }
         fillShare(w.viewId);
+        if (authorsOn) scheduleAuthors(0);
         revEl.textContent = `revision ${w.rev}`;
         rememberDoc({ id: docId, viewId: w.viewId, title: lastTitle || titleOf(""), opened: Date.now() });
         setEditable(true);
@@ -441,9 +466,59 @@ $("history-btn").addEventListener("click", () => {
     // Protocol 1 servers named authors by client id.
     docId, head: () => session.client.rev, myAuthor: () => session.author || session.clientId,
     names: authorNames, you: () => nameEl.value || "you", name: () => nameEl.value,
+    authorColors: () => authorsOn, showLegend, closed: () => { if (authorsOn) loadAuthors(); },
   });
 });
+
+// ---- author colors --------------------------------------------------------------
+
+let authorsTimer = 0;
+function scheduleAuthors(ms = 2000) {
+  clearTimeout(authorsTimer);
+  authorsTimer = setTimeout(loadAuthors, ms);
+}
+
+function authorName(a) {
+  if (session && a === session.author) return `${nameEl.value || "Anonymous"} (you)`;
+  return authorNames.get(a) || "";
+}
+
+// showLegend lists the authors of runs (the editor's, or the history's
+// at the revision it shows).
+function showLegend(runs, names) {
+  const mine = session && session.author ? { [session.author]: authorName(session.author) } : {};
+  renderLegend($("authors-legend"), legend(runs, { ...names, ...mine }, authorName));
+}
+
+async function loadAuthors() {
+  if (!authorsOn) return;
+  try {
+    const r = await fetch(`/api/docs/${docId}/authors`, { cache: "no-store" });
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    const a = await r.json();
+    if (!authorsOn) return;
+    for (const [k, v] of Object.entries(a.names || {})) rememberAuthor(k, v);
+    const doc = view.state.doc;
+    const decos = runRanges(a.runs, index, doc.length).map(([f, t, au]) => Decoration.mark({ class: styleAuthor(au) }).range(f, t));
+    view.dispatch({ effects: setAuthorDecos.of(Decoration.set(decos, true)) });
+    showLegend(a.runs, a.names);
+    $("authors-bar").dataset.rev = String(a.rev);
+  } catch (err) {
+    $("authors-legend").replaceChildren(el("li", {}, `Could not load who wrote what: ${err.message}`));
+  }
+}
+
+function setAuthorsOn(on) {
+  authorsOn = on;
+  $("authors-btn").setAttribute("aria-pressed", String(on));
+  $("authors-bar").hidden = !on;
+  try { localStorage.setItem("collabd-author-colors", on ? "1" : ""); } catch { /* a convenience */ }
+  if (on) loadAuthors();
+  else view.dispatch({ effects: setAuthorDecos.of(Decoration.none) });
+}
+$("authors-btn").addEventListener("click", () => setAuthorsOn(!authorsOn));
 
 // For the browser tests and the benchmark.
 window.collabdEditor = { view, get session() { return session; }, index: () => index };
 start();
+if (localStorage.getItem("collabd-author-colors")) setAuthorsOn(true);

@@ -11,6 +11,7 @@ import { EditorState, StateField, StateEffect } from "@codemirror/state";
 import { EditorView, lineNumbers, Decoration } from "@codemirror/view";
 import { AstralIndex } from "./positions.js";
 import { $, errorWords, shadowMount } from "./common.js";
+import { authorStyler, runRanges } from "./authors.js";
 
 const setMarks = StateEffect.define();
 const marks = StateField.define({
@@ -19,7 +20,14 @@ const marks = StateField.define({
   provide: (f) => EditorView.decorations.from(f),
 });
 
-let preview = null, opts = null, timer = 0, loading = 0;
+const setAuthorMarks = StateEffect.define();
+const authorMarks = StateField.define({
+  create: () => Decoration.none,
+  update(d, tr) { for (const e of tr.effects) if (e.is(setAuthorMarks)) return e.value; return tr.docChanged ? Decoration.none : d; },
+  provide: (f) => EditorView.decorations.from(f),
+});
+
+let preview = null, opts = null, timer = 0, loading = 0, styleAuthor = null;
 
 async function getJSON(url, init) {
   const r = await fetch(url, { cache: "no-store", ...init });
@@ -124,10 +132,11 @@ async function show(rev, note) {
   const base = `/api/docs/${opts.docId}`;
   $("hist-info").textContent = `Loading revision ${rev}…`;
   try {
-    const [doc, meta, ops] = await Promise.all([
+    const [doc, meta, ops, authors] = await Promise.all([
       getJSON(`${base}?rev=${rev}`),
       rev > 0 ? getJSON(`${base}/revisions?from=${rev - 1}&limit=1`) : Promise.resolve([]),
       rev > 0 ? getJSON(`${base}/ops?from=${rev - 1}`) : Promise.resolve([]),
+      opts.authorColors && opts.authorColors() ? getJSON(`${base}/authors?rev=${rev}`).catch(() => null) : Promise.resolve(null),
     ]);
     if (id !== loading) return;
     const idx = new AstralIndex(doc.text);
@@ -138,6 +147,12 @@ async function show(rev, note) {
       effects: [setMarks.of(Decoration.set(ranges.filter(([a, b]) => a < b).map(([a, b]) => Decoration.mark({ class: "cm-hist-ins" }).range(a, b)))),
         ...(ranges.length ? [EditorView.scrollIntoView(ranges[0][0], { y: "center" })] : [])],
     });
+    if (authors) {
+      const len = preview.state.doc.length;
+      const decos = runRanges(authors.runs, idx, len).map(([f, t, au]) => Decoration.mark({ class: styleAuthor(au) }).range(f, t));
+      preview.dispatch({ effects: setAuthorMarks.of(Decoration.set(decos, true)) });
+      opts.showLegend(authors.runs, authors.names);
+    }
     const m = meta.find((x) => x.rev === rev);
     const parts = [`Revision ${rev} of ${Math.max(opts.head(), Number($("hist-slider").max))}`];
     if (m) {
@@ -164,6 +179,7 @@ function pick(rev) {
 }
 
 function close() {
+  if (opts.closed) opts.closed();
   $("history").hidden = true;
   $("editor").hidden = false;
   $("history-btn").setAttribute("aria-expanded", "false");
@@ -174,10 +190,12 @@ export async function openHistory(o) {
   opts = o;
   const panel = $("history");
   if (!preview) {
+    const shadow = shadowMount($("hist-preview"));
+    styleAuthor = authorStyler(shadow.root);
     preview = new EditorView({
-      parent: shadowMount($("hist-preview")).mount,
+      parent: shadow.mount,
       state: EditorState.create({
-        extensions: [lineNumbers(), EditorView.lineWrapping, EditorState.readOnly.of(true), EditorView.editable.of(false), marks,
+        extensions: [lineNumbers(), EditorView.lineWrapping, EditorState.readOnly.of(true), EditorView.editable.of(false), marks, authorMarks,
           EditorView.contentAttributes.of({ "aria-label": "Text at this revision" }),
           EditorView.theme({ "&": { height: "100%", color: "var(--fg)", backgroundColor: "var(--bg)", fontSize: "var(--editor-size, 15px)" },
             ".cm-scroller": { lineHeight: "1.5", fontFamily: "var(--mono)" },

@@ -238,3 +238,33 @@ test("agrees with the Go ot package", { skip: !process.env.OT_CASES && "OT_CASES
     assert.deepEqual(k.positions.map((x) => p.transformIndex(k.a, x)), k.movedPositions, ctx);
   }
 });
+
+// ---- authors.js ----------------------------------------------------------------
+import { authorHue, authorColors, authorClass, runRanges, legend } from "../src/authors.js";
+
+test("authors: a color depends on the author id alone", () => {
+  assert.equal(authorHue("Q4Cs9meoPHKPkzfaudaHZQ"), authorHue("Q4Cs9meoPHKPkzfaudaHZQ"));
+  const hues = new Set(["a", "b", "c", "d", "e", "f", "g", "h"].map((x) => authorHue(`author-${x}`)));
+  assert.ok(hues.size >= 6, `8 authors share hues: ${[...hues]}`);
+  assert.equal(authorColors("").tint, "transparent");
+  assert.match(authorClass("-x_9"), /^cm-au-[A-Za-z0-9_-]+$/);
+  assert.equal(authorClass("a.b c"), "cm-au-a_b_c");
+});
+
+test("authors: runs of code points become UTF-16 ranges, unknown authors left out", () => {
+  const text = "ab😀cd👩‍💻e";
+  const idx = new AstralIndex(text);
+  const cps = Array.from(text).length; // 9 code points
+  const runs = [{ author: "A", len: 2 }, { author: "", len: 1 }, { author: "B", len: 3 }, { author: "A", len: cps - 6 }];
+  const got = runRanges(runs, idx, text.length);
+  assert.deepEqual(got, [[0, 2, "A"], [4, 8, "B"], [8, text.length, "A"]]);
+  assert.equal(text.slice(got[1][0], got[1][1]), "cd\u{1F469}");
+  // Runs longer than the text shown are clipped.
+  assert.deepEqual(runRanges([{ author: "A", len: 50 }], idx, text.length), [[0, text.length, "A"]]);
+});
+
+test("authors: the legend names authors, most text first, unknown last", () => {
+  const l = legend([{ author: "", len: 9 }, { author: "A", len: 2 }, { author: "B", len: 5 }, { author: "A", len: 1 }],
+    { B: "Bob" }, (a) => (a === "A" ? "Ada" : ""));
+  assert.deepEqual(l.map((x) => [x.author, x.name, x.len]), [["B", "Bob", 5], ["A", "Ada", 3], ["", "unknown (initial text or before names)", 9]]);
+});

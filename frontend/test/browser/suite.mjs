@@ -350,6 +350,53 @@ const scenarios = {
     await v.ctx.close();
     await e.ctx.close();
   },
+  // Author colors: each person's text in their color, a legend with
+  // names, the same colors after a reload, and in the history.
+  async authors(errors) {
+    const { id } = await createDoc(base, "");
+    const ada = await openEditor(errors, "ada", id, undefined, "Ada");
+    const bob = await openEditor(errors, "bob", id, undefined, "Bob");
+    await typeAtEnd(ada, "Ada wrote this. ");
+    await converge(base, id, { ada, bob });
+    await typeAtEnd(bob, "Bob wrote that.");
+    await converge(base, id, { ada, bob });
+    await ada.click("#authors-btn");
+    const marks = async (p) => p.evaluate(() => [...document.getElementById("editor").shadowRoot.querySelectorAll("[class*='cm-au-']")]
+      .map((e) => [e.textContent, [...e.classList].find((c) => c.startsWith("cm-au-")), getComputedStyle(e).backgroundColor]));
+    await until("author marks", async () => (await marks(ada)).length >= 2);
+    const got = await marks(ada);
+    const text = (who) => got.filter(([, c]) => c === got.find(([t]) => t.includes(who))?.[1]).map(([t]) => t).join("");
+    if (text("Ada") !== "Ada wrote this. ") errors.push(`Ada's color covers ${JSON.stringify(text("Ada"))}`);
+    if (text("Bob") !== "Bob wrote that.") errors.push(`Bob's color covers ${JSON.stringify(text("Bob"))}`);
+    const colors = new Set(got.map(([, , bg]) => bg));
+    if (colors.size < 2) errors.push(`the authors share a color: ${JSON.stringify(got)}`);
+    const legendText = async (p) => p.$$eval("#authors-legend li", (l) => l.map((e) => e.textContent));
+    await until("legend", async () => (await legendText(ada)).length >= 2);
+    const names = await legendText(ada);
+    if (!names.includes("Ada (you)") || !names.includes("Bob")) errors.push(`the legend says ${JSON.stringify(names)}`);
+    // Typing with colors on: the new text takes the typist's color at once.
+    await typeAtEnd(bob, " More from Bob.");
+    await until("Bob's new text colored", async () => (await marks(ada)).filter(([, c]) => c === got.find(([t]) => t.includes("Bob"))[1]).map(([t]) => t).join("").includes("More from Bob"));
+    if (shots) await ada.screenshot({ path: `${shots}/authors.png` });
+    // A reload keeps the toggle and every author's color.
+    await ada.reload();
+    await live(ada);
+    await until("author marks after reload", async () => (await marks(ada)).length >= 2);
+    const after = await marks(ada);
+    for (const [t, c, bg] of after) {
+      const before = got.find(([, c2]) => c2 === c);
+      if (before && before[2] !== bg) errors.push(`${JSON.stringify(t)} changed color across the reload: ${before[2]} -> ${bg}`);
+    }
+    // The history colors a past revision by who wrote it.
+    await ada.click("#history-btn");
+    await until("history panel", () => ada.$eval("#history", (e) => !e.hidden && e.dataset.rev));
+    const hist = async () => ada.evaluate(() => [...document.getElementById("hist-preview").shadowRoot.querySelectorAll("[class*='cm-au-']")].map((e) => e.textContent).join(""));
+    await until("history author marks", async () => (await hist()).includes("Bob wrote that."));
+    if (shots) await ada.screenshot({ path: `${shots}/authors-history.png` });
+    await checkCSP(errors, { ada, bob });
+    await ada.ctx.close();
+    await bob.ctx.close();
+  },
   async history(errors) {
     const { id } = await createDoc(base, "first version");
     await timeslider(errors, id);
