@@ -18,6 +18,7 @@ import { Store } from "./store.js";
 import { $, el, uuidRe, titleOf, rememberDoc, listDocs, errorWords, download, copyButton, registerOffline, shadowMount } from "./common.js";
 import { openHistory } from "./history.js";
 import { authorStyler, runRanges, legend, renderLegend } from "./authors.js";
+import { markdownSupport } from "./mdlang.js";
 
 registerOffline();
 
@@ -122,7 +123,7 @@ function onUpdate(u) {
     index.map(changes, (a, b) => tr.state.doc.sliceString(a, b), tr.state.doc.length);
     if (local && session) session.edit(op);
   }
-  if (u.docChanged) titleChanged();
+  if (u.docChanged) { titleChanged(); schedulePreview(); }
   // Only our own moves are news: the server maps everyone's carets
   // through every op itself, so a remote change needs no cursor message
   // (with many editors those would multiply: each op, a message from each).
@@ -138,7 +139,7 @@ const view = new EditorView({
       highlightActiveLine(), EditorView.lineWrapping, search({ top: true }),
       keymap.of([...defaultKeymap, ...searchKeymap, ...historyKeymap]),
       editable.of([EditorState.readOnly.of(true), EditorView.editable.of(false)]),
-      peerDecos, authorDecos, theme,
+      peerDecos, authorDecos, theme, markdownSupport(),
       EditorView.contentAttributes.of({ "aria-label": "Document text" }),
       EditorView.updateListener.of(onUpdate),
     ],
@@ -470,6 +471,77 @@ $("history-btn").addEventListener("click", () => {
   });
 });
 
+// ---- Markdown preview -------------------------------------------------------------
+
+// The preview is rendered after a pause in typing, never per keystroke:
+// the wait grows with what the last rendering cost, so that a long
+// document does not slow typing.
+// The renderer (markdown.js: markdown-it, DOMPurify) is a chunk of its
+// own, loaded when the preview is first shown.
+const previewEl = $("preview");
+let previewOn = false, previewTimer = 0, previewCost = 0, mdMod = null, md = null;
+function schedulePreview() {
+  if (!previewOn) return;
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(renderPreview, Math.max(150, 3 * previewCost));
+}
+
+function renderPreview() {
+  if (!previewOn) return;
+  if (!mdMod) {
+    import("./markdown.js").then((m) => { mdMod = m; md = m.renderer(schedulePreview); renderPreview(); },
+      (err) => { previewEl.textContent = `The preview could not be loaded: ${err.message}`; });
+    return;
+  }
+  const t0 = performance.now();
+  previewEl.replaceChildren(mdMod.sanitize(mdMod.DOMPurify, mdMod.render(md, view.state.doc.toString())));
+  previewCost = performance.now() - t0;
+  syncPreview();
+}
+
+// syncPreview scrolls the preview to the block at the top of the editor.
+function syncPreview() {
+  if (!previewOn) return;
+  const top = view.lineBlockAtHeight(view.scrollDOM.scrollTop - view.documentTop + view.scrollDOM.getBoundingClientRect().top);
+  const line = view.state.doc.lineAt(top.from).number - 1;
+  let best = null;
+  for (const e of previewEl.querySelectorAll("[data-line]")) {
+    if (Number(e.dataset.line) > line) break;
+    best = e;
+  }
+  previewEl.scrollTop = best ? best.offsetTop - 8 : 0;
+}
+view.scrollDOM.addEventListener("scroll", () => requestAnimationFrame(syncPreview), { passive: true });
+
+// A box ticked in the preview is an edit of its line.
+previewEl.addEventListener("change", (e) => {
+  const box = e.target;
+  if (!box.matches("input.task")) return;
+  const n = Number(box.dataset.line);
+  if (view.state.readOnly || !(n >= 0 && n < view.state.doc.lines)) { box.checked = !box.checked; return; }
+  const line = view.state.doc.line(n + 1);
+  const c = mdMod && mdMod.toggleTask(line.text, 0);
+  if (!c) return;
+  view.dispatch({ changes: { from: line.from + c.from, to: line.from + c.to, insert: c.insert }, userEvent: "input" });
+});
+
+function setPane(pane) {
+  document.body.dataset.pane = pane;
+  $("tab-text").setAttribute("aria-selected", String(pane === "text"));
+  $("tab-preview").setAttribute("aria-selected", String(pane === "preview"));
+}
+$("tab-text").addEventListener("click", () => setPane("text"));
+$("tab-preview").addEventListener("click", () => setPane("preview"));
+
+function setPreviewOn(on) {
+  previewOn = on;
+  document.body.classList.toggle("previewing", on);
+  $("preview-btn").setAttribute("aria-pressed", String(on));
+  try { localStorage.setItem("collabd-preview", on ? "1" : ""); } catch { /* a convenience */ }
+  if (on) { setPane("preview"); renderPreview(); } else { previewEl.replaceChildren(); setPane("text"); }
+}
+$("preview-btn").addEventListener("click", () => setPreviewOn(!previewOn));
+
 // ---- author colors --------------------------------------------------------------
 
 let authorsTimer = 0;
@@ -522,3 +594,4 @@ $("authors-btn").addEventListener("click", () => setAuthorsOn(!authorsOn));
 window.collabdEditor = { view, get session() { return session; }, index: () => index };
 start();
 if (localStorage.getItem("collabd-author-colors")) setAuthorsOn(true);
+if (localStorage.getItem("collabd-preview")) setPreviewOn(true);

@@ -10,6 +10,7 @@ import { search, searchKeymap } from "@codemirror/search";
 import { keymap } from "@codemirror/view";
 import { AstralIndex, changesFromOp } from "./positions.js";
 import { $, uuidRe, titleOf, download, registerOffline, shadowMount } from "./common.js";
+import { markdownSupport } from "./mdlang.js";
 
 registerOffline();
 
@@ -25,7 +26,7 @@ const view = new EditorView({
   state: EditorState.create({
     extensions: [
       lineNumbers(), highlightSpecialChars(), EditorView.lineWrapping, EditorState.readOnly.of(true),
-      EditorView.editable.of(false), search({ top: true }), keymap.of(searchKeymap),
+      EditorView.editable.of(false), search({ top: true }), keymap.of(searchKeymap), markdownSupport(),
       EditorView.contentAttributes.of({ "aria-label": "Document text (read-only)", tabindex: "0" }),
       EditorView.theme({
         "&": { height: "100%", color: "var(--fg)", backgroundColor: "var(--bg)", fontSize: "var(--editor-size, 15px)" },
@@ -54,7 +55,49 @@ function retitle() {
 function replace(text) {
   view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
   index = new AstralIndex(text);
+  scheduleRender();
 }
+
+// ---- the rendered view -------------------------------------------------------------
+
+// Spectators see the text rendered as Markdown (the default) or plain, as
+// they choose; the renderer (markdown.js) is a chunk loaded when first
+// needed, and renders after a pause that grows with what it costs.
+const renderedEl = $("rendered");
+let renderedOn = false, mdMod = null, md = null, renderTimer = 0, renderCost = 0, changedLine = -1;
+function scheduleRender() {
+  if (!renderedOn) return;
+  clearTimeout(renderTimer);
+  renderTimer = setTimeout(renderNow, Math.max(100, 3 * renderCost));
+}
+
+function renderNow() {
+  if (!renderedOn) return;
+  if (!mdMod) {
+    import("./markdown.js").then((m) => { mdMod = m; md = m.renderer(scheduleRender); renderNow(); },
+      (err) => { renderedEl.textContent = `The rendered view could not be loaded: ${err.message}`; });
+    return;
+  }
+  const t0 = performance.now();
+  const frag = mdMod.sanitize(mdMod.DOMPurify, mdMod.render(md, view.state.doc.toString()));
+  for (const box of frag.querySelectorAll("input.task")) box.disabled = true; // read-only
+  renderedEl.replaceChildren(frag);
+  renderCost = performance.now() - t0;
+  if (followEl.checked && changedLine >= 0) {
+    let best = null;
+    for (const e of renderedEl.querySelectorAll("[data-line]")) { if (Number(e.dataset.line) > changedLine) break; best = e; }
+    if (best) best.scrollIntoView({ block: "nearest" });
+  }
+}
+
+function setRendered(on) {
+  renderedOn = on;
+  document.body.classList.toggle("rendered", on);
+  $("render-btn").setAttribute("aria-pressed", String(on));
+  try { localStorage.setItem("collabd-view-plain", on ? "" : "1"); } catch { /* a convenience */ }
+  if (on) renderNow(); else renderedEl.replaceChildren();
+}
+$("render-btn").addEventListener("click", () => setRendered(!renderedOn));
 
 function applyOp(op) {
   const changes = changesFromOp(index, op);
@@ -63,6 +106,8 @@ function applyOp(op) {
   tr.changes.iterChanges((fromA, toA, fromB, toB) => list.push({ fromA, toA, fromB, toB }));
   view.dispatch(tr);
   index.map(list, (a, b) => view.state.doc.sliceString(a, b), view.state.doc.length);
+  if (list.length) changedLine = view.state.doc.lineAt(list[list.length - 1].toB).number - 1;
+  scheduleRender();
   // Follow the writer: bring the last change into view.
   if (followEl.checked && list.length) {
     view.dispatch({ effects: EditorView.scrollIntoView(list[list.length - 1].toB, { y: "nearest", yMargin: 48 }) });
@@ -116,4 +161,5 @@ function notFound() {
 
 $("download").addEventListener("click", () => download(view.state.doc.toString(), lastTitle));
 window.collabdViewer = { view }; // for the browser tests
+setRendered(!localStorage.getItem("collabd-view-plain"));
 start();

@@ -268,3 +268,52 @@ test("authors: the legend names authors, most text first, unknown last", () => {
     { B: "Bob" }, (a) => (a === "A" ? "Ada" : ""));
   assert.deepEqual(l.map((x) => [x.author, x.name, x.len]), [["B", "Bob", 5], ["A", "Ada", 3], ["", "unknown (initial text or before names)", 9]]);
 });
+
+// ---- markdown.js ---------------------------------------------------------------
+import { renderer, render, toggleTask, highlightHTML } from "../src/markdown.js";
+import { codeLanguages } from "../src/mdlang.js";
+
+test("markdown: tables, task lists, code, links and images", async () => {
+  // A language is highlighted once loaded, and asks for a new rendering.
+  let asked = 0;
+  const md = renderer(() => asked++);
+  assert.doesNotMatch(render(md, "```js\nconst x = 1;\n```\n"), /tok-keyword/);
+  await Promise.all(codeLanguages.map((d) => d.load()));
+  assert.ok(asked >= 1, "no new rendering asked for once the language loaded");
+  const html = render(md, "# Notes\n\n- [ ] open\n- [x] done\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```js\nconst x = 1; // hi\n```\n\n[site](https://example.org) ![cat](https://example.org/cat.png)\n");
+  assert.match(html, /<h1 data-line="0">Notes<\/h1>/);
+  assert.match(html, /<input type="checkbox" class="task" data-line="2" aria-label="Done"> open/);
+  assert.match(html, /<input type="checkbox" class="task" data-line="3" checked aria-label="Done"> done/);
+  assert.match(html, /<table data-line="5">/);
+  assert.match(html, /<span class="tok-keyword">const<\/span>/);
+  assert.match(html, /<a href="https:\/\/example.org">site<\/a>/);
+  assert.match(html, /<img src="https:\/\/example.org\/cat.png" alt="cat">/);
+});
+
+test("markdown: hostile documents render no markup of their own", () => {
+  const md = renderer();
+  const hostile = [
+    "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "[x](javascript:alert(1))", "[x](JaVaScRiPt:alert(1))",
+    "![x](javascript:alert(1))", "[x](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)", "<iframe src=//evil>",
+    "```js\n</code></pre><script>alert(1)</script>\n```", "```\"><script>alert(1)</script>\nx\n```", "<a href=\"x\" onclick=\"alert(1)\">y</a>",
+    "- [ ] <img src=x onerror=alert(1)>", "[a](vbscript:msgbox(1))",
+  ];
+  for (const doc of hostile) {
+    const html = render(md, doc);
+    assert.doesNotMatch(html, /<(script|iframe|img[^>]*onerror)/i, `${doc} -> ${html}`);
+    assert.doesNotMatch(html, /href="(javascript|vbscript|data):/i, `${doc} -> ${html}`);
+    assert.doesNotMatch(html, /<[^>]*\son[a-z]+=/i, `${doc} -> ${html}`);
+  }
+  assert.equal(highlightHTML("<b>", "nope"), "");
+});
+
+test("markdown: a task box toggles its own line", () => {
+  const text = "intro\n- [ ] one\n  * [x] two\n1. [ ] three\nnot [ ] a task";
+  const apply = (s, c) => s.slice(0, c.from) + c.insert + s.slice(c.to);
+  assert.equal(apply(text, toggleTask(text, 1)), text.replace("- [ ] one", "- [x] one"));
+  assert.equal(apply(text, toggleTask(text, 2)), text.replace("* [x] two", "* [ ] two"));
+  assert.equal(apply(text, toggleTask(text, 3)), text.replace("1. [ ] three", "1. [x] three"));
+  assert.equal(toggleTask(text, 4), null);
+  assert.equal(toggleTask(text, 0), null);
+  assert.equal(toggleTask(text, 9), null);
+});
