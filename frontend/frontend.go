@@ -35,8 +35,9 @@ func FS() fs.FS {
 //
 // Every file carries a strong ETag (a hash of its bytes), so that a
 // browser revalidates it for a 304 instead of fetching it again
-// (Cache-Control: no-cache: the pages and bundle names do not change
-// between releases, so nothing may be cached without asking). Text files
+// (Cache-Control: no-cache: the pages and the pages' bundles keep their
+// names between releases). The chunks the bundles load (dist/chunks/) are
+// named by their content and cached as immutable. Text files
 // are sent gzipped to clients that accept it, compressed once, the first
 // time any file is asked for (the bundles shrink to about a third).
 func Handler() http.Handler {
@@ -58,7 +59,13 @@ func Handler() http.Handler {
 			return
 		}
 		h := w.Header()
-		h.Set("Cache-Control", "no-cache")
+		if strings.HasPrefix(name, "dist/chunks/") {
+			// Named by their content (build.mjs): a name never serves
+			// other bytes, so browsers keep them without asking.
+			h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			h.Set("Cache-Control", "no-cache")
+		}
 		body, etag := a.plain, a.etag
 		if a.gz != nil {
 			h.Add("Vary", "Accept-Encoding")

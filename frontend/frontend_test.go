@@ -66,6 +66,13 @@ func TestStaticCompressedAndValidated(t *testing.T) {
 	if r := get(t, ts.URL+"/dist/edit.js", "Accept-Encoding", "gzip;q=0"); r.Header.Get("Content-Encoding") != "" {
 		t.Errorf("gzip;q=0: got Content-Encoding %q", r.Header.Get("Content-Encoding"))
 	}
+	chunks, _ := fs.Glob(FS(), "dist/chunks/*.js")
+	if len(chunks) == 0 {
+		t.Fatal("no chunks in dist/chunks")
+	}
+	if r := get(t, ts.URL+"/"+chunks[0], "Accept-Encoding", "gzip"); r.StatusCode != 200 || r.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+		t.Errorf("%s: got %d %v, want immutable", chunks[0], r.StatusCode, r.Header)
+	}
 	if r := get(t, ts.URL+"/", "Accept-Encoding", "gzip"); r.StatusCode != 200 || r.Header.Get("ETag") == "" {
 		t.Errorf("/: got %d %v", r.StatusCode, r.Header)
 	}

@@ -14,7 +14,9 @@ const outdir = path.resolve(process.argv[2] || path.join(here, "..", "static", "
 // what a page loads only when needed (the Markdown renderer, the
 // languages of code blocks) goes into chunks/, named by their content.
 // manifest.json lists every file, for the service worker to keep.
-import { readdirSync, writeFileSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
+
+rmSync(outdir, { recursive: true, force: true }); // no stale chunks left behind
 
 for (const entry of ["edit.js", "view.js", "home.js"]) {
   await esbuild.build({

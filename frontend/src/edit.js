@@ -19,6 +19,7 @@ import { $, el, uuidRe, titleOf, rememberDoc, listDocs, errorWords, download, co
 import { openHistory } from "./history.js";
 import { authorStyler, runRanges, legend, renderLegend } from "./authors.js";
 import { markdownSupport } from "./mdlang.js";
+import { wireExport } from "./export.js";
 
 registerOffline();
 
@@ -453,7 +454,7 @@ function fillShare(viewId) {
   copy.disabled = !viewId;
 }
 fillShare((listDocs().find((d) => d.id === docId) || {}).viewId);
-$("download").addEventListener("click", () => download(view.state.doc.toString(), lastTitle));
+wireExport($("download"), $("export-menu"), () => view.state.doc.toString(), () => lastTitle, $("print"));
 $("search-btn").addEventListener("click", () => { openSearchPanel(view); });
 $("undo-btn").addEventListener("click", () => { undo(view); view.focus(); });
 $("redo-btn").addEventListener("click", () => { redo(view); view.focus(); });

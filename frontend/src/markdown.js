@@ -34,6 +34,20 @@ export function highlightHTML(code, lang, loaded = () => {}) {
   return out;
 }
 
+// alignClasses turns a table column's alignment, which markdown-it gives
+// as a style attribute (refused by the pages' CSP), into a class.
+function alignClasses(md) {
+  md.core.ruler.push("align_classes", (state) => {
+    for (const tok of state.tokens) {
+      const style = tok.attrGet && tok.attrGet("style");
+      const m = style && /text-align:\s*(left|center|right)/.exec(style);
+      if (!style) continue;
+      tok.attrs = tok.attrs.filter(([k]) => k !== "style");
+      if (m) tok.attrJoin("class", `align-${m[1]}`);
+    }
+  });
+}
+
 // sourceLines marks every block with the line it starts on (data-line,
 // from 0), for the scroll in step and for task boxes.
 function sourceLines(md) {
@@ -76,7 +90,7 @@ export function renderer(loaded) {
       return h ? `<pre class="code"><code class="language-${escapeHTML(lang)}">${h}</code></pre>` : "";
     },
   });
-  md.use(sourceLines).use(taskLists);
+  md.use(sourceLines).use(taskLists).use(alignClasses);
   return md;
 }
 
@@ -100,6 +114,18 @@ export function toggleTask(text, line) {
   if (!m) return null;
   const at = start + m[1].length + 1;
   return { from: at, to: at + 1, insert: m[2] === " " ? "x" : " " };
+}
+
+// codeLanguagesIn returns the languages that text's fenced code blocks
+// name, to be loaded before a rendering that must be complete at once
+// (an export).
+export function codeLanguagesIn(text) {
+  const out = new Set();
+  for (const m of text.matchAll(/^ {0,3}(?:```|~~~)\s*([^\s`]+)/gm)) {
+    const d = LanguageDescription.matchLanguageName(codeLanguages, m[1], true);
+    if (d) out.add(d);
+  }
+  return [...out];
 }
 
 // sanitize passes html through DOMPurify (given by the page, which has a

@@ -9,8 +9,9 @@ import { EditorView, lineNumbers, highlightSpecialChars } from "@codemirror/view
 import { search, searchKeymap } from "@codemirror/search";
 import { keymap } from "@codemirror/view";
 import { AstralIndex, changesFromOp } from "./positions.js";
-import { $, uuidRe, titleOf, download, registerOffline, shadowMount } from "./common.js";
+import { $, uuidRe, titleOf, registerOffline, shadowMount } from "./common.js";
 import { markdownSupport } from "./mdlang.js";
+import { wireExport } from "./export.js";
 
 registerOffline();
 
@@ -159,7 +160,7 @@ function notFound() {
   document.body.classList.add("failed");
 }
 
-$("download").addEventListener("click", () => download(view.state.doc.toString(), lastTitle));
+wireExport($("download"), $("export-menu"), () => view.state.doc.toString(), () => lastTitle, $("print"));
 window.collabdViewer = { view }; // for the browser tests
 setRendered(!localStorage.getItem("collabd-view-plain"));
 start();

@@ -285,6 +285,8 @@ test("markdown: tables, task lists, code, links and images", async () => {
   assert.match(html, /<input type="checkbox" class="task" data-line="2" aria-label="Done"> open/);
   assert.match(html, /<input type="checkbox" class="task" data-line="3" checked aria-label="Done"> done/);
   assert.match(html, /<table data-line="5">/);
+  assert.doesNotMatch(render(md, "| a | b |\n|:-:|--:|\n| 1 | 2 |\n"), /style=/);
+  assert.match(render(md, "| a |\n|:-:|\n| 1 |\n"), /<th class="align-center">a<\/th>/);
   assert.match(html, /<span class="tok-keyword">const<\/span>/);
   assert.match(html, /<a href="https:\/\/example.org">site<\/a>/);
   assert.match(html, /<img src="https:\/\/example.org\/cat.png" alt="cat">/);
@@ -316,4 +318,29 @@ test("markdown: a task box toggles its own line", () => {
   assert.equal(toggleTask(text, 4), null);
   assert.equal(toggleTask(text, 0), null);
   assert.equal(toggleTask(text, 9), null);
+});
+
+// ---- titles, file names, exports -----------------------------------------------------
+import { titleOf, fileName } from "../src/common.js";
+import { standaloneHTML } from "../src/export.js";
+
+test("titles and file names carry no Markdown marks", () => {
+  for (const [line, want] of [
+    ["# Meeting notes", "Meeting notes"], ["## Plan ##", "Plan"], ["> quoted **bold** idea", "quoted bold idea"],
+    ["- [ ] todo: *ship* it", "todo: ship it"], ["1. First `step`", "First step"], ["[Spec](https://x.org/a) v2", "Spec v2"],
+    ["![logo](x.png) Brand", "logo Brand"], ["#hashtag stays", "#hashtag stays"], ["snake_case_name", "snake_case_name"],
+    ["~~old~~ new", "old new"], ["   ", "Untitled"], ["#", "Untitled"],
+  ]) assert.equal(titleOf(`${line}\nbody`), want, line);
+  assert.equal(fileName("# Meeting notes", "txt"), "Meeting notes.txt");
+  assert.equal(fileName("## a/b: c?", "md"), "a-b- c-.md");
+  assert.equal(fileName("", "html"), "document.html");
+  assert.equal(fileName("../../etc", "txt"), "etc.txt");
+});
+
+test("the exported web page escapes its title and allows no script", () => {
+  const page = standaloneHTML("<script>x</script> & notes", "<h1>Hi</h1>");
+  assert.match(page, /<title>&lt;script&gt;x&lt;\/script&gt; &amp; notes<\/title>/);
+  assert.match(page, /Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src https: data:"/);
+  assert.match(page, /<style>[^<]*h1 \{/);
+  assert.doesNotMatch(page, /<script|<link/);
 });
