@@ -18,7 +18,7 @@ import { Store } from "./store.js";
 import { $, el, uuidRe, titleOf, rememberDoc, listDocs, errorWords, download, copyButton, registerOffline, shadowMount } from "./common.js";
 import { openHistory } from "./history.js";
 import { authorStyler, runRanges, legend, renderLegend } from "./authors.js";
-import { markdownSupport } from "./mdlang.js";
+import { sizedMarkdown } from "./mdlang.js";
 import { wireExport } from "./export.js";
 
 registerOffline();
@@ -140,7 +140,7 @@ const view = new EditorView({
       highlightActiveLine(), EditorView.lineWrapping, search({ top: true }),
       keymap.of([...defaultKeymap, ...searchKeymap, ...historyKeymap]),
       editable.of([EditorState.readOnly.of(true), EditorView.editable.of(false)]),
-      peerDecos, authorDecos, theme, markdownSupport(),
+      peerDecos, authorDecos, theme, sizedMarkdown(),
       EditorView.contentAttributes.of({ "aria-label": "Document text" }),
       EditorView.updateListener.of(onUpdate),
     ],

@@ -12,6 +12,8 @@ import {
   HighlightStyle, syntaxHighlighting,
 } from "@codemirror/language";
 import { tags as t } from "@lezer/highlight";
+import { Compartment, EditorState } from "@codemirror/state";
+import { EditorView } from "@codemirror/view";
 
 // codeLanguages are the languages of fenced code blocks, in the editor
 // and the previews alike.
@@ -63,3 +65,42 @@ export function markdownSupport() {
   return [new LanguageSupport(markdownLang), syntaxHighlighting(highlightStyle)];
 }
 
+
+// markdownMaxChars is the longest text (UTF-16 units) highlighted as
+// Markdown. Lezer's Markdown parser parses a paragraph again whole at each
+// edit inside it: in a text of a million characters without blank lines
+// (one paragraph), a keystroke cost 120 ms instead of 3. Past this length
+// the editor shows plain text, and also when edits keep taking longer than
+// slowEditMs (a long paragraph in a shorter text: 17 ms a keystroke in one
+// of 100,000 characters); Markdown comes back below 3/4 of the length at
+// which it went.
+export const markdownMaxChars = 200_000;
+const slowEditMs = 12;
+
+// sizedMarkdown is markdownSupport, turned off while the text is too long
+// for it (above).
+export function sizedMarkdown() {
+  const slot = new Compartment();
+  let on = true, queued = false, limit = markdownMaxChars, t0 = 0, slow = 0;
+  // The parse runs while the transaction's state is made, between this
+  // filter and the update listener.
+  const start = EditorState.transactionFilter.of((tr) => { if (tr.docChanged) t0 = performance.now(); return tr; });
+  const check = EditorView.updateListener.of((u) => {
+    if (!u.docChanged || queued) return;
+    const len = u.state.doc.length;
+    if (t0 && on) {
+      slow = performance.now() - t0 > slowEditMs ? slow + 1 : Math.max(0, slow - 1);
+      if (slow >= 3 && len > 20_000) limit = Math.min(limit, len - 1);
+    }
+    t0 = 0;
+    const want = on ? len <= limit : len <= limit * 0.75;
+    if (want === on) return;
+    on = want;
+    slow = 0;
+    if (on) limit = markdownMaxChars;
+    queued = true;
+    // Not inside this update: reconfigure in a task of its own.
+    setTimeout(() => { queued = false; u.view.dispatch({ effects: slot.reconfigure(on ? markdownSupport() : []) }); });
+  });
+  return [slot.of(markdownSupport()), start, check];
+}

@@ -10,7 +10,7 @@ import { search, searchKeymap } from "@codemirror/search";
 import { keymap } from "@codemirror/view";
 import { AstralIndex, changesFromOp } from "./positions.js";
 import { $, uuidRe, titleOf, registerOffline, shadowMount } from "./common.js";
-import { markdownSupport } from "./mdlang.js";
+import { sizedMarkdown } from "./mdlang.js";
 import { wireExport } from "./export.js";
 
 registerOffline();
@@ -27,7 +27,7 @@ const view = new EditorView({
   state: EditorState.create({
     extensions: [
       lineNumbers(), highlightSpecialChars(), EditorView.lineWrapping, EditorState.readOnly.of(true),
-      EditorView.editable.of(false), search({ top: true }), keymap.of(searchKeymap), markdownSupport(),
+      EditorView.editable.of(false), search({ top: true }), keymap.of(searchKeymap), sizedMarkdown(),
       EditorView.contentAttributes.of({ "aria-label": "Document text (read-only)", tabindex: "0" }),
       EditorView.theme({
         "&": { height: "100%", color: "var(--fg)", backgroundColor: "var(--bg)", fontSize: "var(--editor-size, 15px)" },
