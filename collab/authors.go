@@ -215,16 +215,19 @@ func (s *Server) authors(ctx context.Context, id string, rev int64) (*authorsAt,
 	base := s.authorsCache.before(id, rev)
 	if as, ok := s.store.(AuthorStore); ok && (base == nil || base.rev < rev) {
 		cp, err := as.AuthorsBefore(ctx, id, rev)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled):
 			return nil, err
-		}
-		if cp.Data != nil && (base == nil || cp.Rev > base.rev) {
-			a, err := decodeAuthors(cp)
-			if err != nil {
-				return nil, fmt.Errorf("doc %s authors at rev %d: %w", id, cp.Rev, err)
+		case err != nil:
+			// A damaged checkpoint costs a longer replay, not the answer.
+			s.log.Warn("read authors checkpoint", "doc", id, "rev", rev, "err", err)
+		case cp.Data != nil && (base == nil || cp.Rev > base.rev):
+			if a, err := decodeAuthors(cp); err != nil {
+				s.log.Warn("decode authors checkpoint", "doc", id, "rev", cp.Rev, "err", err)
+			} else {
+				s.authorsCache.add(id, a)
+				base = a
 			}
-			s.authorsCache.add(id, a)
-			base = a
 		}
 	}
 	if base != nil && base.rev == rev {

@@ -32,7 +32,7 @@ func (db *DB) SaveAuthors(ctx context.Context, id string, cps []Checkpoint) erro
 		if len(cp.Data) > maxCheckpointBytes || cp.Rev < 0 {
 			return fmt.Errorf("save authors doc %s rev %d: %d bytes: %w", id, cp.Rev, len(cp.Data), ErrConflict)
 		}
-		w.bytes += len(cp.Data) + 16
+		w.bytes += len(cp.Data) + 24
 	}
 	if err := db.submit(ctx, w); err != nil {
 		return fmt.Errorf("save authors doc %s: %w", id, err)
@@ -69,7 +69,9 @@ func (w *authorsWrite) apply(tx *bbolt.Tx) error {
 		return err
 	}
 	for _, cp := range w.cps {
-		if err := b.Put(w.keys.snap(cp.Rev), cp.Data); err != nil {
+		// Sealed like every value (codec.go): a version byte and a CRC.
+		v := seal(append([]byte{valueVersion}, cp.Data...), 0)
+		if err := b.Put(w.keys.snap(cp.Rev), v); err != nil {
 			return err
 		}
 	}
@@ -103,7 +105,11 @@ func (db *DB) AuthorsBefore(ctx context.Context, id string, rev int64) (Checkpoi
 		if !ok {
 			return nil
 		}
-		out = Checkpoint{Rev: r, Data: bytes.Clone(v)}
+		data, err := unseal(v)
+		if err != nil {
+			return fmt.Errorf("checkpoint at rev %d: %v: %w", r, err, ErrCorrupt)
+		}
+		out = Checkpoint{Rev: r, Data: bytes.Clone(data)}
 		return nil
 	})
 	if err != nil {

@@ -1,9 +1,12 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
+
+	"go.etcd.io/bbolt"
 )
 
 // TestAuthorsCheckpoints: the latest checkpoint at or before a revision,
@@ -52,5 +55,15 @@ func TestAuthorsCheckpoints(t *testing.T) {
 	makeDoc(t, db, "c", 30)
 	if cp, err := db.AuthorsBefore(ctx, "c", 30); err != nil || cp.Data != nil {
 		t.Errorf("c made again: got %q, %v; want none", cp.Data, err)
+	}
+	// A damaged value is ErrCorrupt, not wrong authors.
+	db.bolt.Update(func(tx *bbolt.Tx) error {
+		k := keysOf("b").snap(5)
+		v := bytes.Clone(tx.Bucket(bucketAuthors).Get(k))
+		v[1] ^= 0xff
+		return tx.Bucket(bucketAuthors).Put(k, v)
+	})
+	if _, err := db.AuthorsBefore(ctx, "b", 30); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("damaged checkpoint: got %v, want ErrCorrupt", err)
 	}
 }
