@@ -181,7 +181,7 @@ func (n *authorNames) get(author string) string {
 // newAuthorsAt makes the immutable authorsAt of runs, naming its authors
 // from names (and then from the memo of editors' names).
 func (s *Server) newAuthorsAt(rev int64, runs *ot.Runs, names map[string]string) *authorsAt {
-	a := &authorsAt{rev: rev, runs: append([]ot.Run(nil), runs.Runs()...), names: make(map[string]string)}
+	a := &authorsAt{rev: rev, runs: runs.Runs(), names: make(map[string]string)}
 	a.size = 64 + int64(len(a.runs))*32
 	for _, x := range a.runs {
 		if _, ok := a.names[x.Label]; ok || x.Label == "" {

@@ -14,23 +14,45 @@ type Run struct {
 // Runs labels every code point of a document, run-length encoded: no run
 // is empty and no two adjacent runs share a label. Applying an op costs
 // about the runs before its last change plus the runs it touches, not the
-// document's length, so it can follow every op of a document.
+// document's length, so it can follow every op of a document. Labels are
+// kept as small numbers inside, so that moving runs moves no pointers.
 //
 // The zero value labels the empty document. A Runs is not safe for
 // concurrent use.
 type Runs struct {
-	runs []Run
-	n    int
+	runs   []run
+	n      int
+	labels []string         // by id
+	ids    map[string]int32 // by label
+}
+
+type run struct {
+	id  int32
+	len int
 }
 
 // NewRuns returns the runs of rs, with empty runs dropped and adjacent
 // runs of one label joined.
 func NewRuns(rs []Run) *Runs {
-	r := &Runs{runs: make([]Run, 0, len(rs))}
+	r := &Runs{runs: make([]run, 0, len(rs))}
 	for _, x := range rs {
 		r.push(x)
 	}
 	return r
+}
+
+// id returns label's number, giving it one if it has none.
+func (r *Runs) id(label string) int32 {
+	if id, ok := r.ids[label]; ok {
+		return id
+	}
+	if r.ids == nil {
+		r.ids = make(map[string]int32)
+	}
+	id := int32(len(r.labels))
+	r.labels = append(r.labels, label)
+	r.ids[label] = id
+	return id
 }
 
 func (r *Runs) push(x Run) {
@@ -38,22 +60,29 @@ func (r *Runs) push(x Run) {
 		return
 	}
 	r.n += x.Len
-	if k := len(r.runs); k > 0 && r.runs[k-1].Label == x.Label {
-		r.runs[k-1].Len += x.Len
+	id := r.id(x.Label)
+	if k := len(r.runs); k > 0 && r.runs[k-1].id == id {
+		r.runs[k-1].len += x.Len
 		return
 	}
-	r.runs = append(r.runs, x)
+	r.runs = append(r.runs, run{id, x.Len})
 }
 
 // Len returns the number of code points labelled.
 func (r *Runs) Len() int { return r.n }
 
-// Runs returns the runs in order. The caller must not change them.
-func (r *Runs) Runs() []Run { return r.runs }
+// Runs returns the runs in order, in a new slice.
+func (r *Runs) Runs() []Run {
+	out := make([]Run, len(r.runs))
+	for i, x := range r.runs {
+		out[i] = Run{r.labels[x.id], x.len}
+	}
+	return out
+}
 
 // Clone returns a copy of r that shares nothing with it.
 func (r *Runs) Clone() *Runs {
-	return &Runs{runs: append([]Run(nil), r.runs...), n: r.n}
+	return NewRuns(r.Runs())
 }
 
 // Slice returns the runs of code points [from, to), which must lie within
@@ -62,10 +91,10 @@ func (r *Runs) Slice(from, to int) []Run {
 	var out []Run
 	pos := 0
 	for _, x := range r.runs {
-		end := pos + x.Len
+		end := pos + x.len
 		if end > from && pos < to {
 			lo, hi := max(pos, from), min(end, to)
-			out = append(out, Run{x.Label, hi - lo})
+			out = append(out, Run{r.labels[x.id], hi - lo})
 		}
 		if end >= to {
 			break
@@ -136,7 +165,7 @@ type applier struct {
 func (a *applier) retain(n int) {
 	rs := a.r.runs
 	for n > 0 {
-		rem := rs[a.i].Len - a.off
+		rem := rs[a.i].len - a.off
 		if n < rem {
 			a.off += n
 			return
@@ -153,8 +182,8 @@ func (a *applier) split() {
 		return
 	}
 	x := a.r.runs[a.i]
-	a.r.runs = insertRuns(a.r.runs, a.i+1, Run{x.Label, x.Len - a.off})
-	a.r.runs[a.i].Len = a.off
+	a.r.runs = insertRun(a.r.runs, a.i+1, run{x.id, x.len - a.off})
+	a.r.runs[a.i].len = a.off
 	a.i++
 	a.off = 0
 }
@@ -163,69 +192,91 @@ func (a *applier) split() {
 // the same code point.
 func (a *applier) merge(b int) {
 	rs := a.r.runs
-	if b <= 0 || b >= len(rs) || rs[b-1].Label != rs[b].Label {
+	if b <= 0 || b >= len(rs) || rs[b-1].id != rs[b].id {
 		return
 	}
 	switch {
 	case a.i == b:
-		a.i, a.off = b-1, a.off+rs[b-1].Len
+		a.i, a.off = b-1, a.off+rs[b-1].len
 	case a.i > b:
 		a.i--
 	}
-	rs[b-1].Len += rs[b].Len
+	rs[b-1].len += rs[b].len
 	a.r.runs = append(rs[:b], rs[b+1:]...)
+}
+
+// grow inserts n code points of label id at the cursor without moving
+// any run, when a run of that label is at the cursor; it reports whether
+// it could.
+func (a *applier) grow(id int32, n int) bool {
+	rs := a.r.runs
+	switch {
+	case a.off > 0 && rs[a.i].id == id: // inside a run of the label
+		rs[a.i].len += n
+		a.off += n
+	case a.off == 0 && a.i > 0 && rs[a.i-1].id == id: // at the end of one
+		rs[a.i-1].len += n
+	case a.off == 0 && a.i < len(rs) && rs[a.i].id == id: // at the start of one
+		rs[a.i].len += n
+		a.off = n
+	default:
+		return false
+	}
+	return true
 }
 
 func (a *applier) insert(n int) {
 	a.r.n += n
-	a.split()
-	start := a.i
 	for n > 0 {
 		l := a.labels[0]
 		take := min(n, l.Len-a.lOff)
 		if take > 0 {
-			a.r.runs = insertRuns(a.r.runs, a.i, Run{l.Label, take})
-			a.i++
-			// Labels given as adjacent runs of one label join at once.
-			a.merge(a.i - 1)
+			id := a.r.id(l.Label)
+			if !a.grow(id, take) {
+				a.split()
+				a.r.runs = insertRun(a.r.runs, a.i, run{id, take})
+				a.i++
+				a.merge(a.i - 1)
+				a.merge(a.i)
+			}
+			n -= take
 		}
-		n -= take
-		if a.lOff += take; a.lOff >= l.Len {
+		if a.lOff += max(take, 0); a.lOff >= l.Len {
 			a.labels, a.lOff = a.labels[1:], 0
 		}
 	}
-	a.merge(a.i)
-	a.merge(start)
 }
 
 func (a *applier) delete(n int) {
 	a.r.n -= n
 	rs := a.r.runs
 	if a.off > 0 {
-		if rem := rs[a.i].Len - a.off; n < rem {
-			rs[a.i].Len -= n
+		if rem := rs[a.i].len - a.off; n < rem {
+			rs[a.i].len -= n
 			return
 		}
-		n -= rs[a.i].Len - a.off
-		rs[a.i].Len = a.off
+		n -= rs[a.i].len - a.off
+		rs[a.i].len = a.off
 		a.i++
 		a.off = 0
 	}
 	j := a.i
-	for n > 0 && rs[j].Len <= n {
-		n -= rs[j].Len
+	for n > 0 && rs[j].len <= n {
+		n -= rs[j].len
 		j++
 	}
 	if n > 0 {
-		rs[j].Len -= n
+		rs[j].len -= n
 	}
-	a.r.runs = append(rs[:a.i], rs[j:]...)
+	if j > a.i {
+		a.r.runs = append(rs[:a.i], rs[j:]...)
+	}
 	a.merge(a.i)
 }
 
-// insertRuns inserts x at index i of rs.
-func insertRuns(rs []Run, i int, x Run) []Run {
-	rs = append(rs, Run{})
+// insertRun inserts x at index i of rs.
+func insertRun(rs []run, i int, x run) []run {
+	rs = append(rs, run{})
 	copy(rs[i+1:], rs[i:])
 	rs[i] = x
 	return rs
