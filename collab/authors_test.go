@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/collabd/collabd/ot"
 )
@@ -267,5 +268,48 @@ func TestAuthorsRevert(t *testing.T) {
 	getJSONStatus(t, ts.URL+"/api/docs/"+id+"/authors", http.StatusOK, &got)
 	if len(got.Runs) != 1 || got.Runs[0].Len != 11 || got.Names[got.Runs[0].Author] != "ada" {
 		t.Fatalf("authors after reverting bob's edit: got %+v, want all 11 ada's", got)
+	}
+}
+
+// TestAuthorCacheBound: the checkpoints kept in memory stay within their
+// bytes, the least recently used going first.
+func TestAuthorCacheBound(t *testing.T) {
+	c := newAuthorCache(1000)
+	for i := range 50 {
+		c.add("doc", &authorsAt{rev: int64(i), size: 100})
+		if c.size > 1000 {
+			t.Fatalf("after %d entries: %d bytes, want <= 1000", i+1, c.size)
+		}
+	}
+	if a := c.before("doc", 49); a == nil || a.rev != 49 {
+		t.Errorf("newest entry: got %+v", a)
+	}
+	if a := c.before("doc", 20); a != nil {
+		t.Errorf("rev 20 should have gone, got %+v", a)
+	}
+	c.add("big", &authorsAt{rev: 1, size: 5000}) // larger than all: goes at once
+	if c.size > 1000 {
+		t.Errorf("after an entry past the bound: %d bytes", c.size)
+	}
+	c.forget("doc")
+	if c.size != 0 || len(c.m) != 0 {
+		t.Errorf("after forget: %d bytes, %d docs", c.size, len(c.m))
+	}
+}
+
+// TestAuthorsHeldLimit: an answer that does not fit what is left of the
+// budget of held response bytes is refused with 503, not built.
+func TestAuthorsHeldLimit(t *testing.T) {
+	ts := newTestServer(t, Options{MaxHeldResponseBytes: 4096})
+	id, _ := ts.createDoc(t, "some text")
+	// Other responses hold most of the budget.
+	other := new(byte)
+	if !ts.srv.held.hold(unsafe.Pointer(other), 4000) {
+		t.Fatal("could not hold 4000 of 4096 bytes")
+	}
+	defer ts.srv.held.release(unsafe.Pointer(other))
+	code, hdr, body := doHTTP(t, "GET", ts.URL+"/api/docs/"+id+"/authors", "", nil)
+	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Fatalf("got %d %s, want 503 with Retry-After", code, body)
 	}
 }
