@@ -121,7 +121,7 @@ func (h *hub) showStream(author, name string, rev int64, pos int) {
 	}
 	p := h.peers[author]
 	if p == nil {
-		p = &remotePeer{Peer: Peer{Author: author, Name: name, Color: h.pickColor()}}
+		p = &remotePeer{Peer: Peer{Author: author, Name: name, Color: h.pickColor(author)}}
 		h.peers[author] = p
 	}
 	// What editors have: in a commit callback, the batch just committed
