@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -714,4 +716,60 @@ func TestClusterOwnerPause(t *testing.T) {
 		t.Errorf("the resumed %s took the lease back", victim.name)
 	}
 	checkConverged(t, ctx, c.nodes, id, start, typists)
+}
+
+// TestClusterR3Runs: what an operator would run: three NATS servers with
+// three replicas and three nodes, six editors spread over them dropping
+// their connections at random and resuming on a random node. Each run
+// types for a while and then checks what every client and node holds: the
+// same text, a gapless history with each edit once (a rollback or a lost
+// op fails it). The longest wait for an ack of each typist is logged: the
+// figures in docs/scaling.md come from
+//
+//	COLLABD_R3_RUNS=10 COLLABD_R3_SECONDS=30 go test -count=1 -v -run TestClusterR3Runs ./cmd/collabd
+//
+// By default one run of 8 s.
+func TestClusterR3Runs(t *testing.T) {
+	skipShortCluster(t)
+	runs, secs := 1, 8
+	if n, err := strconv.Atoi(os.Getenv("COLLABD_R3_RUNS")); err == nil && n > 0 {
+		runs = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("COLLABD_R3_SECONDS")); err == nil && n > 0 {
+		secs = n
+	}
+	c := startCluster(t, clusterOpts{nodes: 3, race: clusterRaceBuild(), r3: true, quiet: true})
+	var worst time.Duration
+	for run := range runs {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second+2*clusterGuard)
+		seed := rand.Uint64()
+		const start = "start"
+		id, _ := createClusterDoc(t, c.nodes[run%3], start)
+		typists := dialTypists(t, ctx, c.nodes, id, 6, seed)
+		rounds := make([]atomic.Int64, len(typists))
+		stop := make(chan struct{})
+		timer := time.AfterFunc(time.Duration(secs)*time.Second, func() { close(stop) })
+		err := typeUntil(ctx, typists, c.nodes, id, 2, stop, 5, rounds)
+		timer.Stop()
+		if err != nil {
+			t.Errorf("run %d (seed %d): %v", run, seed, err)
+			checkLogsAfterFailure(t, ctx, c, id)
+			cancel()
+			t.FailNow()
+		}
+		want := checkConverged(t, ctx, c.nodes, id, start, typists)
+		var slow time.Duration
+		var total int64
+		for i, ty := range typists {
+			slow = max(slow, ty.slowest)
+			total += rounds[i].Load()
+		}
+		worst = max(worst, slow)
+		t.Logf("run %d (seed %d): %d revisions, %d rounds, longest wait for acks %v", run, seed, want.Rev, total, slow.Round(time.Millisecond))
+		for _, ty := range typists {
+			ty.c.Close()
+		}
+		cancel()
+	}
+	t.Logf("%d runs of %d s: longest wait for acks %v", runs, secs, worst.Round(time.Millisecond))
 }
