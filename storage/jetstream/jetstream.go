@@ -180,10 +180,12 @@ type Store struct {
 
 	// The snapshotter (snapshot.go): one goroutine, stopped by Close.
 	snapEvery int64 // 0 when disabled
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	snapWake  chan struct{} // capacity 1: a pending wake-up is enough
+	// milestones is the milestone interval (snapshot.go).
+	milestones int64
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	snapWake   chan struct{} // capacity 1: a pending wake-up is enough
 	// snapMu guards snapPending, the documents to snapshot.
 	snapMu      sync.Mutex
 	snapPending map[string]struct{}
@@ -252,7 +254,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	s := &Store{
 		nc: nc, js: js, node: node, replicas: replicas, ttl: ttl, renew: renew, log: log,
 		states:    make(map[string]*docState),
-		snapEvery: every, snapWake: make(chan struct{}, 1),
+		snapEvery: every, snapWake: make(chan struct{}, 1), milestones: defaultMilestoneEvery,
 		snapPending: make(map[string]struct{}),
 	}
 
