@@ -18,12 +18,20 @@ const (
 	needNone need = iota
 	// needCreate: the right to create documents.
 	needCreate
-	// needEdit: edit access to the document whose edit id is the {id}
-	// path value.
-	needEdit
 	// needView: read access to the document whose view id is the
 	// {viewId} path value.
 	needView
+	// The needs below are of the document whose edit id is the {id}
+	// path value, in increasing order (with sign-in on, the roles view <
+	// comment < edit < owner of access.go answer them).
+	//
+	// needComment: reading it and commenting, not editing.
+	needComment
+	// needEdit: edit access.
+	needEdit
+	// needOwner: managing it: its access, its links, deleting it. Without
+	// sign-in, edit access is enough.
+	needOwner
 )
 
 func (n need) String() string {
@@ -36,6 +44,10 @@ func (n need) String() string {
 		return "edit"
 	case needView:
 		return "view"
+	case needComment:
+		return "comment"
+	case needOwner:
+		return "owner"
 	}
 	return "unknown"
 }
@@ -68,7 +80,14 @@ func (s *Server) routeTable() []route {
 		{"PUT /api/docs/{id}/text", needEdit, false, s.handlePutText},
 		{"POST /api/docs/{id}/revert", needEdit, false, s.handleRevert},
 		{"POST /api/docs/{id}/stream", needEdit, false, s.handleStream},
-		{"DELETE /api/docs/{id}", needEdit, false, s.handleDelete},
+		{"DELETE /api/docs/{id}", needOwner, false, s.handleDelete},
+		{"GET /api/docs/{id}/access", needOwner, false, s.handleGetAccess},
+		{"PUT /api/docs/{id}/access", needOwner, false, s.handlePutAccess},
+		{"POST /api/docs/{id}/access/rotate", needOwner, false, s.handleRotate},
+		{"GET /api/me", needNone, false, s.handleMe},
+		{"POST /api/signout", needNone, false, s.handleSignOut},
+		{"GET /api/signin", needNone, false, s.handleSignIn},
+		{"GET /api/signin/callback", needNone, false, s.handleSignInCallback},
 		{"GET /api/view/{viewId}", needView, true, s.handleGetView},
 		{"GET /api/view/{viewId}/events", needView, true, s.handleViewEvents},
 		{"GET /api/view/{viewId}/text", needView, true, s.handleGetViewText},
@@ -120,7 +139,7 @@ func (s *Server) buildMux(handler func(route) http.Handler) *http.ServeMux {
 // names no document.
 func routeDoc(r *http.Request, n need) (string, bool) {
 	switch n {
-	case needEdit:
+	case needComment, needEdit, needOwner:
 		return canonicalUUID(r.PathValue("id"))
 	case needView:
 		return canonicalUUID(r.PathValue("viewId"))
