@@ -506,3 +506,24 @@ func (s *Server) handlePutAccess(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeAccess(w, req)
 }
+
+// AccessChanged re-checks the sessions and streams this node holds on
+// document doc against its access record as the store has it now, and
+// closes those it no longer allows. In cluster mode, cmd/collabd calls it
+// for every record any node writes; on the node that wrote it the change
+// has already been applied, and this finds nothing to close. (A record
+// that goes away goes with its document's old ids, whose hubs close
+// their sessions on every node.)
+func (s *Server) AccessChanged(ctx context.Context, doc string) {
+	if s.access == nil {
+		return
+	}
+	a, err := s.access.store.Access(ctx, doc)
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		s.log.Warn("access change not applied to this node's sessions", "err", err)
+	default:
+		s.access.revoke(doc, &a, nil, errAccessRevoked)
+	}
+}
