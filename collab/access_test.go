@@ -631,3 +631,44 @@ func TestEncodedPathsSignedIn(t *testing.T) {
 	}
 	t.Logf("%d requests", tried)
 }
+
+// TestSessionCookie: a session in the store signs its cookie's holder in
+// until it expires; an expired one is dropped when presented; a cookie
+// whose id the store does not hold is nobody. Over https the cookie is
+// the __Host- one.
+func TestSessionCookie(t *testing.T) {
+	ts, acc := newSignInServer(t, nil)
+	live, expired := "live-session-id", "expired-session-id"
+	acc.SetSession(t.Context(), sessionKey(live), Session{User: "sam", Groups: []string{"eng"}, Expires: time.Now().Add(time.Hour)})
+	acc.SetSession(t.Context(), sessionKey(expired), Session{User: "old", Expires: time.Now().Add(-time.Second)})
+	me := func(cookie, value string) int {
+		req, _ := http.NewRequest("GET", ts.URL+"/api/me", nil)
+		req.AddCookie(&http.Cookie{Name: cookie, Value: value})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		cookie, value string
+		want          int
+	}{
+		{sessionCookiePlain, live, 200},
+		{sessionCookieTLS, live, 401}, // over plain http only the plain name counts
+		{sessionCookiePlain, expired, 401},
+		{sessionCookiePlain, "made-up", 401},
+		{sessionCookiePlain, sessionKey(live), 401}, // the store's key is not the id
+	} {
+		if got := me(c.cookie, c.value); got != c.want {
+			t.Errorf("/api/me with %s=%s: got %d, want %d", c.cookie, c.value, got, c.want)
+		}
+	}
+	if _, err := acc.Session(t.Context(), sessionKey(expired)); err == nil {
+		t.Errorf("the expired session is still stored")
+	}
+	if _, err := acc.Session(t.Context(), live); err == nil {
+		t.Errorf("a session is stored under its id, not its hash")
+	}
+}
