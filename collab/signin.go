@@ -199,6 +199,10 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
+	if s.oidc() != nil {
+		// The pages offer sign-in only when this server does it itself.
+		w.Header().Set("X-Collabd-Sign-In", "/api/signin")
+	}
 	if who == nil {
 		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "not signed in")
 		return

@@ -223,3 +223,39 @@ func browserGet(t *testing.T, c *http.Client, u string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// TestBrowserTeams: sign-in in Chromium against the real OpenID provider
+// of testdata/oidcprovider, then sharing, the "no access" page, losing
+// access live, rotating links and signing out (suite.mjs's teams).
+func TestBrowserTeams(t *testing.T) {
+	dir := filepath.Join("..", "..", "frontend", "test", "browser")
+	node, chromium := browserDeps(t, dir)
+	addr := freeAddr(t)
+	callback := "http://" + addr + "/api/signin/callback"
+	p := startOIDCProvider(t, callback)
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("collabd-secret"), 0o600)
+	s := startServer(t, append([]string{"-addr", addr, "-oidc-issuer", p.issuer, "-oidc-client-id", "collabd",
+		"-oidc-client-secret-file", secret, "-oidc-redirect-url", callback}, loopbackArgs()...)...)
+	cmd := exec.Command(node, "suite.mjs", s.URL, "teams")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium, "OIDC_USER1=test-user@127.0.0.1", "OIDC_USER2=test-user2")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	timer := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node suite.mjs teams: %v\n%s", err, stderr.String())
+	}
+	var res struct {
+		Scenario string
+		Errors   []string
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(string(out))), &res); err != nil || res.Scenario != "teams" {
+		t.Fatalf("unexpected output from suite.mjs: %q (%v)\n%s", out, err, stderr.String())
+	}
+	for _, e := range res.Errors {
+		t.Error(e)
+	}
+}

@@ -20,7 +20,7 @@
 import { OTClient, moveRanges } from "./protocol.js";
 
 // Close codes after which reconnecting cannot help.
-const fatalCodes = new Set([4400, 4404, 4409, 4413]);
+const fatalCodes = new Set([4400, 4403, 4404, 4409, 4413]);
 
 export class Session {
   // opts: {docId, clientId, name, client (an OTClient restored from
@@ -108,9 +108,10 @@ export class Session {
       status = r.status;
     } catch { /* offline */ }
     if (this.closed) return;
-    if (status === 404) {
+    if (status === 404 || status === 403) {
+      // 403: signed in, with too little access (docs/teams.md).
       this.closed = true;
-      this.cb.onFatal("not_found", "");
+      this.cb.onFatal(status === 404 ? "not_found" : "forbidden", "");
       return;
     }
     this.scheduleRetry(1);
@@ -259,5 +260,5 @@ export function moveLeft(op, pos) {
 }
 
 function codeName(code) {
-  return { 4400: "bad_message", 4404: "not_found", 4409: "bad_op", 4413: "too_large" }[code] || String(code);
+  return { 4400: "bad_message", 4403: "forbidden", 4404: "not_found", 4409: "bad_op", 4413: "too_large" }[code] || String(code);
 }
