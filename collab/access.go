@@ -398,18 +398,24 @@ func (s *Server) accessGuard(n need, next http.Handler) http.Handler {
 type roleKey struct{}
 
 // routeEditID returns the edit id of the document that r's matched route
-// names, and the most its link grants: roleEdit for an edit id,
-// roleView for a view id. ErrNotFound: the path value names no document.
+// names, and the most its link grants: roleEdit for an edit id ({id}),
+// roleView for a view id ({viewId}, whatever the route needs: a route
+// for commenters by view id needs a member's role, not the link's).
+// ErrNotFound: the path value names no document.
 func (s *Server) routeEditID(r *http.Request, n need) (string, role, error) {
-	id, ok := routeDoc(r, n)
+	if v := r.PathValue("viewId"); v != "" || n == needView {
+		viewID, ok := canonicalUUID(v)
+		if !ok {
+			return "", roleNone, ErrNotFound
+		}
+		edit, err := s.store.ViewDoc(r.Context(), viewID)
+		return edit, roleView, err
+	}
+	id, ok := canonicalUUID(r.PathValue("id"))
 	if !ok {
 		return "", roleNone, ErrNotFound
 	}
-	if n != needView {
-		return id, roleEdit, nil
-	}
-	edit, err := s.store.ViewDoc(r.Context(), id)
-	return edit, roleView, err
+	return id, roleEdit, nil
 }
 
 func safeMethod(m string) bool {

@@ -44,6 +44,10 @@ type OIDCOptions struct {
 	// Scopes asked for (default openid, profile, email); openid is always
 	// asked.
 	Scopes []string
+	// AllowedDomains, when set, admits only users whose ID token has a
+	// verified email (email_verified true) in one of these domains: for
+	// providers anyone can have an account at (Google).
+	AllowedDomains []string
 	// HTTPClient talks to the provider (nil: http.DefaultClient).
 	HTTPClient *http.Client
 	// SignInRate is how many sign-ins one client address may start per
@@ -228,6 +232,10 @@ func (s *Server) handleSignInCallback(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadGateway, "the ID token's claims are not JSON")
 		return
 	}
+	if err := o.admit(claims); err != nil {
+		fail(http.StatusForbidden, err.Error())
+		return
+	}
 	user := o.userOf(claims, id.Subject)
 	if checkName(user) != nil {
 		fail(http.StatusBadGateway, "the ID token names no usable user")
@@ -240,6 +248,24 @@ func (s *Server) handleSignInCallback(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: flowCookie, Path: "/api/signin/", MaxAge: -1, HttpOnly: true, Secure: s.overHTTPS(r)})
 	s.log.Info("signed in", "user", user)
 	http.Redirect(w, r, localPath(string(nextB)), http.StatusFound)
+}
+
+// admit checks AllowedDomains against a token's verified email.
+func (o *OIDC) admit(claims map[string]any) error {
+	if len(o.opts.AllowedDomains) == 0 {
+		return nil
+	}
+	email, _ := claims["email"].(string)
+	verified, _ := claims["email_verified"].(bool)
+	_, domain, ok := strings.Cut(email, "@")
+	if ok && verified {
+		for _, d := range o.opts.AllowedDomains {
+			if strings.EqualFold(d, domain) {
+				return nil
+			}
+		}
+	}
+	return errors.New("this server admits only verified email addresses of its allowed domains")
 }
 
 // userOf returns the user an ID token names.

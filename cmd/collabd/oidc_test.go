@@ -87,25 +87,7 @@ func TestOIDCSignIn(t *testing.T) {
 	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
 	signIn := func(user, password string) *http.Response {
 		t.Helper()
-		resp, err := browser.Get(s.URL + "/api/signin?next=/some/page")
-		if err != nil {
-			t.Fatal(err)
-		}
-		page, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		m := regexp.MustCompile(`name="id" value="([^"]+)"`).FindSubmatch(page)
-		if resp.StatusCode != 200 || m == nil {
-			t.Fatalf("sign-in start: got %d at %s, want the provider's login form: %.300s", resp.StatusCode, resp.Request.URL, page)
-		}
-		if !strings.HasPrefix(resp.Request.URL.String(), p.issuer) {
-			t.Fatalf("the login form is at %s, not the provider's", resp.Request.URL)
-		}
-		form := url.Values{"id": {string(m[1])}, "username": {user}, "password": {password}}
-		resp, err = browser.PostForm(p.issuer+"login/username", form)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
+		return oidcLogin(t, browser, s.URL, p.issuer, user, password)
 	}
 	authorize := func() url.Values {
 		// What collabd sent the browser to: read from a fresh start.
@@ -210,6 +192,67 @@ func TestOIDCSignIn(t *testing.T) {
 	// A callback with a state the browser did not start is refused.
 	if code, _ := browserGet(t, browser, s.URL+"/api/signin/callback?code=x&state=forged"); code != 400 {
 		t.Errorf("callback without a sign-in in progress: got %d, want 400", code)
+	}
+}
+
+// oidcLogin signs browser in at collabd base through the provider's login
+// form and returns the last answer, after every redirect.
+func oidcLogin(t *testing.T, browser *http.Client, base, issuer, user, password string) *http.Response {
+	t.Helper()
+	resp, err := browser.Get(base + "/api/signin?next=/some/page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="id" value="([^"]+)"`).FindSubmatch(page)
+	if resp.StatusCode != 200 || m == nil {
+		t.Fatalf("sign-in start: got %d at %s, want the provider's login form: %.300s", resp.StatusCode, resp.Request.URL, page)
+	}
+	if !strings.HasPrefix(resp.Request.URL.String(), issuer) {
+		t.Fatalf("the login form is at %s, not the provider's", resp.Request.URL)
+	}
+	form := url.Values{"id": {string(m[1])}, "username": {user}, "password": {password}}
+	resp, err = browser.PostForm(issuer+"login/username", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// TestOIDCAllowedDomains: with -oidc-allowed-domains, a user whose
+// verified email is elsewhere is refused, one inside is admitted.
+func TestOIDCAllowedDomains(t *testing.T) {
+	addr := freeAddr(t)
+	callback := "http://" + addr + "/api/signin/callback"
+	p := startOIDCProvider(t, callback)
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("collabd-secret"), 0o600)
+	for _, c := range []struct {
+		domains string
+		want    int
+	}{{"example.org", 403}, {"example.org,ZITADEL.ch", 200}} {
+		s := startServer(t, "-addr", addr, "-oidc-issuer", p.issuer, "-oidc-client-id", "collabd",
+			"-oidc-client-secret-file", secret, "-oidc-redirect-url", callback, "-oidc-allowed-domains", c.domains)
+		jar, _ := cookiejar.New(nil)
+		browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+		resp := oidcLogin(t, browser, s.URL, p.issuer, "test-user2", "verysecure")
+		resp.Body.Close()
+		got := resp.StatusCode
+		if resp.Request.URL.String() == s.URL+"/some/page" {
+			got = 200 // back where the sign-in started (no such page: 404)
+		}
+		if got != c.want {
+			t.Errorf("-oidc-allowed-domains %s: sign-in ended with %d at %s, want %d", c.domains, resp.StatusCode, resp.Request.URL, c.want)
+		}
+		wantMe := 401
+		if c.want == 200 {
+			wantMe = 200
+		}
+		if code, body := browserGet(t, browser, s.URL+"/api/me"); code != wantMe {
+			t.Errorf("-oidc-allowed-domains %s: /api/me got %d %s, want %d", c.domains, code, body, wantMe)
+		}
+		s.Stop(t)
 	}
 }
 

@@ -36,6 +36,7 @@ type signInConfig struct {
 	oidcGroupsClaim string
 	oidcScopes      string
 	oidcUserClaim   string
+	oidcDomains     string
 }
 
 func (c *signInConfig) addFlags(fs *flag.FlagSet) {
@@ -50,6 +51,7 @@ func (c *signInConfig) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.oidcRedirectURL, "oidc-redirect-url", "", "this server's sign-in callback as the provider knows it: https://HOST/api/signin/callback")
 	fs.StringVar(&c.oidcGroupsClaim, "oidc-groups-claim", "groups", "ID token claim that lists the user's groups")
 	fs.StringVar(&c.oidcUserClaim, "oidc-user-claim", "", "ID token claim that names the user (default: preferred_username, else email, else sub)")
+	fs.StringVar(&c.oidcDomains, "oidc-allowed-domains", "", "comma-separated email `domains`: only users whose ID token has a verified email in one of them may sign in (for providers anyone has an account at, such as Google)")
 	fs.StringVar(&c.oidcScopes, "oidc-scopes", "openid,profile,email", "comma-separated scopes to ask the provider for (add groups for providers that want it)")
 }
 
@@ -235,7 +237,7 @@ func (c *signInConfig) setup(ctx context.Context, o *collab.Options, db *storage
 		}
 		oidc, err := collab.NewOIDC(ctx, collab.OIDCOptions{
 			Issuer: c.oidcIssuer, ClientID: c.oidcClientID, ClientSecret: secret,
-			RedirectURL: c.oidcRedirectURL, GroupsClaim: c.oidcGroupsClaim, UserClaim: c.oidcUserClaim, Scopes: splitList(c.oidcScopes),
+			RedirectURL: c.oidcRedirectURL, GroupsClaim: c.oidcGroupsClaim, UserClaim: c.oidcUserClaim, AllowedDomains: splitList(c.oidcDomains), Scopes: splitList(c.oidcScopes),
 		})
 		if err != nil {
 			si.cancel()

@@ -45,6 +45,7 @@ func (s withGroups) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserI
 	}
 	if u := s.users.GetUserByID(req.GetSubject()); u != nil {
 		info.PreferredUsername = u.Username
+		info.Email, info.EmailVerified = u.Email, oidc.Bool(u.EmailVerified)
 		info.AppendClaims("groups", groups[u.ID])
 	}
 	return nil
