@@ -113,7 +113,7 @@ func parseLink(s string) (role, bool) {
 // roleFor returns the role a route's need asks for.
 func (n need) role() role {
 	switch n {
-	case needView:
+	case needView, needRead:
 		return roleView
 	case needComment:
 		return roleComment

@@ -336,7 +336,7 @@ func (s *Server) grants(r *http.Request, c *tokenClaims, n need) string {
 			return fmt.Sprintf("a %s token cannot create documents", c.Role)
 		}
 		return ""
-	case needComment, needEdit, needOwner:
+	case needRead, needComment, needEdit, needOwner:
 		if c.Role != RoleEdit {
 			return fmt.Sprintf("a %s token cannot use edit endpoints", c.Role)
 		}

@@ -23,8 +23,13 @@ const (
 	needView
 	// The needs below are of the document whose edit id is the {id}
 	// path value, in increasing order (with sign-in on, the roles view <
-	// comment < edit < owner of access.go answer them).
+	// comment < edit < owner of access.go answer them). Without sign-in
+	// the edit id, or an edit token, grants every one of them, as it
+	// always has.
 	//
+	// needRead: reading it (a signed-in viewer may read through the
+	// edit id too).
+	needRead
 	// needComment: reading it and commenting, not editing.
 	needComment
 	// needEdit: edit access.
@@ -44,6 +49,8 @@ func (n need) String() string {
 		return "edit"
 	case needView:
 		return "view"
+	case needRead:
+		return "read"
 	case needComment:
 		return "comment"
 	case needOwner:
@@ -69,12 +76,12 @@ func (s *Server) routeTable() []route {
 	}
 	rs := []route{
 		{"POST /api/docs", needCreate, false, s.handleCreate},
-		{"GET /api/docs/{id}", needEdit, false, s.handleGetDoc},
-		{"GET /api/docs/{id}/text", needEdit, false, s.handleGetText},
-		{"GET /api/docs/{id}/ops", needEdit, false, s.handleGetOps},
+		{"GET /api/docs/{id}", needRead, false, s.handleGetDoc},
+		{"GET /api/docs/{id}/text", needRead, false, s.handleGetText},
+		{"GET /api/docs/{id}/ops", needRead, false, s.handleGetOps},
 		{"GET /api/docs/{id}/ws", needEdit, false, s.handleWS},
-		{"GET /api/docs/{id}/events", needEdit, false, s.handleDocEvents},
-		{"GET /api/docs/{id}/revisions", needEdit, false, s.handleDocRevisions},
+		{"GET /api/docs/{id}/events", needRead, false, s.handleDocEvents},
+		{"GET /api/docs/{id}/revisions", needRead, false, s.handleDocRevisions},
 		{"POST /api/docs/{id}/restore", needEdit, false, s.handleRestore},
 		{"POST /api/docs/{id}/ops", needEdit, false, s.handlePostOps},
 		{"PUT /api/docs/{id}/text", needEdit, false, s.handlePutText},
@@ -139,7 +146,7 @@ func (s *Server) buildMux(handler func(route) http.Handler) *http.ServeMux {
 // names no document.
 func routeDoc(r *http.Request, n need) (string, bool) {
 	switch n {
-	case needComment, needEdit, needOwner:
+	case needRead, needComment, needEdit, needOwner:
 		return canonicalUUID(r.PathValue("id"))
 	case needView:
 		return canonicalUUID(r.PathValue("viewId"))

@@ -157,6 +157,8 @@ func TestRoutesDeclareNeeds(t *testing.T) {
 			want = needNone // sign-in (signin.go): about the caller, no document
 		case strings.Contains(rt.pattern, "{id}/access") || rt.pattern == "DELETE /api/docs/{id}":
 			want = needOwner
+		case strings.Contains(rt.pattern, "{id}") && method == http.MethodGet && !strings.HasSuffix(rt.pattern, "/ws"):
+			want = needRead // a read: a signed-in viewer may make it by the edit id
 		case strings.Contains(rt.pattern, "{id}"):
 			want = needEdit
 		case strings.Contains(rt.pattern, "{viewId}"):
@@ -291,7 +293,7 @@ func (f *accessFixture) check(t *testing.T, method, target string, tokIdx uint8,
 	if !ok {
 		t.Fatalf("reached %q, which is not in the route table", f.reached.pattern)
 	}
-	if n == needComment || n == needOwner {
+	if n == needRead || n == needComment || n == needOwner {
 		n = needEdit // an edit token grants every need of the {id} path
 	}
 	var pathID string

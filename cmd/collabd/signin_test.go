@@ -81,7 +81,7 @@ func TestHeaderSignInDurable(t *testing.T) {
 		user, path string
 		want       int
 	}{
-		{"bob", "/api/docs/" + ids.ID, 403},
+		{"bob", "/api/docs/" + ids.ID, 200}, // a viewer reads by the edit id too
 		{"eve", "/api/view/" + ids.ViewID, 404},
 		{"olga", "/api/view/" + doc.ViewID, 404},
 		{"olga", "/api/docs/" + doc.ID, 404},
@@ -90,6 +90,9 @@ func TestHeaderSignInDurable(t *testing.T) {
 		if code, body := as(t, c.user, "GET", s.URL+c.path, ""); code != c.want {
 			t.Errorf("%s GET %s after a restart: got %d %s, want %d", c.user, c.path, code, body, c.want)
 		}
+	}
+	if code, _ := as(t, "bob", "PUT", s.URL+"/api/docs/"+ids.ID+"/text", `{"text":"x"}`); code != 403 {
+		t.Errorf("bob, a viewer, writing after a restart: got %d, want 403", code)
 	}
 	if code, body := as(t, "olga", "GET", s.URL+"/api/docs/"+ids.ID+"/access", ""); code != 200 || !strings.Contains(body, `"owner":"olga"`) || !strings.Contains(body, `"user":"bob"`) {
 		t.Errorf("access after a restart: got %d %s", code, body)

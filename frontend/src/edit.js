@@ -300,7 +300,16 @@ async function showFatal(code) {
     // links rotated: what is typed here can no longer be saved.
     noAccess(banner, who, true);
     const text = view.state.doc.toString();
-    banner.querySelector(".actions").prepend(el("button", { type: "button", onclick: () => download(text, `${lastTitle} (your copy)`) }, "Download your copy"));
+    const actions = banner.querySelector(".actions");
+    actions.prepend(el("button", { type: "button", onclick: () => download(text, `${lastTitle} (your copy)`) }, "Download your copy"));
+    // A viewer may still read it: offer the read-only page.
+    try {
+      const r = await fetch(`/api/docs/${docId}`, { cache: "no-store" });
+      if (r.ok) {
+        const d = await r.json();
+        actions.prepend(el("a", { href: `/view.html#${d.viewId}`, class: "button primary", id: "open-read-only" }, "Open it read-only"));
+      }
+    } catch { /* offline */ }
   } else {
     // The server refused what this page holds (an edit it cannot apply):
     // resending it after a reload would fail again, so the reload starts

@@ -506,16 +506,21 @@ const extra = {
     await until("Bo's edit at Ada's", async () => (await editorText(ada)).includes("(Bo was here)"));
     if (await bo.$("#share-btn:not([hidden])")) errors.push("Bo, an editor, is offered the share dialog");
 
-    // Ada takes Bo's access away: his page says so and stops.
+    // Ada makes Bo a viewer: his editor stops, says so, and offers the
+    // read-only page, which works.
     await ada.click("#share-btn");
     await ada.waitForSelector("#share-dialog[open]");
-    await ada.click(`#share-members li[data-member="${process.env.OIDC_USER2}"] button`);
+    await ada.selectOption(`#share-members li[data-member="${process.env.OIDC_USER2}"] select`, "view");
     await ada.click("#share-save");
     await ada.waitForFunction(() => document.getElementById("share-status").textContent === "Saved.");
     await ada.click("#share-close");
     await bo.waitForSelector("#banner[data-kind=no-access]:not([hidden])");
     const boWords = await bo.$eval("#banner", (e) => e.textContent);
-    if (!boWords.includes("cannot open")) errors.push(`Bo's page after losing access says: ${boWords}`);
+    if (!boWords.includes("cannot open")) errors.push(`Bo's page after losing edit access says: ${boWords}`);
+    await bo.waitForSelector("#open-read-only");
+    await bo.click("#open-read-only");
+    await bo.waitForURL(/\/view\.html#/);
+    await until("Bo's read-only page", async () => (await viewerText(bo)).includes("(Bo was here)"));
 
     // New links: Ada's page follows them; the old edit link is dead.
     await ada.click("#share-btn");
