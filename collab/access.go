@@ -200,6 +200,7 @@ type access struct {
 	store      AccessStore
 	opts       SignInOptions
 	defaultRec Access
+	rotations  *addrBuckets // rotate.go's rate limit, per client address
 
 	// mu guards watches: the requests holding a document's access, by
 	// edit id.

@@ -23,7 +23,7 @@ func newSignInServer(t *testing.T, edit func(*Options)) (*testServer, *memAccess
 	t.Helper()
 	acc := newMemAccess()
 	opts := Options{
-		SignIn:         &SignInOptions{Store: acc, Header: "X-User", GroupsHeader: "X-Groups"},
+		SignIn:         &SignInOptions{Store: acc, Header: "X-User", GroupsHeader: "X-Groups", RotateBurst: 1000},
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 		CreateRate:     1000, CreateBurst: 1000,
 		RestoreRate: 1000, RestoreBurst: 1000,
@@ -672,5 +672,31 @@ func TestSessionCookie(t *testing.T) {
 	}
 	if _, err := acc.Session(t.Context(), live); err == nil {
 		t.Errorf("a session is stored under its id, not its hash")
+	}
+}
+
+// TestSignInLimits: rotations are rate-limited per client address, and a
+// user's groups from the proxy are capped at MaxGroups.
+func TestSignInLimits(t *testing.T) {
+	ts, _ := newSignInServer(t, func(o *Options) { o.SignIn.RotateBurst = 2; o.SignIn.RotateRate = 0.001; o.SignIn.MaxGroups = 3 })
+	olga := user{"olga", ""}
+	d := ts.makeDoc(t, olga, LinkNone)
+	id := d.id
+	for i, want := range []int{200, 200, 429} {
+		code, _, b := ts.send(t, olga, "POST", "/api/docs/"+id+"/access/rotate", "", "")
+		if code != want {
+			t.Fatalf("rotation %d: got %d %s, want %d", i+1, code, b, want)
+		}
+		var ids struct{ ID string }
+		json.Unmarshal(b, &ids)
+		if code == 200 {
+			id = ids.ID
+		}
+	}
+	_, _, b := ts.send(t, user{"olga", "a,b,c,d,e"}, "GET", "/api/me", "", "")
+	var me struct{ Groups []string }
+	json.Unmarshal(b, &me)
+	if strings.Join(me.Groups, ",") != "a,b,c" {
+		t.Errorf("groups past MaxGroups 3: got %q", me.Groups)
 	}
 }

@@ -108,6 +108,11 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, _ := docID(r)
+	if !s.access.rotations.allow(s.requestAddr(r), time.Now()) {
+		w.Header().Set("Retry-After", "10")
+		refuse(w, r, http.StatusTooManyRequests, CodeRateLimited, "too many link rotations from this address; try again later")
+		return
+	}
 	if err := s.storageFull(r.Context()); err != nil {
 		refuse(w, r, http.StatusInsufficientStorage, CodeTooLarge, err.Error()+"; links cannot be rotated now")
 		return

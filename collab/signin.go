@@ -42,6 +42,11 @@ type SignInOptions struct {
 	// are dropped).
 	MaxMembers int
 	MaxGroups  int
+	// RotateRate is how many link rotations one client address may make
+	// per second on average (default 0.1), in bursts of RotateBurst
+	// (default 5): each copies a document's whole history.
+	RotateRate  float64
+	RotateBurst int
 	// OIDC, when set, signs users in with an OpenID provider (oidc.go).
 	OIDC *OIDC
 }
@@ -78,6 +83,8 @@ func newAccess(o SignInOptions) (*access, error) {
 	setDefault(&o.SessionTTL, 12*time.Hour)
 	setDefault(&o.MaxMembers, defaultMaxMembers)
 	setDefault(&o.MaxGroups, 64)
+	setDefault(&o.RotateRate, 0.1)
+	setDefault(&o.RotateBurst, 5)
 	if o.DefaultLink == "" {
 		o.DefaultLink = LinkNone
 	}
@@ -85,7 +92,7 @@ func newAccess(o SignInOptions) (*access, error) {
 		return nil, fmt.Errorf("default link %q: want none, view or edit", o.DefaultLink)
 	}
 	return &access{store: o.Store, opts: o, defaultRec: Access{Link: o.DefaultLink},
-		watches: map[string]map[*watch]struct{}{}}, nil
+		watches: map[string]map[*watch]struct{}{}, rotations: newAddrBuckets(o.RotateRate, o.RotateBurst, 10_000)}, nil
 }
 
 // identify returns who r comes from, nil for nobody.
