@@ -106,6 +106,12 @@ export class Session {
     try {
       const r = await this.fetch(`/api/docs/${encodeURIComponent(this.docId)}/text`, { method: "HEAD", cache: "no-store" });
       status = r.status;
+      if (r.ok) {
+        // With sign-in on, a viewer reads the text but may not open an
+        // editing session: the session's own route says 403.
+        const w = await this.fetch(`/api/docs/${encodeURIComponent(this.docId)}/ws`, { method: "HEAD", cache: "no-store" });
+        if (w.status === 403) status = 403;
+      }
     } catch { /* offline */ }
     if (this.closed) return;
     if (status === 404 || status === 403) {

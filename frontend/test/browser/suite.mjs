@@ -521,6 +521,10 @@ const extra = {
     await bo.click("#open-read-only");
     await bo.waitForURL(/\/view\.html#/);
     await until("Bo's read-only page", async () => (await viewerText(bo)).includes("(Bo was here)"));
+    // The edit link, opened again by a viewer, says so at once (no endless
+    // reconnecting).
+    await bo.goto(`${base}/edit.html#${id}`);
+    await bo.waitForSelector("#banner[data-kind=no-access]:not([hidden]) #open-read-only");
 
     // New links: Ada's page follows them; the old edit link is dead.
     await ada.click("#share-btn");
