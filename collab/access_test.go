@@ -700,3 +700,48 @@ func TestSignInLimits(t *testing.T) {
 		t.Errorf("groups past MaxGroups 3: got %q", me.Groups)
 	}
 }
+
+// TestAccessLossEndsHTTPStream: a streamed write (POST .../stream) whose
+// writer loses edit access ends with a last line saying forbidden; what
+// it committed stays.
+func TestAccessLossEndsHTTPStream(t *testing.T) {
+	ts, _ := newSignInServer(t, nil)
+	olga, ed := user{"olga", ""}, user{"ed", "eng"}
+	d := ts.makeDoc(t, olga, LinkNone)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequestWithContext(guardCtx(t), "POST", ts.URL+"/api/docs/"+d.id+"/stream?at=end&name=agent", pr)
+	req.Header = ed.header()
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	answer := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			close(answer)
+			return
+		}
+		answer <- resp
+	}()
+	pw.Write([]byte(" and more"))
+	resp, ok := <-answer
+	if !ok || resp.StatusCode != 200 {
+		t.Fatalf("stream: %v", resp)
+	}
+	defer resp.Body.Close()
+	lines := json.NewDecoder(resp.Body)
+	var first streamLine
+	if err := lines.Decode(&first); err != nil || first.Inserted != 9 {
+		t.Fatalf("first line: %+v %v", first, err)
+	}
+	rec, _ := json.Marshal(Access{Link: LinkNone, Members: []Member{{Group: "eng", Role: "view"}}})
+	if code, _, b := ts.send(t, olga, "PUT", "/api/docs/"+d.id+"/access", "application/json", string(rec)); code != 200 {
+		t.Fatalf("put access: got %d %s", code, b)
+	}
+	var last streamLine
+	if err := lines.Decode(&last); err != nil || !last.Done || last.Error == nil || last.Error.Code != CodeForbidden {
+		t.Errorf("last line after losing access: %+v %v, want done with forbidden", last, err)
+	}
+	if _, _, b := ts.send(t, olga, "GET", "/api/docs/"+d.id+"/text", "", ""); string(b) != "hello world and more" {
+		t.Errorf("text after the stream: %q", b)
+	}
+}
