@@ -217,7 +217,8 @@ type watch struct {
 	need   role
 	ctx    context.Context // ends when revoked or released
 	cancel context.CancelCauseFunc
-	refs   int // guarded by access.mu
+	expiry *time.Timer // ends ctx when the sign-in session expires; nil if none
+	refs   int         // guarded by access.mu
 }
 
 type watchKey struct{}
@@ -228,6 +229,10 @@ type watchKey struct{}
 func (ac *access) hold(ctx context.Context, doc string, who *identity, via, need role) (context.Context, func()) {
 	w := &watch{doc: doc, who: who, via: via, need: need, refs: 1}
 	w.ctx, w.cancel = context.WithCancelCause(context.Background())
+	if who != nil && !who.expires.IsZero() {
+		// A cookie session's sign-in lasts until it expires.
+		w.expiry = time.AfterFunc(time.Until(who.expires), func() { w.cancel(errSessionEnded) })
+	}
 	ac.mu.Lock()
 	set := ac.watches[doc]
 	if set == nil {
@@ -277,7 +282,23 @@ func (ac *access) release(w *watch) {
 			delete(ac.watches, w.doc)
 		}
 	}
+	if w.expiry != nil {
+		w.expiry.Stop()
+	}
 	w.cancel(nil)
+}
+
+// endSession ends every watch of sign-in session key (signed out).
+func (ac *access) endSession(key string) {
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	for _, set := range ac.watches {
+		for w := range set {
+			if w.who != nil && w.who.session == key {
+				w.cancel(errSessionEnded)
+			}
+		}
+	}
 }
 
 // revoke ends the watches on doc that rec no longer allows (every one,

@@ -745,3 +745,41 @@ func TestAccessLossEndsHTTPStream(t *testing.T) {
 		t.Errorf("text after the stream: %q", b)
 	}
 }
+
+// TestSessionEndClosesSessions: an editing session opened with a sign-in
+// session's cookie is closed (4401) when that session is signed out, or
+// when it expires; one opened by another session stays.
+func TestSessionEndClosesSessions(t *testing.T) {
+	ts, acc := newSignInServer(t, nil)
+	d := ts.makeDoc(t, user{"olga", ""}, LinkNone)
+	ctx := t.Context()
+	acc.SetSession(ctx, sessionKey("sam-1"), Session{User: "olga", Expires: time.Now().Add(time.Hour)})
+	acc.SetSession(ctx, sessionKey("sam-2"), Session{User: "olga", Expires: time.Now().Add(time.Hour)})
+	acc.SetSession(ctx, sessionKey("short"), Session{User: "olga", Expires: time.Now().Add(300 * time.Millisecond)})
+	dial := func(sid string) *rawConn {
+		t.Helper()
+		hdr := http.Header{"Cookie": {sessionCookiePlain + "=" + sid}}
+		ws, _, err := websocket.Dial(guardCtx(t), "ws"+strings.TrimPrefix(ts.URL, "http")+"/api/docs/"+d.id+"/ws", &websocket.DialOptions{HTTPHeader: hdr})
+		if err != nil {
+			t.Fatalf("dial with session %s: %v", sid, err)
+		}
+		t.Cleanup(func() { ws.CloseNow() })
+		r := &rawConn{ws: ws}
+		r.hello(t, guardCtx(t), newClientID(), -1)
+		return r
+	}
+	one, two, short := dial("sam-1"), dial("sam-2"), dial("short")
+	wantClosed(t, short, 4401)
+
+	req, _ := http.NewRequest("POST", ts.URL+"/api/signout", nil)
+	req.AddCookie(&http.Cookie{Name: sessionCookiePlain, Value: "sam-1"})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("sign out: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	wantClosed(t, one, 4401)
+	// The other session's editor still edits.
+	two.sendOp(t, guardCtx(t), 2, 1, ot.Op{ot.Retain(11), ot.Insert("!")})
+	two.expect(t, guardCtx(t), typeAck)
+}

@@ -56,9 +56,15 @@ type identity struct {
 	User   string
 	Groups []string
 	// session is the store key of the cookie session, "" when a proxy's
-	// header signed the request in.
+	// header signed the request in; expires is when that session ends.
 	session string
+	expires time.Time
 }
+
+// errSessionEnded is the cause of a request context ended because the
+// sign-in session it came with expired or was signed out: an editing
+// session closes with unauthorized (4401) on it, an SSE stream ends.
+var errSessionEnded = errors.New("the sign-in session ended; sign in again")
 
 type identityKey struct{}
 
@@ -121,7 +127,7 @@ func (s *Server) identify(r *http.Request) (*identity, error) {
 		s.access.store.DeleteSession(context.WithoutCancel(r.Context()), key)
 		return nil, nil
 	}
-	return &identity{User: sess.User, Groups: sess.Groups, session: key}, nil
+	return &identity{User: sess.User, Groups: sess.Groups, session: key, expires: sess.Expires}, nil
 }
 
 // headerGroups returns the groups the trusted proxy's groups header
@@ -246,6 +252,8 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 			s.writeStoreError(w, r, err)
 			return
 		}
+		// What the session holds open ends with it, on this node.
+		s.access.endSession(who.session)
 	}
 	http.SetCookie(w, &http.Cookie{Name: s.sessionCookie(r), Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: s.overHTTPS(r), SameSite: http.SameSiteLaxMode})
