@@ -31,8 +31,9 @@ type rotateReq struct {
 }
 
 // errNotSequencer is a rotation asked of a hub that does not own its
-// document's log (cluster mode): the client asks again.
-var errNotSequencer = errors.New("this node does not hold the document now; try again")
+// document's log (cluster mode): the copy must not race the owner's
+// appends, and forwarding a rotation to the owner is not done yet.
+var errNotSequencer = errors.New("links can be rotated only on the node that holds the document now (the one its editors are connected to): try again, or while nobody edits it")
 
 // rotate handles a rotateReq. It runs on the hub's goroutine with no
 // commit in flight (processQueue hands it over only then).
