@@ -140,6 +140,11 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 	err = s.rotateHub(context.WithoutCancel(r.Context()), id, meta)
 	if err != nil {
 		s.access.store.DeleteAccess(context.WithoutCancel(r.Context()), meta.ID)
+		if errors.Is(err, errNotSequencer) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, CodeShuttingDown, errNotSequencer.Error())
+			return
+		}
 		s.writeStoreError(w, r, err)
 		return
 	}
