@@ -410,14 +410,11 @@ func (s *Server) accessGuard(n need, next http.Handler) http.Handler {
 				fmt.Sprintf("this needs %s access to the document; you have %s", n.role(), got))
 			return
 		}
-		ctx = context.WithValue(ctx, roleKey{}, got)
 		ctx, done := ac.hold(ctx, doc, who, via, n.role())
 		defer done()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
-
-type roleKey struct{}
 
 // routeEditID returns the edit id of the document that r's matched route
 // names, and the most its link grants: roleEdit for an edit id ({id}),
@@ -455,7 +452,7 @@ func (s *Server) accessOf(ctx context.Context, id string) (Access, error) {
 	return s.access.record(ctx, id)
 }
 
-// accessResponse is the body of GET and PUT .../access.
+// writeAccess answers GET and PUT .../access with the record.
 func (s *Server) writeAccess(w http.ResponseWriter, a Access) {
 	if a.Members == nil {
 		a.Members = []Member{}
