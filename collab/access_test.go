@@ -783,3 +783,17 @@ func TestSessionEndClosesSessions(t *testing.T) {
 	two.sendOp(t, guardCtx(t), 2, 1, ot.Op{ot.Retain(11), ot.Insert("!")})
 	two.expect(t, guardCtx(t), typeAck)
 }
+
+// TestSignedInWebSocketOrigin: a page of another origin cannot open an
+// editing session with a signed-in browser's credentials.
+func TestSignedInWebSocketOrigin(t *testing.T) {
+	ts, _ := newSignInServer(t, nil)
+	olga := user{"olga", ""}
+	d := ts.makeDoc(t, olga, LinkNone)
+	hdr := olga.header()
+	hdr.Set("Origin", "https://evil.example")
+	_, resp, err := websocket.Dial(guardCtx(t), "ws"+strings.TrimPrefix(ts.URL, "http")+"/api/docs/"+d.id+"/ws", &websocket.DialOptions{HTTPHeader: hdr})
+	if err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Errorf("a cross-origin editing session as olga: got %v %v, want 403", resp, err)
+	}
+}

@@ -60,6 +60,10 @@ func (h *hub) rotate(m rotateReq) {
 		m.reply <- fmt.Errorf("rotate: delete the old ids: %w", err)
 		return
 	}
+	// To an application listening (webhook.go), the old ids went and
+	// new ones came.
+	h.srv.docDeleted(h.srv.ctx, h.id, h.viewID)
+	h.srv.webhooks.created(h.srv.ctx, m.meta, h.rev, h.doc.Len())
 	h.notify(notice{Kind: "deleted"}) // other nodes close theirs (cluster.go)
 	h.deleted = true
 	h.srv.forget(h)
