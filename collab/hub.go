@@ -480,6 +480,8 @@ func (h *hub) handle(m any) {
 		}
 	case deleteReq:
 		h.deleteDoc(m)
+	case rotateReq:
+		h.rotate(m) // rotate.go
 	case shrinkReq:
 		h.shrink()
 	default:

@@ -221,6 +221,9 @@ type Options struct {
 	Auth    *Auth
 	Metrics *Metrics
 	Webhook *WebhookOptions
+	// SignIn turns on sign-in and per-document access (access.go,
+	// signin.go); nil means off.
+	SignIn *SignInOptions
 
 	// HTTP writes (httpwrite.go). WriteRate is how many writes one
 	// client address may make per second on average (default 100), in
@@ -397,6 +400,7 @@ type Server struct {
 	closing bool
 
 	webhooks *webhooks // nil without Options.Webhook
+	access   *access   // nil without Options.SignIn
 }
 
 // New returns a Server that keeps documents in store.
@@ -432,6 +436,13 @@ func New(store Store, opts Options) *Server {
 	s.authorKey = append([]byte(nil), opts.AuthorKey...)
 	if len(s.authorKey) == 0 {
 		s.authorKey = newAuthorKey()
+	}
+	if opts.SignIn != nil {
+		ac, err := newAccess(*opts.SignIn)
+		if err != nil {
+			panic("collab: Options.SignIn: " + err.Error()) // cmd/collabd checks its flags first
+		}
+		s.access = ac
 	}
 	s.mux = s.routes()
 	s.handler = s.Protect(s.mux)

@@ -470,6 +470,9 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 			body = &apiErrorBody{CodeRateLimited, fmt.Sprintf("the stream was open for %s, its limit", s.opts.MaxStreamDuration)}
 		case isTimeout(end):
 			body = &apiErrorBody{CodeRateLimited, fmt.Sprintf("the body sent nothing for %s", s.opts.StreamIdle)}
+		case errors.Is(context.Cause(r.Context()), errAccessRevoked):
+			// Signed in, and no longer allowed to edit (access.go).
+			body = &apiErrorBody{CodeForbidden, context.Cause(r.Context()).Error() + "; what was committed stays"}
 		case r.Context().Err() != nil:
 			return // the client went away; what was committed stays
 		default:

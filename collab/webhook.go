@@ -270,6 +270,9 @@ func (w *webhooks) created(ctx context.Context, meta DocMeta, rev int64, length 
 // for whatever changes of it no event covers yet. Whoever deletes a
 // document calls it once the deletion is durable.
 func (s *Server) docDeleted(ctx context.Context, id, viewID string) {
+	if err := s.access.deleted(context.WithoutCancel(ctx), id); err != nil {
+		s.log.Warn("deleted document keeps its access record", "err", err)
+	}
 	w := s.webhooks
 	if w == nil {
 		return

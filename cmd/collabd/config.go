@@ -34,8 +34,9 @@ type config struct {
 	adminHosts      []string
 	version         bool
 	collab          collab.Options
-	embed           embedConfig // embed.go
-	nats            natsConfig  // natsconn.go
+	embed           embedConfig  // embed.go
+	nats            natsConfig   // natsconn.go
+	signin          signInConfig // signin.go
 }
 
 // envPrefix turns a flag name into its environment variable:
@@ -165,6 +166,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	// Cluster mode (natsconn.go, docs/scaling.md).
 	cfg.nats.addFlags(fs)
 
+	// Sign-in and per-document access (signin.go, docs/teams.md).
+	cfg.signin.addFlags(fs)
+
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: collabd [flags]\n\n"+
 			"collabd serves collaborative plain-text documents: editing over WebSockets,\n"+
@@ -215,6 +219,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 		return cfg, err
 	}
 	if err := cfg.nats.check(); err != nil {
+		return cfg, err
+	}
+	if err := cfg.signin.check(o); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

@@ -102,7 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("open data file: %w", err)
 	}
 	var docStore collab.Store = store{db}
-	var clusterJS *jetstream.Store
+	var clusterJS *jetstream.Store // cluster mode only
 	if cfg.nats.url != "" {
 		// Cluster mode: documents live in JetStream; the data file keeps
 		// only this node's webhook outbox.
@@ -144,7 +144,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer ob.Close()
 		wh.Outbox = jsOutbox{ob}
 	}
+	signIn, watchAccess, err := cfg.signin.setup(ctx, &cfg.collab, db, clusterJS, cfg.nats.replicas, logger.With("component", "signin"))
+	if err != nil {
+		return fmt.Errorf("sign-in: %w", err)
+	}
+	defer signIn.close()
 	docs := collab.New(docStore, cfg.collab)
+	if err := watchAccess(docs.AccessChanged); err != nil {
+		return fmt.Errorf("sign-in: %w", err)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/api/", docs)

@@ -17,6 +17,7 @@ import { Session } from "./session.js";
 import { Store } from "./store.js";
 import { $, el, uuidRe, titleOf, rememberDoc, listDocs, errorWords, download, copyButton, registerOffline, shadowMount } from "./common.js";
 import { openHistory } from "./history.js";
+import { me, accountBar, noAccess, shareDialog } from "./account.js";
 import { authorStyler, runRanges, legend, renderLegend } from "./authors.js";
 import { sizedMarkdown } from "./mdlang.js";
 import { wireExport } from "./export.js";
@@ -24,6 +25,10 @@ import { wireExport } from "./export.js";
 registerOffline();
 
 const docId = location.hash.slice(1).toLowerCase();
+// Who is signed in (account.js); asked at once, never waited for before
+// editing starts.
+const whoAmI = me().then((who) => { accountBar(who); return who; });
+let rotating = false; // this page asked for new links: its session's end is expected
 const statusEl = $("status"), statusLive = $("status-live"), titleEl = $("title"), peersEl = $("peers"), nameEl = $("name"), revEl = $("rev");
 
 // ---- peers' carets and selections ------------------------------------------
@@ -300,17 +305,22 @@ function restore(rec, events) {
 // ---- errors a person can act on -----------------------------------------------------
 
 async function showFatal(code) {
+  if (rotating) return;
   setEditable(false);
   state = "failed";
   renderStatus();
   const banner = $("banner");
+  const who = await whoAmI;
   const create = el("button", { type: "button", onclick: createAndGo }, "Create a new document");
   const home = el("a", { href: "/", class: "button" }, "Your documents");
   if (code === "not_found") {
     // A view id pasted into an edit link is the likeliest mistake.
     let isView = false;
     try { isView = uuidRe.test(docId) && (await fetch(`/api/view/${docId}`, { method: "HEAD" })).ok; } catch { /* offline */ }
-    if (isView) {
+    if (!isView && !who.off) {
+      // With sign-in on, 404 is also what a private document answers.
+      noAccess(banner, who, false);
+    } else if (isView) {
       banner.replaceChildren(el("p", {}, el("strong", {}, "This is a view link. "), "It lets you watch this document, not edit it: ask for the edit link to write."),
         el("p", { class: "actions" }, el("a", { href: `/view.html#${docId}`, class: "button primary" }, "Open it read-only"), create, home));
       banner.dataset.kind = "view-link";
@@ -320,6 +330,21 @@ async function showFatal(code) {
       banner.dataset.kind = "not-found";
     }
     if (store) store.forget().catch(() => {});
+  } else if (code === "forbidden") {
+    // Signed in, with too little access, or access withdrawn, or the
+    // links rotated: what is typed here can no longer be saved.
+    noAccess(banner, who, true);
+    const text = view.state.doc.toString();
+    const actions = banner.querySelector(".actions");
+    actions.prepend(el("button", { type: "button", onclick: () => download(text, `${lastTitle} (your copy)`) }, "Download your copy"));
+    // A viewer may still read it: offer the read-only page.
+    try {
+      const r = await fetch(`/api/docs/${docId}`, { cache: "no-store" });
+      if (r.ok) {
+        const d = await r.json();
+        actions.prepend(el("a", { href: `/view.html#${d.viewId}`, class: "button primary", id: "open-read-only" }, "Open it read-only"));
+      }
+    } catch { /* offline */ }
   } else {
     // The server refused what this page holds (an edit it cannot apply):
     // resending it after a reload would fail again, so the reload starts
@@ -336,12 +361,12 @@ async function showFatal(code) {
     banner.dataset.kind = "error";
   }
   banner.hidden = false;
-  const title = banner.dataset.kind === "error" ? "Cannot edit" : "Not found";
+  const title = { error: "Cannot edit", "no-access": "No access" }[banner.dataset.kind] || "Not found";
   titleEl.textContent = title;
   document.title = `${title} · collabd`;
   // Nothing here can be used without a document.
   document.body.classList.add("failed");
-  statusEl.textContent = code === "not_found" ? "Not found" : "Stopped";
+  statusEl.textContent = { not_found: "Not found", forbidden: "No access" }[code] || "Stopped";
 }
 
 async function createAndGo() {
@@ -470,6 +495,26 @@ $("history-btn").addEventListener("click", () => {
     names: authorNames, you: () => nameEl.value || "you", name: () => nameEl.value,
     authorColors: () => authorsOn, showLegend, closed: () => { if (authorsOn) loadAuthors(); },
   });
+});
+
+// The owner's share dialog (account.js), offered when the server says
+// this person may manage the document's access.
+whoAmI.then(async (who) => {
+  if (!who.user || !uuidRe.test(docId)) return;
+  const r = await fetch(`/api/docs/${docId}/access`, { cache: "no-store" }).catch(() => null);
+  if (!r || !r.ok) return;
+  const btn = $("share-btn");
+  btn.hidden = false;
+  btn.addEventListener("click", () => shareDialog(docId, {
+    beforeRotate() { rotating = true; },
+    async rotated(ids) {
+      if (store) await store.forget().catch(() => {});
+      sessionStorage.removeItem(`collabd-client-${docId}`);
+      location.replace(`/edit.html#${ids.id}`);
+      location.reload();
+    },
+    failed() { rotating = false; },
+  }));
 });
 
 // ---- Markdown preview -------------------------------------------------------------

@@ -20,7 +20,7 @@
 import { OTClient, moveRanges } from "./protocol.js";
 
 // Close codes after which reconnecting cannot help.
-const fatalCodes = new Set([4400, 4404, 4409, 4413]);
+const fatalCodes = new Set([4400, 4403, 4404, 4409, 4413]);
 
 export class Session {
   // opts: {docId, clientId, name, client (an OTClient restored from
@@ -106,11 +106,18 @@ export class Session {
     try {
       const r = await this.fetch(`/api/docs/${encodeURIComponent(this.docId)}/text`, { method: "HEAD", cache: "no-store" });
       status = r.status;
+      if (r.ok) {
+        // With sign-in on, a viewer reads the text but may not open an
+        // editing session: the session's own route says 403.
+        const w = await this.fetch(`/api/docs/${encodeURIComponent(this.docId)}/ws`, { method: "HEAD", cache: "no-store" });
+        if (w.status === 403) status = 403;
+      }
     } catch { /* offline */ }
     if (this.closed) return;
-    if (status === 404) {
+    if (status === 404 || status === 403) {
+      // 403: signed in, with too little access (docs/teams.md).
       this.closed = true;
-      this.cb.onFatal("not_found", "");
+      this.cb.onFatal(status === 404 ? "not_found" : "forbidden", "");
       return;
     }
     this.scheduleRetry(1);
@@ -259,5 +266,5 @@ export function moveLeft(op, pos) {
 }
 
 function codeName(code) {
-  return { 4400: "bad_message", 4404: "not_found", 4409: "bad_op", 4413: "too_large" }[code] || String(code);
+  return { 4400: "bad_message", 4403: "forbidden", 4404: "not_found", 4409: "bad_op", 4413: "too_large" }[code] || String(code);
 }

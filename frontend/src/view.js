@@ -12,8 +12,10 @@ import { AstralIndex, changesFromOp } from "./positions.js";
 import { $, uuidRe, titleOf, registerOffline, shadowMount } from "./common.js";
 import { sizedMarkdown } from "./mdlang.js";
 import { wireExport } from "./export.js";
+import { me, accountBar, noAccess } from "./account.js";
 
 registerOffline();
+const whoAmI = me().then((who) => { accountBar(who); return who; });
 
 const viewId = location.hash.slice(1).toLowerCase();
 // A change of the link's # part names another document: load it, as the
@@ -138,15 +140,25 @@ function start() {
     // EventSource gives up on an HTTP error status: find out which.
     let status = 0;
     try { status = (await fetch(`/api/view/${viewId}`, { method: "HEAD", cache: "no-store" })).status; } catch { /* offline */ }
-    if (status === 404) { notFound(); return; }
+    if (status === 404 || status === 403) { notFound(status); return; }
     setStatus("offline", "Reconnecting…");
     setTimeout(start, 3000);
   });
 }
 
-function notFound() {
-  setStatus("failed", "Not found");
+async function notFound(status) {
+  const who = await whoAmI;
   const b = $("banner");
+  if (!who.off) {
+    // With sign-in on, 404 is also what a private document answers.
+    setStatus("failed", "No access");
+    noAccess(b, who, status === 403);
+    $("title").textContent = "No access";
+    document.title = "No access · collabd";
+    document.body.classList.add("failed");
+    return;
+  }
+  setStatus("failed", "Not found");
   b.replaceChildren();
   const p = document.createElement("p");
   p.innerHTML = "<strong>No document has this view link.</strong> It may have been deleted, or the link was cut short when it was copied.";

@@ -636,6 +636,106 @@ const scenarios = {
 
 // Scenarios that need a server started otherwise; they run only when named.
 const extra = {
+  // With OpenID sign-in (a real provider, started by TestBrowserTeams):
+  // Ada signs in through the provider's login form, creates a private
+  // document, shares it with Bo, who edits it; a stranger sees the "no
+  // access" page; Ada takes Bo's access away (his page says so), rotates
+  // the links, and signs out.
+  async teams(errors) {
+    const signIn = async (p, user) => {
+      await p.waitForSelector("#sign-in");
+      await p.click("#sign-in");
+      await p.waitForSelector("input[name=username]");
+      await p.fill("input[name=username]", user);
+      await p.fill("input[name=password]", "verysecure");
+      await p.click("button[type=submit]");
+      await p.waitForSelector("#who");
+    };
+    const ada = await page(errors, "ada");
+    await ada.goto(`${base}/`);
+    await signIn(ada, process.env.OIDC_USER1);
+    if (!ada.url().startsWith(`${base}/`)) errors.push(`after sign-in ada is at ${ada.url()}`);
+    const adaName = await ada.$eval("#who", (e) => e.textContent);
+    if (adaName !== process.env.OIDC_USER1) errors.push(`the header names ${adaName}`);
+    await ada.click("#new-empty");
+    await ada.waitForURL(/\/edit\.html#/);
+    await live(ada);
+    await typeAtEnd(ada, "Plans for Q3");
+    const id = new URL(ada.url()).hash.slice(1);
+
+    // A stranger, not signed in: the page says the document is private.
+    const stranger = await page(errors, "stranger");
+    await stranger.goto(`${base}/edit.html#${id}`);
+    await stranger.waitForSelector("#banner[data-kind=no-access]:not([hidden])");
+    const words = await stranger.$eval("#banner", (e) => e.textContent);
+    if (!words.includes("private") || !(await stranger.$("#banner a[href^='/api/signin']"))) errors.push(`the stranger's page says: ${words}`);
+    if ((await stranger.$eval("#title", (e) => e.textContent)) !== "No access") errors.push("the stranger's title is not No access");
+
+    // Ada shares it with Bo.
+    // The side panel is open at this width.
+    await ada.waitForSelector("#share-btn:not([hidden])");
+    await ada.click("#share-btn");
+    await ada.waitForSelector("#share-dialog[open]");
+    if ((await ada.$eval("#share-link", (e) => e.value)) !== "none") errors.push("a new document's links are not private");
+    await ada.fill("#share-who", process.env.OIDC_USER2);
+    await ada.selectOption(".add-member select", "edit");
+    await ada.click(".add-member button[type=submit]");
+    await ada.click("#share-save");
+    await ada.waitForFunction(() => document.getElementById("share-status").textContent === "Saved.");
+    await ada.click("#share-close");
+
+    const bo = await page(errors, "bo");
+    await bo.goto(`${base}/`);
+    await signIn(bo, process.env.OIDC_USER2);
+    await bo.goto(`${base}/edit.html#${id}`);
+    await live(bo);
+    await typeAtEnd(bo, " (Bo was here)");
+    await until("Bo's edit at Ada's", async () => (await editorText(ada)).includes("(Bo was here)"));
+    if (await bo.$("#share-btn:not([hidden])")) errors.push("Bo, an editor, is offered the share dialog");
+
+    // Ada makes Bo a viewer: his editor stops, says so, and offers the
+    // read-only page, which works.
+    await ada.click("#share-btn");
+    await ada.waitForSelector("#share-dialog[open]");
+    await ada.selectOption(`#share-members li[data-member="${process.env.OIDC_USER2}"] select`, "view");
+    await ada.click("#share-save");
+    await ada.waitForFunction(() => document.getElementById("share-status").textContent === "Saved.");
+    await ada.click("#share-close");
+    await bo.waitForSelector("#banner[data-kind=no-access]:not([hidden])");
+    const boWords = await bo.$eval("#banner", (e) => e.textContent);
+    if (!boWords.includes("cannot open")) errors.push(`Bo's page after losing edit access says: ${boWords}`);
+    await bo.waitForSelector("#open-read-only");
+    await bo.click("#open-read-only");
+    await bo.waitForURL(/\/view\.html#/);
+    await until("Bo's read-only page", async () => (await viewerText(bo)).includes("(Bo was here)"));
+    // The edit link, opened again by a viewer, says so at once (no endless
+    // reconnecting).
+    await bo.goto(`${base}/edit.html#${id}`);
+    await bo.waitForSelector("#banner[data-kind=no-access]:not([hidden]) #open-read-only");
+
+    // New links: Ada's page follows them; the old edit link is dead.
+    await ada.click("#share-btn");
+    await ada.waitForSelector("#share-dialog[open]");
+    ada.once("dialog", (d) => d.accept());
+    await ada.click("#share-rotate");
+    await ada.waitForURL((u) => u.hash && u.hash.slice(1) !== id, { timeout: 15000 });
+    await live(ada);
+    const newId = new URL(ada.url()).hash.slice(1);
+    if (!(await editorText(ada)).startsWith("Plans for Q3")) errors.push(`after rotation ada's text is ${JSON.stringify(await editorText(ada))}`);
+    const old = await fetch(`${base}/api/docs/${id}`);
+    if (old.status !== 404) errors.push(`the old edit id answers ${old.status}`);
+    if (newId === id) errors.push("the edit id did not change");
+
+    // Sign out.
+    await ada.goto(`${base}/`);
+    await ada.click("#sign-out");
+    await ada.waitForSelector("#sign-in");
+    await checkCSP(errors, { ada, bo, stranger });
+    if (shots) {
+      await stranger.screenshot({ path: `${shots}/teams-no-access.png` });
+    }
+    for (const p of [ada, bo, stranger]) await p.ctx.close();
+  },
   // With -create-token (CREATE_TOKEN here), the home page asks for the
   // token on the first create, says so when it is wrong, and remembers it.
   async createtoken(errors) {
