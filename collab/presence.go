@@ -6,11 +6,13 @@ import "github.com/collabd/collabd/ot"
 // that they stay on the text they were on, and the colors editors get.
 // The hub's side of it (cluster.go has the other nodes' editors).
 
-// movePresence moves every known selection through an op just applied.
+// movePresence moves every known selection, and every comment's anchor
+// (comments.go), through an op just applied.
 func (h *hub) movePresence(op ot.Op) {
 	for _, p := range h.ranged {
 		transformRanges(p.ranges, op)
 	}
+	h.comments.move(op)
 	h.movePeers(op) // cluster.go
 }
 

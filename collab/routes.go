@@ -24,6 +24,10 @@ const (
 	// needView: read access to the document whose view id is the
 	// {viewId} path value.
 	needView
+	// needComment: the right to read and write the comments of the
+	// document whose edit id is the {id} path value, not its text: an
+	// editor's, or a comment role's (docs/comments.md).
+	needComment
 )
 
 func (n need) String() string {
@@ -36,6 +40,8 @@ func (n need) String() string {
 		return "edit"
 	case needView:
 		return "view"
+	case needComment:
+		return "comment"
 	}
 	return "unknown"
 }
@@ -69,10 +75,21 @@ func (s *Server) routeTable() []route {
 		{"POST /api/docs/{id}/revert", needEdit, false, s.handleRevert},
 		{"POST /api/docs/{id}/stream", needEdit, false, s.handleStream},
 		{"DELETE /api/docs/{id}", needEdit, false, s.handleDelete},
+		// Comments (commentapi.go). Settings are the owner's: edit.
+		{"GET /api/docs/{id}/comments", needComment, false, s.handleGetComments},
+		{"POST /api/docs/{id}/comments", needComment, false, s.handleCreateComment},
+		{"PATCH /api/docs/{id}/comments/{cid}", needComment, false, s.handlePatchComment},
+		{"DELETE /api/docs/{id}/comments/{cid}", needComment, false, s.handleDeleteComment},
+		{"POST /api/docs/{id}/comments/{cid}/replies", needComment, false, s.handleCreateReply},
+		{"PATCH /api/docs/{id}/comments/{cid}/replies/{rid}", needComment, false, s.handlePatchReply},
+		{"DELETE /api/docs/{id}/comments/{cid}/replies/{rid}", needComment, false, s.handleDeleteReply},
+		{"GET /api/docs/{id}/comments/settings", needEdit, false, s.handleGetCommentSettings},
+		{"PUT /api/docs/{id}/comments/settings", needEdit, false, s.handlePutCommentSettings},
 		{"GET /api/view/{viewId}", needView, true, s.handleGetView},
 		{"GET /api/view/{viewId}/events", needView, true, s.handleViewEvents},
 		{"GET /api/view/{viewId}/text", needView, true, s.handleGetViewText},
 		{"GET /api/view/{viewId}/revisions", needView, true, s.handleViewRevisions},
+		{"GET /api/view/{viewId}/comments", needView, true, s.handleViewComments},
 		{"GET /healthz", needNone, false, s.handleHealthz},
 		{"/api/", needNone, false, notFound},
 	}
@@ -120,7 +137,7 @@ func (s *Server) buildMux(handler func(route) http.Handler) *http.ServeMux {
 // names no document.
 func routeDoc(r *http.Request, n need) (string, bool) {
 	switch n {
-	case needEdit:
+	case needEdit, needComment:
 		return canonicalUUID(r.PathValue("id"))
 	case needView:
 		return canonicalUUID(r.PathValue("viewId"))

@@ -1,0 +1,425 @@
+package collab
+
+// Comments anchored in the text (docs/comments.md): threads on a range of a
+// document, owned by the document's hub like its text and presence. Their
+// ranges move through every op with transformRanges, the code that moves
+// selections, so every node and client that applies the same ops agrees
+// on where a thread sits. Only the hub goroutine touches a commentSet;
+// handlers reach it with a commentReq.
+//
+// Durability: each thread is one record of the CommentStore, holding its
+// range at the revision it was written. Records are rewritten when their
+// thread changes and, for all threads, whenever the hub snapshots the
+// document or has moved them commentSaveEvery revisions since it last did.
+// A hub loads them lazily, on the first request that needs them, and
+// moves each one through the ops committed after its revision.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/collabd/collabd/ot"
+)
+
+// CommentStore keeps a document's comment records. collab declares it;
+// cmd/collabd adapts package storage (and storage/jetstream) to it.
+// Records are opaque bytes to the store, keyed by strings of at most 64
+// bytes. Implementations must be safe for concurrent use, make
+// PutComments durable before it returns, and remove a document's records
+// when Store.Delete removes the document.
+type CommentStore interface {
+	// Comments returns every record of document id, by key; an empty map
+	// when it has none.
+	Comments(ctx context.Context, id string) (map[string][]byte, error)
+	// PutComments stores put, replacing records with the same keys, and
+	// removes the records of del, in one durable write.
+	PutComments(ctx context.Context, id string, put map[string][]byte, del []string) error
+}
+
+// Comment limits' defaults (Options.Comment*).
+const (
+	defaultMaxCommentBytes    = 10 << 10
+	defaultMaxComments        = 1000
+	defaultMaxCommentDocBytes = 4 << 20
+	defaultMaxReplies         = 500
+	defaultCommentRate        = 2
+	defaultCommentBurst       = 30
+	// commentSaveEvery is how many revisions a hub moves the anchors
+	// before it stores them all again, bounding the ops a load replays.
+	commentSaveEvery = 1024
+	// maxQuoteRunes bounds the text a thread remembers of its range, to
+	// find it again when deleted text comes back.
+	maxQuoteRunes = 1024
+	// settingsKey is the record of a document's comment settings; thread
+	// keys are UUIDs, so it cannot clash.
+	settingsKey = "settings"
+)
+
+// thread is one comment thread, as stored and, with Quote cleared, as
+// sent. Range is its anchor at the revision it was read or stored at.
+type thread struct {
+	ID       string     `json:"id"`
+	Range    Range      `json:"range"`
+	Text     string     `json:"text"`
+	Author   string     `json:"author"`
+	Name     string     `json:"name"`
+	Time     time.Time  `json:"time"`
+	Edited   *time.Time `json:"edited,omitempty"`
+	Resolved bool       `json:"resolved"`
+	// Detached: the text it was on has been deleted; Range is empty, at
+	// the place where that text was.
+	Detached bool    `json:"detached"`
+	Replies  []reply `json:"replies"`
+	// Quote is the text of the range when the thread was created (if no
+	// longer than maxQuoteRunes): when a detached thread sees it inserted
+	// again at its place (an undo, a restore, a revert), it takes it back.
+	Quote string `json:"quote,omitempty"`
+	// Rev is the revision Range is at, in a stored record only.
+	Rev int64 `json:"rev,omitempty"`
+}
+
+type reply struct {
+	ID     string     `json:"id"`
+	Text   string     `json:"text"`
+	Author string     `json:"author"`
+	Name   string     `json:"name"`
+	Time   time.Time  `json:"time"`
+	Edited *time.Time `json:"edited,omitempty"`
+}
+
+// bytes is what t holds in text, for the document's budget.
+func (t *thread) bytes() int {
+	n := len(t.Text) + len(t.Quote) + len(t.Name) + 128
+	for _, r := range t.Replies {
+		n += len(r.Text) + len(r.Name) + 96
+	}
+	return n
+}
+
+// commentSettings is a document's settings record.
+type commentSettings struct {
+	// Viewers lets the view id read the threads (GET /api/view/{viewId}/comments).
+	Viewers bool `json:"viewers"`
+}
+
+// commentSet is a hub's comments. The zero value is an unloaded set.
+type commentSet struct {
+	loaded  bool
+	threads []*thread
+	// anchors[i] is threads[i]'s range at the hub's revision, all in one
+	// slice so that an op moves them in one pass.
+	anchors  []Range
+	index    map[string]int // by thread id
+	bytes    int
+	settings commentSettings
+	// movedRev is the revision at which every record was last stored.
+	movedRev int64
+}
+
+// move moves every anchor through op, just applied: as a selection moves
+// (transformRanges), so that text inserted inside a range widens it and a
+// range whose text is deleted ends up empty where it was. That thread is
+// then marked detached; a detached thread whose quote comes back at its
+// place takes its range back.
+func (cs *commentSet) move(op ot.Op) {
+	if len(cs.anchors) == 0 {
+		return
+	}
+	for i := range cs.anchors {
+		t, a := cs.threads[i], cs.anchors[i]
+		if t.Detached {
+			if r, ok := reattach(op, a[0], t.Quote); ok {
+				cs.anchors[i], t.Detached = r, false
+				continue
+			}
+		}
+		b := Range{ot.TransformIndex(op, a[0]), ot.TransformIndex(op, a[1])}
+		if b[0] == b[1] && a[0] != a[1] {
+			t.Detached = true
+		}
+		cs.anchors[i] = b
+	}
+}
+
+// reattach finds quote in the text that op inserts at pos, where a
+// detached thread sits: the inserts of the run of deletes and inserts
+// that pos lies in, which TransformIndex puts before pos. It returns the
+// range of quote's first occurrence there.
+func reattach(op ot.Op, pos int, quote string) (Range, bool) {
+	if quote == "" {
+		return Range{}, false
+	}
+	var ins strings.Builder     // the inserts of the current run
+	i, out, runStart := 0, 0, 0 // base and target positions
+	for _, c := range op {
+		switch {
+		case c.N > 0:
+			if runStart <= pos && pos <= i {
+				return findQuote(ins.String(), out, quote)
+			}
+			if i+c.N > pos {
+				return Range{}, false // inside text the op keeps
+			}
+			i += c.N
+			out += c.N
+			runStart = i
+			ins.Reset()
+		case c.N < 0:
+			i -= c.N
+		default:
+			ins.WriteString(c.S)
+			out += utf8.RuneCountInString(c.S)
+		}
+	}
+	if runStart <= pos && pos <= i {
+		return findQuote(ins.String(), out, quote)
+	}
+	return Range{}, false
+}
+
+// findQuote looks for quote in inserted, the text that ends at target
+// position end.
+func findQuote(inserted string, end int, quote string) (Range, bool) {
+	k := strings.Index(inserted, quote)
+	if inserted == "" || k < 0 {
+		return Range{}, false
+	}
+	start := end - utf8.RuneCountInString(inserted) + utf8.RuneCountInString(inserted[:k])
+	return Range{start, start + utf8.RuneCountInString(quote)}, true
+}
+
+// add puts a thread in the set at range r.
+func (cs *commentSet) add(t *thread, r Range) {
+	if cs.index == nil {
+		cs.index = make(map[string]int)
+	}
+	cs.index[t.ID] = len(cs.threads)
+	cs.threads = append(cs.threads, t)
+	cs.anchors = append(cs.anchors, r)
+	cs.bytes += t.bytes()
+}
+
+// remove takes thread i out of the set, moving the last one into its
+// place.
+func (cs *commentSet) remove(i int) {
+	t := cs.threads[i]
+	cs.bytes -= t.bytes()
+	delete(cs.index, t.ID)
+	last := len(cs.threads) - 1
+	if i != last {
+		cs.threads[i], cs.anchors[i] = cs.threads[last], cs.anchors[last]
+		cs.index[cs.threads[i].ID] = i
+	}
+	cs.threads[last] = nil
+	cs.threads, cs.anchors = cs.threads[:last], cs.anchors[:last]
+}
+
+// get returns thread id and its index, or nil.
+func (cs *commentSet) get(id string) (*thread, int) {
+	i, ok := cs.index[id]
+	if !ok {
+		return nil, -1
+	}
+	return cs.threads[i], i
+}
+
+// wire returns a copy of thread i to send: its range at the head, no
+// quote, no rev.
+func (cs *commentSet) wire(i int) thread {
+	t := *cs.threads[i]
+	t.Range, t.Quote, t.Rev = cs.anchors[i], "", 0
+	t.Replies = slices.Clone(t.Replies)
+	if t.Replies == nil {
+		t.Replies = []reply{}
+	}
+	return t
+}
+
+// list returns every thread to send, in the order of their ranges (and,
+// on the same range, of their creation).
+func (cs *commentSet) list() []thread {
+	out := make([]thread, len(cs.threads))
+	for i := range cs.threads {
+		out[i] = cs.wire(i)
+	}
+	slices.SortFunc(out, func(a, b thread) int {
+		if a.Range[0] != b.Range[0] {
+			return a.Range[0] - b.Range[0]
+		}
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+// errNoComments is why comments cannot be kept: the server has no
+// CommentStore.
+var errNoComments = errors.New("this server keeps no comments")
+
+// commentReq runs do on the hub goroutine, with the document's comments
+// loaded (or h.comments.loaded false and err set), then closes done.
+type commentReq struct {
+	do   func(h *hub, err error)
+	done chan struct{}
+}
+
+func (h *hub) handleComment(m commentReq) {
+	defer close(m.done)
+	m.do(h, h.loadComments())
+}
+
+// loadComments reads the document's comment records the first time they
+// are needed and moves each through the ops committed after it was
+// written.
+func (h *hub) loadComments() error {
+	cs := &h.comments
+	if cs.loaded {
+		return nil
+	}
+	st := h.srv.commentStore
+	if st == nil {
+		return errNoComments
+	}
+	ctx, cancel := context.WithTimeout(h.srv.ctx, storeTimeout)
+	defer cancel()
+	recs, err := st.Comments(ctx, h.id)
+	if err != nil {
+		return fmt.Errorf("load comments: %w", err)
+	}
+	var threads []*thread
+	for k, v := range recs {
+		if k == settingsKey {
+			if err := json.Unmarshal(v, &cs.settings); err != nil {
+				h.log.Error("comment settings unreadable; using defaults", "err", err)
+			}
+			continue
+		}
+		t := &thread{}
+		if err := json.Unmarshal(v, t); err != nil || t.ID != k {
+			h.log.Error("comment record unreadable; skipped", "key", k, "err", err)
+			continue
+		}
+		threads = append(threads, t)
+	}
+	// Oldest record first: each op moves the threads written before it.
+	slices.SortFunc(threads, func(a, b *thread) int { return int(a.Rev - b.Rev) })
+	from := h.rev
+	if len(threads) > 0 {
+		from = min(threads[0].Rev, h.rev)
+	}
+	var moving commentSet
+	next := 0
+	join := func(upTo int64) {
+		for ; next < len(threads) && threads[next].Rev <= upTo; next++ {
+			t := threads[next]
+			moving.add(t, t.Range)
+		}
+	}
+	err = h.eachOpAfter(ctx, from, func(r Record) {
+		join(r.Rev - 1)
+		moving.move(r.Op)
+	})
+	if err != nil {
+		return fmt.Errorf("move comments from rev %d: %w", from, err)
+	}
+	join(h.rev)
+	n := h.doc.Len()
+	for i, t := range moving.threads {
+		// A record from a revision the log no longer has (or a future
+		// one) cannot be placed; clamp it rather than lose the thread.
+		if t.Rev > h.rev {
+			h.log.Warn("comment from a future revision; clamped", "rev", t.Rev, "head", h.rev)
+		}
+		a := moving.anchors[i]
+		a = Range{min(max(a[0], 0), n), min(max(a[1], 0), n)}
+		t.Rev, t.Range = 0, Range{}
+		cs.add(t, a)
+	}
+	cs.loaded = true
+	cs.movedRev = from
+	return nil
+}
+
+// eachOpAfter calls fn with every committed op after rev, oldest first:
+// from the store, in pages, then from memory. Unlike opsAfter it has no
+// limit: it holds one page at a time.
+func (h *hub) eachOpAfter(ctx context.Context, rev int64, fn func(Record)) error {
+	for after := rev; after < h.histBase; {
+		page, err := h.srv.store.Ops(ctx, h.id, after, int(min(h.histBase-after, 1024)), 8<<20)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			return fmt.Errorf("store has no ops after rev %d", after)
+		}
+		for _, r := range page {
+			if r.Rev != after+1 {
+				return fmt.Errorf("store returned rev %d after rev %d", r.Rev, after)
+			}
+			if r.Rev > h.histBase {
+				break
+			}
+			after = r.Rev
+			fn(r)
+		}
+	}
+	for _, r := range h.history {
+		if r.Rev > rev {
+			fn(r)
+		}
+	}
+	return nil
+}
+
+// storeComments writes the records of the threads ids (all when all is
+// set), at the current revision, and removes those of del.
+func (h *hub) storeComments(ids []string, del []string, all bool) error {
+	cs := &h.comments
+	put := make(map[string][]byte)
+	rec := func(i int) {
+		t := *cs.threads[i]
+		t.Range, t.Rev = cs.anchors[i], h.rev
+		put[t.ID] = mustJSON(t)
+	}
+	if all {
+		for i := range cs.threads {
+			rec(i)
+		}
+	}
+	for _, id := range ids {
+		if _, i := cs.get(id); i >= 0 {
+			rec(i)
+		}
+	}
+	ctx, cancel := context.WithTimeout(h.srv.ctx, storeTimeout)
+	defer cancel()
+	if err := h.srv.commentStore.PutComments(ctx, h.id, put, del); err != nil {
+		return fmt.Errorf("store comments: %w", err)
+	}
+	if all {
+		cs.movedRev = h.rev
+	}
+	return nil
+}
+
+// saveComments stores every thread whose record is older than the
+// current revision: when the hub snapshots the document, and every
+// commentSaveEvery revisions (lazy: only when it has threads).
+func (h *hub) saveComments(force bool) {
+	cs := &h.comments
+	if !cs.loaded || len(cs.threads) == 0 || cs.movedRev == h.rev ||
+		(!force && h.rev-cs.movedRev < commentSaveEvery) {
+		return
+	}
+	if err := h.storeComments(nil, nil, true); err != nil {
+		h.log.Error("store moved comments", "err", err)
+	}
+}
