@@ -606,6 +606,7 @@ func (s *Server) handlePutCommentSettings(w http.ResponseWriter, r *http.Request
 			return errStoreComments
 		}
 		h.comments.settings = settings
+		h.notify(notice{Kind: "comments", Rev: h.rev})
 		return nil
 	}) {
 		writeJSON(w, http.StatusOK, settings)

@@ -399,10 +399,14 @@ func (h *hub) storeComments(ids []string, del []string, all bool) error {
 			rec(i)
 		}
 	}
-	ctx, cancel := context.WithTimeout(h.srv.ctx, storeTimeout)
+	// Not h.srv.ctx: the hub stores its threads as it shuts down.
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	if err := h.srv.commentStore.PutComments(ctx, h.id, put, del); err != nil {
 		return fmt.Errorf("store comments: %w", err)
+	}
+	if len(del) > 0 || len(ids) > 0 {
+		h.notify(notice{Kind: "comments", Rev: h.rev})
 	}
 	if all {
 		cs.movedRev = h.rev
@@ -412,14 +416,34 @@ func (h *hub) storeComments(ids []string, del []string, all bool) error {
 
 // saveComments stores every thread whose record is older than the
 // current revision: when the hub snapshots the document, and every
-// commentSaveEvery revisions (lazy: only when it has threads).
+// commentSaveEvery revisions (lazy: only when it has threads). Not in
+// cluster mode, where another node may have just written a thread this
+// hub has not read again yet: there a load moves each record from the
+// revision of its last change.
 func (h *hub) saveComments(force bool) {
 	cs := &h.comments
-	if !cs.loaded || len(cs.threads) == 0 || cs.movedRev == h.rev ||
+	if h.link != nil || !cs.loaded || len(cs.threads) == 0 || cs.movedRev == h.rev ||
 		(!force && h.rev-cs.movedRev < commentSaveEvery) {
 		return
 	}
 	if err := h.storeComments(nil, nil, true); err != nil {
 		h.log.Error("store moved comments", "err", err)
+	}
+}
+
+// commentsChanged handles another node's notice that it changed the
+// document's comments (cluster mode): the set is read again from the
+// store, and the editors here that asked for comments get it whole. A
+// record written at a revision this node has not applied yet is clamped
+// to the text here (docs/comments.md: cluster mode).
+func (h *hub) commentsChanged() {
+	if !h.comments.loaded {
+		return // read when first needed
+	}
+	h.comments = commentSet{}
+	for _, e := range h.editors {
+		if e.comments {
+			h.welcomeComments(e)
+		}
 	}
 }
