@@ -196,7 +196,9 @@ func (s *Server) handleCreateComment(w http.ResponseWriter, r *http.Request) {
 			return ce
 		}
 		cs := &h.comments
-		t := &thread{ID: uuid.NewString(), Text: *b.Text, Author: author, Name: name, Time: time.Now().UTC()}
+		// Text deleted since rev leaves the thread detached from the start.
+		t := &thread{ID: uuid.NewString(), Text: *b.Text, Author: author, Name: name, Time: time.Now().UTC(),
+			Detached: b.Range[0] != b.Range[1] && a[0] == a[1]}
 		if a[1]-a[0] <= maxQuoteRunes {
 			t.Quote = h.doc.Slice(a[0], a[1])
 		}
