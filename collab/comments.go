@@ -131,19 +131,29 @@ func (cs *commentSet) move(op ot.Op) {
 	if len(cs.anchors) == 0 {
 		return
 	}
+	m := ot.NewIndexMap(op)
 	for i := range cs.anchors {
-		t, a := cs.threads[i], cs.anchors[i]
-		if t.Detached {
-			if r, ok := reattach(op, a[0], t.Quote); ok {
-				cs.anchors[i], t.Detached = r, false
-				continue
+		a := &cs.anchors[i]
+		if a[0] == a[1] {
+			// Empty: created so, or detached. Only these read their
+			// thread, so that the usual op touches the anchors alone.
+			if t := cs.threads[i]; t.Detached {
+				// Most ops insert nothing where it sits: a look at the
+				// compiled op says so before the op is walked.
+				if from, to := m.Inserted(a[0]); to-from < utf8.RuneCountInString(t.Quote) || t.Quote == "" {
+				} else if r, ok := reattach(op, a[0], t.Quote); ok {
+					*a, t.Detached = r, false
+					continue
+				}
 			}
+			a[0] = m.Map(a[0])
+			a[1] = a[0]
+			continue
 		}
-		b := Range{ot.TransformIndex(op, a[0]), ot.TransformIndex(op, a[1])}
-		if b[0] == b[1] && a[0] != a[1] {
-			t.Detached = true
+		a[0], a[1] = m.Map(a[0]), m.Map(a[1]) // as mapRanges moves selections
+		if a[0] == a[1] {
+			cs.threads[i].Detached = true
 		}
-		cs.anchors[i] = b
 	}
 }
 

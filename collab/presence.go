@@ -72,9 +72,16 @@ func (h *hub) broadcastPresence(e *editor) {
 
 // transformRanges moves selections through an op, in place.
 func transformRanges(ranges []Range, op ot.Op) {
+	m := ot.NewIndexMap(op)
+	mapRanges(ranges, &m)
+}
+
+// mapRanges moves selections through a compiled op, in place: an
+// insert at a selection's end widens it, one at its start does not.
+func mapRanges(ranges []Range, m *ot.IndexMap) {
 	for i := range ranges {
-		ranges[i][0] = ot.TransformIndex(op, ranges[i][0])
-		ranges[i][1] = ot.TransformIndex(op, ranges[i][1])
+		ranges[i][0] = m.Map(ranges[i][0])
+		ranges[i][1] = m.Map(ranges[i][1])
 	}
 }
 
