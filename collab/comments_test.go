@@ -10,8 +10,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"github.com/collabd/collabd/ot"
 )
 
 // call makes a JSON request and decodes the answer into out (when not
@@ -342,4 +346,112 @@ func TestCommentsSurviveRestart(t *testing.T) {
 	if st := call(t, "GET", ts2.URL+"/api/docs/"+id+"/comments", nil, nil); st != 404 {
 		t.Fatalf("comments of a deleted document: got %d, want 404", st)
 	}
+}
+
+// TestCommentWebhooks: creating a thread and resolving it are events;
+// reopening and replying are not.
+func TestCommentWebhooks(t *testing.T) {
+	rc := newReceiver(t, []byte("webhook-secret"))
+	ts := webhookServer(t, rc, &memOutbox{}, WebhookOptions{Debounce: 20 * time.Millisecond})
+	id, viewID := ts.createDoc(t, "hello")
+	base := ts.URL + "/api/docs/" + id + "/comments"
+	var c createdComment
+	call(t, "POST", base, map[string]any{"rev": 1, "range": []int{0, 5}, "text": "hi", "name": "Ada"}, &c)
+	call(t, "POST", base+"/"+c.ID+"/replies", map[string]any{"text": "re"}, nil)
+	call(t, "PATCH", base+"/"+c.ID, map[string]any{"resolved": true}, nil)
+	call(t, "PATCH", base+"/"+c.ID, map[string]any{"resolved": false}, nil)
+	call(t, "PATCH", base+"/"+c.ID, map[string]any{"resolved": true}, nil)
+	count := func(evs []webhookEvent, typ string) (n int) {
+		for _, e := range evs {
+			if e.Type == typ {
+				n++
+			}
+		}
+		return n
+	}
+	evs := rc.waitFor(t, "comment events", func(evs []webhookEvent) bool {
+		return count(evs, EventCommentCreated) == 1 && count(evs, EventCommentResolved) == 2
+	})
+	for _, e := range evs {
+		if e.Type != EventCommentCreated && e.Type != EventCommentResolved {
+			continue
+		}
+		if e.Doc != id || e.ViewID != viewID || e.Comment == nil || e.Comment.ID != c.ID || e.Comment.Name != "Ada" || e.Comment.Range != (Range{0, 5}) {
+			t.Fatalf("%s: got %+v (comment %+v), want thread %s of doc %s", e.Type, e, e.Comment, c.ID, id)
+		}
+		if e.Type == EventCommentResolved && !e.Comment.Resolved {
+			t.Fatalf("resolved event of a thread not resolved: %+v", e.Comment)
+		}
+	}
+}
+
+// TestCommentRoleToken: a comment token reads and writes comments and
+// the view endpoints, never the text's edit endpoints; a view token
+// cannot comment.
+func TestCommentRoleToken(t *testing.T) {
+	key := bytes.Repeat([]byte("k"), 32)
+	a, err := NewAuth(AuthOptions{HMACSecret: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, Options{Auth: a})
+	id := uuid.NewString()
+	viewID := uuid.NewString()
+	if err := ts.store.Create(t.Context(), DocMeta{ID: id, ViewID: viewID}, &Record{Rev: 1, Op: ot.Op{ot.Insert("hello")}}); err != nil {
+		t.Fatal(err)
+	}
+	tok := func(role string) string {
+		s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"doc": id, "role": role, "name": "Tok",
+			"exp": time.Now().Add(time.Hour).Unix()}).SignedString(key)
+		return s
+	}
+	do := func(method, path, token string, body string) int {
+		req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	comment, view := tok(RoleComment), tok(RoleView)
+	for _, tc := range []struct {
+		method, path, token, body string
+		want                      int
+	}{
+		{"POST", "/api/docs/" + id + "/comments", comment, `{"rev":1,"range":[0,5],"text":"x"}`, 201},
+		{"GET", "/api/docs/" + id + "/comments", comment, "", 200},
+		{"GET", "/api/view/" + viewID, comment, "", 200},
+		{"POST", "/api/docs/" + id + "/ops", comment, `{"rev":1,"op":["x",5]}`, 403},
+		{"GET", "/api/docs/" + id + "/ws", comment, "", 403},
+		{"PUT", "/api/docs/" + id + "/comments/settings", comment, `{"viewers":true}`, 403},
+		{"POST", "/api/docs/" + id + "/comments", view, `{"rev":1,"range":[0,5],"text":"x"}`, 403},
+		{"GET", "/api/docs/" + id + "/comments", view, "", 403},
+	} {
+		if got := do(tc.method, tc.path, tc.token, tc.body); got != tc.want {
+			t.Errorf("%s %s with a %s token: got %d, want %d", tc.method, tc.path,
+				map[string]string{comment: "comment", view: "view"}[tc.token], got, tc.want)
+		}
+	}
+	if got := getCommentsAuth(t, ts, id, comment); got.Comments[0].Name != "Tok" {
+		t.Errorf("a comment made with a token is named %q, want the token's name Tok", got.Comments[0].Name)
+	}
+}
+
+func getCommentsAuth(t *testing.T, ts *testServer, id, token string) commentsAnswer {
+	t.Helper()
+	req, _ := http.NewRequest("GET", ts.URL+"/api/docs/"+id+"/comments", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out commentsAnswer
+	json.NewDecoder(resp.Body).Decode(&out)
+	return out
 }
