@@ -17,6 +17,7 @@ import { Session } from "./session.js";
 import { Store } from "./store.js";
 import { $, el, uuidRe, titleOf, rememberDoc, errorWords, download, copyButton, registerOffline, shadowMount } from "./common.js";
 import { openHistory } from "./history.js";
+import { CommentPane, commentExtensions } from "./comments.js";
 
 registerOffline();
 
@@ -99,7 +100,7 @@ function onUpdate(u) {
     index.map(changes, (a, b) => tr.state.doc.sliceString(a, b), tr.state.doc.length);
     if (local && session) session.edit(op);
   }
-  if (u.docChanged) titleChanged();
+  if (u.docChanged) { titleChanged(); if (comments) comments.changed(); }
   // Only our own moves are news: the server maps everyone's carets
   // through every op itself, so a remote change needs no cursor message
   // (with many editors those would multiply: each op, a message from each).
@@ -115,7 +116,7 @@ const view = new EditorView({
       highlightActiveLine(), EditorView.lineWrapping, search({ top: true }),
       keymap.of([...defaultKeymap, ...searchKeymap, ...historyKeymap]),
       editable.of([EditorState.readOnly.of(true), EditorView.editable.of(false)]),
-      peerDecos, theme,
+      peerDecos, theme, commentExtensions,
       EditorView.contentAttributes.of({ "aria-label": "Document text" }),
       EditorView.updateListener.of(onUpdate),
     ],
@@ -153,6 +154,10 @@ function renderPeerDecos(peers) {
   }
   view.dispatch({ effects: setPeerDecos.of(Decoration.set(decos, true)) });
 }
+
+// ---- comments (comments.js) ---------------------------------------------------
+
+let comments = null;
 
 // ---- page state ---------------------------------------------------------------
 
@@ -359,6 +364,7 @@ async function start() {
   }
   if (!clientId) clientId = crypto.randomUUID();
   sessionStorage.setItem(`collabd-client-${docId}`, clientId);
+  comments = new CommentPane({ view, index: () => index, session: () => session, docId, clientId, name: () => nameEl.value });
   if (client) { pending = client.pending(); setEditable(true); titleChanged(); }
 
   session = new Session({
@@ -367,6 +373,7 @@ async function start() {
       onReset(text) { replaceAll(text); },
       onRemote: applyOp,
       onPeers: renderPeers,
+      onComments(threads) { comments.update(threads); },
       onStatus(s, delay, why) {
         state = s;
         if (s === "offline") { retryAt = Date.now() + (delay || 0); if (why) shutdown = true; }
@@ -413,6 +420,14 @@ $("download").addEventListener("click", () => download(view.state.doc.toString()
 $("search-btn").addEventListener("click", () => { openSearchPanel(view); });
 $("undo-btn").addEventListener("click", () => { undo(view); view.focus(); });
 $("redo-btn").addEventListener("click", () => { redo(view); view.focus(); });
+// Ctrl+Alt+M: comment on the selection.
+window.addEventListener("keydown", (e) => {
+  if (e.ctrlKey && e.altKey && (e.key === "m" || e.key === "M") && comments) {
+    e.preventDefault();
+    comments.toggle(true);
+    $("comment-text").focus();
+  }
+});
 $("panel-btn").addEventListener("click", () => {
   const side = $("side"), open = side.classList.toggle("open");
   $("panel-btn").setAttribute("aria-expanded", String(open));
@@ -427,5 +442,5 @@ $("history-btn").addEventListener("click", () => {
 });
 
 // For the browser tests and the benchmark.
-window.collabdEditor = { view, get session() { return session; }, index: () => index };
+window.collabdEditor = { view, get session() { return session; }, index: () => index, get comments() { return comments; } };
 start();
