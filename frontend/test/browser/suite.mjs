@@ -95,7 +95,13 @@ async function commentsScenario(errors) {
   const ada = await openEditor(errors, "ada", id, undefined, "Ada");
   const bob = await openEditor(errors, "bob", id, undefined, "Bob");
   const cy = await openEditor(errors, "cy", id, undefined, "Cy");
-  const highlighted = (p) => p.evaluate(() => [...document.getElementById("editor").shadowRoot.querySelectorAll(".cm-comment")].map((e) => e.textContent).join("|"));
+  // The highlighted text as a person reads it: without the name labels
+  // of other people's carets that sit inside it.
+  const highlighted = (p) => p.evaluate(() => [...document.getElementById("editor").shadowRoot.querySelectorAll(".cm-comment")].map((e) => {
+    const c = e.cloneNode(true);
+    for (const w of c.querySelectorAll(".cm-peer-caret")) w.remove();
+    return c.textContent;
+  }).join(""));
   const threadTexts = (p) => p.$$eval("#comment-list .thread", (ts) => ts.map((t) => t.textContent));
   // Ada selects "beta" with the keyboard and comments on it.
   await ada.click(".cm-content");
@@ -120,8 +126,11 @@ async function commentsScenario(errors) {
   for (let i = 0; i < 8; i++) await cy.keyboard.press("ArrowRight");
   await cy.keyboard.type("XX", { delay: 30 });
   await converge(base, id, { ada, bob, cy });
-  await until("bob's widened highlight", async () => (await highlighted(bob)) === "beXXta");
-  await until("ada's widened highlight", async () => (await highlighted(ada)) === "beXXta");
+  for (const [who, p] of [["bob", bob], ["ada", ada]]) {
+    let got;
+    await until(`${who}'s widened highlight`, async () => (got = await highlighted(p)) === "beXXta")
+      .catch((e) => { e.message += `: it highlights ${JSON.stringify(got)}`; throw e; });
+  }
   const server = await (await fetch(`${base}/api/docs/${id}/comments`)).json();
   if (JSON.stringify(server.comments.map((t) => t.range)) !== "[[6,12]]") errors.push(`server ranges ${JSON.stringify(server.comments.map((t) => t.range))}, want [[6,12]]`);
   // Bob replies; Ada sees the reply.
