@@ -168,6 +168,9 @@ func (s *Server) onComments(w http.ResponseWriter, r *http.Request, id string, d
 		s.writeStoreError(w, r, loadErr)
 		return false
 	case ce != nil:
+		if ce.status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 		writeError(w, ce.status, ce.code, ce.msg)
 		return false
 	}
@@ -193,6 +196,9 @@ func (s *Server) handleCreateComment(w http.ResponseWriter, r *http.Request) {
 	if !s.onComments(w, r, id, func(h *hub) *commentErr {
 		a, ce := h.placeRange(*b.Rev, *b.Range)
 		if ce != nil {
+			return ce
+		}
+		if ce := h.commentRoom(); ce != nil {
 			return ce
 		}
 		cs := &h.comments
@@ -251,6 +257,15 @@ func (h *hub) placeRange(rev int64, rg Range) (Range, *commentErr) {
 		transformRanges(a, r.Op)
 	}
 	return a[0], nil
+}
+
+// commentRoom refuses a new thread or reply while the server's memory
+// budget is full, as an op that inserts is refused.
+func (h *hub) commentRoom() *commentErr {
+	if h.srv.mem.full() {
+		return cerr(http.StatusServiceUnavailable, CodeRateLimited, "%s", h.srv.memoryFullMessage())
+	}
+	return nil
 }
 
 // sendComment tells the editors that asked for comments of a change.
@@ -313,6 +328,9 @@ func (s *Server) handleCreateReply(w http.ResponseWriter, r *http.Request) {
 	if !s.onComments(w, r, id, func(h *hub) *commentErr {
 		t, i, ce := h.findThread(cid)
 		if ce != nil {
+			return ce
+		}
+		if ce := h.commentRoom(); ce != nil {
 			return ce
 		}
 		cs := &h.comments

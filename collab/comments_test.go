@@ -455,3 +455,29 @@ func getCommentsAuth(t *testing.T, ts *testServer, id, token string) commentsAns
 	json.NewDecoder(resp.Body).Decode(&out)
 	return out
 }
+
+// TestCommentsCountInMemoryBudget: threads are charged to the server's
+// memory budget, and once it is spent new ones are refused (503) rather
+// than grown past it.
+func TestCommentsCountInMemoryBudget(t *testing.T) {
+	ts := newTestServer(t, Options{MemoryBudget: 256 << 10, IdleUnload: time.Hour, CommentRate: 1000, CommentBurst: 1000})
+	id, _ := ts.createDoc(t, "abc")
+	ts.dial(t, id, ClientOptions{}) // an editor: the document cannot be unloaded to make room
+	base := ts.URL + "/api/docs/" + id + "/comments"
+	big := strings.Repeat("z", 10<<10)
+	st, n := 0, 0
+	for ; n < 100; n++ {
+		if st = call(t, "POST", base, map[string]any{"rev": 1, "range": []int{0, 1}, "text": big}, nil); st != 201 {
+			break
+		}
+	}
+	if st != 503 {
+		t.Fatalf("after %d threads of 10 KiB on a 256 KiB budget: got %d, want 503", n, st)
+	}
+	if n < 5 {
+		t.Fatalf("refused after %d threads: the budget should hold a few", n)
+	}
+	if used := ts.srv.mem.used.Load(); used > 2*256<<10 {
+		t.Fatalf("memory charged %d, over twice the budget", used)
+	}
+}
