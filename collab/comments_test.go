@@ -147,6 +147,25 @@ func TestCommentsHTTP(t *testing.T) {
 		}
 	}
 
+	// A run of an HTTP write that deletes the word detaches the thread;
+	// reverting the run puts the word back, and the thread with it.
+	var run struct {
+		Rev int64
+		Run string
+	}
+	if st := call(t, "PUT", ts.URL+"/api/docs/"+id+"/text", map[string]any{"text": "hello  world"}, &run); st != 200 {
+		t.Fatalf("PUT text: got %d", st)
+	}
+	if th := threadOf(t, ts.URL, id, c.ID); !th.Detached || th.Range != (Range{6, 6}) {
+		t.Fatalf("after a run deleted its word: got %+v, want detached on [6,6]", th)
+	}
+	if st := call(t, "POST", ts.URL+"/api/docs/"+id+"/revert", map[string]any{"run": run.Run}, nil); st != 200 {
+		t.Fatalf("revert: got %d", st)
+	}
+	if th := threadOf(t, ts.URL, id, c.ID); th.Detached || th.Range != (Range{6, 11}) {
+		t.Fatalf("after reverting that run: got %+v, want back on [6,11]", th)
+	}
+
 	// Viewers see the threads only once the owner allows it.
 	vbase := ts.URL + "/api/view/" + viewID + "/comments"
 	if st := call(t, "GET", vbase, nil, nil); st != 403 {
@@ -480,4 +499,16 @@ func TestCommentsCountInMemoryBudget(t *testing.T) {
 	if used := ts.srv.mem.used.Load(); used > 2*256<<10 {
 		t.Fatalf("memory charged %d, over twice the budget", used)
 	}
+}
+
+// threadOf returns thread cid of document id.
+func threadOf(t *testing.T, base, id, cid string) thread {
+	t.Helper()
+	for _, th := range getComments(t, base, id).Comments {
+		if th.ID == cid {
+			return th
+		}
+	}
+	t.Fatalf("no thread %s", cid)
+	return thread{}
 }
