@@ -15,6 +15,7 @@ package collab
 // moves each one through the ops committed after its revision.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -120,6 +121,10 @@ type commentSet struct {
 	settings commentSettings
 	// movedRev is the revision at which every record was last stored.
 	movedRev int64
+	// ahead holds, oldest first, records written at a revision this hub
+	// has not applied yet (another node's, in cluster mode): each joins
+	// the set, at its stored range, once the hub reaches its revision.
+	ahead []*thread
 }
 
 // move moves every anchor through op, just applied: as a selection moves
@@ -137,13 +142,14 @@ func (cs *commentSet) move(op ot.Op) {
 		if a[0] == a[1] {
 			// Empty: created so, or detached. Only these read their
 			// thread, so that the usual op touches the anchors alone.
-			if t := cs.threads[i]; t.Detached {
-				// Most ops insert nothing where it sits: a look at the
-				// compiled op says so before the op is walked.
-				if from, to := m.Inserted(a[0]); to-from < utf8.RuneCountInString(t.Quote) || t.Quote == "" {
-				} else if r, ok := reattach(op, a[0], t.Quote); ok {
-					*a, t.Detached = r, false
-					continue
+			// Most ops insert nothing where a detached thread sits: the
+			// compiled op says so before the op is walked for its quote.
+			if t := cs.threads[i]; t.Detached && t.Quote != "" {
+				if from, to := m.Inserted(a[0]); to > from && to-from >= utf8.RuneCountInString(t.Quote) {
+					if r, ok := reattach(op, a[0], t.Quote); ok {
+						*a, t.Detached = r, false
+						continue
+					}
 				}
 			}
 			a[0] = m.Map(a[0])
@@ -154,6 +160,18 @@ func (cs *commentSet) move(op ot.Op) {
 		if a[0] == a[1] {
 			cs.threads[i].Detached = true
 		}
+	}
+}
+
+// catchUp adds the threads of ahead whose revision the hub, now at rev,
+// has reached.
+func (cs *commentSet) catchUp(rev int64) {
+	for len(cs.ahead) > 0 && cs.ahead[0].Rev <= rev {
+		t := cs.ahead[0]
+		cs.ahead = cs.ahead[1:]
+		r := t.Range
+		t.Rev, t.Range = 0, Range{}
+		cs.add(t, r)
 	}
 }
 
@@ -320,7 +338,7 @@ func (h *hub) loadComments() error {
 		threads = append(threads, t)
 	}
 	// Oldest record first: each op moves the threads written before it.
-	slices.SortFunc(threads, func(a, b *thread) int { return int(a.Rev - b.Rev) })
+	slices.SortFunc(threads, func(a, b *thread) int { return cmp.Compare(a.Rev, b.Rev) })
 	from := h.rev
 	if len(threads) > 0 {
 		from = min(threads[0].Rev, h.rev)
@@ -341,13 +359,11 @@ func (h *hub) loadComments() error {
 		return fmt.Errorf("move comments from rev %d: %w", from, err)
 	}
 	join(h.rev)
+	cs.ahead = threads[next:] // written at revisions still to come here
 	n := h.doc.Len()
 	for i, t := range moving.threads {
-		// A record from a revision the log no longer has (or a future
-		// one) cannot be placed; clamp it rather than lose the thread.
-		if t.Rev > h.rev {
-			h.log.Warn("comment from a future revision; clamped", "rev", t.Rev, "head", h.rev)
-		}
+		// Clamped, in case of a store whose ops and records disagree:
+		// a wrong place beats a lost thread.
 		a := moving.anchors[i]
 		a = Range{min(max(a[0], 0), n), min(max(a[1], 0), n)}
 		t.Rev, t.Range = 0, Range{}

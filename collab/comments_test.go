@@ -512,3 +512,25 @@ func threadOf(t *testing.T, base, id, cid string) thread {
 	t.Fatalf("no thread %s", cid)
 	return thread{}
 }
+
+// TestCommentFromAheadJoinsAtItsRevision: a record written at a revision
+// this server has not applied yet (another node's, in cluster mode) is
+// not placed on older text; it joins once the document reaches it.
+func TestCommentFromAheadJoinsAtItsRevision(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	id, _ := ts.createDoc(t, "hello world")
+	rec := mustJSON(thread{ID: uuid.NewString(), Range: Range{2, 4}, Text: "from ahead", Rev: 2, Time: time.Now().UTC()})
+	var th thread
+	json.Unmarshal(rec, &th)
+	if err := ts.store.PutComments(t.Context(), id, map[string][]byte{th.ID: rec}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := getComments(t, ts.URL, id); len(got.Comments) != 0 {
+		t.Fatalf("at rev 1: got %+v, want no thread yet", got.Comments)
+	}
+	postOp(t, ts.URL, id, 1, `["ab",11]`) // rev 2: the record's range is at it
+	postOp(t, ts.URL, id, 2, `["c",13]`)  // rev 3 moves it
+	if got := getComments(t, ts.URL, id); len(got.Comments) != 1 || got.Comments[0].Range != (Range{3, 5}) {
+		t.Fatalf("at rev 3: got %+v, want the thread on [3,5]", got.Comments)
+	}
+}

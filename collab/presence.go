@@ -13,6 +13,7 @@ func (h *hub) movePresence(op ot.Op) {
 		transformRanges(p.ranges, op)
 	}
 	h.comments.move(op)
+	h.comments.catchUp(h.rev)
 	h.movePeers(op) // cluster.go
 }
 
