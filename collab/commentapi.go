@@ -215,7 +215,7 @@ func (s *Server) handleCreateComment(w http.ResponseWriter, r *http.Request) {
 			return cerr(http.StatusRequestEntityTooLarge, CodeTooLarge, "the document's comments hold over %d bytes, the limit", h.srv.opts.MaxCommentDocBytes)
 		}
 		cs.add(t, a)
-		if err := h.storeComments([]string{t.ID}, nil, false); err != nil {
+		if err := h.storeComments([]string{t.ID}, nil); err != nil {
 			h.log.Error("create comment", "err", err)
 			cs.remove(cs.index[t.ID])
 			return errStoreComments
@@ -357,7 +357,7 @@ func (h *hub) changeThread(i int, event, replyID string, change func(t *thread))
 	cs.bytes -= t.bytes()
 	change(t)
 	cs.bytes += t.bytes()
-	if err := h.storeComments([]string{t.ID}, nil, false); err != nil {
+	if err := h.storeComments([]string{t.ID}, nil); err != nil {
 		h.log.Error("store a comment change", "event", event, "err", err)
 		cs.bytes += before.bytes() - t.bytes()
 		*t = before
@@ -444,7 +444,7 @@ func (s *Server) handleDeleteComment(w http.ResponseWriter, r *http.Request) {
 		if t.Author == "" || t.Author != author {
 			return notYours(author, "comment")
 		}
-		if err := h.storeComments(nil, []string{cid}, false); err != nil {
+		if err := h.storeComments(nil, []string{cid}); err != nil {
 			h.log.Error("delete a comment", "err", err)
 			return errStoreComments
 		}

@@ -8,11 +8,13 @@ package collab
 // handlers reach it with a commentReq.
 //
 // Durability: each thread is one record of the CommentStore, holding its
-// range at the revision it was written. Records are rewritten when their
-// thread changes and, for all threads, whenever the hub snapshots the
-// document or has moved them commentSaveEvery revisions since it last did.
-// A hub loads them lazily, on the first request that needs them, and
-// moves each one through the ops committed after its revision.
+// range at the revision it was written, rewritten when the thread
+// changes. The anchors of all threads, which every op moves, are one
+// small record more (anchorsKey), written whenever the hub snapshots the
+// document and, in the background, every commentSaveEvery revisions. A
+// hub loads them lazily, on the first request that needs them, and moves
+// each anchor from the newer of its two records through the ops
+// committed since.
 
 import (
 	"cmp"
@@ -57,10 +59,19 @@ const (
 	// maxQuoteRunes bounds the text a thread remembers of its range, to
 	// find it again when deleted text comes back.
 	maxQuoteRunes = 1024
-	// settingsKey is the record of a document's comment settings; thread
-	// keys are UUIDs, so it cannot clash.
+	// settingsKey is the record of a document's comment settings, and
+	// anchorsKey that of all its anchors; thread keys are UUIDs, so
+	// neither can clash.
 	settingsKey = "settings"
+	anchorsKey  = "anchors"
 )
+
+// anchorsRecord is the anchors of every thread at revision Rev: by
+// thread id, [from, to, detached (0 or 1)].
+type anchorsRecord struct {
+	Rev     int64             `json:"rev"`
+	Anchors map[string][3]int `json:"anchors"`
+}
 
 // thread is one comment thread, as stored and, with Quote cleared, as
 // sent. Range is its anchor at the revision it was read or stored at.
@@ -119,8 +130,11 @@ type commentSet struct {
 	index    map[string]int // by thread id
 	bytes    int
 	settings commentSettings
-	// movedRev is the revision at which every record was last stored.
+	// movedRev is the revision of the anchors last stored (or in
+	// flight); saving, when not nil, is closed once the background write
+	// of the anchors ends.
 	movedRev int64
+	saving   chan struct{}
 	// ahead holds, oldest first, records written at a revision this hub
 	// has not applied yet (another node's, in cluster mode): each joins
 	// the set, at its stored range, once the hub reaches its revision.
@@ -323,7 +337,14 @@ func (h *hub) loadComments() error {
 		return fmt.Errorf("load comments: %w", err)
 	}
 	var threads []*thread
+	var anchors anchorsRecord
 	for k, v := range recs {
+		if k == anchorsKey {
+			if err := json.Unmarshal(v, &anchors); err != nil {
+				h.log.Error("comment anchors unreadable; using each thread's own", "err", err)
+			}
+			continue
+		}
 		if k == settingsKey {
 			if err := json.Unmarshal(v, &cs.settings); err != nil {
 				h.log.Error("comment settings unreadable; using defaults", "err", err)
@@ -334,6 +355,10 @@ func (h *hub) loadComments() error {
 		if err := json.Unmarshal(v, t); err != nil || t.ID != k {
 			h.log.Error("comment record unreadable; skipped", "key", k, "err", err)
 			continue
+		}
+		// The anchors record, when newer, has moved the thread further.
+		if a, ok := anchors.Anchors[t.ID]; ok && anchors.Rev > t.Rev && a[0] <= a[1] {
+			t.Rev, t.Range, t.Detached = anchors.Rev, Range{a[0], a[1]}, a[2] == 1
 		}
 		threads = append(threads, t)
 	}
@@ -405,24 +430,16 @@ func (h *hub) eachOpAfter(ctx context.Context, rev int64, fn func(Record)) error
 	return nil
 }
 
-// storeComments writes the records of the threads ids (all when all is
-// set), at the current revision, and removes those of del.
-func (h *hub) storeComments(ids []string, del []string, all bool) error {
+// storeComments writes the records of the threads ids at the current
+// revision and removes those of del.
+func (h *hub) storeComments(ids []string, del []string) error {
 	cs := &h.comments
 	put := make(map[string][]byte)
-	rec := func(i int) {
-		t := *cs.threads[i]
-		t.Range, t.Rev = cs.anchors[i], h.rev
-		put[t.ID] = mustJSON(t)
-	}
-	if all {
-		for i := range cs.threads {
-			rec(i)
-		}
-	}
 	for _, id := range ids {
 		if _, i := cs.get(id); i >= 0 {
-			rec(i)
+			t := *cs.threads[i]
+			t.Range, t.Rev = cs.anchors[i], h.rev
+			put[t.ID] = mustJSON(t)
 		}
 	}
 	// Not h.srv.ctx: the hub stores its threads as it shuts down.
@@ -434,34 +451,73 @@ func (h *hub) storeComments(ids []string, del []string, all bool) error {
 	if len(del) > 0 || len(ids) > 0 {
 		h.notify(notice{Kind: "comments", Rev: h.rev})
 	}
-	if all {
-		cs.movedRev = h.rev
-	}
 	return nil
 }
 
-// saveComments stores every thread whose record is older than the
-// current revision: when the hub snapshots the document, and every
-// commentSaveEvery revisions (lazy: only when it has threads). Not in
-// cluster mode, where another node may have just written a thread this
-// hub has not read again yet: there a load moves each record from the
-// revision of its last change.
+// saveComments stores the anchors of every thread, if they moved since
+// they were last stored: with force (the hub snapshots the document, or
+// stops) now, waiting for a write in flight; without it, once they have
+// moved commentSaveEvery revisions, in the background, so that the ops
+// waiting on the hub do not wait for it. Not in cluster mode, where every
+// node moves the anchors alike and the document's owner may change: there
+// a load moves each thread from its own record.
 func (h *hub) saveComments(force bool) {
 	cs := &h.comments
+	if cs.saving != nil {
+		select {
+		case <-cs.saving:
+			cs.saving = nil
+		default:
+			if !force {
+				return
+			}
+			<-cs.saving
+			cs.saving = nil
+		}
+	}
 	if h.link != nil || !cs.loaded || len(cs.threads) == 0 || cs.movedRev == h.rev ||
 		(!force && h.rev-cs.movedRev < commentSaveEvery) {
 		return
 	}
-	if err := h.storeComments(nil, nil, true); err != nil {
-		h.log.Error("store moved comments", "err", err)
+	rec := anchorsRecord{Rev: h.rev, Anchors: make(map[string][3]int, len(cs.threads))}
+	for i, t := range cs.threads {
+		d := 0
+		if t.Detached {
+			d = 1
+		}
+		rec.Anchors[t.ID] = [3]int{cs.anchors[i][0], cs.anchors[i][1], d}
 	}
+	put := map[string][]byte{anchorsKey: mustJSON(rec)}
+	cs.movedRev = h.rev
+	write := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		if err := h.srv.commentStore.PutComments(ctx, h.id, put, nil); err != nil {
+			// The thread records stay; a load replays more ops.
+			h.log.Error("store comment anchors", "rev", rec.Rev, "err", err)
+		}
+	}
+	if force {
+		write()
+		return
+	}
+	// Owned by the server's hub group, which Close waits for, like the
+	// hub itself; the hub waits for it before the next one.
+	done := make(chan struct{})
+	cs.saving = done
+	h.srv.hubWG.Add(1)
+	go func() {
+		defer h.srv.hubWG.Done()
+		defer close(done)
+		write()
+	}()
 }
 
 // commentsChanged handles another node's notice that it changed the
 // document's comments (cluster mode): the set is read again from the
-// store, and the editors here that asked for comments get it whole. A
-// record written at a revision this node has not applied yet is clamped
-// to the text here (docs/comments.md: cluster mode).
+// store, and the editors here that asked for comments get it whole.
+// Records written at a revision this node has not applied yet join once
+// it has (commentSet.ahead).
 func (h *hub) commentsChanged() {
 	if !h.comments.loaded {
 		return // read when first needed

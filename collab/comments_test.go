@@ -534,3 +534,51 @@ func TestCommentFromAheadJoinsAtItsRevision(t *testing.T) {
 		t.Fatalf("at rev 3: got %+v, want the thread on [3,5]", got.Comments)
 	}
 }
+
+// TestCommentAnchorsStoredInBackground: while a document is open and
+// edited, the hub stores all anchors every commentSaveEvery revisions,
+// off its goroutine; a server that starts after a crash moves them from
+// there, not from each thread's older record.
+func TestCommentAnchorsStoredInBackground(t *testing.T) {
+	store := newMemStore()
+	srv := New(store, Options{IdleUnload: 100 * time.Millisecond, RateLimit: 1e6, RateBurst: 1e6})
+	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, store: store}
+	defer func() { ts.Close(); srv.Close(context.Background()) }()
+	id, _ := ts.createDoc(t, "hello world")
+	var c createdComment
+	call(t, "POST", ts.URL+"/api/docs/"+id+"/comments", map[string]any{"rev": 1, "range": []int{6, 11}, "text": "w"}, &c)
+	ed := ts.dial(t, id, ClientOptions{}) // keeps the document open
+	ctx := guardCtx(t)
+	for range commentSaveEvery + 10 {
+		if err := ed.Edit(ot.Op{}.Insert("x").Retain(ed.Len())); err != nil {
+			t.Fatal(err)
+		}
+		if err := ed.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rec anchorsRecord
+	deadline := time.Now().Add(10 * time.Second)
+	for rec.Rev < commentSaveEvery {
+		recs, _ := store.Comments(ctx, id)
+		json.Unmarshal(recs[anchorsKey], &rec)
+		if time.Now().After(deadline) {
+			t.Fatalf("no anchors record past rev %d: got %+v", commentSaveEvery, rec)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	shift := int(rec.Rev - 1)
+	if a := rec.Anchors[c.ID]; a != [3]int{6 + shift, 11 + shift, 0} {
+		t.Fatalf("stored anchors at rev %d: got %v, want [%d %d 0]", rec.Rev, a, 6+shift, 11+shift)
+	}
+	// After a crash (this server never stores again), another finds the
+	// thread where the ops put it.
+	srv2 := New(store, Options{})
+	defer srv2.Close(context.Background())
+	ts2 := httptest.NewServer(srv2)
+	defer ts2.Close()
+	n := commentSaveEvery + 10
+	if got := threadOf(t, ts2.URL, id, c.ID); got.Range != (Range{6 + n, 11 + n}) {
+		t.Fatalf("after the crash: got %v, want [%d,%d]", got.Range, 6+n, 11+n)
+	}
+}
