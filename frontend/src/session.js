@@ -4,7 +4,7 @@
 // presence; the text lives in the editor, which the callbacks keep in step:
 //
 //   onReset(text)        replace the local text (a full welcome)
-//   onRemote(op)         apply op (code points) to the local text
+//   onRemote(op, author) apply op (code points), by author, to the local text
 //   onPeers(peers)       the other editors changed (Map author -> peer)
 //   onComments(threads)  the comment threads changed (Map id -> thread,
 //                        ranges in code points of the local text)
@@ -155,7 +155,7 @@ export class Session {
         if (!next) this.flushCursor();
         return;
       }
-      case "op": return this.remote(m.rev, m.op);
+      case "op": return this.remote(m.rev, m.op, m.author);
       case "presence": {
         // The ranges are at the revision we are at; our local text also
         // holds our unacknowledged edits.
@@ -209,7 +209,7 @@ export class Session {
         if (inf && mine(r) && r.seq === inf.seq) {
           this.client.ack(r.rev, r.seq);
           this.cb.onEvent({ k: "ack", rev: r.rev, seq: r.seq });
-        } else this.remote(r.rev, r.op);
+        } else this.remote(r.rev, r.op, r.author);
       }
       const inf = this.client.inflight;
       if (inf && w.lastSeq >= inf.seq) throw new Error(`seq ${inf.seq} applied but not in the catch-up`);
@@ -232,12 +232,12 @@ export class Session {
     this.flushCursor();
   }
 
-  remote(rev, op) {
+  remote(rev, op, author) {
     const local = this.client.applyServer(rev, op);
     this.cb.onEvent({ k: "remote", rev, op });
     for (const p of this.peers.values()) p.ranges = moveRanges(local, p.ranges);
     for (const t of this.comments.values()) t.range = moveRanges(local, [t.range])[0];
-    this.cb.onRemote(local);
+    this.cb.onRemote(local, author);
   }
 
   // edit records a local change, already made to the local text, as op.
