@@ -168,6 +168,24 @@ export class CommentPane {
     return li;
   }
 
+  // markdown returns the threads as a section to append to the text in
+  // an export: where each sits, who wrote what, and whether it is
+  // resolved. Empty when there are none.
+  markdown() {
+    const all = this.sorted();
+    if (!all.length) return "";
+    const doc = this.view.state.doc;
+    const oneLine = (s) => s.replace(/\s*\n\s*/g, " ");
+    const lines = ["", "", "---", "", "## Comments", ""];
+    for (const t of all) {
+      const [a, b] = this.units(t);
+      const where = t.detached || a === b ? `line ${doc.lineAt(a).number}, its text deleted` : `“${oneLine(doc.sliceString(a, b))}” (line ${doc.lineAt(a).number})`;
+      lines.push(`- **${t.name || "Anonymous"}** on ${where}${t.resolved ? ", resolved" : ""}: ${oneLine(t.text)}`);
+      for (const r of t.replies) lines.push(`  - **${r.name || "Anonymous"}**: ${oneLine(r.text)}`);
+    }
+    return `${lines.join("\n")}\n`;
+  }
+
   // focus shows thread id as current: in the list, and with select, its
   // text selected in the editor.
   focus(id, select) {

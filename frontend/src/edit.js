@@ -461,7 +461,8 @@ function fillShare(viewId) {
   copy.disabled = !viewId;
 }
 fillShare((listDocs().find((d) => d.id === docId) || {}).viewId);
-wireExport($("download"), $("export-menu"), () => view.state.doc.toString(), () => lastTitle, $("print"));
+wireExport($("download"), $("export-menu"), () => view.state.doc.toString(), () => lastTitle, $("print"),
+  () => (comments ? comments.markdown() : ""));
 $("search-btn").addEventListener("click", () => { openSearchPanel(view); });
 $("undo-btn").addEventListener("click", () => { undo(view); view.focus(); });
 $("redo-btn").addEventListener("click", () => { redo(view); view.focus(); });

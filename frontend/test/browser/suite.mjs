@@ -5,6 +5,7 @@
 // answers "@restart" lines (stop the server, start it again on the same
 // address and data file) with a line on stdin once it is back.
 import { createInterface } from "node:readline";
+import { readFileSync } from "node:fs";
 import {
   launch, watch, cspViolations, sleep, until, editorText, viewerText, status, live, serverText, createDoc,
   converge, shotDir, paste,
@@ -156,6 +157,13 @@ async function commentsScenario(errors) {
   await converge(base, id, { ada, bob, cy });
   await until("ada's detached thread", async () => (await threadTexts(ada)).join("").includes("its text was deleted"));
   if ((await highlighted(ada)) !== "") errors.push(`ada still highlights ${JSON.stringify(await highlighted(ada))} after the text was deleted`);
+  // An export with comments has them in a section of their own.
+  await ada.click("#download");
+  const [dl] = await Promise.all([ada.waitForEvent("download"), ada.click("[data-export=md-comments]")]);
+  const exported = readFileSync(await dl.path(), "utf8");
+  if (!exported.startsWith("alpha  gamma delta") || !/\n## Comments\n\n- \*\*Ada\*\* on line 1, its text deleted: Why beta\?\n  - \*\*Bob\*\*: Because it is second\.\n$/.test(exported)) {
+    errors.push(`the export with comments is ${JSON.stringify(exported)}`);
+  }
   // Ada resolves it: it leaves everyone's count.
   await ada.click("#comment-list .thread .actions button");
   await until("bob's count after resolve", () => bob.$eval("#comment-count", (e) => e.textContent === "0"));
