@@ -34,6 +34,10 @@ const (
 	RoleView = "view"
 	// RoleCreate creates documents (POST /api/docs).
 	RoleCreate = "create"
+	// RoleComment reads a document's view endpoints and reads and writes
+	// its comments (the routes that need comment), by its edit id; it
+	// cannot change the text.
+	RoleComment = "comment"
 )
 
 // CreateTokenHeader is the header that may carry the create token
@@ -160,13 +164,13 @@ func (a *Auth) verify(raw string) (*tokenClaims, error) {
 		return nil, fmt.Errorf("%w: %w", errBadToken, err)
 	}
 	switch c.Role {
-	case RoleEdit, RoleView:
+	case RoleEdit, RoleView, RoleComment:
 		if c.Doc == "" {
 			return nil, fmt.Errorf(`%w: a %s token needs a "doc" claim`, errBadToken, c.Role)
 		}
 	case RoleCreate:
 	default:
-		return nil, fmt.Errorf(`%w: "role" must be edit, view or create, got %q`, errBadToken, truncate(c.Role, 20))
+		return nil, fmt.Errorf(`%w: "role" must be edit, comment, view or create, got %q`, errBadToken, truncate(c.Role, 20))
 	}
 	return c, nil
 }
@@ -336,7 +340,7 @@ func (s *Server) grants(r *http.Request, c *tokenClaims, n need) string {
 			return fmt.Sprintf("a %s token cannot create documents", c.Role)
 		}
 		return ""
-	case needRead, needComment, needEdit, needOwner:
+	case needEdit, needOwner:
 		if c.Role != RoleEdit {
 			return fmt.Sprintf("a %s token cannot use edit endpoints", c.Role)
 		}
@@ -346,8 +350,17 @@ func (s *Server) grants(r *http.Request, c *tokenClaims, n need) string {
 			return "the token is for another document"
 		}
 		return ""
+	case needRead, needComment:
+		// A comment token reads and comments, and edits nothing.
+		if c.Role != RoleEdit && c.Role != RoleComment {
+			return fmt.Sprintf("a %s token cannot use comment endpoints", c.Role)
+		}
+		if id, _ := routeDoc(r, n); !sameDoc(c.Doc, id) {
+			return "the token is for another document"
+		}
+		return ""
 	case needView:
-		if c.Role != RoleEdit && c.Role != RoleView {
+		if c.Role != RoleEdit && c.Role != RoleView && c.Role != RoleComment {
 			return fmt.Sprintf("a %s token cannot view documents", c.Role)
 		}
 		id, ok := routeDoc(r, n)

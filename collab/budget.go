@@ -199,7 +199,8 @@ func (h *hub) account() {
 	if s := h.snaps.snap; s != nil {
 		snap = len(s.text) + len(s.json)
 	}
-	n := int64(h.histBytes + h.queueBytes + h.snaps.recentBytes + snap)
+	// Comment threads (comments.go): their text and their anchors.
+	n := int64(h.histBytes + h.queueBytes + h.snaps.recentBytes + snap + h.comments.bytes + 16*len(h.comments.anchors))
 	if h.committing {
 		// The store holds copies of the batch until its commit is done:
 		// the encoded records and the pages they are written to.

@@ -178,8 +178,9 @@ type remotePeer struct {
 
 // notice is what hubs of one document on different nodes tell each other.
 type notice struct {
-	// "presence", "leave", "hello", "deleted", or "who": a hub that has
-	// just loaded asks for the others' presence.
+	// "presence", "leave", "hello", "deleted", "comments" (another node
+	// changed the comments), or "who": a hub that has just loaded asks
+	// for the others' presence.
 	Kind   string  `json:"kind"`
 	Author string  `json:"author,omitempty"`
 	Name   string  `json:"name,omitempty"`
@@ -665,6 +666,8 @@ func (h *hub) noticed(b []byte) {
 		}
 	case "deleted":
 		h.closeDeleted()
+	case "comments":
+		h.commentsChanged() // comments.go
 	}
 }
 

@@ -64,6 +64,8 @@ type editor struct {
 	// acked is the highest seq acknowledged on c: a resend that races
 	// its original's commit (cluster mode) is acknowledged once.
 	acked int64
+	// comments: the client asked for comment messages (comments.go).
+	comments bool
 }
 
 // pendingOp is an op applied in memory whose commit is in flight.
@@ -131,6 +133,7 @@ type hub struct {
 	viewers   map[*viewer]struct{}
 	authors   map[string]string // authorOf's memo, by client id
 	snaps     snapshotState     // the text built once per revision
+	comments  commentSet        // comments.go
 
 	queue      []any // requests deferred while a commit is in flight
 	queueBytes int   // inserted text of the ops in queue
@@ -308,6 +311,7 @@ func (h *hub) run() {
 		case <-tick.C:
 			h.dropUnusedSnapshot(time.Now().Add(-tickEvery))
 			h.refreshPeers(time.Now())
+			h.saveComments(false)
 			if h.unloadIdle() {
 				return
 			}
@@ -484,6 +488,8 @@ func (h *hub) handle(m any) {
 		h.rotate(m) // rotate.go
 	case shrinkReq:
 		h.shrink()
+	case commentReq:
+		h.handleComment(m)
 	default:
 		panic(fmt.Sprintf("collab: hub got %T", m))
 	}
@@ -521,7 +527,7 @@ func (h *hub) join(c *conn, hl *hello, parkedAt time.Time) {
 		c.fail(errorf(CodeRateLimited, "document has too many editors (limit %d); try again later", h.srv.opts.MaxEditors))
 		return
 	}
-	e := &editor{c: c, client: hl.client, author: h.authorOf(hl.client), name: hl.name, ranges: []Range{}}
+	e := &editor{c: c, client: hl.client, author: h.authorOf(hl.client), name: hl.name, ranges: []Range{}, comments: hl.comments}
 	h.srv.authorNames.note(e.author, e.name) // authors.go
 	if old != nil {
 		// The client reconnected: its old connection is closed and
@@ -578,6 +584,7 @@ func (h *hub) join(c *conn, hl *hello, parkedAt time.Time) {
 		c.enqueue(mustJSON(w))
 	}
 	h.editors[e.client] = e
+	h.welcomeComments(e)
 	h.noteRanges(e)
 	h.broadcastPresence(e)
 }
@@ -860,6 +867,7 @@ func (h *hub) editorsBesides(client string) bool {
 // saveSnapshot stores the text at the current revision if it changed
 // since the last snapshot.
 func (h *hub) saveSnapshot() {
+	h.saveComments(true)
 	if h.rev == h.savedRev {
 		return
 	}

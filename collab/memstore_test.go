@@ -1,6 +1,7 @@
 package collab
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -29,6 +30,8 @@ type memDoc struct {
 	ops     []Record
 	clients map[string][2]int64
 	snaps   map[int64]string
+	// comments are its comment records (CommentStore).
+	comments map[string][]byte
 }
 
 func newMemStore() *memStore {
@@ -291,6 +294,42 @@ func (m *memStore) Delete(ctx context.Context, id string) error {
 	}
 	delete(m.docs, id)
 	delete(m.views, d.meta.ViewID)
+	return nil
+}
+
+func (m *memStore) Comments(ctx context.Context, id string) (map[string][]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, err := m.doc(id)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(d.comments))
+	for k, v := range d.comments {
+		out[k] = bytes.Clone(v)
+	}
+	return out, nil
+}
+
+func (m *memStore) PutComments(ctx context.Context, id string, put map[string][]byte, del []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failErr != nil {
+		return m.failErr
+	}
+	d, err := m.doc(id)
+	if err != nil {
+		return err
+	}
+	if d.comments == nil {
+		d.comments = make(map[string][]byte)
+	}
+	for k, v := range put {
+		d.comments[k] = bytes.Clone(v)
+	}
+	for _, k := range del {
+		delete(d.comments, k)
+	}
 	return nil
 }
 

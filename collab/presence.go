@@ -6,11 +6,14 @@ import "github.com/collabd/collabd/ot"
 // that they stay on the text they were on, and the colors editors get.
 // The hub's side of it (cluster.go has the other nodes' editors).
 
-// movePresence moves every known selection through an op just applied.
+// movePresence moves every known selection, and every comment's anchor
+// (comments.go), through an op just applied.
 func (h *hub) movePresence(op ot.Op) {
 	for _, p := range h.ranged {
 		transformRanges(p.ranges, op)
 	}
+	h.comments.move(op)
+	h.comments.catchUp(h.rev)
 	h.movePeers(op) // cluster.go
 }
 
@@ -70,9 +73,16 @@ func (h *hub) broadcastPresence(e *editor) {
 
 // transformRanges moves selections through an op, in place.
 func transformRanges(ranges []Range, op ot.Op) {
+	m := ot.NewIndexMap(op)
+	mapRanges(ranges, &m)
+}
+
+// mapRanges moves selections through a compiled op, in place: an
+// insert at a selection's end widens it, one at its start does not.
+func mapRanges(ranges []Range, m *ot.IndexMap) {
 	for i := range ranges {
-		ranges[i][0] = ot.TransformIndex(op, ranges[i][0])
-		ranges[i][1] = ot.TransformIndex(op, ranges[i][1])
+		ranges[i][0] = m.Map(ranges[i][0])
+		ranges[i][1] = m.Map(ranges[i][1])
 	}
 }
 

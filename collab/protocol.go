@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,6 +69,9 @@ const (
 	typePresence = "presence"
 	typeLeave    = "leave"
 	typeError    = "error"
+	// Only to clients that asked for "comments" in their hello.
+	typeComments = "comments"
+	typeComment  = "comment"
 )
 
 // protoError is an error a client caused, with the protocol code it is
@@ -112,6 +116,9 @@ type clientMessage struct {
 	Seq    *int64          `json:"seq"`
 	Op     json.RawMessage `json:"op"`
 	Ranges []Range         `json:"ranges"`
+	// Features, in a hello, names optional message kinds the client
+	// wants: "comments" (comments.go).
+	Features []string `json:"features"`
 }
 
 // hello is a validated hello message.
@@ -119,6 +126,8 @@ type hello struct {
 	client string // canonical UUID form
 	name   string
 	rev    int64 // -1 when the client gave none
+	// comments: the client wants comment messages.
+	comments bool
 }
 
 // opMessage is a validated op message.
@@ -139,6 +148,9 @@ const (
 	maxNameRunes = 64
 	maxRanges    = 64
 	defaultName  = "Anonymous"
+	maxFeatures  = 16
+	// featureComments in a hello's features asks for comment messages.
+	featureComments = "comments"
 )
 
 // decodeClientMessage parses one frame from a client into a *hello,
@@ -190,6 +202,12 @@ func decodeHello(m *clientMessage) (any, *protoError) {
 		}
 		h.rev = *m.Rev
 	}
+	if len(m.Features) > maxFeatures {
+		return nil, errorf(CodeBadMessage, `hello: at most %d "features"`, maxFeatures)
+	}
+	// Unknown features are ignored: a newer client asks a server that
+	// may not know them.
+	h.comments = slices.Contains(m.Features, featureComments)
 	return h, nil
 }
 
@@ -376,3 +394,24 @@ func sseSnapshotHead(rev int64) []byte {
 }
 
 var sseSnapshotTail = []byte("}\n\n")
+
+// commentsMessage carries every thread of the document, their ranges at
+// rev; it follows the welcome of a client that asked for comments.
+type commentsMessage struct {
+	Type     string   `json:"type"`
+	Rev      int64    `json:"rev"`
+	Comments []thread `json:"comments"`
+}
+
+// commentMessage tells of one change to a thread: Event is created,
+// replied, edited, resolved, reopened or deleted; Reply names the reply
+// that was added, edited or deleted. Comment is the thread after the
+// change (its range at Rev), absent when the thread was deleted.
+type commentMessage struct {
+	Type    string  `json:"type"`
+	Event   string  `json:"event"`
+	Rev     int64   `json:"rev"`
+	ID      string  `json:"id"`
+	Reply   string  `json:"reply,omitempty"`
+	Comment *thread `json:"comment,omitempty"`
+}

@@ -155,8 +155,11 @@ func TestRoutesDeclareNeeds(t *testing.T) {
 		case !strings.Contains(rt.pattern, "{") && (strings.HasPrefix(rt.pattern, "GET /api/me") ||
 			strings.Contains(rt.pattern, " /api/signin") || strings.HasPrefix(rt.pattern, "POST /api/signout")):
 			want = needNone // sign-in (signin.go): about the caller, no document
-		case strings.Contains(rt.pattern, "{id}/access") || rt.pattern == "DELETE /api/docs/{id}":
+		case strings.Contains(rt.pattern, "{id}/access") || rt.pattern == "DELETE /api/docs/{id}" ||
+			strings.Contains(rt.pattern, "{id}/comments/settings"):
 			want = needOwner
+		case strings.Contains(rt.pattern, "{id}/comments"):
+			want = needComment
 		case strings.Contains(rt.pattern, "{id}") && method == http.MethodGet && !strings.HasSuffix(rt.pattern, "/ws"):
 			want = needRead // a read: a signed-in viewer may make it by the edit id
 		case strings.Contains(rt.pattern, "{id}"):
@@ -249,12 +252,18 @@ func newAccessFixture(tb testing.TB) *accessFixture {
 		// handler, which finds no view of that id (404): it names no
 		// other document.
 		{"edit id", tok(f.id, RoleEdit), func(n need, p string) bool {
-			return (n == needEdit && p == f.id) || (n == needView && (p == f.viewID || p == f.id))
+			return ((n == needEdit || n == needComment) && p == f.id) || (n == needView && (p == f.viewID || p == f.id))
 		}},
 		{"edit other", tok(f.otherID, RoleEdit), func(n need, p string) bool {
-			return n == needEdit && p == f.otherID
+			return (n == needEdit || n == needComment) && p == f.otherID
 		}},
-		{"edit *", tok("*", RoleEdit), func(n need, _ string) bool { return n == needEdit || n == needView }},
+		{"edit *", tok("*", RoleEdit), func(n need, _ string) bool { return n == needEdit || n == needView || n == needComment }},
+		// The comment role: comments and view endpoints, never the text's
+		// edit endpoints.
+		{"comment id", tok(f.id, RoleComment), func(n need, p string) bool {
+			return (n == needComment && p == f.id) || (n == needView && (p == f.viewID || p == f.id))
+		}},
+		{"comment *", tok("*", RoleComment), func(n need, _ string) bool { return n == needComment || n == needView }},
 		{"view by view id", tok(f.viewID, RoleView), func(n need, p string) bool {
 			return n == needView && p == f.viewID
 		}},
@@ -298,7 +307,7 @@ func (f *accessFixture) check(t *testing.T, method, target string, tokIdx uint8,
 	}
 	var pathID string
 	switch n {
-	case needEdit:
+	case needEdit, needComment:
 		pathID, _ = canonicalUUID(f.reached.r.PathValue("id"))
 	case needView:
 		pathID, _ = canonicalUUID(f.reached.r.PathValue("viewId"))
@@ -323,6 +332,8 @@ func FuzzRouteAccess(f *testing.F) {
 		"/api/view/" + fx.viewID + "/text", "/api/view/" + fx.id, "/api/docs/" + fx.viewID + "/ops",
 		"/api/docs/" + fx.otherID + "/restore", "/api/./docs/" + fx.id, "/api/docs%2F" + fx.id,
 		"/api/view/%30a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/events", "/healthz", "/api/", "*",
+		"/api/docs/" + fx.id + "/comments", "/api/docs/" + fx.id + "/comments/x/replies", "/api/docs/" + fx.id + "/comments/settings",
+		"/api/docs/" + fx.otherID + "/comments/x", "/api/view/" + fx.viewID + "/comments",
 	} {
 		for tok := range len(fx.tokens) {
 			f.Add(uint8(tok), p, uint8(tok), tok%2 == 0)

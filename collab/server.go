@@ -247,6 +247,26 @@ type Options struct {
 	MaxStreamsPerAddr int
 	StreamCommitRate  float64
 
+	// Comments keeps comment threads (comments.go, docs/comments.md).
+	// Nil: the store's, when it implements CommentStore; otherwise the
+	// comment endpoints answer 501.
+	Comments CommentStore
+	// MaxCommentBytes bounds the text of one comment or reply (default
+	// 10 KiB; 413 beyond). MaxComments bounds a document's threads
+	// (default 1000), MaxReplies a thread's replies (default 500) and
+	// MaxCommentDocBytes all of a document's comment text (default 4 MiB);
+	// beyond them a new one is refused with 413.
+	MaxCommentBytes    int
+	MaxComments        int
+	MaxReplies         int
+	MaxCommentDocBytes int
+	// CommentRate is how many comment writes (create, reply, edit,
+	// resolve, delete) one address may make per second on average
+	// (default 2), with bursts up to CommentBurst (default 30); beyond
+	// them 429.
+	CommentRate  float64
+	CommentBurst int
+
 	// AuthorKey is the secret that author ids are derived from (see
 	// author.go). Keep it in the store, so that author ids stay the same
 	// across restarts; nil means a random key for this Server alone.
@@ -325,6 +345,12 @@ func (o *Options) setDefaults() {
 	setDefault(&o.MaxStreamsPerDoc, 16)
 	setDefault(&o.MaxStreamsPerAddr, 4)
 	setDefault(&o.StreamCommitRate, 50)
+	setDefault(&o.MaxCommentBytes, defaultMaxCommentBytes)
+	setDefault(&o.MaxComments, defaultMaxComments)
+	setDefault(&o.MaxReplies, defaultMaxReplies)
+	setDefault(&o.MaxCommentDocBytes, defaultMaxCommentDocBytes)
+	setDefault(&o.CommentRate, defaultCommentRate)
+	setDefault(&o.CommentBurst, defaultCommentBurst)
 	// The protocol promises a commit at least every 100 ms while text
 	// arrives.
 	o.StreamCommitRate = max(o.StreamCommitRate, 10)
@@ -380,6 +406,10 @@ type Server struct {
 	authorsEvery int64       // revisions between checkpoints; tests make it small
 	mem          *memBudget  // budget.go
 	httpWrites   *httpWrites // httpwrite.go
+	// commentStore keeps comments (nil: none); commentRate limits
+	// comment writes per address (commentapi.go).
+	commentStore CommentStore
+	commentRate  *addrBuckets
 
 	// authorKey is never changed after New.
 	authorKey []byte
@@ -433,6 +463,11 @@ func New(store Store, opts Options) *Server {
 	s.restores = newRestoreLimiter(opts)
 	s.mem = newMemBudget(opts.MemoryBudget, s.reclaim)
 	s.httpWrites = newHTTPWrites(opts)
+	s.commentStore = opts.Comments
+	if cs, ok := store.(CommentStore); ok && s.commentStore == nil {
+		s.commentStore = cs
+	}
+	s.commentRate = newAddrBuckets(opts.CommentRate, opts.CommentBurst, opts.MaxTrackedAddrs)
 	s.authorKey = append([]byte(nil), opts.AuthorKey...)
 	if len(s.authorKey) == 0 {
 		s.authorKey = newAuthorKey()

@@ -224,6 +224,8 @@ type webhookEvent struct {
 	// TextOmitted marks a changed event queued without its text, the
 	// outbox being past its byte bound (outbox.go).
 	TextOmitted bool `json:"textOmitted,omitempty"`
+	// Comment is the thread of a comment event (commentapi.go).
+	Comment *webhookComment `json:"comment,omitempty"`
 }
 
 func newEvent(typ, id, viewID string) webhookEvent {

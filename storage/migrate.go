@@ -31,7 +31,7 @@ import (
 func initBuckets(bolt *bbolt.DB, log *slog.Logger) error {
 	var format []byte
 	err := bolt.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketDocs, bucketSnaps, bucketViews, bucketSys} {
+		for _, name := range [][]byte{bucketDocs, bucketSnaps, bucketViews, bucketSys, bucketComments} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

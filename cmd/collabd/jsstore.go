@@ -19,9 +19,19 @@ type jsStore struct {
 }
 
 var (
-	_ collab.Store   = jsStore{}
-	_ collab.Cluster = jsStore{}
+	_ collab.Store        = jsStore{}
+	_ collab.Cluster      = jsStore{}
+	_ collab.CommentStore = jsStore{}
 )
+
+func (s jsStore) Comments(ctx context.Context, id string) (map[string][]byte, error) {
+	m, err := s.st.Comments(ctx, id)
+	return m, mapJSErr(err)
+}
+
+func (s jsStore) PutComments(ctx context.Context, id string, put map[string][]byte, del []string) error {
+	return mapJSErr(s.st.PutComments(ctx, id, put, del))
+}
 
 // mapJSErr lets collab recognise jetstream's errors as its own.
 func mapJSErr(err error) error {

@@ -16,9 +16,19 @@ import (
 type store struct{ db *storage.DB }
 
 var (
-	_ collab.Store       = store{}
-	_ collab.RecordSizer = store{}
+	_ collab.Store        = store{}
+	_ collab.RecordSizer  = store{}
+	_ collab.CommentStore = store{}
 )
+
+func (s store) Comments(ctx context.Context, id string) (map[string][]byte, error) {
+	m, err := s.db.Comments(ctx, id)
+	return m, mapErr(err)
+}
+
+func (s store) PutComments(ctx context.Context, id string, put map[string][]byte, del []string) error {
+	return mapErr(s.db.PutComments(ctx, id, put, del))
+}
 
 // mapErr lets collab recognise storage's not-found errors as its own.
 func mapErr(err error) error {

@@ -224,7 +224,7 @@ func loadLight(ctx context.Context, cfg config) (*report, error) {
 	rep := &report{}
 	docs := make([]string, cfg.docs)
 	for i := range docs {
-		id, err := createDoc(ctx, cfg.url)
+		id, err := createDoc(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}

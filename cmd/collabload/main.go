@@ -72,6 +72,8 @@ type config struct {
 	// HTTP writes (writes.go)
 	httpWrites int
 	streamRate float64
+	// comments is how many threads each document has (comments.go).
+	comments int
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -89,6 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.pid, "server-pid", 0, "`pid` of the collabd under load (same machine) for its CPU per op and RSS")
 	fs.StringVar(&cfg.adminURL, "admin-url", "", "collabd admin `URL` (its -admin-addr) whose /metrics give the server-side latencies")
 	fs.IntVar(&cfg.httpWrites, "http-writes", 0, "HTTP writers, each on a keep-alive connection of its own, POSTing /ops into the documents (round-robin) one after the other, each on the revision of its own last answer; needs -editors 0 (the server needs -write-rate -1)")
+	fs.IntVar(&cfg.comments, "comments", 0, "open comment threads put on each document before typing starts, on a text of 4,000 code points (the server needs -comment-rate and -comment-burst to allow them)")
 	fs.Float64Var(&cfg.streamRate, "stream-rate", 0, "`tokens` per second that one POST /stream per document writes while the editors type; with -viewers, the time from a token entering the request body to each viewer's op event")
 	cpuprofile := fs.String("cpuprofile", "", "write collabload's own CPU profile to `file`")
 	if err := fs.Parse(args); err != nil {
@@ -196,7 +199,7 @@ func load(ctx context.Context, cfg config) (*report, error) {
 	docs := make([]string, cfg.docs)
 	startRev := make([]int64, cfg.docs)
 	for i := range docs {
-		id, err := createDoc(ctx, cfg.url)
+		id, err := createDoc(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -581,8 +584,22 @@ func (v *viewer) waitRev(ctx context.Context, rev int64) (string, error) {
 	}
 }
 
-func createDoc(ctx context.Context, base string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/docs", strings.NewReader(`{}`))
+// createDoc creates a document: empty, or with -comments, a text and
+// that many threads on it.
+func createDoc(ctx context.Context, cfg config) (string, error) {
+	body := `{}`
+	if cfg.comments > 0 {
+		body = fmt.Sprintf(`{"text":%q}`, commentedText)
+	}
+	id, err := postDoc(ctx, cfg.url, body)
+	if err != nil || cfg.comments == 0 {
+		return id, err
+	}
+	return id, addComments(ctx, cfg.url, id, cfg.comments)
+}
+
+func postDoc(ctx context.Context, base, body string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/docs", strings.NewReader(body))
 	if err != nil {
 		return "", err
 	}

@@ -18,6 +18,7 @@ import { Store } from "./store.js";
 import { $, el, uuidRe, titleOf, rememberDoc, listDocs, errorWords, download, copyButton, registerOffline, shadowMount } from "./common.js";
 import { openHistory } from "./history.js";
 import { me, accountBar, noAccess, shareDialog } from "./account.js";
+import { CommentPane, commentExtensions } from "./comments.js";
 import { authorStyler, runRanges, legend, renderLegend } from "./authors.js";
 import { sizedMarkdown } from "./mdlang.js";
 import { wireExport } from "./export.js";
@@ -129,7 +130,7 @@ function onUpdate(u) {
     index.map(changes, (a, b) => tr.state.doc.sliceString(a, b), tr.state.doc.length);
     if (local && session) session.edit(op);
   }
-  if (u.docChanged) { titleChanged(); schedulePreview(); }
+  if (u.docChanged) { titleChanged(); schedulePreview(); if (comments) comments.changed(); }
   // Only our own moves are news: the server maps everyone's carets
   // through every op itself, so a remote change needs no cursor message
   // (with many editors those would multiply: each op, a message from each).
@@ -145,7 +146,7 @@ const view = new EditorView({
       highlightActiveLine(), EditorView.lineWrapping, search({ top: true }),
       keymap.of([...defaultKeymap, ...searchKeymap, ...historyKeymap]),
       editable.of([EditorState.readOnly.of(true), EditorView.editable.of(false)]),
-      peerDecos, authorDecos, theme, sizedMarkdown(),
+      peerDecos, authorDecos, theme, sizedMarkdown(), commentExtensions,
       EditorView.contentAttributes.of({ "aria-label": "Document text" }),
       EditorView.updateListener.of(onUpdate),
     ],
@@ -184,6 +185,10 @@ function renderPeerDecos(peers) {
   }
   view.dispatch({ effects: setPeerDecos.of(Decoration.set(decos, true)) });
 }
+
+// ---- comments (comments.js) ---------------------------------------------------
+
+let comments = null;
 
 // ---- page state ---------------------------------------------------------------
 
@@ -419,6 +424,7 @@ async function start() {
   }
   if (!clientId) clientId = crypto.randomUUID();
   sessionStorage.setItem(`collabd-client-${docId}`, clientId);
+  comments = new CommentPane({ view, index: () => index, session: () => session, docId, clientId, name: () => nameEl.value });
   if (client) { pending = client.pending(); setEditable(true); titleChanged(); }
 
   session = new Session({
@@ -427,6 +433,7 @@ async function start() {
       onReset(text) { replaceAll(text); },
       onRemote: applyOp,
       onPeers: renderPeers,
+      onComments(threads) { comments.update(threads); },
       onStatus(s, delay, why) {
         state = s;
         if (s === "offline") { retryAt = Date.now() + (delay || 0); if (why) shutdown = true; }
@@ -479,10 +486,19 @@ function fillShare(viewId) {
   copy.disabled = !viewId;
 }
 fillShare((listDocs().find((d) => d.id === docId) || {}).viewId);
-wireExport($("download"), $("export-menu"), () => view.state.doc.toString(), () => lastTitle, $("print"));
+wireExport($("download"), $("export-menu"), () => view.state.doc.toString(), () => lastTitle, $("print"),
+  () => (comments ? comments.markdown() : ""));
 $("search-btn").addEventListener("click", () => { openSearchPanel(view); });
 $("undo-btn").addEventListener("click", () => { undo(view); view.focus(); });
 $("redo-btn").addEventListener("click", () => { redo(view); view.focus(); });
+// Ctrl+Alt+M: comment on the selection.
+window.addEventListener("keydown", (e) => {
+  if (e.ctrlKey && e.altKey && (e.key === "m" || e.key === "M") && comments) {
+    e.preventDefault();
+    comments.toggle(true);
+    $("comment-text").focus();
+  }
+});
 $("panel-btn").addEventListener("click", () => {
   const side = $("side"), open = side.classList.toggle("open");
   $("panel-btn").setAttribute("aria-expanded", String(open));
@@ -637,7 +653,7 @@ function setAuthorsOn(on) {
 $("authors-btn").addEventListener("click", () => setAuthorsOn(!authorsOn));
 
 // For the browser tests and the benchmark.
-window.collabdEditor = { view, get session() { return session; }, index: () => index };
+window.collabdEditor = { view, get session() { return session; }, index: () => index, get comments() { return comments; } };
 start();
 if (localStorage.getItem("collabd-author-colors")) setAuthorsOn(true);
 if (localStorage.getItem("collabd-preview")) setPreviewOn(true);

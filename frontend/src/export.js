@@ -70,8 +70,9 @@ async function rendered(text) {
 
 // wireExport makes button open the menu of exports of the text that
 // text() returns, titled title(). printEl is where the print stylesheet
-// expects the rendering.
-export function wireExport(button, menu, text, title, printEl) {
+// expects the rendering. comments(), when given, returns the comment
+// threads as a Markdown section, for the "with comments" export.
+export function wireExport(button, menu, text, title, printEl, comments) {
   const close = () => { menu.hidden = true; button.setAttribute("aria-expanded", "false"); };
   button.addEventListener("click", () => {
     const open = menu.hidden;
@@ -93,6 +94,7 @@ export function wireExport(button, menu, text, title, printEl) {
     const t = text();
     try {
       if (kind === "md") download(t, title(), "md", "text/markdown");
+      else if (kind === "md-comments") download(t + (comments ? comments() : ""), title(), "md", "text/markdown");
       else if (kind === "txt") download(t, title(), "txt", "text/plain");
       else if (kind === "html") {
         const div = document.createElement("div");

@@ -6,6 +6,8 @@
 //   onReset(text)        replace the local text (a full welcome)
 //   onRemote(op, author) apply op (code points), by author, to the local text
 //   onPeers(peers)       the other editors changed (Map author -> peer)
+//   onComments(threads)  the comment threads changed (Map id -> thread,
+//                        ranges in code points of the local text)
 //   onStatus(state, msg) "connecting" | "live" | "offline" | "failed"
 //   onWelcome(welcome)   a session became live
 //   onEvent(ev)          a state change to persist: {k:"local"|"remote"|"ack"|"snap", ...}
@@ -35,6 +37,9 @@ export class Session {
     });
     this.fetch = opts.fetch || ((...a) => fetch(...a));
     this.peers = new Map();
+    // Comment threads (docs/comments.md), asked for in the hello; their
+    // ranges move with every op as the server moves them.
+    this.comments = new Map();
     this.ws = null; this.retry = 0; this.closed = false; this.live = false;
     this.everLive = false; this.timer = null;
     this.wantCursor = null; this.sentCursor = "";
@@ -62,7 +67,7 @@ export class Session {
     let welcomed = false;
     ws.onopen = () => {
       if (ws !== this.ws) return;
-      const hello = { type: "hello", client: this.clientId, name: this.name };
+      const hello = { type: "hello", client: this.clientId, name: this.name, features: ["comments"] };
       if (this.client) hello.rev = this.client.rev;
       ws.send(JSON.stringify(hello));
     };
@@ -170,6 +175,22 @@ export class Session {
       case "leave":
         this.peers.delete(m.author ?? m.client);
         return this.cb.onPeers(this.peers);
+      case "comments": {
+        // Every thread, ranges at the revision we are at; our local text
+        // also holds our unacknowledged edits.
+        const out = this.client && this.client.outstanding();
+        this.comments = new Map((m.comments || []).map((t) => [t.id, { ...t, range: out ? moveRanges(out, [t.range])[0] : t.range }]));
+        return this.cb.onComments && this.cb.onComments(this.comments, null);
+      }
+      case "comment": {
+        if (!m.comment) this.comments.delete(m.id);
+        else {
+          const out = this.client && this.client.outstanding();
+          const t = m.comment;
+          this.comments.set(t.id, { ...t, range: out ? moveRanges(out, [t.range])[0] : t.range });
+        }
+        return this.cb.onComments && this.cb.onComments(this.comments, m);
+      }
       case "error":
         this.lastError = m.code;
         if (m.code === "shutting_down") this.cb.onStatus("offline", 0, "shutting_down");
@@ -222,6 +243,7 @@ export class Session {
     const local = this.client.applyServer(rev, op);
     this.cb.onEvent({ k: "remote", rev, op });
     for (const p of this.peers.values()) p.ranges = moveRanges(local, p.ranges);
+    for (const t of this.comments.values()) t.range = moveRanges(local, [t.range])[0];
     this.cb.onRemote(local, author);
   }
 
@@ -229,6 +251,8 @@ export class Session {
   edit(op) {
     if (!this.client) return;
     for (const p of this.peers.values()) p.ranges = p.ranges.map(([a, h]) => [moveLeft(op, a), moveLeft(op, h)]);
+    // Comments move through our edits as the server will move them.
+    for (const t of this.comments.values()) t.range = moveRanges(op, [t.range])[0];
     const msg = this.client.applyLocal(op);
     this.cb.onEvent({ k: "local", op });
     this.cb.onPending(this.client.pending());

@@ -416,6 +416,9 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := s.views.Delete(ctx, meta.ViewID); err != nil {
 		errs = append(errs, fmt.Errorf("delete doc %s: view %s: %w", id, meta.ViewID, err))
 	}
+	if err := s.deleteComments(ctx, id); err != nil {
+		errs = append(errs, fmt.Errorf("delete doc %s: comments: %w", id, err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		s.log.Error("jetstream: delete left data behind", "doc", id, "err", err)
 		return err
@@ -433,7 +436,7 @@ func (s *Store) Usage(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("jetstream: usage: %w", err)
 	}
 	total := int64(info.State.Bytes)
-	for _, kv := range []natsjs.KeyValue{s.docs, s.views, s.owners} {
+	for _, kv := range []natsjs.KeyValue{s.docs, s.views, s.owners, s.comments} {
 		st, err := kv.Status(ctx)
 		if err != nil {
 			return 0, fmt.Errorf("jetstream: usage of %s: %w", kv.Bucket(), err)

@@ -119,7 +119,9 @@ const (
 	bucketViews  = "collab_views"
 	bucketOwners = "collab_owners"
 	bucketSnaps  = "collab_snaps"
-	queueOwner   = "collab-owner"
+	// bucketComments holds comment records (comments.go).
+	bucketComments = "collab_comments"
+	queueOwner     = "collab-owner"
 )
 
 // maxConsumers is the stream's explicit consumer limit (see New).
@@ -165,6 +167,8 @@ type Store struct {
 	views  natsjs.KeyValue
 	owners natsjs.KeyValue
 	snaps  natsjs.ObjectStore
+	// comments holds comment records (comments.go).
+	comments natsjs.KeyValue
 
 	node       string
 	replicas   int
@@ -306,6 +310,9 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if s.views, err = kv(bucketViews, "collabd view ids -> document ids", 0, natsjs.FileStorage); err != nil {
+		return nil, err
+	}
+	if s.comments, err = kv(bucketComments, "collabd comments: doc id.key -> record", 0, natsjs.FileStorage); err != nil {
 		return nil, err
 	}
 	// The bucket's max age is the lease TTL: every renewal is a new

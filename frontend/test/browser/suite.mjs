@@ -5,6 +5,7 @@
 // answers "@restart" lines (stop the server, start it again on the same
 // address and data file) with a line on stdin once it is back.
 import { createInterface } from "node:readline";
+import { readFileSync } from "node:fs";
 import {
   launch, watch, cspViolations, sleep, until, editorText, viewerText, status, live, serverText, createDoc,
   converge, shotDir, paste,
@@ -99,7 +100,88 @@ async function timeslider(errors, id) {
   await a.ctx.close();
 }
 
+// comments: two people comment on a sentence while a third edits it
+// (docs/comments.md); a fourth reads the threads on a phone.
+async function commentsScenario(errors) {
+  const { id } = await createDoc(base, "alpha beta gamma delta");
+  const ada = await openEditor(errors, "ada", id, undefined, "Ada");
+  const bob = await openEditor(errors, "bob", id, undefined, "Bob");
+  const cy = await openEditor(errors, "cy", id, undefined, "Cy");
+  // The highlighted text as a person reads it: without the name labels
+  // of other people's carets that sit inside it.
+  const highlighted = (p) => p.evaluate(() => [...document.getElementById("editor").shadowRoot.querySelectorAll(".cm-comment")].map((e) => {
+    const c = e.cloneNode(true);
+    for (const w of c.querySelectorAll(".cm-peer-caret")) w.remove();
+    return c.textContent;
+  }).join(""));
+  const threadTexts = (p) => p.$$eval("#comment-list .thread", (ts) => ts.map((t) => t.textContent));
+  // Ada selects "beta" with the keyboard and comments on it.
+  await ada.click(".cm-content");
+  await ada.keyboard.press("Control+Home");
+  for (let i = 0; i < 6; i++) await ada.keyboard.press("ArrowRight");
+  for (let i = 0; i < 4; i++) await ada.keyboard.press("Shift+ArrowRight");
+  await ada.keyboard.press("Control+Alt+m");
+  await ada.keyboard.type("Why beta?");
+  await ada.keyboard.press("Tab");
+  await ada.keyboard.press("Enter"); // the Comment button
+  // Bob sees it without a reload: the count in the header, the thread,
+  // the highlighted words.
+  await until("bob's count", () => bob.$eval("#comment-count", (e) => e.textContent === "1"));
+  await until("bob's highlight", async () => (await highlighted(bob)) === "beta");
+  const bobThreads = await threadTexts(bob);
+  if (bobThreads.length !== 1 || !bobThreads[0].includes("Why beta?") || !bobThreads[0].includes("Ada") || !bobThreads[0].includes("“beta”")) {
+    errors.push(`bob's margin shows ${JSON.stringify(bobThreads)}, want Ada's thread on “beta”`);
+  }
+  // Cy types inside the commented word: the highlight widens for all.
+  await cy.click(".cm-content");
+  await cy.keyboard.press("Control+Home");
+  for (let i = 0; i < 8; i++) await cy.keyboard.press("ArrowRight");
+  await cy.keyboard.type("XX", { delay: 30 });
+  await converge(base, id, { ada, bob, cy });
+  for (const [who, p] of [["bob", bob], ["ada", ada]]) {
+    let got;
+    await until(`${who}'s widened highlight`, async () => (got = await highlighted(p)) === "beXXta")
+      .catch((e) => { e.message += `: it highlights ${JSON.stringify(got)}`; throw e; });
+  }
+  const server = await (await fetch(`${base}/api/docs/${id}/comments`)).json();
+  if (JSON.stringify(server.comments.map((t) => t.range)) !== "[[6,12]]") errors.push(`server ranges ${JSON.stringify(server.comments.map((t) => t.range))}, want [[6,12]]`);
+  // Bob replies; Ada sees the reply.
+  await bob.fill("#comment-list .thread .reply-text", "Because it is second.");
+  await bob.press("#comment-list .thread .reply-text", "Enter");
+  await until("ada sees the reply", async () => (await threadTexts(ada)).join("").includes("Because it is second."));
+  // Cy deletes the word: the thread stays, saying its text is gone.
+  // Her caret is after "beXX": back to the word's start, then select it.
+  for (let i = 0; i < 4; i++) await cy.keyboard.press("ArrowLeft");
+  for (let i = 0; i < 6; i++) await cy.keyboard.press("Shift+ArrowRight");
+  await cy.keyboard.press("Backspace");
+  await converge(base, id, { ada, bob, cy });
+  await until("ada's detached thread", async () => (await threadTexts(ada)).join("").includes("its text was deleted"));
+  if ((await highlighted(ada)) !== "") errors.push(`ada still highlights ${JSON.stringify(await highlighted(ada))} after the text was deleted`);
+  // An export with comments has them in a section of their own.
+  await ada.click("#download");
+  const [dl] = await Promise.all([ada.waitForEvent("download"), ada.click("[data-export=md-comments]")]);
+  const exported = readFileSync(await dl.path(), "utf8");
+  if (!exported.startsWith("alpha  gamma delta") || !/\n## Comments\n\n- \*\*Ada\*\* on line 1, its text deleted: Why beta\?\n  - \*\*Bob\*\*: Because it is second\.\n$/.test(exported)) {
+    errors.push(`the export with comments is ${JSON.stringify(exported)}`);
+  }
+  // Ada resolves it: it leaves everyone's count.
+  await ada.click("#comment-list .thread .actions button");
+  await until("bob's count after resolve", () => bob.$eval("#comment-count", (e) => e.textContent === "0"));
+  // A phone: the margin is a list behind the header's button.
+  const dee = await openEditor(errors, "dee", id, { width: 390, height: 844 }, "Dee");
+  if (await dee.isVisible("#comment-list")) errors.push("the comment list covers the text at 390 px before it is asked for");
+  await dee.click("#comments-btn");
+  await dee.check("#comment-show-resolved");
+  await until("dee's resolved thread", async () => (await threadTexts(dee)).join("").includes("Why beta?"));
+  if (!(await dee.isVisible("#comment-list .thread"))) errors.push("the thread is not visible at 390 px");
+  if (shots) await dee.screenshot({ path: `${shots}/comments-390.png` });
+  if (shots) await ada.screenshot({ path: `${shots}/comments-1280.png` });
+  await checkCSP(errors, { ada, bob, cy, dee });
+  for (const p of [ada, bob, cy, dee]) await p.ctx.close();
+}
+
 const scenarios = {
+  comments: commentsScenario,
   // Two people type at once, emoji, CJK, Enter, Backspace,
   // select-and-delete and a 50 KB paste among it; a viewer watches.
   async converge(errors) {
