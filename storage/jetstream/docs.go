@@ -301,11 +301,19 @@ const publishTry = time.Second
 // publish stores m as the next message of its subject after seq, asking
 // again under msgID while no stream leader answers in time.
 func (s *Store) publish(ctx context.Context, m *nats.Msg, seq uint64, msgID string) (*natsjs.PubAck, error) {
-	for {
+	for asked := false; ; asked = true {
 		tctx, cancel := context.WithTimeout(ctx, publishTry)
 		ack, err := s.js.PublishMsg(tctx, m, natsjs.WithExpectStream(streamOps),
 			natsjs.WithExpectLastSequencePerSubject(seq), natsjs.WithMsgID(msgID))
 		cancel()
+		if err != nil && asked && isWrongLastSeq(err) {
+			// A new leader may not know the id of a message the old one
+			// stored: is the subject's last message this one?
+			if last, lerr := s.leaderGet(ctx, apiMsgGet{LastFor: m.Subject}); lerr == nil &&
+				last.Header.Get(natsjs.MsgIDHeader) == msgID {
+				return &natsjs.PubAck{Stream: streamOps, Sequence: last.Sequence, Duplicate: true}, nil
+			}
+		}
 		if err == nil || ctx.Err() != nil {
 			return ack, err
 		}
