@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 )
 
 // inprocWrite makes an HTTP write with a JSON body and optional headers
@@ -46,7 +46,7 @@ func TestClusterInprocWritesOnFollower(t *testing.T) {
 	ctx := inprocCtx(t, 60*time.Second)
 	nodes, chk := inprocCluster(t, 2)
 	id, x := inprocOwnedDoc(t, ctx, nodes, "hello")
-	y := inprocDial(t, ctx, nodes[1], id, collab.ClientOptions{Name: "y"})
+	y := inprocDial(t, ctx, nodes[1], id, client.Options{Name: "y"})
 	if err := x.Edit(inprocInsert(x.Len(), 0, ">> ")); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestClusterInprocWritesOnFollower(t *testing.T) {
 	if w.Rev != 3 || w.Run == "" {
 		t.Fatalf("ops through the follower: got %+v, want rev 3 and a run", w)
 	}
-	for _, c := range []*collab.Client{x, y} {
+	for _, c := range []*client.Client{x, y} {
 		if err := c.WaitRev(ctx, 3); err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +128,7 @@ func TestClusterInprocWritesOnFollower(t *testing.T) {
 	if d.Rev != rv.Rev || d.Text != want {
 		t.Fatalf("store after the revert: rev %d %q, want rev %d %q", d.Rev, d.Text, rv.Rev, want)
 	}
-	for _, c := range []*collab.Client{x, y} {
+	for _, c := range []*client.Client{x, y} {
 		if err := c.WaitRev(ctx, rv.Rev); err != nil {
 			t.Fatal(err)
 		}
