@@ -4,7 +4,8 @@
 // presence; the text lives in the editor, which the callbacks keep in step:
 //
 //   onReset(text)        replace the local text (a full welcome)
-//   onRemote(op)         apply op (code points) to the local text
+//   onRemote(op, author, rev)  apply op (code points) to the local text:
+//                        op rev by author, rebased over our pending edits
 //   onPeers(peers)       the other editors changed (Map author -> peer)
 //   onStatus(state, msg) "connecting" | "live" | "offline" | "failed"
 //   onWelcome(welcome)   a session became live
@@ -13,9 +14,13 @@
 //   onConflict()         unsent edits could not be rebased (the server no
 //                        longer had their base); called before onReset
 //   onFatal(code, msg)   the session cannot go on (unknown document, ...)
+//   onUnauthorized(status)  optional: the upgrade was refused with 401 or
+//                        403; answers whether a retry may succeed (a fresh
+//                        token is coming), else the session fails
 //
 // Nothing here touches the DOM, so Node's tests drive it with a fake
-// WebSocket.
+// WebSocket, and the SDK (sdk/collabd.js) runs it in Node with the
+// WebSocket constructor and server it is given.
 
 import { OTClient, moveRanges } from "./protocol.js";
 
@@ -24,7 +29,9 @@ const fatalCodes = new Set([4400, 4404, 4409, 4413]);
 
 export class Session {
   // opts: {docId, clientId, name, client (an OTClient restored from
-  // storage, or null), cb, wsURL (optional), fetch (optional)}
+  // storage, or null), cb, wsURL (optional), fetch (optional), base (the
+  // server's origin, default this page's), WebSocket (a constructor,
+  // default the global one)}
   constructor(opts) {
     Object.assign(this, { docId: opts.docId, clientId: opts.clientId, name: opts.name, cb: opts.cb });
     this.client = opts.client || null;
@@ -34,6 +41,8 @@ export class Session {
       return `${proto}//${location.host}/api/docs/${encodeURIComponent(this.docId)}/ws`;
     });
     this.fetch = opts.fetch || ((...a) => fetch(...a));
+    this.base = opts.base || "";
+    this.WebSocket = opts.WebSocket || globalThis.WebSocket;
     this.peers = new Map();
     this.ws = null; this.retry = 0; this.closed = false; this.live = false;
     this.everLive = false; this.timer = null;
@@ -54,12 +63,15 @@ export class Session {
   connect() {
     if (this.closed) return;
     const old = this.ws;
-    const ws = new WebSocket(this.wsURL());
+    const ws = new this.WebSocket(this.wsURL());
     this.ws = ws;
     this.live = false;
     if (old && old.readyState <= 1) try { old.close(1000); } catch { /* already closing */ }
     if (!this.quiet) this.cb.onStatus("connecting");
     let welcomed = false;
+    // Failures also end in onclose; without a listener, Node's ws package
+    // would throw its "error" event.
+    ws.onerror = () => {};
     ws.onopen = () => {
       if (ws !== this.ws) return;
       const hello = { type: "hello", client: this.clientId, name: this.name };
@@ -104,13 +116,20 @@ export class Session {
   async diagnose() {
     let status = 0;
     try {
-      const r = await this.fetch(`/api/docs/${encodeURIComponent(this.docId)}/text`, { method: "HEAD", cache: "no-store" });
+      const r = await this.fetch(`${this.base}/api/docs/${encodeURIComponent(this.docId)}/text`, { method: "HEAD", cache: "no-store" });
       status = r.status;
     } catch { /* offline */ }
     if (this.closed) return;
     if (status === 404) {
       this.closed = true;
       this.cb.onFatal("not_found", "");
+      return;
+    }
+    // A refused token: the SDK asks its application for a fresh one
+    // (onUnauthorized answers whether it will); without one it is final.
+    if ((status === 401 || status === 403) && this.cb.onUnauthorized && !this.cb.onUnauthorized(status)) {
+      this.closed = true;
+      this.cb.onFatal(status === 401 ? "unauthorized" : "forbidden", "");
       return;
     }
     this.scheduleRetry(1);
@@ -150,7 +169,7 @@ export class Session {
         if (!next) this.flushCursor();
         return;
       }
-      case "op": return this.remote(m.rev, m.op);
+      case "op": return this.remote(m.rev, m.op, m.author ?? m.client);
       case "presence": {
         // The ranges are at the revision we are at; our local text also
         // holds our unacknowledged edits.
@@ -188,7 +207,7 @@ export class Session {
         if (inf && mine(r) && r.seq === inf.seq) {
           this.client.ack(r.rev, r.seq);
           this.cb.onEvent({ k: "ack", rev: r.rev, seq: r.seq });
-        } else this.remote(r.rev, r.op);
+        } else this.remote(r.rev, r.op, r.author ?? r.client);
       }
       const inf = this.client.inflight;
       if (inf && w.lastSeq >= inf.seq) throw new Error(`seq ${inf.seq} applied but not in the catch-up`);
@@ -211,11 +230,11 @@ export class Session {
     this.flushCursor();
   }
 
-  remote(rev, op) {
+  remote(rev, op, author) {
     const local = this.client.applyServer(rev, op);
     this.cb.onEvent({ k: "remote", rev, op });
     for (const p of this.peers.values()) p.ranges = moveRanges(local, p.ranges);
-    this.cb.onRemote(local);
+    this.cb.onRemote(local, author, rev);
   }
 
   // edit records a local change, already made to the local text, as op.
