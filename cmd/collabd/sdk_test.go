@@ -225,3 +225,33 @@ func TestSDKConvergesWithGo(t *testing.T) {
 		t.Errorf("only %d revisions: the editors did not type concurrently", head.Rev)
 	}
 }
+
+// TestSDKBrowser drives the SDK's textarea and CodeMirror bindings in
+// headless Chromium (frontend/test/browser/sdk.mjs): two people typing
+// into one document through each, carets, remote selections and per-user
+// undo. Skips without Chromium, node or the npm packages.
+func TestSDKBrowser(t *testing.T) {
+	dir := filepath.Join("..", "..", "frontend", "test", "browser")
+	node, chromium := browserDeps(t, dir)
+	if _, err := os.Stat(filepath.Join("..", "..", "frontend", "src", "node_modules", "esbuild")); err != nil {
+		t.Skip("frontend/src/node_modules is missing (make test-deps): skipping the SDK browser test")
+	}
+	// The test pages are an embedder's site on another port of
+	// 127.0.0.1: collabd lets that origin open editing sessions.
+	s := startServer(t, append(loopbackArgs(), "-allowed-origins", "127.0.0.1:*")...)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "sdk.mjs", s.URL)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("node sdk.mjs: %v", err)
+	}
+	for _, name := range []string{"textarea", "codemirror"} {
+		if !strings.Contains(string(out), "ok "+name+"\n") {
+			t.Errorf("scenario %s did not pass", name)
+		}
+	}
+}
