@@ -255,3 +255,47 @@ func TestSDKBrowser(t *testing.T) {
 		}
 	}
 }
+
+// TestSDKExample runs docs/examples/embed, the example application that
+// signs people in its own way and mints tokens, against a collabd with
+// access tokens on, and drives it in Chromium
+// (frontend/test/browser/example.mjs).
+func TestSDKExample(t *testing.T) {
+	dir := filepath.Join("..", "..", "frontend", "test", "browser")
+	node, chromium := browserDeps(t, dir)
+	secret := "example-secret-0123456789abcdef0123456789"
+	keyFile := filepath.Join(t.TempDir(), "jwt.key")
+	if err := os.WriteFile(keyFile, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, append(loopbackArgs(), "-auth-key-file", keyFile, "-auth-leeway", "0s", "-allowed-origins", "127.0.0.1:*")...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	app := exec.CommandContext(ctx, node, filepath.Join("..", "..", "docs", "examples", "embed", "server.mjs"))
+	app.Env = append(os.Environ(), "COLLABD_URL="+s.URL, "COLLABD_JWT_SECRET="+secret, "PORT=0", "TOKEN_SECONDS=3")
+	out, err := app.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var appErr strings.Builder
+	app.Stderr = &appErr
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { app.Process.Kill(); app.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	_, appURL, ok := strings.Cut(strings.TrimSpace(line), "example listening on ")
+	if err != nil || !ok {
+		t.Fatalf("example server said %q (%v); stderr:\n%s", line, err, appErr.String())
+	}
+
+	cmd := exec.CommandContext(ctx, node, "example.mjs", appURL)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium, "TOKEN_SECONDS=3")
+	res, err := cmd.CombinedOutput()
+	t.Logf("%s", res)
+	if err != nil || !strings.Contains(string(res), "ok example") {
+		t.Fatalf("node example.mjs: %v; example server's stderr:\n%s", err, appErr.String())
+	}
+}
