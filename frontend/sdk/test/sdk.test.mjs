@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import WebSocket from "ws";
 import "fake-indexeddb/auto";
-import { CollabDocument, CollabViewer, CollabAPI, CollabError, indexedDBPersistence, apply, cpLen } from "collabd";
+import { CollabDocument, CollabViewer, CollabAPI, CollabError, indexedDBPersistence, apply, applyReference, cpLen } from "collabd";
 
 const server = process.env.COLLABD_URL;
 const authServer = process.env.COLLABD_AUTH_URL;
@@ -239,6 +239,24 @@ test("token refresh: the session moves to a fresh token before exp", { skip: !au
   } finally { d.close(); }
 });
 
-test("cpLen counts code points", () => {
+test("apply (chunked, by regular expression) agrees with the pages' apply", () => {
   assert.equal(cpLen("a😀字"), 3);
+  // Lone surrogates count one code point each, as cpLen and the server do.
+  const al = ["a", "é", "😀", "\uD800", "\uDC00", "字", "\n"];
+  let seed = 1;
+  const r = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  for (let t = 0; t < 20000; t++) {
+    let s = "";
+    for (let i = r(12); i > 0; i--) s += al[r(al.length)];
+    const op = [];
+    for (let i = 0, n = cpLen(s); i < n;) {
+      const k = 1 + r(Math.min(4, n - i)), c = r(3);
+      if (c === 2) { op.push(al[r(3)]); continue; }
+      op.push(c === 0 ? k : -k);
+      i += k;
+    }
+    assert.equal(apply(s, op), applyReference(s, op), `${JSON.stringify(s)} ${JSON.stringify(op)}`);
+  }
+  assert.throws(() => apply("ab", [3]), CollabError);
+  assert.throws(() => apply("a😀", [1]), CollabError);
 });

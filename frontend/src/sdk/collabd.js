@@ -49,11 +49,21 @@ export function apply(text, op) {
 }
 
 // advance returns the UTF-16 index n code points after index u of s.
+// It counts with a native regular expression over a slice rather than
+// unit by unit: a retain over a long text is in nearly every op.
+const pairRe = /[\uD800-\uDBFF][\uDC00-\uDFFF]/g;
 function advance(s, u, n) {
-  for (; n > 0; n--) {
-    if (u >= s.length) throw new CollabError("bad_op", "op is longer than the text");
-    const c = s.charCodeAt(u);
-    u += c >= 0xd800 && c < 0xdc00 && u + 1 < s.length && (s.charCodeAt(u + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
+  while (n > 0) {
+    const end = u + n; // n units hold at most n code points
+    if (end > s.length) throw new CollabError("bad_op", "op is longer than the text");
+    // A pair inside the n units is one code point fewer than units; a
+    // pair cut by their end is one code point of two units.
+    const chunk = s.slice(u, Math.min(end + 1, s.length));
+    let pairs = 0, cut = 0;
+    pairRe.lastIndex = 0;
+    for (let m; (m = pairRe.exec(chunk));) { if (m.index === n - 1) cut = 1; else pairs++; }
+    u = end + cut;
+    n = pairs;
   }
   return u;
 }
@@ -503,6 +513,7 @@ export class CollabViewer extends Emitter {
     this._closed = false;
     this._retry = 0;
     this._first = new Promise((resolve, reject) => { this._ready = { resolve, reject }; });
+    this._first.catch(() => {}); // a viewer made with new reports failures as "error" events
     this._run();
   }
 

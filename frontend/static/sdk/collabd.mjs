@@ -801,11 +801,20 @@ function apply2(text, op) {
   if (u !== text.length) throw new CollabError("bad_op", `op covers ${baseLen(op)} code points, the text has ${cpLen(text)}`);
   return out;
 }
+var pairRe = /[\uD800-\uDBFF][\uDC00-\uDFFF]/g;
 function advance(s, u, n) {
-  for (; n > 0; n--) {
-    if (u >= s.length) throw new CollabError("bad_op", "op is longer than the text");
-    const c = s.charCodeAt(u);
-    u += c >= 55296 && c < 56320 && u + 1 < s.length && (s.charCodeAt(u + 1) & 64512) === 56320 ? 2 : 1;
+  while (n > 0) {
+    const end = u + n;
+    if (end > s.length) throw new CollabError("bad_op", "op is longer than the text");
+    const chunk = s.slice(u, Math.min(end + 1, s.length));
+    let pairs = 0, cut = 0;
+    pairRe.lastIndex = 0;
+    for (let m; m = pairRe.exec(chunk); ) {
+      if (m.index === n - 1) cut = 1;
+      else pairs++;
+    }
+    u = end + cut;
+    n = pairs;
   }
   return u;
 }
@@ -1312,6 +1321,8 @@ var CollabViewer = class _CollabViewer extends Emitter {
     this._retry = 0;
     this._first = new Promise((resolve, reject) => {
       this._ready = { resolve, reject };
+    });
+    this._first.catch(() => {
     });
     this._run();
   }
