@@ -73,6 +73,8 @@ type Client struct {
 	listeners  listeners
 	queue      []event
 	delivering bool
+	drained    *sync.Cond // on mu: the deliverer took the queue
+	stopping   bool       // Drop or Close: the reader must not wait
 }
 
 // Dial connects to a document's editing endpoint: wsURL is the server's
@@ -89,6 +91,7 @@ func Dial(ctx context.Context, wsURL string, opts Options) (*Client, error) {
 		opts.ReadLimit = 64 << 20
 	}
 	c := &Client{url: wsURL, opts: opts, peers: make(map[string]Peer), changed: make(chan struct{})}
+	c.drained = sync.NewCond(&c.mu)
 	if err := c.connect(ctx); err != nil {
 		return nil, err
 	}
@@ -153,6 +156,7 @@ func (c *Client) connect(ctx context.Context) error {
 	resend, werr := c.applyWelcome(&w)
 	c.ws = ws
 	c.done = make(chan struct{})
+	c.stopping = false
 	done := c.done
 	c.notify()
 	c.sendMu.Lock()
@@ -163,7 +167,7 @@ func (c *Client) connect(ctx context.Context) error {
 		c.writeOp(ws, resend)
 	}
 	c.sendMu.Unlock()
-	c.deliver()
+	c.deliver(false)
 	return werr
 }
 
@@ -374,7 +378,7 @@ func (c *Client) handle(ws *websocket.Conn, m *Message, last bool) error {
 	}
 	c.sendMu.Unlock()
 	if last || err != nil {
-		c.deliver()
+		c.deliver(true)
 	}
 	return err
 }
@@ -457,7 +461,7 @@ func (c *Client) edit(build func() ot.Op) error {
 		c.writeOp(ws, p)
 	}
 	c.sendMu.Unlock()
-	c.deliver()
+	c.deliver(false)
 	return nil
 }
 
@@ -624,6 +628,7 @@ func (c *Client) Synced() (ok bool, text string, rev int64) {
 func (c *Client) Drop() {
 	c.mu.Lock()
 	ws, done := c.ws, c.done
+	c.stopReader()
 	c.mu.Unlock()
 	ws.CloseNow()
 	<-done
@@ -655,6 +660,7 @@ func (c *Client) ReconnectTo(ctx context.Context, wsURL string) error {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	ws, done := c.ws, c.done
+	c.stopReader()
 	c.mu.Unlock()
 	err := ws.Close(websocket.StatusNormalClosure, "bye")
 	<-done

@@ -212,3 +212,122 @@ func TestTokenReconnect(t *testing.T) {
 		t.Fatalf("text %q, want abcd", a.Text())
 	}
 }
+
+// TestListenerQueueBound: while a slow listener runs on an editing
+// goroutine, the remote ops queued behind it stay within maxQueued (the
+// reader waits instead of reading on), and once it returns every change
+// is delivered, in order.
+func TestListenerQueueBound(t *testing.T) {
+	defer client.SetMaxQueued(client.SetMaxQueued(8))
+	server, stop := startServer()
+	defer stop()
+	id := createDoc(server, "")
+	ctx := guardCtx(t)
+	a, err := client.Open(ctx, server, id, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := client.Open(ctx, server, id, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	defer free() // before the Closes: a failing test does not hang
+	var mu sync.Mutex
+	text := ""
+	first := true
+	a.OnChange(func(c client.Change) {
+		if first {
+			first = false
+			<-release // a slow listener, on the goroutine of a's own edit
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		var err error
+		if text, err = ot.Apply(text, c.Op); err != nil {
+			t.Errorf("change %v does not apply: %v", c.Op, err)
+		}
+	})
+	go a.Insert(0, "a")
+	const edits = 400
+	maxSeen := 0
+	for range edits {
+		if err := b.Insert(b.Len(), "b"); err != nil {
+			t.Fatal(err)
+		}
+		// One op each: b's edits would otherwise compose while in flight.
+		if err := b.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+		maxSeen = max(maxSeen, client.Queued(a))
+	}
+	if err := b.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let a's reader run into the bound
+	maxSeen = max(maxSeen, client.Queued(a))
+	// One frame's messages may join the queue before the reader waits.
+	if maxSeen > 8+128 { // the server batches up to 128 messages a frame
+		t.Errorf("%d events queued behind a slow listener, want at most the bound and a frame", maxSeen)
+	}
+	if maxSeen < 8 {
+		t.Errorf("only %d events queued: the listener was not slow while ops arrived", maxSeen)
+	}
+	free()
+	if err := a.WaitRev(ctx, b.Rev()); err != nil {
+		t.Fatal(err)
+	}
+	for client.Queued(a) > 0 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if text != a.Text() || len([]rune(text)) != edits+1 {
+		t.Errorf("the changes delivered build %q, a has %q", text, a.Text())
+	}
+}
+
+// TestCloseWithStuckListener: Close ends the session even while a
+// listener never returns and the reader waits on the queue's bound.
+func TestCloseWithStuckListener(t *testing.T) {
+	defer client.SetMaxQueued(client.SetMaxQueued(2))
+	server, stop := startServer()
+	defer stop()
+	id := createDoc(server, "")
+	ctx := guardCtx(t)
+	a, err := client.Open(ctx, server, id, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := client.Open(ctx, server, id, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	stuck := make(chan struct{})
+	defer close(stuck)
+	a.OnChange(func(c client.Change) {
+		if c.Local {
+			<-stuck
+		}
+	})
+	go a.Insert(0, "a")
+	for range 20 {
+		b.Insert(0, "b")
+		if err := b.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close() }()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		t.Fatal("Close hung behind a stuck listener")
+	}
+}

@@ -169,11 +169,29 @@ func (c *Client) queuePresence() {
 	}
 }
 
+// maxQueued bounds the events queued for listeners while another
+// goroutine runs them: past it the connection's reader waits (and the
+// server, past its own bound, drops this slow client, which resumes).
+var maxQueued = 1 << 14 // a variable for the test of the bound
+
+// stopReader lets a reader waiting in deliver go, so that the connection
+// can end while a listener is stuck. Called with mu held.
+func (c *Client) stopReader() {
+	c.stopping = true
+	c.drained.Broadcast()
+}
+
 // deliver runs the listeners for the queued events, in order. One
 // goroutine delivers at a time; another that queues meanwhile leaves its
-// events to it, so a listener that edits does not deadlock.
-func (c *Client) deliver() {
+// events to it, so a listener that edits does not deadlock. The reader
+// (reader set) first waits while the queue is past maxQueued; an edit
+// does not, since it may be a listener's own, on the delivering
+// goroutine.
+func (c *Client) deliver(reader bool) {
 	c.mu.Lock()
+	for reader && c.delivering && len(c.queue) > maxQueued && !c.stopping {
+		c.drained.Wait()
+	}
 	if c.delivering || len(c.queue) == 0 {
 		c.mu.Unlock()
 		return
@@ -182,6 +200,7 @@ func (c *Client) deliver() {
 	for len(c.queue) > 0 {
 		q := c.queue
 		c.queue = nil
+		c.drained.Broadcast()
 		var onChange []func(Change)
 		var onPresence []func([]Peer)
 		for _, f := range c.listeners.change {

@@ -44,7 +44,7 @@ func startServer(args ...string) (url string, stop func()) {
 		log.Fatal(err)
 	}
 	args = append([]string{"-addr", "127.0.0.1:0", "-data", filepath.Join(dir, "collab.db"), "-log-level", "error",
-		"-max-conns-per-addr", "1000", "-create-burst", "1000"}, args...)
+		"-max-conns-per-addr", "1000", "-create-burst", "1000", "-rate-limit", "100000", "-rate-burst", "100000"}, args...)
 	cmd := exec.Command(collabdBin, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
