@@ -54,7 +54,7 @@ func TestSDKNode(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "sdk.test.mjs")
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "sdk.test.mjs", "monaco.test.mjs")
 	cmd.Dir = sdkTestDir
 	cmd.Env = append(os.Environ(), "COLLABD_URL="+open.URL, "COLLABD_AUTH_URL="+auth.URL, "COLLABD_SECRET="+secret)
 	out, err := cmd.CombinedOutput()
