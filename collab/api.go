@@ -151,6 +151,12 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Signed in (access.go): the record first, so that the document is
+	// never without it.
+	if err := s.access.created(r.Context(), meta.ID); err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
 	err := s.store.Create(r.Context(), meta, first)
 	s.noteWrite(err)
 	if err != nil {

@@ -224,6 +224,9 @@ type tokenKey struct{}
 
 // tokenName returns the display name the request's token sets, if any.
 func tokenName(ctx context.Context) string {
+	if who := identityOf(ctx); who != nil {
+		return cleanName(who.User) // signed in: the name is not the client's to choose
+	}
 	if c, ok := ctx.Value(tokenKey{}).(*tokenClaims); ok && c.Name != "" {
 		return cleanName(c.Name)
 	}
@@ -238,6 +241,38 @@ func tokenName(ctx context.Context) string {
 // an SSE stream, and watchToken turns into close 4401 for an editing
 // session.
 func (s *Server) guard(n need, next http.Handler) http.Handler {
+	tokens := s.tokenGuard(n, next)
+	if s.access == nil || n == needNone {
+		return tokens
+	}
+	// With sign-in on (access.go), a request that carries a token (or the
+	// create token) is the token's, as before; one signed in, or one
+	// without tokens on, answers to the document's access record.
+	signedIn := s.accessGuard(n, next)
+	a := s.opts.Auth
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a != nil && ((a.parser != nil && bearer(r) != "") || (n == needCreate && a.hasCreateToken(r))) {
+			tokens.ServeHTTP(w, r)
+			return
+		}
+		if a != nil && a.parser != nil {
+			who, err := s.identify(r)
+			if err != nil {
+				s.writeStoreError(w, r, err)
+				return
+			}
+			if who == nil {
+				tokens.ServeHTTP(w, r) // 401: a token or a sign-in
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), identityKey{}, who))
+		}
+		signedIn.ServeHTTP(w, r)
+	})
+}
+
+// tokenGuard is the guard of access tokens alone.
+func (s *Server) tokenGuard(n need, next http.Handler) http.Handler {
 	a := s.opts.Auth
 	if a == nil || n == needNone {
 		return next
@@ -301,7 +336,7 @@ func (s *Server) grants(r *http.Request, c *tokenClaims, n need) string {
 			return fmt.Sprintf("a %s token cannot create documents", c.Role)
 		}
 		return ""
-	case needEdit:
+	case needRead, needComment, needEdit, needOwner:
 		if c.Role != RoleEdit {
 			return fmt.Sprintf("a %s token cannot use edit endpoints", c.Role)
 		}
@@ -343,14 +378,18 @@ func sameDoc(claim, id string) bool {
 // cancelled with the request, yet it still ends, with cause
 // errTokenExpired, when the request's access token expires. cancel
 // releases it.
-func detachToken(ctx context.Context) (context.Context, context.CancelFunc) {
-	base := context.WithoutCancel(ctx)
+func (s *Server) detachToken(ctx context.Context) (context.Context, context.CancelFunc) {
+	// Signed in (access.go): the session also ends when its access is
+	// withdrawn.
+	base, release := s.access.detach(ctx, context.WithoutCancel(ctx))
 	if _, ok := ctx.Value(tokenKey{}).(*tokenClaims); ok {
 		if d, ok := ctx.Deadline(); ok {
-			return context.WithDeadlineCause(base, d, errTokenExpired)
+			c, cancel := context.WithDeadlineCause(base, d, errTokenExpired)
+			return c, func() { cancel(); release() }
 		}
 	}
-	return context.WithCancel(base)
+	c, cancel := context.WithCancel(base)
+	return c, func() { cancel(); release() }
 }
 
 // watchToken fails editing session c with unauthorized (close 4401) when
@@ -359,8 +398,13 @@ func detachToken(ctx context.Context) (context.Context, context.CancelFunc) {
 // watch.
 func watchToken(ctx context.Context, c *conn) (stop func() bool) {
 	return context.AfterFunc(ctx, func() {
-		if errors.Is(context.Cause(ctx), errTokenExpired) {
+		switch err := context.Cause(ctx); {
+		case errors.Is(err, errTokenExpired):
 			c.fail(errorf(CodeUnauthorized, "the access token has expired; reconnect with a fresh one"))
+		case errors.Is(err, errAccessRevoked):
+			c.fail(errorf(CodeForbidden, "%v", err))
+		case errors.Is(err, errSessionEnded):
+			c.fail(errorf(CodeUnauthorized, "%v", err))
 		}
 	})
 }

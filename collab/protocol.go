@@ -39,8 +39,10 @@ const (
 	CodeUnauthorized = "unauthorized"
 )
 
-// CodeForbidden answers, over HTTP only, a WebSocket upgrade from an
-// origin that may not open editing sessions (403).
+// CodeForbidden answers a WebSocket upgrade from an origin that may not
+// open editing sessions (HTTP 403), and closes (4403) an editing session
+// whose signed-in user lost access to the document, or whose link was
+// rotated (access.go).
 const CodeForbidden = "forbidden"
 
 // closeCodes maps each error code to its WebSocket close code.
@@ -53,6 +55,7 @@ var closeCodes = map[string]int{
 	CodeShuttingDown: 1001,
 	CodeInternal:     1011,
 	CodeUnauthorized: 4401,
+	CodeForbidden:    4403,
 }
 
 // Message types.

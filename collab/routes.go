@@ -18,12 +18,25 @@ const (
 	needNone need = iota
 	// needCreate: the right to create documents.
 	needCreate
-	// needEdit: edit access to the document whose edit id is the {id}
-	// path value.
-	needEdit
 	// needView: read access to the document whose view id is the
 	// {viewId} path value.
 	needView
+	// The needs below are of the document whose edit id is the {id}
+	// path value, in increasing order (with sign-in on, the roles view <
+	// comment < edit < owner of access.go answer them). Without sign-in
+	// the edit id, or an edit token, grants every one of them, as it
+	// always has.
+	//
+	// needRead: reading it (a signed-in viewer may read through the
+	// edit id too).
+	needRead
+	// needComment: reading it and commenting, not editing.
+	needComment
+	// needEdit: edit access.
+	needEdit
+	// needOwner: managing it: its access, its links, deleting it. Without
+	// sign-in, edit access is enough.
+	needOwner
 )
 
 func (n need) String() string {
@@ -36,6 +49,12 @@ func (n need) String() string {
 		return "edit"
 	case needView:
 		return "view"
+	case needRead:
+		return "read"
+	case needComment:
+		return "comment"
+	case needOwner:
+		return "owner"
 	}
 	return "unknown"
 }
@@ -57,22 +76,31 @@ func (s *Server) routeTable() []route {
 	}
 	rs := []route{
 		{"POST /api/docs", needCreate, false, s.handleCreate},
-		{"GET /api/docs/{id}", needEdit, false, s.handleGetDoc},
-		{"GET /api/docs/{id}/text", needEdit, false, s.handleGetText},
-		{"GET /api/docs/{id}/ops", needEdit, false, s.handleGetOps},
+		{"GET /api/docs/{id}", needRead, false, s.handleGetDoc},
+		{"GET /api/docs/{id}/text", needRead, false, s.handleGetText},
+		{"GET /api/docs/{id}/ops", needRead, false, s.handleGetOps},
 		{"GET /api/docs/{id}/ws", needEdit, false, s.handleWS},
-		{"GET /api/docs/{id}/events", needEdit, false, s.handleDocEvents},
-		{"GET /api/docs/{id}/revisions", needEdit, false, s.handleDocRevisions},
+		{"GET /api/docs/{id}/events", needRead, false, s.handleDocEvents},
+		{"GET /api/docs/{id}/revisions", needRead, false, s.handleDocRevisions},
+		{"GET /api/docs/{id}/authors", needRead, false, s.handleDocAuthors},
 		{"POST /api/docs/{id}/restore", needEdit, false, s.handleRestore},
 		{"POST /api/docs/{id}/ops", needEdit, false, s.handlePostOps},
 		{"PUT /api/docs/{id}/text", needEdit, false, s.handlePutText},
 		{"POST /api/docs/{id}/revert", needEdit, false, s.handleRevert},
 		{"POST /api/docs/{id}/stream", needEdit, false, s.handleStream},
-		{"DELETE /api/docs/{id}", needEdit, false, s.handleDelete},
+		{"DELETE /api/docs/{id}", needOwner, false, s.handleDelete},
+		{"GET /api/docs/{id}/access", needOwner, false, s.handleGetAccess},
+		{"PUT /api/docs/{id}/access", needOwner, false, s.handlePutAccess},
+		{"POST /api/docs/{id}/access/rotate", needOwner, false, s.handleRotate},
+		{"GET /api/me", needNone, false, s.handleMe},
+		{"POST /api/signout", needNone, false, s.handleSignOut},
+		{"GET /api/signin", needNone, false, s.handleSignIn},
+		{"GET /api/signin/callback", needNone, false, s.handleSignInCallback},
 		{"GET /api/view/{viewId}", needView, true, s.handleGetView},
 		{"GET /api/view/{viewId}/events", needView, true, s.handleViewEvents},
 		{"GET /api/view/{viewId}/text", needView, true, s.handleGetViewText},
 		{"GET /api/view/{viewId}/revisions", needView, true, s.handleViewRevisions},
+		{"GET /api/view/{viewId}/authors", needView, true, s.handleViewAuthors},
 		{"GET /healthz", needNone, false, s.handleHealthz},
 		{"/api/", needNone, false, notFound},
 	}
@@ -120,7 +148,7 @@ func (s *Server) buildMux(handler func(route) http.Handler) *http.ServeMux {
 // names no document.
 func routeDoc(r *http.Request, n need) (string, bool) {
 	switch n {
-	case needEdit:
+	case needRead, needComment, needEdit, needOwner:
 		return canonicalUUID(r.PathValue("id"))
 	case needView:
 		return canonicalUUID(r.PathValue("viewId"))

@@ -85,7 +85,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// The session keeps this request's place under the connection caps.
 	// The request's context ends with this handler; the session's ends
 	// when its access token (if any) expires.
-	tokenCtx, endToken := detachToken(r.Context())
+	tokenCtx, endToken := s.detachToken(r.Context())
 	detached = true
 	releaseSlot := takeConnSlot(r)
 	go s.runSession(h, ws, tokenName(r.Context()), tokenCtx, func() {

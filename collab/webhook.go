@@ -270,6 +270,9 @@ func (w *webhooks) created(ctx context.Context, meta DocMeta, rev int64, length 
 // for whatever changes of it no event covers yet. Whoever deletes a
 // document calls it once the deletion is durable.
 func (s *Server) docDeleted(ctx context.Context, id, viewID string) {
+	if err := s.access.deleted(context.WithoutCancel(ctx), id); err != nil {
+		s.log.Warn("deleted document keeps its access record", "err", err)
+	}
 	w := s.webhooks
 	if w == nil {
 		return
@@ -404,6 +407,9 @@ func (w *webhooks) addText(ev *webhookEvent) {
 // deliverBatch is how many events the delivery loop reads at once.
 const deliverBatch = 64
 
+// outboxPoll is how often an empty outbox is read again without a kick.
+const outboxPoll = time.Second
+
 // deliverLoop posts the outbox's events, oldest first, one at a time: a
 // receiver sees each document's events in order. A failure is retried,
 // with backoff, before anything after it.
@@ -423,8 +429,11 @@ func (w *webhooks) deliverLoop() {
 			continue
 		}
 		if len(evs) == 0 {
+			// Also after outboxPoll: a cluster's outbox takes other
+			// nodes' events, and this node may take over their delivery.
 			select {
 			case <-w.kick:
+			case <-time.After(outboxPoll):
 			case <-ctx.Done():
 			}
 			continue

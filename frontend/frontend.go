@@ -4,9 +4,10 @@ package frontend
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
-	"encoding/hex"
+	"encoding/base64"
 	"io/fs"
 	"net/http"
 	"path"
@@ -31,16 +32,60 @@ func FS() fs.FS {
 // Handler serves the frontend's files. A directory is served only through
 // its index.html: one without is not found, never listed, so that what
 // the server holds is not laid out for anyone to browse.
+//
+// Every file carries a strong ETag (a hash of its bytes), so that a
+// browser revalidates it for a 304 instead of fetching it again
+// (Cache-Control: no-cache: the pages and the pages' bundles keep their
+// names between releases). The chunks the bundles load (dist/chunks/) are
+// named by their content and cached as immutable. Text files
+// are sent gzipped to clients that accept it, compressed once, the first
+// time any file is asked for (the bundles shrink to about a third).
 func Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/", http.FileServerFS(noListing{FS()}))
-	mux.Handle("GET /sdk/{file}", &sdkFiles{})
-	return mux
+	fsys := noListing{FS()}
+	files := http.FileServerFS(fsys)
+	var once sync.Once
+	var all map[string]*asset
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { all = loadAssets(FS()) })
+		name := strings.TrimPrefix(r.URL.Path, "/")
+		if name == "" || strings.HasSuffix(name, "/") {
+			name += "index.html"
+		} else if strings.HasSuffix(name, "/index.html") || name == "index.html" {
+			name = "" // http.FileServer redirects it to the directory
+		}
+		a := all[name]
+		if a == nil || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+			files.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		if strings.HasPrefix(name, "sdk/") {
+			sdkHeaders(h, name)
+		}
+		if strings.HasPrefix(name, "dist/chunks/") {
+			// Named by their content (build.mjs): a name never serves
+			// other bytes, so browsers keep them without asking.
+			h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			h.Set("Cache-Control", "no-cache")
+		}
+		body, etag := a.plain, a.etag
+		if a.gz != nil {
+			h.Add("Vary", "Accept-Encoding")
+			if acceptsGzip(r) {
+				body, etag = a.gz, a.etagGz
+				h.Set("Content-Encoding", "gzip")
+			}
+		}
+		h.Set("ETag", etag)
+		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(body))
+	})
 }
 
-// sdkTypes are the content types of the client SDK's files, by ending.
-// .d.ts is TypeScript (application/typescript, the type Deno reads a
-// declaration file by), never the MPEG stream that .ts means to mime.
+// sdkTypes are the content types of the client SDK's files (static/sdk,
+// served at /sdk/), by ending. .d.ts is TypeScript (application/typescript,
+// the type Deno reads a declaration file by), never the MPEG stream that
+// .ts means to mime.
 var sdkTypes = []struct{ suffix, ctype string }{
 	{".d.ts", "application/typescript; charset=utf-8"},
 	{".mjs", "text/javascript; charset=utf-8"},
@@ -48,53 +93,72 @@ var sdkTypes = []struct{ suffix, ctype string }{
 	{".md", "text/markdown; charset=utf-8"},
 }
 
-// sdkFiles serves static/sdk, the client SDK (frontend/sdk), at /sdk/:
-// to pages of any origin (an ES module from another origin loads only
-// with CORS), with an ETag and Cache-Control: no-cache, so that a page
-// revalidates each load (a 304) and never runs an SDK older than the
-// server it talks to.
-type sdkFiles struct {
-	once  sync.Once
-	files map[string]sdkFile
-}
-
-type sdkFile struct {
-	body        []byte
-	ctype, etag string
-}
-
-func (h *sdkFiles) load() {
-	h.files = make(map[string]sdkFile)
-	entries, _ := fs.ReadDir(FS(), "sdk")
-	for _, e := range entries {
-		b, err := fs.ReadFile(FS(), "sdk/"+e.Name())
-		if err != nil || e.IsDir() {
-			continue
+// sdkHeaders sets what the SDK's files carry beyond every file's ETag and
+// no-cache (a page revalidates, and never runs an SDK older than the
+// server it talks to): their content types, and CORS, since an ES module
+// from another origin loads only with it.
+func sdkHeaders(h http.Header, name string) {
+	for _, t := range sdkTypes {
+		if strings.HasSuffix(name, t.suffix) {
+			h.Set("Content-Type", t.ctype)
+			break
 		}
-		for _, t := range sdkTypes {
-			if strings.HasSuffix(e.Name(), t.suffix) {
-				sum := sha256.Sum256(b)
-				h.files[e.Name()] = sdkFile{body: b, ctype: t.ctype, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
-				break
+	}
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
+}
+
+// asset is one file as served: its bytes, gzipped when that pays for
+// text, and their ETags.
+type asset struct {
+	plain, gz    []byte
+	etag, etagGz string
+}
+
+// compressible lists the extensions worth gzipping.
+var compressible = map[string]bool{".js": true, ".mjs": true, ".ts": true, ".md": true, ".css": true, ".html": true, ".svg": true, ".json": true, ".txt": true}
+
+func loadAssets(fsys fs.FS) map[string]*asset {
+	out := make(map[string]*asset)
+	fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return nil
+		}
+		a := &asset{plain: b, etag: etagOf(b, "")}
+		if compressible[path.Ext(p)] {
+			var buf bytes.Buffer
+			zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+			zw.Write(b)
+			zw.Close()
+			if buf.Len() < len(b) {
+				a.gz, a.etagGz = buf.Bytes(), etagOf(b, "-gz")
 			}
 		}
-	}
+		out[p] = a
+		return nil
+	})
+	return out
 }
 
-func (h *sdkFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.once.Do(h.load)
-	f, ok := h.files[r.PathValue("file")]
-	if !ok {
-		http.NotFound(w, r)
-		return
+func etagOf(b []byte, suffix string) string {
+	sum := sha256.Sum256(b)
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + suffix + `"`
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding allows gzip.
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(enc), "gzip") || strings.TrimSpace(enc) == "*" {
+			q = strings.ReplaceAll(strings.TrimSpace(q), " ", "")
+			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		}
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", f.ctype)
-	hd.Set("ETag", f.etag)
-	hd.Set("Cache-Control", "no-cache")
-	hd.Set("Access-Control-Allow-Origin", "*")
-	hd.Set("Cross-Origin-Resource-Policy", "cross-origin")
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.body))
+	return false
 }
 
 // noListing is an fs.FS whose directories without an index.html do not

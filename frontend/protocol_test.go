@@ -20,6 +20,11 @@ func TestProtocolJSAgreesWithGo(t *testing.T) {
 	if err != nil {
 		t.Skip("node is not installed; skipping the frontend's JavaScript tests")
 	}
+	// The Markdown and highlighting modules import packages from
+	// frontend/src's package-lock.json (make test-deps installs them).
+	if _, err := os.Stat(filepath.Join("src", "node_modules", "markdown-it")); err != nil {
+		t.Skip("frontend/src/node_modules is not installed (run `make test-deps` or `cd frontend/src && npm ci`); skipping the frontend's JavaScript tests")
+	}
 	type testCase struct {
 		Text           string `json:"text"`
 		A              ot.Op  `json:"a"`

@@ -139,6 +139,81 @@ func skipShortCluster(t *testing.T) {
 // a cluster needs.
 type testNATS struct {
 	srv *natsserver.Server
+	// all is every server of a three-server cluster (startTestNATSR3);
+	// srv is the first of them.
+	all []*natsserver.Server
+}
+
+// startTestNATSR3 runs three NATS servers with JetStream in the test
+// process, routed to each other, and waits for a JetStream meta leader:
+// what nodes run with -nats-replicas 3 on.
+func startTestNATSR3(tb testing.TB) *testNATS {
+	tb.Helper()
+	ports := make([]int, 3)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close() // free again for the server, which binds it below
+	}
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	}
+	ns := &testNATS{}
+	for i := range ports {
+		srv, err := natsserver.NewServer(&natsserver.Options{
+			ServerName: fmt.Sprintf("nats%d", i),
+			Host:       "127.0.0.1",
+			Port:       -1,
+			JetStream:  true,
+			StoreDir:   tb.TempDir(),
+			NoLog:      true,
+			NoSigs:     true,
+			Cluster:    natsserver.ClusterOpts{Name: "collab", Host: "127.0.0.1", Port: ports[i]},
+			Routes:     natsserver.RoutesFromStr(strings.Join(routes, ",")),
+		})
+		if err != nil {
+			tb.Fatalf("nats server: %v", err)
+		}
+		srv.Start()
+		tb.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+		ns.all = append(ns.all, srv)
+	}
+	for _, srv := range ns.all {
+		if !srv.ReadyForConnections(10 * time.Second) {
+			tb.Fatalf("%s not ready after 10s", srv.Name())
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		leader := false
+		for _, srv := range ns.all {
+			leader = leader || srv.JetStreamIsLeader()
+		}
+		if leader {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatal("no JetStream meta leader after 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ns.srv = ns.all[0]
+	return ns
+}
+
+// urls is every server's client URL, comma-separated.
+func (ns *testNATS) urls() string {
+	if len(ns.all) == 0 {
+		return ns.srv.ClientURL()
+	}
+	var u []string
+	for _, srv := range ns.all {
+		u = append(u, srv.ClientURL())
+	}
+	return strings.Join(u, ",")
 }
 
 func startTestNATS(tb testing.TB) *testNATS {
@@ -493,6 +568,9 @@ type clusterOpts struct {
 	extra []string // more flags for every node
 	// quiet logs at info rather than debug (for benchmarks).
 	quiet bool
+	// r3 runs three NATS servers and the nodes with -nats-replicas 3,
+	// connected to all three directly (no proxies: Cut is not for them).
+	r3 bool
 }
 
 // testCluster is a NATS server and collabd nodes on it, each through its
@@ -517,10 +595,15 @@ var nodeFlags = []string{
 func startCluster(tb testing.TB, o clusterOpts) *testCluster {
 	tb.Helper()
 	bin := clusterBin(tb, o.race)
-	c := &testCluster{tb: tb, nats: startTestNATS(tb)}
+	c := &testCluster{tb: tb}
 	proxies := make([]*natsProxy, o.nodes)
-	for i := range proxies {
-		proxies[i] = startNATSProxy(tb, c.nats.addr())
+	if o.r3 {
+		c.nats = startTestNATSR3(tb)
+	} else {
+		c.nats = startTestNATS(tb)
+		for i := range proxies {
+			proxies[i] = startNATSProxy(tb, c.nats.addr())
+		}
 	}
 	// Cleanups run last-registered first: the nodes stop before their
 	// proxies and the NATS server, so that they shut down connected.
@@ -528,11 +611,18 @@ func startCluster(tb testing.TB, o clusterOpts) *testCluster {
 	for i, proxy := range proxies {
 		name := fmt.Sprintf("node%d", i)
 		dir := tb.TempDir()
+		url := c.nats.urls()
+		if proxy != nil {
+			url = proxy.URL()
+		}
 		args := append([]string{
 			"-data", filepath.Join(dir, "collab.db"),
-			"-nats", proxy.URL(),
+			"-nats", url,
 			"-node-id", name,
 		}, nodeFlags...)
+		if o.r3 {
+			args = append(args, "-nats-replicas", "3")
+		}
 		level := "debug"
 		if o.quiet {
 			level = "info"

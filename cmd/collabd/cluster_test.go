@@ -10,8 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -604,4 +607,169 @@ func connected(ctx context.Context, c *client.Client) bool {
 	defer cancel()
 	err := c.Wait(wctx, func(client.View) bool { return false })
 	return errors.Is(err, context.DeadlineExceeded)
+}
+
+// TestClusterOwnerPause: the document's owner is paused (SIGSTOP) while
+// editors on all three nodes type. A paused process keeps its NATS
+// subscriptions until the server gives up on it, minutes later, but its
+// lease lapses: the other nodes must take the document over when it does,
+// and their editors carry on while it is paused. Once resumed (SIGCONT)
+// the old owner must not take the document back or ack anything on a
+// lapsed lease; everyone converges with nothing lost or applied twice.
+func TestClusterOwnerPause(t *testing.T) {
+	skipShortCluster(t)
+	c := startCluster(t, clusterOpts{nodes: 3, race: clusterRaceBuild()})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*clusterGuard)
+	defer cancel()
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+
+	const start = "start"
+	id, _ := createClusterDoc(t, c.nodes[0], start)
+	typists := dialTypists(t, ctx, c.nodes, id, 6, seed)
+	if err := typists[0].burst(); err != nil {
+		t.Fatal(err)
+	}
+	if err := typists[0].sync(ctx, c.nodes, id); err != nil {
+		t.Fatal(err)
+	}
+	victim := c.owner(t, ctx, id)
+	if victim == nil {
+		t.Fatal("no node holds the document's lease after an acknowledged op")
+	}
+	t.Logf("owner: %s", victim.name)
+
+	rounds := make([]atomic.Int64, len(typists))
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- typeUntil(ctx, typists, c.nodes, id, 0, stop, 0, rounds) }()
+	if err := waitRounds(ctx, rounds, 5, done); err != nil {
+		t.Fatal(err)
+	}
+	paused := time.Now()
+	if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			victim.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}
+	defer resume()
+
+	// The typists on the other nodes finish 5 rounds more while the owner
+	// is still paused: the document moved.
+	var others []int
+	for i, ty := range typists {
+		if ty.node != victim {
+			others = append(others, i)
+		}
+	}
+	before := make([]int64, len(rounds))
+	for i := range rounds {
+		before[i] = rounds[i].Load()
+	}
+	var first time.Duration
+	for _, i := range others {
+		for rounds[i].Load() < before[i]+5 {
+			select {
+			case err := <-done:
+				t.Fatalf("typing ended early: %v", err)
+			case <-ctx.Done():
+				t.Fatalf("typist %d on %s: no 5 rounds acknowledged while the owner was paused (%v): it was never replaced", i, typists[i].node.name, ctx.Err())
+			case <-time.After(10 * time.Millisecond):
+			}
+			if first == 0 && rounds[i].Load() > before[i] {
+				first = time.Since(paused)
+			}
+		}
+	}
+	t.Logf("owner paused: first round acknowledged elsewhere after %v, 5 rounds each after %v",
+		first.Round(time.Millisecond), time.Since(paused).Round(time.Millisecond))
+	if o := c.owner(t, ctx, id); o == nil || o == victim {
+		t.Fatalf("the lease after the takeover: %v, want another node than %s", o, victim.name)
+	}
+
+	// Resumed: it lost its lease while paused and must not take it back.
+	resume()
+	for i := range rounds {
+		before[i] = rounds[i].Load()
+	}
+	for _, i := range others {
+		for rounds[i].Load() < before[i]+5 {
+			select {
+			case err := <-done:
+				t.Fatalf("typing ended early: %v", err)
+			case <-ctx.Done():
+				t.Fatalf("typist %d: no 5 rounds after the old owner resumed: %v", i, ctx.Err())
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if o := c.owner(t, ctx, id); o == victim {
+		t.Errorf("the resumed %s took the lease back", victim.name)
+	}
+	checkConverged(t, ctx, c.nodes, id, start, typists)
+}
+
+// TestClusterR3Runs: what an operator would run: three NATS servers with
+// three replicas and three nodes, six editors spread over them dropping
+// their connections at random and resuming on a random node. Each run
+// types for a while and then checks what every client and node holds: the
+// same text, a gapless history with each edit once (a rollback or a lost
+// op fails it). The longest wait for an ack of each typist is logged: the
+// figures in docs/scaling.md come from
+//
+//	COLLABD_R3_RUNS=10 COLLABD_R3_SECONDS=30 go test -count=1 -v -run TestClusterR3Runs ./cmd/collabd
+//
+// By default one run of 8 s.
+func TestClusterR3Runs(t *testing.T) {
+	skipShortCluster(t)
+	runs, secs := 1, 8
+	if n, err := strconv.Atoi(os.Getenv("COLLABD_R3_RUNS")); err == nil && n > 0 {
+		runs = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("COLLABD_R3_SECONDS")); err == nil && n > 0 {
+		secs = n
+	}
+	c := startCluster(t, clusterOpts{nodes: 3, race: clusterRaceBuild(), r3: true, quiet: true})
+	var worst time.Duration
+	for run := range runs {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second+2*clusterGuard)
+		seed := rand.Uint64()
+		const start = "start"
+		id, _ := createClusterDoc(t, c.nodes[run%3], start)
+		typists := dialTypists(t, ctx, c.nodes, id, 6, seed)
+		rounds := make([]atomic.Int64, len(typists))
+		stop := make(chan struct{})
+		timer := time.AfterFunc(time.Duration(secs)*time.Second, func() { close(stop) })
+		err := typeUntil(ctx, typists, c.nodes, id, 2, stop, 5, rounds)
+		timer.Stop()
+		if err != nil {
+			t.Errorf("run %d (seed %d): %v", run, seed, err)
+			checkLogsAfterFailure(t, ctx, c, id)
+			cancel()
+			t.FailNow()
+		}
+		want := checkConverged(t, ctx, c.nodes, id, start, typists)
+		var slow time.Duration
+		var total int64
+		for i, ty := range typists {
+			slow = max(slow, ty.slowest)
+			total += rounds[i].Load()
+		}
+		worst = max(worst, slow)
+		t.Logf("run %d (seed %d): %d revisions, %d rounds, longest wait for acks %v", run, seed, want.Rev, total, slow.Round(time.Millisecond))
+		for _, ty := range typists {
+			ty.c.Close()
+		}
+		cancel()
+	}
+	t.Logf("%d runs of %d s: longest wait for acks %v", runs, secs, worst.Round(time.Millisecond))
 }

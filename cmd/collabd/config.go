@@ -34,8 +34,9 @@ type config struct {
 	adminHosts      []string
 	version         bool
 	collab          collab.Options
-	embed           embedConfig // embed.go
-	nats            natsConfig  // natsconn.go
+	embed           embedConfig  // embed.go
+	nats            natsConfig   // natsconn.go
+	signin          signInConfig // signin.go
 }
 
 // envPrefix turns a flag name into its environment variable:
@@ -165,6 +166,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	// Cluster mode (natsconn.go, docs/scaling.md).
 	cfg.nats.addFlags(fs)
 
+	// Sign-in and per-document access (signin.go, docs/teams.md).
+	cfg.signin.addFlags(fs)
+
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: collabd [flags]\n\n"+
 			"collabd serves collaborative plain-text documents: editing over WebSockets,\n"+
@@ -173,7 +177,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 			"-log-level is %s. A flag on the command line wins over the environment.\n\n"+
 			"`collabd backup -help` explains the backup command, `collabd check -help`\n"+
 			"the data file check, `collabd migrate -help` the move of a data file into\n"+
-			"a cluster (-nats); `collabd version` prints the version.\n\nFlags:\n", envName("log-level"))
+			"a cluster (-nats); `collabd export -help` and `collabd import -help` the\n"+
+			"move of a document's text out and in; `collabd version` prints the version.\n\nFlags:\n", envName("log-level"))
 		fs.PrintDefaults()
 	}
 
@@ -214,6 +219,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 		return cfg, err
 	}
 	if err := cfg.nats.check(); err != nil {
+		return cfg, err
+	}
+	if err := cfg.signin.check(o); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

@@ -96,12 +96,22 @@ func TestNginxRecipe(t *testing.T) {
 func startNginxRecipe(t *testing.T) (base string, httpPort int, pool *x509.CertPool) {
 	t.Helper()
 	nginx := findNginx(t)
-	s := startProxied(t)
+	return startNginxSite(t, nginx, "nginx.conf", startProxied(t), nil)
+}
+
+// startNginxSite runs the nginx site of docs/deploy/file in front of
+// collabd s, templated to loopback ports, a test certificate and a
+// temporary prefix; edit, if set, templates the rest.
+func startNginxSite(t *testing.T, nginx, file string, s *server, edit func(site string) string) (base string, httpPort int, pool *x509.CertPool) {
+	t.Helper()
 	certFile, keyFile, pool := selfSignedCert(t)
 	httpsPort, httpPort := freePort(t), freePort(t)
 	collabdAddr := strings.TrimPrefix(s.URL, "http://")
 
-	site := deployFile(t, "nginx.conf")
+	site := deployFile(t, file)
+	if edit != nil {
+		site = edit(site)
+	}
 	site = replaceOnce(t, site, "server 127.0.0.1:8080;", "server "+collabdAddr+";")
 	site = replaceOnce(t, site, "    listen 80;\n", fmt.Sprintf("    listen 127.0.0.1:%d;\n", httpPort))
 	site = replaceOnce(t, site, "    listen [::]:80;\n", "")

@@ -24,6 +24,7 @@ import (
 	"github.com/collabd/collabd/collab"
 	"github.com/collabd/collabd/frontend"
 	"github.com/collabd/collabd/storage"
+	"github.com/collabd/collabd/storage/jetstream"
 )
 
 func main() {
@@ -101,6 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("open data file: %w", err)
 	}
 	var docStore collab.Store = store{db}
+	var clusterJS *jetstream.Store // cluster mode only
 	if cfg.nats.url != "" {
 		// Cluster mode: documents live in JetStream; the data file keeps
 		// only this node's webhook outbox.
@@ -123,13 +125,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cluster := newJSCluster(js, logger.With("component", "cluster"))
 		defer cluster.close()
 		docStore = jsStore{st: js, jsCluster: cluster}
+		clusterJS = js
 		logger.Info("cluster mode", "nats", nc.ConnectedUrlRedacted(), "node", js.NodeID())
 	}
 	reg, err := cfg.embed.setup(&cfg.collab, db, cfg.adminAddr != "")
 	if err != nil {
 		return err
 	}
+	if wh := cfg.collab.Webhook; wh != nil && clusterJS != nil {
+		// Cluster mode: the outbox is the cluster's, not this node's
+		// file, so that events outlive the node that queued them.
+		octx, cancel := context.WithTimeout(ctx, cfg.nats.wait)
+		ob, err := clusterJS.Outbox(octx, int64(wh.MaxOutboxEvents), wh.MaxOutboxBytes)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cluster mode: webhook outbox: %w", err)
+		}
+		defer ob.Close()
+		wh.Outbox = jsOutbox{ob}
+	}
+	signIn, watchAccess, err := cfg.signin.setup(ctx, &cfg.collab, db, clusterJS, cfg.nats.replicas, logger.With("component", "signin"))
+	if err != nil {
+		return fmt.Errorf("sign-in: %w", err)
+	}
+	defer signIn.close()
 	docs := collab.New(docStore, cfg.collab)
+	if err := watchAccess(docs.AccessChanged); err != nil {
+		return fmt.Errorf("sign-in: %w", err)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/api/", docs)

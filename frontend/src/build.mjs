@@ -7,25 +7,42 @@
 // temporary directories and compare it with the committed files.
 import * as esbuild from "esbuild";
 import { fileURLToPath } from "node:url";
-import fs from "node:fs";
 import path from "node:path";
+import fs from "node:fs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const outdir = path.resolve(process.argv[2] || path.join(here, "..", "static", "dist"));
 const sdkdir = path.resolve(process.argv[3] || path.join(here, "..", "static", "sdk"));
 
-await esbuild.build({
-  absWorkingDir: here,
-  entryPoints: ["edit.js", "view.js", "home.js"],
-  bundle: true,
-  minify: true,
-  format: "esm",
-  target: ["es2022"],
-  outdir,
-  legalComments: "eof",
-  charset: "utf8",
-  logLevel: "warning",
-});
+// Each page is its own bundle, so that a page loads in one request;
+// what a page loads only when needed (the Markdown renderer, the
+// languages of code blocks) goes into chunks/, named by their content.
+// manifest.json lists every file, for the service worker to keep.
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
+
+rmSync(outdir, { recursive: true, force: true }); // no stale chunks left behind
+
+for (const entry of ["edit.js", "view.js", "home.js"]) {
+  await esbuild.build({
+    absWorkingDir: here,
+    entryPoints: [entry],
+    bundle: true,
+    splitting: true,
+    chunkNames: "chunks/[name]-[hash]",
+    minify: true,
+    format: "esm",
+    target: ["es2022"],
+    outdir,
+    legalComments: "eof",
+    charset: "utf8",
+    logLevel: "warning",
+  });
+}
+const files = readdirSync(outdir, { recursive: true, withFileTypes: true })
+  .filter((d) => d.isFile() && d.name.endsWith(".js"))
+  .map((d) => path.relative(outdir, path.join(d.parentPath ?? d.path, d.name)).split(path.sep).join("/"))
+  .sort();
+writeFileSync(path.join(outdir, "manifest.json"), JSON.stringify(files.map((f) => `/dist/${f}`)) + "\n");
 
 // The SDK: collabd.mjs holds the core; each binding is a module of its
 // own that imports the core as "./collabd.mjs" (so that a page loading

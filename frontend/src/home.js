@@ -3,8 +3,10 @@
 
 import { $, el, listDocs, forgetDoc, rememberDoc, ago, download, registerOffline } from "./common.js";
 import { Store } from "./store.js";
+import { me, accountBar, signInURL } from "./account.js";
 
 registerOffline();
+const whoAmI = me().then((who) => { accountBar(who); return who; });
 
 const statusEl = $("create-status");
 
@@ -28,6 +30,14 @@ async function create(text) {
     const resp = await fetch("/api/docs", { method: "POST", headers, body: JSON.stringify(text ? { text } : {}) });
     let body = {};
     try { body = await resp.json(); } catch { /* not JSON */ }
+    const who = await whoAmI;
+    if (resp.status === 401 && !who.off && !who.user) {
+      // Sign-in is on (docs/teams.md): documents are made by people
+      // signed in.
+      statusEl.replaceChildren("Sign in to create documents. ",
+        who.signIn ? el("a", { href: signInURL(who), id: "create-sign-in" }, "Sign in") : "");
+      return;
+    }
     if (resp.status === 401) {
       // No token, or one the server no longer takes: ask for it.
       pageToken = "";

@@ -4,8 +4,8 @@
 // presence; the text lives in the editor, which the callbacks keep in step:
 //
 //   onReset(text)        replace the local text (a full welcome)
-//   onRemote(op, author, rev)  apply op (code points) to the local text:
-//                        op rev by author, rebased over our pending edits
+//   onRemote(op, author, rev)  apply op rev (code points), by author, to
+//                        the local text (rebased over our pending edits)
 //   onPeers(peers)       the other editors changed (Map author -> peer)
 //   onStatus(state, msg) "connecting" | "live" | "offline" | "failed"
 //   onWelcome(welcome)   a session became live
@@ -14,8 +14,8 @@
 //   onConflict()         unsent edits could not be rebased (the server no
 //                        longer had their base); called before onReset
 //   onFatal(code, msg)   the session cannot go on (unknown document, ...)
-//   onUnauthorized(status)  optional: the upgrade was refused with 401 or
-//                        403; answers whether a retry may succeed (a fresh
+//   onUnauthorized(status)  optional: the upgrade was refused with 401;
+//                        answers whether a retry may succeed (a fresh
 //                        token is coming), else the session fails
 //
 // Nothing here touches the DOM, so Node's tests drive it with a fake
@@ -25,7 +25,7 @@
 import { OTClient, moveRanges } from "./protocol.js";
 
 // Close codes after which reconnecting cannot help.
-const fatalCodes = new Set([4400, 4404, 4409, 4413]);
+const fatalCodes = new Set([4400, 4403, 4404, 4409, 4413]);
 
 export class Session {
   // opts: {docId, clientId, name, client (an OTClient restored from
@@ -118,18 +118,25 @@ export class Session {
     try {
       const r = await this.fetch(`${this.base}/api/docs/${encodeURIComponent(this.docId)}/text`, { method: "HEAD", cache: "no-store" });
       status = r.status;
+      if (r.ok) {
+        // With sign-in on, a viewer reads the text but may not open an
+        // editing session: the session's own route says 403.
+        const w = await this.fetch(`${this.base}/api/docs/${encodeURIComponent(this.docId)}/ws`, { method: "HEAD", cache: "no-store" });
+        if (w.status === 403) status = 403;
+      }
     } catch { /* offline */ }
     if (this.closed) return;
-    if (status === 404) {
+    if (status === 404 || status === 403) {
+      // 403: signed in, with too little access (docs/teams.md).
       this.closed = true;
-      this.cb.onFatal("not_found", "");
+      this.cb.onFatal(status === 404 ? "not_found" : "forbidden", "");
       return;
     }
     // A refused token: the SDK asks its application for a fresh one
     // (onUnauthorized answers whether it will); without one it is final.
-    if ((status === 401 || status === 403) && this.cb.onUnauthorized && !this.cb.onUnauthorized(status)) {
+    if (status === 401 && this.cb.onUnauthorized && !this.cb.onUnauthorized(status)) {
       this.closed = true;
-      this.cb.onFatal(status === 401 ? "unauthorized" : "forbidden", "");
+      this.cb.onFatal("unauthorized", "");
       return;
     }
     this.scheduleRetry(1);
@@ -169,7 +176,7 @@ export class Session {
         if (!next) this.flushCursor();
         return;
       }
-      case "op": return this.remote(m.rev, m.op, m.author ?? m.client);
+      case "op": return this.remote(m.rev, m.op, m.author);
       case "presence": {
         // The ranges are at the revision we are at; our local text also
         // holds our unacknowledged edits.
@@ -207,7 +214,7 @@ export class Session {
         if (inf && mine(r) && r.seq === inf.seq) {
           this.client.ack(r.rev, r.seq);
           this.cb.onEvent({ k: "ack", rev: r.rev, seq: r.seq });
-        } else this.remote(r.rev, r.op, r.author ?? r.client);
+        } else this.remote(r.rev, r.op, r.author);
       }
       const inf = this.client.inflight;
       if (inf && w.lastSeq >= inf.seq) throw new Error(`seq ${inf.seq} applied but not in the catch-up`);
@@ -278,5 +285,5 @@ export function moveLeft(op, pos) {
 }
 
 function codeName(code) {
-  return { 4400: "bad_message", 4404: "not_found", 4409: "bad_op", 4413: "too_large" }[code] || String(code);
+  return { 4400: "bad_message", 4403: "forbidden", 4404: "not_found", 4409: "bad_op", 4413: "too_large" }[code] || String(code);
 }

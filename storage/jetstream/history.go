@@ -74,11 +74,10 @@ type Bucket struct {
 // the latest is ErrNoRevision. It does not touch the position Append is
 // fenced on.
 //
-// Cost: only the latest snapshot is kept, so a rev at or after it replays
-// rev - snapshot records, and an older rev replays rev records from the
-// start of the document, read through one consumer in pages of at most 256
-// messages: O(rev) reads for old revisions, where package storage's
-// milestones bound it by SnapshotEvery.
+// Cost: a rev at or after the latest snapshot replays rev - snapshot
+// records; an older one replays from the milestone before it (see
+// milestoneEvery: about 4 snapshot intervals at most), or from the start
+// of a document too short to have one, read with batched direct gets.
 func (s *Store) LoadAt(ctx context.Context, id string, rev int64) (*StoredDoc, error) {
 	meta, err := s.meta(ctx, id)
 	if err != nil {
@@ -100,7 +99,10 @@ func (s *Store) LoadAt(ctx context.Context, id string, rev int64) (*StoredDoc, e
 		return nil, fmt.Errorf("doc %s rev %d of %d: %w", id, rev, e.rev, ErrNoRevision)
 	}
 	if snap != nil && snap.Rev > rev {
-		snap = nil // after rev: replay from the start
+		// After rev: from the milestone before rev, or the start.
+		if snap, err = s.milestone(ctx, id, rev); err != nil {
+			return nil, err
+		}
 	}
 	d, text, err := s.replay(ctx, id, meta, snap, e, rev)
 	if err != nil {
@@ -390,6 +392,10 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("delete doc %s: %w", id, err)
 	}
+	last, err := s.last(ctx, id)
+	if err != nil {
+		return fmt.Errorf("delete doc %s: %w", id, err)
+	}
 	s.Forget(id)
 	s.snapMu.Lock()
 	delete(s.snapPending, id)
@@ -403,6 +409,9 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	}
 	if err := s.snaps.Delete(ctx, id); err != nil && !errors.Is(err, natsjs.ErrObjectNotFound) {
 		errs = append(errs, fmt.Errorf("delete doc %s: snapshot: %w", id, err))
+	}
+	if err := s.deleteMilestones(ctx, id, last.rev); err != nil {
+		errs = append(errs, fmt.Errorf("delete doc %s: milestones: %w", id, err))
 	}
 	if err := s.views.Delete(ctx, meta.ViewID); err != nil {
 		errs = append(errs, fmt.Errorf("delete doc %s: view %s: %w", id, meta.ViewID, err))

@@ -24,9 +24,15 @@ const metaRev = "rev"
 // none. A snapshot replaced while being read fails its digest check or
 // loses its chunks; that is retried.
 func (s *Store) readSnapshot(ctx context.Context, id string) (*wireSnapshot, error) {
+	return s.readSnapshotObject(ctx, id, id)
+}
+
+// readSnapshotObject reads the snapshot object name of document id (its
+// latest, or a milestone), or nil if there is none.
+func (s *Store) readSnapshotObject(ctx context.Context, id, name string) (*wireSnapshot, error) {
 	var lastErr error
 	for try := range snapshotTries {
-		b, err := s.getSnapshot(ctx, id, try == snapshotTries-1)
+		b, err := s.getSnapshot(ctx, name, try == snapshotTries-1)
 		if errors.Is(err, natsjs.ErrObjectNotFound) {
 			return nil, nil
 		}
@@ -108,17 +114,90 @@ func (s *Store) SaveSnapshot(ctx context.Context, id string, rev int64, text str
 	if err != nil {
 		return fmt.Errorf("doc %s snapshot: %w", id, err)
 	}
-	_, err = s.snaps.Put(ctx, natsjs.ObjectMeta{
-		Name:     id,
+	if err := s.putSnapshot(ctx, id, rev, data); err != nil {
+		return fmt.Errorf("doc %s snapshot rev %d: %w", id, rev, err)
+	}
+	// The first snapshot in each milestone interval is also kept under
+	// its own name, for LoadAt.
+	if m := s.milestoneName(id, rev); m != "" {
+		if _, err := s.snaps.GetInfo(ctx, m); errors.Is(err, natsjs.ErrObjectNotFound) {
+			if err := s.putSnapshot(ctx, m, rev, data); err != nil {
+				return fmt.Errorf("doc %s milestone rev %d: %w", id, rev, err)
+			}
+		}
+	}
+	return nil
+}
+
+// putSnapshot stores a snapshot's encoding as object name.
+func (s *Store) putSnapshot(ctx context.Context, name string, rev int64, data []byte) error {
+	_, err := s.snaps.Put(ctx, natsjs.ObjectMeta{
+		Name:     name,
 		Metadata: map[string]string{metaRev: strconv.FormatInt(rev, 10)},
 		// Chunks must fit a message; the default (128 KB) does not on a
 		// server with a smaller max_payload.
 		Opts: &natsjs.ObjectMetaOptions{ChunkSize: uint32(min(128<<10, s.nc.MaxPayload()-1024))},
 	}, bytes.NewReader(data))
-	if err != nil {
-		return fmt.Errorf("doc %s snapshot rev %d: %w", id, rev, err)
+	return err
+}
+
+// Milestones: the history index of cluster mode. Besides its latest
+// snapshot, a document keeps the first snapshot taken in each interval
+// of milestoneEvery revisions, as object "<id>.m<k>" for the interval k,
+// so that LoadAt of an old revision replays at most about one interval
+// plus one snapshot interval of records, where it replayed from the
+// document's start. The interval is fixed, not derived from a node's
+// -snapshot-every, so that every node finds every node's milestones.
+// Package storage keeps milestones the same way in its file.
+const defaultMilestoneEvery = 4000
+
+// milestoneEvery is the store's milestone interval in revisions (tests
+// shorten it).
+func (s *Store) milestoneEvery() int64 { return s.milestones }
+
+// milestoneName names the milestone of document id for revision rev's
+// interval, or "" when there are none.
+func (s *Store) milestoneName(id string, rev int64) string {
+	every := s.milestoneEvery()
+	if every <= 0 || rev < every {
+		return ""
 	}
-	return nil
+	return fmt.Sprintf("%s.m%d", id, rev/every)
+}
+
+// milestone returns the newest milestone of document id at or before
+// rev, or nil: it looks in rev's interval and the two before it (a
+// milestone is missing where no snapshot was taken in its interval).
+func (s *Store) milestone(ctx context.Context, id string, rev int64) (*wireSnapshot, error) {
+	every := s.milestoneEvery()
+	if every <= 0 {
+		return nil, nil
+	}
+	for k := rev / every; k >= max(rev/every-2, 1); k-- {
+		w, err := s.readSnapshotObject(ctx, id, fmt.Sprintf("%s.m%d", id, k))
+		if err != nil {
+			return nil, err
+		}
+		if w != nil && w.Rev <= rev {
+			return w, nil
+		}
+	}
+	return nil, nil
+}
+
+// deleteMilestones deletes document id's milestones up to revision rev.
+func (s *Store) deleteMilestones(ctx context.Context, id string, rev int64) error {
+	every := s.milestoneEvery()
+	if every <= 0 {
+		return nil
+	}
+	var errs []error
+	for k := int64(1); k <= rev/every; k++ {
+		if err := s.snaps.Delete(ctx, fmt.Sprintf("%s.m%d", id, k)); err != nil && !errors.Is(err, natsjs.ErrObjectNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // snapshotState fills in w.Seq and w.Clients for w.Rev from the stored

@@ -280,7 +280,7 @@ function replay(state, events) {
 }
 
 // session.js
-var fatalCodes = /* @__PURE__ */ new Set([4400, 4404, 4409, 4413]);
+var fatalCodes = /* @__PURE__ */ new Set([4400, 4403, 4404, 4409, 4413]);
 var Session = class {
   // opts: {docId, clientId, name, client (an OTClient restored from
   // storage, or null), cb, wsURL (optional), fetch (optional), base (the
@@ -380,17 +380,21 @@ var Session = class {
     try {
       const r = await this.fetch(`${this.base}/api/docs/${encodeURIComponent(this.docId)}/text`, { method: "HEAD", cache: "no-store" });
       status = r.status;
+      if (r.ok) {
+        const w = await this.fetch(`${this.base}/api/docs/${encodeURIComponent(this.docId)}/ws`, { method: "HEAD", cache: "no-store" });
+        if (w.status === 403) status = 403;
+      }
     } catch {
     }
     if (this.closed) return;
-    if (status === 404) {
+    if (status === 404 || status === 403) {
       this.closed = true;
-      this.cb.onFatal("not_found", "");
+      this.cb.onFatal(status === 404 ? "not_found" : "forbidden", "");
       return;
     }
-    if ((status === 401 || status === 403) && this.cb.onUnauthorized && !this.cb.onUnauthorized(status)) {
+    if (status === 401 && this.cb.onUnauthorized && !this.cb.onUnauthorized(status)) {
       this.closed = true;
-      this.cb.onFatal(status === 401 ? "unauthorized" : "forbidden", "");
+      this.cb.onFatal("unauthorized", "");
       return;
     }
     this.scheduleRetry(1);
@@ -430,7 +434,7 @@ var Session = class {
         return;
       }
       case "op":
-        return this.remote(m.rev, m.op, m.author ?? m.client);
+        return this.remote(m.rev, m.op, m.author);
       case "presence": {
         const who = m.author ?? m.client;
         const out = this.client && this.client.outstanding();
@@ -462,7 +466,7 @@ var Session = class {
         if (inf2 && mine(r) && r.seq === inf2.seq) {
           this.client.ack(r.rev, r.seq);
           this.cb.onEvent({ k: "ack", rev: r.rev, seq: r.seq });
-        } else this.remote(r.rev, r.op, r.author ?? r.client);
+        } else this.remote(r.rev, r.op, r.author);
       }
       const inf = this.client.inflight;
       if (inf && w.lastSeq >= inf.seq) throw new Error(`seq ${inf.seq} applied but not in the catch-up`);
@@ -536,7 +540,7 @@ function moveLeft(op, pos) {
   return out;
 }
 function codeName(code) {
-  return { 4400: "bad_message", 4404: "not_found", 4409: "bad_op", 4413: "too_large" }[code] || String(code);
+  return { 4400: "bad_message", 4403: "forbidden", 4404: "not_found", 4409: "bad_op", 4413: "too_large" }[code] || String(code);
 }
 
 // positions.js
