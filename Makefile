@@ -18,7 +18,7 @@ BUILDFLAGS    ?= -buildvcs=auto
 RUN_FLAGS      = $(if $(DATA),-data $(DATA)) $(ARGS)
 
 # npm projects that tests drive; `make test-deps` installs them with npm ci.
-NPM_DIRS      := frontend/src frontend/test/browser $(wildcard collab/testdata/sse-node)
+NPM_DIRS      := frontend/src frontend/test/browser frontend/sdk/test $(wildcard collab/testdata/sse-node)
 
 LOAD_ADDR     ?= 127.0.0.1:18181
 LOAD_ADMIN_ADDR ?= 127.0.0.1:18182
@@ -35,7 +35,7 @@ ATTACK_ADDR   ?= 127.0.0.1:18183
 ATTACK_ARGS   ?=
 ATTACK_SERVER_ARGS ?=
 
-.PHONY: run build install test test-deps test-go fuzz lint bench load attack frontend clean
+.PHONY: run build install test test-deps test-go fuzz lint bench load attack frontend sdk clean
 
 ## run: build bin/collabd and serve 127.0.0.1:8080 with the data file ./collab.db (DATA=path, ARGS=flags)
 # The built binary, not `go run`, so that collabd's own exit status is make's.
@@ -128,6 +128,11 @@ attack:
 ## frontend: rebuild frontend/static/dist from frontend/src with the esbuild and CodeMirror of its package-lock.json
 frontend:
 	cd frontend/src && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+
+## sdk: rebuild the client SDK (frontend/static/sdk, also served at /sdk/) and write its npm tarball to bin/
+sdk: frontend
+	@mkdir -p $(BIN)
+	cd frontend/static/sdk && npm pack --pack-destination $(BIN) --loglevel=warn
 
 clean:
 	rm -rf $(BIN)

@@ -391,11 +391,9 @@ func TestTokenExpiresMidSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if err := b.Wait(ctx, func(c *Client) bool {
-		for _, p := range c.peers { // Wait holds c.mu
-			return len(c.peers) == 1 && p.Name == "Ada (from token)"
-		}
-		return false
+	if err := b.Wait(ctx, func(v ClientView) bool {
+		p := v.Peers()
+		return len(p) == 1 && p[0].Name == "Ada (from token)"
 	}); err != nil {
 		t.Fatalf("peer name: got %+v, want Ada (from token): %v", b.Peers(), err)
 	}

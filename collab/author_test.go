@@ -60,7 +60,7 @@ func TestSessionTakeover(t *testing.T) {
 	if err := ada.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := ada.SetCursor([]Range{{1, 3}}); err != nil {
+	if err := ada.SetCursor([]ClientRange{{1, 3}}); err != nil {
 		t.Fatal(err)
 	}
 	before := ada.Author()
@@ -70,7 +70,7 @@ func TestSessionTakeover(t *testing.T) {
 	if ada.Author() != before {
 		t.Errorf("Ada's author id changed on reconnect: %q, then %q", before, ada.Author())
 	}
-	if err := ada.SetCursor([]Range{{2, 2}}); err != nil {
+	if err := ada.SetCursor([]ClientRange{{2, 2}}); err != nil {
 		t.Fatal(err)
 	}
 	// Bob comes and goes.

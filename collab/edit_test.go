@@ -72,7 +72,7 @@ func TestConcurrentEditorsConverge(t *testing.T) {
 					return
 				}
 				if rng.IntN(10) == 0 {
-					if err := c.SetCursor([]Range{{rng.IntN(5), rng.IntN(5)}}); err != nil {
+					if err := c.SetCursor([]ClientRange{{rng.IntN(5), rng.IntN(5)}}); err != nil {
 						errs <- fmt.Errorf("editor %d cursor: %w", i, err)
 						return
 					}
@@ -142,9 +142,7 @@ func TestConcurrentEditorsConverge(t *testing.T) {
 	}
 	acked := int64(1) // the op that created the document
 	for i, c := range clients {
-		c.mu.Lock()
-		n := c.state.LastSeq()
-		c.mu.Unlock()
+		n, _ := c.Seqs()
 		if seqs[c.Author()] != n {
 			t.Errorf("editor %d: the log has %d of its ops, it had %d acknowledged", i, seqs[c.Author()], n)
 		}
@@ -401,7 +399,7 @@ func TestSupersede(t *testing.T) {
 		t.Errorf("server got rev %d %q, want rev 2 %q", d.Rev, d.Text, "abcnew")
 	}
 	// The watcher saw no leave for the client: it is still connected.
-	if !slices.ContainsFunc(watcher.Peers(), func(p Peer) bool { return p.Author == ts.srv.author(client) }) {
+	if !slices.ContainsFunc(watcher.Peers(), func(p ClientPeer) bool { return p.Author == ts.srv.author(client) }) {
 		t.Errorf("watcher's peers %v lack the superseding client %s", watcher.Peers(), client)
 	}
 	checkServing(t, ts, id)
@@ -476,13 +474,13 @@ func TestPresence(t *testing.T) {
 	if p := bob.Peers(); len(p) != 1 || p[0].Author != ada.Author() || p[0].Name != "Ada" || p[0].Color != ada.Color() || len(p[0].Ranges) != 0 {
 		t.Errorf("Bob's peers got %+v, want just Ada with her color and no ranges", p)
 	}
-	peerIs := func(c *Client, who *Client, name string, ranges []Range) func(*Client) bool {
-		return func(*Client) bool {
-			p, ok := c.peers[who.Author()]
+	peerIs := func(c *Client, who *Client, name string, ranges []ClientRange) func(ClientView) bool {
+		return func(v ClientView) bool {
+			p, ok := v.Peer(who.Author())
 			return ok && p.Name == name && p.Color == who.Color() && slices.Equal(p.Ranges, ranges)
 		}
 	}
-	if err := ada.Wait(ctx, peerIs(ada, bob, "Bob", []Range{})); err != nil {
+	if err := ada.Wait(ctx, peerIs(ada, bob, "Bob", []ClientRange{})); err != nil {
 		t.Fatalf("Ada never saw Bob: %v (peers %+v)", err, ada.Peers())
 	}
 
@@ -492,14 +490,14 @@ func TestPresence(t *testing.T) {
 	if len(w.Peers) != 2 {
 		t.Errorf("observer's welcome peers got %+v, want Ada and Bob", w.Peers)
 	}
-	if err := ada.SetCursor([]Range{{2, 4}}); err != nil {
+	if err := ada.SetCursor([]ClientRange{{2, 4}}); err != nil {
 		t.Fatal(err)
 	}
 	p := obs.expect(t, ctx, typePresence)
 	if p.Author != ada.Author() || p.Name != "Ada" || p.Color != ada.Color() || !slices.Equal(p.Ranges, []Range{{2, 4}}) || p.Rev != 1 {
 		t.Errorf("presence got %s, want Ada's [[2,4]] at rev 1 in her color", p.raw)
 	}
-	if err := bob.Wait(ctx, peerIs(bob, ada, "Ada", []Range{{2, 4}})); err != nil {
+	if err := bob.Wait(ctx, peerIs(bob, ada, "Ada", []ClientRange{{2, 4}})); err != nil {
 		t.Fatalf("Bob never saw Ada's cursor: %v (peers %+v)", err, bob.Peers())
 	}
 
@@ -510,14 +508,14 @@ func TestPresence(t *testing.T) {
 	if err := bob.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := bob.Wait(ctx, peerIs(bob, ada, "Ada", []Range{{4, 6}})); err != nil {
+	if err := bob.Wait(ctx, peerIs(bob, ada, "Ada", []ClientRange{{4, 6}})); err != nil {
 		t.Errorf("Bob's copy of Ada's selection: %v (peers %+v), want [[4,6]]", err, bob.Peers())
 	}
 	if m := obs.expect(t, ctx, typeOp); m.Rev != 2 {
 		t.Fatalf("observer got op %d, want 2", m.Rev)
 	}
 	carol := ts.dial(t, id, ClientOptions{Name: "Carol"})
-	if err := carol.Wait(ctx, peerIs(carol, ada, "Ada", []Range{{4, 6}})); err != nil {
+	if err := carol.Wait(ctx, peerIs(carol, ada, "Ada", []ClientRange{{4, 6}})); err != nil {
 		t.Errorf("Carol's welcome: %v (peers %+v), want Ada at [[4,6]]", err, carol.Peers())
 	}
 	colors := map[string]bool{ada.Color(): true, bob.Color(): true, carol.Color(): true, w.Color: true}
@@ -529,9 +527,9 @@ func TestPresence(t *testing.T) {
 	if err := obs.send(ctx, `{"type":"cursor","rev":1,"ranges":[[0,0],[11,5]]}`); err != nil {
 		t.Fatal(err)
 	}
-	wantObs := []Range{{2, 2}, {13, 7}}
-	if err := ada.Wait(ctx, func(*Client) bool {
-		for _, p := range ada.peers {
+	wantObs := []ClientRange{{2, 2}, {13, 7}}
+	if err := ada.Wait(ctx, func(v ClientView) bool {
+		for _, p := range v.Peers() {
 			if p.Name == "raw" && slices.Equal(p.Ranges, wantObs) {
 				return true
 			}
@@ -554,7 +552,7 @@ func TestPresence(t *testing.T) {
 	if err := bob.Reconnect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := bob.Wait(ctx, peerIs(bob, ada, "Ada", []Range{{6, 8}})); err != nil {
+	if err := bob.Wait(ctx, peerIs(bob, ada, "Ada", []ClientRange{{6, 8}})); err != nil {
 		t.Errorf("after reconnect: %v; Bob's peers %+v, want Ada at [[6,8]]", err, bob.Peers())
 	}
 
@@ -562,8 +560,8 @@ func TestPresence(t *testing.T) {
 	if err := ada.Close(); err != nil {
 		t.Fatal(err)
 	}
-	gone := func(c *Client) func(*Client) bool {
-		return func(*Client) bool { _, ok := c.peers[ada.Author()]; return !ok }
+	gone := func(c *Client) func(ClientView) bool {
+		return func(v ClientView) bool { _, ok := v.Peer(ada.Author()); return !ok }
 	}
 	for _, c := range []*Client{bob, carol} {
 		if err := c.Wait(ctx, gone(c)); err != nil {

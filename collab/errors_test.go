@@ -263,7 +263,7 @@ func TestShutdownTellsEditors(t *testing.T) {
 	if code, msgs, err := quiet.closeStatus(ctx); err != nil || code != websocket.StatusGoingAway {
 		t.Errorf("connection without hello: got close %d after %s (%v), want 1001", code, rawList(msgs), err)
 	}
-	if err := c.Wait(ctx, func(*Client) bool { return false }); !errIs(err, CodeShuttingDown) {
+	if err := c.Wait(ctx, func(ClientView) bool { return false }); !errIs(err, CodeShuttingDown) {
 		t.Errorf("Go client: got %v, want a shutting_down error", err)
 	}
 	if err := <-closed; err != nil {

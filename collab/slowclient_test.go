@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestSlowEditorIsDropped(t *testing.T) {
 	slow.hello(t, ctx, slowID, -1) // and never reads again
 	fast := ts.dial(t, id, ClientOptions{Name: "fast"})
 	writer := ts.dial(t, id, ClientOptions{Name: "writer"})
-	if err := fast.Wait(ctx, func(c *Client) bool { _, ok := c.peers[srv.author(slowID)]; return ok }); err != nil {
+	if err := fast.Wait(ctx, func(v ClientView) bool { _, ok := v.Peer(srv.author(slowID)); return ok }); err != nil {
 		t.Fatal(err)
 	}
 
@@ -70,9 +71,7 @@ func TestSlowEditorIsDropped(t *testing.T) {
 		if got := fast.Text(); got != text {
 			t.Fatalf("fast editor at rev %d has %d bytes, want the writer's text", rev, len(got))
 		}
-		fast.mu.Lock()
-		_, present := fast.peers[srv.author(slowID)]
-		fast.mu.Unlock()
+		present := slices.ContainsFunc(fast.Peers(), func(p ClientPeer) bool { return p.Author == srv.author(slowID) })
 		dropped = !present
 	}
 	if !dropped {

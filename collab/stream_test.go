@@ -120,9 +120,9 @@ func TestStreamWhileEditing(t *testing.T) {
 	}
 	pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
 	defer pcancel()
-	if err := c.Wait(pctx, func(c *Client) bool { // c's state is locked
-		for _, peer := range c.peers {
-			if peer.Name == "Claude" && len(peer.Ranges) == 1 && peer.Ranges[0] == (Range{12, 12}) {
+	if err := c.Wait(pctx, func(v ClientView) bool {
+		for _, peer := range v.Peers() {
+			if peer.Name == "Claude" && len(peer.Ranges) == 1 && peer.Ranges[0] == (ClientRange{12, 12}) {
 				return true
 			}
 		}
@@ -167,7 +167,7 @@ func TestStreamWhileEditing(t *testing.T) {
 	}
 	pctx, pcancel = context.WithTimeout(ctx, 5*time.Second)
 	defer pcancel()
-	if err := c.Wait(pctx, func(c *Client) bool { return len(c.peers) == 0 }); err != nil {
+	if err := c.Wait(pctx, func(v ClientView) bool { return len(v.Peers()) == 0 }); err != nil {
 		t.Errorf("stream still in presence after it ended: %+v", c.Peers())
 	}
 	// The run reverts like any other.

@@ -62,11 +62,11 @@ func TestTraceFriendsForever(t *testing.T) {
 	// booked[a] is the revision up to which agent a's received ops have
 	// been told to the Replay. book brings it up to the client's
 	// revision; the store says whose op each revision was (it has every
-	// op before anyone hears of it). Called with the client's lock held.
+	// op before anyone hears of it). Called with the client's lock held
+	// (v is its view).
 	booked := make([]int64, n)
-	book := func(a int) error {
-		c := clients[a]
-		for rev := booked[a] + 1; rev <= c.state.Rev(); rev++ {
+	book := func(a int, v ClientView) error {
+		for rev := booked[a] + 1; rev <= v.Rev(); rev++ {
 			rec, ok := ts.store.record(id, rev)
 			if !ok {
 				return fmt.Errorf("agent %d is at rev %d, which the store lacks", a, rev)
@@ -85,8 +85,8 @@ func TestTraceFriendsForever(t *testing.T) {
 		a := r.Agent(txn)
 		c := clients[a]
 		var bookErr error
-		if err := c.Wait(ctx, func(*Client) bool {
-			bookErr = book(a)
+		if err := c.Wait(ctx, func(v ClientView) bool {
+			bookErr = book(a, v)
 			return bookErr != nil || r.Ready(txn)
 		}); err != nil {
 			t.Fatalf("txn %d: %v; %s", txn, err, r.Waiting(txn))
@@ -95,15 +95,15 @@ func TestTraceFriendsForever(t *testing.T) {
 			t.Fatalf("txn %d: %v", txn, bookErr)
 		}
 		var editErr error
-		err := c.edit(func() ot.Op {
+		err := c.EditView(func(v ClientView) ot.Op {
 			// Under the client's lock: nothing arrives until the op is
 			// applied, so it is made on the text as it is.
-			noop := ot.Op{}.Retain(c.doc.Len())
-			if editErr = book(a); editErr != nil {
+			noop := ot.Op{}.Retain(v.Len())
+			if editErr = book(a, v); editErr != nil {
 				return noop
 			}
 			if txn%997 == 0 {
-				if got, want := c.doc.String(), r.LocalText(a); got != want {
+				if got, want := v.Text(), r.LocalText(a); got != want {
 					editErr = fmt.Errorf("agent %d text got %q, want %q", a, got, want)
 					return noop
 				}
@@ -113,14 +113,14 @@ func TestTraceFriendsForever(t *testing.T) {
 				editErr = err
 				return noop
 			}
-			op, err := spliceOp(c.doc.Len(), ss)
+			op, err := spliceOp(v.Len(), ss)
 			if err != nil {
 				editErr = err
 				return noop
 			}
 			// The edit goes out with the next seq: now if nothing is in
 			// flight, else in the buffer sent after the ack.
-			r.Carry(a, c.state.LastSeq()+1)
+			r.Carry(a, v.LastSeq()+1)
 			return op
 		})
 		if err == nil {

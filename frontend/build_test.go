@@ -10,10 +10,10 @@ import (
 	"testing"
 )
 
-// TestBundleIsFresh rebuilds static/dist from src with the esbuild and
-// CodeMirror pinned in src/package-lock.json, into a temporary directory,
-// and fails when the committed bundle differs: someone changed a source
-// file and did not run `make frontend`. The build is reproducible (no
+// TestBundleIsFresh rebuilds static/dist and static/sdk (the client SDK)
+// from src with the esbuild and CodeMirror pinned in src/package-lock.json,
+// into temporary directories, and fails when the committed files differ:
+// someone changed a source file and did not run `make frontend`. The build is reproducible (no
 // timestamps or absolute paths), so equal inputs give equal bytes.
 func TestBundleIsFresh(t *testing.T) {
 	node, err := exec.LookPath("node")
@@ -37,25 +37,32 @@ func TestBundleIsFresh(t *testing.T) {
 		}
 	}
 
-	out := t.TempDir()
-	cmd := exec.Command(node, "build.mjs", out)
+	out, sdk := t.TempDir(), t.TempDir()
+	cmd := exec.Command(node, "build.mjs", out, sdk)
 	cmd.Dir = "src"
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("node build.mjs: %v\n%s", err, b)
 	}
-	built := readTree(t, out)
-	committed := readTree(t, filepath.Join("static", "dist"))
-	for name, want := range built {
-		got, ok := committed[name]
+	compareTree(t, out, "dist")
+	compareTree(t, sdk, "sdk")
+}
+
+// compareTree compares a fresh build in dir with static/name.
+func compareTree(t *testing.T, dir, name string) {
+	t.Helper()
+	built := readTree(t, dir)
+	committed := readTree(t, filepath.Join("static", name))
+	for file, want := range built {
+		got, ok := committed[file]
 		if !ok {
-			t.Errorf("static/dist/%s is missing: run make frontend and commit the result", name)
+			t.Errorf("static/%s/%s is missing: run make frontend and commit the result", name, file)
 		} else if !bytes.Equal(got, want) {
-			t.Errorf("static/dist/%s is stale (%d bytes, a fresh build has %d): run make frontend and commit the result", name, len(got), len(want))
+			t.Errorf("static/%s/%s is stale (%d bytes, a fresh build has %d): run make frontend and commit the result", name, file, len(got), len(want))
 		}
 	}
-	for name := range committed {
-		if _, ok := built[name]; !ok {
-			t.Errorf("static/dist/%s is not built from src any more: delete it", name)
+	for file := range committed {
+		if _, ok := built[file]; !ok {
+			t.Errorf("static/%s/%s is not built from src any more: delete it", name, file)
 		}
 	}
 }

@@ -59,6 +59,9 @@ func Handler() http.Handler {
 			return
 		}
 		h := w.Header()
+		if strings.HasPrefix(name, "sdk/") {
+			sdkHeaders(h, name)
+		}
 		if strings.HasPrefix(name, "dist/chunks/") {
 			// Named by their content (build.mjs): a name never serves
 			// other bytes, so browsers keep them without asking.
@@ -79,6 +82,32 @@ func Handler() http.Handler {
 	})
 }
 
+// sdkTypes are the content types of the client SDK's files (static/sdk,
+// served at /sdk/), by ending. .d.ts is TypeScript (application/typescript,
+// the type Deno reads a declaration file by), never the MPEG stream that
+// .ts means to mime.
+var sdkTypes = []struct{ suffix, ctype string }{
+	{".d.ts", "application/typescript; charset=utf-8"},
+	{".mjs", "text/javascript; charset=utf-8"},
+	{".json", "application/json"},
+	{".md", "text/markdown; charset=utf-8"},
+}
+
+// sdkHeaders sets what the SDK's files carry beyond every file's ETag and
+// no-cache (a page revalidates, and never runs an SDK older than the
+// server it talks to): their content types, and CORS, since an ES module
+// from another origin loads only with it.
+func sdkHeaders(h http.Header, name string) {
+	for _, t := range sdkTypes {
+		if strings.HasSuffix(name, t.suffix) {
+			h.Set("Content-Type", t.ctype)
+			break
+		}
+	}
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
+}
+
 // asset is one file as served: its bytes, gzipped when that pays for
 // text, and their ETags.
 type asset struct {
@@ -87,7 +116,7 @@ type asset struct {
 }
 
 // compressible lists the extensions worth gzipping.
-var compressible = map[string]bool{".js": true, ".css": true, ".html": true, ".svg": true, ".json": true, ".txt": true}
+var compressible = map[string]bool{".js": true, ".mjs": true, ".ts": true, ".md": true, ".css": true, ".html": true, ".svg": true, ".json": true, ".txt": true}
 
 func loadAssets(fsys fs.FS) map[string]*asset {
 	out := make(map[string]*asset)

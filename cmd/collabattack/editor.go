@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
-	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 	"github.com/google/uuid"
 )
 
@@ -83,7 +83,7 @@ func (e *serverError) Error() string { return e.code + ": " + e.message }
 // not safe for concurrent use.
 type editor struct {
 	ws     *websocket.Conn
-	dec    collab.FrameDecoder
+	dec    client.FrameDecoder
 	rev    int64
 	length int // in code points
 	seq    int64

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 	"github.com/collabd/collabd/ot"
 )
 
@@ -42,7 +42,7 @@ func attackSlowReaders(t *testing.T, bin string) {
 			defer cancel()
 			const chars = 2_000_000
 			id := createDocAt(t, tg.url, strings.Repeat("文", chars))
-			ed, err := collab.Dial(ctx, "ws://"+tg.addr+"/api/docs/"+id+"/ws", collab.ClientOptions{})
+			ed, err := client.Dial(ctx, "ws://"+tg.addr+"/api/docs/"+id+"/ws", client.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

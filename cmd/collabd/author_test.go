@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 	"github.com/google/uuid"
 )
 
@@ -19,10 +19,10 @@ func TestAuthorStableAcrossRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	data := filepath.Join(t.TempDir(), "collab.db")
-	client := uuid.NewString()
+	clientID := uuid.NewString()
 	authorOn := func(s *server) string {
 		id := createDoc(t, s.URL, "x")
-		c, err := collab.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/api/docs/"+id+"/ws", collab.ClientOptions{ClientID: client})
+		c, err := client.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/api/docs/"+id+"/ws", client.Options{ClientID: clientID})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 	"github.com/collabd/collabd/ot"
 )
 
@@ -199,7 +199,7 @@ func typists(t *testing.T, base, doc string, n int) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := range n {
-		c, err := collab.Dial(ctx, strings.Replace(base, "http", "ws", 1)+"/api/docs/"+doc+"/ws", collab.ClientOptions{Name: fmt.Sprintf("typist %d", i)})
+		c, err := client.Dial(ctx, strings.Replace(base, "http", "ws", 1)+"/api/docs/"+doc+"/ws", client.Options{Name: fmt.Sprintf("typist %d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}

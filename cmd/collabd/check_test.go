@@ -12,7 +12,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 	"github.com/collabd/collabd/ot"
 )
 
@@ -38,7 +38,7 @@ func TestCheckCommand(t *testing.T) {
 	for _, text := range []string{"first", "second 😀", ""} {
 		// Edited, so that the server has it loaded and snapshots it on
 		// shutdown.
-		c, err := collab.Dial(ctx, s.URL+"/api/docs/"+createDoc(t, s.URL, text)+"/ws", collab.ClientOptions{})
+		c, err := client.Dial(ctx, s.URL+"/api/docs/"+createDoc(t, s.URL, text)+"/ws", client.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 	"github.com/collabd/collabd/ot"
 )
 
@@ -37,7 +37,7 @@ func quantileMs(ds []time.Duration, q float64) float64 {
 }
 
 // appendOne types one code point at the end of c's text.
-func appendOne(c *collab.Client, r rune) error {
+func appendOne(c *client.Client, r rune) error {
 	return c.EditFunc(func(text string) ot.Op {
 		return ot.Op{}.Retain(len([]rune(text))).Insert(string(r))
 	})
@@ -49,7 +49,7 @@ func appendOne(c *collab.Client, r rune) error {
 func benchOwnedDoc(b *testing.B, ctx context.Context, c *testCluster, n *clusterNode) (id string, owner *clusterNode) {
 	b.Helper()
 	id, _ = createClusterDoc(b, n, "x")
-	ed, err := collab.Dial(ctx, n.wsURL(id), collab.ClientOptions{})
+	ed, err := client.Dial(ctx, n.wsURL(id), client.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func BenchmarkClusterAckLatency(b *testing.B) {
 	ctx := context.Background()
 
 	run := func(b *testing.B, n *clusterNode, id string) {
-		ed, err := collab.Dial(ctx, n.wsURL(id), collab.ClientOptions{})
+		ed, err := client.Dial(ctx, n.wsURL(id), client.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -123,7 +123,7 @@ func BenchmarkClusterAckLatency(b *testing.B) {
 // opsBench is a set of documents with two editors each, dialed once and
 // used by every run of one benchmark.
 type opsBench struct {
-	editors []*collab.Client
+	editors []*client.Client
 }
 
 // newOpsBench creates docs documents over nodes (document i on node
@@ -132,7 +132,7 @@ type opsBench struct {
 // of its runs, and the editors serve them all.
 func newOpsBench(b *testing.B, owner testing.TB, ctx context.Context, nodes []*clusterNode, docs int) *opsBench {
 	b.Helper()
-	ob := &opsBench{editors: make([]*collab.Client, 2*docs)}
+	ob := &opsBench{editors: make([]*client.Client, 2*docs)}
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*docs)
 	sem := make(chan struct{}, 32)
@@ -149,7 +149,7 @@ func newOpsBench(b *testing.B, owner testing.TB, ctx context.Context, nodes []*c
 			}
 			for k := range 2 {
 				at := nodes[(i+k)%len(nodes)]
-				ed, err := collab.Dial(ctx, at.wsURL(id), collab.ClientOptions{})
+				ed, err := client.Dial(ctx, at.wsURL(id), client.Options{})
 				if err != nil {
 					errs <- err
 					return
@@ -302,15 +302,15 @@ func BenchmarkClusterFailover(b *testing.B) {
 				others = append(others, n)
 			}
 		}
-		e1, err := collab.Dial(ctx, owner.wsURL(id), collab.ClientOptions{})
+		e1, err := client.Dial(ctx, owner.wsURL(id), client.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		e2, err := collab.Dial(ctx, others[0].wsURL(id), collab.ClientOptions{})
+		e2, err := client.Dial(ctx, others[0].wsURL(id), client.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, e := range []*collab.Client{e1, e2} {
+		for _, e := range []*client.Client{e1, e2} {
 			if err := appendOne(e, 'a'); err != nil {
 				b.Fatal(err)
 			}

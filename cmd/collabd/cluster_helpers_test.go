@@ -33,7 +33,7 @@ import (
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
-	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 	"github.com/collabd/collabd/ot"
 )
 
@@ -949,7 +949,7 @@ func (f *sseFeed) Close() {
 	<-f.done
 }
 
-// Typists edit one document through collab.Client so that the end text
+// Typists edit one document through client.Client so that the end text
 // proves what happened: typist i's k-th insert is the code point
 // typistBase+i*4096+k, used by no other edit, and the only other edits
 // insert or delete filler dashes. So the final text must hold every
@@ -959,7 +959,7 @@ const typistBase = 0x20000
 
 type typist struct {
 	i    int
-	c    *collab.Client
+	c    *client.Client
 	rng  *rand.Rand
 	made int // inserts made (all acknowledged once the client is synced)
 	node *clusterNode
@@ -970,7 +970,7 @@ type typist struct {
 }
 
 func newTypist(ctx context.Context, i int, n *clusterNode, id string, seed uint64) (*typist, error) {
-	c, err := collab.Dial(ctx, n.wsURL(id), collab.ClientOptions{Name: fmt.Sprintf("typist %d", i)})
+	c, err := client.Dial(ctx, n.wsURL(id), client.Options{Name: fmt.Sprintf("typist %d", i)})
 	if err != nil {
 		return nil, fmt.Errorf("typist %d: dial %s: %w", i, n.name, err)
 	}
@@ -1035,10 +1035,10 @@ func fatalClientErr(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, ot.ErrRevision) || errors.Is(err, ot.ErrUnexpectedAck) || errors.Is(err, collab.ErrLostEdits) {
+	if errors.Is(err, ot.ErrRevision) || errors.Is(err, ot.ErrUnexpectedAck) || errors.Is(err, client.ErrLostEdits) {
 		return true
 	}
-	var se *collab.ServerError
+	var se *client.ServerError
 	if errors.As(err, &se) {
 		return se.Code != "shutting_down"
 	}

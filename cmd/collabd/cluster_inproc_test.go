@@ -35,6 +35,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage/jetstream"
 )
@@ -216,9 +217,9 @@ func inprocOwner(t *testing.T, ctx context.Context, nodes []*inprocNode, id stri
 
 // inprocDial opens an editor on node n; the owner of a document is the
 // node whose hub loaded it first, so the first editor decides.
-func inprocDial(t *testing.T, ctx context.Context, n *inprocNode, id string, opts collab.ClientOptions) *collab.Client {
+func inprocDial(t *testing.T, ctx context.Context, n *inprocNode, id string, opts client.Options) *client.Client {
 	t.Helper()
-	c, err := collab.Dial(ctx, n.wsURL(id), opts)
+	c, err := client.Dial(ctx, n.wsURL(id), opts)
 	if err != nil {
 		t.Fatalf("dial %s: %v", n.name, err)
 	}
@@ -294,8 +295,8 @@ type inprocMsg struct {
 	Ops     []inprocOpRec   `json:"ops"`
 	Text    *string         `json:"text"`
 	Author  string          `json:"author"`
-	Peers   []collab.Peer   `json:"peers"`
-	Ranges  []collab.Range  `json:"ranges"`
+	Peers   []client.Peer   `json:"peers"`
+	Ranges  []client.Range  `json:"ranges"`
 	Code    string          `json:"code"`
 	Message string          `json:"message"`
 	Raw     json.RawMessage `json:"-"`
@@ -411,7 +412,7 @@ func inprocInsert(n, pos int, s string) ot.Op {
 // inprocType makes c type count characters, one op at a time, each after
 // the previous was acknowledged, at the end of its text. It reports the
 // highest seq acknowledged, and the error that stopped it, if any.
-func inprocType(ctx context.Context, c *collab.Client, tag string, count int) (int64, error) {
+func inprocType(ctx context.Context, c *client.Client, tag string, count int) (int64, error) {
 	for i := range count {
 		err := c.EditFunc(func(text string) ot.Op {
 			n := len([]rune(text))
@@ -561,10 +562,10 @@ func inprocNewClient() string { return uuid.NewString() }
 
 // inprocOwnedDoc creates a document on nodes[0] and makes nodes[0] its
 // owner by connecting an editor there first; the editor is returned.
-func inprocOwnedDoc(t *testing.T, ctx context.Context, nodes []*inprocNode, text string) (string, *collab.Client) {
+func inprocOwnedDoc(t *testing.T, ctx context.Context, nodes []*inprocNode, text string) (string, *client.Client) {
 	t.Helper()
 	id := inprocCreate(t, nodes[0], text)
-	c := inprocDial(t, ctx, nodes[0], id, collab.ClientOptions{Name: "owner-editor"})
+	c := inprocDial(t, ctx, nodes[0], id, client.Options{Name: "owner-editor"})
 	if o := inprocOwner(t, ctx, nodes, id); o != nodes[0] {
 		t.Fatalf("owner is %s, want %s", o.name, nodes[0].name)
 	}
@@ -656,7 +657,7 @@ func TestClusterInprocFollowerAcks(t *testing.T) {
 		observers = append(observers, inprocObserve(w))
 	}
 
-	onFollower := inprocDial(t, ctx, nodes[1], id, collab.ClientOptions{Name: "follower-editor"})
+	onFollower := inprocDial(t, ctx, nodes[1], id, client.Options{Name: "follower-editor"})
 	const perEditor = 40
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -698,7 +699,7 @@ func TestClusterInprocFollowerAcks(t *testing.T) {
 	inprocCheckOnce(t, recs, onFollower.ID(), perEditor)
 	authors := map[string]string{onOwner.ID(): onOwner.Author(), onFollower.ID(): onFollower.Author()}
 	want, _ := chk.Load(ctx, id)
-	for _, c := range []*collab.Client{onOwner, onFollower} {
+	for _, c := range []*client.Client{onOwner, onFollower} {
 		if err := c.WaitRev(ctx, int64(len(recs))); err != nil {
 			t.Fatal(err)
 		}
@@ -855,10 +856,10 @@ func TestClusterInprocOwnerStops(t *testing.T) {
 			nodes, chk := inprocCluster(t, 3)
 			id, onOwner := inprocOwnedDoc(t, ctx, nodes, "")
 			_ = onOwner
-			editors := []*collab.Client{
-				inprocDial(t, ctx, nodes[1], id, collab.ClientOptions{Name: "e1"}),
-				inprocDial(t, ctx, nodes[2], id, collab.ClientOptions{Name: "e2"}),
-				inprocDial(t, ctx, nodes[2], id, collab.ClientOptions{Name: "e3"}),
+			editors := []*client.Client{
+				inprocDial(t, ctx, nodes[1], id, client.Options{Name: "e1"}),
+				inprocDial(t, ctx, nodes[2], id, client.Options{Name: "e2"}),
+				inprocDial(t, ctx, nodes[2], id, client.Options{Name: "e3"}),
 			}
 			const perEditor = 120
 			acked := make([]int64, len(editors))
@@ -927,8 +928,8 @@ func inprocRuneIndex(s, sub string) int {
 }
 
 // inprocPeer returns c's view of the peer with author id, if any.
-func inprocPeer(c *collab.Client, author string) (collab.Peer, int) {
-	var found collab.Peer
+func inprocPeer(c *client.Client, author string) (client.Peer, int) {
+	var found client.Peer
 	n := 0
 	for _, p := range c.Peers() {
 		if p.Author == author {
@@ -949,7 +950,7 @@ func TestClusterInprocPresence(t *testing.T) {
 	nodes, _ := inprocCluster(t, 2)
 	const marker = "MARK"
 	id, x := inprocOwnedDoc(t, ctx, nodes, "hello "+marker+" world")
-	y := inprocDial(t, ctx, nodes[1], id, collab.ClientOptions{Name: "y"})
+	y := inprocDial(t, ctx, nodes[1], id, client.Options{Name: "y"})
 
 	// y types at the start of the text the whole time.
 	stop := make(chan struct{})
@@ -973,11 +974,11 @@ func TestClusterInprocPresence(t *testing.T) {
 			time.Sleep(inprocPace)
 		}
 	}()
-	atMarker := func(c *collab.Client, author string) func() bool {
+	atMarker := func(c *client.Client, author string) func() bool {
 		return func() bool {
 			p, n := inprocPeer(c, author)
 			at := inprocRuneIndex(c.Text(), marker)
-			return n == 1 && len(p.Ranges) == 1 && p.Ranges[0] == collab.Range{at, at}
+			return n == 1 && len(p.Ranges) == 1 && p.Ranges[0] == client.Range{at, at}
 		}
 	}
 	for round := range 20 {
@@ -994,7 +995,7 @@ func TestClusterInprocPresence(t *testing.T) {
 			t.Fatal(err)
 		}
 		at := inprocRuneIndex(x.Text(), marker)
-		if err := x.SetCursor([]collab.Range{{at, at}}); err != nil {
+		if err := x.SetCursor([]client.Range{{at, at}}); err != nil {
 			t.Fatal(err)
 		}
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -1045,14 +1046,14 @@ func TestClusterInprocPresence(t *testing.T) {
 			t.Fatal(err)
 		}
 		at := inprocRuneIndex(y.Text(), marker) + len(marker)
-		if err := y.SetCursor([]collab.Range{{at, at}}); err != nil {
+		if err := y.SetCursor([]client.Range{{at, at}}); err != nil {
 			t.Fatal(err)
 		}
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		inprocWaitFor(t, rctx, fmt.Sprintf("round %d: x to see y's cursor after the marker", round), func() bool {
 			p, n := inprocPeer(x, y.Author())
 			at := inprocRuneIndex(x.Text(), marker) + len(marker)
-			return n == 1 && len(p.Ranges) == 1 && p.Ranges[0] == collab.Range{at, at}
+			return n == 1 && len(p.Ranges) == 1 && p.Ranges[0] == client.Range{at, at}
 		})
 		cancel()
 	}
@@ -1064,7 +1065,7 @@ func TestClusterInprocPresence(t *testing.T) {
 	// x moves to y's node, its old connection still open (as when its
 	// network path died silently): it is not its own peer there, and a
 	// new editor there lists it once.
-	x2 := inprocDial(t, ctx, nodes[1], id, collab.ClientOptions{ClientID: x.ID(), Name: "x"})
+	x2 := inprocDial(t, ctx, nodes[1], id, client.Options{ClientID: x.ID(), Name: "x"})
 	if _, n := inprocPeer(x2, x2.Author()); n != 0 {
 		t.Fatalf("x, moved to %s, is its own peer: %+v", nodes[1].name, x2.Peers())
 	}
@@ -1084,8 +1085,8 @@ func TestClusterInprocPresence(t *testing.T) {
 	}
 
 	// An editor on the owner that leaves is removed on the follower.
-	w := inprocDial(t, ctx, nodes[0], id, collab.ClientOptions{Name: "w"})
-	if err := w.SetCursor([]collab.Range{{0, 1}}); err != nil {
+	w := inprocDial(t, ctx, nodes[0], id, client.Options{Name: "w"})
+	if err := w.SetCursor([]client.Range{{0, 1}}); err != nil {
 		t.Fatal(err)
 	}
 	inprocWaitFor(t, ctx, "y to see w", func() bool { _, n := inprocPeer(y, w.Author()); return n == 1 })
@@ -1102,12 +1103,12 @@ func TestClusterInprocSupersede(t *testing.T) {
 	id, _ := inprocOwnedDoc(t, ctx, nodes, "abc")
 	for _, move := range [][2]int{{0, 1}, {1, 0}} {
 		from, to := nodes[move[0]], nodes[move[1]]
-		client := inprocNewClient()
-		old, _, err := inprocWireDial(ctx, from.wsURL(id), client, -1)
+		clientID := inprocNewClient()
+		old, _, err := inprocWireDial(ctx, from.wsURL(id), clientID, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := inprocDial(t, ctx, to, id, collab.ClientOptions{ClientID: client})
+		c := inprocDial(t, ctx, to, id, client.Options{ClientID: clientID})
 		select {
 		case <-old.closed:
 		case <-time.After(10 * time.Second):
@@ -1143,7 +1144,7 @@ func TestClusterInprocRestoreDeleteOnFollower(t *testing.T) {
 	ctx := inprocCtx(t, 60*time.Second)
 	nodes, chk := inprocCluster(t, 2)
 	id, x := inprocOwnedDoc(t, ctx, nodes, "v0")
-	y := inprocDial(t, ctx, nodes[1], id, collab.ClientOptions{Name: "y"})
+	y := inprocDial(t, ctx, nodes[1], id, client.Options{Name: "y"})
 	for _, s := range []string{"a", "b", "c"} {
 		if err := x.Edit(inprocInsert(x.Len(), x.Len(), s)); err != nil {
 			t.Fatal(err)
@@ -1176,7 +1177,7 @@ func TestClusterInprocRestoreDeleteOnFollower(t *testing.T) {
 	if d.Rev != want || d.Text != at1.Text {
 		t.Fatalf("store after the restore: rev %d %q, want rev %d %q", d.Rev, d.Text, want, at1.Text)
 	}
-	for _, c := range []*collab.Client{x, y} {
+	for _, c := range []*client.Client{x, y} {
 		if err := c.WaitRev(ctx, want); err != nil {
 			t.Fatal(err)
 		}
@@ -1194,9 +1195,9 @@ func TestClusterInprocRestoreDeleteOnFollower(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("delete through the follower: %d", resp.StatusCode)
 	}
-	for _, c := range []*collab.Client{x, y} {
-		err := c.Wait(ctx, func(*collab.Client) bool { return false })
-		var se *collab.ServerError
+	for _, c := range []*client.Client{x, y} {
+		err := c.Wait(ctx, func(client.View) bool { return false })
+		var se *client.ServerError
 		if !errors.As(err, &se) || se.Code != "not_found" {
 			t.Fatalf("editor after the delete: %v, want not_found", err)
 		}
@@ -1219,12 +1220,12 @@ func TestClusterInprocViewer(t *testing.T) {
 	ctx := inprocCtx(t, 90*time.Second)
 	nodes, chk := inprocCluster(t, 3)
 	id, x := inprocOwnedDoc(t, ctx, nodes, "start")
-	y := inprocDial(t, ctx, nodes[1], id, collab.ClientOptions{Name: "y"})
+	y := inprocDial(t, ctx, nodes[1], id, client.Options{Name: "y"})
 
 	const perEditor = 60
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
-	for i, c := range []*collab.Client{x, y} {
+	for i, c := range []*client.Client{x, y} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -1329,7 +1330,7 @@ func TestClusterInprocMoveToLaggingFollower(t *testing.T) {
 			time.Sleep(inprocPace)
 		}
 	}()
-	x := inprocDial(t, ctx, nodes[0], id, collab.ClientOptions{Name: "x"})
+	x := inprocDial(t, ctx, nodes[0], id, client.Options{Name: "x"})
 	for round := range 40 {
 		from, to := nodes[round%2], nodes[1-round%2]
 		// Let x apply a few of w's ops where it is, then edit and move

@@ -20,7 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 	"github.com/collabd/collabd/ot"
 )
 
@@ -602,10 +602,10 @@ func TestClusterCutFromNATS(t *testing.T) {
 
 // connected reports whether c's connection is up: Wait ends at once with
 // an error when it is not, and at its deadline when it is.
-func connected(ctx context.Context, c *collab.Client) bool {
+func connected(ctx context.Context, c *client.Client) bool {
 	wctx, cancel := context.WithTimeout(ctx, time.Millisecond)
 	defer cancel()
-	err := c.Wait(wctx, func(*collab.Client) bool { return false })
+	err := c.Wait(wctx, func(client.View) bool { return false })
 	return errors.Is(err, context.DeadlineExceeded)
 }
 

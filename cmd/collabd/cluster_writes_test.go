@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 	"github.com/collabd/collabd/ot"
 )
 
@@ -46,7 +46,7 @@ func TestClusterInprocWritesOnFollower(t *testing.T) {
 	ctx := inprocCtx(t, 60*time.Second)
 	nodes, chk := inprocCluster(t, 2)
 	id, x := inprocOwnedDoc(t, ctx, nodes, "hello")
-	y := inprocDial(t, ctx, nodes[1], id, collab.ClientOptions{Name: "y"})
+	y := inprocDial(t, ctx, nodes[1], id, client.Options{Name: "y"})
 	if err := x.Edit(inprocInsert(x.Len(), 0, ">> ")); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestClusterInprocWritesOnFollower(t *testing.T) {
 	if w.Rev != 3 || w.Run == "" {
 		t.Fatalf("ops through the follower: got %+v, want rev 3 and a run", w)
 	}
-	for _, c := range []*collab.Client{x, y} {
+	for _, c := range []*client.Client{x, y} {
 		if err := c.WaitRev(ctx, 3); err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +128,7 @@ func TestClusterInprocWritesOnFollower(t *testing.T) {
 	if d.Rev != rv.Rev || d.Text != want {
 		t.Fatalf("store after the revert: rev %d %q, want rev %d %q", d.Rev, d.Text, rv.Rev, want)
 	}
-	for _, c := range []*collab.Client{x, y} {
+	for _, c := range []*client.Client{x, y} {
 		if err := c.WaitRev(ctx, rv.Rev); err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +192,7 @@ func TestClusterInprocStreamOnFollower(t *testing.T) {
 	ctx := inprocCtx(t, 60*time.Second)
 	nodes, chk := inprocCluster(t, 2)
 	id, x := inprocOwnedDoc(t, ctx, nodes, "tail")
-	y := inprocDial(t, ctx, nodes[1], id, collab.ClientOptions{Name: "y"})
+	y := inprocDial(t, ctx, nodes[1], id, client.Options{Name: "y"})
 	if err := y.WaitRev(ctx, x.Rev()); err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func TestClusterInprocStreamOnFollower(t *testing.T) {
 	if first.Inserted != 2 {
 		t.Fatalf("first piece: %+v, want 2 inserted", first)
 	}
-	for _, c := range []*collab.Client{x, y} {
+	for _, c := range []*client.Client{x, y} {
 		if err := c.WaitRev(ctx, first.Rev); err != nil {
 			t.Fatal(err)
 		}
@@ -292,7 +292,7 @@ func TestClusterInprocStreamOnFollower(t *testing.T) {
 	if err != nil || d.Text != want {
 		t.Fatalf("store after the stream: %q (%v), want %q", d.Text, err, want)
 	}
-	for _, c := range []*collab.Client{x, y} {
+	for _, c := range []*client.Client{x, y} {
 		if err := c.WaitRev(ctx, d.Rev); err != nil {
 			t.Fatal(err)
 		}
@@ -308,7 +308,7 @@ func TestClusterInprocStreamOnFollower(t *testing.T) {
 
 // waitAgent waits until c sees a peer named "agent" (in) or none (!in),
 // polling: Peers takes the lock a Wait condition is called with.
-func waitAgent(ctx context.Context, c *collab.Client, in bool) bool {
+func waitAgent(ctx context.Context, c *client.Client, in bool) bool {
 	for {
 		found := false
 		for _, p := range c.Peers() {

@@ -237,7 +237,7 @@ func watch(t *testing.T, c *http.Client, base, viewID string, wantProto int) <-c
 }
 
 // wsEditor is an editor speaking the protocol directly over coder/websocket
-// (collab.Client has no way to trust a test certificate).
+// (client.Client has no way to trust a test certificate).
 type wsEditor struct {
 	ws   *websocket.Conn
 	msgs chan map[string]any

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
@@ -44,14 +45,14 @@ func TestDocHistoryAcrossRestart(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create: status %d, %v", resp.StatusCode, err)
 	}
-	insert := func(c *collab.Client) error {
+	insert := func(c *client.Client) error {
 		if err := c.Edit(ot.Op{}.Retain(c.Len()).Insert(strings.Repeat("y", chunk))); err != nil {
 			return err
 		}
 		return c.WaitSynced(ctx)
 	}
-	dial := func(base string) *collab.Client {
-		c, err := collab.Dial(ctx, base+"/api/docs/"+created.ID+"/ws", collab.ClientOptions{})
+	dial := func(base string) *client.Client {
+		c, err := client.Dial(ctx, base+"/api/docs/"+created.ID+"/ws", client.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +65,7 @@ func TestDocHistoryAcrossRestart(t *testing.T) {
 			t.Fatalf("insert %d before the restart: %v", i, err)
 		}
 	}
-	client := c1.ID()
+	clientID := c1.ID()
 	c1.Close()
 	s1.Stop(t)
 
@@ -76,7 +77,7 @@ func TestDocHistoryAcrossRestart(t *testing.T) {
 		if err == nil {
 			continue
 		}
-		var pe *collab.ServerError
+		var pe *client.ServerError
 		if !errors.As(err, &pe) || pe.Code != collab.CodeTooLarge {
 			t.Fatalf("insert %d: got %v, want too_large", accepted, err)
 		}
@@ -96,7 +97,7 @@ func TestDocHistoryAcrossRestart(t *testing.T) {
 	}
 	// The refused insert, as the file would have taken it.
 	next := storage.RecordBytes(storage.Record{Rev: m.Rev + 1, Op: ot.Op{}.Retain(int(m.Len)).Insert(strings.Repeat("y", chunk)),
-		Client: client, Seq: int64(accepted + 1), Time: time.Now()})
+		Client: clientID, Seq: int64(accepted + 1), Time: time.Now()})
 	if m.LogBytes > budget {
 		t.Errorf("after %d inserts the file holds %d bytes of the document's log, past the %d budget", accepted, m.LogBytes, budget)
 	}

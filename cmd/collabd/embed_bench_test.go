@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
@@ -94,7 +95,7 @@ func BenchmarkAckLatency(b *testing.B) {
 				url += "?token=" + tok
 			}
 			ctx := context.Background()
-			c, err := collab.Dial(ctx, url, collab.ClientOptions{})
+			c, err := client.Dial(ctx, url, client.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -152,7 +153,7 @@ func BenchmarkWebhookLag(b *testing.B) {
 	hs, _ := benchServer(b, collab.Options{Webhook: &collab.WebhookOptions{URL: rc.URL, Secret: secret, Debounce: time.Millisecond}})
 	id := benchDoc(b, hs, nil)
 	ctx := context.Background()
-	c, err := collab.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/api/docs/"+id+"/ws", collab.ClientOptions{})
+	c, err := client.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/api/docs/"+id+"/ws", client.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 	"github.com/collabd/collabd/ot"
 )
 
@@ -93,7 +94,7 @@ func TestEmbedEndToEnd(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := collab.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/api/docs/"+doc.ID+"/ws?token="+tok, collab.ClientOptions{})
+	c, err := client.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/api/docs/"+doc.ID+"/ws?token="+tok, client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
 
-	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 	"github.com/collabd/collabd/ot"
 	"github.com/collabd/collabd/storage"
 )
@@ -80,7 +80,7 @@ func TestHistoryOnDisk(t *testing.T) {
 	id := createDoc(t, s.URL, "start ")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := collab.Dial(ctx, s.URL+"/api/docs/"+id+"/ws", collab.ClientOptions{})
+	c, err := client.Dial(ctx, s.URL+"/api/docs/"+id+"/ws", client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

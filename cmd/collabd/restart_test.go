@@ -13,7 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 	"github.com/collabd/collabd/ot"
 )
 
@@ -43,9 +43,9 @@ func TestRestartMidSession(t *testing.T) {
 	}
 	wsURL := func(base string) string { return base + "/api/docs/" + created.ID + "/ws" }
 
-	clients := make([]*collab.Client, editors)
+	clients := make([]*client.Client, editors)
 	for i := range clients {
-		c, err := collab.Dial(ctx, wsURL(s1.URL), collab.ClientOptions{Name: fmt.Sprintf("editor %d", i)})
+		c, err := client.Dial(ctx, wsURL(s1.URL), client.Options{Name: fmt.Sprintf("editor %d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +139,7 @@ func TestRestartMidSession(t *testing.T) {
 	}
 	for i, c := range clients {
 		// The server said goodbye; the client holds its edits.
-		if err := c.Wait(ctx, func(*collab.Client) bool { return false }); err == nil {
+		if err := c.Wait(ctx, func(client.View) bool { return false }); err == nil {
 			t.Fatalf("editor %d: connection still up after the server stopped", i)
 		}
 	}

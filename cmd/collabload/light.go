@@ -14,7 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
-	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 )
 
 // lightEditor is a protocol-obeying editor that keeps no text, only the
@@ -26,7 +26,7 @@ import (
 // exact without OT.
 type lightEditor struct {
 	ws  *websocket.Conn
-	dec collab.FrameDecoder // the reader's
+	dec client.FrameDecoder // the reader's
 
 	mu       sync.Mutex
 	rev      int64 // latest revision known
@@ -121,7 +121,7 @@ func (e *lightEditor) fail(err error) {
 	}
 }
 
-func (e *lightEditor) handle(ctx context.Context, msg *collab.Message) error {
+func (e *lightEditor) handle(ctx context.Context, msg *client.Message) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch msg.Type {

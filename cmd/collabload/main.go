@@ -1,6 +1,6 @@
 // Command collabload puts a running collabd under editing load and reports
 // what it measured: many documents, several editors typing into each at a
-// steady rate over real WebSockets (collab.Client, the same client the
+// steady rate over real WebSockets (client.Client, the same client the
 // tests use), optionally SSE viewers watching them. At the end it checks
 // that every editor, every viewer and the server hold the same text.
 //
@@ -42,7 +42,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 	"github.com/collabd/collabd/ot"
 )
 
@@ -218,7 +218,7 @@ func load(ctx context.Context, cfg config) (*report, error) {
 
 	type editor struct {
 		doc int
-		c   *collab.Client
+		c   *client.Client
 	}
 	var editors []editor
 	defer func() {
@@ -232,7 +232,7 @@ func load(ctx context.Context, cfg config) (*report, error) {
 			break
 		}
 		for e := range cfg.editors {
-			c, err := collab.Dial(ctx, wsBase+"/api/docs/"+id+"/ws", collab.ClientOptions{
+			c, err := client.Dial(ctx, wsBase+"/api/docs/"+id+"/ws", client.Options{
 				Name:       fmt.Sprintf("load-%d-%d", d, e),
 				HTTPHeader: http.Header{"Origin": {cfg.url}},
 			})
@@ -386,7 +386,7 @@ func load(ctx context.Context, cfg config) (*report, error) {
 // typeInto types into c at rate keystrokes per second until ctx ends: mostly
 // characters at a cursor that wanders, now and then a backspace. It times
 // one keystroke at a time from local edit to ack.
-func typeInto(ctx context.Context, c *collab.Client, rate float64, seed uint64, keys *atomic.Int64) ([]time.Duration, error) {
+func typeInto(ctx context.Context, c *client.Client, rate float64, seed uint64, keys *atomic.Int64) ([]time.Duration, error) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	interval := time.Duration(float64(time.Second) / rate)
 	select {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/collab/client"
 )
 
 // TestLoadAgainstCollabd builds collabd from this tree, starts it on a
@@ -184,7 +184,7 @@ x_seconds_count 100
 }
 
 func TestLenDelta(t *testing.T) {
-	var dec collab.FrameDecoder
+	var dec client.FrameDecoder
 	for _, tc := range []struct {
 		op   string
 		want int

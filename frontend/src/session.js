@@ -4,7 +4,8 @@
 // presence; the text lives in the editor, which the callbacks keep in step:
 //
 //   onReset(text)        replace the local text (a full welcome)
-//   onRemote(op, author) apply op (code points), by author, to the local text
+//   onRemote(op, author, rev)  apply op rev (code points), by author, to
+//                        the local text (rebased over our pending edits)
 //   onPeers(peers)       the other editors changed (Map author -> peer)
 //   onComments(threads)  the comment threads changed (Map id -> thread,
 //                        ranges in code points of the local text)
@@ -15,9 +16,13 @@
 //   onConflict()         unsent edits could not be rebased (the server no
 //                        longer had their base); called before onReset
 //   onFatal(code, msg)   the session cannot go on (unknown document, ...)
+//   onUnauthorized(status)  optional: the upgrade was refused with 401;
+//                        answers whether a retry may succeed (a fresh
+//                        token is coming), else the session fails
 //
 // Nothing here touches the DOM, so Node's tests drive it with a fake
-// WebSocket.
+// WebSocket, and the SDK (sdk/collabd.js) runs it in Node with the
+// WebSocket constructor and server it is given.
 
 import { OTClient, moveRanges } from "./protocol.js";
 
@@ -26,7 +31,9 @@ const fatalCodes = new Set([4400, 4403, 4404, 4409, 4413]);
 
 export class Session {
   // opts: {docId, clientId, name, client (an OTClient restored from
-  // storage, or null), cb, wsURL (optional), fetch (optional)}
+  // storage, or null), cb, wsURL (optional), fetch (optional), base (the
+  // server's origin, default this page's), WebSocket (a constructor,
+  // default the global one)}
   constructor(opts) {
     Object.assign(this, { docId: opts.docId, clientId: opts.clientId, name: opts.name, cb: opts.cb });
     this.client = opts.client || null;
@@ -36,6 +43,8 @@ export class Session {
       return `${proto}//${location.host}/api/docs/${encodeURIComponent(this.docId)}/ws`;
     });
     this.fetch = opts.fetch || ((...a) => fetch(...a));
+    this.base = opts.base || "";
+    this.WebSocket = opts.WebSocket || globalThis.WebSocket;
     this.peers = new Map();
     // Comment threads (docs/comments.md), asked for in the hello; their
     // ranges move with every op as the server moves them.
@@ -59,12 +68,15 @@ export class Session {
   connect() {
     if (this.closed) return;
     const old = this.ws;
-    const ws = new WebSocket(this.wsURL());
+    const ws = new this.WebSocket(this.wsURL());
     this.ws = ws;
     this.live = false;
     if (old && old.readyState <= 1) try { old.close(1000); } catch { /* already closing */ }
     if (!this.quiet) this.cb.onStatus("connecting");
     let welcomed = false;
+    // Failures also end in onclose; without a listener, Node's ws package
+    // would throw its "error" event.
+    ws.onerror = () => {};
     ws.onopen = () => {
       if (ws !== this.ws) return;
       const hello = { type: "hello", client: this.clientId, name: this.name, features: ["comments"] };
@@ -109,12 +121,12 @@ export class Session {
   async diagnose() {
     let status = 0;
     try {
-      const r = await this.fetch(`/api/docs/${encodeURIComponent(this.docId)}/text`, { method: "HEAD", cache: "no-store" });
+      const r = await this.fetch(`${this.base}/api/docs/${encodeURIComponent(this.docId)}/text`, { method: "HEAD", cache: "no-store" });
       status = r.status;
       if (r.ok) {
         // With sign-in on, a viewer reads the text but may not open an
         // editing session: the session's own route says 403.
-        const w = await this.fetch(`/api/docs/${encodeURIComponent(this.docId)}/ws`, { method: "HEAD", cache: "no-store" });
+        const w = await this.fetch(`${this.base}/api/docs/${encodeURIComponent(this.docId)}/ws`, { method: "HEAD", cache: "no-store" });
         if (w.status === 403) status = 403;
       }
     } catch { /* offline */ }
@@ -123,6 +135,13 @@ export class Session {
       // 403: signed in, with too little access (docs/teams.md).
       this.closed = true;
       this.cb.onFatal(status === 404 ? "not_found" : "forbidden", "");
+      return;
+    }
+    // A refused token: the SDK asks its application for a fresh one
+    // (onUnauthorized answers whether it will); without one it is final.
+    if (status === 401 && this.cb.onUnauthorized && !this.cb.onUnauthorized(status)) {
+      this.closed = true;
+      this.cb.onFatal("unauthorized", "");
       return;
     }
     this.scheduleRetry(1);
@@ -244,7 +263,7 @@ export class Session {
     this.cb.onEvent({ k: "remote", rev, op });
     for (const p of this.peers.values()) p.ranges = moveRanges(local, p.ranges);
     for (const t of this.comments.values()) t.range = moveRanges(local, [t.range])[0];
-    this.cb.onRemote(local, author);
+    this.cb.onRemote(local, author, rev);
   }
 
   // edit records a local change, already made to the local text, as op.

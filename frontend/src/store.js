@@ -42,9 +42,10 @@ export function uuid() {
 // goes away; resolves to whether it got it. Without the Locks API (an
 // insecure context) every lock is granted: one tab per document then.
 function lock(name) {
-  if (!navigator.locks) return Promise.resolve(true);
+  const locks = globalThis.navigator?.locks; // none in Node 20
+  if (!locks) return Promise.resolve(true);
   return new Promise((resolve) => {
-    navigator.locks.request(name, { ifAvailable: true }, (l) => {
+    locks.request(name, { ifAvailable: true }, (l) => {
       resolve(!!l);
       return l ? new Promise(() => {}) : undefined;
     });

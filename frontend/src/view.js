@@ -1,14 +1,14 @@
 // view.js: the read-only page. It follows the document over Server-Sent
-// Events (EventSource reconnects by itself and resumes with
-// Last-Event-ID) into a read-only CodeMirror, and scrolls to each change
-// while "Follow" is on. It knows only the view id: nothing it fetches or
+// Events with the SDK's CollabViewer (which reconnects by itself and
+// resumes with Last-Event-ID) into a read-only CodeMirror, and scrolls to
+// each change while "Follow" is on. It knows only the view id: nothing it fetches or
 // shows can contain the edit id.
 
 import { EditorState } from "@codemirror/state";
 import { EditorView, lineNumbers, highlightSpecialChars } from "@codemirror/view";
 import { search, searchKeymap } from "@codemirror/search";
 import { keymap } from "@codemirror/view";
-import { AstralIndex, changesFromOp } from "./positions.js";
+import { CollabViewer, AstralIndex, changesFromOp } from "./sdk/collabd.js";
 import { $, uuidRe, titleOf, registerOffline, shadowMount } from "./common.js";
 import { sizedMarkdown } from "./mdlang.js";
 import { wireExport } from "./export.js";
@@ -119,28 +119,23 @@ function applyOp(op) {
 
 function start() {
   if (!uuidRe.test(viewId)) { notFound(); return; }
-  const es = new EventSource(`/api/view/${viewId}/events`);
+  const viewer = new CollabViewer({ viewId });
   setStatus("connecting", "Connecting…");
-  es.addEventListener("open", () => setStatus("live", "Live"));
-  es.addEventListener("snapshot", (ev) => {
-    const d = JSON.parse(ev.data);
+  viewer.on("status", (s) => setStatus(s, s === "live" ? "Live" : "Reconnecting…"));
+  viewer.on("snapshot", (d) => {
     replace(d.text);
     revEl.textContent = `revision ${d.rev}`;
     retitle();
     setStatus("live", "Live");
   });
-  es.addEventListener("op", (ev) => {
-    const d = JSON.parse(ev.data);
-    applyOp(d.op);
-    revEl.textContent = `revision ${d.rev}`;
+  viewer.on("change", (c) => {
+    if (c.reset) return; // a snapshot, drawn above
+    applyOp(c.op);
+    revEl.textContent = `revision ${c.rev}`;
     retitle();
   });
-  es.addEventListener("error", async () => {
-    if (es.readyState !== EventSource.CLOSED) { setStatus("offline", "Reconnecting…"); return; }
-    // EventSource gives up on an HTTP error status: find out which.
-    let status = 0;
-    try { status = (await fetch(`/api/view/${viewId}`, { method: "HEAD", cache: "no-store" })).status; } catch { /* offline */ }
-    if (status === 404 || status === 403) { notFound(status); return; }
+  viewer.on("error", (err) => {
+    if (err.status === 404 || err.status === 403) { notFound(err.status); return; }
     setStatus("offline", "Reconnecting…");
     setTimeout(start, 3000);
   });

@@ -1,4 +1,4 @@
-package collab
+package client
 
 import (
 	"context"
@@ -15,8 +15,11 @@ import (
 	"github.com/google/uuid"
 )
 
-// ClientOptions configures a Client. The zero value works.
-type ClientOptions struct {
+// Options configures a Client. The zero value works.
+type Options struct {
+	// Token is an access token (docs/embedding.md), sent as ?token= on
+	// the handshake; SetToken replaces it for later reconnects.
+	Token string
 	// ClientID is the client id to use; empty means a new random one.
 	// Reusing one continues an earlier session's seq numbering.
 	ClientID string
@@ -31,15 +34,19 @@ type ClientOptions struct {
 // ErrLostEdits is returned by Reconnect when the server sent the full text
 // instead of catch-up ops while local edits were unacknowledged: they
 // could not be rebased and were dropped.
-var ErrLostEdits = errors.New("collab: unacknowledged local edits were lost")
+var ErrLostEdits = errors.New("client: unacknowledged local edits were lost")
 
 // Client edits one document over the WebSocket protocol, on top of the
 // ot.Client state machine: it applies local edits at once, keeps at most
 // one op in flight, rebases on ops from other editors, and resumes after a
 // reconnect without sending or applying anything twice. The Go tests and
 // the load generator use it. It is safe for concurrent use.
+//
+// Its calls mirror the JavaScript SDK's CollabDocument (sdk/collabd.d.ts):
+// Open, Text, Rev, Insert, Delete, OnChange, OnPresence, SetSelection,
+// WaitSynced, Close.
 type Client struct {
-	opts ClientOptions
+	opts Options
 
 	// sendMu orders writes as they were decided under mu.
 	sendMu sync.Mutex
@@ -61,11 +68,18 @@ type Client struct {
 	err     error         // the last protocol error from the server
 	changed chan struct{} // closed and replaced whenever state changes
 	done    chan struct{} // closed when the current connection's reader ends
+
+	// Listeners and the events queued for them (events.go).
+	listeners  listeners
+	queue      []event
+	delivering bool
+	drained    *sync.Cond // on mu: the deliverer took the queue
+	stopping   bool       // Drop or Close: the reader must not wait
 }
 
 // Dial connects to a document's editing endpoint: wsURL is the server's
 // ws:// or http:// URL of /api/docs/{id}/ws.
-func Dial(ctx context.Context, wsURL string, opts ClientOptions) (*Client, error) {
+func Dial(ctx context.Context, wsURL string, opts Options) (*Client, error) {
 	if opts.ClientID == "" {
 		opts.ClientID = uuid.NewString()
 	} else if id, err := uuid.Parse(opts.ClientID); err == nil {
@@ -77,6 +91,7 @@ func Dial(ctx context.Context, wsURL string, opts ClientOptions) (*Client, error
 		opts.ReadLimit = 64 << 20
 	}
 	c := &Client{url: wsURL, opts: opts, peers: make(map[string]Peer), changed: make(chan struct{})}
+	c.drained = sync.NewCond(&c.mu)
 	if err := c.connect(ctx); err != nil {
 		return nil, err
 	}
@@ -96,9 +111,9 @@ func (c *Client) Author() string { c.mu.Lock(); defer c.mu.Unlock(); return c.au
 // resends the op in flight, if the server does not have it yet.
 func (c *Client) connect(ctx context.Context) error {
 	c.mu.Lock()
-	url := c.url
+	url, tokURL := c.url, withToken(c.url, c.opts.Token)
 	c.mu.Unlock()
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: c.opts.HTTPHeader})
+	ws, _, err := websocket.Dial(ctx, tokURL, &websocket.DialOptions{HTTPHeader: c.opts.HTTPHeader})
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", url, err)
 	}
@@ -141,6 +156,7 @@ func (c *Client) connect(ctx context.Context) error {
 	resend, werr := c.applyWelcome(&w)
 	c.ws = ws
 	c.done = make(chan struct{})
+	c.stopping = false
 	done := c.done
 	c.notify()
 	c.sendMu.Lock()
@@ -151,6 +167,7 @@ func (c *Client) connect(ctx context.Context) error {
 		c.writeOp(ws, resend)
 	}
 	c.sendMu.Unlock()
+	c.deliver(false)
 	return werr
 }
 
@@ -170,6 +187,7 @@ func (c *Client) applyWelcome(w *welcomeMessage) (*ot.Pending, error) {
 			}
 			c.setPeer(p)
 		}
+		c.queuePresence()
 	}()
 	if w.Text != nil || c.state == nil {
 		var lost error
@@ -180,6 +198,11 @@ func (c *Client) applyWelcome(w *welcomeMessage) (*ot.Pending, error) {
 		if w.Text != nil {
 			text = *w.Text
 		}
+		if c.doc != nil && c.listeners.changes() {
+			// A resync replaces the text: listeners see it as one op.
+			reset := ot.Op{}.Delete(c.doc.Len()).Insert(text)
+			c.queue = append(c.queue, event{change: &Change{Rev: w.Rev, Op: reset}})
+		}
 		c.doc = ot.NewDoc(text)
 		c.state = ot.NewClient(w.Rev, w.LastSeq)
 		return nil, lost
@@ -187,7 +210,7 @@ func (c *Client) applyWelcome(w *welcomeMessage) (*ot.Pending, error) {
 	// The buffer promoted by an ack is not sent during catch-up: the op in
 	// flight at the end is sent once, made on the latest revision.
 	for _, r := range w.Ops {
-		if _, err := c.apply(r.Rev, r.Op, r.Author != "" && r.Author == c.author, r.Seq); err != nil {
+		if _, err := c.apply(r.Rev, r.Op, r.Author, r.Author != "" && r.Author == c.author, r.Seq); err != nil {
 			return nil, err
 		}
 	}
@@ -199,7 +222,7 @@ func (c *Client) applyWelcome(w *welcomeMessage) (*ot.Pending, error) {
 // in-flight seq), else another editor's op to rebase and apply. It
 // returns the buffered op that an ack promoted, to be sent. Called with
 // mu held.
-func (c *Client) apply(rev int64, op ot.Op, mine bool, seq int64) (*ot.Pending, error) {
+func (c *Client) apply(rev int64, op ot.Op, author string, mine bool, seq int64) (*ot.Pending, error) {
 	if in := c.state.Inflight(); in != nil && mine && seq == in.Seq {
 		return c.state.Ack(rev, seq)
 	}
@@ -211,6 +234,9 @@ func (c *Client) apply(rev int64, op ot.Op, mine bool, seq int64) (*ot.Pending, 
 		return nil, fmt.Errorf("apply op %d: %w", rev, err)
 	}
 	c.transformPeers(local)
+	if c.listeners.changes() {
+		c.queue = append(c.queue, event{change: &Change{Rev: rev, Op: local, Author: author}})
+	}
 	return nil, nil
 }
 
@@ -323,7 +349,11 @@ func (c *Client) handle(ws *websocket.Conn, m *Message, last bool) error {
 	case typeAck:
 		next, err = c.state.Ack(m.Rev, m.Seq)
 	case typeOp:
-		next, err = c.apply(m.Rev, op, c.author != "" && m.AuthorIs(c.author), m.Seq)
+		var author string
+		if c.listeners.changes() {
+			author = m.Author() // allocates: only for listeners
+		}
+		next, err = c.apply(m.Rev, op, author, c.author != "" && m.AuthorIs(c.author), m.Seq)
 	case typePresence:
 		// The selections are at the revision the client is at; its local
 		// text also holds its unacknowledged edits.
@@ -331,8 +361,10 @@ func (c *Client) handle(ws *websocket.Conn, m *Message, last bool) error {
 			transformRanges(m.Ranges, out)
 		}
 		c.setPeer(Peer{Author: m.Author(), Name: m.Name, Color: m.Color, Ranges: m.Ranges})
+		c.queuePresence()
 	case typeLeave:
 		c.dropPeer(m.Author())
+		c.queuePresence()
 	case typeError:
 		c.err = &ServerError{Code: m.Code, Message: m.Message, Seq: m.Seq}
 	}
@@ -341,9 +373,12 @@ func (c *Client) handle(ws *websocket.Conn, m *Message, last bool) error {
 	}
 	c.sendMu.Lock()
 	c.mu.Unlock()
-	defer c.sendMu.Unlock()
 	if next != nil {
 		c.writeOp(ws, next)
+	}
+	c.sendMu.Unlock()
+	if last || err != nil {
+		c.deliver(true)
 	}
 	return err
 }
@@ -378,6 +413,12 @@ func (c *Client) EditFunc(f func(text string) ot.Op) error {
 	return c.edit(func() ot.Op { return c.orNoop(f(c.doc.String())) })
 }
 
+// EditView is EditFunc for an op made from a View of the client's
+// state: its revision and seqs as well as its text.
+func (c *Client) EditView(f func(v View) ot.Op) error {
+	return c.edit(func() ot.Op { return c.orNoop(f(View{c})) })
+}
+
 // EditLenFunc is EditFunc for an op that needs only the local text's
 // length in code points, which it gets without the text being copied
 // into a string (the load generator types hundreds of editors into
@@ -409,14 +450,18 @@ func (c *Client) edit(build func() ot.Op) error {
 		return err
 	}
 	c.transformPeers(op)
+	if c.listeners.changes() {
+		c.queue = append(c.queue, event{change: &Change{Rev: c.state.Rev(), Op: op, Author: c.author, Local: true}})
+	}
 	c.notify()
 	ws := c.ws
 	c.sendMu.Lock()
 	c.mu.Unlock()
-	defer c.sendMu.Unlock()
 	if p != nil {
 		c.writeOp(ws, p)
 	}
+	c.sendMu.Unlock()
+	c.deliver(false)
 	return nil
 }
 
@@ -466,6 +511,11 @@ func (c *Client) ViewID() string { c.mu.Lock(); defer c.mu.Unlock(); return c.vi
 func (c *Client) Peers() []Peer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.peersLocked()
+}
+
+// peersLocked is Peers with mu held.
+func (c *Client) peersLocked() []Peer {
 	out := make([]Peer, 0, len(c.peers))
 	for _, p := range c.peers {
 		p.Ranges = append([]Range(nil), p.Ranges...)
@@ -491,9 +541,14 @@ func (c *Client) Err() error {
 	return c.err
 }
 
-// Wait blocks until cond, called with the client's state locked, holds, or
-// ctx ends, or the connection fails.
-func (c *Client) Wait(ctx context.Context, cond func(c *Client) bool) error {
+// Wait blocks until cond, called with a View of the client's state (and
+// its lock held), holds, or ctx ends, or the connection fails.
+func (c *Client) Wait(ctx context.Context, cond func(v View) bool) error {
+	return c.wait(ctx, func(c *Client) bool { return cond(View{c}) })
+}
+
+// wait is Wait for a condition on the Client's fields.
+func (c *Client) wait(ctx context.Context, cond func(c *Client) bool) error {
 	for {
 		c.mu.Lock()
 		ok := cond(c)
@@ -515,7 +570,7 @@ func (c *Client) Wait(ctx context.Context, cond func(c *Client) bool) error {
 				return nil
 			}
 			if err == nil {
-				err = errors.New("collab: connection closed")
+				err = errors.New("client: connection closed")
 			}
 			return err
 		case <-ctx.Done():
@@ -526,13 +581,13 @@ func (c *Client) Wait(ctx context.Context, cond func(c *Client) bool) error {
 
 // WaitSynced waits until every local edit has been acknowledged.
 func (c *Client) WaitSynced(ctx context.Context) error {
-	return c.Wait(ctx, func(c *Client) bool { return c.state.State() == ot.Synchronized })
+	return c.wait(ctx, func(c *Client) bool { return c.state.State() == ot.Synchronized })
 }
 
 // WaitRev waits until the client has applied revision rev and has no
 // unacknowledged edits.
 func (c *Client) WaitRev(ctx context.Context, rev int64) error {
-	return c.Wait(ctx, func(c *Client) bool {
+	return c.wait(ctx, func(c *Client) bool {
 		return c.state.Rev() >= rev && c.state.State() == ot.Synchronized
 	})
 }
@@ -540,7 +595,7 @@ func (c *Client) WaitRev(ctx context.Context, rev int64) error {
 // WaitAcked waits until the server has acknowledged every op of this
 // client up to seq.
 func (c *Client) WaitAcked(ctx context.Context, seq int64) error {
-	return c.Wait(ctx, func(c *Client) bool { return c.ackedSeq() >= seq })
+	return c.wait(ctx, func(c *Client) bool { return c.ackedSeq() >= seq })
 }
 
 // Seqs returns the highest seq this client has given an op and the highest
@@ -573,6 +628,7 @@ func (c *Client) Synced() (ok bool, text string, rev int64) {
 func (c *Client) Drop() {
 	c.mu.Lock()
 	ws, done := c.ws, c.done
+	c.stopReader()
 	c.mu.Unlock()
 	ws.CloseNow()
 	<-done
@@ -604,6 +660,7 @@ func (c *Client) ReconnectTo(ctx context.Context, wsURL string) error {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	ws, done := c.ws, c.done
+	c.stopReader()
 	c.mu.Unlock()
 	err := ws.Close(websocket.StatusNormalClosure, "bye")
 	<-done
