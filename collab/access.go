@@ -532,6 +532,16 @@ func (s *Server) handlePutAccess(w http.ResponseWriter, r *http.Request) {
 	s.writeAccess(w, req)
 }
 
+// SessionEnded ends what sign-in session key (its store key) holds open
+// on this node: a signed-out session's sessions and streams close (4401).
+// In cluster mode, cmd/collabd calls it for every session record any node
+// deletes; on the node that deleted it this finds nothing left.
+func (s *Server) SessionEnded(key string) {
+	if s.access != nil {
+		s.access.endSession(key)
+	}
+}
+
 // AccessChanged re-checks the sessions and streams this node holds on
 // document doc against its access record as the store has it now, and
 // closes those it no longer allows. In cluster mode, cmd/collabd calls it

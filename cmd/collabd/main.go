@@ -150,7 +150,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer signIn.close()
 	docs := collab.New(docStore, cfg.collab)
-	if err := watchAccess(docs.AccessChanged); err != nil {
+	if err := watchAccess(docs.AccessChanged, docs.SessionEnded); err != nil {
 		return fmt.Errorf("sign-in: %w", err)
 	}
 

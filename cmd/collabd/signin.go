@@ -186,15 +186,15 @@ func (s *signIn) close() {
 // setup puts SignInOptions in o. js is the cluster's store (nil on one
 // node). changed, once the collab.Server exists, is told of access
 // records other nodes write.
-func (c *signInConfig) setup(ctx context.Context, o *collab.Options, db *storage.DB, js *jetstream.Store, replicas int, log *slog.Logger) (*signIn, func(changed func(ctx context.Context, doc string)) error, error) {
+func (c *signInConfig) setup(ctx context.Context, o *collab.Options, db *storage.DB, js *jetstream.Store, replicas int, log *slog.Logger) (*signIn, func(changed func(ctx context.Context, doc string), ended func(key string)) error, error) {
 	if !c.enabled() {
-		return nil, func(func(context.Context, string)) error { return nil }, nil
+		return nil, func(func(context.Context, string), func(string)) error { return nil }, nil
 	}
 	si := &signIn{}
 	var bg context.Context
 	bg, si.cancel = context.WithCancel(context.Background())
 	var kv kvBackend = boltKV{db}
-	var accessKV *jetstream.KV
+	var accessKV, sessionsKV *jetstream.KV
 	if js != nil {
 		var err error
 		if accessKV, err = js.OpenKV(ctx, jetstream.KVAccess, replicas, 0); err != nil {
@@ -208,6 +208,7 @@ func (c *signInConfig) setup(ctx context.Context, o *collab.Options, db *storage
 			return nil, nil, err
 		}
 		kv = jsKV{access: accessKV, sessions: sessions}
+		sessionsKV = sessions
 	} else {
 		// Expired sessions are dropped when presented; the sweep drops the
 		// ones never presented again.
@@ -246,7 +247,10 @@ func (c *signInConfig) setup(ctx context.Context, o *collab.Options, db *storage
 		so.OIDC = oidc
 	}
 	o.SignIn = so
-	watch := func(changed func(context.Context, string)) error {
+	// In cluster mode a change on any node reaches every node: an access
+	// record written re-checks what is open on the document, a session
+	// deleted (signed out) ends what it holds open.
+	watch := func(changed func(context.Context, string), ended func(string)) error {
 		if accessKV == nil {
 			return nil
 		}
@@ -254,10 +258,17 @@ func (c *signInConfig) setup(ctx context.Context, o *collab.Options, db *storage
 		if err != nil {
 			return err
 		}
+		gone, err := sessionsKV.WatchDeleted(bg, ended)
+		if err != nil {
+			si.cancel()
+			<-done
+			return err
+		}
 		si.wg.Add(1)
 		go func() {
 			defer si.wg.Done()
 			<-done
+			<-gone
 		}()
 		return nil
 	}

@@ -92,6 +92,17 @@ func (k *KV) Delete(ctx context.Context, key string) error {
 // Watch's caller owns through ctx: it returns once that goroutine has
 // been started; done is closed when it has stopped.
 func (k *KV) Watch(ctx context.Context, fn func(key string)) (done <-chan struct{}, err error) {
+	return k.watch(ctx, natsjs.KeyValuePut, fn)
+}
+
+// WatchDeleted is Watch for the records deleted (or purged) from now on.
+func (k *KV) WatchDeleted(ctx context.Context, fn func(key string)) (done <-chan struct{}, err error) {
+	return k.watch(ctx, natsjs.KeyValueDelete, fn)
+}
+
+// watch calls fn with the key of every entry of kind op (a purge counts
+// as a delete) from now on.
+func (k *KV) watch(ctx context.Context, op natsjs.KeyValueOp, fn func(key string)) (done <-chan struct{}, err error) {
 	w, err := k.kv.WatchAll(ctx, natsjs.UpdatesOnly())
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: watch %s: %w", k.kv.Bucket(), err)
@@ -106,7 +117,14 @@ func (k *KV) Watch(ctx context.Context, fn func(key string)) (done <-chan struct
 				if !ok {
 					return
 				}
-				if e != nil && e.Operation() == natsjs.KeyValuePut {
+				if e == nil {
+					continue
+				}
+				kind := e.Operation()
+				if kind == natsjs.KeyValuePurge {
+					kind = natsjs.KeyValueDelete
+				}
+				if kind == op {
 					fn(e.Key())
 				}
 			case <-ctx.Done():

@@ -50,11 +50,32 @@ func TestKV(t *testing.T) {
 	if err := ka.Put(ctx, "doc.1", nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("a key with a dot: got %v, want ErrInvalid", err)
 	}
+	gone := make(chan string, 10)
+	gctx, stopGone := watchCtx(t)
+	goneDone, err := kb.WatchDeleted(gctx, func(k string) { gone <- k })
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := ka.Delete(ctx, "doc-1"); err != nil {
 		t.Fatal(err)
 	}
+	select {
+	case k := <-gone:
+		if k != "doc-1" {
+			t.Errorf("deletes watched: got %q, want doc-1", k)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other node's watch of deletes saw nothing")
+	}
+	select {
+	case k := <-seen:
+		t.Errorf("the watch of puts saw the delete of %q", k)
+	default:
+	}
 	stop()
 	<-done
+	stopGone()
+	<-goneDone
 	ns.restart()
 	ctx = testCtx(t)
 	// The connection comes back a moment after the server.
