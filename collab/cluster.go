@@ -95,6 +95,9 @@ type Submission struct {
 	// the owner inserts its text at its caret (a position at Rev) and
 	// answers with the caret after it.
 	Stream *StreamPiece
+	// Rotate, instead of Op, asks the owner to move the document to
+	// these new ids (rotate.go).
+	Rotate *DocMeta
 }
 
 // StreamPiece is a stream's piece as it travels to the owner: Text to
@@ -164,6 +167,8 @@ type fwdReply struct {
 	restore chan restoreReply
 	// write, for a forwarded HTTP write, hears its outcome (writefwd.go).
 	write chan writeReply
+	// rotate, for a forwarded rotation, hears its outcome (rotate.go).
+	rotate chan error
 }
 
 // remotePeer is an editor connected to another node.
@@ -367,7 +372,11 @@ func (h *hub) startForward(sub Submission, out fwdReply) {
 	h.fwdWG.Add(1)
 	go func() {
 		defer h.fwdWG.Done()
-		ctx, cancel := context.WithTimeout(h.fwdCtx, forwardTimeout)
+		wait := forwardTimeout
+		if out.rotate != nil {
+			wait = rotateTimeout // a rotation copies the whole history
+		}
+		ctx, cancel := context.WithTimeout(h.fwdCtx, wait)
 		start := time.Now()
 		out.rep, out.err = h.link.Forward(ctx, sub)
 		h.srv.opts.Metrics.forwarded(time.Since(start))
@@ -382,12 +391,19 @@ func (h *hub) startForward(sub Submission, out fwdReply) {
 			if out.write != nil {
 				out.write <- writeReply{unanswered: true}
 			}
+			if out.rotate != nil {
+				out.rotate <- fmt.Errorf("%w: %w", ErrUnavailable, errNotSequencer)
+			}
 		}
 	}()
 }
 
 // forwarded handles the outcome of a Forward call.
 func (h *hub) forwarded(r fwdReply) {
+	if r.rotate != nil {
+		h.rotateForwarded(r) // rotate.go
+		return
+	}
 	if r.write != nil {
 		h.writeForwarded(r)
 		return
@@ -445,6 +461,10 @@ func (h *hub) retryForwards() {
 // submitted handles an op another node forwarded (owner). The verdict is
 // sent once the op is applied in memory; its ack travels on the log.
 func (h *hub) submitted(s Submission, respond func(SubmitReply)) {
+	if s.Rotate != nil {
+		h.submittedRotate(s, respond) // rotate.go
+		return
+	}
 	if strings.HasPrefix(s.Client, httpClientPrefix) {
 		h.submittedWrite(s, respond) // writefwd.go
 		return

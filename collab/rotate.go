@@ -30,16 +30,18 @@ type rotateReq struct {
 	reply chan error // room for one
 }
 
-// errNotSequencer is a rotation asked of a hub that does not own its
-// document's log (cluster mode): the copy must not race the owner's
-// appends, and forwarding a rotation to the owner is not done yet.
-var errNotSequencer = errors.New("links can be rotated only on the node that holds the document now (the one its editors are connected to): try again, or while nobody edits it")
+// errNotSequencer is a rotation that the document's owner did not make
+// (cluster mode): no node answered for it, or ownership moved meanwhile.
+var errNotSequencer = errors.New("the node that holds the document did not rotate its links (it moved, or did not answer): try again")
 
 // rotate handles a rotateReq. It runs on the hub's goroutine with no
-// commit in flight (processQueue hands it over only then).
+// commit in flight (processQueue hands it over only then). In cluster
+// mode a node that does not own the document forwards the rotation to the
+// owner, whose hub makes it: the copy must not race the owner's appends.
 func (h *hub) rotate(m rotateReq) {
 	if h.link != nil && !h.owner {
-		m.reply <- fmt.Errorf("%w: %w", ErrUnavailable, errNotSequencer)
+		meta := m.meta
+		h.startForward(Submission{Rotate: &meta}, fwdReply{rotate: m.reply})
 		return
 	}
 	ctx, cancel := context.WithTimeout(h.srv.ctx, rotateTimeout)
@@ -143,7 +145,9 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 	// rotation (bounded by rotateTimeout) whether or not the client waits.
 	err = s.rotateHub(context.WithoutCancel(r.Context()), id, meta)
 	if err != nil {
-		s.access.store.DeleteAccess(context.WithoutCancel(r.Context()), meta.ID)
+		if !errors.Is(err, errNotSequencer) {
+			s.access.store.DeleteAccess(context.WithoutCancel(r.Context()), meta.ID)
+		} // else the owner may have made it: the new ids keep their record
 		if errors.Is(err, errNotSequencer) {
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, CodeShuttingDown, errNotSequencer.Error())
@@ -182,4 +186,58 @@ func (s *Server) rotateHub(ctx context.Context, id string, meta DocMeta) error {
 			return h.goneErr(ctx)
 		}
 	}
+}
+
+// rotateForwarded hands a forwarded rotation's outcome to its request
+// (follower). The owner's "deleted" notice closes this node's editors.
+func (h *hub) rotateForwarded(r fwdReply) {
+	switch {
+	case errors.Is(r.err, ErrNoOwner):
+		h.link.TryOwn()
+		r.rotate <- fmt.Errorf("%w: %w", ErrUnavailable, errNotSequencer)
+	case r.err != nil:
+		r.rotate <- fmt.Errorf("%w: %w: %v", ErrUnavailable, errNotSequencer, r.err)
+	case r.rep.Code == CodeShuttingDown:
+		r.rotate <- fmt.Errorf("%w: %w", ErrUnavailable, errNotSequencer)
+	case r.rep.Code != "":
+		r.rotate <- fmt.Errorf("rotate: the owner refused: %s: %s", r.rep.Code, r.rep.Message)
+	default:
+		r.rotate <- nil
+	}
+}
+
+// submittedRotate makes a rotation another node forwarded (owner). It
+// waits for its turn in the hub's queue (no commit in flight) like a
+// local one, on a goroutine that the hub's forwards wait for at close.
+func (h *hub) submittedRotate(s Submission, respond func(SubmitReply)) {
+	if !h.owner {
+		respond(SubmitReply{Code: CodeShuttingDown, Message: "this node no longer owns the document"})
+		return
+	}
+	m := rotateReq{meta: *s.Rotate, reply: make(chan error, 1)}
+	h.fwdWG.Add(1)
+	go func() {
+		defer h.fwdWG.Done()
+		ctx, cancel := context.WithTimeout(h.fwdCtx, rotateTimeout)
+		defer cancel()
+		if !h.send(ctx, m) {
+			respond(SubmitReply{Code: CodeShuttingDown, Message: "the document closed"})
+			return
+		}
+		var err error
+		select {
+		case err = <-m.reply:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		switch {
+		case err == nil:
+			respond(SubmitReply{})
+		case errors.Is(err, ErrUnavailable) || ctx.Err() != nil:
+			respond(SubmitReply{Code: CodeShuttingDown, Message: err.Error()})
+		default:
+			respond(SubmitReply{Code: CodeInternal, Message: "rotation failed"})
+			h.log.Error("forwarded rotation", "err", err)
+		}
+	}()
 }

@@ -89,4 +89,28 @@ func TestClusterAccess(t *testing.T) {
 			t.Errorf("the new id on %s: got %d %s", n.name, code, body)
 		}
 	}
+
+	// Rotation asked of the node that does not hold the document: b
+	// forwards it to a, where bob edits, and the old ids die on both.
+	ws = dial(a, ids.ID)
+	if o := c.owner(t, ctx, ids.ID); o != a {
+		t.Fatalf("the owner after bob's session on %s: %v", a.name, o)
+	}
+	code, body = as(t, "olga", "POST", b.URL+"/api/docs/"+ids.ID+"/access/rotate", "")
+	if code != 200 {
+		t.Fatalf("rotate through %s: got %d %s", b.name, code, body)
+	}
+	var ids2 struct{ ID, ViewID string }
+	json.Unmarshal([]byte(body), &ids2)
+	if got := closeCode(ws); got != 4403 && got != 4404 {
+		t.Errorf("bob's session on %s after the rotation through %s: closed %d, want 4403 or 4404", a.name, b.name, got)
+	}
+	for _, n := range []*clusterNode{a, b} {
+		if code, _ := as(t, "bob", "GET", n.URL+"/api/docs/"+ids.ID+"/text", ""); code != 404 {
+			t.Errorf("the old id on %s after the forwarded rotation: got %d, want 404", n.name, code)
+		}
+		if code, body := as(t, "bob", "GET", n.URL+"/api/docs/"+ids2.ID+"/text", ""); code != 200 || body != "cluster plans" {
+			t.Errorf("the new id on %s after the forwarded rotation: got %d %s", n.name, code, body)
+		}
+	}
 }

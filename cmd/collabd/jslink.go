@@ -177,7 +177,7 @@ func (l *jsLink) serveLocked() error {
 		l.emit(collab.LinkEvent{
 			Kind: collab.LinkSubmit,
 			Submission: collab.Submission{Client: sub.Client, Seq: sub.Seq, Rev: sub.Rev, Op: sub.Op, Strict: sub.Strict,
-				Stream: (*collab.StreamPiece)(sub.Stream)},
+				Stream: (*collab.StreamPiece)(sub.Stream), Rotate: (*collab.DocMeta)(sub.Rotate)},
 			Respond: func(r collab.SubmitReply) {
 				respond(jetstream.Reply{Code: r.Code, Message: r.Message, Rev: r.Rev, Caret: r.Caret})
 			},
@@ -273,9 +273,10 @@ const (
 
 func (l *jsLink) Forward(ctx context.Context, s collab.Submission) (collab.SubmitReply, error) {
 	sub := jetstream.Submission{Client: s.Client, Seq: s.Seq, Rev: s.Rev, Op: s.Op, Strict: s.Strict,
-		Stream: (*jetstream.StreamPiece)(s.Stream)}
-	// A stream's piece is not deduplicated by the owner: never sent twice.
-	resend := s.Stream == nil
+		Stream: (*jetstream.StreamPiece)(s.Stream), Rotate: (*jetstream.DocMeta)(s.Rotate)}
+	// A stream's piece or a rotation is not deduplicated by the owner:
+	// never sent twice.
+	resend := s.Stream == nil && s.Rotate == nil
 	try := forwardTry
 	fresh := false
 	for {
@@ -283,7 +284,12 @@ func (l *jsLink) Forward(ctx context.Context, s collab.Submission) (collab.Submi
 		if err != nil {
 			return collab.SubmitReply{}, err
 		}
-		tctx, cancel := context.WithTimeout(ctx, try)
+		tctx, cancel := ctx, context.CancelFunc(func() {})
+		if resend {
+			// Only what the owner deduplicates is asked again: anything
+			// else waits for its answer as long as the caller does.
+			tctx, cancel = context.WithTimeout(ctx, try)
+		}
 		r, err := l.c.st.ForwardTo(tctx, l.id, node, sub)
 		cancel()
 		if err == nil {

@@ -25,6 +25,9 @@ type Submission struct {
 	// Stream, instead of Op, is a piece of an HTTP stream: text to
 	// insert at a caret kept by the owner.
 	Stream *StreamPiece `json:"stream,omitempty"`
+	// Rotate, instead of Op, asks the owner to move the document to new
+	// ids.
+	Rotate *DocMeta `json:"rotate,omitempty"`
 }
 
 // StreamPiece is a stream's piece: Text to insert at Caret (a position
