@@ -155,7 +155,9 @@ func TestRoutesDeclareNeeds(t *testing.T) {
 		case !strings.Contains(rt.pattern, "{") && (strings.HasPrefix(rt.pattern, "GET /api/me") ||
 			strings.Contains(rt.pattern, " /api/signin") || strings.HasPrefix(rt.pattern, "POST /api/signout")):
 			want = needNone // sign-in (signin.go): about the caller, no document
-		case strings.Contains(rt.pattern, "{id}/access") || rt.pattern == "DELETE /api/docs/{id}":
+		case rt.pattern == "GET /api/docs" || rt.pattern == "POST /api/tags/rename":
+			want = needNone // workspace (workspaceapi.go): signed-in callers, each document checked
+		case strings.Contains(rt.pattern, "{id}/access") || rt.pattern == "DELETE /api/docs/{id}" || strings.HasSuffix(rt.pattern, "{id}/trash"):
 			want = needOwner
 		case strings.Contains(rt.pattern, "{id}") && method == http.MethodGet && !strings.HasSuffix(rt.pattern, "/ws"):
 			want = needRead // a read: a signed-in viewer may make it by the edit id
