@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -49,7 +50,9 @@ const MaxTerms = 32
 
 // Index is a bleve index of documents.
 type Index struct {
-	idx bleve.Index
+	idx   bleve.Index
+	close sync.Once
+	err   error
 }
 
 var _ collab.SearchIndex = (*Index)(nil)
@@ -69,8 +72,12 @@ func Open(dir string) (*Index, error) {
 // Remove deletes the index in dir, for a rebuild.
 func Remove(dir string) error { return os.RemoveAll(dir) }
 
-// Close closes the index; what it was given is on disk.
-func (x *Index) Close() error { return x.idx.Close() }
+// Close closes the index; what it was given is on disk. Later calls do
+// nothing (bleve panics on a second close).
+func (x *Index) Close() error {
+	x.close.Do(func() { x.err = x.idx.Close() })
+	return x.err
+}
 
 func indexMapping() mapping.IndexMapping {
 	m := bleve.NewIndexMapping()
