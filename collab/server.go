@@ -446,7 +446,8 @@ func New(store Store, opts Options) *Server {
 	s.handler = s.Protect(s.mux)
 	s.webhooks = startWebhooks(s, opts.Webhook)
 	if s.access != nil {
-		s.workspace = startWorkspace(s, opts.Workspace)
+		s.workspace = newWorkspace(s, opts.Workspace)
+		s.workspace.start()
 	}
 	return s
 }

@@ -176,7 +176,9 @@ type workspace struct {
 	done   chan struct{}
 }
 
-func startWorkspace(s *Server, o *WorkspaceOptions) *workspace {
+// newWorkspace returns the workspace of o (nil if o is), not yet started:
+// s.workspace must be set before its goroutine runs.
+func newWorkspace(s *Server, o *WorkspaceOptions) *workspace {
 	if o == nil {
 		return nil
 	}
@@ -184,10 +186,17 @@ func startWorkspace(s *Server, o *WorkspaceOptions) *workspace {
 		dirty: map[string]struct{}{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	ws.opts.setDefaults()
 	ws.overflow = true // the first flush catches up
+	return ws
+}
+
+// start starts the indexer.
+func (ws *workspace) start() {
+	if ws == nil {
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ws.cancel = cancel
 	go ws.loop(ctx)
-	return ws
 }
 
 // close stops the indexer after a last flush and waits for it.
@@ -363,13 +372,12 @@ func (ws *workspace) catchUp(ctx context.Context, dirty map[string]struct{}) err
 
 // entry builds the index entry of doc from the store.
 func (ws *workspace) entry(ctx context.Context, id string) (IndexEntry, error) {
-	d, err := ws.s.store.Load(ctx, id)
+	e, err := ws.text(ctx, id)
 	if err != nil {
 		return IndexEntry{}, err
 	}
-	e := IndexEntry{ID: id, ViewID: d.Meta.ViewID, Rev: d.Rev, Text: d.Text, Updated: d.Meta.Created}
-	if d.Rev > 0 {
-		revs, err := ws.s.store.Revisions(ctx, id, d.Rev-1, 1)
+	if e.Rev > 0 {
+		revs, err := ws.s.store.Revisions(ctx, id, e.Rev-1, 1)
 		if err != nil {
 			return IndexEntry{}, err
 		}
@@ -383,7 +391,7 @@ func (ws *workspace) entry(ctx context.Context, id string) (IndexEntry, error) {
 	}
 	e.Title, e.Tags, e.Trashed = info.Title, info.Tags, !info.Trashed.IsZero()
 	if e.Title == "" {
-		e.Title = firstLine(d.Text)
+		e.Title = firstLine(e.Text)
 	}
 	rec, err := ws.s.access.record(ctx, id)
 	if err != nil {
@@ -392,6 +400,26 @@ func (ws *workspace) entry(ctx context.Context, id string) (IndexEntry, error) {
 	e.Owner = rec.Owner
 	e.Readers = readersOf(&rec)
 	return e, nil
+}
+
+// text returns an entry with doc's ids, text and revision: from its hub
+// when it is open here (editing keeps it so), without replaying its log,
+// else from the store, without opening a hub.
+func (ws *workspace) text(ctx context.Context, id string) (IndexEntry, error) {
+	s := ws.s
+	s.mu.Lock()
+	open := s.hubs != nil && s.hubs[id] != nil && !s.closing
+	s.mu.Unlock()
+	if open {
+		if t, err := s.docText(ctx, id, false); err == nil {
+			return IndexEntry{ID: id, ViewID: t.viewID, Rev: t.rev, Text: t.text}, nil
+		}
+	}
+	d, err := s.store.Load(ctx, id)
+	if err != nil {
+		return IndexEntry{}, err
+	}
+	return IndexEntry{ID: id, ViewID: d.Meta.ViewID, Rev: d.Rev, Text: d.Text, Updated: d.Meta.Created}, nil
 }
 
 // info returns doc's record, the zero one if it has none.

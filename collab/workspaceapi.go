@@ -304,7 +304,7 @@ func (s *Server) handleRenameTag(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	ws := s.workspace
-	changed := 0
+	changed, last := 0, ""
 	for _, trashed := range []bool{false, true} {
 		hits, err := ws.opts.Index.Search(ctx, SearchQuery{Readers: principals(who), Tag: to[0], Trashed: trashed, Limit: maxTagRename})
 		if err != nil {
@@ -334,7 +334,11 @@ func (s *Server) handleRenameTag(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			ws.changed(h.ID)
+			last = h.ID
 		}
+	}
+	if last != "" {
+		ws.sync(ctx, last) // the next flush has them all
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"changed": changed})
 }

@@ -48,6 +48,9 @@ const (
 // MaxTerms bounds the words and phrases of one query.
 const MaxTerms = 32
 
+// minPrefix is the shortest word typed so far that matches as a prefix.
+const minPrefix = 3
+
 // Index is a bleve index of documents.
 type Index struct {
 	idx   bleve.Index
@@ -94,8 +97,11 @@ func indexMapping() mapping.IndexMapping {
 		f := bleve.NewTextFieldMapping()
 		f.Analyzer = wordsAnalyzer
 		f.Store = true
+		// Term vectors (positions) about double the cost of indexing,
+		// but phrases and highlighting need them.
 		f.IncludeTermVectors = true
 		f.IncludeInAll = false
+		f.DocValues = false // nothing sorts or facets on text
 		return f
 	}
 	kw := func(store bool) *mapping.FieldMapping {
@@ -103,7 +109,7 @@ func indexMapping() mapping.IndexMapping {
 		f.Analyzer = keyword.Name
 		f.Store = store
 		f.IncludeInAll = false
-		f.IncludeTermVectors = false
+		f.IncludeTermVectors = true
 		return f
 	}
 	num := bleve.NewNumericFieldMapping()
@@ -312,8 +318,9 @@ func textQuery(s string) query.Query {
 		// The analyzer splits on punctuation and lowercases; a prefix
 		// query is not analyzed, so it gets the word's last token.
 		toks := tokens(prefix)
-		// One letter would expand to too many words to be useful.
-		if len(toks) > 0 && len([]rune(toks[len(toks)-1])) >= 2 {
+		// One or two letters would expand to too many words to be quick
+		// or useful: they match whole words only.
+		if len(toks) > 0 && len([]rune(toks[len(toks)-1])) >= minPrefix {
 			p := toks[len(toks)-1]
 			starts := field(func(f string) query.Query {
 				q := bleve.NewPrefixQuery(p)

@@ -64,6 +64,7 @@ func TestSearch(t *testing.T) {
 		{"a word", collab.SearchQuery{Text: "roadmap ", Readers: ann}, []string{"a", "b", "e"}, false},
 		{"prefix while typing", collab.SearchQuery{Text: "roadm", Readers: all}, []string{"a", "b", "e"}, false},
 		{"prefix, shorter", collab.SearchQuery{Text: "road", Readers: all}, []string{"a", "b", "c", "e"}, false},
+		{"two letters are no prefix", collab.SearchQuery{Text: "ro", Readers: all}, nil, false},
 		{"a finished word is not a prefix", collab.SearchQuery{Text: "road ", Readers: all}, nil, false},
 		{"phrase", collab.SearchQuery{Text: `"next quarter"`, Readers: all}, []string{"a"}, false},
 		{"words in any order", collab.SearchQuery{Text: "quarter next ", Readers: all}, []string{"a", "c"}, false},
