@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -392,5 +393,51 @@ func copyDir(t *testing.T, from, to string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBrowserWorkspace runs the "workspace" scenario of
+// frontend/test/browser/suite.mjs against a server with header sign-in,
+// whose pages Chromium loads from 127.0.0.1 with X-User set.
+func TestBrowserWorkspace(t *testing.T) {
+	dir := filepath.Join("..", "..", "frontend", "test", "browser")
+	node, chromium := browserDeps(t, dir)
+	s := startServer(t, append(loopbackArgs(), workspaceArgs...)...)
+	cmd := exec.Command(node, "suite.mjs", s.URL, "workspace")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
+	if shots := os.Getenv("SCREENSHOT_DIR"); shots != "" {
+		abs, err := filepath.Abs(shots)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Env = append(cmd.Env, "SCREENSHOT_DIR="+abs)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.Stdin = strings.NewReader("")
+	timer := time.AfterFunc(3*time.Minute, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node suite.mjs: %v\n%s", err, stderr.String())
+	}
+	ran := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var res struct {
+			Scenario string
+			Errors   []string
+		}
+		if err := json.Unmarshal([]byte(line), &res); err != nil {
+			t.Errorf("unexpected output from suite.mjs: %q", line)
+			continue
+		}
+		ran++
+		for _, e := range res.Errors {
+			t.Errorf("%s: %s", res.Scenario, e)
+		}
+	}
+	if ran != 1 {
+		t.Errorf("suite.mjs ran %d scenarios, want 1\n%s", ran, stderr.String())
 	}
 }
