@@ -111,7 +111,7 @@ func (s *Server) handleListDocs(w http.ResponseWriter, r *http.Request) {
 	want := q.Limit
 	// Hits are checked against their access records again, and some may
 	// fall out: ask for a few more.
-	q.Limit = min(want*2+10, 2*maxListLimit+10)
+	q.Limit = want + 10
 	hits, err := s.workspace.opts.Index.Search(r.Context(), q)
 	if err != nil {
 		s.writeStoreError(w, r, fmt.Errorf("search: %w", err))

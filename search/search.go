@@ -225,7 +225,9 @@ func (x *Index) Search(ctx context.Context, q collab.SearchQuery) ([]collab.Sear
 	req := bleve.NewSearchRequestOptions(bleve.NewConjunctionQuery(must...), limit, 0, false)
 	req.Fields = []string{fTitle, fTags, fOwner, fTrashed, fRev, fUpdated, fViewID}
 	if text != nil {
-		req.SortBy([]string{"-_score", "-" + fUpdated})
+		// By score alone: a tie-break on the time would read the time of
+		// every match, thousands for a short prefix.
+		req.SortBy([]string{"-_score"})
 		req.Highlight = bleve.NewHighlightWithStyle(html.Name)
 		req.Highlight.AddField(fText)
 	} else {
