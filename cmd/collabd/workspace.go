@@ -26,17 +26,22 @@ type workspaceConfig struct {
 	trashDays  int
 	searchDir  string
 	flushEvery time.Duration
+	queue      int
 }
 
 func (c *workspaceConfig) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.trashDays, "trash-days", 30, "with sign-in on, days a document stays in the trash before it is purged")
 	fs.StringVar(&c.searchDir, "search-index", "", "`directory` of the full-text search index (default: the data file's path + \".search\")")
+	fs.IntVar(&c.queue, "search-queue", 100_000, "changed documents that may wait for the search index; past it the index catches up from the store instead")
 	fs.DurationVar(&c.flushEvery, "search-flush", 500*time.Millisecond, "how often committed edits are written to the search index (an edit is searchable within about twice this)")
 }
 
 func (c *workspaceConfig) check() error {
 	if c.trashDays < 1 || c.trashDays > 3650 {
 		return fmt.Errorf("-trash-days %d: 1 to 3650", c.trashDays)
+	}
+	if c.queue < 1 || c.queue > 10_000_000 {
+		return fmt.Errorf("-search-queue %d: 1 to 10000000", c.queue)
 	}
 	if c.flushEvery < 10*time.Millisecond || c.flushEvery > time.Minute {
 		return fmt.Errorf("-search-flush %v: 10ms to 1m", c.flushEvery)
@@ -72,6 +77,7 @@ func (c *workspaceConfig) setup(o *collab.Options, db *storage.DB, data string, 
 		Info:       infoStore{boltKV{db}},
 		Heads:      heads(db),
 		FlushEvery: c.flushEvery,
+		MaxQueue:   c.queue,
 		TrashFor:   time.Duration(c.trashDays) * 24 * time.Hour,
 	}
 	return func() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -439,5 +440,26 @@ func TestBrowserWorkspace(t *testing.T) {
 	}
 	if ran != 1 {
 		t.Errorf("suite.mjs ran %d scenarios, want 1\n%s", ran, stderr.String())
+	}
+}
+
+// TestWorkspaceQueueLimit: with room for one waiting document, edits to
+// many are still all indexed: past the limit the indexer forgets them
+// and catches up from the store.
+func TestWorkspaceQueueLimit(t *testing.T) {
+	s := startServer(t, append(workspaceArgs, "-search-queue", "1", "-search-flush", "300ms")...)
+	u := s.URL + "/api/docs"
+	for i := range 8 {
+		create(t, s.URL, "ann", fmt.Sprintf("note number%d of eight", i))
+	}
+	eventually(t, "all eight indexed", func() bool { return len(list(t, "ann", "", u+"?q=eight")) == 8 })
+}
+
+// TestWorkspaceFlags: the workspace's flags refuse values out of range.
+func TestWorkspaceFlags(t *testing.T) {
+	for _, args := range [][]string{{"-trash-days", "0"}, {"-search-flush", "1ms"}, {"-search-queue", "0"}} {
+		if _, err := parseConfig(args, func(string) (string, bool) { return "", false }, io.Discard); err == nil {
+			t.Errorf("%v: no error", args)
+		}
 	}
 }
