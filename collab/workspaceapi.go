@@ -47,7 +47,7 @@ type docListing struct {
 // signedIn returns the caller of a workspace endpoint, having answered
 // the request itself when there is none.
 func (s *Server) signedIn(w http.ResponseWriter, r *http.Request) *identity {
-	if s.access == nil || s.workspace == nil {
+	if s.access == nil {
 		writeError(w, http.StatusNotFound, CodeNotFound, "the workspace needs sign-in and is off on this server")
 		return nil
 	}
@@ -58,6 +58,10 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request) *identity {
 	}
 	if who == nil {
 		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "not signed in")
+		return nil
+	}
+	if s.workspace == nil {
+		writeError(w, http.StatusNotFound, CodeNotFound, "the workspace is off on this server (cluster mode)")
 		return nil
 	}
 	return who
