@@ -8,10 +8,12 @@
 package search
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -214,7 +216,7 @@ func (x *Index) Search(ctx context.Context, q collab.SearchQuery) ([]collab.Sear
 	if q.Tag != "" {
 		must = append(must, term(q.Tag, fTags))
 	}
-	text := textQuery(q.Text)
+	text := textQuery(q.Text, x.completions)
 	if text != nil {
 		must = append(must, text)
 	}
@@ -278,10 +280,11 @@ func term(t, field string) query.Query {
 
 // textQuery turns what a user typed into a query: every word and every
 // "quoted phrase" must be in the title or the text; the last word, unless
-// a space follows it, also matches as the start of a longer word. A
+// a space follows it, also matches as the start of a longer word (its
+// most frequent completions, from complete). A
 // match in the title counts three times one in the text. nil: nothing to
 // look for.
-func textQuery(s string) query.Query {
+func textQuery(s string, complete func(field, prefix string) []string) query.Query {
 	words, phrases := split(s)
 	prefix := ""
 	if len(words) > 0 && !strings.HasSuffix(s, " ") && !strings.HasSuffix(s, `"`) {
@@ -324,12 +327,18 @@ func textQuery(s string) query.Query {
 		// or useful: they match whole words only.
 		if len(toks) > 0 && len([]rune(toks[len(toks)-1])) >= minPrefix {
 			p := toks[len(toks)-1]
-			starts := field(func(f string) query.Query {
-				q := bleve.NewPrefixQuery(p)
-				q.SetField(f)
-				return q
-			})
-			must = append(must, bleve.NewDisjunctionQuery(exact, starts))
+			any := []query.Query{exact}
+			for _, f := range []string{fText, fTitle} {
+				for _, t := range complete(f, p) {
+					q := bleve.NewTermQuery(t)
+					q.SetField(f)
+					if f == fTitle {
+						q.SetBoost(3)
+					}
+					any = append(any, q)
+				}
+			}
+			must = append(must, bleve.NewDisjunctionQuery(any...))
 		} else {
 			must = append(must, exact)
 		}
@@ -338,6 +347,39 @@ func textQuery(s string) query.Query {
 		return nil
 	}
 	return bleve.NewConjunctionQuery(must...)
+}
+
+// maxCompletions bounds the words a prefix stands for: its most frequent
+// completions. Three letters of English start thousands of words, and a
+// query over all of them is slow; one more letter narrows them.
+const maxCompletions = 50
+
+// completions returns the most frequent words of field that start with
+// prefix, at most maxCompletions.
+func (x *Index) completions(field, prefix string) []string {
+	d, err := x.idx.FieldDictPrefix(field, []byte(prefix))
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	type tc struct {
+		term  string
+		count uint64
+	}
+	var all []tc
+	for {
+		e, err := d.Next()
+		if err != nil || e == nil {
+			break
+		}
+		all = append(all, tc{e.Term, e.Count})
+	}
+	slices.SortFunc(all, func(a, b tc) int { return cmp.Compare(b.count, a.count) })
+	var out []string
+	for _, t := range all[:min(len(all), maxCompletions)] {
+		out = append(out, t.term)
+	}
+	return out
 }
 
 // split returns the words and the quoted phrases of s, at most MaxTerms
