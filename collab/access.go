@@ -200,6 +200,7 @@ type access struct {
 	store      AccessStore
 	opts       SignInOptions
 	defaultRec Access
+	rotations  *addrBuckets // rotate.go's rate limit, per client address
 
 	// mu guards watches: the requests holding a document's access, by
 	// edit id.
@@ -216,7 +217,8 @@ type watch struct {
 	need   role
 	ctx    context.Context // ends when revoked or released
 	cancel context.CancelCauseFunc
-	refs   int // guarded by access.mu
+	expiry *time.Timer // ends ctx when the sign-in session expires; nil if none
+	refs   int         // guarded by access.mu
 }
 
 type watchKey struct{}
@@ -227,6 +229,10 @@ type watchKey struct{}
 func (ac *access) hold(ctx context.Context, doc string, who *identity, via, need role) (context.Context, func()) {
 	w := &watch{doc: doc, who: who, via: via, need: need, refs: 1}
 	w.ctx, w.cancel = context.WithCancelCause(context.Background())
+	if who != nil && !who.expires.IsZero() {
+		// A cookie session's sign-in lasts until it expires.
+		w.expiry = time.AfterFunc(time.Until(who.expires), func() { w.cancel(errSessionEnded) })
+	}
 	ac.mu.Lock()
 	set := ac.watches[doc]
 	if set == nil {
@@ -276,7 +282,23 @@ func (ac *access) release(w *watch) {
 			delete(ac.watches, w.doc)
 		}
 	}
+	if w.expiry != nil {
+		w.expiry.Stop()
+	}
 	w.cancel(nil)
+}
+
+// endSession ends every watch of sign-in session key (signed out).
+func (ac *access) endSession(key string) {
+	ac.mu.Lock()
+	defer ac.mu.Unlock()
+	for _, set := range ac.watches {
+		for w := range set {
+			if w.who != nil && w.who.session == key {
+				w.cancel(errSessionEnded)
+			}
+		}
+	}
 }
 
 // revoke ends the watches on doc that rec no longer allows (every one,
@@ -388,14 +410,11 @@ func (s *Server) accessGuard(n need, next http.Handler) http.Handler {
 				fmt.Sprintf("this needs %s access to the document; you have %s", n.role(), got))
 			return
 		}
-		ctx = context.WithValue(ctx, roleKey{}, got)
 		ctx, done := ac.hold(ctx, doc, who, via, n.role())
 		defer done()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
-
-type roleKey struct{}
 
 // routeEditID returns the edit id of the document that r's matched route
 // names, and the most its link grants: roleEdit for an edit id ({id}),
@@ -433,7 +452,7 @@ func (s *Server) accessOf(ctx context.Context, id string) (Access, error) {
 	return s.access.record(ctx, id)
 }
 
-// accessResponse is the body of GET and PUT .../access.
+// writeAccess answers GET and PUT .../access with the record.
 func (s *Server) writeAccess(w http.ResponseWriter, a Access) {
 	if a.Members == nil {
 		a.Members = []Member{}

@@ -23,7 +23,7 @@ func newSignInServer(t *testing.T, edit func(*Options)) (*testServer, *memAccess
 	t.Helper()
 	acc := newMemAccess()
 	opts := Options{
-		SignIn:         &SignInOptions{Store: acc, Header: "X-User", GroupsHeader: "X-Groups"},
+		SignIn:         &SignInOptions{Store: acc, Header: "X-User", GroupsHeader: "X-Groups", RotateBurst: 1000},
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 		CreateRate:     1000, CreateBurst: 1000,
 		RestoreRate: 1000, RestoreBurst: 1000,
@@ -672,5 +672,128 @@ func TestSessionCookie(t *testing.T) {
 	}
 	if _, err := acc.Session(t.Context(), live); err == nil {
 		t.Errorf("a session is stored under its id, not its hash")
+	}
+}
+
+// TestSignInLimits: rotations are rate-limited per client address, and a
+// user's groups from the proxy are capped at MaxGroups.
+func TestSignInLimits(t *testing.T) {
+	ts, _ := newSignInServer(t, func(o *Options) { o.SignIn.RotateBurst = 2; o.SignIn.RotateRate = 0.001; o.SignIn.MaxGroups = 3 })
+	olga := user{"olga", ""}
+	d := ts.makeDoc(t, olga, LinkNone)
+	id := d.id
+	for i, want := range []int{200, 200, 429} {
+		code, _, b := ts.send(t, olga, "POST", "/api/docs/"+id+"/access/rotate", "", "")
+		if code != want {
+			t.Fatalf("rotation %d: got %d %s, want %d", i+1, code, b, want)
+		}
+		var ids struct{ ID string }
+		json.Unmarshal(b, &ids)
+		if code == 200 {
+			id = ids.ID
+		}
+	}
+	_, _, b := ts.send(t, user{"olga", "a,b,c,d,e"}, "GET", "/api/me", "", "")
+	var me struct{ Groups []string }
+	json.Unmarshal(b, &me)
+	if strings.Join(me.Groups, ",") != "a,b,c" {
+		t.Errorf("groups past MaxGroups 3: got %q", me.Groups)
+	}
+}
+
+// TestAccessLossEndsHTTPStream: a streamed write (POST .../stream) whose
+// writer loses edit access ends with a last line saying forbidden; what
+// it committed stays.
+func TestAccessLossEndsHTTPStream(t *testing.T) {
+	ts, _ := newSignInServer(t, nil)
+	olga, ed := user{"olga", ""}, user{"ed", "eng"}
+	d := ts.makeDoc(t, olga, LinkNone)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequestWithContext(guardCtx(t), "POST", ts.URL+"/api/docs/"+d.id+"/stream?at=end&name=agent", pr)
+	req.Header = ed.header()
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	answer := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			close(answer)
+			return
+		}
+		answer <- resp
+	}()
+	pw.Write([]byte(" and more"))
+	resp, ok := <-answer
+	if !ok || resp.StatusCode != 200 {
+		t.Fatalf("stream: %v", resp)
+	}
+	defer resp.Body.Close()
+	lines := json.NewDecoder(resp.Body)
+	var first streamLine
+	if err := lines.Decode(&first); err != nil || first.Inserted != 9 {
+		t.Fatalf("first line: %+v %v", first, err)
+	}
+	rec, _ := json.Marshal(Access{Link: LinkNone, Members: []Member{{Group: "eng", Role: "view"}}})
+	if code, _, b := ts.send(t, olga, "PUT", "/api/docs/"+d.id+"/access", "application/json", string(rec)); code != 200 {
+		t.Fatalf("put access: got %d %s", code, b)
+	}
+	var last streamLine
+	if err := lines.Decode(&last); err != nil || !last.Done || last.Error == nil || last.Error.Code != CodeForbidden {
+		t.Errorf("last line after losing access: %+v %v, want done with forbidden", last, err)
+	}
+	if _, _, b := ts.send(t, olga, "GET", "/api/docs/"+d.id+"/text", "", ""); string(b) != "hello world and more" {
+		t.Errorf("text after the stream: %q", b)
+	}
+}
+
+// TestSessionEndClosesSessions: an editing session opened with a sign-in
+// session's cookie is closed (4401) when that session is signed out, or
+// when it expires; one opened by another session stays.
+func TestSessionEndClosesSessions(t *testing.T) {
+	ts, acc := newSignInServer(t, nil)
+	d := ts.makeDoc(t, user{"olga", ""}, LinkNone)
+	ctx := t.Context()
+	acc.SetSession(ctx, sessionKey("sam-1"), Session{User: "olga", Expires: time.Now().Add(time.Hour)})
+	acc.SetSession(ctx, sessionKey("sam-2"), Session{User: "olga", Expires: time.Now().Add(time.Hour)})
+	acc.SetSession(ctx, sessionKey("short"), Session{User: "olga", Expires: time.Now().Add(300 * time.Millisecond)})
+	dial := func(sid string) *rawConn {
+		t.Helper()
+		hdr := http.Header{"Cookie": {sessionCookiePlain + "=" + sid}}
+		ws, _, err := websocket.Dial(guardCtx(t), "ws"+strings.TrimPrefix(ts.URL, "http")+"/api/docs/"+d.id+"/ws", &websocket.DialOptions{HTTPHeader: hdr})
+		if err != nil {
+			t.Fatalf("dial with session %s: %v", sid, err)
+		}
+		t.Cleanup(func() { ws.CloseNow() })
+		r := &rawConn{ws: ws}
+		r.hello(t, guardCtx(t), newClientID(), -1)
+		return r
+	}
+	one, two, short := dial("sam-1"), dial("sam-2"), dial("short")
+	wantClosed(t, short, 4401)
+
+	req, _ := http.NewRequest("POST", ts.URL+"/api/signout", nil)
+	req.AddCookie(&http.Cookie{Name: sessionCookiePlain, Value: "sam-1"})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("sign out: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	wantClosed(t, one, 4401)
+	// The other session's editor still edits.
+	two.sendOp(t, guardCtx(t), 2, 1, ot.Op{ot.Retain(11), ot.Insert("!")})
+	two.expect(t, guardCtx(t), typeAck)
+}
+
+// TestSignedInWebSocketOrigin: a page of another origin cannot open an
+// editing session with a signed-in browser's credentials.
+func TestSignedInWebSocketOrigin(t *testing.T) {
+	ts, _ := newSignInServer(t, nil)
+	olga := user{"olga", ""}
+	d := ts.makeDoc(t, olga, LinkNone)
+	hdr := olga.header()
+	hdr.Set("Origin", "https://evil.example")
+	_, resp, err := websocket.Dial(guardCtx(t), "ws"+strings.TrimPrefix(ts.URL, "http")+"/api/docs/"+d.id+"/ws", &websocket.DialOptions{HTTPHeader: hdr})
+	if err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Errorf("a cross-origin editing session as olga: got %v %v, want 403", resp, err)
 	}
 }

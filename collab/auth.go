@@ -403,6 +403,8 @@ func watchToken(ctx context.Context, c *conn) (stop func() bool) {
 			c.fail(errorf(CodeUnauthorized, "the access token has expired; reconnect with a fresh one"))
 		case errors.Is(err, errAccessRevoked):
 			c.fail(errorf(CodeForbidden, "%v", err))
+		case errors.Is(err, errSessionEnded):
+			c.fail(errorf(CodeUnauthorized, "%v", err))
 		}
 	})
 }

@@ -91,6 +91,20 @@ type Submission struct {
 	// Strict, for an HTTP write (Client "http:..."), asks that the op be
 	// applied only if the head is still Rev (writefwd.go).
 	Strict bool
+	// Stream, instead of Op, is a piece of an HTTP stream (stream.go):
+	// the owner inserts its text at its caret (a position at Rev) and
+	// answers with the caret after it.
+	Stream *StreamPiece
+}
+
+// StreamPiece is a stream's piece as it travels to the owner: Text to
+// insert at Caret (none: just show the stream in presence as Name), or
+// End, which takes the stream out of presence.
+type StreamPiece struct {
+	Caret int
+	Text  string
+	Name  string
+	End   bool
 }
 
 // SubmitReply is the owner's verdict on a Submission: empty Code when it
@@ -100,6 +114,8 @@ type SubmitReply struct {
 	Code    string
 	Message string
 	Rev     int64
+	// Caret is a stream's caret after its piece, at Rev.
+	Caret int
 }
 
 // ErrNoOwner is what DocLink.Forward returns (possibly wrapped) when no

@@ -9,9 +9,11 @@ import (
 
 // pageCSP is the Content-Security-Policy of the pages: scripts, styles and
 // connections from the server's own origin only (no inline script, no
-// eval), nothing else loaded, and embedding as -frame-ancestors allows.
-// 'self' in connect-src covers the same origin's ws: and wss: too.
-const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+// eval), nothing else loaded but images, and embedding as
+// -frame-ancestors allows. 'self' in connect-src covers the same origin's
+// ws: and wss: too. Images may come from any https: URL, so that a
+// Markdown document can show them (sent without a Referer).
+const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; " +
 	"connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors "
 
 // apiCSP is the policy of API answers, which are data and never pages: a

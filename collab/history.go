@@ -260,8 +260,9 @@ type (
 // it, or rev -1 and the refusal (nil: the document's owner, in cluster
 // mode, did not answer).
 type restoreReply struct {
-	rev int64
-	err *protoError
+	rev  int64
+	err  *protoError
+	noop bool // the text already was the restored one
 }
 
 // handleRestore answers POST /api/docs/{id}/restore {"rev":R}: one op,
@@ -333,6 +334,12 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		case rep.rev < 0: // forwarded to the owner (cluster mode), which did not take it
 			writeError(w, http.StatusServiceUnavailable, CodeShuttingDown, "the document's owner did not answer; try again")
 		default:
+			if !rep.noop {
+				// The restored text keeps its authors (authors.go).
+				if err := s.restoreAuthors(r.Context(), id, *req.Rev, rep.rev); err != nil {
+					s.log.Warn("restore authors", "doc", id, "rev", rep.rev, "err", err)
+				}
+			}
 			writeJSON(w, http.StatusOK, map[string]int64{"rev": rep.rev})
 		}
 	case <-h.done:
@@ -402,7 +409,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 func (h *hub) restore(m restoreReq) {
 	op := diffOp(h.doc.String(), m.text)
 	if op.IsNoop() {
-		m.reply <- restoreReply{rev: h.rev}
+		m.reply <- restoreReply{rev: h.rev, noop: true}
 		return
 	}
 	if perr := h.accept(op, "", 0, pendingOp{restored: m.reply}); perr != nil {

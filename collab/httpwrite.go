@@ -68,9 +68,6 @@ type writeReply struct {
 	// tooOld: the op's base is older than the hub's memory; rebase it
 	// over the store's ops and send it again.
 	tooOld bool
-	// follower: in cluster mode this node does not sequence the
-	// document, and a stream is not forwarded (writefwd.go).
-	follower bool
 	// unanswered: forwarded to the owner, which did not answer (cluster
 	// mode); the write may or may not have been made.
 	unanswered bool
@@ -481,10 +478,6 @@ func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, rep writeRe
 	switch {
 	case err != nil:
 		s.writeStoreError(w, r, err)
-	case rep.follower:
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, CodeShuttingDown,
-			"this node does not own the document at the moment, and streams are not forwarded (cluster mode); try again, or stream through the node that owns it")
 	case rep.unanswered:
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, CodeShuttingDown,

@@ -522,6 +522,7 @@ func (h *hub) join(c *conn, hl *hello, parkedAt time.Time) {
 		return
 	}
 	e := &editor{c: c, client: hl.client, author: h.authorOf(hl.client), name: hl.name, ranges: []Range{}}
+	h.srv.authorNames.note(e.author, e.name) // authors.go
 	if old != nil {
 		// The client reconnected: its old connection is closed and
 		// anything still arriving on it is ignored from now on.
@@ -543,7 +544,7 @@ func (h *hub) join(c *conn, hl *hello, parkedAt time.Time) {
 			return
 		}
 		e.lastSeq, e.lastRev = seq, rev
-		e.color = h.pickColor()
+		e.color = h.pickColor(e.author)
 		delete(h.remote, hl.client) // it edited through another node before
 	}
 	h.notify(notice{Kind: "hello", Client: hl.client})

@@ -76,16 +76,18 @@ func transformRanges(ranges []Range, op ot.Op) {
 	}
 }
 
-// palette holds the colors given to editors, distinct from each other and
-// readable on white.
+// palette holds the colors given to editors, distinct from each other,
+// readable on white, and each with a contrast of at least 4.5:1 against
+// the white text of a peer's label (WCAG AA; TestPaletteContrast).
 var palette = [...]string{
-	"#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#008080",
-	"#f032e6", "#9a6324", "#800000", "#808000", "#000075", "#46a0a0",
+	"#d81b4a", "#2e8540", "#4363d8", "#b4530b", "#911eb4", "#008080",
+	"#b0209f", "#9a6324", "#800000", "#6b6b00", "#000075", "#2f7a7a",
 }
 
-// pickColor returns the first palette color no editor has, cycling when
-// all are taken.
-func (h *hub) pickColor() string {
+// pickColor returns a palette color no editor has, starting from the one
+// author's id hashes to, so that an author keeps a color across
+// reloads and restarts while it is free; cycling when all are taken.
+func (h *hub) pickColor(author string) string {
 	used := make(map[string]bool, len(h.editors)+len(h.peers))
 	for _, e := range h.editors {
 		used[e.color] = true
@@ -93,8 +95,12 @@ func (h *hub) pickColor() string {
 	for _, p := range h.peers {
 		used[p.Color] = true
 	}
-	for _, c := range palette {
-		if !used[c] {
+	start := 0
+	for _, b := range []byte(author) {
+		start = (start*31 + int(b)) % len(palette)
+	}
+	for i := range palette {
+		if c := palette[(start+i)%len(palette)]; !used[c] {
 			return c
 		}
 	}

@@ -64,7 +64,13 @@ func (s *Server) handleRevert(w http.ResponseWriter, r *http.Request) {
 			return 0, nil, false
 		}
 		return rev, op, true
-	}, func(rep writeReply) any { return map[string]int64{"rev": rep.rev} })
+	}, func(rep writeReply) any {
+		// The text the revert puts back keeps its authors (authors.go).
+		if err := s.revertAuthors(r.Context(), wr.id, target, wr.client, rep.rev); err != nil {
+			s.log.Warn("revert authors", "doc", wr.id, "rev", rep.rev, "err", err)
+		}
+		return map[string]int64{"rev": rep.rev}
+	})
 }
 
 // maxRunSearch is how many of the latest revisions runClient searches for

@@ -31,8 +31,9 @@ type rotateReq struct {
 }
 
 // errNotSequencer is a rotation asked of a hub that does not own its
-// document's log (cluster mode): the client asks again.
-var errNotSequencer = errors.New("this node does not hold the document now; try again")
+// document's log (cluster mode): the copy must not race the owner's
+// appends, and forwarding a rotation to the owner is not done yet.
+var errNotSequencer = errors.New("links can be rotated only on the node that holds the document now (the one its editors are connected to): try again, or while nobody edits it")
 
 // rotate handles a rotateReq. It runs on the hub's goroutine with no
 // commit in flight (processQueue hands it over only then).
@@ -59,6 +60,10 @@ func (h *hub) rotate(m rotateReq) {
 		m.reply <- fmt.Errorf("rotate: delete the old ids: %w", err)
 		return
 	}
+	// To an application listening (webhook.go), the old ids went and
+	// new ones came.
+	h.srv.docDeleted(h.srv.ctx, h.id, h.viewID)
+	h.srv.webhooks.created(h.srv.ctx, m.meta, h.rev, h.doc.Len())
 	h.notify(notice{Kind: "deleted"}) // other nodes close theirs (cluster.go)
 	h.deleted = true
 	h.srv.forget(h)
@@ -108,6 +113,11 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, _ := docID(r)
+	if !s.access.rotations.allow(s.requestAddr(r), time.Now()) {
+		w.Header().Set("Retry-After", "10")
+		refuse(w, r, http.StatusTooManyRequests, CodeRateLimited, "too many link rotations from this address; try again later")
+		return
+	}
 	if err := s.storageFull(r.Context()); err != nil {
 		refuse(w, r, http.StatusInsufficientStorage, CodeTooLarge, err.Error()+"; links cannot be rotated now")
 		return
@@ -134,6 +144,11 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 	err = s.rotateHub(context.WithoutCancel(r.Context()), id, meta)
 	if err != nil {
 		s.access.store.DeleteAccess(context.WithoutCancel(r.Context()), meta.ID)
+		if errors.Is(err, errNotSequencer) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, CodeShuttingDown, errNotSequencer.Error())
+			return
+		}
 		s.writeStoreError(w, r, err)
 		return
 	}

@@ -87,6 +87,7 @@ func (s *Server) routeTable() []route {
 		{"GET /api/docs/{id}/ws", needEdit, false, s.handleWS},
 		{"GET /api/docs/{id}/events", needRead, false, s.handleDocEvents},
 		{"GET /api/docs/{id}/revisions", needRead, false, s.handleDocRevisions},
+		{"GET /api/docs/{id}/authors", needRead, false, s.handleDocAuthors},
 		{"POST /api/docs/{id}/restore", needEdit, false, s.handleRestore},
 		{"POST /api/docs/{id}/ops", needEdit, false, s.handlePostOps},
 		{"PUT /api/docs/{id}/text", needEdit, false, s.handlePutText},
@@ -104,6 +105,7 @@ func (s *Server) routeTable() []route {
 		{"GET /api/view/{viewId}/events", needView, true, s.handleViewEvents},
 		{"GET /api/view/{viewId}/text", needView, true, s.handleGetViewText},
 		{"GET /api/view/{viewId}/revisions", needView, true, s.handleViewRevisions},
+		{"GET /api/view/{viewId}/authors", needView, true, s.handleViewAuthors},
 		{"GET /healthz", needNone, false, s.handleHealthz},
 		{"/api/", needNone, false, notFound},
 	}

@@ -373,12 +373,16 @@ type Server struct {
 	headers     headerValues
 	// admission is the check every write that grows the store passes
 	// (disk.go).
-	admission  *Admission
-	restores   *restoreLimiter
-	held       *heldBytes  // response bodies held for readers (held.go)
-	past       *pastTexts  // past revisions' texts (pastrev.go)
-	mem        *memBudget  // budget.go
-	httpWrites *httpWrites // httpwrite.go
+	admission *Admission
+	restores  *restoreLimiter
+	held      *heldBytes // response bodies held for readers (held.go)
+	past      *pastTexts // past revisions' texts (pastrev.go)
+	// authorsCache and authorNames serve who wrote what (authors.go).
+	authorsCache *authorCache
+	authorNames  authorNames
+	authorsEvery int64       // revisions between checkpoints; tests make it small
+	mem          *memBudget  // budget.go
+	httpWrites   *httpWrites // httpwrite.go
 
 	// authorKey is never changed after New.
 	authorKey []byte
@@ -410,21 +414,23 @@ func New(store Store, opts Options) *Server {
 	opts.Logger = slog.New(redactIDs(opts.Logger.Handler()))
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		store:       store,
-		opts:        opts,
-		log:         opts.Logger,
-		conns:       newConnLimiter("requests", opts.MaxConns, opts.MaxConnsPerAddr),
-		healthConns: newConnLimiter("health checks", opts.MaxHealthConns, opts.MaxHealthConnsPerAddr),
-		pageConns:   newConnLimiter("page requests", opts.MaxPageConns, opts.MaxPageConnsPerAddr),
-		lingering:   &lingerGate{time: lingerTime, bytes: lingerBytes, max: maxLingering},
-		headers:     newHeaderValues(opts),
-		creates:     newAddrBuckets(opts.CreateRate, opts.CreateBurst, opts.MaxTrackedAddrs),
-		bodies:      &byteBudget{max: opts.MaxBodyBytesInFlight},
-		held:        newHeldBytes(opts.MaxHeldResponseBytes),
-		past:        newPastTexts(pastCacheBytes),
-		ctx:         ctx,
-		cancel:      cancel,
-		hubs:        make(map[string]*hub),
+		store:        store,
+		opts:         opts,
+		log:          opts.Logger,
+		conns:        newConnLimiter("requests", opts.MaxConns, opts.MaxConnsPerAddr),
+		healthConns:  newConnLimiter("health checks", opts.MaxHealthConns, opts.MaxHealthConnsPerAddr),
+		pageConns:    newConnLimiter("page requests", opts.MaxPageConns, opts.MaxPageConnsPerAddr),
+		lingering:    &lingerGate{time: lingerTime, bytes: lingerBytes, max: maxLingering},
+		headers:      newHeaderValues(opts),
+		creates:      newAddrBuckets(opts.CreateRate, opts.CreateBurst, opts.MaxTrackedAddrs),
+		bodies:       &byteBudget{max: opts.MaxBodyBytesInFlight},
+		held:         newHeldBytes(opts.MaxHeldResponseBytes),
+		past:         newPastTexts(pastCacheBytes),
+		authorsCache: newAuthorCache(authorsCacheBytes),
+		authorsEvery: authorsEvery,
+		ctx:          ctx,
+		cancel:       cancel,
+		hubs:         make(map[string]*hub),
 	}
 	s.admission = NewAdmission(store, Limits{MaxDataBytes: opts.MaxDataBytes, MinFreeBytes: opts.MinFreeBytes,
 		MaxDocHistory: opts.MaxDocHistory, DiskCheckInterval: opts.DiskCheckInterval}, s.log)

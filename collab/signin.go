@@ -42,6 +42,11 @@ type SignInOptions struct {
 	// are dropped).
 	MaxMembers int
 	MaxGroups  int
+	// RotateRate is how many link rotations one client address may make
+	// per second on average (default 0.1), in bursts of RotateBurst
+	// (default 5): each copies a document's whole history.
+	RotateRate  float64
+	RotateBurst int
 	// OIDC, when set, signs users in with an OpenID provider (oidc.go).
 	OIDC *OIDC
 }
@@ -51,9 +56,15 @@ type identity struct {
 	User   string
 	Groups []string
 	// session is the store key of the cookie session, "" when a proxy's
-	// header signed the request in.
+	// header signed the request in; expires is when that session ends.
 	session string
+	expires time.Time
 }
+
+// errSessionEnded is the cause of a request context ended because the
+// sign-in session it came with expired or was signed out: an editing
+// session closes with unauthorized (4401) on it, an SSE stream ends.
+var errSessionEnded = errors.New("the sign-in session ended; sign in again")
 
 type identityKey struct{}
 
@@ -78,6 +89,8 @@ func newAccess(o SignInOptions) (*access, error) {
 	setDefault(&o.SessionTTL, 12*time.Hour)
 	setDefault(&o.MaxMembers, defaultMaxMembers)
 	setDefault(&o.MaxGroups, 64)
+	setDefault(&o.RotateRate, 0.1)
+	setDefault(&o.RotateBurst, 5)
 	if o.DefaultLink == "" {
 		o.DefaultLink = LinkNone
 	}
@@ -85,7 +98,7 @@ func newAccess(o SignInOptions) (*access, error) {
 		return nil, fmt.Errorf("default link %q: want none, view or edit", o.DefaultLink)
 	}
 	return &access{store: o.Store, opts: o, defaultRec: Access{Link: o.DefaultLink},
-		watches: map[string]map[*watch]struct{}{}}, nil
+		watches: map[string]map[*watch]struct{}{}, rotations: newAddrBuckets(o.RotateRate, o.RotateBurst, 10_000)}, nil
 }
 
 // identify returns who r comes from, nil for nobody.
@@ -114,7 +127,7 @@ func (s *Server) identify(r *http.Request) (*identity, error) {
 		s.access.store.DeleteSession(context.WithoutCancel(r.Context()), key)
 		return nil, nil
 	}
-	return &identity{User: sess.User, Groups: sess.Groups, session: key}, nil
+	return &identity{User: sess.User, Groups: sess.Groups, session: key, expires: sess.Expires}, nil
 }
 
 // headerGroups returns the groups the trusted proxy's groups header
@@ -239,6 +252,8 @@ func (s *Server) handleSignOut(w http.ResponseWriter, r *http.Request) {
 			s.writeStoreError(w, r, err)
 			return
 		}
+		// What the session holds open ends with it, on this node.
+		s.access.endSession(who.session)
 	}
 	http.SetCookie(w, &http.Cookie{Name: s.sessionCookie(r), Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: s.overHTTPS(r), SameSite: http.SameSiteLaxMode})

@@ -42,27 +42,44 @@ type streamPiece struct {
 	end   bool
 }
 
-// streamWrite handles a stream's writeReq on the hub's goroutine.
+// streamWrite handles a stream's writeReq on the hub's goroutine. In
+// cluster mode a follower forwards the piece to the owner, which keeps
+// the caret and answers with it (writefwd.go).
 func (h *hub) streamWrite(m writeReq) {
+	reply := m.reply
+	if h.link != nil && !h.owner {
+		sp := m.stream
+		sub := Submission{Client: m.client, Seq: m.seq, Rev: m.rev,
+			Stream: &StreamPiece{Caret: sp.caret, Text: sp.text, Name: sp.name, End: sp.end}}
+		h.startForward(sub, fwdReply{write: reply})
+		return
+	}
+	h.streamPiece(m, func(r writeReply) { reply <- r })
+}
+
+// streamPiece applies a stream's piece on the node that sequences the
+// document and calls answer once: at once for a refusal or a presence
+// change, once committed for text.
+func (h *hub) streamPiece(m writeReq, answer func(writeReply)) {
 	sp := m.stream
 	author := h.authorOf(m.client)
 	if sp.end {
 		if _, ok := h.peers[author]; ok {
 			delete(h.peers, author)
 			h.sendEditors(mustJSON(leaveMessage{Type: typeLeave, Author: author}))
+			if h.link != nil {
+				h.notify(notice{Kind: "leave", Author: author})
+			}
 		}
-		m.reply <- writeReply{rev: h.rev}
+		answer(writeReply{rev: h.rev})
 		return
 	}
 	switch {
-	case h.link != nil && !h.owner:
-		m.reply <- writeReply{follower: true}
-		return
 	case m.rev > h.rev:
-		m.reply <- writeReply{perr: errorf(CodeBadOp, "rev %d is in the future: the document is at rev %d", m.rev, h.rev)}
+		answer(writeReply{perr: errorf(CodeBadOp, "rev %d is in the future: the document is at rev %d", m.rev, h.rev)})
 		return
 	case m.rev < h.histBase:
-		m.reply <- writeReply{tooOld: true}
+		answer(writeReply{tooOld: true})
 		return
 	}
 	caret := sp.caret
@@ -70,25 +87,24 @@ func (h *hub) streamWrite(m writeReq) {
 		caret = stickyIndex(r.Op, caret)
 	}
 	if caret < 0 || caret > h.doc.Len() {
-		m.reply <- writeReply{perr: errorf(CodeBadOp, "at %d is past the end of rev %d", sp.caret, m.rev)}
+		answer(writeReply{perr: errorf(CodeBadOp, "at %d is past the end of rev %d", sp.caret, m.rev)})
 		return
 	}
 	if sp.text == "" {
 		h.showStream(author, sp.name, h.rev, caret)
-		m.reply <- writeReply{rev: h.rev, caret: caret}
+		answer(writeReply{rev: h.rev, caret: caret})
 		return
 	}
 	op := ot.Op{}.Retain(caret).Insert(sp.text).Retain(h.doc.Len() - caret)
 	after := caret + utf8.RuneCountInString(sp.text)
-	reply := m.reply
 	var st seqState
 	msg := &opMessage{rev: h.rev, seq: m.seq, op: op}
 	done := func(rev int64) {
-		reply <- writeReply{rev: rev, caret: after}
+		answer(writeReply{rev: rev, caret: after})
 		h.showStream(author, sp.name, rev, after) // now that editors have the op
 	}
 	if perr := h.sequence(&st, m.client, msg, pendingOp{committed: done}); perr != nil {
-		m.reply <- writeReply{perr: perr}
+		answer(writeReply{perr: perr})
 	}
 }
 
@@ -105,7 +121,7 @@ func (h *hub) showStream(author, name string, rev int64, pos int) {
 	}
 	p := h.peers[author]
 	if p == nil {
-		p = &remotePeer{Peer: Peer{Author: author, Name: name, Color: h.pickColor()}}
+		p = &remotePeer{Peer: Peer{Author: author, Name: name, Color: h.pickColor(author)}}
 		h.peers[author] = p
 	}
 	// What editors have: in a commit callback, the batch just committed
@@ -120,6 +136,10 @@ func (h *hub) showStream(author, name string, rev int64, pos int) {
 	}
 	p.Ranges = []Range{{pos, pos}}
 	p.rev, p.seen, p.shown = h.rev, time.Now(), true
+	if h.link != nil {
+		// Other nodes' editors see the stream too (cluster mode).
+		h.notify(notice{Kind: "presence", Author: author, Name: name, Color: p.Color, Ranges: p.Ranges, Rev: h.rev})
+	}
 	if rev > sent {
 		return // shown with its first commit
 	}
@@ -352,7 +372,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	run := s.runFor(id, who, "")
 	st := &streamState{s: s, h: h, client: httpClient(run, who), name: name, rev: baseRev, caret: at}
 	// Into presence, the caret placed at the head.
-	if rep, err := st.send(r.Context(), ""); err != nil || rep.perr != nil || rep.follower {
+	if rep, err := st.send(r.Context(), ""); err != nil || rep.perr != nil || rep.unanswered {
 		s.writeResult(w, r, rep, err, nil)
 		return
 	}
@@ -418,7 +438,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		if text != "" {
 			last = time.Now()
 			rep, err := st.send(r.Context(), text)
-			if err != nil || rep.perr != nil || rep.follower {
+			if err != nil || rep.perr != nil || rep.unanswered {
 				if !started {
 					s.writeResult(w, r, rep, err, nil)
 					return
@@ -450,6 +470,9 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 			body = &apiErrorBody{CodeRateLimited, fmt.Sprintf("the stream was open for %s, its limit", s.opts.MaxStreamDuration)}
 		case isTimeout(end):
 			body = &apiErrorBody{CodeRateLimited, fmt.Sprintf("the body sent nothing for %s", s.opts.StreamIdle)}
+		case errors.Is(context.Cause(r.Context()), errAccessRevoked):
+			// Signed in, and no longer allowed to edit (access.go).
+			body = &apiErrorBody{CodeForbidden, context.Cause(r.Context()).Error() + "; what was committed stays"}
 		case r.Context().Err() != nil:
 			return // the client went away; what was committed stays
 		default:
@@ -509,7 +532,7 @@ func (st *streamState) send(ctx context.Context, text string) (writeReply, error
 		if rep.tooOld {
 			return writeReply{perr: errorf(CodeRateLimited, "the document is changing too fast to place the stream's caret")}, nil
 		}
-		if rep.perr == nil && !rep.follower {
+		if rep.perr == nil && !rep.unanswered {
 			st.seq, st.rev, st.caret = seq, rep.rev, rep.caret
 		}
 		return rep, nil

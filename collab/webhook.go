@@ -408,6 +408,9 @@ func (w *webhooks) addText(ev *webhookEvent) {
 // deliverBatch is how many events the delivery loop reads at once.
 const deliverBatch = 64
 
+// outboxPoll is how often an empty outbox is read again without a kick.
+const outboxPoll = time.Second
+
 // deliverLoop posts the outbox's events, oldest first, one at a time: a
 // receiver sees each document's events in order. A failure is retried,
 // with backoff, before anything after it.
@@ -427,8 +430,11 @@ func (w *webhooks) deliverLoop() {
 			continue
 		}
 		if len(evs) == 0 {
+			// Also after outboxPoll: a cluster's outbox takes other
+			// nodes' events, and this node may take over their delivery.
 			select {
 			case <-w.kick:
+			case <-time.After(outboxPoll):
 			case <-ctx.Done():
 			}
 			continue

@@ -270,7 +270,13 @@ func (s *Server) writeRow(w http.ResponseWriter, r *http.Request, id string, inf
 		s.writeStoreError(w, r, err)
 		return
 	}
-	got, _ := r.Context().Value(roleKey{}).(role)
+	// The caller came by the edit id ({id}), which the guard checked.
+	rec, err := s.access.record(r.Context(), id)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	got := rec.roleOf(identityOf(r.Context()), roleEdit)
 	d := docListing{ViewID: e.ViewID, Title: e.Title, Rev: e.Rev, Updated: e.Updated.UTC().Truncate(time.Second), Owner: e.Owner,
 		Role: got.String(), Tags: e.Tags, Trashed: e.Trashed}
 	if got >= roleEdit {

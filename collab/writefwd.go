@@ -13,8 +13,14 @@ import "errors"
 // first rebased over the store's ops on the follower, as on the owner; an
 // owner that finds the base older than its own memory asks for the same
 // (codeRebase). The owner also remembers the runs it applied, so that an
-// Idempotency-Key retried through several nodes at once applies once. Streams are not forwarded: through a follower they answer 503
-// with Retry-After (stream.go).
+// Idempotency-Key retried through several nodes at once applies once.
+//
+// A stream's pieces are forwarded the same way (Submission.Stream): the
+// owner places each at the stream's caret and answers with the caret
+// after it, so a stream through any node keeps its text together. A piece
+// the owner did not answer (a timeout, a change of owner) ends the stream
+// with an error line: it may or may not have been applied, and a stream
+// has no key to retry it by; what was committed stays.
 
 // codeRebase is the owner's answer to a forwarded write made on a
 // revision older than its memory: rebase it and send it again. It never
@@ -45,7 +51,7 @@ func (h *hub) writeForwarded(r fwdReply) {
 		h.log.Warn("forward write", "err", r.err)
 		r.write <- writeReply{unanswered: true}
 	case r.rep.Code == "":
-		r.write <- writeReply{rev: r.rep.Rev}
+		r.write <- writeReply{rev: r.rep.Rev, caret: r.rep.Caret}
 	case r.rep.Code == CodeConflict:
 		r.write <- writeReply{conflict: true, rev: r.rep.Rev}
 	case r.rep.Code == CodeShuttingDown:
@@ -59,6 +65,10 @@ func (h *hub) writeForwarded(r fwdReply) {
 
 // submittedWrite applies an HTTP write another node forwarded (owner).
 func (h *hub) submittedWrite(s Submission, respond func(SubmitReply)) {
+	if s.Stream != nil {
+		h.submittedStream(s, respond)
+		return
+	}
 	if err := s.Op.Validate(); err != nil {
 		respond(SubmitReply{Code: CodeBadOp, Message: "op: " + err.Error()})
 		return
@@ -103,4 +113,27 @@ func (h *hub) writeOwner(m writeReq, answer func(writeReply)) {
 	// Still in the batch: the request that made it is answered once it
 	// is durable; this one is told to try again.
 	answer(writeReply{unanswered: true, perr: errorf(CodeShuttingDown, "the write is being committed; try again")})
+}
+
+// submittedStream applies a stream's piece another node forwarded (owner).
+func (h *hub) submittedStream(s Submission, respond func(SubmitReply)) {
+	if !h.owner {
+		// Ownership moved while the piece was on its way: never forward
+		// it again from here.
+		respond(SubmitReply{Code: CodeShuttingDown, Message: "this node no longer owns the document"})
+		return
+	}
+	sp := s.Stream
+	m := writeReq{client: s.Client, seq: s.Seq, rev: s.Rev, bytes: len(sp.Text),
+		stream: &streamPiece{caret: sp.Caret, text: sp.Text, name: sp.Name, end: sp.End}}
+	h.streamPiece(m, func(r writeReply) {
+		switch {
+		case r.tooOld:
+			respond(SubmitReply{Code: codeRebase})
+		case r.perr != nil:
+			respond(SubmitReply{Code: r.perr.Code, Message: r.perr.Message})
+		default:
+			respond(SubmitReply{Rev: r.rev, Caret: r.caret})
+		}
+	})
 }

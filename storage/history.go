@@ -188,6 +188,9 @@ func (w *deleteWrite) apply(tx *bbolt.Tx) error {
 	if err := deletePrefix(tx.Bucket(bucketSnaps), w.keys); err != nil {
 		return err
 	}
+	if err := deleteAuthors(tx, w.keys); err != nil {
+		return err
+	}
 	return tx.Bucket(bucketViews).Delete([]byte(w.meta.ViewID))
 }
 

@@ -69,3 +69,18 @@ func (w *authorKeyWrite) apply(tx *bbolt.Tx) error {
 	w.key = append([]byte(nil), w.fresh[:]...)
 	return sys.Put(keyAuthor, w.key)
 }
+
+// SeedAuthorKey stores key as the author key unless the file has one
+// already, and returns the one it has afterwards: a backup of a cluster
+// keeps the cluster's key, so that author ids stay what they were.
+func (db *DB) SeedAuthorKey(ctx context.Context, key []byte) ([]byte, error) {
+	if len(key) != authorKeySize {
+		return nil, wrapAuthorKey(fmt.Errorf("%d bytes, want %d", len(key), authorKeySize))
+	}
+	w := &authorKeyWrite{}
+	copy(w.fresh[:], key)
+	if err := db.submit(ctx, w); err != nil {
+		return nil, wrapAuthorKey(err)
+	}
+	return w.key, nil
+}

@@ -14,6 +14,8 @@
 //	views   view id -> edit id
 //	sys     file format version; Ping's scratch key; the author key
 //	outbox  webhook events not yet delivered, created on first use (outbox.go)
+//	authors per document and revision: a checkpoint of who wrote what
+//	        (opaque to storage), created on first use (authors.go)
 //
 // Keys are composite (see keys.go) rather than one nested bucket per
 // document, so that an append dirties a single leaf page. Revisions are

@@ -174,10 +174,17 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	from := fs.String("from", "", "`URL` of a running server's -admin-addr, e.g. http://127.0.0.1:8081")
 	data := fs.String("data", "./collab.db", "`path` of the data file, when no server is running on it")
 	lockTimeout := fs.Duration("lock-timeout", 2*time.Second, "how long to wait for the data file's lock")
+	var nc natsConfig
+	nc.addFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: collabd backup -o FILE [-from URL | -data PATH]\n\n"+
+		fmt.Fprint(fs.Output(), "Usage: collabd backup -o FILE [-from URL | -data PATH | -nats URL [-nats-*]]\n\n"+
 			"Writes a consistent copy of a collabd data file. While a server runs, it\n"+
-			"holds the file's lock: ask it over its -admin-addr with -from.\n\nFlags:\n")
+			"holds the file's lock: ask it over its -admin-addr with -from.\n\n"+
+			"With -nats, copies every document of a cluster (cluster mode) into a\n"+
+			"single-node data file: one a single-node server runs on, and that\n"+
+			"`collabd migrate` moves into a cluster again. Each document is copied as\n"+
+			"it stands when its turn comes (consistent per document). Prints one line\n"+
+			"per document, naming it by its edit id: keep the output private.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -191,9 +198,26 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errors.New("backup: -o FILE is required, and nothing else may follow the flags")
 	}
 
+	if nc.url != "" {
+		if *from != "" {
+			return errors.New("backup: -from and -nats are two different sources: give one")
+		}
+		if err := nc.check(); err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+	}
 	copyTo := func(w io.Writer) (int64, error) {
 		if *from != "" {
 			return fetchBackup(ctx, *from, w)
+		}
+		if nc.url != "" {
+			conn, js, err := nc.open(ctx, nil, -1)
+			if err != nil {
+				return 0, err
+			}
+			defer conn.Close()
+			defer js.Close()
+			return clusterBackup(ctx, js, filepath.Dir(*out), w, stdout)
 		}
 		// Open would create a missing file: a mistyped path must not
 		// leave an empty data file behind and "succeed".

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -604,4 +605,113 @@ func connected(ctx context.Context, c *collab.Client) bool {
 	defer cancel()
 	err := c.Wait(wctx, func(*collab.Client) bool { return false })
 	return errors.Is(err, context.DeadlineExceeded)
+}
+
+// TestClusterOwnerPause: the document's owner is paused (SIGSTOP) while
+// editors on all three nodes type. A paused process keeps its NATS
+// subscriptions until the server gives up on it, minutes later, but its
+// lease lapses: the other nodes must take the document over when it does,
+// and their editors carry on while it is paused. Once resumed (SIGCONT)
+// the old owner must not take the document back or ack anything on a
+// lapsed lease; everyone converges with nothing lost or applied twice.
+func TestClusterOwnerPause(t *testing.T) {
+	skipShortCluster(t)
+	c := startCluster(t, clusterOpts{nodes: 3, race: clusterRaceBuild()})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*clusterGuard)
+	defer cancel()
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+
+	const start = "start"
+	id, _ := createClusterDoc(t, c.nodes[0], start)
+	typists := dialTypists(t, ctx, c.nodes, id, 6, seed)
+	if err := typists[0].burst(); err != nil {
+		t.Fatal(err)
+	}
+	if err := typists[0].sync(ctx, c.nodes, id); err != nil {
+		t.Fatal(err)
+	}
+	victim := c.owner(t, ctx, id)
+	if victim == nil {
+		t.Fatal("no node holds the document's lease after an acknowledged op")
+	}
+	t.Logf("owner: %s", victim.name)
+
+	rounds := make([]atomic.Int64, len(typists))
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- typeUntil(ctx, typists, c.nodes, id, 0, stop, 0, rounds) }()
+	if err := waitRounds(ctx, rounds, 5, done); err != nil {
+		t.Fatal(err)
+	}
+	paused := time.Now()
+	if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			victim.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}
+	defer resume()
+
+	// The typists on the other nodes finish 5 rounds more while the owner
+	// is still paused: the document moved.
+	var others []int
+	for i, ty := range typists {
+		if ty.node != victim {
+			others = append(others, i)
+		}
+	}
+	before := make([]int64, len(rounds))
+	for i := range rounds {
+		before[i] = rounds[i].Load()
+	}
+	var first time.Duration
+	for _, i := range others {
+		for rounds[i].Load() < before[i]+5 {
+			select {
+			case err := <-done:
+				t.Fatalf("typing ended early: %v", err)
+			case <-ctx.Done():
+				t.Fatalf("typist %d on %s: no 5 rounds acknowledged while the owner was paused (%v): it was never replaced", i, typists[i].node.name, ctx.Err())
+			case <-time.After(10 * time.Millisecond):
+			}
+			if first == 0 && rounds[i].Load() > before[i] {
+				first = time.Since(paused)
+			}
+		}
+	}
+	t.Logf("owner paused: first round acknowledged elsewhere after %v, 5 rounds each after %v",
+		first.Round(time.Millisecond), time.Since(paused).Round(time.Millisecond))
+	if o := c.owner(t, ctx, id); o == nil || o == victim {
+		t.Fatalf("the lease after the takeover: %v, want another node than %s", o, victim.name)
+	}
+
+	// Resumed: it lost its lease while paused and must not take it back.
+	resume()
+	for i := range rounds {
+		before[i] = rounds[i].Load()
+	}
+	for _, i := range others {
+		for rounds[i].Load() < before[i]+5 {
+			select {
+			case err := <-done:
+				t.Fatalf("typing ended early: %v", err)
+			case <-ctx.Done():
+				t.Fatalf("typist %d: no 5 rounds after the old owner resumed: %v", i, ctx.Err())
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if o := c.owner(t, ctx, id); o == victim {
+		t.Errorf("the resumed %s took the lease back", victim.name)
+	}
+	checkConverged(t, ctx, c.nodes, id, start, typists)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/collabd/collabd/collab"
+	"github.com/collabd/collabd/ot"
 )
 
 // inprocWrite makes an HTTP write with a JSON body and optional headers
@@ -40,8 +41,7 @@ func inprocWrite(t *testing.T, ctx context.Context, method, url string, body any
 // the owner and answered as the owner would: the ops land for editors on
 // both nodes; a strict write on an old revision conflicts with the
 // owner's head; an Idempotency-Key retried through either node gets the
-// first answer and applies nothing; a stream through the follower is
-// refused with 503 and Retry-After.
+// first answer and applies nothing.
 func TestClusterInprocWritesOnFollower(t *testing.T) {
 	ctx := inprocCtx(t, 60*time.Second)
 	nodes, chk := inprocCluster(t, 2)
@@ -181,16 +181,146 @@ func TestClusterInprocWritesOnFollower(t *testing.T) {
 	if d, err := chk.Load(ctx, id); err != nil || d.Text != want+"?" {
 		t.Errorf("store after the raced writes: %q (%v), want %q", d.Text, err, want+"?")
 	}
+}
 
-	// A stream through the follower: 503 with Retry-After.
-	req, _ := http.NewRequestWithContext(ctx, "POST", docURL(1)+"/stream", strings.NewReader("streamed"))
-	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
-	resp, err := http.DefaultClient.Do(req)
+// TestClusterInprocStreamOnFollower: a stream through a node that does not
+// own the document is forwarded piece by piece to the owner, which keeps
+// its caret: text typed by an editor on the owner right at the caret and
+// before it does not split the streamed text; editors on both nodes see it
+// and see the stream in presence while it is open.
+func TestClusterInprocStreamOnFollower(t *testing.T) {
+	ctx := inprocCtx(t, 60*time.Second)
+	nodes, chk := inprocCluster(t, 2)
+	id, x := inprocOwnedDoc(t, ctx, nodes, "tail")
+	y := inprocDial(t, ctx, nodes[1], id, collab.ClientOptions{Name: "y"})
+	if err := y.WaitRev(ctx, x.Rev()); err != nil {
+		t.Fatal(err)
+	}
+
+	pr, pw := io.Pipe()
+	req, err := http.NewRequestWithContext(ctx, "POST", nodes[1].http.URL+"/api/docs/"+id+"/stream?at=0&name=agent", pr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-		t.Errorf("stream through the follower: got %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	type line struct {
+		Rev      int64
+		Inserted int64
+		Run      string
+		Done     bool
+		Error    *struct{ Code, Message string }
+	}
+	lines := make(chan line, 16)
+	status := make(chan int, 1)
+	go func() {
+		defer close(lines)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			status <- 0
+			return
+		}
+		defer resp.Body.Close()
+		status <- resp.StatusCode
+		dec := json.NewDecoder(resp.Body)
+		for {
+			var l line
+			if dec.Decode(&l) != nil {
+				return
+			}
+			lines <- l
+		}
+	}()
+	next := func(what string) line {
+		t.Helper()
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("%s: the stream's answer ended", what)
+			}
+			if l.Error != nil {
+				t.Fatalf("%s: error line %+v", what, *l.Error)
+			}
+			return l
+		case <-ctx.Done():
+			t.Fatalf("%s: no line", what)
+		}
+		return line{}
+	}
+
+	if _, err := io.WriteString(pw, "AB"); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-status; code != http.StatusOK {
+		t.Fatalf("stream through the follower: status %d, want 200", code)
+	}
+	first := next("first piece")
+	if first.Inserted != 2 {
+		t.Fatalf("first piece: %+v, want 2 inserted", first)
+	}
+	for _, c := range []*collab.Client{x, y} {
+		if err := c.WaitRev(ctx, first.Rev); err != nil {
+			t.Fatal(err)
+		}
+		if !waitAgent(ctx, c, true) {
+			t.Fatalf("the stream not in presence: peers %+v", c.Peers())
+		}
+	}
+	if got := x.Text(); got != "ABtail" {
+		t.Fatalf("owner's editor after the first piece: %q", got)
+	}
+	// On the owner: "Z" before the stream's text, "Q" right at its caret.
+	if err := x.Edit(ot.Op{}.Insert("Z").Retain(2).Insert("Q").Retain(4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(pw, "CD"); err != nil {
+		t.Fatal(err)
+	}
+	second := next("second piece")
+	if second.Inserted != 4 {
+		t.Fatalf("second piece: %+v, want 4 inserted", second)
+	}
+	pw.Close()
+	last := next("end")
+	if !last.Done || last.Run == "" || last.Inserted != 4 {
+		t.Fatalf("last line %+v, want done with a run and 4 inserted", last)
+	}
+	const want = "ZABCDQtail"
+	d, err := chk.Load(ctx, id)
+	if err != nil || d.Text != want {
+		t.Fatalf("store after the stream: %q (%v), want %q", d.Text, err, want)
+	}
+	for _, c := range []*collab.Client{x, y} {
+		if err := c.WaitRev(ctx, d.Rev); err != nil {
+			t.Fatal(err)
+		}
+		if c.Text() != want {
+			t.Errorf("editor after the stream: %q, want %q", c.Text(), want)
+		}
+		// The stream left presence when it ended.
+		if !waitAgent(ctx, c, false) {
+			t.Errorf("the stream still in presence after its end: %+v", c.Peers())
+		}
+	}
+}
+
+// waitAgent waits until c sees a peer named "agent" (in) or none (!in),
+// polling: Peers takes the lock a Wait condition is called with.
+func waitAgent(ctx context.Context, c *collab.Client, in bool) bool {
+	for {
+		found := false
+		for _, p := range c.Peers() {
+			found = found || p.Name == "agent"
+		}
+		if found == in {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }

@@ -179,7 +179,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 			"-log-level is %s. A flag on the command line wins over the environment.\n\n"+
 			"`collabd backup -help` explains the backup command, `collabd check -help`\n"+
 			"the data file check, `collabd migrate -help` the move of a data file into\n"+
-			"a cluster (-nats); `collabd version` prints the version.\n\nFlags:\n", envName("log-level"))
+			"a cluster (-nats); `collabd export -help` and `collabd import -help` the\n"+
+			"move of a document's text out and in; `collabd version` prints the version.\n\nFlags:\n", envName("log-level"))
 		fs.PrintDefaults()
 	}
 

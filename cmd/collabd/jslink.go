@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -126,9 +127,10 @@ type jsLink struct {
 	serving  *jetstream.Serving
 	follower *jetstream.Follower
 	peers    *nats.Subscription
-	trying   bool // a TryOwn is under way
-	lost     bool // LinkLost was sent
-	done     bool // Close was called
+	owner    string // the node the lease named when last read ("": read it)
+	trying   bool   // a TryOwn is under way
+	lost     bool   // LinkLost was sent
+	done     bool   // Close was called
 }
 
 // emit hands an event to the hub, or drops it once the link is closed.
@@ -173,10 +175,11 @@ func (l *jsLink) Start(ctx context.Context, rev int64) error {
 func (l *jsLink) serveLocked() error {
 	sv, err := l.c.st.ServeAsync(l.id, func(sub jetstream.Submission, respond func(jetstream.Reply)) {
 		l.emit(collab.LinkEvent{
-			Kind:       collab.LinkSubmit,
-			Submission: collab.Submission{Client: sub.Client, Seq: sub.Seq, Rev: sub.Rev, Op: sub.Op, Strict: sub.Strict},
+			Kind: collab.LinkSubmit,
+			Submission: collab.Submission{Client: sub.Client, Seq: sub.Seq, Rev: sub.Rev, Op: sub.Op, Strict: sub.Strict,
+				Stream: (*collab.StreamPiece)(sub.Stream)},
 			Respond: func(r collab.SubmitReply) {
-				respond(jetstream.Reply{Code: r.Code, Message: r.Message, Rev: r.Rev})
+				respond(jetstream.Reply{Code: r.Code, Message: r.Message, Rev: r.Rev, Caret: r.Caret})
 			},
 		})
 	})
@@ -252,12 +255,89 @@ func (l *jsLink) Notify(n []byte) {
 	}
 }
 
+// Forwarding follows the lease, not "nobody answers". An op goes to the
+// node the lease names (cached, re-read when that node does not answer).
+// A node that stopped answering (paused: SIGSTOP, a long stall) still
+// holds its subscriptions, and would until NATS noticed minutes later; its
+// lease, though, lapses a TTL after its last renewal. So when a request
+// times out the follower reads the lease: while the same node holds it the
+// op is sent again (ops are deduplicated by client and seq), and once it
+// has lapsed Forward reports ErrNoOwner and the hub takes the lease. A
+// lapsed owner stops at once on its own (its Lease reports Lost).
+const (
+	// forwardTry bounds the first request to the owner within a Forward.
+	forwardTry = time.Second
+	// forwardProbe bounds the later ones, between reads of the lease.
+	forwardProbe = 250 * time.Millisecond
+)
+
 func (l *jsLink) Forward(ctx context.Context, s collab.Submission) (collab.SubmitReply, error) {
-	r, err := l.c.st.Forward(ctx, l.id, jetstream.Submission{Client: s.Client, Seq: s.Seq, Rev: s.Rev, Op: s.Op, Strict: s.Strict})
-	if err != nil {
-		return collab.SubmitReply{}, mapJSErr(err)
+	sub := jetstream.Submission{Client: s.Client, Seq: s.Seq, Rev: s.Rev, Op: s.Op, Strict: s.Strict,
+		Stream: (*jetstream.StreamPiece)(s.Stream)}
+	// A stream's piece is not deduplicated by the owner: never sent twice.
+	resend := s.Stream == nil
+	try := forwardTry
+	fresh := false
+	for {
+		node, err := l.ownerNode(ctx, fresh)
+		if err != nil {
+			return collab.SubmitReply{}, err
+		}
+		tctx, cancel := context.WithTimeout(ctx, try)
+		r, err := l.c.st.ForwardTo(tctx, l.id, node, sub)
+		cancel()
+		if err == nil {
+			return collab.SubmitReply{Code: r.Code, Message: r.Message, Rev: r.Rev, Caret: r.Caret}, nil
+		}
+		unserved := errors.Is(err, jetstream.ErrNoOwner)
+		timedOut := !unserved && ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout))
+		if !unserved && !timedOut {
+			return collab.SubmitReply{}, mapJSErr(err)
+		}
+		// Who holds the lease now?
+		now, lerr := l.ownerNode(ctx, true)
+		switch {
+		case lerr != nil:
+			return collab.SubmitReply{}, lerr
+		case now != node && (unserved || resend):
+			fresh = false // another node took it over: send it there
+		case unserved:
+			// The lease names a node that does not serve the document:
+			// dead, or giving it up. The hub tries to take it.
+			return collab.SubmitReply{}, mapJSErr(err)
+		case !resend:
+			return collab.SubmitReply{}, mapJSErr(err)
+		default:
+			// The owner holds its lease and does not answer: ask again,
+			// briefly, until it answers or its lease lapses.
+			try = forwardProbe
+		}
 	}
-	return collab.SubmitReply{Code: r.Code, Message: r.Message, Rev: r.Rev}, nil
+}
+
+// ownerNode returns the node that holds the document's lease, from the
+// cache unless fresh; collab.ErrNoOwner when none does.
+func (l *jsLink) ownerNode(ctx context.Context, fresh bool) (string, error) {
+	l.mu.Lock()
+	node := l.owner
+	l.mu.Unlock()
+	if node != "" && !fresh {
+		return node, nil
+	}
+	node, err := l.c.st.Owner(ctx, l.id)
+	if errors.Is(err, jetstream.ErrNotFound) {
+		err = fmt.Errorf("%w: the lease of doc %s has lapsed", collab.ErrNoOwner, l.id)
+	}
+	if err != nil {
+		l.mu.Lock()
+		l.owner = ""
+		l.mu.Unlock()
+		return "", mapJSErr(err)
+	}
+	l.mu.Lock()
+	l.owner = node
+	l.mu.Unlock()
+	return node, nil
 }
 
 func (l *jsLink) TryOwn() {

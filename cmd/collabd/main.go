@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("open data file: %w", err)
 	}
 	var docStore collab.Store = store{db}
-	var jsDocs *jetstream.Store // cluster mode only
+	var clusterJS *jetstream.Store // cluster mode only
 	if cfg.nats.url != "" {
 		// Cluster mode: documents live in JetStream; the data file keeps
 		// only this node's webhook outbox.
@@ -127,19 +127,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cluster := newJSCluster(js, logger.With("component", "cluster"))
 		defer cluster.close()
 		docStore = jsStore{st: js, jsCluster: cluster}
-		jsDocs = js
+		clusterJS = js
 		logger.Info("cluster mode", "nats", nc.ConnectedUrlRedacted(), "node", js.NodeID())
 	}
 	reg, err := cfg.embed.setup(&cfg.collab, db, cfg.adminAddr != "")
 	if err != nil {
 		return err
 	}
-	signIn, watchAccess, err := cfg.signin.setup(ctx, &cfg.collab, db, jsDocs, cfg.nats.replicas, logger.With("component", "signin"))
+	if wh := cfg.collab.Webhook; wh != nil && clusterJS != nil {
+		// Cluster mode: the outbox is the cluster's, not this node's
+		// file, so that events outlive the node that queued them.
+		octx, cancel := context.WithTimeout(ctx, cfg.nats.wait)
+		ob, err := clusterJS.Outbox(octx, int64(wh.MaxOutboxEvents), wh.MaxOutboxBytes)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cluster mode: webhook outbox: %w", err)
+		}
+		defer ob.Close()
+		wh.Outbox = jsOutbox{ob}
+	}
+	signIn, watchAccess, err := cfg.signin.setup(ctx, &cfg.collab, db, clusterJS, cfg.nats.replicas, logger.With("component", "signin"))
 	if err != nil {
 		return fmt.Errorf("sign-in: %w", err)
 	}
 	defer signIn.close()
-	closeIndex, err := cfg.workspace.setup(&cfg.collab, db, cfg.data, jsDocs != nil, logger.With("component", "workspace"))
+	closeIndex, err := cfg.workspace.setup(&cfg.collab, db, cfg.data, clusterJS != nil, logger.With("component", "workspace"))
 	if err != nil {
 		return fmt.Errorf("workspace: %w", err)
 	}

@@ -130,3 +130,14 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		t.Errorf("got %v for -help, want errHelp", err)
 	}
 }
+
+// TestHelpNamesCommands: -help names every command run knows.
+func TestHelpNamesCommands(t *testing.T) {
+	var out strings.Builder
+	parseConfig([]string{"-help"}, func(string) (string, bool) { return "", false }, &out)
+	for _, c := range []string{"backup", "check", "migrate", "export", "import", "version"} {
+		if !strings.Contains(out.String(), "collabd "+c) {
+			t.Errorf("-help does not name `collabd %s`:\n%s", c, out.String())
+		}
+	}
+}

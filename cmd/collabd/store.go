@@ -149,3 +149,18 @@ func (s store) Activity(ctx context.Context, id string, after int64, unit time.D
 }
 
 func (s store) Delete(ctx context.Context, id string) error { return mapErr(s.db.Delete(ctx, id)) }
+
+func (s store) SaveAuthors(ctx context.Context, id string, cps []collab.AuthorsCheckpoint) error {
+	out := make([]storage.Checkpoint, len(cps))
+	for i, cp := range cps {
+		out[i] = storage.Checkpoint{Rev: cp.Rev, Data: cp.Data}
+	}
+	return mapErr(s.db.SaveAuthors(ctx, id, out))
+}
+
+func (s store) AuthorsBefore(ctx context.Context, id string, rev int64) (collab.AuthorsCheckpoint, error) {
+	cp, err := s.db.AuthorsBefore(ctx, id, rev)
+	return collab.AuthorsCheckpoint{Rev: cp.Rev, Data: cp.Data}, mapErr(err)
+}
+
+var _ collab.AuthorStore = store{}

@@ -20,11 +20,25 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-// titleOf is a document's title: its first line, trimmed and shortened.
+// titleOf is a document's title: its first line without its Markdown
+// marks (a heading's #, a list's or a quote's marker, emphasis, code
+// ticks, a link's URL), trimmed and shortened.
 export function titleOf(head) {
-  const line = head.split("\n", 1)[0].trim();
+  const line = plainLine(head.split("\n", 1)[0]);
   if (!line) return "Untitled";
   return line.length > 80 ? `${line.slice(0, 79)}…` : line;
+}
+
+// plainLine strips one line's Markdown marks.
+export function plainLine(line) {
+  return line
+    .replace(/^\s{0,3}(?:#{1,6}(?=\s|$)|>+|[-*+](?=\s)|\d{1,9}[.)](?=\s))\s*/, "")
+    .replace(/^\[[ xX]\]\s+/, "")
+    .replace(/\s+#+\s*$/, "")
+    .replace(/!?\[([^\]]*)\]\([^)]*\)/g, "$1")
+    .replace(/(\*\*|__|~~|`+)(.+?)\1/g, "$2")
+    .replace(/(^|[^\w*])[*_]([^*_]+)[*_](?=$|[^\w*])/g, "$1$2")
+    .trim();
 }
 
 export function listDocs() {
@@ -61,10 +75,18 @@ export function errorWords(code, fallback) {
   }[code] || fallback || `The server reported an error (${code}).`;
 }
 
-// download saves text as name.txt through a link to a Blob.
-export function download(text, title) {
-  const name = `${(title || "document").replace(/[\\/:*?"<>|\u0000-\u001f]+/g, "-").slice(0, 60)}.txt`;
-  const url = URL.createObjectURL(new Blob([text], { type: "text/plain;charset=utf-8" }));
+// fileName is a file name for title with extension ext: no characters
+// that file systems refuse, no Markdown marks.
+export function fileName(title, ext) {
+  const base = plainLine(title || "").replace(/[\\/:*?"<>|\u0000-\u001f]+/g, "-").replace(/^[.\s-]+/, "").slice(0, 60).trim();
+  return `${base || "document"}.${ext}`;
+}
+
+// download saves text as a file named after title (.txt unless ext says
+// otherwise) through a link to a Blob.
+export function download(text, title, ext = "txt", type = "text/plain") {
+  const name = fileName(title, ext);
+  const url = URL.createObjectURL(new Blob([text], { type: `${type};charset=utf-8` }));
   const a = el("a", { href: url, download: name });
   document.body.append(a);
   a.click();

@@ -15,9 +15,12 @@ import { replay } from "./protocol.js";
 import { AstralIndex, opFromChanges, changesFromOp } from "./positions.js";
 import { Session } from "./session.js";
 import { Store } from "./store.js";
-import { $, el, uuidRe, titleOf, rememberDoc, errorWords, download, copyButton, registerOffline, shadowMount } from "./common.js";
+import { $, el, uuidRe, titleOf, rememberDoc, listDocs, errorWords, download, copyButton, registerOffline, shadowMount } from "./common.js";
 import { openHistory } from "./history.js";
 import { me, accountBar, noAccess, shareDialog } from "./account.js";
+import { authorStyler, runRanges, legend, renderLegend } from "./authors.js";
+import { sizedMarkdown } from "./mdlang.js";
+import { wireExport } from "./export.js";
 
 registerOffline();
 
@@ -26,7 +29,7 @@ const docId = location.hash.slice(1).toLowerCase();
 // editing starts.
 const whoAmI = me().then((who) => { accountBar(who); return who; });
 let rotating = false; // this page asked for new links: its session's end is expected
-const statusEl = $("status"), titleEl = $("title"), peersEl = $("peers"), nameEl = $("name"), revEl = $("rev");
+const statusEl = $("status"), statusLive = $("status-live"), titleEl = $("title"), peersEl = $("peers"), nameEl = $("name"), revEl = $("rev");
 
 // ---- peers' carets and selections ------------------------------------------
 
@@ -70,6 +73,28 @@ const peerDecos = StateField.define({
 
 // ---- the editor -------------------------------------------------------------
 
+// Author colors (authors.js): the runs of GET /authors as marks, kept in
+// step between fetches by marking what each change inserts with its
+// author (ours for a local change, the op's for a remote one).
+const styleAuthor = authorStyler(editorRoot);
+const setAuthorDecos = StateEffect.define();
+const remoteAuthor = Annotation.define();
+let authorsOn = false;
+const authorDecos = StateField.define({
+  create: () => Decoration.none,
+  update(deco, tr) {
+    for (const e of tr.effects) if (e.is(setAuthorDecos)) return e.value;
+    if (!tr.docChanged) return deco;
+    deco = deco.map(tr.changes);
+    const who = authorsOn && (tr.annotation(remote) ? tr.annotation(remoteAuthor) : session && session.author);
+    if (!who) return deco;
+    const add = [];
+    tr.changes.iterChangedRanges((fa, ta, fb, tb) => { if (fb < tb) add.push(Decoration.mark({ class: styleAuthor(who) }).range(fb, tb)); });
+    return add.length ? deco.update({ add, sort: true }) : deco;
+  },
+  provide: (f) => EditorView.decorations.from(f),
+});
+
 const remote = Annotation.define();
 const editable = new Compartment();
 let index = new AstralIndex("");
@@ -104,7 +129,7 @@ function onUpdate(u) {
     index.map(changes, (a, b) => tr.state.doc.sliceString(a, b), tr.state.doc.length);
     if (local && session) session.edit(op);
   }
-  if (u.docChanged) titleChanged();
+  if (u.docChanged) { titleChanged(); schedulePreview(); }
   // Only our own moves are news: the server maps everyone's carets
   // through every op itself, so a remote change needs no cursor message
   // (with many editors those would multiply: each op, a message from each).
@@ -120,7 +145,7 @@ const view = new EditorView({
       highlightActiveLine(), EditorView.lineWrapping, search({ top: true }),
       keymap.of([...defaultKeymap, ...searchKeymap, ...historyKeymap]),
       editable.of([EditorState.readOnly.of(true), EditorView.editable.of(false)]),
-      peerDecos, theme,
+      peerDecos, authorDecos, theme, sizedMarkdown(),
       EditorView.contentAttributes.of({ "aria-label": "Document text" }),
       EditorView.updateListener.of(onUpdate),
     ],
@@ -139,11 +164,12 @@ function replaceAll(text) {
   });
 }
 
-function applyOp(op) {
+function applyOp(op, author) {
   view.dispatch({
     changes: changesFromOp(index, op),
-    annotations: [remote.of(true), Transaction.addToHistory.of(false), Transaction.remote.of(true)],
+    annotations: [remote.of(true), remoteAuthor.of(author || ""), Transaction.addToHistory.of(false), Transaction.remote.of(true)],
   });
+  if (authorsOn) scheduleAuthors();
 }
 
 function renderPeerDecos(peers) {
@@ -171,6 +197,7 @@ function rememberAuthor(author, name) {
   try { localStorage.setItem("collabd-authors", JSON.stringify([...authorNames].slice(-500))); } catch { /* a convenience */ }
 }
 
+let wasLive = false;
 function renderStatus() {
   let text;
   const wait = pending === 1 ? "1 edit waits" : `${pending} edits wait`;
@@ -183,6 +210,14 @@ function renderStatus() {
   statusEl.textContent = text;
   statusEl.dataset.state = state;
   statusEl.dataset.pending = String(pending);
+  // Screen readers hear the connection's state alone, and only when it
+  // changes: not a countdown every second, nor each retry's "Connecting",
+  // nor "saving" and "saved" at every keystroke.
+  if (state === "live") wasLive = true;
+  let spoken = text;
+  if (state === "live") spoken = "Connected";
+  else if (state === "offline" || (state === "connecting" && wasLive)) spoken = `${shutdown ? "Server restarting" : "Offline"}: your edits are kept and sent when the connection is back`;
+  if (statusLive.textContent !== spoken) statusLive.textContent = spoken;
 }
 setInterval(() => { if (state === "offline") renderStatus(); }, 1000);
 
@@ -401,9 +436,8 @@ async function start() {
       onWelcome(w) {
         $("banner").dataset.kind === "conflict" || ($("banner").hidden = true);
         if (w.color) { myColor = w.color; localStorage.setItem("collabd-color", w.color); }
-        const viewURL = `${location.origin}/view.html#${w.viewId}`;
-        $("view-link").value = viewURL;
-        $("edit-link").value = `${location.origin}/edit.html#${docId}`;
+        fillShare(w.viewId);
+        if (authorsOn) scheduleAuthors(0);
         revEl.textContent = `revision ${w.rev}`;
         rememberDoc({ id: docId, viewId: w.viewId, title: lastTitle || titleOf(""), opened: Date.now() });
         setEditable(true);
@@ -434,7 +468,18 @@ window.addEventListener("hashchange", () => location.reload());
 window.addEventListener("pagehide", () => { if (logged) snapshot(); });
 copyButton($("copy-edit"), $("edit-link"));
 copyButton($("copy-view"), $("view-link"));
-$("download").addEventListener("click", () => download(view.state.doc.toString(), lastTitle));
+// The share panel is filled before any welcome, so that a page reloaded
+// offline offers the links too: the edit link is this page's, the view
+// link the one this browser remembers from an earlier visit.
+function fillShare(viewId) {
+  $("edit-link").value = `${location.origin}/edit.html#${docId}`;
+  const v = $("view-link"), copy = $("copy-view");
+  v.value = viewId ? `${location.origin}/view.html#${viewId}` : "";
+  v.placeholder = viewId ? "" : "known once connected";
+  copy.disabled = !viewId;
+}
+fillShare((listDocs().find((d) => d.id === docId) || {}).viewId);
+wireExport($("download"), $("export-menu"), () => view.state.doc.toString(), () => lastTitle, $("print"));
 $("search-btn").addEventListener("click", () => { openSearchPanel(view); });
 $("undo-btn").addEventListener("click", () => { undo(view); view.focus(); });
 $("redo-btn").addEventListener("click", () => { redo(view); view.focus(); });
@@ -448,6 +493,7 @@ $("history-btn").addEventListener("click", () => {
     // Protocol 1 servers named authors by client id.
     docId, head: () => session.client.rev, myAuthor: () => session.author || session.clientId,
     names: authorNames, you: () => nameEl.value || "you", name: () => nameEl.value,
+    authorColors: () => authorsOn, showLegend, closed: () => { if (authorsOn) loadAuthors(); },
   });
 });
 
@@ -471,6 +517,127 @@ whoAmI.then(async (who) => {
   }));
 });
 
+// ---- Markdown preview -------------------------------------------------------------
+
+// The preview is rendered after a pause in typing, never per keystroke:
+// the wait grows with what the last rendering cost, so that a long
+// document does not slow typing.
+// The renderer (markdown.js: markdown-it, DOMPurify) is a chunk of its
+// own, loaded when the preview is first shown.
+const previewEl = $("preview");
+let previewOn = false, previewTimer = 0, previewCost = 0, mdMod = null, md = null;
+function schedulePreview() {
+  if (!previewOn) return;
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(renderPreview, Math.max(150, 3 * previewCost));
+}
+
+function renderPreview() {
+  if (!previewOn) return;
+  if (!mdMod) {
+    import("./markdown.js").then((m) => { mdMod = m; md = m.renderer(schedulePreview); renderPreview(); },
+      (err) => { previewEl.textContent = `The preview could not be loaded: ${err.message}`; });
+    return;
+  }
+  const t0 = performance.now();
+  previewEl.replaceChildren(mdMod.sanitize(mdMod.DOMPurify, mdMod.render(md, view.state.doc.toString())));
+  previewCost = performance.now() - t0;
+  syncPreview();
+}
+
+// syncPreview scrolls the preview to the block at the top of the editor.
+function syncPreview() {
+  if (!previewOn) return;
+  const top = view.lineBlockAtHeight(view.scrollDOM.scrollTop - view.documentTop + view.scrollDOM.getBoundingClientRect().top);
+  const line = view.state.doc.lineAt(top.from).number - 1;
+  let best = null;
+  for (const e of previewEl.querySelectorAll("[data-line]")) {
+    if (Number(e.dataset.line) > line) break;
+    best = e;
+  }
+  previewEl.scrollTop = best ? best.offsetTop - 8 : 0;
+}
+view.scrollDOM.addEventListener("scroll", () => requestAnimationFrame(syncPreview), { passive: true });
+
+// A box ticked in the preview is an edit of its line.
+previewEl.addEventListener("change", (e) => {
+  const box = e.target;
+  if (!box.matches("input.task")) return;
+  const n = Number(box.dataset.line);
+  if (view.state.readOnly || !(n >= 0 && n < view.state.doc.lines)) { box.checked = !box.checked; return; }
+  const line = view.state.doc.line(n + 1);
+  const c = mdMod && mdMod.toggleTask(line.text, 0);
+  if (!c) return;
+  view.dispatch({ changes: { from: line.from + c.from, to: line.from + c.to, insert: c.insert }, userEvent: "input" });
+});
+
+function setPane(pane) {
+  document.body.dataset.pane = pane;
+  $("tab-text").setAttribute("aria-selected", String(pane === "text"));
+  $("tab-preview").setAttribute("aria-selected", String(pane === "preview"));
+}
+$("tab-text").addEventListener("click", () => setPane("text"));
+$("tab-preview").addEventListener("click", () => setPane("preview"));
+
+function setPreviewOn(on) {
+  previewOn = on;
+  document.body.classList.toggle("previewing", on);
+  $("preview-btn").setAttribute("aria-pressed", String(on));
+  try { localStorage.setItem("collabd-preview", on ? "1" : ""); } catch { /* a convenience */ }
+  if (on) { setPane("preview"); renderPreview(); } else { previewEl.replaceChildren(); setPane("text"); }
+}
+$("preview-btn").addEventListener("click", () => setPreviewOn(!previewOn));
+
+// ---- author colors --------------------------------------------------------------
+
+let authorsTimer = 0;
+function scheduleAuthors(ms = 2000) {
+  clearTimeout(authorsTimer);
+  authorsTimer = setTimeout(loadAuthors, ms);
+}
+
+function authorName(a) {
+  if (session && a === session.author) return `${nameEl.value || "Anonymous"} (you)`;
+  return authorNames.get(a) || "";
+}
+
+// showLegend lists the authors of runs (the editor's, or the history's
+// at the revision it shows).
+function showLegend(runs, names) {
+  const mine = session && session.author ? { [session.author]: authorName(session.author) } : {};
+  renderLegend($("authors-legend"), legend(runs, { ...names, ...mine }, authorName));
+}
+
+async function loadAuthors() {
+  if (!authorsOn) return;
+  try {
+    const r = await fetch(`/api/docs/${docId}/authors`, { cache: "no-store" });
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    const a = await r.json();
+    if (!authorsOn) return;
+    for (const [k, v] of Object.entries(a.names || {})) rememberAuthor(k, v);
+    const doc = view.state.doc;
+    const decos = runRanges(a.runs, index, doc.length).map(([f, t, au]) => Decoration.mark({ class: styleAuthor(au) }).range(f, t));
+    view.dispatch({ effects: setAuthorDecos.of(Decoration.set(decos, true)) });
+    showLegend(a.runs, a.names);
+    $("authors-bar").dataset.rev = String(a.rev);
+  } catch (err) {
+    $("authors-legend").replaceChildren(el("li", {}, `Could not load who wrote what: ${err.message}`));
+  }
+}
+
+function setAuthorsOn(on) {
+  authorsOn = on;
+  $("authors-btn").setAttribute("aria-pressed", String(on));
+  $("authors-bar").hidden = !on;
+  try { localStorage.setItem("collabd-author-colors", on ? "1" : ""); } catch { /* a convenience */ }
+  if (on) loadAuthors();
+  else view.dispatch({ effects: setAuthorDecos.of(Decoration.none) });
+}
+$("authors-btn").addEventListener("click", () => setAuthorsOn(!authorsOn));
+
 // For the browser tests and the benchmark.
 window.collabdEditor = { view, get session() { return session; }, index: () => index };
 start();
+if (localStorage.getItem("collabd-author-colors")) setAuthorsOn(true);
+if (localStorage.getItem("collabd-preview")) setPreviewOn(true);

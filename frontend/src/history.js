@@ -11,6 +11,7 @@ import { EditorState, StateField, StateEffect } from "@codemirror/state";
 import { EditorView, lineNumbers, Decoration } from "@codemirror/view";
 import { AstralIndex } from "./positions.js";
 import { $, errorWords, shadowMount } from "./common.js";
+import { authorStyler, runRanges } from "./authors.js";
 
 const setMarks = StateEffect.define();
 const marks = StateField.define({
@@ -19,7 +20,14 @@ const marks = StateField.define({
   provide: (f) => EditorView.decorations.from(f),
 });
 
-let preview = null, opts = null, timer = 0, loading = 0;
+const setAuthorMarks = StateEffect.define();
+const authorMarks = StateField.define({
+  create: () => Decoration.none,
+  update(d, tr) { for (const e of tr.effects) if (e.is(setAuthorMarks)) return e.value; return tr.docChanged ? Decoration.none : d; },
+  provide: (f) => EditorView.decorations.from(f),
+});
+
+let preview = null, opts = null, timer = 0, loading = 0, styleAuthor = null;
 
 async function getJSON(url, init) {
   const r = await fetch(url, { cache: "no-store", ...init });
@@ -124,10 +132,11 @@ async function show(rev, note) {
   const base = `/api/docs/${opts.docId}`;
   $("hist-info").textContent = `Loading revision ${rev}…`;
   try {
-    const [doc, meta, ops] = await Promise.all([
+    const [doc, meta, ops, authors] = await Promise.all([
       getJSON(`${base}?rev=${rev}`),
       rev > 0 ? getJSON(`${base}/revisions?from=${rev - 1}&limit=1`) : Promise.resolve([]),
       rev > 0 ? getJSON(`${base}/ops?from=${rev - 1}`) : Promise.resolve([]),
+      opts.authorColors && opts.authorColors() ? getJSON(`${base}/authors?rev=${rev}`).catch(() => null) : Promise.resolve(null),
     ]);
     if (id !== loading) return;
     const idx = new AstralIndex(doc.text);
@@ -138,6 +147,12 @@ async function show(rev, note) {
       effects: [setMarks.of(Decoration.set(ranges.filter(([a, b]) => a < b).map(([a, b]) => Decoration.mark({ class: "cm-hist-ins" }).range(a, b)))),
         ...(ranges.length ? [EditorView.scrollIntoView(ranges[0][0], { y: "center" })] : [])],
     });
+    if (authors) {
+      const len = preview.state.doc.length;
+      const decos = runRanges(authors.runs, idx, len).map(([f, t, au]) => Decoration.mark({ class: styleAuthor(au) }).range(f, t));
+      preview.dispatch({ effects: setAuthorMarks.of(Decoration.set(decos, true)) });
+      opts.showLegend(authors.runs, authors.names);
+    }
     const m = meta.find((x) => x.rev === rev);
     const parts = [`Revision ${rev} of ${Math.max(opts.head(), Number($("hist-slider").max))}`];
     if (m) {
@@ -156,6 +171,7 @@ async function show(rev, note) {
 function pick(rev) {
   const slider = $("hist-slider");
   if (slider.disabled) return;
+  unconfirm();
   rev = Math.max(0, Math.min(Number(slider.max), rev));
   slider.value = String(rev);
   clearTimeout(timer);
@@ -163,6 +179,7 @@ function pick(rev) {
 }
 
 function close() {
+  if (opts.closed) opts.closed();
   $("history").hidden = true;
   $("editor").hidden = false;
   $("history-btn").setAttribute("aria-expanded", "false");
@@ -173,10 +190,12 @@ export async function openHistory(o) {
   opts = o;
   const panel = $("history");
   if (!preview) {
+    const shadow = shadowMount($("hist-preview"));
+    styleAuthor = authorStyler(shadow.root);
     preview = new EditorView({
-      parent: shadowMount($("hist-preview")).mount,
+      parent: shadow.mount,
       state: EditorState.create({
-        extensions: [lineNumbers(), EditorView.lineWrapping, EditorState.readOnly.of(true), EditorView.editable.of(false), marks,
+        extensions: [lineNumbers(), EditorView.lineWrapping, EditorState.readOnly.of(true), EditorView.editable.of(false), marks, authorMarks,
           EditorView.contentAttributes.of({ "aria-label": "Text at this revision" }),
           EditorView.theme({ "&": { height: "100%", color: "var(--fg)", backgroundColor: "var(--bg)", fontSize: "var(--editor-size, 15px)" },
             ".cm-scroller": { lineHeight: "1.5", fontFamily: "var(--mono)" },
@@ -191,6 +210,7 @@ export async function openHistory(o) {
     $("hist-close").addEventListener("click", close);
     panel.addEventListener("keydown", (e) => { if (e.key === "Escape") close(); });
     $("hist-restore").addEventListener("click", restore);
+    $("hist-restore-cancel").addEventListener("click", () => { unconfirm(); show(Number($("hist-slider").value)); });
   }
   panel.hidden = false;
   $("editor").hidden = true;
@@ -218,17 +238,62 @@ export async function openHistory(o) {
   loadRuns().catch((err) => { $("hist-info").textContent = `Could not list the runs: ${err.message}`; });
 }
 
+// restore asks first: the first click on "Restore this revision" turns
+// it into a confirmation naming what happens; the second restores. Once
+// done, the editor shows a notice with "Undo restore", which restores the
+// revision just before the restore (docs/protocol.md: that undoes it).
+let confirming = -1;
+
+function unconfirm() {
+  confirming = -1;
+  $("hist-restore").textContent = "Restore this revision";
+  $("hist-restore-cancel").hidden = true;
+}
+
 async function restore() {
   const rev = Number($("hist-slider").value);
+  if (confirming !== rev) {
+    confirming = rev;
+    $("hist-restore").textContent = `Replace the text with revision ${rev}`;
+    $("hist-restore-cancel").hidden = false;
+    $("hist-info").textContent = `Restoring makes the text what it was at revision ${rev}, for everyone; you can undo it afterwards.`;
+    return;
+  }
+  unconfirm();
   $("hist-restore").disabled = true;
   try {
-    const r = await getJSON(`/api/docs/${opts.docId}/restore`, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ rev }),
-    });
+    const r = await postRestore(rev);
     $("hist-info").textContent = `Restored revision ${rev} as revision ${r.rev}.`;
+    offerUndo(rev, r.rev);
     setTimeout(close, 800);
   } catch (err) {
     $("hist-info").textContent = `Could not restore: ${err.message}`;
     $("hist-restore").disabled = false;
   }
+}
+
+function postRestore(rev) {
+  return getJSON(`/api/docs/${opts.docId}/restore`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ rev }),
+  });
+}
+
+function offerUndo(from, made) {
+  const box = $("restored"), undo = $("restored-undo");
+  $("restored-text").textContent = `Restored revision ${from}.`;
+  undo.disabled = false;
+  undo.hidden = false;
+  box.hidden = false;
+  undo.onclick = async () => {
+    undo.disabled = true;
+    try {
+      const r = await postRestore(made - 1);
+      $("restored-text").textContent = `Undone: the text is as before the restore (revision ${r.rev}).`;
+      undo.hidden = true;
+    } catch (err) {
+      $("restored-text").textContent = `Could not undo the restore: ${err.message}`;
+      undo.disabled = false;
+    }
+  };
+  $("restored-close").onclick = () => { box.hidden = true; undo.hidden = false; };
 }

@@ -4,7 +4,7 @@
 // presence; the text lives in the editor, which the callbacks keep in step:
 //
 //   onReset(text)        replace the local text (a full welcome)
-//   onRemote(op)         apply op (code points) to the local text
+//   onRemote(op, author) apply op (code points), by author, to the local text
 //   onPeers(peers)       the other editors changed (Map author -> peer)
 //   onStatus(state, msg) "connecting" | "live" | "offline" | "failed"
 //   onWelcome(welcome)   a session became live
@@ -106,6 +106,12 @@ export class Session {
     try {
       const r = await this.fetch(`/api/docs/${encodeURIComponent(this.docId)}/text`, { method: "HEAD", cache: "no-store" });
       status = r.status;
+      if (r.ok) {
+        // With sign-in on, a viewer reads the text but may not open an
+        // editing session: the session's own route says 403.
+        const w = await this.fetch(`/api/docs/${encodeURIComponent(this.docId)}/ws`, { method: "HEAD", cache: "no-store" });
+        if (w.status === 403) status = 403;
+      }
     } catch { /* offline */ }
     if (this.closed) return;
     if (status === 404 || status === 403) {
@@ -151,7 +157,7 @@ export class Session {
         if (!next) this.flushCursor();
         return;
       }
-      case "op": return this.remote(m.rev, m.op);
+      case "op": return this.remote(m.rev, m.op, m.author);
       case "presence": {
         // The ranges are at the revision we are at; our local text also
         // holds our unacknowledged edits.
@@ -189,7 +195,7 @@ export class Session {
         if (inf && mine(r) && r.seq === inf.seq) {
           this.client.ack(r.rev, r.seq);
           this.cb.onEvent({ k: "ack", rev: r.rev, seq: r.seq });
-        } else this.remote(r.rev, r.op);
+        } else this.remote(r.rev, r.op, r.author);
       }
       const inf = this.client.inflight;
       if (inf && w.lastSeq >= inf.seq) throw new Error(`seq ${inf.seq} applied but not in the catch-up`);
@@ -212,11 +218,11 @@ export class Session {
     this.flushCursor();
   }
 
-  remote(rev, op) {
+  remote(rev, op, author) {
     const local = this.client.applyServer(rev, op);
     this.cb.onEvent({ k: "remote", rev, op });
     for (const p of this.peers.values()) p.ranges = moveRanges(local, p.ranges);
-    this.cb.onRemote(local);
+    this.cb.onRemote(local, author);
   }
 
   // edit records a local change, already made to the local text, as op.

@@ -9,14 +9,19 @@ import { EditorView, lineNumbers, highlightSpecialChars } from "@codemirror/view
 import { search, searchKeymap } from "@codemirror/search";
 import { keymap } from "@codemirror/view";
 import { AstralIndex, changesFromOp } from "./positions.js";
-import { $, uuidRe, titleOf, download, registerOffline, shadowMount } from "./common.js";
+import { $, uuidRe, titleOf, registerOffline, shadowMount } from "./common.js";
+import { sizedMarkdown } from "./mdlang.js";
+import { wireExport } from "./export.js";
 import { me, accountBar, noAccess } from "./account.js";
 
 registerOffline();
 const whoAmI = me().then((who) => { accountBar(who); return who; });
 
 const viewId = location.hash.slice(1).toLowerCase();
-const statusEl = $("status"), revEl = $("rev"), followEl = $("follow");
+// A change of the link's # part names another document: load it, as the
+// editor does (the stream and text in memory are the old one's).
+window.addEventListener("hashchange", () => location.reload());
+const statusEl = $("status"), statusLive = $("status-live"), revEl = $("rev"), followEl = $("follow");
 let index = new AstralIndex("");
 
 const view = new EditorView({
@@ -24,7 +29,7 @@ const view = new EditorView({
   state: EditorState.create({
     extensions: [
       lineNumbers(), highlightSpecialChars(), EditorView.lineWrapping, EditorState.readOnly.of(true),
-      EditorView.editable.of(false), search({ top: true }), keymap.of(searchKeymap),
+      EditorView.editable.of(false), search({ top: true }), keymap.of(searchKeymap), sizedMarkdown(),
       EditorView.contentAttributes.of({ "aria-label": "Document text (read-only)", tabindex: "0" }),
       EditorView.theme({
         "&": { height: "100%", color: "var(--fg)", backgroundColor: "var(--bg)", fontSize: "var(--editor-size, 15px)" },
@@ -40,6 +45,7 @@ const view = new EditorView({
 function setStatus(state, text) {
   statusEl.dataset.state = state;
   statusEl.textContent = text;
+  if (statusLive.textContent !== text) statusLive.textContent = text;
 }
 
 let lastTitle = "";
@@ -52,7 +58,49 @@ function retitle() {
 function replace(text) {
   view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
   index = new AstralIndex(text);
+  scheduleRender();
 }
+
+// ---- the rendered view -------------------------------------------------------------
+
+// Spectators see the text rendered as Markdown (the default) or plain, as
+// they choose; the renderer (markdown.js) is a chunk loaded when first
+// needed, and renders after a pause that grows with what it costs.
+const renderedEl = $("rendered");
+let renderedOn = false, mdMod = null, md = null, renderTimer = 0, renderCost = 0, changedLine = -1;
+function scheduleRender() {
+  if (!renderedOn) return;
+  clearTimeout(renderTimer);
+  renderTimer = setTimeout(renderNow, Math.max(100, 3 * renderCost));
+}
+
+function renderNow() {
+  if (!renderedOn) return;
+  if (!mdMod) {
+    import("./markdown.js").then((m) => { mdMod = m; md = m.renderer(scheduleRender); renderNow(); },
+      (err) => { renderedEl.textContent = `The rendered view could not be loaded: ${err.message}`; });
+    return;
+  }
+  const t0 = performance.now();
+  const frag = mdMod.sanitize(mdMod.DOMPurify, mdMod.render(md, view.state.doc.toString()));
+  for (const box of frag.querySelectorAll("input.task")) box.disabled = true; // read-only
+  renderedEl.replaceChildren(frag);
+  renderCost = performance.now() - t0;
+  if (followEl.checked && changedLine >= 0) {
+    let best = null;
+    for (const e of renderedEl.querySelectorAll("[data-line]")) { if (Number(e.dataset.line) > changedLine) break; best = e; }
+    if (best) best.scrollIntoView({ block: "nearest" });
+  }
+}
+
+function setRendered(on) {
+  renderedOn = on;
+  document.body.classList.toggle("rendered", on);
+  $("render-btn").setAttribute("aria-pressed", String(on));
+  try { localStorage.setItem("collabd-view-plain", on ? "" : "1"); } catch { /* a convenience */ }
+  if (on) renderNow(); else renderedEl.replaceChildren();
+}
+$("render-btn").addEventListener("click", () => setRendered(!renderedOn));
 
 function applyOp(op) {
   const changes = changesFromOp(index, op);
@@ -61,6 +109,8 @@ function applyOp(op) {
   tr.changes.iterChanges((fromA, toA, fromB, toB) => list.push({ fromA, toA, fromB, toB }));
   view.dispatch(tr);
   index.map(list, (a, b) => view.state.doc.sliceString(a, b), view.state.doc.length);
+  if (list.length) changedLine = view.state.doc.lineAt(list[list.length - 1].toB).number - 1;
+  scheduleRender();
   // Follow the writer: bring the last change into view.
   if (followEl.checked && list.length) {
     view.dispatch({ effects: EditorView.scrollIntoView(list[list.length - 1].toB, { y: "nearest", yMargin: 48 }) });
@@ -122,6 +172,7 @@ async function notFound(status) {
   document.body.classList.add("failed");
 }
 
-$("download").addEventListener("click", () => download(view.state.doc.toString(), lastTitle));
+wireExport($("download"), $("export-menu"), () => view.state.doc.toString(), () => lastTitle, $("print"));
 window.collabdViewer = { view }; // for the browser tests
+setRendered(!localStorage.getItem("collabd-view-plain"));
 start();

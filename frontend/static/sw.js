@@ -7,9 +7,18 @@ const CACHE = "collabd-pages-v1";
 const PAGES = ["/", "/index.html", "/edit.html", "/view.html", "/app.css", "/favicon.svg",
   "/dist/edit.js", "/dist/view.js", "/dist/home.js"];
 
+// The bundles' chunks (loaded on demand: the Markdown preview, code
+// languages) are named by their content; dist/manifest.json lists them.
 self.addEventListener("install", (ev) => {
-  ev.waitUntil(caches.open(CACHE).then((c) => c.addAll(PAGES)).then(() => self.skipWaiting()));
+  ev.waitUntil((async () => {
+    const c = await caches.open(CACHE);
+    await c.addAll(PAGES);
+    try { await c.addAll(await (await fetch("/dist/manifest.json", { cache: "no-store" })).json()); } catch { /* chunks are cached as used */ }
+    await self.skipWaiting();
+  })());
 });
+
+const cacheable = (p) => PAGES.includes(p) || (p.startsWith("/dist/") && p.endsWith(".js"));
 
 self.addEventListener("activate", (ev) => {
   ev.waitUntil(caches.keys()
@@ -19,7 +28,7 @@ self.addEventListener("activate", (ev) => {
 
 self.addEventListener("fetch", (ev) => {
   const url = new URL(ev.request.url);
-  if (ev.request.method !== "GET" || url.origin !== location.origin || !PAGES.includes(url.pathname)) return;
+  if (ev.request.method !== "GET" || url.origin !== location.origin || !cacheable(url.pathname)) return;
   ev.respondWith((async () => {
     try {
       const resp = await fetch(ev.request);

@@ -238,3 +238,109 @@ test("agrees with the Go ot package", { skip: !process.env.OT_CASES && "OT_CASES
     assert.deepEqual(k.positions.map((x) => p.transformIndex(k.a, x)), k.movedPositions, ctx);
   }
 });
+
+// ---- authors.js ----------------------------------------------------------------
+import { authorHue, authorColors, authorClass, runRanges, legend } from "../src/authors.js";
+
+test("authors: a color depends on the author id alone", () => {
+  assert.equal(authorHue("Q4Cs9meoPHKPkzfaudaHZQ"), authorHue("Q4Cs9meoPHKPkzfaudaHZQ"));
+  const hues = new Set(["a", "b", "c", "d", "e", "f", "g", "h"].map((x) => authorHue(`author-${x}`)));
+  assert.ok(hues.size >= 6, `8 authors share hues: ${[...hues]}`);
+  assert.equal(authorColors("").tint, "transparent");
+  assert.match(authorClass("-x_9"), /^cm-au-[A-Za-z0-9_-]+$/);
+  assert.equal(authorClass("a.b c"), "cm-au-a_b_c");
+});
+
+test("authors: runs of code points become UTF-16 ranges, unknown authors left out", () => {
+  const text = "ab😀cd👩‍💻e";
+  const idx = new AstralIndex(text);
+  const cps = Array.from(text).length; // 9 code points
+  const runs = [{ author: "A", len: 2 }, { author: "", len: 1 }, { author: "B", len: 3 }, { author: "A", len: cps - 6 }];
+  const got = runRanges(runs, idx, text.length);
+  assert.deepEqual(got, [[0, 2, "A"], [4, 8, "B"], [8, text.length, "A"]]);
+  assert.equal(text.slice(got[1][0], got[1][1]), "cd\u{1F469}");
+  // Runs longer than the text shown are clipped.
+  assert.deepEqual(runRanges([{ author: "A", len: 50 }], idx, text.length), [[0, text.length, "A"]]);
+});
+
+test("authors: the legend names authors, most text first, unknown last", () => {
+  const l = legend([{ author: "", len: 9 }, { author: "A", len: 2 }, { author: "B", len: 5 }, { author: "A", len: 1 }],
+    { B: "Bob" }, (a) => (a === "A" ? "Ada" : ""));
+  assert.deepEqual(l.map((x) => [x.author, x.name, x.len]), [["B", "Bob", 5], ["A", "Ada", 3], ["", "unknown (initial text or before names)", 9]]);
+});
+
+// ---- markdown.js ---------------------------------------------------------------
+import { renderer, render, toggleTask, highlightHTML } from "../src/markdown.js";
+import { codeLanguages } from "../src/mdlang.js";
+
+test("markdown: tables, task lists, code, links and images", async () => {
+  // A language is highlighted once loaded, and asks for a new rendering.
+  let asked = 0;
+  const md = renderer(() => asked++);
+  assert.doesNotMatch(render(md, "```js\nconst x = 1;\n```\n"), /tok-keyword/);
+  await Promise.all(codeLanguages.map((d) => d.load()));
+  assert.ok(asked >= 1, "no new rendering asked for once the language loaded");
+  const html = render(md, "# Notes\n\n- [ ] open\n- [x] done\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```js\nconst x = 1; // hi\n```\n\n[site](https://example.org) ![cat](https://example.org/cat.png)\n");
+  assert.match(html, /<h1 data-line="0">Notes<\/h1>/);
+  assert.match(html, /<input type="checkbox" class="task" data-line="2" aria-label="Done"> open/);
+  assert.match(html, /<input type="checkbox" class="task" data-line="3" checked aria-label="Done"> done/);
+  assert.match(html, /<table data-line="5">/);
+  assert.doesNotMatch(render(md, "| a | b |\n|:-:|--:|\n| 1 | 2 |\n"), /style=/);
+  assert.match(render(md, "| a |\n|:-:|\n| 1 |\n"), /<th class="align-center">a<\/th>/);
+  assert.match(html, /<span class="tok-keyword">const<\/span>/);
+  assert.match(html, /<a href="https:\/\/example.org">site<\/a>/);
+  assert.match(html, /<img src="https:\/\/example.org\/cat.png" alt="cat">/);
+});
+
+test("markdown: hostile documents render no markup of their own", () => {
+  const md = renderer();
+  const hostile = [
+    "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "[x](javascript:alert(1))", "[x](JaVaScRiPt:alert(1))",
+    "![x](javascript:alert(1))", "[x](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)", "<iframe src=//evil>",
+    "```js\n</code></pre><script>alert(1)</script>\n```", "```\"><script>alert(1)</script>\nx\n```", "<a href=\"x\" onclick=\"alert(1)\">y</a>",
+    "- [ ] <img src=x onerror=alert(1)>", "[a](vbscript:msgbox(1))",
+  ];
+  for (const doc of hostile) {
+    const html = render(md, doc);
+    assert.doesNotMatch(html, /<(script|iframe|img[^>]*onerror)/i, `${doc} -> ${html}`);
+    assert.doesNotMatch(html, /href="(javascript|vbscript|data):/i, `${doc} -> ${html}`);
+    assert.doesNotMatch(html, /<[^>]*\son[a-z]+=/i, `${doc} -> ${html}`);
+  }
+  assert.equal(highlightHTML("<b>", "nope"), "");
+});
+
+test("markdown: a task box toggles its own line", () => {
+  const text = "intro\n- [ ] one\n  * [x] two\n1. [ ] three\nnot [ ] a task";
+  const apply = (s, c) => s.slice(0, c.from) + c.insert + s.slice(c.to);
+  assert.equal(apply(text, toggleTask(text, 1)), text.replace("- [ ] one", "- [x] one"));
+  assert.equal(apply(text, toggleTask(text, 2)), text.replace("* [x] two", "* [ ] two"));
+  assert.equal(apply(text, toggleTask(text, 3)), text.replace("1. [ ] three", "1. [x] three"));
+  assert.equal(toggleTask(text, 4), null);
+  assert.equal(toggleTask(text, 0), null);
+  assert.equal(toggleTask(text, 9), null);
+});
+
+// ---- titles, file names, exports -----------------------------------------------------
+import { titleOf, fileName } from "../src/common.js";
+import { standaloneHTML } from "../src/export.js";
+
+test("titles and file names carry no Markdown marks", () => {
+  for (const [line, want] of [
+    ["# Meeting notes", "Meeting notes"], ["## Plan ##", "Plan"], ["> quoted **bold** idea", "quoted bold idea"],
+    ["- [ ] todo: *ship* it", "todo: ship it"], ["1. First `step`", "First step"], ["[Spec](https://x.org/a) v2", "Spec v2"],
+    ["![logo](x.png) Brand", "logo Brand"], ["#hashtag stays", "#hashtag stays"], ["snake_case_name", "snake_case_name"],
+    ["~~old~~ new", "old new"], ["   ", "Untitled"], ["#", "Untitled"],
+  ]) assert.equal(titleOf(`${line}\nbody`), want, line);
+  assert.equal(fileName("# Meeting notes", "txt"), "Meeting notes.txt");
+  assert.equal(fileName("## a/b: c?", "md"), "a-b- c-.md");
+  assert.equal(fileName("", "html"), "document.html");
+  assert.equal(fileName("../../etc", "txt"), "etc.txt");
+});
+
+test("the exported web page escapes its title and allows no script", () => {
+  const page = standaloneHTML("<script>x</script> & notes", "<h1>Hi</h1>");
+  assert.match(page, /<title>&lt;script&gt;x&lt;\/script&gt; &amp; notes<\/title>/);
+  assert.match(page, /Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src https: data:"/);
+  assert.match(page, /<style>[^<]*h1 \{/);
+  assert.doesNotMatch(page, /<script|<link/);
+});

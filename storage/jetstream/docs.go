@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/collabd/collabd/ot"
@@ -267,9 +270,9 @@ func (s *Store) Append(ctx context.Context, id string, recs []Record) error {
 		return err
 	}
 	seq := pos.seq
+	nonce := uuid.NewString()
 	for i, part := range parts {
-		ack, err := s.js.PublishMsg(ctx, encodeGroup(id, part),
-			natsjs.WithExpectStream(streamOps), natsjs.WithExpectLastSequencePerSubject(seq))
+		ack, err := s.publish(ctx, encodeGroup(id, part), seq, nonce+"."+strconv.Itoa(i))
 		if err != nil {
 			s.dropState(id)
 			switch {
@@ -284,6 +287,39 @@ func (s *Store) Append(ctx context.Context, id string, recs []Record) error {
 	}
 	s.advance(id, pos.seq, seq, recs)
 	return nil
+}
+
+// publishTry bounds the wait for one publish's ack. A publish whose
+// stream leader died (killed, cut off) is never acked: the client would
+// wait for the whole store timeout (30 s) while the survivors elect a new
+// leader in a few seconds. Asking again under the same message id is
+// safe: JetStream checks the id (its duplicate window is two minutes)
+// before the expected sequence, so a publish that was stored answers with
+// its sequence rather than a conflict, and one that was not is stored now.
+const publishTry = time.Second
+
+// publish stores m as the next message of its subject after seq, asking
+// again under msgID while no stream leader answers in time.
+func (s *Store) publish(ctx context.Context, m *nats.Msg, seq uint64, msgID string) (*natsjs.PubAck, error) {
+	for {
+		tctx, cancel := context.WithTimeout(ctx, publishTry)
+		ack, err := s.js.PublishMsg(tctx, m, natsjs.WithExpectStream(streamOps),
+			natsjs.WithExpectLastSequencePerSubject(seq), natsjs.WithMsgID(msgID))
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return ack, err
+		}
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) &&
+			!errors.Is(err, natsjs.ErrNoStreamResponse) && !errors.Is(err, nats.ErrNoResponders) {
+			return ack, err
+		}
+		s.log.Debug("jetstream: publish unanswered; asking again", "subject", m.Subject, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // split cuts recs into groups that each fit one message.

@@ -8,19 +8,22 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	natsjs "github.com/nats-io/nats.go/jetstream"
 )
 
 // A Follower delivers a document's committed records, in revision order,
-// each once, from an ordered consumer on its subject: what every node with
-// editors or viewers of the document runs to broadcast and acknowledge
-// (docs/scaling.md). It is safe for concurrent use.
+// each once: what every node with editors or viewers of the document runs
+// to broadcast and acknowledge (docs/scaling.md). It is safe for
+// concurrent use.
 //
-// An ordered consumer recreates itself after a reconnect or a missed
-// heartbeat at the sequence after the last one it delivered, so a dropped
-// connection delays records but never loses or repeats one; the Follower
-// also checks that revisions run without a gap and skips any it has
-// already delivered.
+// It needs no consumer. The stream republishes each message it stores on
+// subjectPub<id> (RePublish), and the Follower holds a plain subscription
+// there; what it misses (it subscribed after, its connection dropped, the
+// subscription fell behind and NATS dropped messages) it notices as a gap
+// in revisions or as silence, and reads from the log with direct gets
+// (direct.go). Messages it has delivered already are skipped. Ordered
+// consumers, which it used before, now and then delivered nothing on
+// three replicas until their heartbeat gave up, 10 s later, and each cost
+// the stream leader a consumer per followed document.
 type Follower struct {
 	c      chan Record
 	cancel context.CancelFunc
@@ -31,59 +34,51 @@ type Follower struct {
 	err error
 }
 
+// followPending bounds the messages a Follower's subscription holds for
+// it: past that NATS drops them, and the Follower reads them from the log.
+const followPending = 4096
+
 // Follow starts delivering the records of document id with Rev > fromRev
 // on C, the committed ones first and then each as it is committed, until
 // Close or ctx ends. buf is C's capacity (minimum 1): a receiver that falls
-// behind holds up only this follower, whose consumer then waits.
+// behind holds up only this follower.
 func (s *Store) Follow(ctx context.Context, id string, fromRev int64, buf int) (*Follower, error) {
-	e, err := s.last(ctx, id)
-	if err != nil {
+	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	if e.seq == 0 {
-		if _, err := s.meta(ctx, id); err != nil {
-			return nil, err
-		}
+	// Subscribed first: whatever is stored from now on reaches it, and
+	// what was stored before is read from the log below.
+	msgs := make(chan *nats.Msg, followPending)
+	sub, err := s.nc.ChanSubscribe(subjectPub+id, msgs)
+	if err != nil {
+		return nil, fmt.Errorf("follow doc %s: %w", id, err)
+	}
+	e, err := s.last(ctx, id)
+	if err == nil && e.seq == 0 {
+		_, err = s.meta(ctx, id)
 	}
 	fromRev = max(fromRev, 0)
-	if fromRev > e.rev {
-		return nil, fmt.Errorf("follow doc %s from rev %d: it ends at %d: %w", id, fromRev, e.rev, ErrConflict)
+	if err == nil && fromRev > e.rev {
+		err = fmt.Errorf("follow doc %s from rev %d: it ends at %d: %w", id, fromRev, e.rev, ErrConflict)
 	}
-	// Start at the message holding fromRev+1, or just past the end: a
-	// start sequence rather than "deliver new", so nothing committed
-	// between this read and the consumer's creation is missed.
-	start := e.seq + 1
-	if fromRev < e.rev {
-		if start, err = s.seek(ctx, id, fromRev, e); err != nil {
-			return nil, err
-		}
-	}
-	cons, err := s.ops.OrderedConsumer(ctx, natsjs.OrderedConsumerConfig{
-		FilterSubjects: []string{opsSubject(id)},
-		DeliverPolicy:  natsjs.DeliverByStartSequencePolicy,
-		OptStartSeq:    start,
-	})
 	if err != nil {
-		return nil, fmt.Errorf("follow doc %s: %w", id, err)
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return nil, fmt.Errorf("follow doc %s: %w", id, err)
+		sub.Unsubscribe()
+		return nil, err
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	f := &Follower{c: make(chan Record, max(buf, 1)), cancel: cancel, done: make(chan struct{})}
-	go f.run(fctx, s, id, fromRev, it)
+	go f.run(fctx, s, id, fromRev, sub, msgs)
 	return f, nil
 }
 
-// Idle checks of a Follower. An ordered consumer on three replicas now and
-// then delivers nothing until its heartbeat gives up, 10 s later; editors
-// on the node would wait that long for their acks. So a follower that has
-// delivered nothing for followIdle reads the subject's end from the
-// leader, and if the log has moved past what it delivered, reads the
-// records it lacks with direct gets (direct.go) and delivers them; the
-// consumer's copies of them are skipped when they come. While nothing
-// happens the checks back off to one every followIdleMax.
+// Idle checks of a Follower. A republished message may be lost (core NATS
+// delivers at most once: a reconnect, a slow subscription); if it was the
+// last of a burst no later message shows the gap, and editors on the node
+// would wait for their acks. So a follower that has received nothing for
+// followIdle reads the subject's end from the leader, and if the log has
+// moved past what it delivered, reads the records it lacks with direct
+// gets and delivers them. While nothing happens the checks back off to
+// one every followIdleMax.
 const (
 	followIdle    = time.Second
 	followIdleMax = 30 * time.Second
@@ -113,14 +108,10 @@ func (f *Follower) Close() {
 	f.mu.Unlock()
 }
 
-func (f *Follower) run(ctx context.Context, s *Store, id string, rev int64, it natsjs.MessagesContext) {
+func (f *Follower) run(ctx context.Context, s *Store, id string, rev int64, sub *nats.Subscription, msgs <-chan *nats.Msg) {
 	defer close(f.done)
 	defer close(f.c)
-	// Stop unblocks Next when ctx ends, and also ends the server-side
-	// consumer promptly.
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	defer it.Stop()
+	defer sub.Unsubscribe()
 	deliver := func(r Record) error {
 		if r.Rev <= rev {
 			return nil
@@ -136,44 +127,75 @@ func (f *Follower) run(ctx context.Context, s *Store, id string, rev int64, it n
 			return ctx.Err()
 		}
 	}
-	err := func() error {
-		idle := followIdle
-		for {
-			msg, err := it.Next(natsjs.NextMaxWait(idle))
-			if ctx.Err() != nil {
-				return ctx.Err()
+	// fill reads what the log holds past rev; a failure to read is
+	// retried at the next idle check.
+	fill := func() error {
+		before := rev
+		if err := s.fill(ctx, id, rev, deliver); err != nil {
+			if errors.Is(err, ErrCorrupt) || ctx.Err() != nil {
+				return err
 			}
-			if errors.Is(err, nats.ErrTimeout) {
+			s.log.Debug("follow: read the log's end", "doc", id, "err", err)
+		}
+		if rev > before {
+			s.log.Debug("follow: read from the log", "doc", id, "from", before, "to", rev)
+		}
+		return nil
+	}
+	err := func() error {
+		// What was committed before the subscription.
+		if err := fill(); err != nil {
+			return err
+		}
+		idle := followIdle
+		timer := time.NewTimer(idle)
+		defer timer.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-timer.C:
 				before := rev
-				if err := s.fill(ctx, id, rev, deliver); err != nil {
-					if errors.Is(err, ErrCorrupt) || ctx.Err() != nil {
-						return err
-					}
-					s.log.Debug("follow: read the log's end", "doc", id, "err", err)
+				if err := fill(); err != nil {
+					return err
 				}
 				if rev > before {
-					s.log.Debug("follow: the consumer was behind; read from the log", "doc", id, "from", before, "to", rev)
 					idle = followIdle
 				} else {
 					idle = min(2*idle, followIdleMax)
 				}
+				timer.Reset(idle)
 				continue
-			}
-			if err != nil {
-				return fmt.Errorf("follow doc %s: %w", id, err)
-			}
-			idle = followIdle
-			if s.followSkip {
-				continue // a test's stalled consumer
-			}
-			recs, err := decodeGroup(msg.Headers(), msg.Data())
-			if err != nil {
-				return fmt.Errorf("follow doc %s: %v: %w", id, err, ErrCorrupt)
-			}
-			for _, r := range recs {
-				if err := deliver(r); err != nil {
-					return err
+			case msg := <-msgs:
+				if s.followSkip {
+					continue // a test's lost messages
 				}
+				recs, err := decodeGroup(msg.Header, msg.Data)
+				if err != nil {
+					return fmt.Errorf("follow doc %s: %v: %w", id, err, ErrCorrupt)
+				}
+				if len(recs) > 0 && recs[0].Rev > rev+1 {
+					// Missed: read the gap, and this message, from the log.
+					if err := fill(); err != nil {
+						return err
+					}
+				}
+				for _, r := range recs {
+					if r.Rev > rev+1 {
+						break // the log could not be read: the idle check will
+					}
+					if err := deliver(r); err != nil {
+						return err
+					}
+				}
+				idle = followIdle
+				if !timer.Stop() {
+					select {
+					case <-timer.C:
+					default:
+					}
+				}
+				timer.Reset(idle)
 			}
 		}
 	}()

@@ -109,8 +109,11 @@ var ErrClosed = errors.New("jetstream: closed")
 
 // Names in NATS. Fixed, so that every node of a cluster agrees on them.
 const (
-	streamOps    = "COLLAB_OPS"
-	subjectOps   = "collab.ops."
+	streamOps  = "COLLAB_OPS"
+	subjectOps = "collab.ops."
+	// subjectPub is where the stream republishes each stored message of
+	// subjectOps<id> (as subjectPub<id>), for followers (follow.go).
+	subjectPub   = "collab.pub."
 	subjectRPC   = "collab.rpc."
 	bucketDocs   = "collab_docs"
 	bucketViews  = "collab_views"
@@ -164,6 +167,7 @@ type Store struct {
 	snaps  natsjs.ObjectStore
 
 	node       string
+	replicas   int
 	ttl, renew time.Duration
 	log        *slog.Logger
 
@@ -246,7 +250,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		every = 0
 	}
 	s := &Store{
-		nc: nc, js: js, node: node, ttl: ttl, renew: renew, log: log,
+		nc: nc, js: js, node: node, replicas: replicas, ttl: ttl, renew: renew, log: log,
 		states:    make(map[string]*docState),
 		snapEvery: every, snapWake: make(chan struct{}, 1),
 		snapPending: make(map[string]struct{}),
@@ -267,9 +271,10 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		Retention:  natsjs.LimitsPolicy,
 		DenyDelete: true,
 		DenyPurge:  false,
-		// Every Follow is a consumer. nats-server 2.15 applies a default
+		// Follows take no consumer any more (follow.go), but a node of
+		// an older version does, and nats-server 2.15 applies a default
 		// of 1,000 per stream unless the stream names a limit (-1 counts
-		// as unset), which would cap how many documents a cluster follows.
+		// as unset), which would cap how many documents it follows.
 		MaxConsumers: maxConsumers,
 		// Reads of a range are direct gets, served by any caught-up
 		// replica without a consumer (direct.go). A replica may lag: the
@@ -277,6 +282,10 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		// a message it knows exists asks again. Updating the stream
 		// turns it on in a cluster made before.
 		AllowDirect: true,
+		// Followers take new records from the stream's republication of
+		// what it stored, on plain subscriptions: no consumer per
+		// followed document (follow.go).
+		RePublish: &natsjs.RePublish{Source: subjectOps + "*", Destination: subjectPub + "{{wildcard(1)}}"},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: stream %s: %w", streamOps, err)

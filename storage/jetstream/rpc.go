@@ -22,6 +22,19 @@ type Submission struct {
 	// Strict, for an HTTP write, asks the owner to apply the op only if
 	// its head is still Rev.
 	Strict bool `json:"strict,omitempty"`
+	// Stream, instead of Op, is a piece of an HTTP stream: text to
+	// insert at a caret kept by the owner.
+	Stream *StreamPiece `json:"stream,omitempty"`
+}
+
+// StreamPiece is a stream's piece: Text to insert at Caret (a position
+// at the submission's Rev), none to show the stream in presence as Name,
+// or End to take it out.
+type StreamPiece struct {
+	Caret int    `json:"caret,omitempty"`
+	Text  string `json:"text,omitempty"`
+	Name  string `json:"name,omitempty"`
+	End   bool   `json:"end,omitempty"`
 }
 
 // Reply is the owner's answer to a Submission: empty Code when it took the
@@ -34,6 +47,8 @@ type Reply struct {
 	// resent op already committed, or for a server op (Client "") once it
 	// is committed.
 	Rev int64 `json:"rev,omitempty"`
+	// Caret is a stream's caret after its piece, at Rev.
+	Caret int `json:"caret,omitempty"`
 }
 
 // Handler answers a Submission for the document it was served for. It runs
@@ -44,9 +59,11 @@ type Handler func(ctx context.Context, sub Submission) Reply
 // handlerTimeout bounds one Handler call: about what a requester waits.
 const handlerTimeout = 10 * time.Second
 
-// Serving is a document's request/reply subscription. Close ends it.
+// Serving is a document's request/reply subscriptions: the owners' queue
+// group on the document's subject, which Forward uses, and this node's own
+// subject for the document, which ForwardTo uses. Close ends them.
 type Serving struct {
-	sub *nats.Subscription
+	subs []*nats.Subscription
 }
 
 // Serve answers submissions for document id with h, in the queue group of
@@ -74,7 +91,7 @@ func (s *Store) ServeAsync(id string, h AsyncHandler) (*Serving, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	sub, err := s.nc.QueueSubscribe(subjectRPC+id, queueOwner, func(m *nats.Msg) {
+	handle := func(m *nats.Msg) {
 		respond := func(rep Reply) {
 			b, _ := json.Marshal(rep) // two strings and a number cannot fail to encode
 			if err := m.Respond(b); err != nil {
@@ -87,40 +104,53 @@ func (s *Store) ServeAsync(id string, h AsyncHandler) (*Serving, error) {
 			return
 		}
 		h(sub, respond)
-	})
+	}
+	shared, err := s.nc.QueueSubscribe(subjectRPC+id, queueOwner, handle)
 	if err != nil {
 		return nil, fmt.Errorf("serve doc %s: %w", id, err)
 	}
-	return &Serving{sub: sub}, nil
+	own, err := s.nc.Subscribe(nodeSubject(id, s.node), handle)
+	if err != nil {
+		_ = shared.Unsubscribe()
+		return nil, fmt.Errorf("serve doc %s: %w", id, err)
+	}
+	return &Serving{subs: []*nats.Subscription{shared, own}}, nil
 }
+
+// nodeSubject is the subject on which node serves document id.
+func nodeSubject(id, node string) string { return subjectRPC + id + "." + node }
 
 // Stop stops taking requests at once, without waiting for those received:
 // for an AsyncHandler that answers nothing more once its owner has
 // stopped. Unlike Close it does not wait for NATS, so it does not block
 // while disconnected; requests still in flight time out at the requester.
 func (sv *Serving) Stop() {
-	// An error means the connection or the subscription is gone already:
-	// either way nothing more arrives.
-	_ = sv.sub.Unsubscribe()
+	for _, sub := range sv.subs {
+		// An error means the connection or the subscription is gone
+		// already: either way nothing more arrives.
+		_ = sub.Unsubscribe()
+	}
 }
 
 // Close stops taking requests and waits until those already received have
 // been answered (at most the handler's bound), so that after it returns
 // this node answers no more submissions for the document.
 func (sv *Serving) Close() error {
-	closed := sv.sub.StatusChanged(nats.SubscriptionClosed)
-	if err := sv.sub.Drain(); err != nil {
-		if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrBadSubscription) {
-			return nil // nothing more can arrive
+	for _, sub := range sv.subs {
+		closed := sub.StatusChanged(nats.SubscriptionClosed)
+		if err := sub.Drain(); err != nil {
+			if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrBadSubscription) {
+				continue // nothing more can arrive
+			}
+			return fmt.Errorf("stop serving: %w", err)
 		}
-		return fmt.Errorf("stop serving: %w", err)
+		select {
+		case <-closed:
+		case <-time.After(handlerTimeout + 5*time.Second):
+			return fmt.Errorf("stop serving: drain did not finish")
+		}
 	}
-	select {
-	case <-closed:
-		return nil
-	case <-time.After(handlerTimeout + 5*time.Second):
-		return fmt.Errorf("stop serving: drain did not finish")
-	}
+	return nil
 }
 
 // Forward sends sub to the owner of document id and returns its reply.
@@ -142,6 +172,34 @@ func (s *Store) Forward(ctx context.Context, id string, sub Submission) (Reply, 
 	}
 	if err != nil {
 		return Reply{}, fmt.Errorf("forward doc %s: %w", id, err)
+	}
+	var rep Reply
+	if err := json.Unmarshal(m.Data, &rep); err != nil {
+		return Reply{}, fmt.Errorf("forward doc %s: bad reply: %w", id, err)
+	}
+	return rep, nil
+}
+
+// ForwardTo sends sub to node, which the document's lease names as its
+// owner, rather than to the owners' queue group: a node that is paused
+// (SIGSTOP, a long GC, a frozen VM) keeps its subscriptions until NATS
+// notices, minutes later, and would take its share of a queue group's
+// requests all that time. ErrNoOwner when node does not serve the
+// document (it died, or gave it up); a timeout when it does not answer.
+func (s *Store) ForwardTo(ctx context.Context, id, node string, sub Submission) (Reply, error) {
+	if err := checkID(id); err != nil {
+		return Reply{}, err
+	}
+	b, err := json.Marshal(sub)
+	if err != nil {
+		return Reply{}, fmt.Errorf("forward doc %s: %w", id, err)
+	}
+	m, err := s.nc.RequestWithContext(ctx, nodeSubject(id, node), b)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return Reply{}, fmt.Errorf("forward doc %s to %s: %w", id, node, ErrNoOwner)
+	}
+	if err != nil {
+		return Reply{}, fmt.Errorf("forward doc %s to %s: %w", id, node, err)
 	}
 	var rep Reply
 	if err := json.Unmarshal(m.Data, &rep); err != nil {

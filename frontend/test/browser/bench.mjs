@@ -32,9 +32,20 @@ const out = {};
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
 const fmt = (x) => Math.round(x * 100) / 100;
 
+// BENCH_FEATURES="preview authors" turns the Markdown preview and the
+// author colors on in the editors measured.
+const features = new Set((process.env.BENCH_FEATURES || "").split(/\s+/).filter(Boolean));
+const sizes = (process.env.BENCH_SIZES || "10000 100000 1000000").split(/\s+/).map(Number);
+
 async function editor(id) {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const p = await ctx.newPage();
+  if (features.size) {
+    await p.addInitScript((f) => {
+      if (f.includes("preview")) localStorage.setItem("collabd-preview", "1");
+      if (f.includes("authors")) localStorage.setItem("collabd-author-colors", "1");
+    }, [...features]);
+  }
   await p.goto(`${base}/edit.html#${id}`);
   await live(p);
   p.ctx = ctx;
@@ -43,14 +54,22 @@ async function editor(id) {
 
 // A text of n code points in lines of 60, one emoji on every line so the
 // UTF-16/code point index has work to do.
+// BENCH_TEXT=notes makes it Markdown notes instead: a heading, then
+// paragraphs of four lines with blank lines between.
 function text(n) {
+  if (process.env.BENCH_TEXT === "notes") {
+    const para = `${"the quick brown fox jumps over the *lazy* dog 012345 ".slice(0, 58)}😀\n`.repeat(4) + "\n";
+    const block = "## Section\n\n" + para.repeat(5);
+    const k = Array.from(block).length;
+    return block.repeat(Math.floor(n / k)) + "x".repeat(n % k);
+  }
   const line = `${"the quick brown fox jumps over the lazy dog 0123456789 ".slice(0, 58)}😀\n`;
   const cpPerLine = Array.from(line).length;
   return line.repeat(Math.floor(n / cpPerLine)) + "x".repeat(n % cpPerLine);
 }
 
 // 1. Own work per keystroke.
-for (const n of parts.has("keystroke") ? [10_000, 100_000, 1_000_000] : []) {
+for (const n of parts.has("keystroke") ? sizes : []) {
   const { id } = await createDoc(base, text(n));
   const p = await editor(id);
   await p.evaluate(() => {

@@ -81,10 +81,21 @@ async function timeslider(errors, id) {
   await a.keyboard.press("Home");
   await a.keyboard.press("ArrowRight");
   await until("revision 1 shown again", () => a.$eval("#history", (e) => e.dataset.rev === "1"));
+  const before = await serverText(base, id);
+  await a.click("#hist-restore"); // asks first
+  const asked = await a.$eval("#hist-restore", (b) => b.textContent);
+  if (!/revision 1/.test(asked)) errors.push(`the restore button asks ${JSON.stringify(asked)}`);
+  await sleep(300);
+  if ((await serverText(base, id)) !== before) errors.push("one click restored, without a confirmation");
   await a.click("#hist-restore");
   await until("restored", async () => (await serverText(base, id)) === "first version");
   await converge(base, id, { a });
   await until("the panel closed", () => a.$eval("#history", (e) => e.hidden));
+  // The editor offers to undo it.
+  await until("undo offered", () => a.$eval("#restored", (e) => !e.hidden));
+  await a.click("#restored-undo");
+  await until("restore undone", async () => (await serverText(base, id)) === before);
+  await converge(base, id, { a });
   await a.ctx.close();
 }
 
@@ -250,6 +261,9 @@ const scenarios = {
     await until("text in a new tab", async () => (await editorText(a2)).includes("third, then the tab closes"), 10000);
     const st2 = await status(a2);
     if (st2.pending < 1) errors.push(`the new tab does not count the waiting edits: ${JSON.stringify(st2)}`);
+    // The share panel offers both links while offline.
+    const links = await a2.evaluate(() => [document.getElementById("edit-link").value, document.getElementById("view-link").value]);
+    if (!links[0].endsWith(`#${id}`) || !/\/view\.html#[0-9a-f-]{36}$/.test(links[1])) errors.push(`the share panel offline holds ${JSON.stringify(links)}`);
     if ((await serverText(base, id)) !== "online text\n") errors.push("the server got edits while the page was offline");
     await ctx.setOffline(false);
     await live(a2);
@@ -306,6 +320,179 @@ const scenarios = {
   },
 
   // The timeslider shows an earlier revision and restores it.
+  // The view page follows a change of its link's # part to another
+  // document; offline, the status a screen reader hears does not tick.
+  async audit(errors) {
+    const one = await createDoc(base, "first document");
+    const two = await createDoc(base, "second document");
+    const v = await page(errors, "viewer");
+    await v.goto(`${base}/view.html#${one.viewId}`);
+    await until("first text", async () => (await viewerText(v)) === "first document");
+    await v.evaluate((id) => { location.hash = id; }, two.viewId);
+    await until("second text after the # changed", async () => (await viewerText(v)) === "second document");
+    const e = await openEditor(errors, "editor", one.id);
+    await e.evaluate(() => {
+      window.__spoken = [];
+      new MutationObserver(() => window.__spoken.push(document.getElementById("status-live").textContent))
+        .observe(document.getElementById("status-live"), { childList: true, characterData: true, subtree: true });
+    });
+    await e.ctx.setOffline(true);
+    await until("offline status", async () => (await status(e)).state !== "live");
+    await sleep(3500);
+    const spoken = await e.evaluate(() => window.__spoken);
+    const shown = await e.$eval("#status", (x) => x.textContent);
+    if (spoken.length > 2 || spoken.some((t) => /\d+ s/.test(t))) errors.push(`the status region announced ${JSON.stringify(spoken)} in 3.5 s offline`);
+    if (!/Offline|Connecting/.test(shown)) errors.push(`the visible status says ${JSON.stringify(shown)} offline`);
+    if (await e.$eval("#status-live", (x) => x.getAttribute("role")) !== "status") errors.push("no role=status region");
+    await e.ctx.setOffline(false);
+    await live(e);
+    await checkCSP(errors, { v, e });
+    await v.ctx.close();
+    await e.ctx.close();
+  },
+  // Author colors: each person's text in their color, a legend with
+  // names, the same colors after a reload, and in the history.
+  async authors(errors) {
+    const { id } = await createDoc(base, "");
+    const ada = await openEditor(errors, "ada", id, undefined, "Ada");
+    const bob = await openEditor(errors, "bob", id, undefined, "Bob");
+    await typeAtEnd(ada, "Ada wrote this. ");
+    await converge(base, id, { ada, bob });
+    await typeAtEnd(bob, "Bob wrote that.");
+    await converge(base, id, { ada, bob });
+    await ada.click("#authors-btn");
+    const marks = async (p) => p.evaluate(() => [...document.getElementById("editor").shadowRoot.querySelectorAll("[class*='cm-au-']")]
+      .map((e) => [e.textContent, [...e.classList].find((c) => c.startsWith("cm-au-")), getComputedStyle(e).backgroundColor]));
+    await until("author marks", async () => (await marks(ada)).length >= 2);
+    const got = await marks(ada);
+    const text = (who) => got.filter(([, c]) => c === got.find(([t]) => t.includes(who))?.[1]).map(([t]) => t).join("");
+    if (text("Ada") !== "Ada wrote this. ") errors.push(`Ada's color covers ${JSON.stringify(text("Ada"))}`);
+    if (text("Bob") !== "Bob wrote that.") errors.push(`Bob's color covers ${JSON.stringify(text("Bob"))}`);
+    const colors = new Set(got.map(([, , bg]) => bg));
+    if (colors.size < 2) errors.push(`the authors share a color: ${JSON.stringify(got)}`);
+    const legendText = async (p) => p.$$eval("#authors-legend li", (l) => l.map((e) => e.textContent));
+    await until("legend", async () => (await legendText(ada)).length >= 2);
+    const names = await legendText(ada);
+    if (!names.includes("Ada (you)") || !names.includes("Bob")) errors.push(`the legend says ${JSON.stringify(names)}`);
+    // Typing with colors on: the new text takes the typist's color at once.
+    await typeAtEnd(bob, " More from Bob.");
+    await until("Bob's new text colored", async () => (await marks(ada)).filter(([, c]) => c === got.find(([t]) => t.includes("Bob"))[1]).map(([t]) => t).join("").includes("More from Bob"));
+    if (shots) await ada.screenshot({ path: `${shots}/authors.png` });
+    // A reload keeps the toggle and every author's color.
+    await ada.reload();
+    await live(ada);
+    await until("author marks after reload", async () => (await marks(ada)).length >= 2);
+    const after = await marks(ada);
+    for (const [t, c, bg] of after) {
+      const before = got.find(([, c2]) => c2 === c);
+      if (before && before[2] !== bg) errors.push(`${JSON.stringify(t)} changed color across the reload: ${before[2]} -> ${bg}`);
+    }
+    // The history colors a past revision by who wrote it.
+    await ada.click("#history-btn");
+    await until("history panel", () => ada.$eval("#history", (e) => !e.hidden && e.dataset.rev));
+    const hist = async () => ada.evaluate(() => [...document.getElementById("hist-preview").shadowRoot.querySelectorAll("[class*='cm-au-']")].map((e) => e.textContent).join(""));
+    await until("history author marks", async () => (await hist()).includes("Bob wrote that."));
+    if (shots) await ada.screenshot({ path: `${shots}/authors-history.png` });
+    await checkCSP(errors, { ada, bob });
+    await ada.ctx.close();
+    await bob.ctx.close();
+  },
+  // Markdown: the preview renders a document beside the text, hostile
+  // markup runs nothing, a box ticked in the preview edits the text, a
+  // phone gets tabs, and the view page renders for spectators.
+  async markdown(errors) {
+    const hostile = "# Notes\n\n- [ ] ship it\n- [x] write it\n\n| a | b |\n|---|:-:|\n| 1 | 2 |\n\n```js\nconst answer = 42; // the answer\n```\n\n" +
+      "<script>window.__pwned = 1</script>\n<img src=x onerror=\"window.__pwned = 2\">\n[click](javascript:window.__pwned=3)\n" +
+      "<iframe src=\"javascript:parent.__pwned=4\"></iframe>\n<a href=\"#\" onclick=\"window.__pwned=5\">x</a>\n![pic](data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9ImFsZXJ0KDEpIi8+)\n";
+    const { id, viewId } = await createDoc(base, hostile);
+    const e = await openEditor(errors, "editor", id);
+    await e.click("#preview-btn");
+    await until("preview", () => e.$eval("#preview", (p) => !!p.querySelector("h1")));
+    const got = await e.evaluate(() => {
+      const p = document.getElementById("preview");
+      return { h1: p.querySelector("h1")?.textContent, boxes: [...p.querySelectorAll("input.task")].map((b) => b.checked), table: !!p.querySelector("table td"),
+        kw: p.querySelector("pre .tok-keyword")?.textContent, scripts: p.querySelectorAll("script, iframe").length,
+        handlers: [...p.querySelectorAll("*")].filter((x) => [...x.attributes].some((a) => a.name.startsWith("on"))).length,
+        jsLinks: [...p.querySelectorAll("a")].filter((a) => /^\s*javascript:/i.test(a.getAttribute("href") || "")).length, visible: getComputedStyle(p).display };
+    });
+    if (got.h1 !== "Notes" || got.boxes.join() !== "false,true" || !got.table || got.visible === "none") errors.push(`the preview shows ${JSON.stringify(got)}`);
+    if (got.kw !== "const") errors.push(`code is not highlighted: ${JSON.stringify(got.kw)}`);
+    if (got.scripts || got.handlers || got.jsLinks) errors.push(`hostile markup survived: ${JSON.stringify(got)}`);
+    await e.click("#preview a[href^='javascript'], #preview a").catch(() => {});
+    await sleep(300);
+    const pwned = await e.evaluate(() => window.__pwned);
+    if (pwned !== undefined) errors.push(`a hostile document ran script: __pwned = ${pwned}`);
+    // Ticking the box edits the line.
+    await e.click("#preview input.task");
+    await until("the box ticked the text", async () => (await serverText(base, id)).includes("- [x] ship it"));
+    if (shots) await e.screenshot({ path: `${shots}/markdown-preview.png` });
+    // At 390 px the preview is a tab.
+    const phone = await openEditor(errors, "phone", id, { width: 390, height: 844 });
+    await phone.click("#preview-btn");
+    await until("phone preview", () => phone.$eval("#preview", (p) => !!p.querySelector("h1") && getComputedStyle(p).display !== "none"));
+    const editorHidden = await phone.$eval("#editor", (x) => getComputedStyle(x).display === "none");
+    if (!editorHidden) errors.push("at 390 px the text and the preview show at once");
+    await phone.click("#tab-text");
+    const back = await phone.evaluate(() => [getComputedStyle(document.getElementById("editor")).display, getComputedStyle(document.getElementById("preview")).display]);
+    if (back[0] === "none" || back[1] !== "none") errors.push(`the Text tab shows ${JSON.stringify(back)}`);
+    if (shots) { await phone.click("#tab-preview"); await phone.screenshot({ path: `${shots}/markdown-phone.png` }); }
+    // The view page renders, follows edits, and can show the plain text.
+    const v = await page(errors, "viewer");
+    await v.goto(`${base}/view.html#${viewId}`);
+    await live(v);
+    await until("rendered view", () => v.$eval("#rendered", (r) => r.querySelector("h1")?.textContent === "Notes"));
+    await typeAtEnd(e, "\n## Added live\n");
+    await until("the view renders the edit", () => v.$eval("#rendered", (r) => [...r.querySelectorAll("h2")].some((h) => h.textContent === "Added live")));
+    if (!(await v.$eval("#rendered input.task", (b) => b.disabled))) errors.push("a spectator can tick a box");
+    if ((await v.evaluate(() => window.__pwned)) !== undefined) errors.push("the view page ran a hostile document's script");
+    if (shots) await v.screenshot({ path: `${shots}/markdown-view.png` });
+    await v.click("#render-btn");
+    const plain = await v.evaluate(() => [getComputedStyle(document.getElementById("doc")).display, getComputedStyle(document.getElementById("rendered")).display]);
+    if (plain[0] === "none" || plain[1] !== "none") errors.push(`plain mode shows ${JSON.stringify(plain)}`);
+    await checkCSP(errors, { e, phone, v });
+    for (const p of [e, phone, v]) await p.ctx.close();
+  },
+  // Export: .md, .html (rendered, sanitized, styles inline), .txt and
+  // print, named after the title without its Markdown marks.
+  async export(errors) {
+    const text = "# Meeting *notes*\n\n- [x] agenda\n\n```py\nprint('hi')\n```\n\n<script>alert(1)</script>\n";
+    const { id } = await createDoc(base, text);
+    const e = await openEditor(errors, "editor", id);
+    const { readFile } = await import("node:fs/promises");
+    const grab = async (kind) => {
+      await e.click("#download");
+      const [dl] = await Promise.all([e.waitForEvent("download"), e.click(`#export-menu [data-export=${kind}]`)]);
+      return { name: dl.suggestedFilename(), body: await readFile(await dl.path(), "utf8") };
+    };
+    const md = await grab("md");
+    if (md.name !== "Meeting notes.md" || md.body !== text) errors.push(`.md export: ${md.name} ${JSON.stringify(md.body)}`);
+    const txt = await grab("txt");
+    if (txt.name !== "Meeting notes.txt" || txt.body !== text) errors.push(`.txt export: ${txt.name}`);
+    const html = await grab("html");
+    if (html.name !== "Meeting notes.html" || !/<h1 data-line="0">Meeting <em>notes<\/em><\/h1>/.test(html.body) || !/<style>/.test(html.body)
+      || /<script>alert/.test(html.body) || !/tok-/.test(html.body) || !/<input[^>]*checked[^>]*disabled|<input[^>]*disabled[^>]*checked/.test(html.body)) {
+      errors.push(`.html export: ${html.name} ${html.body.slice(0, 3000)}`);
+    }
+    // The exported page opened on its own: styled, nothing runs.
+    const v = await page(errors, "exported");
+    await v.setContent(html.body);
+    const look = await v.evaluate(() => ({ h1: getComputedStyle(document.querySelector("h1")).borderBottomStyle, scripts: document.scripts.length }));
+    if (look.h1 !== "solid" || look.scripts) errors.push(`the exported page: ${JSON.stringify(look)}`);
+    await v.ctx.close();
+    // Print shows the rendering alone.
+    await e.click("#download");
+    await e.evaluate(() => { window.print = () => { window.__printed = true; }; });
+    await e.click("#export-menu [data-export=print]");
+    await until("print called", () => e.evaluate(() => window.__printed === true));
+    await e.emulateMedia({ media: "print" });
+    const shown = await e.evaluate(() => ({ print: getComputedStyle(document.getElementById("print")).display, header: getComputedStyle(document.querySelector("header")).display,
+      h1: document.querySelector("#print h1")?.textContent }));
+    if (shown.print === "none" || shown.header !== "none" || shown.h1 !== "Meeting notes") errors.push(`printing shows ${JSON.stringify(shown)}`);
+    if (shots) await e.screenshot({ path: `${shots}/export-print.png` });
+    await e.emulateMedia({ media: "screen" });
+    await checkCSP(errors, { e });
+    await e.ctx.close();
+  },
   async history(errors) {
     const { id } = await createDoc(base, "first version");
     await timeslider(errors, id);
@@ -581,6 +768,10 @@ const extra = {
     await bo.click("#open-read-only");
     await bo.waitForURL(/\/view\.html#/);
     await until("Bo's read-only page", async () => (await viewerText(bo)).includes("(Bo was here)"));
+    // The edit link, opened again by a viewer, says so at once (no endless
+    // reconnecting).
+    await bo.goto(`${base}/edit.html#${id}`);
+    await bo.waitForSelector("#banner[data-kind=no-access]:not([hidden]) #open-read-only");
 
     // New links: Ada's page follows them; the old edit link is dead.
     await ada.click("#share-btn");

@@ -1,0 +1,155 @@
+// markdown.js: Markdown rendered for the previews (markdown-it, then
+// DOMPurify in the page), loaded by the pages only when a preview is
+// shown. Rendering is pure and runs in Node's tests; sanitizing needs a
+// DOM and is done by the pages (sanitize).
+//
+// What a document may do in a preview: headings, lists, task lists (a
+// box ticked in the preview edits the text: the checkbox names its
+// source line), tables, fenced code highlighted with CodeMirror's own
+// parsers, links and images by URL. Raw HTML in a document is shown as
+// text (markdown-it's html: false), javascript: and similar links are
+// refused (markdown-it's validateLink), and the result still passes
+// DOMPurify; the pages' CSP runs no inline script either way.
+
+import MarkdownIt from "markdown-it";
+import { LanguageDescription } from "@codemirror/language";
+import { highlightCode, classHighlighter } from "@lezer/highlight";
+import { codeLanguages } from "./mdlang.js";
+
+const escapeHTML = (s) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+
+// highlightHTML returns code as HTML with tok-* classes (classHighlighter)
+// when lang names one of codeLanguages that is loaded; "" otherwise
+// (markdown-it then escapes the code itself). A language not yet loaded
+// starts loading, and loaded() is called once it is.
+export function highlightHTML(code, lang, loaded = () => {}) {
+  const desc = lang && LanguageDescription.matchLanguageName(codeLanguages, lang.trim().split(/\s+/)[0], true);
+  if (!desc) return "";
+  if (!desc.support) { desc.load().then(loaded, () => {}); return ""; }
+  const tree = desc.support.language.parser.parse(code);
+  let out = "";
+  highlightCode(code, tree, classHighlighter,
+    (text, classes) => { out += classes ? `<span class="${classes}">${escapeHTML(text)}</span>` : escapeHTML(text); },
+    () => { out += "\n"; });
+  return out;
+}
+
+// alignClasses turns a table column's alignment, which markdown-it gives
+// as a style attribute (refused by the pages' CSP), into a class.
+function alignClasses(md) {
+  md.core.ruler.push("align_classes", (state) => {
+    for (const tok of state.tokens) {
+      const style = tok.attrGet && tok.attrGet("style");
+      const m = style && /text-align:\s*(left|center|right)/.exec(style);
+      if (!style) continue;
+      tok.attrs = tok.attrs.filter(([k]) => k !== "style");
+      if (m) tok.attrJoin("class", `align-${m[1]}`);
+    }
+  });
+}
+
+// sourceLines marks every block with the line it starts on (data-line,
+// from 0), for the scroll in step and for task boxes.
+function sourceLines(md) {
+  md.core.ruler.push("source_lines", (state) => {
+    for (const tok of state.tokens) {
+      if (tok.map && tok.nesting === 1) tok.attrSet("data-line", String(tok.map[0]));
+    }
+  });
+}
+
+// taskLists turns "[ ] " and "[x] " at the start of a list item into a
+// checkbox that names its line.
+function taskLists(md) {
+  md.core.ruler.after("inline", "task_lists", (state) => {
+    const toks = state.tokens;
+    for (let i = 2; i < toks.length; i++) {
+      const tok = toks[i];
+      if (tok.type !== "inline" || toks[i - 1].type !== "paragraph_open" || toks[i - 2].type !== "list_item_open") continue;
+      const first = tok.children && tok.children[0];
+      const m = first && first.type === "text" && /^\[([ xX])\]\s/.exec(first.content);
+      if (!m) continue;
+      first.content = first.content.slice(m[0].length);
+      const box = new state.Token("html_inline", "", 0);
+      const line = toks[i - 2].map ? toks[i - 2].map[0] : -1;
+      box.content = `<input type="checkbox" class="task" data-line="${line}"${m[1] === " " ? "" : " checked"} aria-label="Done"> `;
+      tok.children.unshift(box);
+      toks[i - 2].attrJoin("class", "task-item");
+    }
+  });
+}
+
+// renderer returns the document renderer: markdown-it without raw HTML.
+// loaded is called when a code language the text named has loaded, so
+// that the caller renders again with its highlighting.
+export function renderer(loaded) {
+  const md = new MarkdownIt({
+    html: false, linkify: true, breaks: true,
+    highlight: (code, lang) => {
+      const h = highlightHTML(code, lang, loaded);
+      return h ? `<pre class="code"><code class="language-${escapeHTML(lang)}">${h}</code></pre>` : "";
+    },
+  });
+  md.use(sourceLines).use(taskLists).use(alignClasses);
+  return md;
+}
+
+// render returns text as HTML, not yet sanitized.
+export function render(md, text) {
+  return md.render(text);
+}
+
+// toggleTask returns the change that ticks or unticks the task box on
+// line (from 0) of text, as {from, to, insert} in UTF-16 units, or null.
+export function toggleTask(text, line) {
+  let start = 0;
+  for (let i = 0; i < line; i++) {
+    start = text.indexOf("\n", start);
+    if (start < 0) return null;
+    start++;
+  }
+  let end = text.indexOf("\n", start);
+  if (end < 0) end = text.length;
+  const m = /^(\s*(?:[-*+]|\d+[.)])\s+)\[([ xX])\]/.exec(text.slice(start, end));
+  if (!m) return null;
+  const at = start + m[1].length + 1;
+  return { from: at, to: at + 1, insert: m[2] === " " ? "x" : " " };
+}
+
+// codeLanguagesIn returns the languages that text's fenced code blocks
+// name, to be loaded before a rendering that must be complete at once
+// (an export).
+export function codeLanguagesIn(text) {
+  const out = new Set();
+  for (const m of text.matchAll(/^ {0,3}(?:```|~~~)\s*([^\s`]+)/gm)) {
+    const d = LanguageDescription.matchLanguageName(codeLanguages, m[1], true);
+    if (d) out.add(d);
+  }
+  return [...out];
+}
+
+// sanitize passes html through DOMPurify (given by the page, which has a
+// DOM) and returns a fragment: links open in a new tab without a referrer
+// or opener, and nothing that can run script survives.
+export { default as DOMPurify } from "dompurify";
+
+export function sanitize(purify, html) {
+  if (!purify.__collabd) {
+    purify.__collabd = true;
+    purify.addHook("afterSanitizeAttributes", (node) => {
+      if (node.tagName === "A" && node.getAttribute("href")) {
+        node.setAttribute("target", "_blank");
+        node.setAttribute("rel", "noopener noreferrer nofollow");
+      }
+      if (node.tagName === "INPUT" && node.getAttribute("type") !== "checkbox") node.remove();
+      if (node.tagName === "IMG") node.setAttribute("referrerpolicy", "no-referrer");
+    });
+  }
+  return purify.sanitize(html, {
+    RETURN_DOM_FRAGMENT: true,
+    FORBID_TAGS: ["style", "form", "button", "textarea", "select", "iframe", "object", "embed"],
+    // Inline styles (a table column's alignment) would break the CSP.
+    FORBID_ATTR: ["style"],
+    ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#|\/(?!\/)|[^:/?#]*(?:[/?#]|$))/i,
+  });
+}
