@@ -305,11 +305,12 @@ func (s *Server) handleRenameTag(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	to, err := cleanTags([]string{req.From, req.To})
-	if err != nil || len(to) != 2 {
+	if err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadMessage, err.Error())
+		return
+	}
+	if len(to) != 2 {
 		writeError(w, http.StatusBadRequest, CodeBadMessage, `"from" and "to" must be two different tags`)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, CodeBadMessage, err.Error())
-		}
 		return
 	}
 	ctx := r.Context()

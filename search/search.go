@@ -204,11 +204,11 @@ func (x *Index) Count() (uint64, error) { return x.idx.DocCount() }
 func (x *Index) Search(ctx context.Context, q collab.SearchQuery) ([]collab.SearchHit, error) {
 	var must []query.Query
 	if len(q.Readers) > 0 {
-		var any []query.Query
+		var anyOf []query.Query
 		for _, r := range q.Readers {
-			any = append(any, term(r, fReaders))
+			anyOf = append(anyOf, term(r, fReaders))
 		}
-		must = append(must, bleve.NewDisjunctionQuery(any...))
+		must = append(must, bleve.NewDisjunctionQuery(anyOf...))
 	}
 	trashed := bleve.NewBoolFieldQuery(q.Trashed)
 	trashed.SetField(fTrashed)
@@ -327,7 +327,7 @@ func textQuery(s string, complete func(field, prefix string) []string) query.Que
 		// or useful: they match whole words only.
 		if len(toks) > 0 && len([]rune(toks[len(toks)-1])) >= minPrefix {
 			p := toks[len(toks)-1]
-			any := []query.Query{exact}
+			anyOf := []query.Query{exact}
 			for _, f := range []string{fText, fTitle} {
 				for _, t := range complete(f, p) {
 					q := bleve.NewTermQuery(t)
@@ -335,10 +335,10 @@ func textQuery(s string, complete func(field, prefix string) []string) query.Que
 					if f == fTitle {
 						q.SetBoost(3)
 					}
-					any = append(any, q)
+					anyOf = append(anyOf, q)
 				}
 			}
-			must = append(must, bleve.NewDisjunctionQuery(any...))
+			must = append(must, bleve.NewDisjunctionQuery(anyOf...))
 		} else {
 			must = append(must, exact)
 		}

@@ -232,6 +232,11 @@ func TestWorkspaceTitlesTagsTrash(t *testing.T) {
 	if code, _ := asIn(t, "bob", "", "PATCH", u+"/"+a, `{"title":"mine now"}`); code != 404 {
 		t.Errorf("another user renames: got %d, want 404", code)
 	}
+	for _, bad := range []string{`{"from":"todo","to":"todo"}`, `{"from":"","to":"x"}`, `{"from":"todo"}`} {
+		if code, _ := asIn(t, "ann", "", "POST", s.URL+"/api/tags/rename", bad); code != 400 {
+			t.Errorf("tag rename %s: got %d, want 400", bad, code)
+		}
+	}
 	if code, body := asIn(t, "ann", "", "POST", s.URL+"/api/tags/rename", `{"from":"todo","to":"later"}`); code != 200 || body != `{"changed":2}` {
 		t.Errorf("tag rename: got %d %s", code, body)
 	}
