@@ -525,6 +525,7 @@ func (s *Server) handlePutAccess(w http.ResponseWriter, r *http.Request) {
 		s.writeStoreError(w, r, err)
 		return
 	}
+	s.workspace.changed(id) // its readers in the index
 	keep, _ := r.Context().Value(watchKey{}).(*watch)
 	if n := s.access.revoke(id, &req, keep, errAccessRevoked); n > 0 {
 		s.log.Info("access changed: sessions closed", "doc", id, "closed", n)
@@ -553,6 +554,7 @@ func (s *Server) AccessChanged(ctx context.Context, doc string) {
 	if s.access == nil {
 		return
 	}
+	s.workspace.changed(doc)
 	a, err := s.access.store.Access(ctx, doc)
 	switch {
 	case errors.Is(err, ErrNotFound):

@@ -168,6 +168,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		rev = 1
 	}
 	s.webhooks.created(r.Context(), meta, rev, utf8.RuneCountInString(req.Text))
+	s.workspace.changed(meta.ID)
 	writeJSON(w, http.StatusCreated, map[string]any{"id": meta.ID, "viewId": meta.ViewID, "rev": rev})
 }
 

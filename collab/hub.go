@@ -800,6 +800,7 @@ func (h *hub) committed(done []pendingOp, length int) {
 	defer uncorkAll(h.corkEditors()) // cork.go: a frame per editor, not one per op
 	if len(done) > 0 {
 		h.srv.webhooks.changed(h.id, h.viewID, done[0].rec.Rev, done[len(done)-1].rec.Rev, length)
+		h.srv.workspace.changed(h.id) // workspace.go: the search index
 	}
 	h.publishBatch(done) // fanout.go
 	for _, p := range done {

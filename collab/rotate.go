@@ -159,6 +159,7 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 	if err := s.access.store.DeleteAccess(context.WithoutCancel(r.Context()), id); err != nil && !errors.Is(err, ErrNotFound) {
 		s.log.Warn("rotated document keeps its old access record", "err", err)
 	}
+	s.workspace.rotated(context.WithoutCancel(r.Context()), id, meta.ID)
 	keep, _ := r.Context().Value(watchKey{}).(*watch)
 	s.access.revoke(id, nil, keep, fmt.Errorf("%w: the document's links were rotated", errAccessRevoked))
 	writeJSON(w, http.StatusOK, map[string]string{"id": meta.ID, "viewId": meta.ViewID})

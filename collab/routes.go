@@ -76,6 +76,11 @@ func (s *Server) routeTable() []route {
 	}
 	rs := []route{
 		{"POST /api/docs", needCreate, false, s.handleCreate},
+		{"GET /api/docs", needNone, false, s.handleListDocs}, // signed-in users: their documents
+		{"PATCH /api/docs/{id}", needEdit, false, s.handlePatchDoc},
+		{"POST /api/docs/{id}/trash", needOwner, false, s.handleTrash},
+		{"DELETE /api/docs/{id}/trash", needOwner, false, s.handleUntrash},
+		{"POST /api/tags/rename", needNone, false, s.handleRenameTag}, // each document checked
 		{"GET /api/docs/{id}", needRead, false, s.handleGetDoc},
 		{"GET /api/docs/{id}/text", needRead, false, s.handleGetText},
 		{"GET /api/docs/{id}/ops", needRead, false, s.handleGetOps},

@@ -224,6 +224,9 @@ type Options struct {
 	// SignIn turns on sign-in and per-document access (access.go,
 	// signin.go); nil means off.
 	SignIn *SignInOptions
+	// Workspace turns on the list, search, titles, tags and trash of
+	// documents (workspace.go); it needs SignIn. nil means off.
+	Workspace *WorkspaceOptions
 
 	// HTTP writes (httpwrite.go). WriteRate is how many writes one
 	// client address may make per second on average (default 100), in
@@ -429,8 +432,9 @@ type Server struct {
 	hubs    map[string]*hub
 	closing bool
 
-	webhooks *webhooks // nil without Options.Webhook
-	access   *access   // nil without Options.SignIn
+	webhooks  *webhooks  // nil without Options.Webhook
+	workspace *workspace // nil without Options.Workspace
+	access    *access    // nil without Options.SignIn
 }
 
 // New returns a Server that keeps documents in store.
@@ -482,6 +486,10 @@ func New(store Store, opts Options) *Server {
 	s.mux = s.routes()
 	s.handler = s.Protect(s.mux)
 	s.webhooks = startWebhooks(s, opts.Webhook)
+	if s.access != nil {
+		s.workspace = newWorkspace(s, opts.Workspace)
+		s.workspace.start()
+	}
 	return s
 }
 
@@ -505,6 +513,7 @@ func (s *Server) Close(ctx context.Context) error {
 		s.sessionWG.Wait()
 		s.hubWG.Wait()
 		s.webhooks.close() // after the hubs: their last changes are flushed
+		s.workspace.close()
 		close(done)
 	}()
 	select {

@@ -275,6 +275,7 @@ func (s *Server) docDeleted(ctx context.Context, id, viewID string) {
 	if err := s.access.deleted(context.WithoutCancel(ctx), id); err != nil {
 		s.log.Warn("deleted document keeps its access record", "err", err)
 	}
+	s.workspace.deleted(context.WithoutCancel(ctx), id)
 	w := s.webhooks
 	if w == nil {
 		return

@@ -18,6 +18,8 @@ import (
 const (
 	KVAccess   = "access"
 	KVSessions = "sessions"
+	// KVDocInfo holds the workspace's titles, tags and trash times.
+	KVDocInfo = "docinfo"
 )
 
 // maxKVKey and maxKVValue bound one record: these hold ids and small
@@ -28,7 +30,7 @@ const (
 )
 
 func kvBucket(name string) ([]byte, error) {
-	if name != KVAccess && name != KVSessions {
+	if name != KVAccess && name != KVSessions && name != KVDocInfo {
 		return nil, fmt.Errorf("kv bucket %q: %w", name, ErrInvalid)
 	}
 	return []byte("kv-" + name), nil

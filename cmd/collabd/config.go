@@ -34,9 +34,10 @@ type config struct {
 	adminHosts      []string
 	version         bool
 	collab          collab.Options
-	embed           embedConfig  // embed.go
-	nats            natsConfig   // natsconn.go
-	signin          signInConfig // signin.go
+	embed           embedConfig     // embed.go
+	nats            natsConfig      // natsconn.go
+	signin          signInConfig    // signin.go
+	workspace       workspaceConfig // workspace.go
 }
 
 // envPrefix turns a flag name into its environment variable:
@@ -174,6 +175,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 
 	// Sign-in and per-document access (signin.go, docs/teams.md).
 	cfg.signin.addFlags(fs)
+	cfg.workspace.addFlags(fs)
 
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: collabd [flags]\n\n"+
@@ -225,6 +227,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 		return cfg, err
 	}
 	if err := cfg.nats.check(); err != nil {
+		return cfg, err
+	}
+	if err := cfg.workspace.check(); err != nil {
 		return cfg, err
 	}
 	if err := cfg.signin.check(o); err != nil {

@@ -65,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return runImport(ctx, args[1:], stdout, stderr)
 		case "migrate":
 			return runMigrate(ctx, args[1:], stdout, stderr)
+		case "reindex":
+			return runReindex(ctx, args[1:], stdout, stderr)
 		}
 	}
 	cfg, err := parseConfig(args, os.LookupEnv, stderr)
@@ -149,6 +151,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("sign-in: %w", err)
 	}
 	defer signIn.close()
+	closeIndex, err := cfg.workspace.setup(&cfg.collab, db, cfg.data, clusterJS != nil, logger.With("component", "workspace"))
+	if err != nil {
+		return fmt.Errorf("workspace: %w", err)
+	}
+	defer closeIndex() // after docs.Close: the indexer's last flush
 	docs := collab.New(docStore, cfg.collab)
 	if err := watchAccess(docs.AccessChanged, docs.SessionEnded); err != nil {
 		return fmt.Errorf("sign-in: %w", err)

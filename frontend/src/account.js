@@ -41,7 +41,7 @@ export function accountBar(who) {
     await fetch("/api/signout", { method: "POST" }).catch(() => {});
     location.reload();
   } }, "Sign out") : null;
-  box.replaceChildren(el("span", { class: "who", id: "who", title: who.groups?.length ? `Groups: ${who.groups.join(", ")}` : "" }, who.user), out);
+  box.replaceChildren(el("span", { class: "who", id: "who", title: who.groups?.length ? `Groups: ${who.groups.join(", ")}` : "" }, who.user), ...(out ? [out] : []));
 }
 
 // noAccess fills banner with the page for a document this person may not

@@ -1,12 +1,15 @@
 // home.js: the home page. It creates documents (empty, from pasted text or
-// from an uploaded file) and lists the ones this browser has opened.
+// from an uploaded file), lists the ones this browser has opened and,
+// signed in, the team's (workspace.js).
 
 import { $, el, listDocs, forgetDoc, rememberDoc, ago, download, registerOffline } from "./common.js";
 import { Store } from "./store.js";
 import { me, accountBar, signInURL } from "./account.js";
+import { workspace } from "./workspace.js";
 
 registerOffline();
-const whoAmI = me().then((who) => { accountBar(who); return who; });
+// Signed in, the home page lists the team's documents (workspace.js).
+const whoAmI = me().then((who) => { accountBar(who); workspace(who); return who; });
 
 const statusEl = $("create-status");
 

@@ -718,6 +718,66 @@ const scenarios = {
 
 // Scenarios that need a server started otherwise; they run only when named.
 const extra = {
+  // The workspace (docs/workspace.md), signed in by the trusted proxy's
+  // header (started by TestBrowserWorkspace): Ada's documents listed,
+  // found as she types, renamed and tagged, filtered by tag, trashed and
+  // restored, at 390 px and in dark mode.
+  async workspace(errors) {
+    const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, extraHTTPHeaders: { "X-User": "ada" } });
+    const p = await ctx.newPage();
+    await watch(p, errors, "ada");
+    for (const text of ["# Zebra crossing\nPlans for the zebra crossing on Elm street.", "Groceries: apples, bread"]) {
+      const r = await ctx.request.post(`${base}/api/docs`, { data: { text } });
+      if (r.status() !== 201) errors.push(`create: ${r.status()}`);
+    }
+    await p.goto(`${base}/`);
+    await p.waitForSelector("#workspace:not([hidden])");
+    const rows = () => p.$$eval("#ws-docs li .doc-title", (as) => as.map((a) => a.textContent));
+    await until("two documents listed", async () => (await rows()).length === 2);
+    const titles = await rows();
+    if (!titles.includes("Zebra crossing") || !titles.includes("Groceries: apples, bread")) errors.push(`titles: ${titles}`);
+    if (shots) await p.screenshot({ path: `${shots}/workspace-390.png`, fullPage: true });
+
+    // Search as she types: a prefix finds it, the match is marked.
+    await p.click("#ws-q");
+    await p.keyboard.type("zebr", { delay: 30 });
+    await until("search narrows", async () => (await rows()).join() === "Zebra crossing");
+    const marks = await p.$$eval("#ws-docs mark", (ms) => ms.map((m) => m.textContent));
+    if (!marks.includes("zebra")) errors.push(`marked words: ${marks}`);
+    await p.fill("#ws-q", "");
+    await until("all again", async () => (await rows()).length === 2);
+
+    // Rename and tag.
+    await p.click("button[aria-label='Rename or tag Zebra crossing']");
+    await p.fill(".ws-edit input[name=title]", "Zoo plan");
+    await p.fill(".ws-edit input[name=tags]", "animals, town");
+    await p.click(".ws-edit button[type=submit]");
+    await until("renamed", async () => (await rows()).includes("Zoo plan"));
+    await p.click("#ws-tags button:has-text('#animals')");
+    await until("tag filter", async () => (await rows()).join() === "Zoo plan");
+    await p.click("#ws-tags button:has-text('#animals')");
+    await until("tag filter off", async () => (await rows()).length === 2);
+
+    // Trash and restore.
+    await p.click("button[aria-label='Trash Zoo plan']");
+    await until("trashed", async () => (await rows()).join() === "Groceries: apples, bread");
+    await p.selectOption("#ws-scope", "trash");
+    await until("in the trash", async () => (await rows()).join() === "Zoo plan");
+    await p.click("button[aria-label='Restore Zoo plan']");
+    await until("restored", async () => (await rows()).length === 0);
+    await p.selectOption("#ws-scope", "all");
+    await until("back in the list", async () => (await rows()).length === 2);
+
+    // 390 px wide without sideways scrolling, light and dark.
+    for (const scheme of ["light", "dark"]) {
+      await p.emulateMedia({ colorScheme: scheme });
+      const wide = await p.evaluate(() => document.documentElement.scrollWidth);
+      if (wide > 390) errors.push(`${scheme}: the page is ${wide} px wide at 390`);
+      if (shots) await p.screenshot({ path: `${shots}/workspace-390-${scheme}.png`, fullPage: true });
+    }
+    await checkCSP(errors, { p });
+    await ctx.close();
+  },
   // With OpenID sign-in (a real provider, started by TestBrowserTeams):
   // Ada signs in through the provider's login form, creates a private
   // document, shares it with Bo, who edits it; a stranger sees the "no
