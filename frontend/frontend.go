@@ -4,13 +4,15 @@ package frontend
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
+	"encoding/json"
 	"io/fs"
 	"net/http"
 	"path"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,13 +35,16 @@ func FS() fs.FS {
 // its index.html: one without is not found, never listed, so that what
 // the server holds is not laid out for anyone to browse.
 //
-// Every file carries a strong ETag (a hash of its bytes), so that a
-// browser revalidates it for a 304 instead of fetching it again
-// (Cache-Control: no-cache: the pages and the pages' bundles keep their
-// names between releases). The chunks the bundles load (dist/chunks/) are
-// named by their content and cached as immutable. Text files
-// are sent gzipped to clients that accept it, compressed once, the first
-// time any file is asked for (the bundles shrink to about a third).
+// What build.mjs makes is served as it made it (nothing is compressed
+// here): the pages from dist/root (their <script> names the hashed
+// bundle), and each text file as FILE.br to clients that accept brotli,
+// else FILE.gz to those that accept gzip, else whole, with Vary:
+// Accept-Encoding and an ETag per encoding. The bundles and chunks
+// (dist/manifest.json) are named by their content and cached as
+// immutable; everything else (the pages, app.css, sw.js, the SDK, the
+// fixed names /dist/edit.js, /dist/view.js, /dist/home.js kept as
+// aliases of the hashed bundles for links made before them) keeps its
+// name between releases, so it is no-cache and revalidated for a 304.
 func Handler() http.Handler {
 	fsys := noListing{FS()}
 	files := http.FileServerFS(fsys)
@@ -62,7 +67,7 @@ func Handler() http.Handler {
 		if strings.HasPrefix(name, "sdk/") {
 			sdkHeaders(h, name)
 		}
-		if strings.HasPrefix(name, "dist/chunks/") {
+		if a.immutable {
 			// Named by their content (build.mjs): a name never serves
 			// other bytes, so browsers keep them without asking.
 			h.Set("Cache-Control", "public, max-age=31536000, immutable")
@@ -70,9 +75,13 @@ func Handler() http.Handler {
 			h.Set("Cache-Control", "no-cache")
 		}
 		body, etag := a.plain, a.etag
-		if a.gz != nil {
+		if a.br != nil || a.gz != nil {
 			h.Add("Vary", "Accept-Encoding")
-			if acceptsGzip(r) {
+			br, gz := acceptedEncodings(r)
+			if br && a.br != nil {
+				body, etag = a.br, a.etagBr
+				h.Set("Content-Encoding", "br")
+			} else if gz && a.gz != nil {
 				body, etag = a.gz, a.etagGz
 				h.Set("Content-Encoding", "gzip")
 			}
@@ -108,39 +117,72 @@ func sdkHeaders(h http.Header, name string) {
 	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 }
 
-// asset is one file as served: its bytes, gzipped when that pays for
-// text, and their ETags.
+// asset is one file as served: its bytes, compressed by build.mjs when
+// that pays, and their ETags.
 type asset struct {
-	plain, gz    []byte
-	etag, etagGz string
+	plain, br, gz        []byte
+	etag, etagBr, etagGz string
+	immutable            bool
 }
 
-// compressible lists the extensions worth gzipping.
-var compressible = map[string]bool{".js": true, ".mjs": true, ".ts": true, ".md": true, ".css": true, ".html": true, ".svg": true, ".json": true, ".txt": true}
+// rootDir holds build.mjs's versions of static's top-level files: the
+// pages rewritten to load the hashed bundles, and the compressed copies.
+const rootDir = "dist/root/"
+
+// hidden reports whether a file is only a part of another one as served
+// (a compressed copy, a rewritten page), never served under its own name.
+func hidden(name string) bool {
+	return strings.HasSuffix(name, ".br") || strings.HasSuffix(name, ".gz") || strings.HasPrefix(name+"/", rootDir)
+}
 
 func loadAssets(fsys fs.FS) map[string]*asset {
+	var hashed []string // dist/manifest.json: "/dist/edit-HASH.js", ...
+	if b, err := fs.ReadFile(fsys, "dist/manifest.json"); err == nil {
+		json.Unmarshal(b, &hashed)
+	}
 	out := make(map[string]*asset)
 	fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || hidden(p) {
 			return nil
 		}
-		b, err := fs.ReadFile(fsys, p)
+		from := p // where the served bytes and their compressed copies are
+		if !strings.Contains(p, "/") {
+			from = rootDir + p
+			if _, err := fs.Stat(fsys, from); err != nil {
+				from = p
+			}
+		}
+		b, err := fs.ReadFile(fsys, from)
 		if err != nil {
 			return nil
 		}
-		a := &asset{plain: b, etag: etagOf(b, "")}
-		if compressible[path.Ext(p)] {
-			var buf bytes.Buffer
-			zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-			zw.Write(b)
-			zw.Close()
-			if buf.Len() < len(b) {
-				a.gz, a.etagGz = buf.Bytes(), etagOf(b, "-gz")
-			}
+		a := &asset{plain: b, etag: etagOf(b, ""), immutable: slices.Contains(hashed, "/"+p)}
+		enc := from
+		if !strings.Contains(p, "/") {
+			enc = rootDir + p
+		}
+		if br, err := fs.ReadFile(fsys, enc+".br"); err == nil {
+			a.br, a.etagBr = br, etagOf(b, "-br")
+		}
+		if gz, err := fs.ReadFile(fsys, enc+".gz"); err == nil {
+			a.gz, a.etagGz = gz, etagOf(b, "-gz")
 		}
 		out[p] = a
 		return nil
 	})
+	// The fixed names of the pages' bundles, served as the hashed ones
+	// they stand for (no-cache: the next release points them elsewhere).
+	var entries map[string]string
+	if b, err := fs.ReadFile(fsys, "dist/entries.json"); err == nil {
+		json.Unmarshal(b, &entries)
+	}
+	for entry, file := range entries {
+		if a := out["dist/"+file]; a != nil && out["dist/"+entry] == nil {
+			alias := *a
+			alias.immutable = false
+			out["dist/"+entry] = &alias
+		}
+	}
 	return out
 }
 
@@ -149,23 +191,42 @@ func etagOf(b []byte, suffix string) string {
 	return `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + suffix + `"`
 }
 
-// acceptsGzip reports whether the request's Accept-Encoding allows gzip.
-func acceptsGzip(r *http.Request) bool {
+// acceptedEncodings reports whether the request's Accept-Encoding allows
+// brotli and gzip: named, or by "*", with a quality above 0.
+func acceptedEncodings(r *http.Request) (br, gz bool) {
+	q := map[string]bool{}
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(enc), "gzip") || strings.TrimSpace(enc) == "*" {
-			q = strings.ReplaceAll(strings.TrimSpace(q), " ", "")
-			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		enc = strings.ToLower(strings.TrimSpace(enc))
+		ok := true
+		for _, param := range strings.Split(params, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(param), "=")
+			if strings.EqualFold(strings.TrimSpace(k), "q") {
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				ok = err == nil && f > 0
+			}
+		}
+		if enc != "" {
+			q[enc] = ok
 		}
 	}
-	return false
+	pick := func(enc string) bool {
+		if ok, named := q[enc]; named {
+			return ok
+		}
+		return q["*"]
+	}
+	return pick("br"), pick("gzip")
 }
 
-// noListing is an fs.FS whose directories without an index.html do not
-// exist, as far as http.FileServerFS can tell.
+// noListing is an fs.FS whose directories without an index.html, and
+// hidden files, do not exist, as far as http.FileServerFS can tell.
 type noListing struct{ fsys fs.FS }
 
 func (n noListing) Open(name string) (fs.File, error) {
+	if hidden(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
 	f, err := n.fsys.Open(name)
 	if err != nil {
 		return nil, err

@@ -3,12 +3,12 @@
 // edits waiting in IndexedDB). Network first, so a running server always
 // serves the current files; the cache is the fallback. The API is never
 // cached.
-const CACHE = "collabd-pages-v1";
-const PAGES = ["/", "/index.html", "/edit.html", "/view.html", "/app.css", "/favicon.svg",
-  "/dist/edit.js", "/dist/view.js", "/dist/home.js"];
+const CACHE = "collabd-pages-v2";
+const PAGES = ["/", "/index.html", "/edit.html", "/view.html", "/app.css", "/favicon.svg"];
 
-// The bundles' chunks (loaded on demand: the Markdown preview, code
-// languages) are named by their content; dist/manifest.json lists them.
+// The pages' bundles and their chunks (loaded on demand: the Markdown
+// preview, code languages) are named by their content (the pages load
+// /dist/edit-HASH.js); dist/manifest.json lists them all.
 self.addEventListener("install", (ev) => {
   ev.waitUntil((async () => {
     const c = await caches.open(CACHE);
