@@ -80,6 +80,12 @@ type conn struct {
 	// corked holds the writer back while the hub fans out a batch of ops
 	// (cork.go), until a frame's worth is queued.
 	corked bool
+	// held holds the writer back until holdTimer fires (hold.go), so that
+	// others' ops go out together; urgent (an ack queued) lets it go at
+	// once. lastFrame is when the writer last took a frame's messages.
+	held, urgent bool
+	lastFrame    time.Time
+	holdTimer    *time.Timer
 	// welcome, when set, is a welcome to write from the store before
 	// anything else queued (catchup.go); a nil message at the head of the
 	// queue marks its place.
@@ -121,12 +127,17 @@ func (c *conn) isClosed() bool {
 // closed rather than allowed to hold up the hub; one that is closing
 // takes nothing more. A message larger than the whole budget (a welcome
 // with a large text, say) is taken when the queue is empty.
-func (c *conn) enqueue(msg []byte) {
+func (c *conn) enqueue(msg []byte) { c.enqueueMsg(msg, false) }
+
+// enqueueMsg queues msg; an urgent one (an ack) lets a held writer go
+// at once (hold.go).
+func (c *conn) enqueueMsg(msg []byte, urgent bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.wsClosed {
 		return
 	}
+	c.urgent = c.urgent || urgent
 	if !c.pushLocked(msg) {
 		// What is queued is let go of at once: a connection closed for
 		// being slow would otherwise stay attached while it slowly takes
@@ -199,9 +210,13 @@ func (c *conn) closeLocked(code websocket.StatusCode, reason string) {
 }
 
 func (c *conn) startWriterLocked() {
-	if c.writing || c.wsClosed || (c.corked && !c.closed && len(c.queue) < maxFrameMessages && c.queued < maxFrameBytes) {
+	if c.writing || c.wsClosed {
 		return
 	}
+	if !c.closed && len(c.queue) < maxFrameMessages && c.queued < maxFrameBytes && (c.corked || c.held && !c.urgent) {
+		return
+	}
+	c.unholdLocked()
 	c.writing = true
 	c.writers.Add(1)
 	go c.writeOut()
@@ -246,6 +261,9 @@ func (c *conn) writeOut() {
 	for {
 		c.mu.Lock()
 		batch = c.takeLocked(batch[:0])
+		if len(c.queue) == 0 {
+			c.urgent = false
+		}
 		if len(batch) == 0 {
 			c.queue = nil // an idle connection keeps no capacity
 			c.writing = false
@@ -259,6 +277,7 @@ func (c *conn) writeOut() {
 			}
 			return
 		}
+		c.lastFrame = time.Now()
 		c.mu.Unlock()
 		var err error
 		if batch[0] == nil {
@@ -354,6 +373,7 @@ func (c *conn) finish(cancel context.CancelFunc) {
 	// is queued.
 	c.mu.Lock()
 	c.wsClosed = true
+	c.unholdLocked()
 	clear(c.queue)
 	c.queue, c.queued = nil, 0
 	c.mu.Unlock()

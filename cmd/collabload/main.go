@@ -129,7 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rep.print(stdout, cfg)
 		printResources(stdout, cfg, before, sample(cfg.pid), rep)
 		if cfg.adminURL != "" {
-			printServerLatency(ctx, stdout, strings.TrimRight(cfg.adminURL, "/"))
+			printServerLatency(ctx, stdout, strings.TrimRight(cfg.adminURL, "/"), rep.revs)
 		}
 	}
 	return err

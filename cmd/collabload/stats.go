@@ -167,7 +167,7 @@ func (h *histogram) quantile(q float64) float64 {
 	return prevLe
 }
 
-func printServerLatency(ctx context.Context, w io.Writer, admin string) {
+func printServerLatency(ctx context.Context, w io.Writer, admin string, revs int64) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, admin+"/metrics", nil)
@@ -214,6 +214,14 @@ func printServerLatency(ctx context.Context, w io.Writer, admin string) {
 	// collabd runs twice as many processors as CPUs unless GOMAXPROCS
 	// says otherwise (docs/performance.md, "Processors blocked in
 	// fdatasync"); a run's figures depend on it.
+	// What the server's CPU is spent per: frames (a write system call
+	// each) and bytes to editors (docs/cpu.md).
+	if n, ok := plain["collabd_ws_frames_sent_total"]; ok && revs > 0 {
+		fmt.Fprintf(w, "  WebSocket frames sent        %.0f (%.1f per revision)\n", n, n/float64(revs))
+	}
+	if h := hs["collabd_storage_commit_seconds"]; h != nil && revs > 0 {
+		fmt.Fprintf(w, "  storage transactions         %.0f (%.2f per revision)\n", h.count, h.count/float64(revs))
+	}
 	if n, ok := plain["go_sched_gomaxprocs_threads"]; ok {
 		fmt.Fprintf(w, "  processors (GOMAXPROCS)      %.0f\n", n)
 	}
