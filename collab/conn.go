@@ -62,9 +62,9 @@ type conn struct {
 	// ended is closed once a writer has closed the WebSocket.
 	ended   chan struct{}
 	writers sync.WaitGroup
-	// deadline cuts the connection when a write takes longer than its
-	// writeTimeout. Only the writer running touches it.
-	deadline *time.Timer
+	// watch cuts the connection when a write takes longer than its
+	// writeTimeout (watch.go).
+	watch writeWatch
 
 	// mu orders enqueue against fail and closeWith: nothing is queued
 	// once the connection is closing, so an error message is the last
@@ -96,7 +96,7 @@ func newConn(ctx context.Context, ws *websocket.Conn, opts *Options) *conn {
 	// Writes run without a context (see write); the session's end still
 	// fails one under way, by cutting the connection.
 	context.AfterFunc(ctx, func() { ws.CloseNow() })
-	return &conn{
+	c := &conn{
 		ws:       ws,
 		ctx:      ctx,
 		timeout:  opts.WriteTimeout,
@@ -109,6 +109,8 @@ func newConn(ctx context.Context, ws *websocket.Conn, opts *Options) *conn {
 
 		connMetrics: connMetrics{metrics: opts.Metrics},
 	}
+	c.watch.cut = func() { ws.CloseNow() }
+	return c
 }
 
 // admit tells the session that the hub has handled its hello. The hub
@@ -326,15 +328,10 @@ func (c *conn) write(batch [][]byte) error {
 	// context per write: coder/websocket would register a callback on
 	// each one, and the allocations for the two came to a tenth of the
 	// server's. The session's end cuts a write under way (newConn).
-	d := writeTimeout(c.timeout, c.minRate, len(msg))
-	if c.deadline == nil {
-		c.deadline = time.AfterFunc(d, func() { c.ws.CloseNow() })
-	} else {
-		c.deadline.Reset(d)
-	}
+	c.watch.begin(writeTimeout(c.timeout, c.minRate, len(msg)))
 	acked := c.acking(batch) // metrics.go
 	err := c.ws.Write(context.Background(), websocket.MessageText, msg)
-	c.deadline.Stop()
+	c.watch.end()
 	if err == nil {
 		c.wrote(acked, len(msg))
 	}
@@ -378,6 +375,7 @@ func (c *conn) finish(cancel context.CancelFunc) {
 	c.queue, c.queued = nil, 0
 	c.mu.Unlock()
 	c.writers.Wait()
+	c.watch.stop()
 	c.ws.CloseNow()
 }
 
