@@ -133,8 +133,8 @@ func parseHistograms(r io.Reader, plain map[string]float64) map[string]*histogra
 			h.buckets = append(h.buckets, bucket{bound, val})
 		} else if name, ok := strings.CutSuffix(series, "_count"); ok {
 			get(name).count = val
-		} else if plain != nil && !strings.Contains(series, "{") {
-			plain[series] = val
+		} else if plain != nil {
+			plain[series] = val // labelled series under their whole name
 		}
 	}
 	for _, h := range hs {
@@ -217,7 +217,9 @@ func printServerLatency(ctx context.Context, w io.Writer, admin string, revs int
 	// What the server's CPU is spent per: frames (a write system call
 	// each) and bytes to editors (docs/cpu.md).
 	if n, ok := plain["collabd_ws_frames_sent_total"]; ok && revs > 0 {
-		fmt.Fprintf(w, "  WebSocket frames sent        %.0f (%.1f per revision)\n", n, n/float64(revs))
+		b := plain[`collabd_sent_bytes_total{transport="ws"}`]
+		fmt.Fprintf(w, "  WebSocket frames sent        %.0f (%.1f per revision), %.0f bytes (%.0f per revision, %.0f per frame)\n",
+			n, n/float64(revs), b, b/float64(revs), b/max(n, 1))
 	}
 	if h := hs["collabd_storage_commit_seconds"]; h != nil && revs > 0 {
 		fmt.Fprintf(w, "  storage transactions         %.0f (%.2f per revision)\n", h.count, h.count/float64(revs))
