@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -65,6 +66,9 @@ type conn struct {
 	// watch cuts the connection when a write takes longer than its
 	// writeTimeout (watch.go).
 	watch writeWatch
+	// joiner, when set, is under the WebSocket's write buffer: it sends a
+	// frame larger than the buffer in one system call (join.go).
+	joiner *frameJoiner
 
 	// mu orders enqueue against fail and closeWith: nothing is queued
 	// once the connection is closing, so an error message is the last
@@ -330,7 +334,15 @@ func (c *conn) write(batch [][]byte) error {
 	// server's. The session's end cuts a write under way (newConn).
 	c.watch.begin(writeTimeout(c.timeout, c.minRate, len(msg)))
 	acked := c.acking(batch) // metrics.go
+	if c.joiner != nil {
+		c.joiner.expectLarge(len(msg))
+	}
 	err := c.ws.Write(context.Background(), websocket.MessageText, msg)
+	if c.joiner != nil {
+		if ferr := c.joiner.flush(); err == nil {
+			err = ferr
+		}
+	}
 	c.watch.end()
 	if err == nil {
 		c.wrote(acked, len(msg))
@@ -426,7 +438,12 @@ func (w *jsonErrorWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// net/http's connection keeps pointing at the buffer it handed us for
 	// as long as this handler runs; emptying it lets its memory go.
 	*brw.Writer = bufio.Writer{}
-	bw := bufio.NewWriterSize(nc, wsWriteBufferSize)
+	var wr io.Writer = nc
+	if w.joiner != nil {
+		w.joiner.Conn = nc
+		wr = w.joiner
+	}
+	bw := bufio.NewWriterSize(wr, wsWriteBufferSize)
 	if w.meter != nil {
 		// coder/websocket reads what net/http has buffered past the
 		// request, then the connection it is given: the meter (frames.go)
