@@ -146,6 +146,9 @@ type report struct {
 	writes    *writeStats  // -http-writes
 	stream    *streamStats // -stream-rate
 	tokenLat  []time.Duration
+	// typing samples the server from the first keystroke to the last ack
+	// (not its editors' connecting, nor the final checks).
+	typing [2]usage
 }
 
 func (r *report) print(w io.Writer, cfg config) {
@@ -278,6 +281,7 @@ func load(ctx context.Context, cfg config) (*report, error) {
 		errs []error
 		wg   sync.WaitGroup
 	)
+	rep.typing[0] = sample(cfg.pid)
 	start := time.Now()
 	for i, e := range editors {
 		wg.Add(1)
@@ -332,6 +336,7 @@ func load(ctx context.Context, cfg config) (*report, error) {
 			return rep, fmt.Errorf("editor %s did not get its acks: %w", e.c.Author(), err)
 		}
 	}
+	rep.typing[1] = sample(cfg.pid)
 	for d, id := range docs {
 		text, rev, err := getDoc(settleCtx, cfg.url, id)
 		if err != nil {

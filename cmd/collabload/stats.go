@@ -59,6 +59,11 @@ func printResources(w io.Writer, cfg config, before, after usage, rep *report) {
 		}
 		fmt.Fprintf(w, "server CPU: %v (%.2f cores), %v per revision; RSS %.1f MB\n",
 			srv.Round(time.Millisecond), srv.Seconds()/wall.Seconds(), per.Round(time.Microsecond), float64(after.serverRSS)/(1<<20))
+		if t0, t1 := rep.typing[0], rep.typing[1]; t0.serverOK && t1.serverOK && rep.revs > 0 {
+			typing := t1.server - t0.server
+			fmt.Fprintf(w, "server CPU while typing (first keystroke to last ack): %v (%.2f cores), %v per revision\n",
+				typing.Round(time.Millisecond), typing.Seconds()/t1.at.Sub(t0.at).Seconds(), (typing / time.Duration(rep.revs)).Round(time.Microsecond))
+		}
 		if rep.writes != nil && rep.writes.acked.Load() > 0 {
 			fmt.Fprintf(w, "server CPU per acked HTTP write: %v\n", (srv / time.Duration(rep.writes.acked.Load())).Round(time.Microsecond))
 		}
