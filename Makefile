@@ -124,7 +124,10 @@ load:
 # Not part of `make test` (minutes of load); its -smoke mode is, as
 # TestBenchPeersSmoke in ./bench/peers.
 bench-peers: build
-	@if ! command -v npm >/dev/null || ! command -v node >/dev/null; then 	  echo "bench-peers: skipped: node and npm are needed to run ShareDB and the generator"; exit 0; fi; 	cd bench/peers && npm ci --no-audit --no-fund --loglevel=error >/dev/null && 	node run.mjs -collabd $(BIN)/collabd $(PEERS_ARGS)
+	@if ! command -v npm >/dev/null || ! command -v node >/dev/null; then \
+	  echo "bench-peers: skipped: node and npm are needed to run ShareDB and the generator"; exit 0; fi; \
+	cd bench/peers && npm ci --no-audit --no-fund --loglevel=error >/dev/null && \
+	node run.mjs -collabd $(BIN)/collabd $(PEERS_ARGS)
 
 ## attack: start a throwaway collabd on $(ATTACK_ADDR) and run cmd/collabattack's $(ATTACK) attack against it (ATTACK_ARGS, ATTACK_SERVER_ARGS; `go run ./cmd/collabattack help` lists them)
 attack:
