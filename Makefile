@@ -18,7 +18,7 @@ BUILDFLAGS    ?= -buildvcs=auto
 RUN_FLAGS      = $(if $(DATA),-data $(DATA)) $(ARGS)
 
 # npm projects that tests drive; `make test-deps` installs them with npm ci.
-NPM_DIRS      := frontend/src frontend/test/browser frontend/sdk/test $(wildcard collab/testdata/sse-node)
+NPM_DIRS      := frontend/src frontend/test/browser frontend/sdk/test $(wildcard collab/testdata/sse-node) bench/peers
 
 LOAD_ADDR     ?= 127.0.0.1:18181
 LOAD_ADMIN_ADDR ?= 127.0.0.1:18182
@@ -35,7 +35,10 @@ ATTACK_ADDR   ?= 127.0.0.1:18183
 ATTACK_ARGS   ?=
 ATTACK_SERVER_ARGS ?=
 
-.PHONY: run build install test test-deps test-go fuzz lint bench load attack frontend sdk clean
+.PHONY: run build install test test-deps test-go fuzz lint bench bench-peers load attack frontend sdk clean
+
+# make bench-peers: loads EDITORSxRATE on one document, seconds of typing per run, runs per load
+PEERS_ARGS    ?= -loads 50x5,100x2,200x5 -duration 20 -rounds 1
 
 ## run: build bin/collabd and serve 127.0.0.1:8080 with the data file ./collab.db (DATA=path, ARGS=flags)
 # The built binary, not `go run`, so that collabd's own exit status is make's.
@@ -116,6 +119,15 @@ load:
 	{ $$dir/collabd -addr $(LOAD_ADDR) -data $$dir/load.db -log-level warn -admin-addr $(LOAD_ADMIN_ADDR) $(LOAD_SERVER_ARGS) > $$dir/out & pid=$$!; } && \
 	for i in $$(seq 50); do grep -q listening $$dir/out 2>/dev/null && break; sleep 0.1; done && \
 	$$dir/collabload -url http://$(LOAD_ADDR) -server-pid $$pid -admin-url http://$(LOAD_ADMIN_ADDR) $(LOAD_ARGS)
+
+## bench-peers: the same full-client load against collabd and ShareDB (in memory), server CPU per op side by side (docs/cpu.md; PEERS_ARGS)
+# Not part of `make test` (minutes of load); its -smoke mode is, as
+# TestBenchPeersSmoke in ./bench/peers.
+bench-peers: build
+	@if ! command -v npm >/dev/null || ! command -v node >/dev/null; then \
+	  echo "bench-peers: skipped: node and npm are needed to run ShareDB and the generator"; exit 0; fi; \
+	cd bench/peers && npm ci --no-audit --no-fund --loglevel=error >/dev/null && \
+	node run.mjs -collabd $(BIN)/collabd $(PEERS_ARGS)
 
 ## attack: start a throwaway collabd on $(ATTACK_ADDR) and run cmd/collabattack's $(ATTACK) attack against it (ATTACK_ARGS, ATTACK_SERVER_ARGS; `go run ./cmd/collabattack help` lists them)
 attack:

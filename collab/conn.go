@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -62,9 +63,12 @@ type conn struct {
 	// ended is closed once a writer has closed the WebSocket.
 	ended   chan struct{}
 	writers sync.WaitGroup
-	// deadline cuts the connection when a write takes longer than its
-	// writeTimeout. Only the writer running touches it.
-	deadline *time.Timer
+	// watch cuts the connection when a write takes longer than its
+	// writeTimeout (watch.go).
+	watch writeWatch
+	// joiner, when set, is under the WebSocket's write buffer: it sends a
+	// frame larger than the buffer in one system call (join.go).
+	joiner *frameJoiner
 
 	// mu orders enqueue against fail and closeWith: nothing is queued
 	// once the connection is closing, so an error message is the last
@@ -80,6 +84,12 @@ type conn struct {
 	// corked holds the writer back while the hub fans out a batch of ops
 	// (cork.go), until a frame's worth is queued.
 	corked bool
+	// held holds the writer back until holdTimer fires (hold.go), so that
+	// others' ops go out together; urgent (an ack queued) lets it go at
+	// once. lastFrame is when the writer last took a frame's messages.
+	held, urgent bool
+	lastFrame    time.Time
+	holdTimer    *time.Timer
 	// welcome, when set, is a welcome to write from the store before
 	// anything else queued (catchup.go); a nil message at the head of the
 	// queue marks its place.
@@ -90,7 +100,7 @@ func newConn(ctx context.Context, ws *websocket.Conn, opts *Options) *conn {
 	// Writes run without a context (see write); the session's end still
 	// fails one under way, by cutting the connection.
 	context.AfterFunc(ctx, func() { ws.CloseNow() })
-	return &conn{
+	c := &conn{
 		ws:       ws,
 		ctx:      ctx,
 		timeout:  opts.WriteTimeout,
@@ -103,6 +113,8 @@ func newConn(ctx context.Context, ws *websocket.Conn, opts *Options) *conn {
 
 		connMetrics: connMetrics{metrics: opts.Metrics},
 	}
+	c.watch.cut = func() { ws.CloseNow() }
+	return c
 }
 
 // admit tells the session that the hub has handled its hello. The hub
@@ -121,12 +133,17 @@ func (c *conn) isClosed() bool {
 // closed rather than allowed to hold up the hub; one that is closing
 // takes nothing more. A message larger than the whole budget (a welcome
 // with a large text, say) is taken when the queue is empty.
-func (c *conn) enqueue(msg []byte) {
+func (c *conn) enqueue(msg []byte) { c.enqueueMsg(msg, false) }
+
+// enqueueMsg queues msg; an urgent one (an ack) lets a held writer go
+// at once (hold.go).
+func (c *conn) enqueueMsg(msg []byte, urgent bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.wsClosed {
 		return
 	}
+	c.urgent = c.urgent || urgent
 	if !c.pushLocked(msg) {
 		// What is queued is let go of at once: a connection closed for
 		// being slow would otherwise stay attached while it slowly takes
@@ -199,9 +216,13 @@ func (c *conn) closeLocked(code websocket.StatusCode, reason string) {
 }
 
 func (c *conn) startWriterLocked() {
-	if c.writing || c.wsClosed || (c.corked && !c.closed && len(c.queue) < maxFrameMessages && c.queued < maxFrameBytes) {
+	if c.writing || c.wsClosed {
 		return
 	}
+	if !c.closed && len(c.queue) < maxFrameMessages && c.queued < maxFrameBytes && (c.corked || c.held && !c.urgent) {
+		return
+	}
+	c.unholdLocked()
 	c.writing = true
 	c.writers.Add(1)
 	go c.writeOut()
@@ -246,6 +267,9 @@ func (c *conn) writeOut() {
 	for {
 		c.mu.Lock()
 		batch = c.takeLocked(batch[:0])
+		if len(c.queue) == 0 {
+			c.urgent = false
+		}
 		if len(batch) == 0 {
 			c.queue = nil // an idle connection keeps no capacity
 			c.writing = false
@@ -259,6 +283,7 @@ func (c *conn) writeOut() {
 			}
 			return
 		}
+		c.lastFrame = time.Now()
 		c.mu.Unlock()
 		var err error
 		if batch[0] == nil {
@@ -307,15 +332,18 @@ func (c *conn) write(batch [][]byte) error {
 	// context per write: coder/websocket would register a callback on
 	// each one, and the allocations for the two came to a tenth of the
 	// server's. The session's end cuts a write under way (newConn).
-	d := writeTimeout(c.timeout, c.minRate, len(msg))
-	if c.deadline == nil {
-		c.deadline = time.AfterFunc(d, func() { c.ws.CloseNow() })
-	} else {
-		c.deadline.Reset(d)
-	}
+	c.watch.begin(writeTimeout(c.timeout, c.minRate, len(msg)))
 	acked := c.acking(batch) // metrics.go
+	if c.joiner != nil {
+		c.joiner.expectLarge(len(msg))
+	}
 	err := c.ws.Write(context.Background(), websocket.MessageText, msg)
-	c.deadline.Stop()
+	if c.joiner != nil {
+		if ferr := c.joiner.flush(); err == nil {
+			err = ferr
+		}
+	}
+	c.watch.end()
 	if err == nil {
 		c.wrote(acked, len(msg))
 	}
@@ -354,10 +382,12 @@ func (c *conn) finish(cancel context.CancelFunc) {
 	// is queued.
 	c.mu.Lock()
 	c.wsClosed = true
+	c.unholdLocked()
 	clear(c.queue)
 	c.queue, c.queued = nil, 0
 	c.mu.Unlock()
 	c.writers.Wait()
+	c.watch.stop()
 	c.ws.CloseNow()
 }
 
@@ -408,7 +438,12 @@ func (w *jsonErrorWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// net/http's connection keeps pointing at the buffer it handed us for
 	// as long as this handler runs; emptying it lets its memory go.
 	*brw.Writer = bufio.Writer{}
-	bw := bufio.NewWriterSize(nc, wsWriteBufferSize)
+	var wr io.Writer = nc
+	if w.joiner != nil {
+		w.joiner.Conn = nc
+		wr = w.joiner
+	}
+	bw := bufio.NewWriterSize(wr, wsWriteBufferSize)
 	if w.meter != nil {
 		// coder/websocket reads what net/http has buffered past the
 		// request, then the connection it is given: the meter (frames.go)

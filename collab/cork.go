@@ -1,5 +1,7 @@
 package collab
 
+import "time"
+
 // The hub fans out a committed batch op by op, each op to every editor.
 // A writer started by an op's enqueue would write it alone, and be
 // started again for the next op a moment later: with hundreds of editors
@@ -20,13 +22,23 @@ func (c *conn) cork() {
 }
 
 // uncork lets the writer go, starting it if anything is queued.
-func (c *conn) uncork() {
+func (c *conn) uncork() { c.uncorkHeld(0) }
+
+// uncorkHeld lets the writer go, but when nothing urgent is queued, no
+// sooner than gap after the last frame (hold.go).
+func (c *conn) uncorkHeld(gap time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.corked = false
-	if len(c.queue) > 0 {
-		c.startWriterLocked()
+	if len(c.queue) == 0 {
+		return
 	}
+	if gap > 0 && !c.urgent && !c.writing && !c.held {
+		if wait := gap - time.Since(c.lastFrame); wait > 0 {
+			c.holdLocked(wait)
+		}
+	}
+	c.startWriterLocked() // unless held
 }
 
 // corkEditors corks every editor's connection and returns them, for
@@ -41,6 +53,15 @@ func (h *hub) corkEditors() []*conn {
 		cs = append(cs, e.c)
 	}
 	return cs
+}
+
+// uncorkEditors uncorks what corkEditors corked, holding others' ops
+// back for the document's hold gap (hold.go).
+func (h *hub) uncorkEditors(cs []*conn) {
+	gap := holdGap(len(h.editors), h.srv.opts.BroadcastBudget)
+	for _, c := range cs {
+		c.uncorkHeld(gap)
+	}
 }
 
 func uncorkAll(cs []*conn) {

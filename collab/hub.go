@@ -797,7 +797,7 @@ func (h *hub) takeBatch() ([]pendingOp, int) {
 // document had length ops after it.
 func (h *hub) committed(done []pendingOp, length int) {
 	defer h.srv.opts.Metrics.fanOutDone(time.Now())
-	defer uncorkAll(h.corkEditors()) // cork.go: a frame per editor, not one per op
+	defer h.uncorkEditors(h.corkEditors()) // cork.go: a frame per editor, not one per op
 	if len(done) > 0 {
 		h.srv.webhooks.changed(h.id, h.viewID, done[0].rec.Rev, done[len(done)-1].rec.Rev, length)
 		h.srv.workspace.changed(h.id) // workspace.go: the search index
@@ -850,7 +850,7 @@ func (h *hub) ack(e *editor, rev, seq int64) {
 	}
 	e.acked = seq
 	e.c.queuingAck() // metrics.go
-	e.c.enqueue(appendAck(nil, rev, seq))
+	e.c.enqueueAck(appendAck(nil, rev, seq))
 }
 
 // editorsBesides reports whether an editor other than client's is here.

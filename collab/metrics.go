@@ -24,6 +24,7 @@ type Metrics struct {
 	opsApplied    prometheus.Counter
 	opBytes       prometheus.Counter
 	sentWS        prometheus.Counter
+	framesWS      prometheus.Counter
 	sentSSE       prometheus.Counter
 	commitLatency prometheus.Histogram
 	storageCommit prometheus.Histogram
@@ -83,6 +84,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		opsApplied: counter("ops_applied_total", "Ops committed to the store and acknowledged."),
 		opBytes:    counter("op_bytes_total", "Size of the committed ops (inserted text plus 16 bytes per component)."),
 		sentWS:     sent.WithLabelValues("ws"),
+		framesWS:   counter("ws_frames_sent_total", "WebSocket messages written to editors, each one frame of one or more protocol messages: what a write system call costs is per frame."),
 		sentSSE:    sent.WithLabelValues("sse"),
 		commitLatency: histogram("commit_seconds",
 			"Time one hub's append of a batch of ops to the store takes, fsync included.", latencyBuckets),
@@ -128,7 +130,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.httpErrors[code] = m.errorsVec.WithLabelValues(code, "http")
 	}
 	m.httpErrors[CodeForbidden] = m.errorsVec.WithLabelValues(CodeForbidden, "http")
-	reg.MustRegister(m.docsLoaded, m.editors, m.viewers, m.opsApplied, m.opBytes, sent,
+	reg.MustRegister(m.docsLoaded, m.editors, m.viewers, m.opsApplied, m.opBytes, sent, m.framesWS,
 		m.commitLatency, m.storageCommit, m.commitBatch, m.queueWait, m.transform, m.sendWait, m.ackLatency, m.fanOut, slow, m.errorsVec,
 		m.webhookDelivered, m.webhookFailed, m.webhookDropped, m.webhookLag,
 		m.webhookEvictedN, m.webhookOmittedN, m.webhookOutboxN, m.webhookOutboxBytes,
@@ -351,6 +353,7 @@ func (c *connMetrics) wrote(acked ackTimes, frameBytes int) {
 		return
 	}
 	m.sentWS.Add(float64(frameBytes))
+	m.framesWS.Inc()
 	if acked == (ackTimes{}) {
 		return
 	}

@@ -39,6 +39,13 @@ type Options struct {
 	// last one (at most 20 ms; under 1 ms, not at all). Default 20,000
 	// frames per second, so from 20 editors on; negative turns it off.
 	FanOutBudget int
+	// BroadcastBudget bounds the frames of others' ops per second that a
+	// document sends its editors (hold.go): after a commit, an editor's
+	// frame waits until editors/BroadcastBudget seconds (at most 20 ms;
+	// under 1 ms, not at all) have passed since its last one, and the
+	// ops that come meanwhile join it. Acks are never held. Default
+	// 4,000, so from 4 editors on; negative turns it off.
+	BroadcastBudget int
 
 	// AllowedOrigins lists host patterns (path.Match syntax, as
 	// coder/websocket's OriginPatterns) of other origins allowed to open
@@ -288,6 +295,9 @@ func (o *Options) setDefaults() {
 	setDefault(&o.MaxViewers, 10_000)
 	if o.FanOutBudget == 0 {
 		o.FanOutBudget = 20_000
+	}
+	if o.BroadcastBudget == 0 {
+		o.BroadcastBudget = 4_000
 	}
 	setDefault(&o.IdleUnload, time.Minute)
 	setDefault(&o.HistoryLimit, 4096)

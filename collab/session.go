@@ -69,7 +69,8 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})
-	ws, err := websocket.Accept(&jsonErrorWriter{ResponseWriter: w, meter: newFrameMeter(&s.opts, s.ctx.Done())}, r, &websocket.AcceptOptions{OriginPatterns: s.opts.AllowedOrigins})
+	joiner := &frameJoiner{} // join.go
+	ws, err := websocket.Accept(&jsonErrorWriter{ResponseWriter: w, meter: newFrameMeter(&s.opts, s.ctx.Done()), joiner: joiner}, r, &websocket.AcceptOptions{OriginPatterns: s.opts.AllowedOrigins})
 	if err != nil {
 		s.log.Debug("websocket upgrade refused", "doc", logID(id), "err", err)
 		return // Accept has answered the request
@@ -88,7 +89,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	tokenCtx, endToken := s.detachToken(r.Context())
 	detached = true
 	releaseSlot := takeConnSlot(r)
-	go s.runSession(h, ws, tokenName(r.Context()), tokenCtx, func() {
+	go s.runSession(h, ws, joiner, tokenName(r.Context()), tokenCtx, func() {
 		endToken()
 		releaseSlot()
 	})
@@ -99,7 +100,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 // done releases its place under the connection caps. name is the access
 // token's display name, if any; tokenCtx ends with cause errTokenExpired
 // when the token expires.
-func (s *Server) runSession(h *hub, ws *websocket.Conn, name string, tokenCtx context.Context, done func()) {
+func (s *Server) runSession(h *hub, ws *websocket.Conn, joiner *frameJoiner, name string, tokenCtx context.Context, done func()) {
 	defer s.sessionWG.Done()
 	defer s.release(h)
 	defer done()
@@ -112,6 +113,7 @@ func (s *Server) runSession(h *hub, ws *websocket.Conn, name string, tokenCtx co
 	// hub that stops under a session has shut down or failed.
 	ctx, cancel := context.WithCancel(context.Background())
 	c := newConn(ctx, ws, &s.opts)
+	c.joiner = joiner
 	c.tokenName = name
 	defer s.opts.Metrics.editorSession()()
 	defer watchToken(tokenCtx, c)()
@@ -143,6 +145,9 @@ type jsonErrorWriter struct {
 	// meter, if set, is what the WebSocket reads the client through
 	// (frames.go): Hijack puts it in.
 	meter *frameMeter
+	// joiner, if set, is what the WebSocket writes the client through
+	// (join.go).
+	joiner *frameJoiner
 }
 
 func (w *jsonErrorWriter) WriteHeader(status int) {

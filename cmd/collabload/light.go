@@ -274,6 +274,7 @@ func loadLight(ctx context.Context, cfg config) (*report, error) {
 		errs []error
 		wg   sync.WaitGroup
 	)
+	rep.typing[0] = sample(cfg.pid)
 	start := time.Now()
 	for i, x := range eds {
 		wg.Add(1)
@@ -298,6 +299,7 @@ func loadLight(ctx context.Context, cfg config) (*report, error) {
 			return rep, fmt.Errorf("light editor did not get its acks: %w", err)
 		}
 	}
+	rep.typing[1] = sample(cfg.pid)
 	for d, id := range docs {
 		text, rev, err := getDoc(settleCtx, cfg.url, id)
 		if err != nil {

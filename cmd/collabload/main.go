@@ -132,7 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rep.print(stdout, cfg)
 		printResources(stdout, cfg, before, sample(cfg.pid), rep)
 		if cfg.adminURL != "" {
-			printServerLatency(ctx, stdout, strings.TrimRight(cfg.adminURL, "/"))
+			printServerLatency(ctx, stdout, strings.TrimRight(cfg.adminURL, "/"), rep.revs)
 		}
 	}
 	return err
@@ -149,6 +149,9 @@ type report struct {
 	writes    *writeStats  // -http-writes
 	stream    *streamStats // -stream-rate
 	tokenLat  []time.Duration
+	// typing samples the server from the first keystroke to the last ack
+	// (not its editors' connecting, nor the final checks).
+	typing [2]usage
 }
 
 func (r *report) print(w io.Writer, cfg config) {
@@ -281,6 +284,7 @@ func load(ctx context.Context, cfg config) (*report, error) {
 		errs []error
 		wg   sync.WaitGroup
 	)
+	rep.typing[0] = sample(cfg.pid)
 	start := time.Now()
 	for i, e := range editors {
 		wg.Add(1)
@@ -335,6 +339,7 @@ func load(ctx context.Context, cfg config) (*report, error) {
 			return rep, fmt.Errorf("editor %s did not get its acks: %w", e.c.Author(), err)
 		}
 	}
+	rep.typing[1] = sample(cfg.pid)
 	for d, id := range docs {
 		text, rev, err := getDoc(settleCtx, cfg.url, id)
 		if err != nil {

@@ -59,6 +59,11 @@ func printResources(w io.Writer, cfg config, before, after usage, rep *report) {
 		}
 		fmt.Fprintf(w, "server CPU: %v (%.2f cores), %v per revision; RSS %.1f MB\n",
 			srv.Round(time.Millisecond), srv.Seconds()/wall.Seconds(), per.Round(time.Microsecond), float64(after.serverRSS)/(1<<20))
+		if t0, t1 := rep.typing[0], rep.typing[1]; t0.serverOK && t1.serverOK && rep.revs > 0 {
+			typing := t1.server - t0.server
+			fmt.Fprintf(w, "server CPU while typing (first keystroke to last ack): %v (%.2f cores), %v per revision\n",
+				typing.Round(time.Millisecond), typing.Seconds()/t1.at.Sub(t0.at).Seconds(), (typing / time.Duration(rep.revs)).Round(time.Microsecond))
+		}
 		if rep.writes != nil && rep.writes.acked.Load() > 0 {
 			fmt.Fprintf(w, "server CPU per acked HTTP write: %v\n", (srv / time.Duration(rep.writes.acked.Load())).Round(time.Microsecond))
 		}
@@ -133,8 +138,8 @@ func parseHistograms(r io.Reader, plain map[string]float64) map[string]*histogra
 			h.buckets = append(h.buckets, bucket{bound, val})
 		} else if name, ok := strings.CutSuffix(series, "_count"); ok {
 			get(name).count = val
-		} else if plain != nil && !strings.Contains(series, "{") {
-			plain[series] = val
+		} else if plain != nil {
+			plain[series] = val // labelled series under their whole name
 		}
 	}
 	for _, h := range hs {
@@ -167,7 +172,7 @@ func (h *histogram) quantile(q float64) float64 {
 	return prevLe
 }
 
-func printServerLatency(ctx context.Context, w io.Writer, admin string) {
+func printServerLatency(ctx context.Context, w io.Writer, admin string, revs int64) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, admin+"/metrics", nil)
@@ -214,6 +219,16 @@ func printServerLatency(ctx context.Context, w io.Writer, admin string) {
 	// collabd runs twice as many processors as CPUs unless GOMAXPROCS
 	// says otherwise (docs/performance.md, "Processors blocked in
 	// fdatasync"); a run's figures depend on it.
+	// What the server's CPU is spent per: frames (a write system call
+	// each) and bytes to editors (docs/cpu.md).
+	if n, ok := plain["collabd_ws_frames_sent_total"]; ok && revs > 0 {
+		b := plain[`collabd_sent_bytes_total{transport="ws"}`]
+		fmt.Fprintf(w, "  WebSocket frames sent        %.0f (%.1f per revision), %.0f bytes (%.0f per revision, %.0f per frame)\n",
+			n, n/float64(revs), b, b/float64(revs), b/max(n, 1))
+	}
+	if h := hs["collabd_storage_commit_seconds"]; h != nil && revs > 0 {
+		fmt.Fprintf(w, "  storage transactions         %.0f (%.2f per revision)\n", h.count, h.count/float64(revs))
+	}
 	if n, ok := plain["go_sched_gomaxprocs_threads"]; ok {
 		fmt.Fprintf(w, "  processors (GOMAXPROCS)      %.0f\n", n)
 	}
