@@ -271,26 +271,8 @@ func TestClusterOwnerKill(t *testing.T) {
 	c := startCluster(t, clusterOpts{nodes: 3, race: clusterRaceBuild()})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*clusterGuard)
 	defer cancel()
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
-
 	const start = "start"
-	id, _ := createClusterDoc(t, c.nodes[0], start)
-	typists := dialTypists(t, ctx, c.nodes, id, 6, seed)
-	// The first op makes its node the owner in practice; the owners
-	// bucket says for sure.
-	if err := typists[0].burst(); err != nil {
-		t.Fatal(err)
-	}
-	if err := typists[0].sync(ctx, c.nodes, id); err != nil {
-		t.Fatal(err)
-	}
-	victim := c.owner(t, ctx, id)
-	if victim == nil {
-		t.Fatal("no node holds the document's lease after an acknowledged op")
-	}
-	t.Logf("owner: %s", victim.name)
-
+	id, typists, victim := typingOnOwner(t, ctx, c, start)
 	rounds := make([]atomic.Int64, len(typists))
 	stop := make(chan struct{})
 	done := make(chan error, 1)
@@ -343,7 +325,7 @@ func TestClusterOwnerKill(t *testing.T) {
 	// The killed node comes back and serves the document as it is.
 	victim.start()
 	waitNodesAgree(t, ctx, []*clusterNode{victim}, id, want)
-	late, err := newTypist(ctx, len(typists), victim, id, seed)
+	late, err := newTypist(ctx, len(typists), victim, id, rand.Uint64())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -621,24 +603,8 @@ func TestClusterOwnerPause(t *testing.T) {
 	c := startCluster(t, clusterOpts{nodes: 3, race: clusterRaceBuild()})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*clusterGuard)
 	defer cancel()
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
-
 	const start = "start"
-	id, _ := createClusterDoc(t, c.nodes[0], start)
-	typists := dialTypists(t, ctx, c.nodes, id, 6, seed)
-	if err := typists[0].burst(); err != nil {
-		t.Fatal(err)
-	}
-	if err := typists[0].sync(ctx, c.nodes, id); err != nil {
-		t.Fatal(err)
-	}
-	victim := c.owner(t, ctx, id)
-	if victim == nil {
-		t.Fatal("no node holds the document's lease after an acknowledged op")
-	}
-	t.Logf("owner: %s", victim.name)
-
+	id, typists, victim := typingOnOwner(t, ctx, c, start)
 	rounds := make([]atomic.Int64, len(typists))
 	stop := make(chan struct{})
 	done := make(chan error, 1)
@@ -772,4 +738,28 @@ func TestClusterR3Runs(t *testing.T) {
 		cancel()
 	}
 	t.Logf("%d runs of %d s: longest wait for acks %v", runs, secs, worst.Round(time.Millisecond))
+}
+
+// typingOnOwner creates a document with text start on the first node,
+// dials six typists spread over the nodes, has the first make an op (its
+// node then owns the document in practice) and returns the document, the
+// typists and the node the owners bucket names.
+func typingOnOwner(t *testing.T, ctx context.Context, c *testCluster, start string) (string, []*typist, *clusterNode) {
+	t.Helper()
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	id, _ := createClusterDoc(t, c.nodes[0], start)
+	typists := dialTypists(t, ctx, c.nodes, id, 6, seed)
+	if err := typists[0].burst(); err != nil {
+		t.Fatal(err)
+	}
+	if err := typists[0].sync(ctx, c.nodes, id); err != nil {
+		t.Fatal(err)
+	}
+	victim := c.owner(t, ctx, id)
+	if victim == nil {
+		t.Fatal("no node holds the document's lease after an acknowledged op")
+	}
+	t.Logf("owner: %s", victim.name)
+	return id, typists, victim
 }
