@@ -131,7 +131,7 @@ func TestCommentsHTTP(t *testing.T) {
 
 	// Deleting the text detaches the thread at that place; putting the
 	// text back (a revert, a restore, an undo) brings it back.
-	rev = postOp(t, ts.URL, id, rev, `[10,-10,6]`)
+	postOp(t, ts.URL, id, rev, `[10,-10,6]`)
 	got = getComments(t, ts.URL, id)
 	if th := got.Comments[0]; th.Range != (Range{10, 10}) || !th.Detached || th.Text != "why so brave?" {
 		t.Fatalf("after deleting its text: got %+v, want detached on [10,10]", th)

@@ -92,8 +92,10 @@ func (db *DB) AuthorsBefore(ctx context.Context, id string, rev int64) (Checkpoi
 		}
 		keys := keysOf(id)
 		c := b.Cursor()
-		k, v := c.Seek(keys.snap(rev + 1))
-		if k == nil {
+		// The last checkpoint at or before rev: the one before the first
+		// after it, or the bucket's last if none is after it.
+		var k, v []byte
+		if k, _ = c.Seek(keys.snap(rev + 1)); k == nil {
 			k, v = c.Last()
 		} else {
 			k, v = c.Prev()
