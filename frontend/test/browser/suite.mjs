@@ -215,6 +215,15 @@ async function viewerCommentsScenario(errors) {
   if (!(await vi.isVisible("#comment-list .thread"))) errors.push("the viewer's thread is not visible at 1280 px");
   if (await vi.$eval("#comment-count", (e) => e.textContent) !== "1") errors.push("the viewer's count is not 1");
   if (await vi.$("#comment-list .thread input, #comment-list .thread form, #comment-list .thread .actions")) errors.push("the viewer's thread has a form or buttons to change it");
+  if (shots) await vi.screenshot({ path: `${shots}/view-comments-1280.png` });
+  // On a phone the list is behind the header's button, as in the editor.
+  await vi.setViewportSize({ width: 390, height: 844 });
+  if (await vi.isVisible("#comment-list")) errors.push("the viewer's comment list covers the text at 390 px before it is asked for");
+  await vi.click("#comments-btn");
+  if (!(await vi.isVisible("#comment-list .thread"))) errors.push("the viewer's thread is not visible at 390 px after the Comments button");
+  if (shots) await vi.screenshot({ path: `${shots}/view-comments-390.png` });
+  await vi.click("#comments-btn");
+  await vi.setViewportSize({ width: 1280, height: 800 });
   // Ada types inside the word while she types elsewhere: the highlight
   // widens, and a burst of ops makes at most one request a second.
   await ada.click(".cm-content");
