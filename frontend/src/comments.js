@@ -4,6 +4,8 @@
 // threads in text order beside it (a sheet on narrow screens), the count
 // in the header, and the forms that create, reply, resolve and delete,
 // which go to the HTTP API. The WebSocket brings every change back.
+// With readOnly (the view page, view.js) it draws the same highlights and
+// list without any form or button that would change a thread.
 
 import { StateField, StateEffect } from "@codemirror/state";
 import { EditorView, Decoration } from "@codemirror/view";
@@ -29,9 +31,11 @@ export const commentExtensions = [commentDecos, theme];
 
 // CommentPane draws the threads of session() into the page.
 // opts: {view, index: () => AstralIndex, session: () => Session, docId,
-// clientId, name: () => string}
+// clientId, name: () => string}, or for a viewer {view, index, readOnly:
+// true, reveal?: () => void (called before a thread's text is selected)}.
 export class CommentPane {
   constructor(opts) {
+    this.session = () => null;
     Object.assign(this, opts);
     this.threads = new Map();
     this.items = new Map(); // thread id -> {li, key}
@@ -40,12 +44,14 @@ export class CommentPane {
     this.countEl = $("comment-count");
     this.pane = $("comments");
     this.timer = 0;
-    $("comment-form").addEventListener("submit", (e) => { e.preventDefault(); this.create(); });
+    if (!this.readOnly) $("comment-form").addEventListener("submit", (e) => { e.preventDefault(); this.create(); });
     $("comments-btn").addEventListener("click", () => this.toggle());
     $("comment-show-resolved").addEventListener("change", () => this.draw());
-    // A click in highlighted text shows its thread.
-    this.view.dom.addEventListener("click", () => {
-      const pos = this.view.state.selection.main.head;
+    // A click in highlighted text shows its thread. A read-only editor
+    // does not move its selection on a click: ask where the click was.
+    this.view.dom.addEventListener("click", (e) => {
+      const pos = this.readOnly ? this.view.posAtCoords({ x: e.clientX, y: e.clientY }) : this.view.state.selection.main.head;
+      if (pos == null) return;
       const hit = this.threadAt(pos);
       if (hit) this.focus(hit, false);
     });
@@ -153,7 +159,11 @@ export class CommentPane {
     if (t.replies.length) {
       li.append(el("ol", { class: "replies" }, ...t.replies.map((r) => el("li", { "data-id": r.id },
         el("strong", {}, r.name || "Anonymous"), " ", el("span", { class: "c-text" }, r.text),
-        mine(r.author) ? el("button", { type: "button", class: "small link", "aria-label": "Delete your reply", onclick: () => this.send("DELETE", `/${t.id}/replies/${r.id}`) }, "Delete") : null))));
+        !this.readOnly && mine(r.author) ? el("button", { type: "button", class: "small link", "aria-label": "Delete your reply", onclick: () => this.send("DELETE", `/${t.id}/replies/${r.id}`) }, "Delete") : null))));
+    }
+    if (this.readOnly) {
+      if (t.resolved) li.append(el("p", { class: "muted" }, "Resolved"));
+      return li;
     }
     const replyText = el("input", { class: "reply-text", maxlength: "10000", placeholder: "Reply…", "aria-label": `Reply to ${t.name || "Anonymous"}` });
     const form = el("form", { class: "reply" }, replyText, el("button", { type: "submit", class: "small" }, "Reply"));
@@ -197,6 +207,7 @@ export class CommentPane {
     const item = this.items.get(id);
     if (item) { item.li.scrollIntoView({ block: "nearest" }); if (!select) item.li.focus({ preventScroll: true }); }
     if (select) {
+      if (this.reveal) this.reveal();
       const [a, b] = this.units(t);
       this.view.dispatch({ selection: { anchor: a, head: b }, scrollIntoView: true });
       this.view.focus();

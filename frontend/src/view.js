@@ -2,7 +2,8 @@
 // Events with the SDK's CollabViewer (which reconnects by itself and
 // resumes with Last-Event-ID) into a read-only CodeMirror, and scrolls to
 // each change while "Follow" is on. It knows only the view id: nothing it fetches or
-// shows can contain the edit id.
+// shows can contain the edit id. When the owner shares the comment threads
+// with viewers, they are shown read-only (viewcomments.js, comments.js).
 
 import { EditorState } from "@codemirror/state";
 import { EditorView, lineNumbers, highlightSpecialChars } from "@codemirror/view";
@@ -13,6 +14,8 @@ import { $, uuidRe, titleOf, registerOffline, shadowMount } from "./common.js";
 import { sizedMarkdown } from "./mdlang.js";
 import { wireExport } from "./export.js";
 import { me, accountBar, noAccess } from "./account.js";
+import { CommentPane, commentExtensions } from "./comments.js";
+import { ViewerComments } from "./viewcomments.js";
 
 registerOffline();
 const whoAmI = me().then((who) => { accountBar(who); return who; });
@@ -31,6 +34,7 @@ const view = new EditorView({
       lineNumbers(), highlightSpecialChars(), EditorView.lineWrapping, EditorState.readOnly.of(true),
       EditorView.editable.of(false), search({ top: true }), keymap.of(searchKeymap), sizedMarkdown(),
       EditorView.contentAttributes.of({ "aria-label": "Document text (read-only)", tabindex: "0" }),
+      commentExtensions,
       EditorView.theme({
         "&": { height: "100%", color: "var(--fg)", backgroundColor: "var(--bg)", fontSize: "var(--editor-size, 15px)" },
         "&.cm-focused": { outline: "none", boxShadow: "inset 0 0 0 2px var(--accent)" },
@@ -117,13 +121,27 @@ function applyOp(op) {
   }
 }
 
+// ---- comment threads, when the owner shares them -------------------------------------
+
+// The highlights are in the plain text; the list is beside either view.
+// Showing a thread's text switches to the plain text.
+const commentPane = new CommentPane({ view, index: () => index, readOnly: true, reveal: () => { if (renderedOn) setRendered(false); } });
+let threads = null;
+function showComments(on) {
+  $("comments-btn").hidden = !on;
+  $("comments").hidden = !on;
+  if (!on) { commentPane.toggle(false); commentPane.update(new Map()); }
+}
+
 function start() {
   if (!uuidRe.test(viewId)) { notFound(); return; }
+  if (!threads) threads = new ViewerComments({ viewId, pane: commentPane, show: showComments });
   const viewer = new CollabViewer({ viewId });
   setStatus("connecting", "Connecting…");
   viewer.on("status", (s) => setStatus(s, s === "live" ? "Live" : "Reconnecting…"));
   viewer.on("snapshot", (d) => {
     replace(d.text);
+    threads.snapshot(d.rev);
     revEl.textContent = `revision ${d.rev}`;
     retitle();
     setStatus("live", "Live");
@@ -131,11 +149,12 @@ function start() {
   viewer.on("change", (c) => {
     if (c.reset) return; // a snapshot, drawn above
     applyOp(c.op);
+    threads.change(c.op, c.rev);
     revEl.textContent = `revision ${c.rev}`;
     retitle();
   });
   viewer.on("error", (err) => {
-    if (err.status === 404 || err.status === 403) { notFound(err.status); return; }
+    if (err.status === 404 || err.status === 403) { threads.stop(); notFound(err.status); return; }
     setStatus("offline", "Reconnecting…");
     setTimeout(start, 3000);
   });
@@ -168,6 +187,6 @@ async function notFound(status) {
 }
 
 wireExport($("download"), $("export-menu"), () => view.state.doc.toString(), () => lastTitle, $("print"));
-window.collabdViewer = { view }; // for the browser tests
+window.collabdViewer = { view, comments: commentPane }; // for the browser tests
 setRendered(!localStorage.getItem("collabd-view-plain"));
 start();

@@ -180,8 +180,85 @@ async function commentsScenario(errors) {
   for (const p of [ada, bob, cy, dee]) await p.ctx.close();
 }
 
+// viewerComments: a viewer sees the threads read-only only once someone
+// with edit access shares them (docs/comments.md, "Viewers"), follows
+// them as the text changes, and asks the server at most once a second.
+async function viewerCommentsScenario(errors) {
+  const { id, viewId } = await createDoc(base, "alpha beta gamma delta");
+  const api = (method, path, body) => fetch(`${base}/api/docs/${id}/comments${path}`, {
+    method, headers: { "Content-Type": "application/json" }, body: body && JSON.stringify(body) });
+  const r = await api("POST", "", { rev: 1, range: [6, 10], text: "Why beta?", client: crypto.randomUUID(), name: "Ada" });
+  if (r.status !== 201) throw new Error(`POST comment: ${r.status}`);
+  const thread = (await r.json()).id;
+  const ada = await openEditor(errors, "ada", id, undefined, "Ada");
+  const vi = await page(errors, "viewer");
+  const asked = []; // when the viewer asked for the threads
+  vi.on("request", (q) => { if (q.url().endsWith(`/api/view/${viewId}/comments`)) asked.push(Date.now()); });
+  await vi.addInitScript(() => localStorage.setItem("collabd-view-plain", "1")); // the highlights are in the plain text
+  await vi.goto(`${base}/view.html#${viewId}`);
+  await until("viewer text", async () => (await viewerText(vi)) === "alpha beta gamma delta");
+  const highlighted = () => vi.evaluate(() => [...document.getElementById("doc").shadowRoot.querySelectorAll(".cm-comment")].map((e) => e.textContent).join(""));
+  const listed = () => vi.$$eval("#comment-list .thread", (ts) => ts.map((t) => t.textContent).join("|"));
+  // Not shared: the viewer asked, was refused, and shows nothing.
+  await until("the viewer's first request", async () => asked.length >= 1);
+  await typeAtEnd(ada, "!");
+  await converge(base, id, { ada }, { vi });
+  await sleep(1500);
+  if (await vi.isVisible("#comments") || await vi.isVisible("#comments-btn")) errors.push("the viewer shows the comments before they are shared");
+  if ((await highlighted()) !== "" || (await listed()) !== "") errors.push(`the viewer shows threads before they are shared: ${await highlighted()} / ${await listed()}`);
+  // Shared: the next op brings them, read-only.
+  const put = await fetch(`${base}/api/docs/${id}/comments/settings`, { method: "PUT", headers: { "Content-Type": "application/json" }, body: '{"viewers":true}' });
+  if (put.status !== 200) throw new Error(`PUT settings: ${put.status}`);
+  await typeAtEnd(ada, "?");
+  await until("the viewer's thread", async () => (await listed()).includes("Why beta?"));
+  await until("the viewer's highlight", async () => (await highlighted()) === "beta");
+  if (!(await vi.isVisible("#comment-list .thread"))) errors.push("the viewer's thread is not visible at 1280 px");
+  if (await vi.$eval("#comment-count", (e) => e.textContent) !== "1") errors.push("the viewer's count is not 1");
+  if (await vi.$("#comment-list .thread input, #comment-list .thread form, #comment-list .thread .actions")) errors.push("the viewer's thread has a form or buttons to change it");
+  if (shots) await vi.screenshot({ path: `${shots}/view-comments-1280.png` });
+  // On a phone the list is behind the header's button, as in the editor.
+  await vi.setViewportSize({ width: 390, height: 844 });
+  if (await vi.isVisible("#comment-list")) errors.push("the viewer's comment list covers the text at 390 px before it is asked for");
+  await vi.click("#comments-btn");
+  if (!(await vi.isVisible("#comment-list .thread"))) errors.push("the viewer's thread is not visible at 390 px after the Comments button");
+  if (shots) await vi.screenshot({ path: `${shots}/view-comments-390.png` });
+  await vi.click("#comments-btn");
+  await vi.setViewportSize({ width: 1280, height: 800 });
+  // Ada types inside the word while she types elsewhere: the highlight
+  // widens, and a burst of ops makes at most one request a second.
+  await ada.click(".cm-content");
+  await ada.keyboard.press("Control+Home");
+  for (let i = 0; i < 8; i++) await ada.keyboard.press("ArrowRight");
+  const t0 = Date.now(), before = asked.length;
+  await ada.keyboard.type("XX", { delay: 100 });
+  await ada.keyboard.press("Control+End");
+  await ada.keyboard.type(" and some more words typed for three seconds", { delay: 70 });
+  await converge(base, id, { ada }, { vi });
+  await until("the viewer's widened highlight", async () => (await highlighted()) === "beXXta");
+  await sleep(1200);
+  const made = asked.length - before, secs = (Date.now() - t0) / 1000;
+  if (made > Math.ceil(secs) + 1) errors.push(`the viewer made ${made} requests for the threads in ${secs.toFixed(1)} s of typing`);
+  if (made < 1) errors.push("the viewer did not ask for the threads again while the text changed");
+  // Resolved: it leaves the count, and is listed when asked for.
+  await api("PATCH", `/${thread}`, { resolved: true });
+  await typeAtEnd(ada, ".");
+  await until("the viewer's count after resolve", () => vi.$eval("#comment-count", (e) => e.textContent === "0"));
+  if ((await highlighted()) !== "") errors.push("the viewer still highlights a resolved thread");
+  await vi.check("#comment-show-resolved");
+  await until("the viewer's resolved thread", async () => (await listed()).includes("Why beta?"));
+  // Unshared again: the next op takes them away.
+  await fetch(`${base}/api/docs/${id}/comments/settings`, { method: "PUT", headers: { "Content-Type": "application/json" }, body: '{"viewers":false}' });
+  await typeAtEnd(ada, ";");
+  await until("the viewer's comments hidden", async () => !(await vi.isVisible("#comments")) && (await listed()) === "");
+  const got = await (await fetch(`${base}/api/view/${viewId}/comments`)).text();
+  if (got.includes(id)) errors.push("the viewers' comment answer holds the edit id");
+  await checkCSP(errors, { ada, vi });
+  for (const p of [ada, vi]) await p.ctx.close();
+}
+
 const scenarios = {
   comments: commentsScenario,
+  viewerComments: viewerCommentsScenario,
   // Two people type at once, emoji, CJK, Enter, Backspace,
   // select-and-delete and a 50 KB paste among it; a viewer watches.
   async converge(errors) {
