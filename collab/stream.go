@@ -433,7 +433,18 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		}
 		text, end := sr.take()
 		if ctx.Err() != nil && end == nil {
-			end = ctx.Err()
+			// The server cancels the request's context when a read of
+			// its body fails, its idle deadline say, which may be seen
+			// here before the reader has said why: give it a moment.
+			select {
+			case <-readerDone:
+			case <-time.After(100 * time.Millisecond):
+			}
+			more, why := sr.take()
+			text += more
+			if end = why; end == nil {
+				end = ctx.Err()
+			}
 		}
 		if text != "" {
 			last = time.Now()
