@@ -43,8 +43,10 @@ type Options struct {
 	// document sends its editors (hold.go): after a commit, an editor's
 	// frame waits until editors/BroadcastBudget seconds (at most 20 ms;
 	// under 1 ms, not at all) have passed since its last one, and the
-	// ops that come meanwhile join it. Acks are never held. Default
-	// 4,000, so from 4 editors on; negative turns it off.
+	// ops that come meanwhile join it. Acks are never held. It saves
+	// CPU per op (docs/cpu.md) at the price of delivering others'
+	// keystrokes up to 20 ms later, so it is off by default (zero or
+	// negative); 4,000 holds from 4 editors on.
 	BroadcastBudget int
 
 	// AllowedOrigins lists host patterns (path.Match syntax, as
@@ -295,9 +297,6 @@ func (o *Options) setDefaults() {
 	setDefault(&o.MaxViewers, 10_000)
 	if o.FanOutBudget == 0 {
 		o.FanOutBudget = 20_000
-	}
-	if o.BroadcastBudget == 0 {
-		o.BroadcastBudget = 4_000
 	}
 	setDefault(&o.IdleUnload, time.Minute)
 	setDefault(&o.HistoryLimit, 4096)

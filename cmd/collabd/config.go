@@ -77,7 +77,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.IntVar(&o.MaxEditors, "max-editors", 100, "most editors connected to one document at once")
 	fs.IntVar(&o.MaxViewers, "max-viewers", 10_000, "most SSE viewers of one document at once; one more is answered 429")
 	fs.IntVar(&o.FanOutBudget, "fanout-budget", 20_000, "`frames` per second one document may send its editors: with many editors, commits (each a frame to every editor) are paced to stay under it, waiting at most 20 ms; negative: no pacing")
-	fs.IntVar(&o.BroadcastBudget, "broadcast-budget", 4_000, "`frames` of others' ops per second one document may send its editors: an editor's next such frame waits until editors/budget seconds (at most 20 ms) after its last, gathering the ops that come meanwhile; acks are never held; negative: no holding")
+	fs.IntVar(&o.BroadcastBudget, "broadcast-budget", 0, "`frames` of others' ops per second one document may send its editors: an editor's next such frame waits until editors/budget seconds (at most 20 ms) after its last, gathering the ops that come meanwhile (less CPU per op, others' keystrokes up to 20 ms later; 4000 is the measured setting); acks are never held; 0 or negative: no holding")
 	fs.Func("allowed-origins", "comma-separated host `patterns` (path.Match) of other sites allowed to open editing WebSockets; the server's own origin always is", func(v string) error {
 		o.AllowedOrigins = splitList(v)
 		return nil
