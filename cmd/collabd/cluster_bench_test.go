@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/collabd/collabd/cmd/internal/proc"
 	"github.com/collabd/collabd/collab/client"
 	"github.com/collabd/collabd/ot"
 )
@@ -124,6 +125,7 @@ func BenchmarkClusterAckLatency(b *testing.B) {
 // used by every run of one benchmark.
 type opsBench struct {
 	editors []*client.Client
+	nodes   []*clusterNode
 }
 
 // newOpsBench creates docs documents over nodes (document i on node
@@ -132,7 +134,7 @@ type opsBench struct {
 // of its runs, and the editors serve them all.
 func newOpsBench(b *testing.B, owner testing.TB, ctx context.Context, nodes []*clusterNode, docs int) *opsBench {
 	b.Helper()
-	ob := &opsBench{editors: make([]*client.Client, 2*docs)}
+	ob := &opsBench{editors: make([]*client.Client, 2*docs), nodes: nodes}
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*docs)
 	sem := make(chan struct{}, 32)
@@ -183,7 +185,19 @@ func (ob *opsBench) run(b *testing.B, ctx context.Context, every time.Duration) 
 	lats := make([][]time.Duration, len(ob.editors))
 	errs := make(chan error, len(ob.editors))
 	var wg sync.WaitGroup
+	// The nodes' CPU (not NATS's, which runs in this process with the
+	// editors).
+	nodesCPU := func() time.Duration {
+		var sum time.Duration
+		for _, n := range ob.nodes {
+			if d, err := proc.CPU(n.cmd.Process.Pid); err == nil {
+				sum += d
+			}
+		}
+		return sum
+	}
 	b.ResetTimer()
+	cpu0 := nodesCPU()
 	t0 := time.Now()
 	for e, ed := range ob.editors {
 		wg.Add(1)
@@ -223,6 +237,7 @@ func (ob *opsBench) run(b *testing.B, ctx context.Context, every time.Duration) 
 	}
 	wg.Wait()
 	elapsed := time.Since(t0)
+	cpu := nodesCPU() - cpu0
 	b.StopTimer()
 	close(errs)
 	for err := range errs {
@@ -233,6 +248,7 @@ func (ob *opsBench) run(b *testing.B, ctx context.Context, every time.Duration) 
 	b.ReportMetric(quantileMs(all, 0.5), "p50-ms")
 	b.ReportMetric(quantileMs(all, 0.99), "p99-ms")
 	b.ReportMetric(float64(reconnects.Load()), "reconnects")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "nodes-cpu-µs/op")
 }
 
 // BenchmarkClusterOps: 1,000 documents with two editors each, typing
@@ -262,6 +278,13 @@ func BenchmarkClusterOps(b *testing.B) {
 			cluster = newOpsBench(b, parent, ctx, c.nodes, docs)
 		}
 	}
+	var clusterR3 *opsBench
+	setupR3 := func(b *testing.B) {
+		if clusterR3 == nil {
+			r3 := startCluster(parent, clusterOpts{nodes: 3, quiet: true, r3: true})
+			clusterR3 = newOpsBench(b, parent, ctx, r3.nodes, docs)
+		}
+	}
 	for _, pace := range []struct {
 		name  string
 		every time.Duration
@@ -273,6 +296,11 @@ func BenchmarkClusterOps(b *testing.B) {
 		b.Run(fmt.Sprintf("3nodes/%s", pace.name), func(b *testing.B) {
 			setupCluster(b)
 			cluster.run(b, ctx, pace.every)
+		})
+		// Three NATS servers with three replicas, as an operator runs it.
+		b.Run(fmt.Sprintf("3nodesR3/%s", pace.name), func(b *testing.B) {
+			setupR3(b)
+			clusterR3.run(b, ctx, pace.every)
 		})
 	}
 }
