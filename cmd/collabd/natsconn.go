@@ -129,7 +129,7 @@ func (c natsConfig) open(ctx context.Context, log *slog.Logger, snapshotEvery in
 
 // startAttempt bounds one attempt of a start-up step, so that a request
 // NATS never answers leaves time for the next.
-const startAttempt = 10 * time.Second
+const startAttempt = 20 * time.Second
 
 // retry runs step until it succeeds or ctx ends, waiting 250 ms after the
 // first failure and twice as long after each next one, up to 5 s.
