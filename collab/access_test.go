@@ -174,6 +174,14 @@ func TestAccessTable(t *testing.T) {
 		{"GET", "/api/view/%[2]s/text", "", "", roleView, true, 200, false},
 		{"GET", "/api/view/%[2]s/revisions", "", "", roleView, true, 200, false},
 		{"GET", "/api/view/%[2]s/events", "", "", roleView, true, 200, false},
+		// Who wrote what and comments. (The workspace's routes need its
+		// store, which this server has not: cmd/collabd's TestWorkspace*.)
+		{"GET", "/api/docs/%[1]s/authors", "", "", roleView, false, 200, false},
+		{"GET", "/api/view/%[2]s/authors", "", "", roleView, true, 200, false},
+		{"GET", "/api/docs/%[1]s/comments", "", "", roleComment, false, 200, false},
+		{"POST", "/api/docs/%[1]s/comments", js, `{"rev":1,"range":[0,1],"text":"a note"}`, roleComment, false, 201, false},
+		{"GET", "/api/docs/%[1]s/comments/settings", "", "", roleOwner, false, 200, false},
+		{"PUT", "/api/docs/%[1]s/comments/settings", js, `{"viewers":false}`, roleOwner, false, 200, false},
 	}
 	cases := 0
 	for _, link := range []string{LinkNone, LinkView, LinkEdit} {
