@@ -260,10 +260,10 @@ func TestHistorySearchAgainstNaive(t *testing.T) {
 // a resumed one's.
 func TestHistorySearchAnswer(t *testing.T) {
 	ts := newTestServer(t, Options{WriteRate: -1, HistorySearchOps: 2})
-	id, _ := ts.createDoc(t, "hello") // rev 1
-	rev := postOp(t, ts.URL, id, 1, `[5," world"]`)   // 2: "hello world"
-	rev = postOp(t, ts.URL, id, rev, `[-5,6]`) // 3: " world"
-	rev = postOp(t, ts.URL, id, rev, `["Hello",6]`)   // 4: "Hello world"
+	id, _ := ts.createDoc(t, "hello")               // rev 1
+	rev := postOp(t, ts.URL, id, 1, `[5," world"]`) // 2: "hello world"
+	rev = postOp(t, ts.URL, id, rev, `[-5,6]`)      // 3: " world"
+	rev = postOp(t, ts.URL, id, rev, `["Hello",6]`) // 4: "Hello world"
 	base := ts.URL + "/api/docs/" + id
 	a := searchHistoryHTTP(t, base, "hello", true, 0, 200)
 	if a.Q != "hello" || a.From != 0 || a.Head != rev || a.Scanned != 2 || a.Complete || !reflect.DeepEqual(a.spans(), []span{{1, -1}}) {
