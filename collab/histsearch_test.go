@@ -405,3 +405,31 @@ func (b *blockingOps) Ops(ctx context.Context, id string, after int64, limit, ma
 	}
 	return b.memStore.Ops(ctx, id, after, limit, maxBytes)
 }
+
+// TestHistorySearchTokens: with access tokens on, the search is a read:
+// an edit or comment token searches by the edit id, a view token only by
+// the view id (403 by the edit id).
+func TestHistorySearchTokens(t *testing.T) {
+	keys := newTestKeys(t)
+	ts := newTestServer(t, Options{Auth: keys.auth(t, "c", -1)})
+	id, viewID := ts.createDocAuth(t, "hello", "c")
+	byID := ts.URL + "/api/docs/" + id + "/history/search?q=hell&token="
+	byView := ts.URL + "/api/view/" + viewID + "/history/search?q=hell&token="
+	for _, tc := range []struct {
+		name         string
+		token        string
+		byID, byView int
+	}{
+		{"edit", keys.sign(t, "HS256", claims(id, RoleEdit)), 200, 200},
+		{"comment", keys.sign(t, "HS256", claims(id, RoleComment)), 200, 200},
+		{"view", keys.sign(t, "HS256", claims(viewID, RoleView)), 403, 200},
+		{"none", "", 401, 401},
+	} {
+		var a histAnswer
+		getJSONStatus(t, byView+tc.token, tc.byView, &a)
+		if tc.byView == 200 && !reflect.DeepEqual(a.spans(), []span{{1, -1}}) {
+			t.Errorf("%s token by view id: got spans %v, want [{1 -1}]", tc.name, a.spans())
+		}
+		getJSONStatus(t, byID+tc.token, tc.byID, nil)
+	}
+}
