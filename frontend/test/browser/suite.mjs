@@ -691,6 +691,64 @@ const scenarios = {
     await a.ctx.close();
   },
 
+  // Find in history, on a phone, light and dark: a phrase typed into the
+  // history page lists where it appeared and went; its buttons move the
+  // timeslider there, and the preview marks the phrase.
+  async historysearch(errors) {
+    const { id } = await createDoc(base, "alpha beta");
+    let rev = 1;
+    for (const op of [[10, " needle"], [17, " x"], [10, -7, 2], [12, " Needle again"]]) {
+      const r = await fetch(`${base}/api/docs/${id}/ops`, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ rev, op }),
+      });
+      if (r.status !== 200) throw new Error(`POST ops: ${r.status} ${await r.text()}`);
+      rev = (await r.json()).rev;
+    }
+    const a = await openEditor(errors, "a", id, { width: 390, height: 844 });
+    await a.click("#history-btn");
+    await until("history panel", () => a.$eval("#history", (e) => !e.hidden && e.dataset.rev === "5"));
+    await a.click("#hist-q");
+    await a.keyboard.type("needle", { delay: 20 });
+    await a.keyboard.press("Enter");
+    await until("the spans listed", () => a.$$eval("#hist-found-list li", (lis) => lis.length === 2));
+    const rows = await a.$$eval("#hist-found-list li", (lis) => lis.map((li) => li.textContent));
+    if (JSON.stringify(rows) !== JSON.stringify(["Appeared in revision 2Gone in revision 4", "Appeared in revision 5still in the text"])) {
+      errors.push(`the spans are listed as ${JSON.stringify(rows)}`);
+    }
+    const info = await a.$eval("#hist-found-info", (e) => e.textContent);
+    if (info !== "“needle” appeared 2 times:") errors.push(`the search is described as ${JSON.stringify(info)}`);
+    const shownText = () => a.evaluate(() => document.getElementById("hist-preview").shadowRoot.querySelector(".cm-content").textContent);
+    const found = () => a.evaluate(() => [...document.getElementById("hist-preview").shadowRoot.querySelectorAll(".cm-hist-found")].map((e) => e.textContent));
+    await a.click("#hist-found-list button:has-text('Gone in revision 4')");
+    await until("revision 4 shown", () => a.$eval("#history", (e) => e.dataset.rev === "4"));
+    if ((await shownText()) !== "alpha beta x") errors.push(`revision 4 shows ${JSON.stringify(await shownText())}`);
+    if ((await found()).length) errors.push(`revision 4 marks ${JSON.stringify(await found())}`);
+    if (Number(await a.$eval("#hist-slider", (e) => e.value)) !== 4) errors.push("the slider is not at revision 4");
+    await a.click("#hist-found-list button:has-text('Appeared in revision 2')");
+    await until("revision 2 shown", () => a.$eval("#history", (e) => e.dataset.rev === "2"));
+    if (JSON.stringify(await found()) !== '["needle"]') errors.push(`revision 2 marks ${JSON.stringify(await found())}`);
+    const current = await a.$eval("#hist-found-list button.current", (b) => b.textContent);
+    if (current !== "Appeared in revision 2") errors.push(`the current button is ${JSON.stringify(current)}`);
+    await a.click("#hist-found-list button:has-text('Appeared in revision 5')");
+    await until("revision 5 shown", () => a.$eval("#history", (e) => e.dataset.rev === "5"));
+    if (JSON.stringify(await found()) !== '["Needle"]') errors.push(`revision 5 marks ${JSON.stringify(await found())}`);
+    // A phrase never there.
+    await a.fill("#hist-q", "zebra");
+    await a.keyboard.press("Enter");
+    await until("nothing found", () => a.$eval("#hist-found-info", (e) => e.textContent === "“zebra” is in no revision."));
+    await a.fill("#hist-q", "needle");
+    await a.keyboard.press("Enter");
+    await until("the spans listed again", () => a.$$eval("#hist-found-list li", (lis) => lis.length === 2));
+    for (const scheme of ["light", "dark"]) {
+      await a.emulateMedia({ colorScheme: scheme });
+      const wide = await a.evaluate(() => document.documentElement.scrollWidth);
+      if (wide > 390) errors.push(`${scheme}: the history page is ${wide} px wide at 390`);
+      if (shots) await a.screenshot({ path: `${shots}/history-search-390-${scheme}.png` });
+    }
+    await checkCSP(errors, { a });
+    await a.ctx.close();
+  },
+
   // The home page: a document from an uploaded file, the list of opened
   // documents with titles, and remove-from-list.
   async home(errors) {
