@@ -437,6 +437,9 @@ type Server struct {
 	// histSearches holds a token per search in history running
 	// (histsearch.go).
 	histSearches chan struct{}
+	// editors remembers who made which revision, for the workspace's
+	// rows (present.go).
+	editors editorMemo
 
 	// authorKey is never changed after New.
 	authorKey []byte
