@@ -861,9 +861,11 @@ const extra = {
     const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, extraHTTPHeaders: { "X-User": "ada" } });
     const p = await ctx.newPage();
     await watch(p, errors, "ada");
+    const ids = [];
     for (const text of ["# Zebra crossing\nPlans for the zebra crossing on Elm street.", "Groceries: apples, bread"]) {
       const r = await ctx.request.post(`${base}/api/docs`, { data: { text } });
       if (r.status() !== 201) errors.push(`create: ${r.status()}`);
+      else ids.push((await r.json()).id);
     }
     await p.goto(`${base}/`);
     await p.waitForSelector("#workspace:not([hidden])");
@@ -903,6 +905,23 @@ const extra = {
     await p.selectOption("#ws-scope", "all");
     await until("back in the list", async () => (await rows()).length === 2);
 
+    // Who edited it last, and who is in it now: Ada writes to it, then
+    // opens it in another tab; the list names her in it until she leaves.
+    const w = await ctx.request.put(`${base}/api/docs/${ids[0]}/text`, { data: { text: "# Zebra crossing\nPlans for the zebra crossing on Elm street, approved." } });
+    if (w.status() !== 200) errors.push(`put text: ${w.status()}`);
+    const ed = await ctx.newPage();
+    await watch(ed, errors, "ada's editor");
+    await ed.goto(`${base}/edit.html#${ids[0]}`);
+    await live(ed);
+    const zoo = async () => {
+      await p.reload();
+      await p.waitForSelector("#ws-docs li .doc-title");
+      return p.$eval("#ws-docs li:has(.doc-title:text-is('Zoo plan'))", (li) => [li.querySelector(".ws-meta").textContent, li.querySelector(".ws-present")?.textContent ?? ""]);
+    };
+    const [meta, here] = await until("ada in it now", async () => { const r = await zoo(); return r[1] && r[0].endsWith(" by you") ? r : null; });
+    if (here !== "● ada in it now") errors.push(`the row says ${JSON.stringify(here)}, want "● ada in it now"`);
+    if (!/^you · owner · edited .+ by you$/.test(meta)) errors.push(`the row's line: ${JSON.stringify(meta)}`);
+
     // 390 px wide without sideways scrolling, light and dark.
     for (const scheme of ["light", "dark"]) {
       await p.emulateMedia({ colorScheme: scheme });
@@ -910,6 +929,8 @@ const extra = {
       if (wide > 390) errors.push(`${scheme}: the page is ${wide} px wide at 390`);
       if (shots) await p.screenshot({ path: `${shots}/workspace-390-${scheme}.png`, fullPage: true });
     }
+    await ed.close();
+    await until("ada left", async () => (await zoo())[1] === "");
     await checkCSP(errors, { p });
     await ctx.close();
   },
