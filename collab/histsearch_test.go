@@ -433,3 +433,39 @@ func TestHistorySearchTokens(t *testing.T) {
 		getJSONStatus(t, byID+tc.token, tc.byID, nil)
 	}
 }
+
+// TestHistorySearchSpanLimit: an answer holds at most maxHistorySpans
+// spans; the rest come on the next pages, and joined they are all of
+// them.
+func TestHistorySearchSpanLimit(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	ctx := context.Background()
+	id, viewID := "6f1c2a3e-0000-4000-8000-000000000001", "6f1c2a3e-0000-4000-8000-000000000002"
+	// A document stored with its history, as a server before this one
+	// left it: "x", then "q" typed and deleted over and over.
+	if err := ts.store.Create(ctx, DocMeta{ID: id, ViewID: viewID}, &Record{Rev: 1, Op: ot.Op{}.Insert("x")}); err != nil {
+		t.Fatal(err)
+	}
+	const toggles = maxHistorySpans + 50
+	var recs []Record
+	for i := range 2 * toggles {
+		op := ot.Op{}.Retain(1).Insert("q")
+		if i%2 == 1 {
+			op = ot.Op{}.Retain(1).Delete(1)
+		}
+		recs = append(recs, Record{Rev: int64(i + 2), Op: op})
+	}
+	if err := ts.store.Append(ctx, id, recs); err != nil {
+		t.Fatal(err)
+	}
+	base := ts.URL + "/api/docs/" + id
+	a := searchHistoryHTTP(t, base, "q", true, 0, 200)
+	if len(a.Spans) != maxHistorySpans || a.Complete || a.Scanned != 2*maxHistorySpans {
+		t.Fatalf("first page: got %d spans, scanned %d, complete %v; want %d, %d, false", len(a.Spans), a.Scanned, a.Complete, maxHistorySpans, 2*maxHistorySpans)
+	}
+	got, pages := searchAll(t, base, "q", true)
+	want := naiveSpans(t, ts.store, id, 1+2*toggles, "q", true)
+	if pages != 2 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("all pages: got %d spans in %d pages, want %d in 2", len(got), pages, len(want))
+	}
+}
