@@ -19,7 +19,7 @@ import (
 func TestClusterInprocHistorySearch(t *testing.T) {
 	inprocCtx(t, 60*time.Second)
 	nodes, _ := inprocClusterOpts(t, 2, collab.Options{HistorySearchOps: 1})
-	id := inprocCreate(t, nodes[0], "alpha") // 1
+	id := inprocCreate(t, nodes[0], "alpha")                                 // 1
 	for _, text := range []string{"alpha needle", "alpha", "Needle again"} { // 2, 3, 4
 		req, _ := http.NewRequest("PUT", nodes[0].http.URL+"/api/docs/"+id+"/text", strings.NewReader(string(mustMarshal(map[string]string{"text": text}))))
 		req.Header.Set("Content-Type", "application/json")
