@@ -469,3 +469,40 @@ func TestHistorySearchSpanLimit(t *testing.T) {
 		t.Fatalf("all pages: got %d spans in %d pages, want %d in 2", len(got), pages, len(want))
 	}
 }
+
+// TestHistorySearchHeldBytes: a search holds room for its text under the
+// budget of held bytes while it runs; one that finds no room within a
+// little while is answered 503, and a finished search gives its room
+// back.
+func TestHistorySearchHeldBytes(t *testing.T) {
+	mem := newMemStore()
+	bs := &blockingOps{memStore: mem}
+	// A search reserves 1000*8 + 2*1000 bytes: one fits, two do not.
+	ts := newTestServerStore(t, mem, bs, Options{MaxDocChars: 1000, MaxOpsPageBytes: 1000, MaxHeldResponseBytes: 15_000, MaxHistorySearches: 4})
+	id, _ := ts.createDoc(t, "hello")
+	url := ts.URL + "/api/docs/" + id + "/history/search?q=he"
+	bs.block()
+	done := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(url)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	bs.waitBlocked(t, 1)
+	code, hdr, body := doHTTP(t, http.MethodGet, url, "", nil)
+	if code != 503 || hdr.Get("Retry-After") == "" {
+		t.Errorf("a second search with no room: got %d %s, want 503 with Retry-After", code, body)
+	}
+	bs.unblock()
+	if code := <-done; code != 200 {
+		t.Errorf("the first search: got %d, want 200", code)
+	}
+	getJSONStatus(t, url, 200, nil)
+	if n := ts.srv.held.inUse(); n != 0 {
+		t.Errorf("after the searches: %d bytes still held, want 0", n)
+	}
+}
