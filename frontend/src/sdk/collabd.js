@@ -13,7 +13,7 @@
 //   doc.insert(0, "hello");
 //   await doc.synced();
 
-import { OTClient, apply as applySlow, cpLen, cpToUnit, unitToCp, transform, compose, transformIndex, moveRanges, diff, normalize, replay, isNoop, baseLen } from "../protocol.js";
+import { OTClient, apply as applySlow, cpLen, cpToUnit, unitToCp, transform, compose, transformIndex, moveRanges, diff, normalize, replay, isNoop, baseLen, targetLen } from "../protocol.js";
 import { Session } from "../session.js";
 import { AstralIndex, opFromChanges, changesFromOp } from "../positions.js";
 import { Store, uuid } from "../store.js";
@@ -298,7 +298,14 @@ export class CollabDocument extends Emitter {
     this._fetch = o.fetch || globalThis.fetch.bind(globalThis);
     this._persist = o.persistence || null;
     this._tokens = new TokenKeeper(o.token, o.getToken, () => { if (this._live()) this._session.reconnect(true); });
+    // The text is _text with _delta (every op since, composed) applied,
+    // made on demand: an editor binding keeps its own text, and applying
+    // each keystroke to a long string here would cost a scan of it per
+    // keystroke. _len is the text's length in code points.
     this._text = "";
+    this._delta = null;
+    this._deltaIns = 0;
+    this._len = 0;
     this._pending = 0;
     this._status = "connecting";
     this._waiters = [];
@@ -306,8 +313,25 @@ export class CollabDocument extends Emitter {
     this._closed = false;
   }
 
-  get text() { return this._text; }
-  get length() { return cpLen(this._text); }
+  get text() {
+    if (this._delta) { this._text = apply(this._text, this._delta); this._delta = null; this._deltaIns = 0; }
+    return this._text;
+  }
+  get length() { return this._len; }
+
+  _setText(text) { this._text = text; this._delta = null; this._deltaIns = 0; this._len = cpLen(text); }
+
+  // _advance records op (on the current text) as applied, throwing before
+  // anything changes when it does not fit the text.
+  _advance(op) {
+    const n = baseLen(op);
+    if (n !== this._len) throw new CollabError("bad_op", `op covers ${n} code points, the text has ${this._len}`);
+    this._len = targetLen(op);
+    this._delta = this._delta ? compose(this._delta, op) : op;
+    for (const c of op) if (typeof c === "string") this._deltaIns += c.length;
+    // Composing costs what the delta holds: keep it small.
+    if (this._delta.length > 256 || this._deltaIns > 4096) void this.text;
+  }
   get rev() { return this._session?.client ? this._session.client.rev : 0; }
   get author() { return this._session?.author || null; }
   get token() { return this._tokens.token; }
@@ -350,10 +374,10 @@ export class CollabDocument extends Emitter {
       const got = await this._persist.load(this.id, this.clientId);
       if (got) {
         this.clientId = got.clientId || this.clientId;
-        if (got.client) { client = got.client; author = got.author || null; this._text = got.text || ""; }
+        if (got.client) { client = got.client; author = got.author || null; this._setText(got.text || ""); }
       }
       this._persist.attach?.(() => this._session?.client && {
-        text: this._text, client: this._session.client.toJSON(), author: this._session.author, pending: this._session.client.pending(),
+        text: this.text, client: this._session.client.toJSON(), author: this._session.author, pending: this._session.client.pending(),
       });
     }
     if (!this.clientId) this.clientId = uuid();
@@ -363,12 +387,12 @@ export class CollabDocument extends Emitter {
       fetch: (url, init) => this._fetch(url, { ...init, headers: this._tokens.token ? { Authorization: `Bearer ${this._tokens.token}` } : {} }),
       cb: {
         onReset: (text) => {
-          const op = diff(this._text, text);
-          this._text = text;
+          const op = diff(this.text, text);
+          this._setText(text);
           if (!isNoop(op)) this.emit("change", { op, author: null, local: false, rev: this.rev, reset: true });
         },
         onRemote: (op, author, rev) => {
-          this._text = apply(this._text, op);
+          this._advance(op);
           this.emit("change", { op, author: author || "", local: false, rev });
         },
         onPeers: () => this.emit("presence", this.peers),
@@ -454,16 +478,16 @@ export class CollabDocument extends Emitter {
     }
     // Canonical, without the empty components the server refuses.
     op = normalize(op.filter((c) => c !== 0 && c !== ""));
-    const text = apply(this._text, op); // throws on a bad op, before anything changes
+    if (baseLen(op) !== this._len) throw new CollabError("bad_op", `op covers ${baseLen(op)} code points, the text has ${this._len}`);
     if (isNoop(op)) return;
-    this._text = text;
+    this._advance(op);
     this._session.edit(op);
     this.emit("change", { op, author: this.author, local: true, rev: this.rev });
   }
 
   // insert inserts text at code point pos.
   insert(pos, text) {
-    const n = cpLen(this._text);
+    const n = this._len;
     if (!(pos >= 0 && pos <= n) || !Number.isInteger(pos)) throw new RangeError(`insert at ${pos}: the text has ${n} code points`);
     if (text === "") return;
     this.applyOp([pos, String(text), n - pos]);
@@ -471,7 +495,7 @@ export class CollabDocument extends Emitter {
 
   // delete deletes count code points from pos.
   delete(pos, count) {
-    const n = cpLen(this._text);
+    const n = this._len;
     if (!Number.isInteger(pos) || !Number.isInteger(count) || pos < 0 || count < 0 || pos + count > n) {
       throw new RangeError(`delete ${count} at ${pos}: the text has ${n} code points`);
     }
@@ -480,7 +504,7 @@ export class CollabDocument extends Emitter {
   }
 
   // replace makes the text text, with the smallest single edit.
-  replace(text) { this.applyOp(diff(this._text, text)); }
+  replace(text) { this.applyOp(diff(this.text, text)); }
 
   // setSelection tells the others this editor's selections, [anchor,
   // head] pairs in code points of the local text; sent once nothing is

@@ -1084,6 +1084,9 @@ var CollabDocument = class _CollabDocument extends Emitter {
       if (this._live()) this._session.reconnect(true);
     });
     this._text = "";
+    this._delta = null;
+    this._deltaIns = 0;
+    this._len = 0;
     this._pending = 0;
     this._status = "connecting";
     this._waiters = [];
@@ -1091,10 +1094,31 @@ var CollabDocument = class _CollabDocument extends Emitter {
     this._closed = false;
   }
   get text() {
+    if (this._delta) {
+      this._text = apply2(this._text, this._delta);
+      this._delta = null;
+      this._deltaIns = 0;
+    }
     return this._text;
   }
   get length() {
-    return cpLen(this._text);
+    return this._len;
+  }
+  _setText(text) {
+    this._text = text;
+    this._delta = null;
+    this._deltaIns = 0;
+    this._len = cpLen(text);
+  }
+  // _advance records op (on the current text) as applied, throwing before
+  // anything changes when it does not fit the text.
+  _advance(op) {
+    const n = baseLen(op);
+    if (n !== this._len) throw new CollabError("bad_op", `op covers ${n} code points, the text has ${this._len}`);
+    this._len = targetLen(op);
+    this._delta = this._delta ? compose(this._delta, op) : op;
+    for (const c of op) if (typeof c === "string") this._deltaIns += c.length;
+    if (this._delta.length > 256 || this._deltaIns > 4096) void this.text;
   }
   get rev() {
     return this._session?.client ? this._session.client.rev : 0;
@@ -1154,11 +1178,11 @@ var CollabDocument = class _CollabDocument extends Emitter {
         if (got.client) {
           client = got.client;
           author = got.author || null;
-          this._text = got.text || "";
+          this._setText(got.text || "");
         }
       }
       this._persist.attach?.(() => this._session?.client && {
-        text: this._text,
+        text: this.text,
         client: this._session.client.toJSON(),
         author: this._session.author,
         pending: this._session.client.pending()
@@ -1177,12 +1201,12 @@ var CollabDocument = class _CollabDocument extends Emitter {
       fetch: (url, init) => this._fetch(url, { ...init, headers: this._tokens.token ? { Authorization: `Bearer ${this._tokens.token}` } : {} }),
       cb: {
         onReset: (text) => {
-          const op = diff(this._text, text);
-          this._text = text;
+          const op = diff(this.text, text);
+          this._setText(text);
           if (!isNoop(op)) this.emit("change", { op, author: null, local: false, rev: this.rev, reset: true });
         },
         onRemote: (op, author2, rev) => {
-          this._text = apply2(this._text, op);
+          this._advance(op);
           this.emit("change", { op, author: author2 || "", local: false, rev });
         },
         onPeers: () => this.emit("presence", this.peers),
@@ -1278,22 +1302,22 @@ var CollabDocument = class _CollabDocument extends Emitter {
       if (typeof c !== "string" && !Number.isInteger(c)) throw new CollabError("bad_op", `bad op component ${JSON.stringify(c)}`);
     }
     op = normalize(op.filter((c) => c !== 0 && c !== ""));
-    const text = apply2(this._text, op);
+    if (baseLen(op) !== this._len) throw new CollabError("bad_op", `op covers ${baseLen(op)} code points, the text has ${this._len}`);
     if (isNoop(op)) return;
-    this._text = text;
+    this._advance(op);
     this._session.edit(op);
     this.emit("change", { op, author: this.author, local: true, rev: this.rev });
   }
   // insert inserts text at code point pos.
   insert(pos, text) {
-    const n = cpLen(this._text);
+    const n = this._len;
     if (!(pos >= 0 && pos <= n) || !Number.isInteger(pos)) throw new RangeError(`insert at ${pos}: the text has ${n} code points`);
     if (text === "") return;
     this.applyOp([pos, String(text), n - pos]);
   }
   // delete deletes count code points from pos.
   delete(pos, count) {
-    const n = cpLen(this._text);
+    const n = this._len;
     if (!Number.isInteger(pos) || !Number.isInteger(count) || pos < 0 || count < 0 || pos + count > n) {
       throw new RangeError(`delete ${count} at ${pos}: the text has ${n} code points`);
     }
@@ -1302,7 +1326,7 @@ var CollabDocument = class _CollabDocument extends Emitter {
   }
   // replace makes the text text, with the smallest single edit.
   replace(text) {
-    this.applyOp(diff(this._text, text));
+    this.applyOp(diff(this.text, text));
   }
   // setSelection tells the others this editor's selections, [anchor,
   // head] pairs in code points of the local text; sent once nothing is
