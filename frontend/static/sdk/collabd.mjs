@@ -283,17 +283,14 @@ function replay(state, events) {
 var fatalCodes = /* @__PURE__ */ new Set([4400, 4403, 4404, 4409, 4413]);
 var Session = class {
   // opts: {docId, clientId, name, client (an OTClient restored from
-  // storage, or null), cb, wsURL (optional), fetch (optional), base (the
-  // server's origin, default this page's), WebSocket (a constructor,
-  // default the global one)}
+  // storage, or null), cb, wsURL (a function giving the session's URL),
+  // fetch (optional), base (the server's origin), WebSocket (a
+  // constructor, default the global one)}
   constructor(opts) {
     Object.assign(this, { docId: opts.docId, clientId: opts.clientId, name: opts.name, cb: opts.cb });
     this.client = opts.client || null;
     this.author = opts.author || null;
-    this.wsURL = opts.wsURL || (() => {
-      const proto = location.protocol === "https:" ? "wss:" : "ws:";
-      return `${proto}//${location.host}/api/docs/${encodeURIComponent(this.docId)}/ws`;
-    });
+    this.wsURL = opts.wsURL;
     this.fetch = opts.fetch || ((...a) => fetch(...a));
     this.base = opts.base || "";
     this.WebSocket = opts.WebSocket || globalThis.WebSocket;
