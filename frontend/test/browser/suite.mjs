@@ -344,13 +344,18 @@ const scenarios = {
     const { id } = await createDoc(base, "start: ");
     const a = await openEditor(errors, "a", id), b = await openEditor(errors, "b", id);
     for (const p of [a, b]) { await p.click(".cm-content"); await p.keyboard.press("Control+End"); }
-    // b starts a moment after a, at the same spot, so a's first letters
-    // land at b's caret: they must not carry it into a's word. (Two first
-    // keystrokes in the very same instant are a race no client can win:
-    // the protocol puts the later-committed insert right of the earlier
-    // one, inside a word that has just begun; see docs/frontend.md.)
+    // b starts once a's first letters are on its page, at the same spot:
+    // they landed at b's caret and must not carry it into a's word. (Two
+    // first keystrokes in the very same instant are a race no client can
+    // win: the protocol puts the later-committed insert right of the
+    // earlier one, inside a word that has just begun; see
+    // docs/frontend.md. A fixed delay lost that race on a loaded machine.)
     const wa = "apple banana cherry", wb = "ONE TWO THREE FOUR";
-    await Promise.all([a.keyboard.type(wa, { delay: 25 }), sleep(150).then(() => b.keyboard.type(wb, { delay: 30 }))]);
+    await Promise.all([
+      a.keyboard.type(wa, { delay: 25 }),
+      until("a's first letters on b's page", async () => (await editorText(b)).includes(wa.slice(0, 3)))
+        .then(() => b.keyboard.type(wb, { delay: 30 })),
+    ]);
     const text = await converge(base, id, { a, b });
     if (!text.includes(wa) || !text.includes(wb)) errors.push(`words interleaved: ${JSON.stringify(text)}`);
     // Renaming oneself keeps the page live and reaches the others.
