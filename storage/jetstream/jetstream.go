@@ -124,7 +124,7 @@ const (
 	// bucketComments holds comment records (comments.go).
 	bucketComments = "collab_comments"
 	// bucketAuthors (authors.go) is declared with its code.
-	queueOwner     = "collab-owner"
+	queueOwner = "collab-owner"
 )
 
 // maxConsumers is the stream's explicit consumer limit (see New).
