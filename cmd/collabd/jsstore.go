@@ -25,6 +25,9 @@ var (
 	_ collab.AuthorStore  = jsStore{}
 )
 
+// clusterAuthorsEvery is collab.Options.AuthorsEvery in cluster mode.
+const clusterAuthorsEvery = 250
+
 // SaveAuthors and AuthorsBefore keep collab's checkpoints of who wrote
 // what in JetStream, so that another node, or this one restarted, starts
 // from them rather than from the document's first op, and text a restore
