@@ -53,7 +53,7 @@ function alignClasses(md) {
 function sourceLines(md) {
   md.core.ruler.push("source_lines", (state) => {
     for (const tok of state.tokens) {
-      if (tok.map && tok.nesting === 1) tok.attrSet("data-line", String(tok.map[0]));
+      if (tok.map && tok.nesting === 1) tok.attrSet("data-line", String(tok.map[0] + (state.env.lineOffset || 0)));
     }
   });
 }
@@ -71,7 +71,7 @@ function taskLists(md) {
       if (!m) continue;
       first.content = first.content.slice(m[0].length);
       const box = new state.Token("html_inline", "", 0);
-      const line = toks[i - 2].map ? toks[i - 2].map[0] : -1;
+      const line = toks[i - 2].map ? toks[i - 2].map[0] + (state.env.lineOffset || 0) : -1;
       box.content = `<input type="checkbox" class="task" data-line="${line}"${m[1] === " " ? "" : " checked"} aria-label="Done"> `;
       tok.children.unshift(box);
       toks[i - 2].attrJoin("class", "task-item");
@@ -94,9 +94,136 @@ export function renderer(loaded) {
   return md;
 }
 
-// render returns text as HTML, not yet sanitized.
-export function render(md, text) {
-  return md.render(text);
+// render returns text as HTML, not yet sanitized; line is the line (from
+// 0) text starts on in the document, for data-line.
+export function render(md, text, line = 0) {
+  return md.render(text, { lineOffset: line });
+}
+
+// Incremental rendering. A long document is rendered in chunks, pieces
+// of its text whose renderings, joined, are the whole text's: a change
+// re-renders only the chunks whose text it changed (Preview.update), and
+// a chunk out of sight costs no layout or paint (content-visibility in
+// app.css). A chunk ends only at a blank line outside fenced code that is
+// followed by a line at column 0 that starts a block of its own: not
+// indented (which could continue a list item or indented code) and not a
+// list marker (which could continue a loose list). Link reference
+// definitions apply across the whole text, so a text that has any is
+// one chunk.
+
+// chunkLines is how many lines a chunk grows to before it may end.
+const chunkLines = 60;
+const fenceRe = /^ {0,3}(`{3,}|~{3,})/;
+const listRe = /^(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$)/;
+const refDefRe = /^ {0,3}\[[^\]\n]+\]:/m;
+
+// splitChunks returns text's chunks as {text, line}: consecutive
+// substrings whose concatenation is text, and the line each starts on.
+export function splitChunks(text, maxLines = chunkLines) {
+  if (refDefRe.test(text)) return [{ text, line: 0 }];
+  const out = [];
+  let start = 0, startLine = 0, line = 0, pos = 0, fence = null, prevBlank = false;
+  while (pos < text.length) {
+    let end = text.indexOf("\n", pos);
+    if (end < 0) end = text.length;
+    const l = text.slice(pos, end);
+    const blank = !/\S/.test(l);
+    if (fence) {
+      const m = fenceRe.exec(l);
+      if (m && m[1][0] === fence[0] && m[1].length >= fence.length && !/\S/.test(l.slice(m[0].length))) fence = null;
+    } else {
+      if (prevBlank && !blank && line - startLine >= maxLines && /^\S/.test(l) && !listRe.test(l)) {
+        out.push({ text: text.slice(start, pos), line: startLine });
+        start = pos;
+        startLine = line;
+      }
+      const m = fenceRe.exec(l);
+      if (m && !(m[1][0] === "`" && l.slice(m[0].length).includes("`"))) fence = m[1];
+    }
+    prevBlank = blank;
+    pos = end + 1;
+    line++;
+  }
+  if (start < text.length || out.length === 0) out.push({ text: text.slice(start), line: startLine });
+  return out;
+}
+
+// Preview keeps el's rendering of a text in step with it, chunk by chunk:
+// el's children are one div.md-chunk per chunk. update renders only the
+// chunks whose text is new, in one pass through DOMPurify, keeps the
+// others' elements (moving their data-line numbers when lines before
+// them came or went), and touches el only where chunks changed.
+export class Preview {
+  constructor(el, md, purify) {
+    this.el = el;
+    this.md = md;
+    this.purify = purify;
+    this.chunks = []; // {text, line, node}, in el's order
+  }
+
+  update(text) {
+    const next = splitChunks(text), old = this.chunks;
+    let p = 0;
+    while (p < old.length && p < next.length && old[p].text === next[p].text) p++;
+    let q = 0;
+    while (q < old.length - p && q < next.length - p && old[old.length - 1 - q].text === next[next.length - 1 - q].text) q++;
+    const pool = new Map();
+    for (const c of old.slice(p, old.length - q)) {
+      if (!pool.has(c.text)) pool.set(c.text, []);
+      pool.get(c.text).push(c);
+    }
+    const mid = [], fresh = [];
+    for (const n of next.slice(p, next.length - q)) {
+      const reused = pool.get(n.text)?.shift();
+      if (reused) mid.push(shifted(reused, n.line));
+      else { const c = { text: n.text, line: n.line, node: null }; mid.push(c); fresh.push(c); }
+    }
+    if (fresh.length) {
+      const html = fresh.map((c) => `<div class="md-chunk">${render(this.md, c.text, c.line)}</div>`).join("");
+      const nodes = [...sanitize(this.purify, html).children];
+      if (nodes.length !== fresh.length) {
+        // Never expected (markdown-it's output is balanced): render it
+        // all again rather than show chunks out of place.
+        this.clear();
+        this.el.replaceChildren(sanitize(this.purify, render(this.md, text)));
+        return;
+      }
+      fresh.forEach((c, i) => { c.node = nodes[i]; });
+    }
+    for (const list of pool.values()) for (const c of list) c.node.remove();
+    const suffix = old.slice(old.length - q).map((c, i) => shifted(c, next[next.length - q + i].line));
+    const anchor = suffix.length ? suffix[0].node : null;
+    for (const c of mid) this.el.insertBefore(c.node, anchor);
+    this.chunks = [...old.slice(0, p), ...mid, ...suffix];
+  }
+
+  // clear forgets the rendering: the next update renders every chunk
+  // (a code language has loaded, say, and highlights what it did not).
+  clear() {
+    this.chunks = [];
+    this.el.replaceChildren();
+  }
+
+  // chunkAt returns the element of the chunk that holds line (from 0).
+  chunkAt(line) {
+    const cs = this.chunks;
+    let lo = 0, hi = cs.length - 1;
+    while (lo < hi) {
+      const m = (lo + hi + 1) >> 1;
+      if (cs[m].line <= line) lo = m; else hi = m - 1;
+    }
+    return cs.length ? cs[lo].node : null;
+  }
+}
+
+// shifted moves chunk c's data-line numbers to its new first line.
+function shifted(c, line) {
+  if (c.line !== line) {
+    const d = line - c.line;
+    for (const e of c.node.querySelectorAll("[data-line]")) e.setAttribute("data-line", String(Number(e.getAttribute("data-line")) + d));
+    c.line = line;
+  }
+  return c;
 }
 
 // toggleTask returns the change that ticks or unticks the task box on
