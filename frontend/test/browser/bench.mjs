@@ -48,6 +48,11 @@ async function editor(id) {
   }
   await p.goto(`${base}/edit.html#${id}`);
   await live(p);
+  // Measured with the features in place: the preview rendered (at 1M
+  // that takes seconds, and typing before it measures a page without
+  // it) and the authors' colors loaded.
+  if (features.has("preview")) await p.waitForFunction(() => document.getElementById("preview").childElementCount > 0, null, { timeout: 120000 });
+  if (features.has("authors")) await p.waitForFunction(() => document.getElementById("authors-bar").dataset.rev, null, { timeout: 120000 });
   p.ctx = ctx;
   return p;
 }
