@@ -115,27 +115,50 @@ export function render(md, text, line = 0) {
 const chunkLines = 60;
 const fenceRe = /^ {0,3}(`{3,}|~{3,})/;
 const listRe = /^(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$)/;
-const refDefRe = /^ {0,3}\[[^\]\n]+\]:/m;
+// A definition may also sit in a quote or a list item: any line that
+// has one after such marks counts.
+const refDefRe = /^[ \t>*+\-\d.)]*\[[^\]\n]+\]:/m;
 
 // splitChunks returns text's chunks as {text, line}: consecutive
 // substrings whose concatenation is text, and the line each starts on.
 export function splitChunks(text, maxLines = chunkLines) {
   if (refDefRe.test(text)) return [{ text, line: 0 }];
+  return scanChunks(text, 0, 0, maxLines, []).chunks;
+}
+
+const lineCount = (s) => { let n = 0; for (let i = s.indexOf("\n"); i >= 0; i = s.indexOf("\n", i + 1)) n++; return n; };
+
+// cutAt reports whether a chunk may start at line l of a text, after a
+// blank line outside fenced code: at column 0 and not a list marker.
+const cutAt = (l) => /^\S/.test(l) && !listRe.test(l);
+
+// scanChunks cuts text from offset pos, the start of line line and of a
+// chunk (outside fenced code), into chunks, each growing to maxLines
+// lines before it may end. It ends early at the first offset of stops
+// (ascending) where a chunk may start, whatever its size, and returns
+// that offset as stop (-1 when it reached the end of the text).
+function scanChunks(text, pos, line, maxLines, stops) {
   const out = [];
-  let start = 0, startLine = 0, line = 0, pos = 0, fence = null, prevBlank = false;
+  let start = pos, startLine = line, fence = null, prevBlank = false, si = 0;
+  if (stops.length && stops[0] === pos) return { chunks: out, stop: pos };
   while (pos < text.length) {
     let end = text.indexOf("\n", pos);
     if (end < 0) end = text.length;
     const l = text.slice(pos, end);
     const blank = !/\S/.test(l);
+    while (si < stops.length && stops[si] < pos) si++;
     if (fence) {
       const m = fenceRe.exec(l);
       if (m && m[1][0] === fence[0] && m[1].length >= fence.length && !/\S/.test(l.slice(m[0].length))) fence = null;
     } else {
-      if (prevBlank && !blank && line - startLine >= maxLines && /^\S/.test(l) && !listRe.test(l)) {
-        out.push({ text: text.slice(start, pos), line: startLine });
-        start = pos;
-        startLine = line;
+      if (prevBlank && !blank && cutAt(l)) {
+        const stop = si < stops.length && stops[si] === pos;
+        if (stop || line - startLine >= maxLines) {
+          out.push({ text: text.slice(start, pos), line: startLine });
+          if (stop) return { chunks: out, stop: pos };
+          start = pos;
+          startLine = line;
+        }
       }
       const m = fenceRe.exec(l);
       if (m && !(m[1][0] === "`" && l.slice(m[0].length).includes("`"))) fence = m[1];
@@ -144,8 +167,49 @@ export function splitChunks(text, maxLines = chunkLines) {
     pos = end + 1;
     line++;
   }
-  if (start < text.length || out.length === 0) out.push({ text: text.slice(start), line: startLine });
-  return out;
+  if (start < text.length || (out.length === 0 && start === 0)) out.push({ text: text.slice(start), line: startLine });
+  return { chunks: out, stop: -1 };
+}
+
+// rechunk returns the chunks of text, which old's chunks were of before
+// an edit: the chunks before and after what the edit changed are kept as
+// they were (keep of them at the start, and old's from index from on at
+// the end), and only the text between is cut anew, ending at the first
+// old boundary where a chunk may still start. So an edit re-renders the
+// chunk it falls in, not every chunk after it that a new cut would move.
+export function rechunk(old, text, maxLines = chunkLines) {
+  if (!old.length || refDefRe.test(text) || old.length === 1 && refDefRe.test(old[0].text)) {
+    return { chunks: splitChunks(text, maxLines), keep: 0, from: old.length };
+  }
+  let keep = 0, off = 0, line = 0;
+  while (keep < old.length && text.startsWith(old[keep].text, off)) { off += old[keep].text.length; line += lineCount(old[keep].text); keep++; }
+  if (keep === old.length && off === text.length) return { chunks: old.map((c) => ({ text: c.text, line: c.line })), keep, from: old.length };
+  // The text's old end is no place to cut if text goes on after it.
+  if (keep === old.length) {
+    keep--;
+    off -= old[keep].text.length;
+    line -= lineCount(old[keep].text);
+  }
+  // The first changed chunk must still be one that may start here.
+  while (keep > 0) {
+    const nl = text.indexOf("\n", off);
+    if (off < text.length && cutAt(text.slice(off, nl < 0 ? text.length : nl))) break;
+    keep--;
+    off -= old[keep].text.length;
+    line -= lineCount(old[keep].text);
+  }
+  let from = old.length, end = text.length;
+  while (from > keep && end - old[from - 1].text.length >= off && text.startsWith(old[from - 1].text, end - old[from - 1].text.length)) {
+    from--;
+    end -= old[from].text.length;
+  }
+  const stops = [];
+  for (let i = from, o = end; i < old.length; o += old[i].text.length, i++) stops.push(o);
+  const { chunks: mid, stop } = scanChunks(text, off, line, maxLines, stops);
+  const kept = stop < 0 ? old.length : from + stops.indexOf(stop);
+  let l = line + mid.reduce((n, c) => n + lineCount(c.text), 0);
+  const tail = old.slice(kept).map((c) => { const t = { text: c.text, line: l }; l += lineCount(c.text); return t; });
+  return { chunks: [...old.slice(0, keep).map((c) => ({ text: c.text, line: c.line })), ...mid, ...tail], keep, from: kept };
 }
 
 // Preview keeps el's rendering of a text in step with it, chunk by chunk:
@@ -162,18 +226,16 @@ export class Preview {
   }
 
   update(text) {
-    const next = splitChunks(text), old = this.chunks;
-    let p = 0;
-    while (p < old.length && p < next.length && old[p].text === next[p].text) p++;
-    let q = 0;
-    while (q < old.length - p && q < next.length - p && old[old.length - 1 - q].text === next[next.length - 1 - q].text) q++;
+    const old = this.chunks;
+    const { chunks: next, keep, from } = rechunk(old, text);
+    const tailLen = old.length - from;
     const pool = new Map();
-    for (const c of old.slice(p, old.length - q)) {
+    for (const c of old.slice(keep, from)) {
       if (!pool.has(c.text)) pool.set(c.text, []);
       pool.get(c.text).push(c);
     }
     const mid = [], fresh = [];
-    for (const n of next.slice(p, next.length - q)) {
+    for (const n of next.slice(keep, next.length - tailLen)) {
       const reused = pool.get(n.text)?.shift();
       if (reused) mid.push(shifted(reused, n.line));
       else { const c = { text: n.text, line: n.line, node: null }; mid.push(c); fresh.push(c); }
@@ -182,8 +244,8 @@ export class Preview {
       const html = fresh.map((c) => `<div class="md-chunk">${render(this.md, c.text, c.line)}</div>`).join("");
       const nodes = [...sanitize(this.purify, html).children];
       if (nodes.length !== fresh.length) {
-        // Never expected (markdown-it's output is balanced): render it
-        // all again rather than show chunks out of place.
+        // Never expected (markdown-it's output is balanced): show the
+        // whole rendering rather than chunks out of place.
         this.clear();
         this.el.replaceChildren(sanitize(this.purify, render(this.md, text)));
         return;
@@ -191,10 +253,10 @@ export class Preview {
       fresh.forEach((c, i) => { c.node = nodes[i]; });
     }
     for (const list of pool.values()) for (const c of list) c.node.remove();
-    const suffix = old.slice(old.length - q).map((c, i) => shifted(c, next[next.length - q + i].line));
+    const suffix = old.slice(from).map((c, i) => shifted(c, next[next.length - tailLen + i].line));
     const anchor = suffix.length ? suffix[0].node : null;
     for (const c of mid) this.el.insertBefore(c.node, anchor);
-    this.chunks = [...old.slice(0, p), ...mid, ...suffix];
+    this.chunks = [...old.slice(0, keep), ...mid, ...suffix];
   }
 
   // clear forgets the rendering: the next update renders every chunk

@@ -307,7 +307,7 @@ test("authors: marks follow edits as one mark per run of an author", () => {
 });
 
 // ---- markdown.js ---------------------------------------------------------------
-import { renderer, render, toggleTask, highlightHTML, splitChunks } from "../src/markdown.js";
+import { renderer, render, toggleTask, highlightHTML, splitChunks, rechunk } from "../src/markdown.js";
 import { codeLanguages } from "../src/mdlang.js";
 
 test("markdown: tables, task lists, code, links and images", async () => {
@@ -379,6 +379,41 @@ test("markdown: chunks render as the whole text does", () => {
   }
   // Link reference definitions apply across the text: no cut.
   assert.equal(splitChunks("[a]\n\n".repeat(10) + "[a]: https://example.org\n", 1).length, 1);
+});
+
+test("markdown: chunks kept through edits still render as the whole text does", () => {
+  // Random edits of a random document, the chunks carried from one text
+  // to the next by rechunk: they still join to the text and render as it
+  // does, and an edit within one chunk of a long text re-cuts a few.
+  const md = renderer();
+  let seed = 5;
+  const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  const pieces = ["x", "\n", "\n\n", "- ", "```", "```\n", "    ", "> ", "# h\n\n", "para text\n\n", "1. ", "[r]: https://e.org\n", "~~~\n"];
+  for (let trial = 0; trial < 60; trial++) {
+    let text = "";
+    for (let i = 0; i < 60; i++) text += ["# T", "para\nline", "- a\n- b", "```\ncode\n\nmore\n```", "> q", "  indented"][rnd(6)] + "\n\n";
+    let chunks = splitChunks(text, 4);
+    for (let step = 0; step < 40; step++) {
+      const at = rnd(text.length + 1), del = rnd(4) === 0 ? rnd(12) : 0;
+      const ins = rnd(5) === 0 ? "" : pieces[rnd(pieces.length)];
+      text = text.slice(0, at) + ins + text.slice(at + del);
+      const r = rechunk(chunks, text, 4);
+      chunks = r.chunks;
+      assert.equal(chunks.map((c) => c.text).join(""), text, `trial ${trial} step ${step}`);
+      let line = 0;
+      for (const c of chunks) { assert.equal(c.line, line); line += c.text.split("\n").length - 1; }
+      assert.equal(chunks.map((c) => render(md, c.text, c.line)).join(""), render(md, text), `trial ${trial} step ${step}:\n${text}`);
+    }
+  }
+  // One character typed in the middle of a long text: the chunks around
+  // it are kept.
+  const long = "para\nline\n\n".repeat(2000);
+  const before = splitChunks(long);
+  const mid = long.length >> 1;
+  const r = rechunk(before, long.slice(0, mid) + "x" + long.slice(mid));
+  assert.ok(before.length > 50 && r.keep + (before.length - r.from) >= before.length - 2, `kept ${r.keep} + ${before.length - r.from} of ${before.length}`);
+  const r2 = rechunk(before, long.slice(0, mid) + "\n\n" + long.slice(mid));
+  assert.ok(r2.keep + (before.length - r2.from) >= before.length - 2, `after a new paragraph, kept ${r2.keep} + ${before.length - r2.from} of ${before.length}`);
 });
 
 test("markdown: a task box toggles its own line", () => {
