@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	mrand "math/rand/v2"
 	"sort"
 	"strconv"
+	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
@@ -49,7 +51,7 @@ const (
 	// wrong answer, except for a restore's).
 	maxAuthorsIndex = 8192
 	// indexTries bounds the compare-and-set retries of one index update.
-	indexTries = 16
+	indexTries = 32
 )
 
 // Checkpoint is an opaque value of a document at a revision.
@@ -120,7 +122,7 @@ func (s *Store) SaveAuthors(ctx context.Context, id string, cps []Checkpoint) er
 // at the same revisions, and returns the replaced ones.
 func (s *Store) updateAuthorsIndex(ctx context.Context, id string, add []authorsEntry) ([]authorsEntry, error) {
 	key := id + ".i"
-	for range indexTries {
+	for try := range indexTries {
 		var (
 			have []authorsEntry
 			last uint64
@@ -140,8 +142,8 @@ func (s *Store) updateAuthorsIndex(ctx context.Context, id string, add []authors
 			}
 		}
 		merged, replaced := mergeIndex(have, add)
-		if len(merged) > maxAuthorsIndex {
-			return nil, fmt.Errorf("%d checkpoints, at most %d: %w", len(merged), maxAuthorsIndex, ErrConflict)
+		if len(merged) > s.authorsMax {
+			return nil, fmt.Errorf("%d checkpoints, at most %d: %w", len(merged), s.authorsMax, ErrConflict)
 		}
 		val := encodeIndex(merged)
 		if last == 0 {
@@ -155,7 +157,13 @@ func (s *Store) updateAuthorsIndex(ctx context.Context, id string, add []authors
 		if !errors.Is(err, natsjs.ErrKeyExists) && !isWrongLastSeq(err) {
 			return nil, err
 		}
-		// Another node updated the index meanwhile: merge again.
+		// Another node updated the index meanwhile: merge again, after a
+		// random pause that grows, so that writers racing drift apart.
+		select {
+		case <-time.After(time.Duration(mrand.Int64N(int64(min(try+1, 8)) * int64(time.Millisecond)))):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	return nil, fmt.Errorf("authors index: %d tries lost to other writers: %w", indexTries, ErrConflict)
 }

@@ -153,3 +153,45 @@ func TestAuthorsIndexCodec(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthorsIndexLimit: past its limit of checkpoints a document takes no
+// more, and keeps those it has; the refused one's chunks are not left.
+func TestAuthorsIndexLimit(t *testing.T) {
+	ns := startNATS(t)
+	s := ns.newStore(t, Options{})
+	s.authorsMax = 3
+	ctx := testCtx(t)
+	m := createDoc(t, s)
+	var ty typist
+	for i := range 5 {
+		if err := s.Append(ctx, m.ID, ty.group(1, "c", int64(i+1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for rev := int64(1); rev <= 3; rev++ {
+		if err := s.SaveAuthors(ctx, m.ID, []Checkpoint{{rev, []byte{byte(rev)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SaveAuthors(ctx, m.ID, []Checkpoint{{4, []byte{4}}}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a fourth checkpoint past the limit of 3: %v, want ErrConflict", err)
+	}
+	// Replacing one is not adding one.
+	if err := s.SaveAuthors(ctx, m.ID, []Checkpoint{{2, []byte{22}}}); err != nil {
+		t.Fatalf("replacing a checkpoint at the limit: %v", err)
+	}
+	if cp, err := s.AuthorsBefore(ctx, m.ID, 5); err != nil || cp.Rev != 3 || !bytes.Equal(cp.Data, []byte{3}) {
+		t.Fatalf("AuthorsBefore(5): rev %d %v, %v; want rev 3", cp.Rev, cp.Data, err)
+	}
+	keys, err := s.authors.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range keys.Keys() {
+		n++
+	}
+	if n != 4 {
+		t.Errorf("keys: %d, want 4 (the index and three checkpoints)", n)
+	}
+}

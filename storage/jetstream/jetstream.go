@@ -191,6 +191,9 @@ type Store struct {
 	snapEvery int64 // 0 when disabled
 	// milestones is the milestone interval (snapshot.go).
 	milestones int64
+	// authorsMax bounds a document's authorship checkpoints (authors.go;
+	// tests lower it).
+	authorsMax int
 	ctx        context.Context
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
@@ -264,6 +267,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		nc: nc, js: js, node: node, replicas: replicas, ttl: ttl, renew: renew, log: log,
 		states:    make(map[string]*docState),
 		snapEvery: every, snapWake: make(chan struct{}, 1), milestones: defaultMilestoneEvery,
+		authorsMax:  maxAuthorsIndex,
 		snapPending: make(map[string]struct{}),
 	}
 
