@@ -205,6 +205,11 @@ type Options struct {
 	// as well as count (default 4 MiB); a page always holds at least one
 	// op.
 	MaxOpsPageBytes int
+	// AuthorsEvery is the number of revisions between the checkpoints
+	// of who wrote what (default 1000): GET .../authors?rev=R replays at
+	// most this many ops. A store whose ops cost more to read (cluster
+	// mode) wants them closer; each costs some bytes a run of authors.
+	AuthorsEvery int
 	// AllowedHosts, when not nil, lists the host names (path.Match
 	// patterns, ports ignored) that requests may carry in Host, besides
 	// the loopback names (localhost, 127.0.0.1, [::1]), which are always
@@ -349,6 +354,7 @@ func (o *Options) setDefaults() {
 		o.MaxDocHistory = 256 << 20
 	}
 	setDefault(&o.MaxOpsPageBytes, 4<<20)
+	setDefault(&o.AuthorsEvery, authorsEvery)
 	if o.HSTSMaxAge == 0 {
 		o.HSTSMaxAge = 365 * 24 * time.Hour
 	}
@@ -484,7 +490,7 @@ func New(store Store, opts Options) *Server {
 		held:         newHeldBytes(opts.MaxHeldResponseBytes),
 		past:         newPastTexts(pastCacheBytes),
 		authorsCache: newAuthorCache(authorsCacheBytes),
-		authorsEvery: authorsEvery,
+		authorsEvery: int64(opts.AuthorsEvery),
 		ctx:          ctx,
 		cancel:       cancel,
 		hubs:         make(map[string]*hub),

@@ -128,6 +128,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer cluster.close()
 		docStore = jsStore{st: js, jsCluster: cluster}
 		clusterJS = js
+		// An op read from JetStream costs some ten times one read from
+		// the file: checkpoints of who wrote what four times as close
+		// keep GET /authors at any revision within its p99 target
+		// (BenchmarkAuthorsPaperCluster, docs/scaling.md).
+		cfg.collab.AuthorsEvery = clusterAuthorsEvery
 		logger.Info("cluster mode", "nats", nc.ConnectedUrlRedacted(), "node", js.NodeID())
 	}
 	reg, err := cfg.embed.setup(&cfg.collab, db, cfg.adminAddr != "")

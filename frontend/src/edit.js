@@ -20,7 +20,7 @@ import { $, el, uuidRe, titleOf, rememberDoc, listDocs, errorWords, download, co
 import { openHistory } from "./history.js";
 import { me, accountBar, noAccess, shareDialog } from "./account.js";
 import { CommentPane, commentExtensions } from "./comments.js";
-import { authorStyler, runRanges, legend, renderLegend } from "./authors.js";
+import { authorStyler, authorMarker, markChanges, runRanges, legend, renderLegend } from "./authors.js";
 import { sizedMarkdown } from "./mdlang.js";
 import { wireExport } from "./export.js";
 
@@ -41,6 +41,7 @@ const { root: editorRoot, mount: editorMount } = shadowMount($("editor"));
 // step between fetches by marking what each change inserts with its
 // author (ours for a local change, the op's for a remote one).
 const styleAuthor = authorStyler(editorRoot);
+const authorMark = authorMarker(styleAuthor);
 const setAuthorDecos = StateEffect.define();
 let authorsOn = false;
 const authorDecos = StateField.define({
@@ -48,12 +49,9 @@ const authorDecos = StateField.define({
   update(deco, tr) {
     for (const e of tr.effects) if (e.is(setAuthorDecos)) return e.value;
     if (!tr.docChanged) return deco;
-    deco = deco.map(tr.changes);
-    const who = authorsOn && (tr.annotation(fromCollab) ? tr.annotation(collabAuthor) : doc && doc.author);
-    if (!who) return deco;
-    const add = [];
-    tr.changes.iterChangedRanges((fa, ta, fb, tb) => { if (fb < tb) add.push(Decoration.mark({ class: styleAuthor(who) }).range(fb, tb)); });
-    return add.length ? deco.update({ add, sort: true }) : deco;
+    if (!authorsOn) return deco.map(tr.changes);
+    const who = tr.annotation(fromCollab) ? tr.annotation(collabAuthor) : doc && doc.author;
+    return markChanges(deco.map(tr.changes), tr.changes, who, authorMark);
   },
   provide: (f) => EditorView.decorations.from(f),
 });
@@ -398,11 +396,13 @@ whoAmI.then(async (who) => {
 
 // The preview is rendered after a pause in typing, never per keystroke:
 // the wait grows with what the last rendering cost, so that a long
-// document does not slow typing.
+// document does not slow typing. A rendering redoes only the chunks of
+// the text that changed (markdown.js, Preview), and chunks out of sight
+// cost no layout (app.css).
 // The renderer (markdown.js: markdown-it, DOMPurify) is a chunk of its
 // own, loaded when the preview is first shown.
 const previewEl = $("preview");
-let previewOn = false, previewTimer = 0, previewCost = 0, mdMod = null, md = null;
+let previewOn = false, previewTimer = 0, previewCost = 0, mdMod = null, md = null, preview = null;
 function schedulePreview() {
   if (!previewOn) return;
   clearTimeout(previewTimer);
@@ -412,12 +412,18 @@ function schedulePreview() {
 function renderPreview() {
   if (!previewOn) return;
   if (!mdMod) {
-    import("./markdown.js").then((m) => { mdMod = m; md = m.renderer(schedulePreview); renderPreview(); },
+    import("./markdown.js").then((m) => {
+      mdMod = m;
+      // A code language that has loaded highlights chunks rendered before.
+      md = m.renderer(() => { if (preview) preview.clear(); schedulePreview(); });
+      preview = new m.Preview(previewEl, md, m.DOMPurify);
+      renderPreview();
+    },
       (err) => { previewEl.textContent = `The preview could not be loaded: ${err.message}`; });
     return;
   }
   const t0 = performance.now();
-  previewEl.replaceChildren(mdMod.sanitize(mdMod.DOMPurify, mdMod.render(md, view.state.doc.toString())));
+  preview.update(view.state.doc.toString());
   previewCost = performance.now() - t0;
   syncPreview();
 }
@@ -428,11 +434,12 @@ function syncPreview() {
   const top = view.lineBlockAtHeight(view.scrollDOM.scrollTop - view.documentTop + view.scrollDOM.getBoundingClientRect().top);
   const line = view.state.doc.lineAt(top.from).number - 1;
   let best = null;
-  for (const e of previewEl.querySelectorAll("[data-line]")) {
+  const chunk = preview && preview.chunkAt(line);
+  for (const e of chunk ? chunk.querySelectorAll("[data-line]") : []) {
     if (Number(e.dataset.line) > line) break;
     best = e;
   }
-  previewEl.scrollTop = best ? best.offsetTop - 8 : 0;
+  previewEl.scrollTop = best ? best.getBoundingClientRect().top - previewEl.getBoundingClientRect().top + previewEl.scrollTop - 8 : 0;
 }
 view.scrollDOM.addEventListener("scroll", () => requestAnimationFrame(syncPreview), { passive: true });
 
@@ -461,7 +468,7 @@ function setPreviewOn(on) {
   document.body.classList.toggle("previewing", on);
   $("preview-btn").setAttribute("aria-pressed", String(on));
   try { localStorage.setItem("collabd-preview", on ? "1" : ""); } catch { /* a convenience */ }
-  if (on) { setPane("preview"); renderPreview(); } else { previewEl.replaceChildren(); setPane("text"); }
+  if (on) { setPane("preview"); renderPreview(); } else { if (preview) preview.clear(); setPane("text"); }
 }
 $("preview-btn").addEventListener("click", () => setPreviewOn(!previewOn));
 
@@ -493,7 +500,7 @@ async function loadAuthors() {
     const a = await r.json();
     if (!authorsOn) return;
     for (const [k, v] of Object.entries(a.names || {})) rememberAuthor(k, v);
-    const decos = runRanges(a.runs, index(), view.state.doc.length).map(([f, t, au]) => Decoration.mark({ class: styleAuthor(au) }).range(f, t));
+    const decos = runRanges(a.runs, index(), view.state.doc.length).map(([f, t, au]) => authorMark(au).range(f, t));
     view.dispatch({ effects: setAuthorDecos.of(Decoration.set(decos, true)) });
     showLegend(a.runs, a.names);
     $("authors-bar").dataset.rev = String(a.rev);
@@ -513,7 +520,8 @@ function setAuthorsOn(on) {
 $("authors-btn").addEventListener("click", () => setAuthorsOn(!authorsOn));
 
 // For the browser tests and the benchmark.
-window.collabdEditor = { view, get doc() { return doc; }, index, get comments() { return comments; } };
+window.collabdEditor = { view, get doc() { return doc; }, index, get comments() { return comments; },
+  get markdown() { return mdMod; } };
 start();
 if (localStorage.getItem("collabd-author-colors")) setAuthorsOn(true);
 if (localStorage.getItem("collabd-preview")) setPreviewOn(true);

@@ -14,6 +14,8 @@
 //	KV collab_views       view id -> doc id (Create, so view ids are unique)
 //	KV collab_owners      doc id -> node id, the owner lease (TTL bucket)
 //	object collab_snaps   doc id -> text and client table at a revision
+//	KV collab_comments    doc id.key -> comment record (comments.go)
+//	KV collab_authors     doc id.i, doc id.c... -> who wrote what (authors.go)
 //	subject collab.rpc.<doc>  request/reply to the owner (queue group)
 //
 // # Ordering and fencing
@@ -121,7 +123,8 @@ const (
 	bucketSnaps  = "collab_snaps"
 	// bucketComments holds comment records (comments.go).
 	bucketComments = "collab_comments"
-	queueOwner     = "collab-owner"
+	// bucketAuthors (authors.go) is declared with its code.
+	queueOwner = "collab-owner"
 )
 
 // maxConsumers is the stream's explicit consumer limit (see New).
@@ -169,6 +172,8 @@ type Store struct {
 	snaps  natsjs.ObjectStore
 	// comments holds comment records (comments.go).
 	comments natsjs.KeyValue
+	// authors holds checkpoints of who wrote what (authors.go).
+	authors natsjs.KeyValue
 
 	node       string
 	replicas   int
@@ -186,6 +191,9 @@ type Store struct {
 	snapEvery int64 // 0 when disabled
 	// milestones is the milestone interval (snapshot.go).
 	milestones int64
+	// authorsMax bounds a document's authorship checkpoints (authors.go;
+	// tests lower it).
+	authorsMax int
 	ctx        context.Context
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
@@ -259,6 +267,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		nc: nc, js: js, node: node, replicas: replicas, ttl: ttl, renew: renew, log: log,
 		states:    make(map[string]*docState),
 		snapEvery: every, snapWake: make(chan struct{}, 1), milestones: defaultMilestoneEvery,
+		authorsMax:  maxAuthorsIndex,
 		snapPending: make(map[string]struct{}),
 	}
 
@@ -313,6 +322,9 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if s.comments, err = kv(bucketComments, "collabd comments: doc id.key -> record", 0, natsjs.FileStorage); err != nil {
+		return nil, err
+	}
+	if s.authors, err = kv(bucketAuthors, "collabd who wrote what: doc id.i -> index, doc id.c<rev>... -> checkpoint", 0, natsjs.FileStorage); err != nil {
 		return nil, err
 	}
 	// The bucket's max age is the lease TTL: every renewal is a new

@@ -567,6 +567,66 @@ const scenarios = {
     await ada.ctx.close();
     await bob.ctx.close();
   },
+  // The preview after edits: rendered chunk by chunk (markdown.js,
+  // Preview), it must read as a whole rendering of the text does, through
+  // edits that change one chunk, move the lines of all after it, join two
+  // chunks, and open and close a fence that swallows the rest; and a task
+  // box after moved lines still ticks its own line.
+  async previewEdits(errors) {
+    const blocks = ["## Section", "A paragraph with *emphasis*\nand a second line.", "- [ ] a task\n- [x] done", "```js\nconst x = 1;\n\nx++;\n```",
+      "> a quote", "| a | b |\n|---|---|\n| 1 | 2 |", "1. one\n2. two", "- loose\n\n- list"];
+    let text = "";
+    for (let i = 0; i < 80; i++) text += `${blocks[i % blocks.length]}\n\n`;
+    const { id } = await createDoc(base, text);
+    const e = await openEditor(errors, "preview-edits", id);
+    await e.click("#preview-btn");
+    // The preview as a whole rendering of the editor's text would be.
+    const same = () => e.evaluate(() => {
+      const ed = window.collabdEditor, m = ed.markdown;
+      if (!m) return null;
+      const whole = document.createElement("div");
+      whole.append(m.sanitize(m.DOMPurify, m.render(m.renderer(), ed.view.state.doc.toString())));
+      const p = document.getElementById("preview");
+      const shown = [...p.children].map((c) => (c.classList.contains("md-chunk") ? c.innerHTML : c.outerHTML)).join("");
+      return { ok: shown === whole.innerHTML, chunks: p.children.length };
+    });
+    const check = async (what) => {
+      let last;
+      try {
+        await until(`the preview after ${what}`, async () => { last = await same(); return last && last.ok; }, 10000);
+      } catch { errors.push(`the preview after ${what} differs from the text's rendering (${JSON.stringify(last)})`); }
+      return last;
+    };
+    const first = await check("loading");
+    if (!first || first.chunks < 3) errors.push(`a long document's preview is not in chunks: ${JSON.stringify(first)}`);
+    const at = (line) => e.evaluate((n) => window.collabdEditor.view.state.doc.line(n).from, line);
+    const edit = (from, to, insert) => e.evaluate(([f, t, s]) => window.collabdEditor.view.dispatch({ changes: { from: f, to: t, insert: s }, userEvent: "input" }), [from, to, insert]);
+    await edit(await at(100), await at(100), "typed in the middle ");
+    await check("typing in one chunk");
+    await edit(await at(3), await at(3), "new line\n\n- [ ] new task\n\n");
+    await check("lines added near the top");
+    const blank = await at(150);
+    await edit(blank, blank + 1, "");
+    await check("a line removed");
+    await edit(await at(40), await at(40), "```\n");
+    await check("a fence opened");
+    await edit(await at(40), (await at(41)), "");
+    await check("the fence removed");
+    // The last task box in the preview ticks its own line of the text.
+    await e.evaluate(() => { const b = [...document.querySelectorAll("#preview input.task")].at(-1); b.scrollIntoView(); });
+    const want = await e.evaluate(() => {
+      const lines = window.collabdEditor.view.state.doc.toString().split("\n");
+      return lines.map((l, i) => [l, i]).filter(([l]) => /^- \[[ xX]\]/.test(l)).at(-1);
+    });
+    const boxes = await e.$$("#preview input.task");
+    await boxes[boxes.length - 1].click();
+    await until("the last box ticked its line", async () => {
+      const lines = (await serverText(base, id)).split("\n");
+      return want && lines[want[1]] !== want[0] && /^- \[[ xX]\]/.test(lines[want[1]]);
+    }).catch(() => errors.push(`ticking the last task box did not edit line ${want && want[1]} (${want && want[0]})`));
+    await check("ticking a box");
+    await e.ctx.close();
+  },
   // Markdown: the preview renders a document beside the text, hostile
   // markup runs nothing, a box ticked in the preview edits the text, a
   // phone gets tabs, and the view page renders for spectators.
