@@ -157,5 +157,5 @@ func (s *Store) Changes(ctx context.Context, feed string, after uint64, fn func(
 type closedIter struct{ err error }
 
 func (c closedIter) Next(...natsjs.NextOpt) (natsjs.Msg, error) { return nil, c.err }
-func (closedIter) Stop()                                       {}
-func (closedIter) Drain()                                      {}
+func (closedIter) Stop()                                        {}
+func (closedIter) Drain()                                       {}
