@@ -415,3 +415,25 @@ func tokens(s string) []string {
 		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.Is(unicode.Mn, r)
 	})
 }
+
+// Mark returns what SetMark last stored under key in the index, nil if
+// nothing: the index's own bookkeeping (how far a cluster node's index
+// has followed the stream), kept with the documents it describes.
+func (x *Index) Mark(key string) ([]byte, error) {
+	v, err := x.idx.GetInternal([]byte(markPrefix + key))
+	if err != nil {
+		return nil, fmt.Errorf("search index mark %s: %w", key, err)
+	}
+	return v, nil
+}
+
+// SetMark stores v under key in the index.
+func (x *Index) SetMark(key string, v []byte) error {
+	if err := x.idx.SetInternal([]byte(markPrefix+key), v); err != nil {
+		return fmt.Errorf("search index mark %s: %w", key, err)
+	}
+	return nil
+}
+
+// markPrefix keeps marks apart from bleve's own internal keys.
+const markPrefix = "collabd."

@@ -163,3 +163,28 @@ func TestQueryLimits(t *testing.T) {
 		t.Errorf("split: got %d words and %d phrases, want %d terms with the phrase", len(w), len(p), MaxTerms)
 	}
 }
+
+// TestMarks: a mark is kept across a reopen, and is not a document.
+func TestMarks(t *testing.T) {
+	x, dir := openTest(t)
+	if v, err := x.Mark("feed"); err != nil || v != nil {
+		t.Fatalf("mark before any: %q, %v; want nil", v, err)
+	}
+	if err := x.SetMark("feed", []byte(`{"ops":7}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	y, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	if v, err := y.Mark("feed"); err != nil || string(v) != `{"ops":7}` {
+		t.Errorf("mark after reopen: got %q, %v; want {\"ops\":7}", v, err)
+	}
+	if n, err := y.Count(); err != nil || n != 0 {
+		t.Errorf("documents: got %d, %v; want 0", n, err)
+	}
+}
