@@ -67,10 +67,20 @@ func TestClusterWorkspace(t *testing.T) {
 	eventually(t, "the restore on "+a.name+" seen on "+b.name, func() bool { return len(list(t, "ann", "", docs(b)+"?q=otters")) == 1 })
 
 	// c goes down; meanwhile a edits, b renames, a shares with bob and
-	// creates another document. c catches up when it starts again: the
-	// edits from the stream, the rename and the share from the buckets,
-	// from where its index had got to.
+	// creates another document, and b renames and shares a document
+	// whose text does not change. c catches up when it starts again: the
+	// edits from the stream, the renames and shares from the buckets,
+	// from where its index had got to (a revision that did not move
+	// says nothing of those).
+	still, _ := create(t, a.URL, "ann", "Kestrels hover over the verge")
+	eventually(t, "the unchanged document indexed on "+cc.name, func() bool { return len(list(t, "ann", "", docs(cc)+"?q=kestrels")) == 1 })
 	cc.stop()
+	if code, body := asIn(t, "ann", "", "PATCH", docs(b)+"/"+still, `{"title":"Raptors","tags":["birds"]}`); code != 200 {
+		t.Fatalf("patch on %s: %d %s", b.name, code, body)
+	}
+	if code, body := asIn(t, "ann", "", "PUT", docs(b)+"/"+still+"/access", `{"link":"none","members":[{"user":"bob","role":"edit"}]}`); code != 200 {
+		t.Fatalf("share on %s: %d %s", b.name, code, body)
+	}
 	if code, body := asIn(t, "ann", "", "PUT", docs(a)+"/"+id+"/text", `{"text":"Field notes\nBadgers dig under the old oak."}`); code != 200 {
 		t.Fatalf("edit on %s: %d %s", a.name, code, body)
 	}
@@ -86,6 +96,10 @@ func TestClusterWorkspace(t *testing.T) {
 		got := list(t, "bob", "", docs(cc)+"?q=badgers")
 		return len(got) == 1 && got[0].Title == "Woodland log" && got[0].Role == "view"
 	})
+	eventually(t, "the rename and share made while "+cc.name+" was down seen there", func() bool {
+		got := list(t, "bob", "", docs(cc)+"?q=kestrels")
+		return len(got) == 1 && got[0].Title == "Raptors" && got[0].Role == "edit" && len(got[0].Tags) == 1
+	})
 	if got := list(t, "ann", "", docs(cc)+"?q=herons"); len(got) != 1 || got[0].ID != other || got[0].Snippet == nil || !strings.Contains(*got[0].Snippet, "<mark>Herons</mark>") {
 		t.Errorf("the document created while %s was down: got %+v", cc.name, got)
 	}
@@ -100,6 +114,6 @@ func TestClusterWorkspace(t *testing.T) {
 	eventually(t, "the purge on "+b.name+" seen on "+cc.name, func() bool {
 		got := list(t, "ann", "", docs(cc))
 		b, _ := json.Marshal(got)
-		return len(got) == 1 && !strings.Contains(string(b), other)
+		return len(got) == 2 && !strings.Contains(string(b), other)
 	})
 }
