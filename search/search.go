@@ -62,11 +62,23 @@ type Index struct {
 
 var _ collab.SearchIndex = (*Index)(nil)
 
+// runtimeConfig is bleve's configuration of an open index.
+//
+// unsafe_batch: a batch returns once it is searchable, and is written to
+// disk (and fsynced) in the background, rather than once it is on disk.
+// Waiting for the disk left the indexer idle for most of a batch (a
+// batch of 1 MB took 0.9 s on two busy cores, for 0.4 s of CPU); what a
+// crash loses of the last batches the indexer catches up at start from
+// the store's revisions (and, in cluster mode, from the feed positions
+// kept in the index with them), and Close waits for what it was given
+// to be on disk.
+var runtimeConfig = map[string]any{"unsafe_batch": true}
+
 // Open opens the index in dir, creating it if it does not exist.
 func Open(dir string) (*Index, error) {
-	idx, err := bleve.Open(dir)
+	idx, err := bleve.OpenUsing(dir, runtimeConfig)
 	if errors.Is(err, bleve.ErrorIndexPathDoesNotExist) {
-		idx, err = bleve.New(dir, indexMapping())
+		idx, err = bleve.NewUsing(dir, indexMapping(), bleve.Config.DefaultIndexType, bleve.Config.DefaultKVStore, runtimeConfig)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open search index %s: %w", dir, err)
@@ -77,10 +89,27 @@ func Open(dir string) (*Index, error) {
 // Remove deletes the index in dir, for a rebuild.
 func Remove(dir string) error { return os.RemoveAll(dir) }
 
-// Close closes the index; what it was given is on disk. Later calls do
-// nothing (bleve panics on a second close).
+// closeWait bounds how long Close waits for the last batches to be on
+// disk; what is not is caught up at the next start.
+const closeWait = 30 * time.Second
+
+// Close closes the index once what it was given is on disk. Later calls
+// do nothing (bleve panics on a second close).
 func (x *Index) Close() error {
-	x.close.Do(func() { x.err = x.idx.Close() })
+	x.close.Do(func() {
+		// An empty batch whose persisted callback comes once the
+		// background writer has reached it, and so everything before.
+		persisted := make(chan error, 1)
+		b := x.idx.NewBatch()
+		b.SetPersistedCallback(func(err error) { persisted <- err })
+		if err := x.idx.Batch(b); err == nil {
+			select {
+			case <-persisted:
+			case <-time.After(closeWait):
+			}
+		}
+		x.err = x.idx.Close()
+	})
 	return x.err
 }
 

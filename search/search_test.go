@@ -1,6 +1,7 @@
 package search
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -186,5 +187,37 @@ func TestMarks(t *testing.T) {
 	}
 	if n, err := y.Count(); err != nil || n != 0 {
 		t.Errorf("documents: got %d, %v; want 0", n, err)
+	}
+}
+
+// TestCloseKeepsBatches: batches return before they are on disk, and
+// Close waits until they are: a reopened index has them all.
+func TestCloseKeepsBatches(t *testing.T) {
+	x, dir := openTest(t)
+	for i := range 20 {
+		e := corpus()[0]
+		e.ID = fmt.Sprint("doc", i)
+		if err := x.Index(t.Context(), []collab.IndexEntry{e}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := x.SetMark("feed", []byte("20")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("closed in %v", time.Since(start))
+	y, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	if n, err := y.Count(); err != nil || n != 20 {
+		t.Errorf("documents after reopen: got %d, %v; want 20", n, err)
+	}
+	if v, err := y.Mark("feed"); err != nil || string(v) != "20" {
+		t.Errorf("mark after reopen: got %q, %v; want 20", v, err)
 	}
 }
