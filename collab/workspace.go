@@ -295,6 +295,10 @@ func (ws *workspace) flush(ctx context.Context) {
 	if len(dirty) == 0 {
 		return
 	}
+	start, docs, total := time.Now(), len(dirty), 0
+	defer func() {
+		ws.log.Debug("index flush", "docs", docs, "bytes", total, "took", time.Since(start))
+	}()
 	var (
 		entries []IndexEntry
 		remove  []string
@@ -334,6 +338,7 @@ func (ws *workspace) flush(ctx context.Context) {
 		default:
 			entries = append(entries, e)
 			bytes += len(e.Text)
+			total += len(e.Text)
 		}
 		delete(dirty, id)
 		if bytes >= ws.opts.MaxBatchBytes {
