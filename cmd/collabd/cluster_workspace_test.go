@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestClusterWorkspace: in cluster mode every node keeps its own search
@@ -22,8 +23,11 @@ func TestClusterWorkspace(t *testing.T) {
 	if code, body := asIn(t, "ann", "", "PUT", docs(a)+"/"+id+"/text", `{"text":"Field notes\nOtters swim in the river at dawn."}`); code != 200 {
 		t.Fatalf("edit on %s: %d %s", a.name, code, body)
 	}
+	edited := time.Now()
 	for _, n := range []*clusterNode{b, cc} {
 		eventually(t, "the edit on "+a.name+" found on "+n.name, func() bool { return len(list(t, "ann", "", docs(n)+"?q=otters")) == 1 })
+		// A figure for the log, not a bound: the machine is shared.
+		t.Logf("the edit committed on %s found on %s after %v", a.name, n.name, time.Since(edited).Round(time.Millisecond))
 		got := list(t, "ann", "", docs(n)+"?q=otters")[0]
 		if got.ID != id || got.ViewID != view || got.Title != "Field notes" || got.Rev != 2 || got.Owner != "ann" ||
 			got.Snippet == nil || !strings.Contains(*got.Snippet, "<mark>Otters</mark>") {
