@@ -296,8 +296,9 @@ func (ws *workspace) flush(ctx context.Context) {
 		return
 	}
 	start, docs, total := time.Now(), len(dirty), 0
+	var reading time.Duration // of took: reading the documents
 	defer func() {
-		ws.log.Debug("index flush", "docs", docs, "bytes", total, "took", time.Since(start))
+		ws.log.Debug("index flush", "docs", docs, "bytes", total, "took", time.Since(start), "reading", reading)
 	}()
 	var (
 		entries []IndexEntry
@@ -328,7 +329,9 @@ func (ws *workspace) flush(ctx context.Context) {
 			clean = false
 			return
 		}
+		t := time.Now()
 		e, err := ws.entryAt(ctx, id, want[id])
+		reading += time.Since(t)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			remove = append(remove, id)
