@@ -95,16 +95,15 @@ test("buffered edits that cancel out are not sent", () => {
   assert.equal(c.outstanding(), null);
 });
 
-// A Session on stand-ins for the browser's WebSocket and location, driven
-// by handing it server messages.
+// A Session on a stand-in for the browser's WebSocket, driven by handing
+// it server messages.
 function fakeSession(opts = {}) {
   const sent = [], events = [];
-  globalThis.location = { protocol: "http:", host: "test" };
   globalThis.WebSocket = class { static OPEN = 1; readyState = 1; send(m) { sent.push(JSON.parse(m)); } close() {} };
   const noop = () => {};
   const local = { text: opts.text ?? "" };
   const s = new Session({
-    docId: "doc", clientId: "me", name: "me", client: opts.client || null,
+    docId: "doc", clientId: "me", name: "me", client: opts.client || null, wsURL: () => "ws://test/api/docs/doc/ws",
     cb: { onStatus: noop, onReset: (t) => { local.text = t; }, onRemote: (op) => { local.text = p.apply(local.text, op); },
       onPeers: noop, onWelcome: noop, onEvent: (e) => events.push(e), onPending: noop, onConflict: () => events.push({ k: "conflict" }), onFatal: noop },
   });
