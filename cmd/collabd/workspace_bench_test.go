@@ -328,53 +328,6 @@ func findable(b *testing.B, base string, ids []string, get func(q string) (int, 
 		len(eds), edited, achieved, rate, len(seen), p50, p99, worst)
 }
 
-// postOp appends text to document id.
-func postOp(c *http.Client, base, id, text string) error {
-	rev, n, err := head(c, base, id)
-	if err != nil {
-		return err
-	}
-	_, err = appendOp(c, base, id, rev, n, text)
-	return err
-}
-
-// head returns document id's revision and length.
-func head(c *http.Client, base, id string) (rev int64, n int, err error) {
-	req, _ := http.NewRequest("GET", base+"/api/docs/"+id, nil)
-	req.Header.Set("X-User", "bench")
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
-	var d struct {
-		Rev  int64
-		Text string
-	}
-	err = json.NewDecoder(resp.Body).Decode(&d)
-	return d.Rev, len([]rune(d.Text)), err
-}
-
-// appendOp appends ASCII text to document id, of length n at rev, with
-// POST /ops, and returns the new revision.
-func appendOp(c *http.Client, base, id string, rev int64, n int, text string) (int64, error) {
-	body, _ := json.Marshal(map[string]any{"rev": rev, "op": []any{n, text}, "strict": true})
-	req, _ := http.NewRequest("POST", base+"/api/docs/"+id+"/ops", strings.NewReader(string(body)))
-	req.Header.Set("X-User", "bench")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var r struct{ Rev int64 }
-	json.NewDecoder(resp.Body).Decode(&r)
-	if resp.StatusCode != 200 {
-		return 0, fmt.Errorf("POST ops: %d", resp.StatusCode)
-	}
-	return r.Rev, nil
-}
-
 // traceText is the final text of every shared trace, one after another.
 func traceText(tb testing.TB) string {
 	var sb strings.Builder
