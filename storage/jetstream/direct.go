@@ -183,6 +183,7 @@ func (s *Store) scanOne(id string, m *natsjs.RawStreamMsg, fn func(seq uint64, r
 	if err != nil {
 		return fmt.Errorf("doc %s seq %d: %v: %w", id, m.Sequence, err, ErrCorrupt)
 	}
+	s.scanned.Add(int64(len(recs)))
 	return fn(m.Sequence, recs)
 }
 

@@ -14,6 +14,7 @@
 //	KV collab_views       view id -> doc id (Create, so view ids are unique)
 //	KV collab_owners      doc id -> node id, the owner lease (TTL bucket)
 //	object collab_snaps   doc id -> text and client table at a revision
+//	KV collab_activity    doc id.chunk -> revisions by minute (activity.go)
 //	subject collab.rpc.<doc>  request/reply to the owner (queue group)
 //
 // # Ordering and fencing
@@ -55,6 +56,7 @@ import (
 	"log/slog"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -169,6 +171,13 @@ type Store struct {
 	snaps  natsjs.ObjectStore
 	// comments holds comment records (comments.go).
 	comments natsjs.KeyValue
+	// activity holds the activity index (activity.go), in chunks of
+	// actChunk revisions.
+	activity natsjs.KeyValue
+	actChunk int64
+	// scanned counts the records range reads decoded, for tests of
+	// what a read costs.
+	scanned atomic.Int64
 
 	node       string
 	replicas   int
@@ -259,7 +268,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		nc: nc, js: js, node: node, replicas: replicas, ttl: ttl, renew: renew, log: log,
 		states:    make(map[string]*docState),
 		snapEvery: every, snapWake: make(chan struct{}, 1), milestones: defaultMilestoneEvery,
-		snapPending: make(map[string]struct{}),
+		actChunk: defaultActivityChunk, snapPending: make(map[string]struct{}),
 	}
 
 	s.ops, err = js.CreateOrUpdateStream(ctx, natsjs.StreamConfig{
@@ -313,6 +322,9 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if s.comments, err = kv(bucketComments, "collabd comments: doc id.key -> record", 0, natsjs.FileStorage); err != nil {
+		return nil, err
+	}
+	if s.activity, err = kv(bucketActivity, "collabd activity index: doc id.chunk -> revisions by minute", 0, natsjs.FileStorage); err != nil {
 		return nil, err
 	}
 	// The bucket's max age is the lease TTL: every renewal is a new
