@@ -338,16 +338,32 @@ const publishTry = time.Second
 func (s *Store) publish(ctx context.Context, m *nats.Msg, seq uint64, msgID string) (*natsjs.PubAck, error) {
 	for asked := false; ; asked = true {
 		tctx, cancel := context.WithTimeout(ctx, publishTry)
-		ack, err := s.js.PublishMsg(tctx, m, natsjs.WithExpectStream(streamOps),
-			natsjs.WithExpectLastSequencePerSubject(seq), natsjs.WithMsgID(msgID))
+		m.Header.Set(natsjs.ExpectedStreamHeader, streamOps)
+		m.Header.Set(natsjs.ExpectedLastSubjSeqHeader, strconv.FormatUint(seq, 10))
+		m.Header.Set(natsjs.MsgIDHeader, msgID)
+		ack, err := s.storeMsg(tctx, m)
 		cancel()
 		if err != nil && asked && isWrongLastSeq(err) {
 			// A new leader may not know the id of a message the old one
-			// stored: is the subject's last message this one?
-			if last, lerr := s.leaderGet(ctx, apiMsgGet{LastFor: m.Subject}); lerr == nil &&
-				last.Header.Get(natsjs.MsgIDHeader) == msgID {
-				return &natsjs.PubAck{Stream: streamOps, Sequence: last.Sequence, Duplicate: true}, nil
+			// stored, and a leader refuses the position of a message of
+			// ours it is still storing (an attempt that was slow, not
+			// lost) before it knows its id: is the subject's last
+			// message this one, now or in a moment?
+			for try := 0; try < 3; try++ {
+				if last, lerr := s.leaderGet(ctx, apiMsgGet{LastFor: m.Subject}); lerr == nil &&
+					last.Header.Get(natsjs.MsgIDHeader) == msgID {
+					return &natsjs.PubAck{Stream: streamOps, Sequence: last.Sequence, Duplicate: true}, nil
+				}
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(100 * time.Millisecond):
+				}
 			}
+			// Still not ours: another writer's, or ours stored after
+			// all. Ambiguous, not a conflict (which says nothing was
+			// stored): the caller reloads.
+			return nil, fmt.Errorf("jetstream: publish unanswered, then its position taken: %v", err)
 		}
 		if err == nil || ctx.Err() != nil {
 			return ack, err
