@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -161,8 +162,11 @@ func decodeGroup(hdr nats.Header, data []byte) ([]Record, error) {
 		return nil, err
 	}
 	var g wireGroup
-	if err := json.Unmarshal(data, &g); err != nil {
-		return nil, fmt.Errorf("decode group: %w", err)
+	if !quickGroup(data, &g) {
+		g = wireGroup{}
+		if err := json.Unmarshal(data, &g); err != nil {
+			return nil, fmt.Errorf("decode group: %w", err)
+		}
 	}
 	if g.V != wireVersion {
 		return nil, fmt.Errorf("group version %d, want %d", g.V, wireVersion)
@@ -181,6 +185,120 @@ func decodeGroup(hdr nats.Header, data []byte) ([]Record, error) {
 		recs[i] = fromWire(w)
 	}
 	return recs, nil
+}
+
+// quickGroup parses data in exactly the form appendGroup writes (with
+// client ids that needed no escaping), by hand: every follower decodes
+// every message, and encoding/json's reflection was a few percent of a
+// node's CPU per op. False for anything else, which encoding/json then
+// reads. TestAppendGroup checks both agree.
+func quickGroup(data []byte, g *wireGroup) bool {
+	p := groupParser{b: data}
+	if !p.lit(`{"v":`) {
+		return false
+	}
+	v, ok := p.int()
+	if !ok || !p.lit(`,"recs":[`) {
+		return false
+	}
+	g.V = int(v)
+	for first := true; ; first = false {
+		if p.lit("]}") {
+			return p.i == len(p.b) && len(g.Recs) > 0
+		}
+		if !first && !p.lit(",") {
+			return false
+		}
+		var w wireRecord
+		if !p.lit(`{"rev":`) {
+			return false
+		}
+		if w.Rev, ok = p.int(); !ok || !p.lit(`,"op":`) {
+			return false
+		}
+		op, ok := p.array()
+		if !ok || w.Op.UnmarshalJSON(op) != nil {
+			return false
+		}
+		if p.lit(`,"client":"`) {
+			end := bytes.IndexByte(p.b[p.i:], '"')
+			if end < 0 || bytes.IndexByte(p.b[p.i:p.i+end], '\\') >= 0 {
+				return false
+			}
+			w.Client = string(p.b[p.i : p.i+end])
+			p.i += end + 1
+		}
+		if p.lit(`,"seq":`) {
+			if w.Seq, ok = p.int(); !ok {
+				return false
+			}
+		}
+		if p.lit(`,"t":`) {
+			if w.Time, ok = p.int(); !ok {
+				return false
+			}
+		}
+		if !p.lit("}") {
+			return false
+		}
+		g.Recs = append(g.Recs, w)
+	}
+}
+
+// groupParser reads a group's JSON for quickGroup.
+type groupParser struct {
+	b []byte
+	i int
+}
+
+// lit consumes s if the input continues with it.
+func (p *groupParser) lit(s string) bool {
+	if !bytes.HasPrefix(p.b[p.i:], []byte(s)) {
+		return false
+	}
+	p.i += len(s)
+	return true
+}
+
+// int consumes a decimal integer.
+func (p *groupParser) int() (int64, bool) {
+	j := p.i
+	if j < len(p.b) && p.b[j] == '-' {
+		j++
+	}
+	for j < len(p.b) && p.b[j] >= '0' && p.b[j] <= '9' {
+		j++
+	}
+	n, err := strconv.ParseInt(string(p.b[p.i:j]), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	p.i = j
+	return n, true
+}
+
+// array consumes a flat JSON array (numbers and strings, as an op is)
+// and returns it whole.
+func (p *groupParser) array() ([]byte, bool) {
+	start := p.i
+	if p.i >= len(p.b) || p.b[p.i] != '[' {
+		return nil, false
+	}
+	inStr := false
+	for j := p.i + 1; j < len(p.b); j++ {
+		switch c := p.b[j]; {
+		case inStr && c == '\\':
+			j++ // the escaped byte
+		case c == '"':
+			inStr = !inStr
+		case !inStr && (c == '[' || c == '{'):
+			return nil, false
+		case !inStr && c == ']':
+			p.i = j + 1
+			return p.b[start:p.i], true
+		}
+	}
+	return nil, false
 }
 
 // revRange reads the revisions a message holds from its headers.

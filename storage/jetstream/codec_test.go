@@ -46,6 +46,26 @@ func TestAppendGroup(t *testing.T) {
 		if i > 0 && !bytes.Equal(m.Data, want) {
 			t.Errorf("case %d: got %s, want byte for byte %s", i, m.Data, want)
 		}
+		// Read by hand, this encoding and encoding/json's (what older
+		// nodes wrote) decode as encoding/json decodes them.
+		for _, data := range [][]byte{m.Data, want} {
+			var quick, slow wireGroup
+			ok := quickGroup(data, &quick)
+			if err := json.Unmarshal(data, &slow); err != nil {
+				t.Fatal(err)
+			}
+			if ok && !reflect.DeepEqual(quick, slow) {
+				t.Errorf("case %d: %s read by hand as %+v, encoding/json reads %+v", i, data, quick, slow)
+			}
+			if plain := i != 2; ok != plain {
+				t.Errorf("case %d: %s read by hand: %v, want %v", i, data, ok, plain)
+			}
+		}
+		for _, bad := range []string{string(m.Data) + " ", string(m.Data[:len(m.Data)-1]), `{"v":1,"recs":[]}`} {
+			if quickGroup([]byte(bad), new(wireGroup)) {
+				t.Errorf("case %d: %q read by hand", i, bad)
+			}
+		}
 		back, err := decodeGroup(m.Header, m.Data)
 		if err != nil {
 			t.Fatalf("case %d: decode: %v", i, err)

@@ -333,37 +333,48 @@ func (s *Store) Append(ctx context.Context, id string, recs []Record) error {
 // its sequence rather than a conflict, and one that was not is stored now.
 const publishTry = time.Second
 
+// maxRefused bounds how often publish asks again when JetStream refuses
+// a position nobody has taken (see publish): about two seconds.
+const maxRefused = 20
+
 // publish stores m as the next message of its subject after seq, asking
 // again under msgID while no stream leader answers in time.
 func (s *Store) publish(ctx context.Context, m *nats.Msg, seq uint64, msgID string) (*natsjs.PubAck, error) {
-	for asked := false; ; asked = true {
+	refused := 0
+	unanswered := false // an attempt got no answer: it may be stored yet
+	for {
 		tctx, cancel := context.WithTimeout(ctx, publishTry)
 		m.Header.Set(natsjs.ExpectedStreamHeader, streamOps)
 		m.Header.Set(natsjs.ExpectedLastSubjSeqHeader, strconv.FormatUint(seq, 10))
 		m.Header.Set(natsjs.MsgIDHeader, msgID)
 		ack, err := s.storeMsg(tctx, m)
 		cancel()
-		if err != nil && asked && isWrongLastSeq(err) {
-			// A new leader may not know the id of a message the old one
-			// stored, and a leader refuses the position of a message of
-			// ours it is still storing (an attempt that was slow, not
-			// lost) before it knows its id: is the subject's last
-			// message this one, now or in a moment?
-			for try := 0; try < 3; try++ {
-				if last, lerr := s.leaderGet(ctx, apiMsgGet{LastFor: m.Subject}); lerr == nil &&
-					last.Header.Get(natsjs.MsgIDHeader) == msgID {
-					return &natsjs.PubAck{Stream: streamOps, Sequence: last.Sequence, Duplicate: true}, nil
-				}
+		if err != nil && isWrongLastSeq(err) {
+			switch last, lerr := s.leaderGet(ctx, apiMsgGet{LastFor: m.Subject}); {
+			case lerr != nil:
+			case last.Header.Get(natsjs.MsgIDHeader) == msgID:
+				// Ours after all: a new leader may not know the id of
+				// a message the old one stored.
+				return &natsjs.PubAck{Stream: streamOps, Sequence: last.Sequence, Duplicate: true}, nil
+			case last.Sequence == seq && refused < maxRefused:
+				// Nobody wrote since: a stream leader just elected,
+				// or one still storing an earlier attempt of ours,
+				// refused a position that is free. Ask again.
+				refused++
+				s.log.Debug("jetstream: free position refused; asking again", "subject", m.Subject, "seq", seq)
 				select {
 				case <-ctx.Done():
 					return nil, ctx.Err()
 				case <-time.After(100 * time.Millisecond):
 				}
+				continue
 			}
-			// Still not ours: another writer's, or ours stored after
-			// all. Ambiguous, not a conflict (which says nothing was
-			// stored): the caller reloads.
-			return nil, fmt.Errorf("jetstream: publish unanswered, then its position taken: %v", err)
+			if unanswered {
+				// An earlier attempt may be ours being stored still, or
+				// stored after all: ambiguous, not a conflict (which
+				// says nothing was stored). The caller reloads.
+				return nil, fmt.Errorf("jetstream: publish unanswered, then its position taken: %v", err)
+			}
 		}
 		if err == nil || ctx.Err() != nil {
 			return ack, err
@@ -373,6 +384,7 @@ func (s *Store) publish(ctx context.Context, m *nats.Msg, seq uint64, msgID stri
 			return ack, err
 		}
 		s.log.Debug("jetstream: publish unanswered; asking again", "subject", m.Subject, "err", err)
+		unanswered = true
 		select {
 		case <-ctx.Done():
 			return nil, err
