@@ -178,6 +178,8 @@ func TestAccessTable(t *testing.T) {
 		// store, which this server has not: cmd/collabd's TestWorkspace*.)
 		{"GET", "/api/docs/%[1]s/authors", "", "", roleView, false, 200, false},
 		{"GET", "/api/view/%[2]s/authors", "", "", roleView, true, 200, false},
+		{"GET", "/api/docs/%[1]s/history/search?q=hello", "", "", roleView, false, 200, false},
+		{"GET", "/api/view/%[2]s/history/search?q=hello", "", "", roleView, true, 200, false},
 		{"GET", "/api/docs/%[1]s/comments", "", "", roleComment, false, 200, false},
 		{"POST", "/api/docs/%[1]s/comments", js, `{"rev":1,"range":[0,1],"text":"a note"}`, roleComment, false, 201, false},
 		{"GET", "/api/docs/%[1]s/comments/settings", "", "", roleOwner, false, 200, false},

@@ -25,9 +25,10 @@ var (
 	ErrLostEdits = client.ErrLostEdits
 )
 
-// TestClientProtocolMatchesServer: collab/client declares the protocol
-// version on its own (it must not import this package); the two must be
-// one version, or the client refuses every welcome.
+// TestClientProtocolMatchesServer: collab/client takes the protocol
+// version, like the messages, from collab/wire (it must not import this
+// package); were either to declare its own, the two must still be one
+// version, or the client refuses every welcome.
 func TestClientProtocolMatchesServer(t *testing.T) {
 	if client.ProtocolVersion != ProtocolVersion {
 		t.Fatalf("client speaks protocol %d, server %d", client.ProtocolVersion, ProtocolVersion)

@@ -550,6 +550,7 @@ func (h *hub) dropEditor(e *editor, reason string) {
 	e.c.closeWith(closeSuperseded, reason)
 	delete(h.editors, e.client)
 	delete(h.ranged, e.client)
+	h.publishPresent()
 	msg := mustJSON(leaveMessage{Type: typeLeave, Author: e.author})
 	for _, p := range h.editors {
 		p.c.enqueue(msg)

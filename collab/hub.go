@@ -129,6 +129,7 @@ type hub struct {
 	histBase  int64
 	histBytes int
 	editors   map[string]*editor // by client id
+	present   presentNames       // their names, for the workspace (present.go)
 	ranged    map[string]*editor // the editors with a selection, by client id
 	viewers   map[*viewer]struct{}
 	authors   map[string]string // authorOf's memo, by client id
@@ -587,6 +588,7 @@ func (h *hub) join(c *conn, hl *hello, parkedAt time.Time) {
 	h.welcomeComments(e)
 	h.noteRanges(e)
 	h.broadcastPresence(e)
+	h.publishPresent()
 }
 
 func (h *hub) leave(c *conn) {
@@ -598,6 +600,7 @@ func (h *hub) leave(c *conn) {
 	delete(h.ranged, c.client)
 	h.sendEditors(mustJSON(leaveMessage{Type: typeLeave, Author: e.author}))
 	h.notify(notice{Kind: "leave", Author: e.author})
+	h.publishPresent()
 }
 
 // applyOp transforms an op from one of this node's editors against

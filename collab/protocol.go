@@ -13,38 +13,38 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/collabd/collabd/collab/wire"
 	"github.com/collabd/collabd/ot"
 	"github.com/google/uuid"
 )
 
 // ProtocolVersion is sent in every welcome; it changes whenever the wire
-// protocol does. Version 2 names authors, never client ids.
-const ProtocolVersion = 2
+// protocol does (collab/wire declares it for the client too).
+const ProtocolVersion = wire.ProtocolVersion
 
-// Error codes of the protocol, each with the WebSocket close code that
-// follows it when the session cannot continue.
+// Error codes of the protocol (collab/wire), each with the WebSocket close
+// code that follows it when the session cannot continue.
 const (
-	CodeBadMessage   = "bad_message"
-	CodeNotFound     = "not_found"
-	CodeBadOp        = "bad_op"
-	CodeTooLarge     = "too_large"
-	CodeRateLimited  = "rate_limited"
-	CodeShuttingDown = "shutting_down"
-	CodeInternal     = "internal"
+	CodeBadMessage   = wire.CodeBadMessage
+	CodeNotFound     = wire.CodeNotFound
+	CodeBadOp        = wire.CodeBadOp
+	CodeTooLarge     = wire.CodeTooLarge
+	CodeRateLimited  = wire.CodeRateLimited
+	CodeShuttingDown = wire.CodeShuttingDown
+	CodeInternal     = wire.CodeInternal
 	// CodeUnauthorized: with access tokens on, a request without a valid
 	// token (HTTP 401), or an editing session whose token expired.
-	CodeUnauthorized = "unauthorized"
+	CodeUnauthorized = wire.CodeUnauthorized
 )
 
 // CodeForbidden answers a WebSocket upgrade from an origin that may not
 // open editing sessions (HTTP 403), and closes (4403) an editing session
 // whose signed-in user lost access to the document, or whose link was
 // rotated (access.go).
-const CodeForbidden = "forbidden"
+const CodeForbidden = wire.CodeForbidden
 
 // closeCodes maps each error code to its WebSocket close code.
 var closeCodes = map[string]int{
@@ -61,17 +61,17 @@ var closeCodes = map[string]int{
 
 // Message types.
 const (
-	typeHello    = "hello"
-	typeOp       = "op"
-	typeCursor   = "cursor"
-	typeWelcome  = "welcome"
-	typeAck      = "ack"
-	typePresence = "presence"
-	typeLeave    = "leave"
-	typeError    = "error"
+	typeHello    = wire.TypeHello
+	typeOp       = wire.TypeOp
+	typeCursor   = wire.TypeCursor
+	typeWelcome  = wire.TypeWelcome
+	typeAck      = wire.TypeAck
+	typePresence = wire.TypePresence
+	typeLeave    = wire.TypeLeave
+	typeError    = wire.TypeError
 	// Only to clients that asked for "comments" in their hello.
-	typeComments = "comments"
-	typeComment  = "comment"
+	typeComments = wire.TypeComments
+	typeComment  = wire.TypeComment
 )
 
 // protoError is an error a client caused, with the protocol code it is
@@ -89,22 +89,11 @@ func errorf(code, format string, args ...any) *protoError {
 }
 
 // Range is a selection, [anchor, head] in code points; a cursor is a range
-// with anchor == head.
-type Range [2]int
+// with anchor == head. It decodes exactly two integers.
+type Range = wire.Range
 
 // errBadRange is why a range that is not two integers does not decode.
-var errBadRange = errors.New("a range must be [anchor, head], two integers")
-
-// UnmarshalJSON accepts exactly two integers: encoding/json would quietly
-// pad [1] or truncate [1,2,3] into a [2]int, and null into [0,0].
-func (r *Range) UnmarshalJSON(b []byte) error {
-	var a []int
-	if err := json.Unmarshal(b, &a); err != nil || len(a) != 2 {
-		return errBadRange
-	}
-	*r = Range{a[0], a[1]}
-	return nil
-}
+var errBadRange = wire.ErrBadRange
 
 // clientMessage is any message a client sends. Fields that a type does not
 // use are ignored; the pointer fields tell "missing" from zero.
@@ -276,58 +265,19 @@ func truncate(s string, n int) string {
 }
 
 // Peer is another editor of the document, as welcome and presence show it.
-type Peer struct {
-	Author string  `json:"author"`
-	Name   string  `json:"name"`
-	Color  string  `json:"color"`
-	Ranges []Range `json:"ranges"`
-}
+type Peer = wire.Peer
 
 // OpRecord is one committed op as the API and catch-up show it.
-type OpRecord struct {
-	Rev    int64  `json:"rev"`
-	Op     ot.Op  `json:"op"`
-	Author string `json:"author"` // "" for the server's own ops
-	Seq    int64  `json:"seq"`
-	// Time is when the server committed the op. It is omitted from
-	// welcome catch-up ops.
-	Time *time.Time `json:"time,omitempty"`
-}
+type OpRecord = wire.OpRecord
 
-type welcomeMessage struct {
-	Type     string     `json:"type"`
-	Protocol int        `json:"protocol"`
-	Doc      string     `json:"doc"`
-	ViewID   string     `json:"viewId"`
-	Rev      int64      `json:"rev"`
-	Text     *string    `json:"text,omitempty"`
-	Ops      []OpRecord `json:"ops,omitzero"` // present, maybe empty, when Text is not
-	Color    string     `json:"color"`
-	Author   string     `json:"author"` // the client's own author id
-	Peers    []Peer     `json:"peers"`
-	LastSeq  int64      `json:"lastSeq"`
-}
-
-type presenceMessage struct {
-	Type   string  `json:"type"`
-	Author string  `json:"author"`
-	Name   string  `json:"name"`
-	Color  string  `json:"color"`
-	Ranges []Range `json:"ranges"`
-	Rev    int64   `json:"rev"`
-}
-
-type leaveMessage struct {
-	Type   string `json:"type"`
-	Author string `json:"author"`
-}
-
-type errorMessage struct {
-	Type    string `json:"type"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Seq     int64  `json:"seq,omitempty"`
-}
+// The messages the Go client decodes too are declared once, in
+// collab/wire.
+type (
+	welcomeMessage  = wire.Welcome
+	presenceMessage = wire.Presence
+	leaveMessage    = wire.Leave
+	errorMessage    = wire.Error
+)
 
 // mustJSON encodes a server message. The types above cannot fail to
 // encode, so a failure is a bug.

@@ -88,6 +88,7 @@ func (s *Server) routeTable() []route {
 		{"GET /api/docs/{id}/events", needRead, false, s.handleDocEvents},
 		{"GET /api/docs/{id}/revisions", needRead, false, s.handleDocRevisions},
 		{"GET /api/docs/{id}/authors", needRead, false, s.handleDocAuthors},
+		{"GET /api/docs/{id}/history/search", needRead, false, s.handleDocHistorySearch},
 		{"POST /api/docs/{id}/restore", needEdit, false, s.handleRestore},
 		{"POST /api/docs/{id}/ops", needEdit, false, s.handlePostOps},
 		{"PUT /api/docs/{id}/text", needEdit, false, s.handlePutText},
@@ -117,6 +118,7 @@ func (s *Server) routeTable() []route {
 		{"GET /api/view/{viewId}/revisions", needView, true, s.handleViewRevisions},
 		{"GET /api/view/{viewId}/comments", needView, true, s.handleViewComments},
 		{"GET /api/view/{viewId}/authors", needView, true, s.handleViewAuthors},
+		{"GET /api/view/{viewId}/history/search", needView, true, s.handleViewHistorySearch},
 		{"GET /healthz", needNone, false, s.handleHealthz},
 		{"/api/", needNone, false, notFound},
 	}

@@ -205,6 +205,11 @@ type Options struct {
 	// as well as count (default 4 MiB); a page always holds at least one
 	// op.
 	MaxOpsPageBytes int
+	// AuthorsEvery is the number of revisions between the checkpoints
+	// of who wrote what (default 1000): GET .../authors?rev=R replays at
+	// most this many ops. A store whose ops cost more to read (cluster
+	// mode) wants them closer; each costs some bytes a run of authors.
+	AuthorsEvery int
 	// AllowedHosts, when not nil, lists the host names (path.Match
 	// patterns, ports ignored) that requests may carry in Host, besides
 	// the loopback names (localhost, 127.0.0.1, [::1]), which are always
@@ -279,6 +284,15 @@ type Options struct {
 	CommentRate  float64
 	CommentBurst int
 
+	// Search in history (histsearch.go). One request looks at most
+	// HistorySearchOps ops (default 1,000,000) and spends at most
+	// HistorySearchTime (default 2 s) before it answers what it found so
+	// far, for the client to continue; at most MaxHistorySearches run at
+	// once (default 2), past them 429 rate_limited.
+	HistorySearchOps   int
+	HistorySearchTime  time.Duration
+	MaxHistorySearches int
+
 	// AuthorKey is the secret that author ids are derived from (see
 	// author.go). Keep it in the store, so that author ids stay the same
 	// across restarts; nil means a random key for this Server alone.
@@ -340,6 +354,7 @@ func (o *Options) setDefaults() {
 		o.MaxDocHistory = 256 << 20
 	}
 	setDefault(&o.MaxOpsPageBytes, 4<<20)
+	setDefault(&o.AuthorsEvery, authorsEvery)
 	if o.HSTSMaxAge == 0 {
 		o.HSTSMaxAge = 365 * 24 * time.Hour
 	}
@@ -363,6 +378,9 @@ func (o *Options) setDefaults() {
 	setDefault(&o.MaxCommentDocBytes, defaultMaxCommentDocBytes)
 	setDefault(&o.CommentRate, defaultCommentRate)
 	setDefault(&o.CommentBurst, defaultCommentBurst)
+	setDefault(&o.HistorySearchOps, 1_000_000)
+	setDefault(&o.HistorySearchTime, 2*time.Second)
+	setDefault(&o.MaxHistorySearches, 2)
 	// The protocol promises a commit at least every 100 ms while text
 	// arrives.
 	o.StreamCommitRate = max(o.StreamCommitRate, 10)
@@ -422,6 +440,12 @@ type Server struct {
 	// comment writes per address (commentapi.go).
 	commentStore CommentStore
 	commentRate  *addrBuckets
+	// histSearches holds a token per search in history running
+	// (histsearch.go).
+	histSearches chan struct{}
+	// editors remembers who made which revision, for the workspace's
+	// rows (present.go).
+	editors editorMemo
 
 	// authorKey is never changed after New.
 	authorKey []byte
@@ -466,10 +490,11 @@ func New(store Store, opts Options) *Server {
 		held:         newHeldBytes(opts.MaxHeldResponseBytes),
 		past:         newPastTexts(pastCacheBytes),
 		authorsCache: newAuthorCache(authorsCacheBytes),
-		authorsEvery: authorsEvery,
+		authorsEvery: int64(opts.AuthorsEvery),
 		ctx:          ctx,
 		cancel:       cancel,
 		hubs:         make(map[string]*hub),
+		histSearches: make(chan struct{}, opts.MaxHistorySearches),
 	}
 	s.admission = NewAdmission(store, Limits{MaxDataBytes: opts.MaxDataBytes, MinFreeBytes: opts.MinFreeBytes,
 		MaxDocHistory: opts.MaxDocHistory, DiskCheckInterval: opts.DiskCheckInterval}, s.log)

@@ -42,6 +42,10 @@ type docListing struct {
 	Tags    []string  `json:"tags"`
 	Snippet *string   `json:"snippet,omitempty"`
 	Trashed bool      `json:"trashed,omitempty"`
+	// Editor made revision Rev (absent for the server's ops); Present
+	// names who has the document open on this node (present.go).
+	Editor  *docEditor `json:"editor,omitempty"`
+	Present []string   `json:"present"`
 }
 
 // signedIn returns the caller of a workspace endpoint, having answered
@@ -61,7 +65,7 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request) *identity {
 		return nil
 	}
 	if s.workspace == nil {
-		writeError(w, http.StatusNotFound, CodeNotFound, "the workspace is off on this server (cluster mode)")
+		writeError(w, http.StatusNotFound, CodeNotFound, "the workspace is off on this server")
 		return nil
 	}
 	return who
@@ -156,6 +160,7 @@ func (s *Server) handleListDocs(w http.ResponseWriter, r *http.Request) {
 		if q.Text != "" {
 			d.Snippet = &h.Snippet
 		}
+		s.rowPeople(r.Context(), &d, h.ID)
 		out = append(out, d)
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -285,6 +290,7 @@ func (s *Server) writeRow(w http.ResponseWriter, r *http.Request, id string, inf
 	if d.Tags == nil {
 		d.Tags = []string{}
 	}
+	s.rowPeople(r.Context(), &d, id)
 	writeJSON(w, http.StatusOK, d)
 }
 

@@ -154,6 +154,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	fs.IntVar(&o.MaxStreamsPerDoc, "max-streams-per-doc", 16, "streamed writes open at once on one document; past it 429")
 	fs.IntVar(&o.MaxStreamsPerAddr, "max-streams-per-addr", 4, "streamed writes open at once from one client address; past it 429")
 	fs.Float64Var(&o.StreamCommitRate, "stream-commit-rate", 50, "most commits a second of one streamed write (at least 10: a stream commits at least every 100 ms)")
+	fs.IntVar(&o.HistorySearchOps, "history-search-ops", 1_000_000, "most `ops` one search in history (GET .../history/search) replays before it answers what it found, to be continued")
+	fs.DurationVar(&o.HistorySearchTime, "history-search-time", 2*time.Second, "longest one search in history runs before it answers what it found, to be continued")
+	fs.IntVar(&o.MaxHistorySearches, "max-history-searches", 2, "searches in history running at once; past it 429")
 	fs.IntVar(&o.MaxOpsPageBytes, "max-ops-page-bytes", 4<<20, "`bytes` of ops in one page of GET /api/docs/{id}/ops (at least one op)")
 	fs.StringVar(&o.FrameAncestors, "frame-ancestors", "'none'", "Content-Security-Policy frame-ancestors of the pages: the `sources` that may embed them, e.g. \"'self' https://wiki.example.com\"")
 

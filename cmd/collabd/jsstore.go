@@ -22,7 +22,28 @@ var (
 	_ collab.Store        = jsStore{}
 	_ collab.Cluster      = jsStore{}
 	_ collab.CommentStore = jsStore{}
+	_ collab.AuthorStore  = jsStore{}
 )
+
+// clusterAuthorsEvery is collab.Options.AuthorsEvery in cluster mode.
+const clusterAuthorsEvery = 250
+
+// SaveAuthors and AuthorsBefore keep collab's checkpoints of who wrote
+// what in JetStream, so that another node, or this one restarted, starts
+// from them rather than from the document's first op, and text a restore
+// or revert brought back keeps its authors there too.
+func (s jsStore) SaveAuthors(ctx context.Context, id string, cps []collab.AuthorsCheckpoint) error {
+	out := make([]jetstream.Checkpoint, len(cps))
+	for i, cp := range cps {
+		out[i] = jetstream.Checkpoint{Rev: cp.Rev, Data: cp.Data}
+	}
+	return mapJSErr(s.st.SaveAuthors(ctx, id, out))
+}
+
+func (s jsStore) AuthorsBefore(ctx context.Context, id string, rev int64) (collab.AuthorsCheckpoint, error) {
+	cp, err := s.st.AuthorsBefore(ctx, id, rev)
+	return collab.AuthorsCheckpoint{Rev: cp.Rev, Data: cp.Data}, mapJSErr(err)
+}
 
 func (s jsStore) Comments(ctx context.Context, id string) (map[string][]byte, error) {
 	m, err := s.st.Comments(ctx, id)

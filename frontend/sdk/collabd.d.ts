@@ -71,8 +71,34 @@ export interface OpenOptions {
   persistence?: Persistence;
 }
 
+/** A comment thread (docs/comments.md); its range in code points of the local text, moved through every edit. */
+export interface CommentThread {
+  id: string;
+  range: Range;
+  text: string;
+  author: string;
+  name?: string;
+  resolved?: boolean;
+  detached?: boolean;
+  replies?: unknown[];
+  [key: string]: unknown;
+}
+/** The server's welcome (docs/protocol.md), as the "welcome" event gives it. */
+export interface Welcome {
+  rev: number;
+  viewId: string;
+  author?: string;
+  color?: string;
+  [key: string]: unknown;
+}
 export class CollabDocument {
+  /** Loads (persistence), connects and resolves once live: new CollabDocument(options), then load() and connect(). */
   static open(options: OpenOptions): Promise<CollabDocument>;
+  constructor(options: OpenOptions);
+  /** Restores what the persistence adapter holds (the text with unsent edits), without connecting; resolves to whether there was such a state. */
+  load(): Promise<boolean>;
+  /** Starts the session (after load()) and resolves once live; rejects with a CollabError when the server refuses. */
+  connect(): Promise<void>;
 
   readonly server: string;
   readonly id: string;
@@ -93,7 +119,13 @@ export class CollabDocument {
   /** How many local edits the server has not acknowledged. */
   readonly pending: number;
   readonly status: Status;
+  /** While offline: when the next attempt is made (ms since the epoch); 0 otherwise. */
+  readonly retryAt: number;
+  /** The text is here (restored or welcomed) and the document neither failed nor closed: edits may be made. */
+  readonly editable: boolean;
   readonly peers: Peer[];
+  /** The comment threads, by id. */
+  readonly comments: Map<string, CommentThread>;
   /** The HTTP calls of this server, with this document's token. */
   readonly api: CollabAPI;
 
@@ -103,12 +135,18 @@ export class CollabDocument {
   delete(pos: number, count: number): void;
   /** Make the text text, with the smallest single edit. */
   replace(text: string): void;
-  /** Apply an op made on the current text. */
+  /** Apply an op made on the current text. Throws a CollabError "not_ready" before the text is here (see editable). */
   applyOp(op: Op): void;
 
   on(event: "change", fn: (change: Change) => void): () => void;
   on(event: "presence", fn: (peers: Peer[]) => void): () => void;
-  on(event: "status", fn: (status: Status, why?: string) => void): () => void;
+  /** why: "shutting_down" when the server said so; delay: ms until the next attempt, when offline. */
+  on(event: "status", fn: (status: Status, why?: string, delay?: number) => void): () => void;
+  on(event: "welcome", fn: (welcome: Welcome) => void): () => void;
+  /** The count of unacknowledged edits changed (an edit, an ack). */
+  on(event: "pending", fn: (pending: number) => void): () => void;
+  /** The comment threads changed; message is the "comment" message of one change, or null for the whole list. */
+  on(event: "comments", fn: (threads: Map<string, CommentThread>, message: unknown) => void): () => void;
   on(event: "error", fn: (error: CollabError) => void): () => void;
   on(event: "conflict", fn: () => void): () => void;
   off(event: string, fn: (...args: any[]) => void): void;

@@ -4,6 +4,8 @@
 // reloads, restarts and pages; runs of code points become ranges of the
 // editor's UTF-16 units through an AstralIndex.
 
+import { Decoration } from "@codemirror/view";
+
 // authorHue returns a hue in [0, 360) derived from an author id (FNV-1a).
 export function authorHue(author) {
   let h = 0x811c9dc5;
@@ -89,4 +91,62 @@ export function renderLegend(ul, entries) {
     li.append(sw, name);
     return li;
   }));
+}
+
+// authorMarker returns markOf(author): the one mark decoration of an
+// author's text (classOf gives its class), the same object every time,
+// so that marks of one author can be told apart by identity and joined.
+export function authorMarker(classOf) {
+  const marks = new Map();
+  return (author) => {
+    let m = marks.get(author);
+    if (!m) { m = Decoration.mark({ class: classOf(author) }); marks.set(author, m); }
+    return m;
+  };
+}
+
+// markChanges returns deco, the author marks already mapped through
+// changes, with the text that changes inserted marked as author's (no
+// author: left as mapping made it) and kept as one mark per run: an
+// insertion joins the marks of its author it touches and cuts another
+// author's mark it falls inside, and a deletion joins the marks of one
+// author it brings together. So a keystroke changes one mark's end, not
+// the number of marks: the editor redraws no more of the line than the
+// character, and the set stays as small as the runs GET /authors gives.
+export function markChanges(deco, changes, author, markOf) {
+  const mark = author ? markOf(author) : null;
+  changes.iterChangedRanges((fa, ta, from, to) => {
+    const drop = [], add = [];
+    if (from < to && mark) {
+      let a = from, b = to;
+      deco.between(from, to, (f, t, v) => {
+        if (v === mark) {
+          drop.push([f, t, v]);
+          a = Math.min(a, f); b = Math.max(b, t);
+        } else if (f < to && t > from) {
+          drop.push([f, t, v]);
+          if (f < from) add.push(v.range(f, from));
+          if (t > to) add.push(v.range(to, t));
+        }
+      });
+      add.push(mark.range(a, b));
+    } else if (from === to) {
+      // What a deletion brings together: a mark ending here and one of
+      // the same author starting here.
+      const ending = [], starting = [];
+      deco.between(from, from, (f, t, v) => { if (t === from && f < t) ending.push([f, t, v]); else if (f === from && t > f) starting.push([f, t, v]); });
+      for (const e of ending) {
+        const s = starting.find((x) => x[2] === e[2]);
+        if (s) { drop.push(e, s); add.push(e[2].range(e[0], s[1])); }
+      }
+    }
+    if (!drop.length && !add.length) return;
+    const lo = Math.min(from, ...drop.map((d) => d[0])), hi = Math.max(to, ...drop.map((d) => d[1]));
+    deco = deco.update({
+      filterFrom: lo, filterTo: hi,
+      filter: (f, t, v) => !drop.some((d) => d[0] === f && d[1] === t && d[2] === v),
+      add, sort: true,
+    });
+  });
+  return deco;
 }

@@ -1,5 +1,5 @@
 // comments.js: the comment margin of the editor page (docs/comments.md).
-// The session keeps the threads and moves their ranges with every op;
+// The document (the SDK's CollabDocument) keeps the threads and moves their ranges with every op;
 // this module only draws them: highlighted ranges in the text, a list of
 // threads in text order beside it (a sheet on narrow screens), the count
 // in the header, and the forms that create, reply, resolve and delete,
@@ -29,13 +29,13 @@ const theme = EditorView.theme({
 // commentExtensions go into the editor's extensions.
 export const commentExtensions = [commentDecos, theme];
 
-// CommentPane draws the threads of session() into the page.
-// opts: {view, index: () => AstralIndex, session: () => Session, docId,
+// CommentPane draws the threads of doc() into the page.
+// opts: {view, index: () => AstralIndex, doc: () => CollabDocument, docId,
 // clientId, name: () => string}, or for a viewer {view, index, readOnly:
 // true, reveal?: () => void (called before a thread's text is selected)}.
 export class CommentPane {
   constructor(opts) {
-    this.session = () => null;
+    this.doc = () => null;
     Object.assign(this, opts);
     this.threads = new Map();
     this.items = new Map(); // thread id -> {li, key}
@@ -57,7 +57,7 @@ export class CommentPane {
     });
   }
 
-  // update is the session's onComments: the threads changed.
+  // update is the document's "comments" event: the threads changed.
   update(threads) { this.threads = threads; this.draw(); }
 
   // changed is called after every change of the text: line numbers and
@@ -140,7 +140,7 @@ export class CommentPane {
     const doc = this.view.state.doc;
     const line = doc.lineAt(a).number;
     const quote = doc.sliceString(a, Math.min(b, a + 80));
-    return JSON.stringify([t.text, t.resolved, t.detached, t.edited, t.replies, line, quote, t.id === this.current, this.session()?.author]);
+    return JSON.stringify([t.text, t.resolved, t.detached, t.edited, t.replies, line, quote, t.id === this.current, this.doc()?.author]);
   }
 
   renderThread(t) {
@@ -148,7 +148,7 @@ export class CommentPane {
     const [a, b] = this.units(t);
     const line = doc.lineAt(a).number;
     const quote = doc.sliceString(a, Math.min(b, a + 80)).replace(/\s+/g, " ");
-    const mine = (author) => author && author === this.session()?.author;
+    const mine = (author) => author && author === this.doc()?.author;
     const where = t.detached || a === b
       ? el("span", { class: "detached" }, `line ${line} · its text was deleted`)
       : el("span", {}, `line ${line} · “${quote}${b - a > 80 ? "…" : ""}”`);
@@ -218,16 +218,16 @@ export class CommentPane {
     const textEl = $("comment-text"), msg = $("comment-msg");
     const text = textEl.value;
     if (!text.trim()) { msg.textContent = "Write a comment first."; return; }
-    const s = this.session();
-    if (!s || !s.client) { msg.textContent = "Not connected yet."; return; }
+    const d = this.doc();
+    if (!d || !d.editable) { msg.textContent = "Not connected yet."; return; }
     // A range is sent at a revision the server has: wait until our own
     // edits are acknowledged (the selection moves with remote ones).
-    for (let i = 0; i < 100 && !s.client.synced(); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && d.pending > 0; i++) await new Promise((r) => setTimeout(r, 50));
     const sel = this.view.state.selection.main;
     if (sel.empty) { msg.textContent = "Select the text to comment on first."; return; }
     const idx = this.index();
     const range = [idx.unitToCp(sel.from), idx.unitToCp(sel.to)];
-    if (await this.send("POST", "", { rev: s.client.rev, range, text, client: this.clientId, name: this.name() })) {
+    if (await this.send("POST", "", { rev: d.rev, range, text, client: this.clientId, name: this.name() })) {
       textEl.value = "";
       msg.textContent = "";
     }

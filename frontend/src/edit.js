@@ -1,25 +1,26 @@
-// edit.js: the editor page. CodeMirror holds the local text; every local
-// transaction becomes a protocol op through Session, and remote ops come
-// back as transactions marked remote and left out of the undo history (so
-// undo reverts only this person's edits, mapped through everyone else's).
-// The session's state is logged to IndexedDB as it changes (store.js).
+// edit.js: the editor page, on the client SDK (sdk/collabd.js) and its
+// CodeMirror binding (sdk/codemirror.js), the same modules embedding
+// developers get: CodeMirror holds the local text; every local transaction
+// becomes a protocol op, and remote ops come back as transactions marked
+// remote and left out of the undo history (so undo reverts only this
+// person's edits, mapped through everyone else's). The session's state is
+// logged to IndexedDB as it changes (the SDK's indexedDBPersistence), so
+// that a reload while offline loses nothing.
 
-import { EditorState, Compartment, StateField, StateEffect, Transaction, Annotation } from "@codemirror/state";
+import { EditorState, Compartment, StateField, StateEffect, Transaction } from "@codemirror/state";
 import {
   EditorView, keymap, lineNumbers, highlightActiveLine, highlightActiveLineGutter, drawSelection,
-  highlightSpecialChars, Decoration, WidgetType,
+  highlightSpecialChars, Decoration,
 } from "@codemirror/view";
 import { history, historyKeymap, defaultKeymap, undo, redo } from "@codemirror/commands";
 import { search, searchKeymap, openSearchPanel } from "@codemirror/search";
-import { replay } from "./protocol.js";
-import { AstralIndex, opFromChanges, changesFromOp } from "./positions.js";
-import { Session } from "./session.js";
-import { Store } from "./store.js";
+import { CollabDocument, indexedDBPersistence, AstralIndex } from "./sdk/collabd.js";
+import { collab, collabIndex, fromCollab, collabAuthor } from "./sdk/codemirror.js";
 import { $, el, uuidRe, titleOf, rememberDoc, listDocs, errorWords, download, copyButton, registerOffline, shadowMount } from "./common.js";
 import { openHistory } from "./history.js";
 import { me, accountBar, noAccess, shareDialog } from "./account.js";
 import { CommentPane, commentExtensions } from "./comments.js";
-import { authorStyler, runRanges, legend, renderLegend } from "./authors.js";
+import { authorStyler, authorMarker, markChanges, runRanges, legend, renderLegend } from "./authors.js";
 import { sizedMarkdown } from "./mdlang.js";
 import { wireExport } from "./export.js";
 
@@ -32,45 +33,7 @@ const whoAmI = me().then((who) => { accountBar(who); return who; });
 let rotating = false; // this page asked for new links: its session's end is expected
 const statusEl = $("status"), statusLive = $("status-live"), titleEl = $("title"), peersEl = $("peers"), nameEl = $("name"), revEl = $("rev");
 
-// ---- peers' carets and selections ------------------------------------------
-
-// Each color gets one class, its rule added to a constructed style sheet:
-// the server's CSP allows no inline style attributes.
 const { root: editorRoot, mount: editorMount } = shadowMount($("editor"));
-const peerSheet = new CSSStyleSheet();
-editorRoot.adoptedStyleSheets = [...editorRoot.adoptedStyleSheets, peerSheet];
-const colorClasses = new Map();
-function colorClass(color) {
-  const hex = /^#[0-9a-f]{6}$/i.test(color) ? color.slice(1).toLowerCase() : "888888";
-  if (!colorClasses.has(hex)) {
-    peerSheet.insertRule(`.cm-ps-${hex} { background-color: #${hex}40; }`);
-    colorClasses.set(hex, `cm-ps-${hex}`);
-  }
-  return colorClasses.get(hex);
-}
-
-class CaretWidget extends WidgetType {
-  constructor(name, color, top) { super(); this.name = name; this.color = color; this.top = top; }
-  eq(o) { return o.name === this.name && o.color === this.color && o.top === this.top; }
-  toDOM() {
-    const caret = el("span", { class: `cm-peer-caret${this.top ? " cm-peer-top" : ""}`, "data-name": this.name, "aria-hidden": "true" },
-      el("span", { class: "cm-peer-label" }, this.name));
-    caret.style.borderLeftColor = this.color;
-    caret.firstChild.style.backgroundColor = this.color;
-    return caret;
-  }
-  ignoreEvent() { return true; }
-}
-
-const setPeerDecos = StateEffect.define();
-const peerDecos = StateField.define({
-  create: () => Decoration.none,
-  update(deco, tr) {
-    for (const e of tr.effects) if (e.is(setPeerDecos)) return e.value;
-    return tr.docChanged ? deco.map(tr.changes) : deco;
-  },
-  provide: (f) => EditorView.decorations.from(f),
-});
 
 // ---- the editor -------------------------------------------------------------
 
@@ -78,39 +41,34 @@ const peerDecos = StateField.define({
 // step between fetches by marking what each change inserts with its
 // author (ours for a local change, the op's for a remote one).
 const styleAuthor = authorStyler(editorRoot);
+const authorMark = authorMarker(styleAuthor);
 const setAuthorDecos = StateEffect.define();
-const remoteAuthor = Annotation.define();
 let authorsOn = false;
 const authorDecos = StateField.define({
   create: () => Decoration.none,
   update(deco, tr) {
     for (const e of tr.effects) if (e.is(setAuthorDecos)) return e.value;
     if (!tr.docChanged) return deco;
-    deco = deco.map(tr.changes);
-    const who = authorsOn && (tr.annotation(remote) ? tr.annotation(remoteAuthor) : session && session.author);
-    if (!who) return deco;
-    const add = [];
-    tr.changes.iterChangedRanges((fa, ta, fb, tb) => { if (fb < tb) add.push(Decoration.mark({ class: styleAuthor(who) }).range(fb, tb)); });
-    return add.length ? deco.update({ add, sort: true }) : deco;
+    if (!authorsOn) return deco.map(tr.changes);
+    const who = tr.annotation(fromCollab) ? tr.annotation(collabAuthor) : doc && doc.author;
+    return markChanges(deco.map(tr.changes), tr.changes, who, authorMark);
   },
   provide: (f) => EditorView.decorations.from(f),
 });
 
-const remote = Annotation.define();
 const editable = new Compartment();
-let index = new AstralIndex("");
-let session = null, store = null;
+// The binding (sdk/codemirror.js) goes in once the document is loaded.
+const binding = new Compartment();
+let doc = null, persistence = null;
+// index converts between the editor's UTF-16 offsets and the protocol's
+// code points: the binding's, kept in step with every change.
+const index = () => collabIndex(view) || new AstralIndex(view.state.doc.toString());
 
 const theme = EditorView.theme({
   "&": { height: "100%", color: "var(--fg)", backgroundColor: "var(--bg)", fontSize: "var(--editor-size, 15px)" },
   "&.cm-focused": { outline: "none", boxShadow: "inset 0 0 0 2px var(--accent)" },
   ".cm-scroller": { lineHeight: "1.5", fontFamily: "var(--mono)" },
   ".cm-content": { caretColor: "var(--fg)", tabSize: "4" },
-  // Other editors' carets: zero-width widgets with the name above.
-  ".cm-peer-caret": { position: "relative", borderLeft: "2px solid", margin: "0 -1px" },
-  ".cm-peer-label": { position: "absolute", left: "-2px", bottom: "100%", font: "600 11px/1.3 system-ui, sans-serif", color: "#fff",
-    padding: "0 .35em", borderRadius: "3px 3px 3px 0", whiteSpace: "nowrap", pointerEvents: "none", zIndex: "5", opacity: ".92" },
-  ".cm-peer-top .cm-peer-label": { bottom: "auto", top: "100%", borderRadius: "0 3px 3px 3px" },
   ".cm-cursor, .cm-dropCursor": { borderLeftColor: "var(--fg)" },
   "&.cm-focused > .cm-scroller > .cm-selectionLayer .cm-selectionBackground, .cm-selectionBackground, .cm-content ::selection": { backgroundColor: "var(--sel)" },
   ".cm-gutters": { backgroundColor: "var(--bg2)", color: "var(--muted)", borderRight: "1px solid var(--line)" },
@@ -120,21 +78,7 @@ const theme = EditorView.theme({
 });
 
 function onUpdate(u) {
-  for (const tr of u.transactions) {
-    if (!tr.docChanged) continue;
-    const changes = [], inserted = [];
-    tr.changes.iterChanges((fromA, toA, fromB, toB, ins) => { changes.push({ fromA, toA, fromB, toB }); inserted.push(ins); });
-    const local = !tr.annotation(remote);
-    // The op is built against the index of the document before the change.
-    const op = local ? opFromChanges(index, changes, (k) => inserted[k].toString(), tr.startState.doc.length) : null;
-    index.map(changes, (a, b) => tr.state.doc.sliceString(a, b), tr.state.doc.length);
-    if (local && session) session.edit(op);
-  }
   if (u.docChanged) { titleChanged(); schedulePreview(); if (comments) comments.changed(); }
-  // Only our own moves are news: the server maps everyone's carets
-  // through every op itself, so a remote change needs no cursor message
-  // (with many editors those would multiply: each op, a message from each).
-  if (u.transactions.some((tr) => !tr.annotation(remote) && (tr.docChanged || tr.selection))) scheduleCursor();
 }
 
 const view = new EditorView({
@@ -145,8 +89,8 @@ const view = new EditorView({
       lineNumbers(), highlightActiveLineGutter(), highlightSpecialChars(), history(), drawSelection(),
       highlightActiveLine(), EditorView.lineWrapping, search({ top: true }),
       keymap.of([...defaultKeymap, ...searchKeymap, ...historyKeymap]),
-      editable.of([EditorState.readOnly.of(true), EditorView.editable.of(false)]),
-      peerDecos, authorDecos, theme, sizedMarkdown(), commentExtensions,
+      editable.of([EditorState.readOnly.of(true), EditorView.editable.of(false)]), binding.of([]),
+      authorDecos, theme, sizedMarkdown(), commentExtensions,
       EditorView.contentAttributes.of({ "aria-label": "Document text" }),
       EditorView.updateListener.of(onUpdate),
     ],
@@ -155,35 +99,6 @@ const view = new EditorView({
 
 function setEditable(on) {
   view.dispatch({ effects: editable.reconfigure(on ? [] : [EditorState.readOnly.of(true), EditorView.editable.of(false)]) });
-}
-
-// replaceAll puts text into the editor as a remote change (not undoable).
-function replaceAll(text) {
-  view.dispatch({
-    changes: { from: 0, to: view.state.doc.length, insert: text },
-    annotations: [remote.of(true), Transaction.addToHistory.of(false), Transaction.remote.of(true)],
-  });
-}
-
-function applyOp(op, author) {
-  view.dispatch({
-    changes: changesFromOp(index, op),
-    annotations: [remote.of(true), remoteAuthor.of(author || ""), Transaction.addToHistory.of(false), Transaction.remote.of(true)],
-  });
-  if (authorsOn) scheduleAuthors();
-}
-
-function renderPeerDecos(peers) {
-  const doc = view.state.doc, decos = [];
-  for (const p of peers.values()) {
-    for (const [a, h] of p.ranges) {
-      const ua = Math.min(index.cpToUnit(a), doc.length), uh = Math.min(index.cpToUnit(h), doc.length);
-      if (ua !== uh) decos.push(Decoration.mark({ class: `cm-peer-sel ${colorClass(p.color)}` }).range(Math.min(ua, uh), Math.max(ua, uh)));
-      const top = doc.lineAt(uh).number === 1;
-      decos.push(Decoration.widget({ widget: new CaretWidget(p.name || "Anonymous", p.color, top), side: -1 }).range(uh));
-    }
-  }
-  view.dispatch({ effects: setPeerDecos.of(Decoration.set(decos, true)) });
 }
 
 // ---- comments (comments.js) ---------------------------------------------------
@@ -231,80 +146,36 @@ setInterval(() => { if (state === "offline") renderStatus(); }, 1000);
 // between redraws CodeMirror maps the drawn carets through every change.
 let peersTimer = 0;
 function renderPeers() {
-  if (!peersTimer) peersTimer = setTimeout(() => { peersTimer = 0; if (session) drawPeers(session.peers); }, 80);
+  if (!peersTimer) peersTimer = setTimeout(() => { peersTimer = 0; if (doc) drawPeers(doc.peers); }, 80);
 }
 
+// drawPeers lists who is here (the binding draws their carets).
 function drawPeers(peers) {
-  renderPeerDecos(peers);
   const me = el("li", {}, el("span", { class: "swatch" }), el("span", {}, `${nameEl.value || "Anonymous"} (you)`));
   me.firstChild.style.backgroundColor = myColor || "#888";
-  const items = [me];
-  for (const p of peers.values()) {
+  const items = [me], text = view.state.doc, idx = index();
+  for (const p of peers) {
     rememberAuthor(p.author, p.name);
-    const line = p.ranges.length ? view.state.doc.lineAt(Math.min(index.cpToUnit(p.ranges[0][1]), view.state.doc.length)).number : null;
+    const line = p.ranges.length ? text.lineAt(Math.min(idx.cpToUnit(p.ranges[0][1]), text.length)).number : null;
     const li = el("li", { "data-author": p.author }, el("span", { class: "swatch" }), el("span", {}, p.name || "Anonymous"),
       line ? el("span", { class: "muted" }, ` line ${line}`) : null);
     li.firstChild.style.backgroundColor = p.color;
     items.push(li);
   }
   peersEl.replaceChildren(...items);
-  $("online-count").textContent = String(peers.size + 1);
+  $("online-count").textContent = String(peers.length + 1);
 }
 
 let titleTimer = 0, lastTitle = "";
 function titleChanged() {
-  const doc = view.state.doc;
-  const title = titleOf(doc.sliceString(0, Math.min(doc.length, 200)));
+  const text = view.state.doc;
+  const title = titleOf(text.sliceString(0, Math.min(text.length, 200)));
   if (title === lastTitle) return;
   lastTitle = title;
   titleEl.textContent = title;
   document.title = `${title} · collabd`;
   clearTimeout(titleTimer);
   titleTimer = setTimeout(() => rememberDoc({ id: docId, title, opened: Date.now() }), 1000);
-}
-
-let cursorTimer = 0;
-function scheduleCursor() {
-  if (cursorTimer || !session) return;
-  cursorTimer = setTimeout(() => {
-    cursorTimer = 0;
-    const ranges = view.state.selection.ranges.map((r) => [index.unitToCp(r.anchor), index.unitToCp(r.head)]);
-    session.cursor(ranges);
-  }, 50);
-}
-
-// ---- persistence ----------------------------------------------------------------
-
-let idleTimer = 0, logged = 0;
-function persist(ev) {
-  if (!store) return;
-  if (ev.k === "snap") { snapshot(); return; }
-  logged++;
-  store.append(ev).catch(() => {});
-  clearTimeout(idleTimer);
-  // Rewrite the snapshot when idle, or every 1000 changes for someone who
-  // never pauses, so that the log a reload replays stays short.
-  if (logged >= 1000) snapshot();
-  else idleTimer = setTimeout(() => { if (logged) snapshot(); }, 2000);
-}
-
-function snapshot() {
-  if (!store || !session || !session.client) return;
-  logged = 0;
-  store.snapshot(docId, {
-    text: view.state.doc.toString(), client: session.client.toJSON(), author: session.author,
-    pending: session.client.pending(),
-  }).catch(() => {});
-}
-
-// restore rebuilds the stored state: the snapshot's text and client, then
-// every logged change replayed in order.
-function restore(rec, events) {
-  const { client, op } = replay(rec.snap.client, events);
-  replaceAll(rec.snap.text);
-  index = new AstralIndex(rec.snap.text);
-  if (op) applyOp(op);
-  return client;
 }
 
 // ---- errors a person can act on -----------------------------------------------------
@@ -334,7 +205,7 @@ async function showFatal(code) {
         el("p", { class: "actions" }, create, home));
       banner.dataset.kind = "not-found";
     }
-    if (store) store.forget().catch(() => {});
+    if (persistence) persistence.forget();
   } else if (code === "forbidden") {
     // Signed in, with too little access, or access withdrawn, or the
     // links rotated: what is typed here can no longer be saved.
@@ -356,7 +227,7 @@ async function showFatal(code) {
     // from the server's text, and the local copy can be saved first.
     const text = view.state.doc.toString();
     const reload = async () => {
-      if (store) await store.forget().catch(() => {});
+      if (persistence) await persistence.forget();
       sessionStorage.removeItem(`collabd-client-${docId}`);
       location.reload();
     };
@@ -406,73 +277,61 @@ async function start() {
   nameEl.value = localStorage.getItem("collabd-name") || defaultName();
   if (!uuidRe.test(docId)) { showFatal("not_found"); return; }
   rememberDoc({ id: docId, opened: Date.now() });
-  store = await Store.open().catch(() => null);
-  let clientId = sessionStorage.getItem(`collabd-client-${docId}`), client = null, author = null;
-  if (store) {
-    const got = await store.adopt(docId, clientId).catch(() => null);
-    if (got) {
-      clientId = got.clientId;
-      if (got.record) {
-        try { client = restore(got.record, got.events); author = got.record.snap.author; } catch (err) {
-          console.error("collabd: dropping stored state", err);
-          client = null;
-          replaceAll("");
-          index = new AstralIndex("");
-        }
-      }
-    } else store = null;
-  }
-  if (!clientId) clientId = crypto.randomUUID();
-  sessionStorage.setItem(`collabd-client-${docId}`, clientId);
-  comments = new CommentPane({ view, index: () => index, session: () => session, docId, clientId, name: () => nameEl.value });
-  if (client) { pending = client.pending(); setEditable(true); titleChanged(); }
-
-  session = new Session({
-    docId, clientId, name: nameEl.value, client, author,
-    cb: {
-      onReset(text) { replaceAll(text); },
-      onRemote: applyOp,
-      onPeers: renderPeers,
-      onComments(threads) { comments.update(threads); },
-      onStatus(s, delay, why) {
-        state = s;
-        if (s === "offline") { retryAt = Date.now() + (delay || 0); if (why) shutdown = true; }
-        else shutdown = false;
-        renderStatus();
-      },
-      onWelcome(w) {
-        $("banner").dataset.kind === "conflict" || ($("banner").hidden = true);
-        if (w.color) { myColor = w.color; localStorage.setItem("collabd-color", w.color); }
-        fillShare(w.viewId);
-        if (authorsOn) scheduleAuthors(0);
-        revEl.textContent = `revision ${w.rev}`;
-        rememberDoc({ id: docId, viewId: w.viewId, title: lastTitle || titleOf(""), opened: Date.now() });
-        setEditable(true);
-        titleChanged();
-      },
-      onEvent(ev) {
-        persist(ev);
-        if (ev.k === "ack" || ev.k === "remote") revEl.textContent = `revision ${ev.rev}`;
-      },
-      onPending(n) { pending = n; renderStatus(); },
-      onConflict: showConflict,
-      onFatal: showFatal,
-    },
+  persistence = indexedDBPersistence();
+  doc = new CollabDocument({ id: docId, name: nameEl.value, clientId: sessionStorage.getItem(`collabd-client-${docId}`), persistence });
+  // What this tab held (its unsent edits too) is shown, and editable, at
+  // once, before any connection.
+  const restored = await doc.load();
+  sessionStorage.setItem(`collabd-client-${docId}`, doc.clientId);
+  comments = new CommentPane({ view, index, doc: () => doc, docId, clientId: doc.clientId, name: () => nameEl.value });
+  view.dispatch({
+    changes: { from: 0, to: view.state.doc.length, insert: doc.text },
+    effects: binding.reconfigure(collab(doc)),
+    annotations: [fromCollab.of(true), Transaction.addToHistory.of(false), Transaction.remote.of(true)],
   });
-  session.start();
+  if (restored) { pending = doc.pending; setEditable(true); titleChanged(); }
+
+  doc.on("change", (ch) => {
+    if (ch.local) return;
+    revEl.textContent = `revision ${doc.rev}`;
+    if (authorsOn) scheduleAuthors();
+  });
+  doc.on("presence", renderPeers);
+  doc.on("comments", (threads) => comments.update(threads));
+  doc.on("status", (s, why) => {
+    state = s;
+    if (s === "offline") { retryAt = doc.retryAt; if (why) shutdown = true; }
+    else shutdown = false;
+    renderStatus();
+  });
+  doc.on("welcome", (w) => {
+    $("banner").dataset.kind === "conflict" || ($("banner").hidden = true);
+    if (w.color) { myColor = w.color; localStorage.setItem("collabd-color", w.color); }
+    fillShare(w.viewId);
+    if (authorsOn) scheduleAuthors(0);
+    revEl.textContent = `revision ${w.rev}`;
+    rememberDoc({ id: docId, viewId: w.viewId, title: lastTitle || titleOf(""), opened: Date.now() });
+    setEditable(true);
+    titleChanged();
+  });
+  doc.on("pending", (n) => { pending = n; revEl.textContent = `revision ${doc.rev}`; renderStatus(); });
+  doc.on("conflict", showConflict);
+  doc.on("error", (err) => showFatal(err.code));
+  // A refusal arrives as "error" too.
+  doc.connect().catch(() => {});
 }
 
 // ---- controls -----------------------------------------------------------------
 
 nameEl.addEventListener("change", () => {
   localStorage.setItem("collabd-name", nameEl.value);
-  if (session) { session.name = nameEl.value; session.reconnect(true); renderPeers(); }
+  if (doc) { doc.setName(nameEl.value); renderPeers(); }
 });
-window.addEventListener("online", () => session && session.online());
-window.addEventListener("offline", () => session && session.offline());
+window.addEventListener("online", () => doc && doc.reconnect());
+window.addEventListener("offline", () => doc && doc.offline());
 // Another document pasted into the address bar: start over for it.
 window.addEventListener("hashchange", () => location.reload());
-window.addEventListener("pagehide", () => { if (logged) snapshot(); });
+window.addEventListener("pagehide", () => { if (persistence) persistence.flush(); });
 copyButton($("copy-edit"), $("edit-link"));
 copyButton($("copy-view"), $("view-link"));
 // The share panel is filled before any welcome, so that a page reloaded
@@ -504,10 +363,10 @@ $("panel-btn").addEventListener("click", () => {
   $("panel-btn").setAttribute("aria-expanded", String(open));
 });
 $("history-btn").addEventListener("click", () => {
-  if (!session || !session.client) return;
+  if (!doc || !doc.editable) return;
   openHistory({
     // Protocol 1 servers named authors by client id.
-    docId, head: () => session.client.rev, myAuthor: () => session.author || session.clientId,
+    docId, head: () => doc.rev, myAuthor: () => doc.author || doc.clientId,
     names: authorNames, you: () => nameEl.value || "you", name: () => nameEl.value,
     authorColors: () => authorsOn, showLegend, closed: () => { if (authorsOn) loadAuthors(); },
   });
@@ -524,7 +383,7 @@ whoAmI.then(async (who) => {
   btn.addEventListener("click", () => shareDialog(docId, {
     beforeRotate() { rotating = true; },
     async rotated(ids) {
-      if (store) await store.forget().catch(() => {});
+      if (persistence) await persistence.forget();
       sessionStorage.removeItem(`collabd-client-${docId}`);
       location.replace(`/edit.html#${ids.id}`);
       location.reload();
@@ -537,11 +396,13 @@ whoAmI.then(async (who) => {
 
 // The preview is rendered after a pause in typing, never per keystroke:
 // the wait grows with what the last rendering cost, so that a long
-// document does not slow typing.
+// document does not slow typing. A rendering redoes only the chunks of
+// the text that changed (markdown.js, Preview), and chunks out of sight
+// cost no layout (app.css).
 // The renderer (markdown.js: markdown-it, DOMPurify) is a chunk of its
 // own, loaded when the preview is first shown.
 const previewEl = $("preview");
-let previewOn = false, previewTimer = 0, previewCost = 0, mdMod = null, md = null;
+let previewOn = false, previewTimer = 0, previewCost = 0, mdMod = null, md = null, preview = null;
 function schedulePreview() {
   if (!previewOn) return;
   clearTimeout(previewTimer);
@@ -551,12 +412,18 @@ function schedulePreview() {
 function renderPreview() {
   if (!previewOn) return;
   if (!mdMod) {
-    import("./markdown.js").then((m) => { mdMod = m; md = m.renderer(schedulePreview); renderPreview(); },
+    import("./markdown.js").then((m) => {
+      mdMod = m;
+      // A code language that has loaded highlights chunks rendered before.
+      md = m.renderer(() => { if (preview) preview.clear(); schedulePreview(); });
+      preview = new m.Preview(previewEl, md, m.DOMPurify);
+      renderPreview();
+    },
       (err) => { previewEl.textContent = `The preview could not be loaded: ${err.message}`; });
     return;
   }
   const t0 = performance.now();
-  previewEl.replaceChildren(mdMod.sanitize(mdMod.DOMPurify, mdMod.render(md, view.state.doc.toString())));
+  preview.update(view.state.doc.toString());
   previewCost = performance.now() - t0;
   syncPreview();
 }
@@ -567,11 +434,12 @@ function syncPreview() {
   const top = view.lineBlockAtHeight(view.scrollDOM.scrollTop - view.documentTop + view.scrollDOM.getBoundingClientRect().top);
   const line = view.state.doc.lineAt(top.from).number - 1;
   let best = null;
-  for (const e of previewEl.querySelectorAll("[data-line]")) {
+  const chunk = preview && preview.chunkAt(line);
+  for (const e of chunk ? chunk.querySelectorAll("[data-line]") : []) {
     if (Number(e.dataset.line) > line) break;
     best = e;
   }
-  previewEl.scrollTop = best ? best.offsetTop - 8 : 0;
+  previewEl.scrollTop = best ? best.getBoundingClientRect().top - previewEl.getBoundingClientRect().top + previewEl.scrollTop - 8 : 0;
 }
 view.scrollDOM.addEventListener("scroll", () => requestAnimationFrame(syncPreview), { passive: true });
 
@@ -600,7 +468,7 @@ function setPreviewOn(on) {
   document.body.classList.toggle("previewing", on);
   $("preview-btn").setAttribute("aria-pressed", String(on));
   try { localStorage.setItem("collabd-preview", on ? "1" : ""); } catch { /* a convenience */ }
-  if (on) { setPane("preview"); renderPreview(); } else { previewEl.replaceChildren(); setPane("text"); }
+  if (on) { setPane("preview"); renderPreview(); } else { if (preview) preview.clear(); setPane("text"); }
 }
 $("preview-btn").addEventListener("click", () => setPreviewOn(!previewOn));
 
@@ -613,14 +481,14 @@ function scheduleAuthors(ms = 2000) {
 }
 
 function authorName(a) {
-  if (session && a === session.author) return `${nameEl.value || "Anonymous"} (you)`;
+  if (doc && a === doc.author) return `${nameEl.value || "Anonymous"} (you)`;
   return authorNames.get(a) || "";
 }
 
 // showLegend lists the authors of runs (the editor's, or the history's
 // at the revision it shows).
 function showLegend(runs, names) {
-  const mine = session && session.author ? { [session.author]: authorName(session.author) } : {};
+  const mine = doc && doc.author ? { [doc.author]: authorName(doc.author) } : {};
   renderLegend($("authors-legend"), legend(runs, { ...names, ...mine }, authorName));
 }
 
@@ -632,8 +500,7 @@ async function loadAuthors() {
     const a = await r.json();
     if (!authorsOn) return;
     for (const [k, v] of Object.entries(a.names || {})) rememberAuthor(k, v);
-    const doc = view.state.doc;
-    const decos = runRanges(a.runs, index, doc.length).map(([f, t, au]) => Decoration.mark({ class: styleAuthor(au) }).range(f, t));
+    const decos = runRanges(a.runs, index(), view.state.doc.length).map(([f, t, au]) => authorMark(au).range(f, t));
     view.dispatch({ effects: setAuthorDecos.of(Decoration.set(decos, true)) });
     showLegend(a.runs, a.names);
     $("authors-bar").dataset.rev = String(a.rev);
@@ -653,7 +520,8 @@ function setAuthorsOn(on) {
 $("authors-btn").addEventListener("click", () => setAuthorsOn(!authorsOn));
 
 // For the browser tests and the benchmark.
-window.collabdEditor = { view, get session() { return session; }, index: () => index, get comments() { return comments; } };
+window.collabdEditor = { view, get doc() { return doc; }, index, get comments() { return comments; },
+  get markdown() { return mdMod; } };
 start();
 if (localStorage.getItem("collabd-author-colors")) setAuthorsOn(true);
 if (localStorage.getItem("collabd-preview")) setPreviewOn(true);

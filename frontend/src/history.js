@@ -5,6 +5,10 @@
 // Runs that scripts and agents made over HTTP (rows of /revisions with
 // "run") are listed, each with a "Revert this run" action (POST
 // /api/docs/{id}/revert {"run"}).
+// "Find in history" asks which revisions held a phrase (GET
+// /api/docs/{id}/history/search), lists where it appeared and where it
+// went, each a button that moves the slider there, and marks the phrase
+// in the preview.
 // Loading is lazy: one revision at a time, whatever the document's length.
 
 import { EditorState, StateField, StateEffect } from "@codemirror/state";
@@ -143,9 +147,14 @@ async function show(rev, note) {
     preview.dispatch({ changes: { from: 0, to: preview.state.doc.length, insert: doc.text } });
     const op = ops.find((o) => o.rev === rev);
     const ranges = op ? insertedRanges(op.op).map(([a, b]) => [idx.cpToUnit(a), idx.cpToUnit(b)]) : [];
+    const found = foundRanges(preview.state.doc.toString(), foundPhrase);
+    const at = ranges.length ? ranges[0][0] : found.length ? found[0][0] : -1;
     preview.dispatch({
-      effects: [setMarks.of(Decoration.set(ranges.filter(([a, b]) => a < b).map(([a, b]) => Decoration.mark({ class: "cm-hist-ins" }).range(a, b)))),
-        ...(ranges.length ? [EditorView.scrollIntoView(ranges[0][0], { y: "center" })] : [])],
+      effects: [setMarks.of(Decoration.set([
+        ...ranges.filter(([a, b]) => a < b).map(([a, b]) => Decoration.mark({ class: "cm-hist-ins" }).range(a, b)),
+        ...found.map(([a, b]) => Decoration.mark({ class: "cm-hist-found" }).range(a, b)),
+      ], true)),
+      ...(at >= 0 ? [EditorView.scrollIntoView(at, { y: "center" })] : [])],
     });
     if (authors) {
       const len = preview.state.doc.length;
@@ -161,11 +170,91 @@ async function show(rev, note) {
     if (note) parts.unshift(note);
     $("hist-info").textContent = parts.join(" · ");
     markRun(rev);
+    for (const b of $("hist-found-list").querySelectorAll("button")) b.classList.toggle("current", Number(b.dataset.rev) === rev);
     $("hist-restore").disabled = rev === Math.max(opts.head(), Number($("hist-slider").max));
     $("history").dataset.rev = String(rev);
   } catch (err) {
     if (id === loading) $("hist-info").textContent = `Could not load revision ${rev}: ${err.message}`;
   }
+}
+
+// foundRanges returns where phrase occurs in text, ignoring case as the
+// server does, as [from, to) in the preview's positions (UTF-16 units).
+function foundRanges(text, phrase) {
+  if (!phrase) return [];
+  let hay = text.toLowerCase(), needle = phrase.toLowerCase();
+  if (hay.length !== text.length || needle.length !== phrase.length) { hay = text; needle = phrase; }
+  const out = [];
+  for (let i = hay.indexOf(needle); i >= 0 && out.length < 1000; i = hay.indexOf(needle, i + 1)) out.push([i, i + needle.length]);
+  return out;
+}
+
+// findPages bounds the requests of one search: each goes through up to a
+// million revisions or two seconds of the server's time.
+const findPages = 50;
+let finding = 0, foundPhrase = "";
+
+// find lists the revisions where phrase appeared and disappeared.
+async function find(phrase) {
+  const id = ++finding;
+  const info = $("hist-found-info"), list = $("hist-found-list");
+  list.replaceChildren();
+  foundPhrase = phrase;
+  $("hist-found").hidden = !phrase;
+  if (!phrase) { show(Number($("hist-slider").value)); return; }
+  info.textContent = `Looking for “${phrase}” in every revision…`;
+  const spans = [];
+  let from = 0, a = null, busy = 0;
+  try {
+    for (let page = 0; page < findPages; page++) {
+      try {
+        a = await getJSON(`/api/docs/${opts.docId}/history/search?q=${encodeURIComponent(phrase)}&from=${from}`);
+      } catch (err) {
+        if (err.status !== 429 || ++busy > 5) throw err;
+        await new Promise((r) => setTimeout(r, 1000)); // others are searching: wait a little
+        page--;
+        continue;
+      }
+      if (id !== finding) return;
+      let got = a.spans;
+      // A span the last page left open continues where this one starts.
+      if (got.length && spans.length && spans[spans.length - 1].to === null && got[0].from === from) {
+        spans[spans.length - 1].to = got[0].to;
+        got = got.slice(1);
+      }
+      spans.push(...got);
+      if (a.complete) break;
+      from = a.scanned;
+      info.textContent = `Looking for “${phrase}”… revision ${from} of ${a.head}`;
+    }
+  } catch (err) {
+    if (id === finding) info.textContent = `Could not search the history: ${err.message}`;
+    return;
+  }
+  const rev = (r, label) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.dataset.rev = String(r);
+    b.textContent = label;
+    b.addEventListener("click", () => pick(r));
+    return b;
+  };
+  for (const sp of spans) {
+    const li = document.createElement("li");
+    li.append(rev(sp.from, `Appeared in revision ${sp.from}`));
+    if (sp.to !== null) li.append(rev(sp.to, `Gone in revision ${sp.to}`));
+    else {
+      const still = document.createElement("span");
+      still.className = "muted";
+      still.textContent = a.complete ? "still in the text" : `still there at revision ${a.scanned}`;
+      li.append(still);
+    }
+    list.append(li);
+  }
+  const upTo = a.complete ? "" : ` (searched up to revision ${a.scanned} of ${a.head})`;
+  info.textContent = spans.length === 0 ? `“${phrase}” is in no revision${upTo}.`
+    : `“${phrase}” appeared ${spans.length === 1 ? "once" : `${spans.length} times`}${upTo}:`;
+  show(Number($("hist-slider").value));
 }
 
 function pick(rev) {
@@ -200,6 +289,7 @@ export async function openHistory(o) {
           EditorView.theme({ "&": { height: "100%", color: "var(--fg)", backgroundColor: "var(--bg)", fontSize: "var(--editor-size, 15px)" },
             ".cm-scroller": { lineHeight: "1.5", fontFamily: "var(--mono)" },
             ".cm-hist-ins": { backgroundColor: "var(--ins)" },
+            ".cm-hist-found": { backgroundColor: "var(--comment-current)", borderRadius: "2px" },
             ".cm-gutters": { backgroundColor: "var(--bg2)", color: "var(--muted)", borderRight: "1px solid var(--line)" },
           })],
       }),
@@ -210,6 +300,7 @@ export async function openHistory(o) {
     $("hist-close").addEventListener("click", close);
     panel.addEventListener("keydown", (e) => { if (e.key === "Escape") close(); });
     $("hist-restore").addEventListener("click", restore);
+    $("hist-find").addEventListener("submit", (e) => { e.preventDefault(); find($("hist-q").value); });
     $("hist-restore-cancel").addEventListener("click", () => { unconfirm(); show(Number($("hist-slider").value)); });
   }
   panel.hidden = false;
@@ -227,13 +318,13 @@ export async function openHistory(o) {
     $("hist-info").textContent = err.status === 404 || err.status === 405
       ? "This server does not keep a browsable history." : `History is unavailable: ${err.message}`;
     panel.dataset.unavailable = "true";
-    for (const id of ["hist-slider", "hist-prev", "hist-next", "hist-restore"]) $(id).disabled = true;
+    for (const id of ["hist-slider", "hist-prev", "hist-next", "hist-restore", "hist-q", "hist-find-go"]) $(id).disabled = true;
     $("hist-runs").hidden = true;
     $("hist-close").focus();
     return;
   }
   delete panel.dataset.unavailable;
-  for (const id of ["hist-slider", "hist-prev", "hist-next"]) $(id).disabled = false;
+  for (const id of ["hist-slider", "hist-prev", "hist-next", "hist-q", "hist-find-go"]) $(id).disabled = false;
   show(head);
   loadRuns().catch((err) => { $("hist-info").textContent = `Could not list the runs: ${err.message}`; });
 }

@@ -21,8 +21,9 @@
 //                        token is coming), else the session fails
 //
 // Nothing here touches the DOM, so Node's tests drive it with a fake
-// WebSocket, and the SDK (sdk/collabd.js) runs it in Node with the
-// WebSocket constructor and server it is given.
+// WebSocket. Its one user is the SDK's CollabDocument (sdk/collabd.js),
+// which the editor page and embedders run, in browsers and in Node, with
+// the WebSocket constructor and server it is given.
 
 import { OTClient, moveRanges } from "./protocol.js";
 
@@ -31,17 +32,14 @@ const fatalCodes = new Set([4400, 4403, 4404, 4409, 4413]);
 
 export class Session {
   // opts: {docId, clientId, name, client (an OTClient restored from
-  // storage, or null), cb, wsURL (optional), fetch (optional), base (the
-  // server's origin, default this page's), WebSocket (a constructor,
-  // default the global one)}
+  // storage, or null), cb, wsURL (a function giving the session's URL),
+  // fetch (optional), base (the server's origin), WebSocket (a
+  // constructor, default the global one)}
   constructor(opts) {
     Object.assign(this, { docId: opts.docId, clientId: opts.clientId, name: opts.name, cb: opts.cb });
     this.client = opts.client || null;
     this.author = opts.author || null; // our public author id, from welcome
-    this.wsURL = opts.wsURL || (() => {
-      const proto = location.protocol === "https:" ? "wss:" : "ws:";
-      return `${proto}//${location.host}/api/docs/${encodeURIComponent(this.docId)}/ws`;
-    });
+    this.wsURL = opts.wsURL;
     this.fetch = opts.fetch || ((...a) => fetch(...a));
     this.base = opts.base || "";
     this.WebSocket = opts.WebSocket || globalThis.WebSocket;

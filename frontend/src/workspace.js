@@ -1,7 +1,8 @@
 // workspace.js: the signed-in home page's list of the team's documents
 // (docs/workspace.md): mine, shared with me and my groups', most recently
-// edited first; search as one types, filters by tag and by whose, rename
-// and tags, the trash with restore. The server's answers are the state;
+// edited first, each with its last editor and who is in it now; search
+// as one types, filters by tag and by whose, rename and tags, the trash
+// with restore. The server's answers are the state;
 // every change re-reads the list.
 
 import { $, el, ago } from "./common.js";
@@ -71,9 +72,14 @@ export function workspace(who) {
   function row(d) {
     const href = d.id ? `/edit.html#${d.id}` : `/view.html#${d.viewId}`;
     const title = d.title || "Untitled";
+    // editor and present: who made the latest revision, who has it open
+    // (on the server's node) now; older servers send neither.
+    const by = d.editor && d.editor.name ? ` by ${d.editor.name === who.user ? "you" : d.editor.name}` : "";
+    const here = d.present || [];
     const li = el("li", { class: "ws-doc" },
       el("a", { href, class: "doc-title" }, title),
-      el("span", { class: "muted" }, `${d.owner === who.user ? "you" : d.owner} · ${d.role} · edited ${ago(Date.parse(d.updated))}`),
+      el("span", { class: "muted ws-meta" }, `${d.owner === who.user ? "you" : d.owner} · ${d.role} · edited ${ago(Date.parse(d.updated))}${by}`),
+      ...(here.length ? [el("span", { class: "ws-present", title: "Editing now" }, `● ${here.join(", ")} in it now`)] : []),
       ...d.tags.map((t) => el("span", { class: "badge" }, `#${t}`)));
     if (d.snippet) li.append(el("p", { class: "snippet" }, ...marked(d.snippet)));
     const actions = el("span", { class: "doc-actions" });

@@ -95,16 +95,15 @@ test("buffered edits that cancel out are not sent", () => {
   assert.equal(c.outstanding(), null);
 });
 
-// A Session on stand-ins for the browser's WebSocket and location, driven
-// by handing it server messages.
+// A Session on a stand-in for the browser's WebSocket, driven by handing
+// it server messages.
 function fakeSession(opts = {}) {
   const sent = [], events = [];
-  globalThis.location = { protocol: "http:", host: "test" };
   globalThis.WebSocket = class { static OPEN = 1; readyState = 1; send(m) { sent.push(JSON.parse(m)); } close() {} };
   const noop = () => {};
   const local = { text: opts.text ?? "" };
   const s = new Session({
-    docId: "doc", clientId: "me", name: "me", client: opts.client || null,
+    docId: "doc", clientId: "me", name: "me", client: opts.client || null, wsURL: () => "ws://test/api/docs/doc/ws",
     cb: { onStatus: noop, onReset: (t) => { local.text = t; }, onRemote: (op) => { local.text = p.apply(local.text, op); },
       onPeers: noop, onWelcome: noop, onEvent: (e) => events.push(e), onPending: noop, onConflict: () => events.push({ k: "conflict" }), onFatal: noop },
   });
@@ -240,7 +239,9 @@ test("agrees with the Go ot package", { skip: !process.env.OT_CASES && "OT_CASES
 });
 
 // ---- authors.js ----------------------------------------------------------------
-import { authorHue, authorColors, authorClass, runRanges, legend } from "../src/authors.js";
+import { authorHue, authorColors, authorClass, runRanges, legend, authorMarker, markChanges } from "../src/authors.js";
+// The editor's own copy of @codemirror/state, the one authors.js uses.
+import { ChangeSet, RangeSet } from "../src/node_modules/@codemirror/state/dist/index.js";
 
 test("authors: a color depends on the author id alone", () => {
   assert.equal(authorHue("Q4Cs9meoPHKPkzfaudaHZQ"), authorHue("Q4Cs9meoPHKPkzfaudaHZQ"));
@@ -269,8 +270,43 @@ test("authors: the legend names authors, most text first, unknown last", () => {
   assert.deepEqual(l.map((x) => [x.author, x.name, x.len]), [["B", "Bob", 5], ["A", "Ada", 3], ["", "unknown (initial text or before names)", 9]]);
 });
 
+test("authors: marks follow edits as one mark per run of an author", () => {
+  // A reference label per UTF-16 unit against the marks, through random
+  // insertions, deletions and replacements by three authors.
+  let seed = 7;
+  const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  const markOf = authorMarker((a) => `cm-au-${a}`);
+  const authors = ["A", "B", "C"];
+  const runsOf = (labels) => {
+    const out = [];
+    for (let i = 0; i < labels.length;) {
+      let j = i;
+      while (j < labels.length && labels[j] === labels[i]) j++;
+      if (labels[i]) out.push([i, j, labels[i]]);
+      i = j;
+    }
+    return out;
+  };
+  for (let trial = 0; trial < 40; trial++) {
+    let labels = Array.from({ length: 30 }, (_, i) => ["", "A", "B"][Math.floor(i / 7) % 3]);
+    let deco = RangeSet.of(runsOf(labels).map(([f, t, a]) => markOf(a).range(f, t)));
+    for (let step = 0; step < 60; step++) {
+      const len = labels.length, from = rnd(len + 1), to = Math.min(len, from + (rnd(3) === 0 ? rnd(5) : 0));
+      const ins = rnd(4) === 0 ? "" : "xyz".slice(0, 1 + rnd(3));
+      if (from === to && !ins) continue;
+      const who = authors[rnd(3)];
+      const changes = ChangeSet.of([{ from, to, insert: ins }], len);
+      labels = [...labels.slice(0, from), ...Array(ins.length).fill(who), ...labels.slice(to)];
+      deco = markChanges(deco.map(changes), changes, who, markOf);
+      const got = [];
+      deco.between(0, labels.length, (f, t, v) => { got.push([f, t, v.spec.class.slice(6)]); });
+      assert.deepEqual(got, runsOf(labels), `trial ${trial} step ${step}: ${JSON.stringify({ from, to, ins, who })}`);
+    }
+  }
+});
+
 // ---- markdown.js ---------------------------------------------------------------
-import { renderer, render, toggleTask, highlightHTML } from "../src/markdown.js";
+import { renderer, render, toggleTask, highlightHTML, splitChunks, rechunk } from "../src/markdown.js";
 import { codeLanguages } from "../src/mdlang.js";
 
 test("markdown: tables, task lists, code, links and images", async () => {
@@ -307,6 +343,76 @@ test("markdown: hostile documents render no markup of their own", () => {
     assert.doesNotMatch(html, /<[^>]*\son[a-z]+=/i, `${doc} -> ${html}`);
   }
   assert.equal(highlightHTML("<b>", "nope"), "");
+});
+
+test("markdown: chunks render as the whole text does", () => {
+  // Random documents of every kind of block, blank lines anywhere: the
+  // chunks' renderings, each with its first line, joined, are the whole
+  // text's rendering, and the chunks are the text cut in order.
+  const md = renderer();
+  let seed = 11;
+  const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  const blocks = [
+    () => "# Title *em*", () => "para with `code` and **bold**\nsecond line", () => "- a\n- b", () => "- a\n\n- loose",
+    () => "1. one\n2. two", () => "3) three", () => "  indented", () => "    code block", () => "```js\nconst x = 1;\n\nx\n```",
+    () => "~~~\nfence\n\n~~~~", () => "```\nunclosed\n\nstill code", () => "> quote\n> more", () => "| a | b |\n|---|---|\n| 1 | 2 |",
+    () => "- [ ] task\n- [x] done", () => "---", () => "text\n===", () => "- item\n\n  continued", () => "* star", () => "+ plus",
+    () => "- ```\n  fenced in item\n\n  more", () => "> ```\n> quoted fence", () => "<div>raw</div>", () => "https://example.org",
+    () => "", () => "", () => "",
+  ];
+  for (let trial = 0; trial < 300; trial++) {
+    const parts = [];
+    for (let i = 0, n = 5 + rnd(40); i < n; i++) parts.push(blocks[rnd(blocks.length)]());
+    const text = parts.join(rnd(3) ? "\n\n" : "\n") + (rnd(2) ? "\n" : "");
+    for (const max of [1, 3, 60]) {
+      const chunks = splitChunks(text, max);
+      assert.equal(chunks.map((c) => c.text).join(""), text);
+      let line = 0;
+      for (const c of chunks) {
+        assert.equal(c.line, line);
+        line += c.text.split("\n").length - 1;
+      }
+      assert.equal(chunks.map((c) => render(md, c.text, c.line)).join(""), render(md, text), `max ${max}, text:\n${text}`);
+      if (max === 1 && trial === 0) assert.ok(chunks.length > 1, "a varied text was never cut");
+    }
+  }
+  // Link reference definitions apply across the text: no cut.
+  assert.equal(splitChunks("[a]\n\n".repeat(10) + "[a]: https://example.org\n", 1).length, 1);
+});
+
+test("markdown: chunks kept through edits still render as the whole text does", () => {
+  // Random edits of a random document, the chunks carried from one text
+  // to the next by rechunk: they still join to the text and render as it
+  // does, and an edit within one chunk of a long text re-cuts a few.
+  const md = renderer();
+  let seed = 5;
+  const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  const pieces = ["x", "\n", "\n\n", "- ", "```", "```\n", "    ", "> ", "# h\n\n", "para text\n\n", "1. ", "[r]: https://e.org\n", "~~~\n"];
+  for (let trial = 0; trial < 60; trial++) {
+    let text = "";
+    for (let i = 0; i < 60; i++) text += ["# T", "para\nline", "- a\n- b", "```\ncode\n\nmore\n```", "> q", "  indented"][rnd(6)] + "\n\n";
+    let chunks = splitChunks(text, 4);
+    for (let step = 0; step < 40; step++) {
+      const at = rnd(text.length + 1), del = rnd(4) === 0 ? rnd(12) : 0;
+      const ins = rnd(5) === 0 ? "" : pieces[rnd(pieces.length)];
+      text = text.slice(0, at) + ins + text.slice(at + del);
+      const r = rechunk(chunks, text, 4);
+      chunks = r.chunks;
+      assert.equal(chunks.map((c) => c.text).join(""), text, `trial ${trial} step ${step}`);
+      let line = 0;
+      for (const c of chunks) { assert.equal(c.line, line); line += c.text.split("\n").length - 1; }
+      assert.equal(chunks.map((c) => render(md, c.text, c.line)).join(""), render(md, text), `trial ${trial} step ${step}:\n${text}`);
+    }
+  }
+  // One character typed in the middle of a long text: the chunks around
+  // it are kept.
+  const long = "para\nline\n\n".repeat(2000);
+  const before = splitChunks(long);
+  const mid = long.length >> 1;
+  const r = rechunk(before, long.slice(0, mid) + "x" + long.slice(mid));
+  assert.ok(before.length > 50 && r.keep + (before.length - r.from) >= before.length - 2, `kept ${r.keep} + ${before.length - r.from} of ${before.length}`);
+  const r2 = rechunk(before, long.slice(0, mid) + "\n\n" + long.slice(mid));
+  assert.ok(r2.keep + (before.length - r2.from) >= before.length - 2, `after a new paragraph, kept ${r2.keep} + ${before.length - r2.from} of ${before.length}`);
 });
 
 test("markdown: a task box toggles its own line", () => {

@@ -238,14 +238,14 @@ func (s *Store) Activity(ctx context.Context, id string, after int64, unit time.
 	return p.buckets(), nil
 }
 
-// chunkKey names chunk k of document id's activity index.
-func chunkKey(id string, k int64) string { return id + "." + strconv.FormatInt(k, 10) }
+// activityKey names chunk k of document id's activity index.
+func activityKey(id string, k int64) string { return id + "." + strconv.FormatInt(k, 10) }
 
 // readChunk returns chunk k of document id's activity index, or nil when
 // it cannot be read (missing, or any failure: the caller reads the
 // records instead).
 func (s *Store) readChunk(ctx context.Context, id string, k int64) *wireActivity {
-	e, err := s.activity.Get(ctx, chunkKey(id, k))
+	e, err := s.activity.Get(ctx, activityKey(id, k))
 	if err != nil {
 		if !errors.Is(err, natsjs.ErrKeyNotFound) {
 			s.log.Debug("jetstream: activity index", "doc", id, "chunk", k, "err", err)
@@ -324,7 +324,7 @@ func (s *Store) indexActivity(ctx context.Context, id string, rev int64) error {
 			s.log.Warn("jetstream: activity index: chunk too large; its records are read instead", "doc", id, "chunk", from, "bytes", len(data))
 			return errStop
 		}
-		if _, err := s.activity.Put(ctx, chunkKey(id, from), data); err != nil {
+		if _, err := s.activity.Put(ctx, activityKey(id, from), data); err != nil {
 			return err
 		}
 		if from == top {
@@ -345,7 +345,7 @@ func (s *Store) indexActivity(ctx context.Context, id string, rev int64) error {
 func (s *Store) deleteActivity(ctx context.Context, id string, rev int64) error {
 	var errs []error
 	for k := int64(1); k <= rev/s.actChunk; k++ {
-		if err := s.activity.Delete(ctx, chunkKey(id, k)); err != nil && !errors.Is(err, natsjs.ErrKeyNotFound) {
+		if err := s.activity.Delete(ctx, activityKey(id, k)); err != nil && !errors.Is(err, natsjs.ErrKeyNotFound) {
 			errs = append(errs, err)
 		}
 	}

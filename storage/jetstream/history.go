@@ -339,6 +339,9 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := s.deleteComments(ctx, id); err != nil {
 		errs = append(errs, fmt.Errorf("delete doc %s: comments: %w", id, err))
 	}
+	if err := s.deleteAuthors(ctx, id); err != nil {
+		errs = append(errs, fmt.Errorf("delete doc %s: authors: %w", id, err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		s.log.Error("jetstream: delete left data behind", "doc", id, "err", err)
 		return err
@@ -347,7 +350,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 }
 
 // Usage returns the bytes the op stream and the buckets take, from their
-// stream infos: five small API requests, one per stream, so a caller that
+// stream infos: six small API requests, one per stream, so a caller that
 // asks every second costs the cluster little. The space left is the NATS
 // servers' business (their JetStream max_file_store), not known here.
 func (s *Store) Usage(ctx context.Context) (int64, error) {
@@ -356,7 +359,7 @@ func (s *Store) Usage(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("jetstream: usage: %w", err)
 	}
 	total := int64(info.State.Bytes)
-	for _, kv := range []natsjs.KeyValue{s.docs, s.views, s.owners, s.comments, s.activity} {
+	for _, kv := range []natsjs.KeyValue{s.docs, s.views, s.owners, s.comments, s.authors, s.activity} {
 		st, err := kv.Status(ctx)
 		if err != nil {
 			return 0, fmt.Errorf("jetstream: usage of %s: %w", kv.Bucket(), err)

@@ -14,6 +14,8 @@
 //	KV collab_views       view id -> doc id (Create, so view ids are unique)
 //	KV collab_owners      doc id -> node id, the owner lease (TTL bucket)
 //	object collab_snaps   doc id -> text and client table at a revision
+//	KV collab_comments    doc id.key -> comment record (comments.go)
+//	KV collab_authors     doc id.i, doc id.c... -> who wrote what (authors.go)
 //	KV collab_activity    doc id.chunk -> revisions by minute (activity.go)
 //	subject collab.rpc.<doc>  request/reply to the owner (queue group)
 //
@@ -124,7 +126,8 @@ const (
 	bucketSnaps  = "collab_snaps"
 	// bucketComments holds comment records (comments.go).
 	bucketComments = "collab_comments"
-	queueOwner     = "collab-owner"
+	// bucketAuthors (authors.go) is declared with its code.
+	queueOwner = "collab-owner"
 )
 
 // maxConsumers is the stream's explicit consumer limit (see New).
@@ -172,6 +175,8 @@ type Store struct {
 	snaps  natsjs.ObjectStore
 	// comments holds comment records (comments.go).
 	comments natsjs.KeyValue
+	// authors holds checkpoints of who wrote what (authors.go).
+	authors natsjs.KeyValue
 	// activity holds the activity index (activity.go), in chunks of
 	// actChunk revisions.
 	activity natsjs.KeyValue
@@ -196,6 +201,9 @@ type Store struct {
 	snapEvery int64 // 0 when disabled
 	// milestones is the milestone interval (snapshot.go).
 	milestones int64
+	// authorsMax bounds a document's authorship checkpoints (authors.go;
+	// tests lower it).
+	authorsMax int
 	ctx        context.Context
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
@@ -269,7 +277,8 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		nc: nc, js: js, node: node, replicas: replicas, ttl: ttl, renew: renew, log: log,
 		states:    make(map[string]*docState),
 		snapEvery: every, snapWake: make(chan struct{}, 1), milestones: defaultMilestoneEvery,
-		actChunk: defaultActivityChunk, snapPending: make(map[string]struct{}),
+		authorsMax: maxAuthorsIndex, actChunk: defaultActivityChunk,
+		snapPending: make(map[string]struct{}),
 	}
 
 	// Every node runs New at each start, on every attempt, and each
@@ -337,6 +346,9 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if s.comments, err = kv(bucketComments, "collabd comments: doc id.key -> record", 0, natsjs.FileStorage); err != nil {
+		return nil, err
+	}
+	if s.authors, err = kv(bucketAuthors, "collabd who wrote what: doc id.i -> index, doc id.c<rev>... -> checkpoint", 0, natsjs.FileStorage); err != nil {
 		return nil, err
 	}
 	if s.activity, err = kv(bucketActivity, "collabd activity index: doc id.chunk -> revisions by minute", 0, natsjs.FileStorage); err != nil {

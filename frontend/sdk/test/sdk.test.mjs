@@ -177,6 +177,73 @@ test("offline persistence (IndexedDB): a closed session's unsent edits are resen
   } finally { second.close(); }
 });
 
+test("load() restores unsent edits without connecting; connect() sends them", async () => {
+  const { id } = await api.create("abc");
+  const net = droppable();
+  const first = await CollabDocument.open({ server, id, WebSocket: net.WebSocket, persistence: indexedDBPersistence() });
+  net.offline = true;
+  net.drop();
+  await until(() => first.status === "offline", "offline");
+  first.insert(3, " 😀");
+  first.close();
+  await sleep(50);
+  // As the editor page opens: what the store holds first, no socket yet.
+  const opened = [];
+  class Counting extends WebSocket { constructor(url) { super(url); opened.push(url); } }
+  const second = new CollabDocument({ server, id, WebSocket: Counting, persistence: indexedDBPersistence() });
+  try {
+    assert.equal(second.editable, false);
+    assert.throws(() => second.insert(0, "x"), (e) => e instanceof CollabError && e.code === "not_ready");
+    assert.equal(await second.load(), true, "a stored state is restored");
+    assert.equal(second.text, "abc 😀");
+    assert.equal(second.length, 5);
+    assert.equal(second.pending, 1);
+    assert.equal(second.editable, true);
+    second.insert(5, "!"); // edited offline, before any connection
+    assert.equal(opened.length, 0, "load() opens no connection");
+    const welcomes = [], pendings = [];
+    second.on("welcome", (w) => welcomes.push(w));
+    second.on("pending", (n) => pendings.push(n));
+    await second.connect();
+    await second.synced();
+    assert.equal(opened.length, 1);
+    assert.equal(welcomes.length, 1);
+    assert.equal(typeof welcomes[0].viewId, "string");
+    assert.equal(pendings.at(-1), 0);
+    assert.equal(await serverText(id), "abc 😀!");
+  } finally { second.close(); }
+});
+
+test("the text stays exact through many scattered edits (ops composed until read)", async () => {
+  const { id } = await api.create("");
+  const doc = await CollabDocument.open({ server, id, WebSocket });
+  const other = await CollabDocument.open({ server, id, WebSocket });
+  try {
+    let mirror = [];
+    let seed = 7;
+    const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+    for (let i = 0; i < 3000; i++) {
+      // Reads now and then only: hundreds of ops are composed between them.
+      if (i % 997 === 0) assert.equal(doc.text, mirror.join(""));
+      if (mirror.length > 10 && rnd(3) === 0) {
+        const p = rnd(mirror.length - 2), n = 1 + rnd(2);
+        doc.delete(p, n);
+        mirror.splice(p, n);
+      } else {
+        const p = rnd(mirror.length + 1), t = ["a", "ö", "😀", "字", "🎉x"][rnd(5)];
+        doc.insert(p, t);
+        mirror.splice(p, 0, ...Array.from(t));
+      }
+      assert.equal(doc.length, mirror.length);
+    }
+    assert.equal(doc.text, mirror.join(""));
+    await doc.synced();
+    await until(() => other.rev === doc.rev, "the other editor at the head");
+    assert.equal(other.text, mirror.join(""));
+    assert.equal(await serverText(id), mirror.join(""));
+  } finally { doc.close(); other.close(); }
+});
+
 test("a viewer follows over SSE, resuming after a drop", async () => {
   const { id, viewId } = await api.create("one");
   const v = await CollabViewer.open({ server, viewId });

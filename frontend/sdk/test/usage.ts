@@ -3,7 +3,7 @@
 // (tsc --noEmit). Lines marked @ts-expect-error must fail to check.
 import { CollabDocument, CollabViewer, CollabAPI, CollabError, indexedDBPersistence, apply, type Change, type Peer, type Op } from "collabd";
 import { bindTextarea } from "collabd/textarea";
-import { collab } from "collabd/codemirror";
+import { collab, collabIndex, collabAuthor } from "collabd/codemirror";
 import { bindMonaco, cpToMonaco } from "collabd/monaco";
 import { AstralIndex } from "collabd";
 
@@ -25,6 +25,15 @@ export async function usage(ta: HTTPTextArea) {
   doc.on("changed", () => {});
 
   await CollabDocument.open({ id: "x", getToken: async () => "fresh", persistence: indexedDBPersistence() });
+  // As the editor page does: what persistence holds first, then the session.
+  const page = new CollabDocument({ id: "x", persistence: indexedDBPersistence() });
+  const restored: boolean = await page.load();
+  page.on("status", (s, why, delay) => console.log(s, why, delay, page.retryAt));
+  page.on("welcome", (w) => w.viewId + w.rev);
+  page.on("pending", (n: number) => n + 1);
+  page.on("comments", (threads) => [...threads.values()].map((t) => t.range[0]));
+  if (restored && page.editable) page.insert(0, "offline");
+  await page.connect();
   const v = await CollabViewer.open({ server: "https://c", viewId: "v" });
   v.on("change", ({ op, rev }) => apply(v.text, op) + rev);
   const api = new CollabAPI({ server: "https://c", token: "t" });
@@ -35,8 +44,10 @@ export async function usage(ta: HTTPTextArea) {
 
   const unbind: () => void = bindTextarea(doc, ta as unknown as HTMLTextAreaElement);
   unbind();
-  const ext = collab(doc, { presence: true });
+  const ext = collab(doc, { presence: true, selectionDelay: 0, drawDelay: 80 });
   void ext;
+  const idx: AstralIndex | null = collabIndex({} as unknown as Parameters<typeof collabIndex>[0]);
+  void idx; void collabAuthor;
   const model = {
     getValue: () => "", setValue: (_: string) => {}, getValueLength: () => 0,
     getPositionAt: (_: number) => ({ lineNumber: 1, column: 1 }), getOffsetAt: (_: { lineNumber: number; column: number }) => 0,

@@ -1,11 +1,14 @@
 // codemirror.js: a CodeMirror 6 extension that keeps an EditorView and a
-// CollabDocument in step, as collabd's own editor page does: every local
+// CollabDocument in step; collabd's own editor page runs it. Every local
 // transaction becomes an op; remote ops arrive as transactions annotated
-// Transaction.remote and left out of the undo history, so CodeMirror's
-// history() undoes only this person's edits, mapped through everyone
-// else's; other editors' carets and selections are drawn in their colors.
-// @codemirror/state and @codemirror/view are peer dependencies: the
-// application's own copies are used.
+// fromCollab (and collabAuthor, their author) and Transaction.remote, left
+// out of the undo history, so CodeMirror's history() undoes only this
+// person's edits, mapped through everyone else's; other editors' carets
+// and selections are drawn in their colors. The colors go into a
+// constructed style sheet of the view's root, never a style attribute, so
+// that the binding runs under a Content-Security-Policy without
+// 'unsafe-inline'. @codemirror/state and @codemirror/view are peer
+// dependencies: the application's own copies are used.
 //
 //   new EditorView({ state: EditorState.create({ doc: doc.text,
 //     extensions: [history(), keymap.of(historyKeymap), collab(doc)] }) });
@@ -14,18 +17,51 @@ import { Annotation, StateEffect, StateField, Transaction } from "@codemirror/st
 import { Decoration, EditorView, ViewPlugin, WidgetType } from "@codemirror/view";
 import { AstralIndex, opFromChanges, changesFromOp } from "./collabd.js";
 
-// fromCollab marks the transactions the binding makes for remote ops.
+// fromCollab marks the transactions the binding makes for remote ops;
+// collabAuthor carries the op's author id ("" for the server's own ops,
+// null for a resync that replaced the text).
 export const fromCollab = Annotation.define();
+export const collabAuthor = Annotation.define();
+
+// The bound views' plugins, for collabIndex.
+const bound = new WeakMap();
+
+// collabIndex returns the AstralIndex the binding keeps of view's text
+// (UTF-16 offsets to code points and back, in time that does not grow with
+// the text), or null when view is not bound.
+export function collabIndex(view) { return bound.get(view)?.index || null; }
+
+// Each color gets one class, its rule in a style sheet adopted by the
+// view's root (the document, or the shadow root the editor is in).
+const sheets = new WeakMap(); // root -> {sheet, done: Set of hex}
+function colorClass(view, color) {
+  const hex = /^#[0-9a-f]{6}$/i.test(color) ? color.slice(1).toLowerCase() : "888888";
+  const root = view.root;
+  let s = sheets.get(root);
+  if (!s) {
+    if (typeof CSSStyleSheet !== "function" || !("adoptedStyleSheets" in root)) return "";
+    s = { sheet: new CSSStyleSheet(), done: new Set() };
+    root.adoptedStyleSheets = [...root.adoptedStyleSheets, s.sheet];
+    sheets.set(root, s);
+  }
+  if (!s.done.has(hex)) {
+    s.sheet.insertRule(`.cm-collab-c-${hex} { background-color: #${hex}40; }`);
+    s.done.add(hex);
+  }
+  return `cm-collab-c-${hex}`;
+}
 
 class CaretWidget extends WidgetType {
-  constructor(name, color) { super(); this.name = name; this.color = color; }
-  eq(o) { return o.name === this.name && o.color === this.color; }
+  // top: the caret is on the first line, where a label above would be cut
+  // off: it goes below.
+  constructor(name, color, top) { super(); this.name = name; this.color = color; this.top = top; }
+  eq(o) { return o.name === this.name && o.color === this.color && o.top === this.top; }
   toDOM() {
     const caret = document.createElement("span");
-    caret.className = "cm-collab-caret";
+    caret.className = this.top ? "cm-collab-caret cm-collab-top" : "cm-collab-caret";
     caret.setAttribute("aria-hidden", "true");
     caret.dataset.name = this.name;
-    caret.style.borderLeftColor = this.color;
+    caret.style.borderLeftColor = this.color; // CSSOM, which a CSP allows
     const label = document.createElement("span");
     label.className = "cm-collab-label";
     label.textContent = this.name;
@@ -49,24 +85,32 @@ const peerField = StateField.define({
 const theme = EditorView.baseTheme({
   ".cm-collab-caret": { position: "relative", borderLeft: "2px solid", marginLeft: "-1px", marginRight: "-1px" },
   ".cm-collab-label": { position: "absolute", left: "-2px", bottom: "100%", font: "600 11px/1.3 system-ui, sans-serif", color: "#fff",
-    padding: "0 .35em", borderRadius: "3px 3px 3px 0", whiteSpace: "nowrap", pointerEvents: "none", opacity: ".9" },
+    padding: "0 .35em", borderRadius: "3px 3px 3px 0", whiteSpace: "nowrap", pointerEvents: "none", zIndex: "5", opacity: ".92" },
+  ".cm-collab-top .cm-collab-label": { bottom: "auto", top: "100%", borderRadius: "0 3px 3px 3px" },
 });
 
 // collab returns the extension binding view to doc. The editor's state
-// must start with doc.text. Options: presence (default true) sends this
-// editor's selections and draws the others'.
-export function collab(doc, { presence = true } = {}) {
+// should start with doc.text (other text is replaced by it, as a remote
+// change). Options: presence (default true) sends this editor's
+// selections, selectionDelay ms after they stop moving (default 50), and
+// draws the others', at most every drawDelay ms (default 80: with many
+// editors presence arrives faster than anyone reads it, and between draws
+// CodeMirror maps the drawn carets through every change).
+export function collab(doc, { presence = true, selectionDelay = 50, drawDelay = 80 } = {}) {
   const plugin = ViewPlugin.fromClass(class {
     constructor(view) {
       this.view = view;
       this.index = new AstralIndex(view.state.doc.toString());
-      this.offChange = doc.on("change", (ch) => { if (!ch.local) this.remote(ch.op); });
-      this.offPresence = presence ? doc.on("presence", (peers) => this.drawPeers(peers)) : () => {};
+      this.selTimer = 0;
+      this.drawTimer = 0;
+      bound.set(view, this);
+      this.offChange = doc.on("change", (ch) => { if (!ch.local) this.remote(ch); });
+      this.offPresence = presence ? doc.on("presence", () => this.scheduleDraw()) : () => {};
       if (view.state.doc.toString() !== doc.text) {
         // Started with other text: take the document's, as a remote change.
-        queueMicrotask(() => this.dispatchRemote([{ from: 0, to: this.view.state.doc.length, insert: doc.text }]));
+        queueMicrotask(() => this.dispatchRemote([{ from: 0, to: this.view.state.doc.length, insert: doc.text }], null));
       }
-      if (presence) queueMicrotask(() => this.drawPeers(doc.peers));
+      if (presence) queueMicrotask(() => this.drawPeers());
     }
 
     update(u) {
@@ -75,43 +119,64 @@ export function collab(doc, { presence = true } = {}) {
         const changes = [], inserted = [];
         tr.changes.iterChanges((fromA, toA, fromB, toB, ins) => { changes.push({ fromA, toA, fromB, toB }); inserted.push(ins); });
         const local = !tr.annotation(fromCollab);
+        // The op is built against the index of the text before the change.
         const op = local ? opFromChanges(this.index, changes, (k) => inserted[k].toString(), tr.startState.doc.length) : null;
         this.index.map(changes, (a, b) => tr.state.doc.sliceString(a, b), tr.state.doc.length);
         if (local) doc.applyOp(op);
       }
-      if (presence && u.transactions.some((tr) => !tr.annotation(fromCollab) && (tr.docChanged || tr.selection))) {
-        const ranges = u.state.selection.ranges.map((r) => [this.index.unitToCp(r.anchor), this.index.unitToCp(r.head)]);
-        doc.setSelection(ranges);
-      }
+      // Only our own moves are news: the server maps everyone's carets
+      // through every op itself.
+      if (presence && u.transactions.some((tr) => !tr.annotation(fromCollab) && (tr.docChanged || tr.selection))) this.scheduleSelection();
     }
 
-    remote(op) {
-      this.dispatchRemote(changesFromOp(this.index, op));
+    scheduleSelection() {
+      if (selectionDelay <= 0) { this.sendSelection(); return; }
+      if (!this.selTimer) this.selTimer = setTimeout(() => { this.selTimer = 0; this.sendSelection(); }, selectionDelay);
     }
 
-    dispatchRemote(changes) {
+    sendSelection() {
+      const ranges = this.view.state.selection.ranges.map((r) => [this.index.unitToCp(r.anchor), this.index.unitToCp(r.head)]);
+      doc.setSelection(ranges);
+    }
+
+    remote(ch) {
+      this.dispatchRemote(changesFromOp(this.index, ch.op), ch.author);
+    }
+
+    dispatchRemote(changes, author) {
       this.view.dispatch({
         changes,
-        annotations: [fromCollab.of(true), Transaction.addToHistory.of(false), Transaction.remote.of(true)],
+        annotations: [fromCollab.of(true), collabAuthor.of(author), Transaction.addToHistory.of(false), Transaction.remote.of(true)],
       });
     }
 
-    drawPeers(peers) {
+    scheduleDraw() {
+      if (drawDelay <= 0) { this.drawPeers(); return; }
+      if (!this.drawTimer) this.drawTimer = setTimeout(() => { this.drawTimer = 0; this.drawPeers(); }, drawDelay);
+    }
+
+    drawPeers() {
       const d = this.view.state.doc, decos = [];
-      for (const p of peers) {
+      for (const p of doc.peers) {
         for (const [a, h] of p.ranges || []) {
           const ua = Math.min(this.index.cpToUnit(a), d.length), uh = Math.min(this.index.cpToUnit(h), d.length);
           if (ua !== uh) {
-            decos.push(Decoration.mark({ class: "cm-collab-selection", attributes: { style: `background-color: ${p.color}40` } })
-              .range(Math.min(ua, uh), Math.max(ua, uh)));
+            decos.push(Decoration.mark({ class: `cm-collab-selection ${colorClass(this.view, p.color)}` }).range(Math.min(ua, uh), Math.max(ua, uh)));
           }
-          decos.push(Decoration.widget({ widget: new CaretWidget(p.name || "Anonymous", p.color), side: -1 }).range(uh));
+          const top = d.lineAt(uh).number === 1;
+          decos.push(Decoration.widget({ widget: new CaretWidget(p.name || "Anonymous", p.color, top), side: -1 }).range(uh));
         }
       }
       this.view.dispatch({ effects: setPeers.of(Decoration.set(decos, true)) });
     }
 
-    destroy() { this.offChange(); this.offPresence(); }
+    destroy() {
+      clearTimeout(this.selTimer);
+      clearTimeout(this.drawTimer);
+      this.offChange();
+      this.offPresence();
+      if (bound.get(this.view) === this) bound.delete(this.view);
+    }
   });
   return [peerField, theme, plugin];
 }

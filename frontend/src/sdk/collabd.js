@@ -13,7 +13,7 @@
 //   doc.insert(0, "hello");
 //   await doc.synced();
 
-import { OTClient, apply as applySlow, cpLen, cpToUnit, unitToCp, transform, compose, transformIndex, moveRanges, diff, normalize, replay, isNoop, baseLen } from "../protocol.js";
+import { OTClient, apply as applySlow, cpLen, cpToUnit, unitToCp, transform, compose, transformIndex, moveRanges, diff, normalize, replay, isNoop, baseLen, targetLen } from "../protocol.js";
 import { Session } from "../session.js";
 import { AstralIndex, opFromChanges, changesFromOp } from "../positions.js";
 import { Store, uuid } from "../store.js";
@@ -281,7 +281,8 @@ export class CollabDocument extends Emitter {
   // (not_found, unauthorized, ...).
   static async open(opts) {
     const doc = new CollabDocument(opts);
-    await doc._start();
+    await doc.load();
+    await doc.connect();
     return doc;
   }
 
@@ -296,8 +297,15 @@ export class CollabDocument extends Emitter {
     if (!this._WebSocket) throw new TypeError("collabd: no WebSocket here; pass one (in Node before 22: the ws package's)");
     this._fetch = o.fetch || globalThis.fetch.bind(globalThis);
     this._persist = o.persistence || null;
-    this._tokens = new TokenKeeper(o.token, o.getToken, () => { if (this._session) this._session.reconnect(true); });
+    this._tokens = new TokenKeeper(o.token, o.getToken, () => { if (this._live()) this._session.reconnect(true); });
+    // The text is _text with _delta (every op since, composed) applied,
+    // made on demand: an editor binding keeps its own text, and applying
+    // each keystroke to a long string here would cost a scan of it per
+    // keystroke. _len is the text's length in code points.
     this._text = "";
+    this._delta = null;
+    this._deltaIns = 0;
+    this._len = 0;
     this._pending = 0;
     this._status = "connecting";
     this._waiters = [];
@@ -305,8 +313,25 @@ export class CollabDocument extends Emitter {
     this._closed = false;
   }
 
-  get text() { return this._text; }
-  get length() { return cpLen(this._text); }
+  get text() {
+    if (this._delta) { this._text = apply(this._text, this._delta); this._delta = null; this._deltaIns = 0; }
+    return this._text;
+  }
+  get length() { return this._len; }
+
+  _setText(text) { this._text = text; this._delta = null; this._deltaIns = 0; this._len = cpLen(text); }
+
+  // _advance records op (on the current text) as applied, throwing before
+  // anything changes when it does not fit the text.
+  _advance(op) {
+    const n = baseLen(op);
+    if (n !== this._len) throw new CollabError("bad_op", `op covers ${n} code points, the text has ${this._len}`);
+    this._len = targetLen(op);
+    this._delta = this._delta ? compose(this._delta, op) : op;
+    for (const c of op) if (typeof c === "string") this._deltaIns += c.length;
+    // Composing costs what the delta holds: keep it small.
+    if (this._delta.length > 256 || this._deltaIns > 4096) void this.text;
+  }
   get rev() { return this._session?.client ? this._session.client.rev : 0; }
   get author() { return this._session?.author || null; }
   get token() { return this._tokens.token; }
@@ -319,6 +344,12 @@ export class CollabDocument extends Emitter {
   get peers() {
     return [...(this._session?.peers.values() || [])].map((p) => ({ author: p.author, name: p.name, color: p.color, ranges: p.ranges }));
   }
+  // comments are the comment threads (docs/comments.md), by id, their
+  // ranges in code points of the local text, moved through every edit.
+  get comments() { return this._session?.comments || new Map(); }
+  // editable: the text is here (restored, or from a welcome) and the
+  // document neither failed nor closed, so that edits may be made.
+  get editable() { return !!this._session?.client && !this._failed && !this._closed; }
   get api() { return new CollabAPI({ server: this.server, token: this._tokens.token, fetch: this._fetch }); }
 
   _wsURL() {
@@ -327,39 +358,49 @@ export class CollabDocument extends Emitter {
     return t ? `${u}?token=${enc(t)}` : u;
   }
 
-  async _start() {
+  // load restores what the persistence adapter holds of this document
+  // (its text with the unsent edits, the session to resume), without
+  // connecting: a page shows and edits it offline at once, and connect()
+  // resumes it. It resolves to whether there was such a state; without
+  // one, the text arrives with the first welcome. open() calls it.
+  load() {
+    if (!this._loaded) this._loaded = this._load();
+    return this._loaded;
+  }
+
+  async _load() {
     let client = null, author = null;
     if (this._persist) {
       const got = await this._persist.load(this.id, this.clientId);
       if (got) {
         this.clientId = got.clientId || this.clientId;
-        if (got.client) { client = got.client; author = got.author || null; this._text = got.text || ""; }
+        if (got.client) { client = got.client; author = got.author || null; this._setText(got.text || ""); }
       }
       this._persist.attach?.(() => this._session?.client && {
-        text: this._text, client: this._session.client.toJSON(), author: this._session.author, pending: this._session.client.pending(),
+        text: this.text, client: this._session.client.toJSON(), author: this._session.author, pending: this._session.client.pending(),
       });
     }
     if (!this.clientId) this.clientId = uuid();
-    const ready = new Promise((resolve, reject) => { this._ready = { resolve, reject }; });
     this._session = new Session({
       docId: this.id, clientId: this.clientId, name: this.name, client, author,
       WebSocket: this._WebSocket, wsURL: () => this._wsURL(), base: this.server,
       fetch: (url, init) => this._fetch(url, { ...init, headers: this._tokens.token ? { Authorization: `Bearer ${this._tokens.token}` } : {} }),
       cb: {
         onReset: (text) => {
-          const op = diff(this._text, text);
-          this._text = text;
+          const op = diff(this.text, text);
+          this._setText(text);
           if (!isNoop(op)) this.emit("change", { op, author: null, local: false, rev: this.rev, reset: true });
         },
         onRemote: (op, author, rev) => {
-          this._text = apply(this._text, op);
+          this._advance(op);
           this.emit("change", { op, author: author || "", local: false, rev });
         },
         onPeers: () => this.emit("presence", this.peers),
-        onStatus: (s, delay, why) => this._onStatus(s, why),
-        onWelcome: (w) => { this.viewId = w.viewId; this.color = w.color; },
+        onComments: (threads, msg) => this.emit("comments", threads, msg || null),
+        onStatus: (s, delay, why) => this._onStatus(s, why, delay),
+        onWelcome: (w) => { this.viewId = w.viewId; this.color = w.color; this.emit("welcome", w); },
         onEvent: (ev) => { if (this._persist) this._persist.record(ev); },
-        onPending: (n) => { this._pending = n; if (n === 0) this._settle(); },
+        onPending: (n) => { this._pending = n; this.emit("pending", n); if (n === 0) this._settle(); },
         onConflict: () => this.emit("conflict"),
         onFatal: (code, msg) => this._fail(new CollabError(code, msg || code)),
         onUnauthorized: (status) => {
@@ -370,14 +411,26 @@ export class CollabDocument extends Emitter {
       },
     });
     if (client) this._pending = client.pending();
-    this._session.start();
-    return ready;
+    return !!client;
   }
 
-  _onStatus(s, why) {
+  // connect starts the session (loading first, if load() was not called)
+  // and resolves once it is live; it rejects with a CollabError when the
+  // server refuses (not_found, unauthorized, ...). open() calls it.
+  connect() {
+    if (!this._connected) {
+      this._connected = new Promise((resolve, reject) => { this._ready = { resolve, reject }; });
+      this.load().then(() => { if (!this._closed) this._session.start(); }, (err) => this._fail(err instanceof CollabError ? err : new CollabError("network", String(err))));
+    }
+    return this._connected;
+  }
+
+  _onStatus(s, why, delay) {
     if (this._closed) return;
     this._status = s;
-    this.emit("status", s, why);
+    // retryAt: when an offline session tries again (ms since the epoch).
+    this.retryAt = s === "offline" ? Date.now() + (delay || 0) : 0;
+    this.emit("status", s, why, delay || 0);
     if (s === "live" && this._ready) { this._ready.resolve(); this._ready = null; }
     // A session closed for an expired token (4401), or an upgrade refused
     // with 401, retries: with a fresh token, if the application gives one.
@@ -419,21 +472,22 @@ export class CollabDocument extends Emitter {
   // applyOp applies a local op (code points, on the current text).
   applyOp(op) {
     if (this._closed || this._failed) throw this._failed || new CollabError("closed", "document closed");
+    if (!this._session?.client) throw new CollabError("not_ready", "the document's text has not arrived yet");
     for (const c of op) {
       if (typeof c !== "string" && !Number.isInteger(c)) throw new CollabError("bad_op", `bad op component ${JSON.stringify(c)}`);
     }
     // Canonical, without the empty components the server refuses.
     op = normalize(op.filter((c) => c !== 0 && c !== ""));
-    const text = apply(this._text, op); // throws on a bad op, before anything changes
+    if (baseLen(op) !== this._len) throw new CollabError("bad_op", `op covers ${baseLen(op)} code points, the text has ${this._len}`);
     if (isNoop(op)) return;
-    this._text = text;
+    this._advance(op);
     this._session.edit(op);
     this.emit("change", { op, author: this.author, local: true, rev: this.rev });
   }
 
   // insert inserts text at code point pos.
   insert(pos, text) {
-    const n = cpLen(this._text);
+    const n = this._len;
     if (!(pos >= 0 && pos <= n) || !Number.isInteger(pos)) throw new RangeError(`insert at ${pos}: the text has ${n} code points`);
     if (text === "") return;
     this.applyOp([pos, String(text), n - pos]);
@@ -441,7 +495,7 @@ export class CollabDocument extends Emitter {
 
   // delete deletes count code points from pos.
   delete(pos, count) {
-    const n = cpLen(this._text);
+    const n = this._len;
     if (!Number.isInteger(pos) || !Number.isInteger(count) || pos < 0 || count < 0 || pos + count > n) {
       throw new RangeError(`delete ${count} at ${pos}: the text has ${n} code points`);
     }
@@ -450,25 +504,32 @@ export class CollabDocument extends Emitter {
   }
 
   // replace makes the text text, with the smallest single edit.
-  replace(text) { this.applyOp(diff(this._text, text)); }
+  replace(text) { this.applyOp(diff(this.text, text)); }
 
   // setSelection tells the others this editor's selections, [anchor,
   // head] pairs in code points of the local text; sent once nothing is
   // unacknowledged.
   setSelection(ranges) {
-    this._session.cursor(ranges.map((r) => (Array.isArray(r) ? [r[0], r[1]] : [r.anchor, r.head])));
+    this._session?.cursor(ranges.map((r) => (Array.isArray(r) ? [r[0], r[1]] : [r.anchor, r.head])));
   }
 
   // setName changes the name the others see (a token's name wins).
-  setName(name) { this.name = name; this._session.name = name; this._session.reconnect(true); }
+  setName(name) {
+    this.name = name;
+    if (this._session) this._session.name = name;
+    if (this._live()) this._session.reconnect(true);
+  }
 
   // reconnect drops the connection and resumes at once (after the network
   // is back, say); offline() drops it until online().
-  reconnect() { this._session.online(); }
-  offline() { this._session.offline(); }
+  reconnect() { if (this._live()) this._session.online(); }
+  offline() { if (this._live()) this._session.offline(); }
+
+  // _live: the session exists and connect() started it.
+  _live() { return !!(this._session && this._connected && !this._closed); }
 
   // setToken replaces the access token and moves the session to it.
-  setToken(token) { this._tokens.token = token; this._tokens.schedule(); this._session.reconnect(true); }
+  setToken(token) { this._tokens.token = token; this._tokens.schedule(); if (this._live()) this._session.reconnect(true); }
 
   // history helpers, on this document's id and token.
   ops(from = 0) { return this.api.ops(this.id, from); }

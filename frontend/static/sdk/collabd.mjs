@@ -283,17 +283,14 @@ function replay(state, events) {
 var fatalCodes = /* @__PURE__ */ new Set([4400, 4403, 4404, 4409, 4413]);
 var Session = class {
   // opts: {docId, clientId, name, client (an OTClient restored from
-  // storage, or null), cb, wsURL (optional), fetch (optional), base (the
-  // server's origin, default this page's), WebSocket (a constructor,
-  // default the global one)}
+  // storage, or null), cb, wsURL (a function giving the session's URL),
+  // fetch (optional), base (the server's origin), WebSocket (a
+  // constructor, default the global one)}
   constructor(opts) {
     Object.assign(this, { docId: opts.docId, clientId: opts.clientId, name: opts.name, cb: opts.cb });
     this.client = opts.client || null;
     this.author = opts.author || null;
-    this.wsURL = opts.wsURL || (() => {
-      const proto = location.protocol === "https:" ? "wss:" : "ws:";
-      return `${proto}//${location.host}/api/docs/${encodeURIComponent(this.docId)}/ws`;
-    });
+    this.wsURL = opts.wsURL;
     this.fetch = opts.fetch || ((...a) => fetch(...a));
     this.base = opts.base || "";
     this.WebSocket = opts.WebSocket || globalThis.WebSocket;
@@ -1065,7 +1062,8 @@ var CollabDocument = class _CollabDocument extends Emitter {
   // (not_found, unauthorized, ...).
   static async open(opts) {
     const doc = new _CollabDocument(opts);
-    await doc._start();
+    await doc.load();
+    await doc.connect();
     return doc;
   }
   constructor(o = {}) {
@@ -1080,9 +1078,12 @@ var CollabDocument = class _CollabDocument extends Emitter {
     this._fetch = o.fetch || globalThis.fetch.bind(globalThis);
     this._persist = o.persistence || null;
     this._tokens = new TokenKeeper(o.token, o.getToken, () => {
-      if (this._session) this._session.reconnect(true);
+      if (this._live()) this._session.reconnect(true);
     });
     this._text = "";
+    this._delta = null;
+    this._deltaIns = 0;
+    this._len = 0;
     this._pending = 0;
     this._status = "connecting";
     this._waiters = [];
@@ -1090,10 +1091,31 @@ var CollabDocument = class _CollabDocument extends Emitter {
     this._closed = false;
   }
   get text() {
+    if (this._delta) {
+      this._text = apply2(this._text, this._delta);
+      this._delta = null;
+      this._deltaIns = 0;
+    }
     return this._text;
   }
   get length() {
-    return cpLen(this._text);
+    return this._len;
+  }
+  _setText(text) {
+    this._text = text;
+    this._delta = null;
+    this._deltaIns = 0;
+    this._len = cpLen(text);
+  }
+  // _advance records op (on the current text) as applied, throwing before
+  // anything changes when it does not fit the text.
+  _advance(op) {
+    const n = baseLen(op);
+    if (n !== this._len) throw new CollabError("bad_op", `op covers ${n} code points, the text has ${this._len}`);
+    this._len = targetLen(op);
+    this._delta = this._delta ? compose(this._delta, op) : op;
+    for (const c of op) if (typeof c === "string") this._deltaIns += c.length;
+    if (this._delta.length > 256 || this._deltaIns > 4096) void this.text;
   }
   get rev() {
     return this._session?.client ? this._session.client.rev : 0;
@@ -1117,6 +1139,16 @@ var CollabDocument = class _CollabDocument extends Emitter {
   get peers() {
     return [...this._session?.peers.values() || []].map((p) => ({ author: p.author, name: p.name, color: p.color, ranges: p.ranges }));
   }
+  // comments are the comment threads (docs/comments.md), by id, their
+  // ranges in code points of the local text, moved through every edit.
+  get comments() {
+    return this._session?.comments || /* @__PURE__ */ new Map();
+  }
+  // editable: the text is here (restored, or from a welcome) and the
+  // document neither failed nor closed, so that edits may be made.
+  get editable() {
+    return !!this._session?.client && !this._failed && !this._closed;
+  }
   get api() {
     return new CollabAPI({ server: this.server, token: this._tokens.token, fetch: this._fetch });
   }
@@ -1125,7 +1157,16 @@ var CollabDocument = class _CollabDocument extends Emitter {
     const t = this._tokens.token;
     return t ? `${u}?token=${enc(t)}` : u;
   }
-  async _start() {
+  // load restores what the persistence adapter holds of this document
+  // (its text with the unsent edits, the session to resume), without
+  // connecting: a page shows and edits it offline at once, and connect()
+  // resumes it. It resolves to whether there was such a state; without
+  // one, the text arrives with the first welcome. open() calls it.
+  load() {
+    if (!this._loaded) this._loaded = this._load();
+    return this._loaded;
+  }
+  async _load() {
     let client = null, author = null;
     if (this._persist) {
       const got = await this._persist.load(this.id, this.clientId);
@@ -1134,20 +1175,17 @@ var CollabDocument = class _CollabDocument extends Emitter {
         if (got.client) {
           client = got.client;
           author = got.author || null;
-          this._text = got.text || "";
+          this._setText(got.text || "");
         }
       }
       this._persist.attach?.(() => this._session?.client && {
-        text: this._text,
+        text: this.text,
         client: this._session.client.toJSON(),
         author: this._session.author,
         pending: this._session.client.pending()
       });
     }
     if (!this.clientId) this.clientId = uuid();
-    const ready = new Promise((resolve, reject) => {
-      this._ready = { resolve, reject };
-    });
     this._session = new Session({
       docId: this.id,
       clientId: this.clientId,
@@ -1160,25 +1198,28 @@ var CollabDocument = class _CollabDocument extends Emitter {
       fetch: (url, init) => this._fetch(url, { ...init, headers: this._tokens.token ? { Authorization: `Bearer ${this._tokens.token}` } : {} }),
       cb: {
         onReset: (text) => {
-          const op = diff(this._text, text);
-          this._text = text;
+          const op = diff(this.text, text);
+          this._setText(text);
           if (!isNoop(op)) this.emit("change", { op, author: null, local: false, rev: this.rev, reset: true });
         },
         onRemote: (op, author2, rev) => {
-          this._text = apply2(this._text, op);
+          this._advance(op);
           this.emit("change", { op, author: author2 || "", local: false, rev });
         },
         onPeers: () => this.emit("presence", this.peers),
-        onStatus: (s, delay, why) => this._onStatus(s, why),
+        onComments: (threads, msg) => this.emit("comments", threads, msg || null),
+        onStatus: (s, delay, why) => this._onStatus(s, why, delay),
         onWelcome: (w) => {
           this.viewId = w.viewId;
           this.color = w.color;
+          this.emit("welcome", w);
         },
         onEvent: (ev) => {
           if (this._persist) this._persist.record(ev);
         },
         onPending: (n) => {
           this._pending = n;
+          this.emit("pending", n);
           if (n === 0) this._settle();
         },
         onConflict: () => this.emit("conflict"),
@@ -1191,13 +1232,27 @@ var CollabDocument = class _CollabDocument extends Emitter {
       }
     });
     if (client) this._pending = client.pending();
-    this._session.start();
-    return ready;
+    return !!client;
   }
-  _onStatus(s, why) {
+  // connect starts the session (loading first, if load() was not called)
+  // and resolves once it is live; it rejects with a CollabError when the
+  // server refuses (not_found, unauthorized, ...). open() calls it.
+  connect() {
+    if (!this._connected) {
+      this._connected = new Promise((resolve, reject) => {
+        this._ready = { resolve, reject };
+      });
+      this.load().then(() => {
+        if (!this._closed) this._session.start();
+      }, (err) => this._fail(err instanceof CollabError ? err : new CollabError("network", String(err))));
+    }
+    return this._connected;
+  }
+  _onStatus(s, why, delay) {
     if (this._closed) return;
     this._status = s;
-    this.emit("status", s, why);
+    this.retryAt = s === "offline" ? Date.now() + (delay || 0) : 0;
+    this.emit("status", s, why, delay || 0);
     if (s === "live" && this._ready) {
       this._ready.resolve();
       this._ready = null;
@@ -1239,26 +1294,27 @@ var CollabDocument = class _CollabDocument extends Emitter {
   // applyOp applies a local op (code points, on the current text).
   applyOp(op) {
     if (this._closed || this._failed) throw this._failed || new CollabError("closed", "document closed");
+    if (!this._session?.client) throw new CollabError("not_ready", "the document's text has not arrived yet");
     for (const c of op) {
       if (typeof c !== "string" && !Number.isInteger(c)) throw new CollabError("bad_op", `bad op component ${JSON.stringify(c)}`);
     }
     op = normalize(op.filter((c) => c !== 0 && c !== ""));
-    const text = apply2(this._text, op);
+    if (baseLen(op) !== this._len) throw new CollabError("bad_op", `op covers ${baseLen(op)} code points, the text has ${this._len}`);
     if (isNoop(op)) return;
-    this._text = text;
+    this._advance(op);
     this._session.edit(op);
     this.emit("change", { op, author: this.author, local: true, rev: this.rev });
   }
   // insert inserts text at code point pos.
   insert(pos, text) {
-    const n = cpLen(this._text);
+    const n = this._len;
     if (!(pos >= 0 && pos <= n) || !Number.isInteger(pos)) throw new RangeError(`insert at ${pos}: the text has ${n} code points`);
     if (text === "") return;
     this.applyOp([pos, String(text), n - pos]);
   }
   // delete deletes count code points from pos.
   delete(pos, count) {
-    const n = cpLen(this._text);
+    const n = this._len;
     if (!Number.isInteger(pos) || !Number.isInteger(count) || pos < 0 || count < 0 || pos + count > n) {
       throw new RangeError(`delete ${count} at ${pos}: the text has ${n} code points`);
     }
@@ -1267,33 +1323,37 @@ var CollabDocument = class _CollabDocument extends Emitter {
   }
   // replace makes the text text, with the smallest single edit.
   replace(text) {
-    this.applyOp(diff(this._text, text));
+    this.applyOp(diff(this.text, text));
   }
   // setSelection tells the others this editor's selections, [anchor,
   // head] pairs in code points of the local text; sent once nothing is
   // unacknowledged.
   setSelection(ranges) {
-    this._session.cursor(ranges.map((r) => Array.isArray(r) ? [r[0], r[1]] : [r.anchor, r.head]));
+    this._session?.cursor(ranges.map((r) => Array.isArray(r) ? [r[0], r[1]] : [r.anchor, r.head]));
   }
   // setName changes the name the others see (a token's name wins).
   setName(name) {
     this.name = name;
-    this._session.name = name;
-    this._session.reconnect(true);
+    if (this._session) this._session.name = name;
+    if (this._live()) this._session.reconnect(true);
   }
   // reconnect drops the connection and resumes at once (after the network
   // is back, say); offline() drops it until online().
   reconnect() {
-    this._session.online();
+    if (this._live()) this._session.online();
   }
   offline() {
-    this._session.offline();
+    if (this._live()) this._session.offline();
+  }
+  // _live: the session exists and connect() started it.
+  _live() {
+    return !!(this._session && this._connected && !this._closed);
   }
   // setToken replaces the access token and moves the session to it.
   setToken(token) {
     this._tokens.token = token;
     this._tokens.schedule();
-    this._session.reconnect(true);
+    if (this._live()) this._session.reconnect(true);
   }
   // history helpers, on this document's id and token.
   ops(from = 0) {

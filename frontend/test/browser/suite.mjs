@@ -111,7 +111,7 @@ async function commentsScenario(errors) {
   // of other people's carets that sit inside it.
   const highlighted = (p) => p.evaluate(() => [...document.getElementById("editor").shadowRoot.querySelectorAll(".cm-comment")].map((e) => {
     const c = e.cloneNode(true);
-    for (const w of c.querySelectorAll(".cm-peer-caret")) w.remove();
+    for (const w of c.querySelectorAll(".cm-collab-caret")) w.remove();
     return c.textContent;
   }).join(""));
   const threadTexts = (p) => p.$$eval("#comment-list .thread", (ts) => ts.map((t) => t.textContent));
@@ -318,7 +318,7 @@ const scenarios = {
     // it is in view.
     await alice.keyboard.press("Control+Home");
     const carets = await until("bob's caret on alice's page", async () => {
-      const c = await alice.$$eval(".cm-peer-caret", (els) => els.map((e) => e.dataset.name));
+      const c = await alice.$$eval(".cm-collab-caret", (els) => els.map((e) => e.dataset.name));
       return c.length ? c : null;
     });
     const bobName = await bob.$eval("#name", (e) => e.value);
@@ -344,13 +344,18 @@ const scenarios = {
     const { id } = await createDoc(base, "start: ");
     const a = await openEditor(errors, "a", id), b = await openEditor(errors, "b", id);
     for (const p of [a, b]) { await p.click(".cm-content"); await p.keyboard.press("Control+End"); }
-    // b starts a moment after a, at the same spot, so a's first letters
-    // land at b's caret: they must not carry it into a's word. (Two first
-    // keystrokes in the very same instant are a race no client can win:
-    // the protocol puts the later-committed insert right of the earlier
-    // one, inside a word that has just begun; see docs/frontend.md.)
+    // b starts once a's first letters are on its page, at the same spot:
+    // they landed at b's caret and must not carry it into a's word. (Two
+    // first keystrokes in the very same instant are a race no client can
+    // win: the protocol puts the later-committed insert right of the
+    // earlier one, inside a word that has just begun; see
+    // docs/frontend.md. A fixed delay lost that race on a loaded machine.)
     const wa = "apple banana cherry", wb = "ONE TWO THREE FOUR";
-    await Promise.all([a.keyboard.type(wa, { delay: 25 }), sleep(150).then(() => b.keyboard.type(wb, { delay: 30 }))]);
+    await Promise.all([
+      a.keyboard.type(wa, { delay: 25 }),
+      until("a's first letters on b's page", async () => (await editorText(b)).includes(wa.slice(0, 3)))
+        .then(() => b.keyboard.type(wb, { delay: 30 })),
+    ]);
     const text = await converge(base, id, { a, b });
     if (!text.includes(wa) || !text.includes(wb)) errors.push(`words interleaved: ${JSON.stringify(text)}`);
     // Renaming oneself keeps the page live and reaches the others.
@@ -520,8 +525,14 @@ const scenarios = {
     await typeAtEnd(bob, "Bob wrote that.");
     await converge(base, id, { ada, bob });
     await ada.click("#authors-btn");
+    // The marked text as a person reads it: without the name label of a
+    // caret that sits inside it (Bob's, until his last position arrives).
     const marks = async (p) => p.evaluate(() => [...document.getElementById("editor").shadowRoot.querySelectorAll("[class*='cm-au-']")]
-      .map((e) => [e.textContent, [...e.classList].find((c) => c.startsWith("cm-au-")), getComputedStyle(e).backgroundColor]));
+      .map((e) => {
+        const c = e.cloneNode(true);
+        for (const w of c.querySelectorAll(".cm-collab-caret")) w.remove();
+        return [c.textContent, [...e.classList].find((k) => k.startsWith("cm-au-")), getComputedStyle(e).backgroundColor];
+      }));
     await until("author marks", async () => (await marks(ada)).length >= 2);
     const got = await marks(ada);
     const text = (who) => got.filter(([, c]) => c === got.find(([t]) => t.includes(who))?.[1]).map(([t]) => t).join("");
@@ -555,6 +566,66 @@ const scenarios = {
     await checkCSP(errors, { ada, bob });
     await ada.ctx.close();
     await bob.ctx.close();
+  },
+  // The preview after edits: rendered chunk by chunk (markdown.js,
+  // Preview), it must read as a whole rendering of the text does, through
+  // edits that change one chunk, move the lines of all after it, join two
+  // chunks, and open and close a fence that swallows the rest; and a task
+  // box after moved lines still ticks its own line.
+  async previewEdits(errors) {
+    const blocks = ["## Section", "A paragraph with *emphasis*\nand a second line.", "- [ ] a task\n- [x] done", "```js\nconst x = 1;\n\nx++;\n```",
+      "> a quote", "| a | b |\n|---|---|\n| 1 | 2 |", "1. one\n2. two", "- loose\n\n- list"];
+    let text = "";
+    for (let i = 0; i < 80; i++) text += `${blocks[i % blocks.length]}\n\n`;
+    const { id } = await createDoc(base, text);
+    const e = await openEditor(errors, "preview-edits", id);
+    await e.click("#preview-btn");
+    // The preview as a whole rendering of the editor's text would be.
+    const same = () => e.evaluate(() => {
+      const ed = window.collabdEditor, m = ed.markdown;
+      if (!m) return null;
+      const whole = document.createElement("div");
+      whole.append(m.sanitize(m.DOMPurify, m.render(m.renderer(), ed.view.state.doc.toString())));
+      const p = document.getElementById("preview");
+      const shown = [...p.children].map((c) => (c.classList.contains("md-chunk") ? c.innerHTML : c.outerHTML)).join("");
+      return { ok: shown === whole.innerHTML, chunks: p.children.length };
+    });
+    const check = async (what) => {
+      let last;
+      try {
+        await until(`the preview after ${what}`, async () => { last = await same(); return last && last.ok; }, 10000);
+      } catch { errors.push(`the preview after ${what} differs from the text's rendering (${JSON.stringify(last)})`); }
+      return last;
+    };
+    const first = await check("loading");
+    if (!first || first.chunks < 3) errors.push(`a long document's preview is not in chunks: ${JSON.stringify(first)}`);
+    const at = (line) => e.evaluate((n) => window.collabdEditor.view.state.doc.line(n).from, line);
+    const edit = (from, to, insert) => e.evaluate(([f, t, s]) => window.collabdEditor.view.dispatch({ changes: { from: f, to: t, insert: s }, userEvent: "input" }), [from, to, insert]);
+    await edit(await at(100), await at(100), "typed in the middle ");
+    await check("typing in one chunk");
+    await edit(await at(3), await at(3), "new line\n\n- [ ] new task\n\n");
+    await check("lines added near the top");
+    const blank = await at(150);
+    await edit(blank, blank + 1, "");
+    await check("a line removed");
+    await edit(await at(40), await at(40), "```\n");
+    await check("a fence opened");
+    await edit(await at(40), (await at(41)), "");
+    await check("the fence removed");
+    // The last task box in the preview ticks its own line of the text.
+    await e.evaluate(() => { const b = [...document.querySelectorAll("#preview input.task")].at(-1); b.scrollIntoView(); });
+    const want = await e.evaluate(() => {
+      const lines = window.collabdEditor.view.state.doc.toString().split("\n");
+      return lines.map((l, i) => [l, i]).filter(([l]) => /^- \[[ xX]\]/.test(l)).at(-1);
+    });
+    const boxes = await e.$$("#preview input.task");
+    await boxes[boxes.length - 1].click();
+    await until("the last box ticked its line", async () => {
+      const lines = (await serverText(base, id)).split("\n");
+      return want && lines[want[1]] !== want[0] && /^- \[[ xX]\]/.test(lines[want[1]]);
+    }).catch(() => errors.push(`ticking the last task box did not edit line ${want && want[1]} (${want && want[0]})`));
+    await check("ticking a box");
+    await e.ctx.close();
   },
   // Markdown: the preview renders a document beside the text, hostile
   // markup runs nothing, a box ticked in the preview edits the text, a
@@ -691,6 +762,64 @@ const scenarios = {
     await a.ctx.close();
   },
 
+  // Find in history, on a phone, light and dark: a phrase typed into the
+  // history page lists where it appeared and went; its buttons move the
+  // timeslider there, and the preview marks the phrase.
+  async historysearch(errors) {
+    const { id } = await createDoc(base, "alpha beta");
+    let rev = 1;
+    for (const op of [[10, " needle"], [17, " x"], [10, -7, 2], [12, " Needle again"]]) {
+      const r = await fetch(`${base}/api/docs/${id}/ops`, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ rev, op }),
+      });
+      if (r.status !== 200) throw new Error(`POST ops: ${r.status} ${await r.text()}`);
+      rev = (await r.json()).rev;
+    }
+    const a = await openEditor(errors, "a", id, { width: 390, height: 844 });
+    await a.click("#history-btn");
+    await until("history panel", () => a.$eval("#history", (e) => !e.hidden && e.dataset.rev === "5"));
+    await a.click("#hist-q");
+    await a.keyboard.type("needle", { delay: 20 });
+    await a.keyboard.press("Enter");
+    await until("the spans listed", () => a.$$eval("#hist-found-list li", (lis) => lis.length === 2));
+    const rows = await a.$$eval("#hist-found-list li", (lis) => lis.map((li) => li.textContent));
+    if (JSON.stringify(rows) !== JSON.stringify(["Appeared in revision 2Gone in revision 4", "Appeared in revision 5still in the text"])) {
+      errors.push(`the spans are listed as ${JSON.stringify(rows)}`);
+    }
+    const info = await a.$eval("#hist-found-info", (e) => e.textContent);
+    if (info !== "“needle” appeared 2 times:") errors.push(`the search is described as ${JSON.stringify(info)}`);
+    const shownText = () => a.evaluate(() => document.getElementById("hist-preview").shadowRoot.querySelector(".cm-content").textContent);
+    const found = () => a.evaluate(() => [...document.getElementById("hist-preview").shadowRoot.querySelectorAll(".cm-hist-found")].map((e) => e.textContent));
+    await a.click("#hist-found-list button:has-text('Gone in revision 4')");
+    await until("revision 4 shown", () => a.$eval("#history", (e) => e.dataset.rev === "4"));
+    if ((await shownText()) !== "alpha beta x") errors.push(`revision 4 shows ${JSON.stringify(await shownText())}`);
+    if ((await found()).length) errors.push(`revision 4 marks ${JSON.stringify(await found())}`);
+    if (Number(await a.$eval("#hist-slider", (e) => e.value)) !== 4) errors.push("the slider is not at revision 4");
+    await a.click("#hist-found-list button:has-text('Appeared in revision 2')");
+    await until("revision 2 shown", () => a.$eval("#history", (e) => e.dataset.rev === "2"));
+    if (JSON.stringify(await found()) !== '["needle"]') errors.push(`revision 2 marks ${JSON.stringify(await found())}`);
+    const current = await a.$eval("#hist-found-list button.current", (b) => b.textContent);
+    if (current !== "Appeared in revision 2") errors.push(`the current button is ${JSON.stringify(current)}`);
+    await a.click("#hist-found-list button:has-text('Appeared in revision 5')");
+    await until("revision 5 shown", () => a.$eval("#history", (e) => e.dataset.rev === "5"));
+    if (JSON.stringify(await found()) !== '["Needle"]') errors.push(`revision 5 marks ${JSON.stringify(await found())}`);
+    // A phrase never there.
+    await a.fill("#hist-q", "zebra");
+    await a.keyboard.press("Enter");
+    await until("nothing found", () => a.$eval("#hist-found-info", (e) => e.textContent === "“zebra” is in no revision."));
+    await a.fill("#hist-q", "needle");
+    await a.keyboard.press("Enter");
+    await until("the spans listed again", () => a.$$eval("#hist-found-list li", (lis) => lis.length === 2));
+    for (const scheme of ["light", "dark"]) {
+      await a.emulateMedia({ colorScheme: scheme });
+      const wide = await a.evaluate(() => document.documentElement.scrollWidth);
+      if (wide > 390) errors.push(`${scheme}: the history page is ${wide} px wide at 390`);
+      if (shots) await a.screenshot({ path: `${shots}/history-search-390-${scheme}.png` });
+    }
+    await checkCSP(errors, { a });
+    await a.ctx.close();
+  },
+
   // The home page: a document from an uploaded file, the list of opened
   // documents with titles, and remove-from-list.
   async home(errors) {
@@ -758,7 +887,7 @@ const scenarios = {
       await a.click(".cm-content");
       await a.keyboard.press("Control+End");
       await a.keyboard.type("3. Ada writes here", { delay: 5 });
-      await until("grace's caret", () => a.$$eval(".cm-peer-caret", (e) => e.length > 0));
+      await until("grace's caret", () => a.$$eval(".cm-collab-caret", (e) => e.length > 0));
       await sleep(300);
       await a.screenshot({ path: `${shots}/editor-${label}.png` });
       if (viewport.width < 700) {
@@ -786,7 +915,7 @@ const scenarios = {
       await dark.emulateMedia({ colorScheme: "dark" });
       await dark.goto(`${base}/edit.html#${id}`);
       await live(dark);
-      await until("carets", () => dark.$$eval(".cm-peer-caret", (c) => c.length > 0));
+      await until("carets", () => dark.$$eval(".cm-collab-caret", (c) => c.length > 0));
       await dark.screenshot({ path: `${shots}/editor-dark-${label}.png` });
       for (const p of [home, a, b, v, e, dark]) await p.ctx.close();
     }
@@ -803,9 +932,11 @@ const extra = {
     const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, extraHTTPHeaders: { "X-User": "ada" } });
     const p = await ctx.newPage();
     await watch(p, errors, "ada");
+    const ids = [];
     for (const text of ["# Zebra crossing\nPlans for the zebra crossing on Elm street.", "Groceries: apples, bread"]) {
       const r = await ctx.request.post(`${base}/api/docs`, { data: { text } });
       if (r.status() !== 201) errors.push(`create: ${r.status()}`);
+      else ids.push((await r.json()).id);
     }
     await p.goto(`${base}/`);
     await p.waitForSelector("#workspace:not([hidden])");
@@ -845,6 +976,23 @@ const extra = {
     await p.selectOption("#ws-scope", "all");
     await until("back in the list", async () => (await rows()).length === 2);
 
+    // Who edited it last, and who is in it now: Ada writes to it, then
+    // opens it in another tab; the list names her in it until she leaves.
+    const w = await ctx.request.put(`${base}/api/docs/${ids[0]}/text`, { data: { text: "# Zebra crossing\nPlans for the zebra crossing on Elm street, approved." } });
+    if (w.status() !== 200) errors.push(`put text: ${w.status()}`);
+    const ed = await ctx.newPage();
+    await watch(ed, errors, "ada's editor");
+    await ed.goto(`${base}/edit.html#${ids[0]}`);
+    await live(ed);
+    const zoo = async () => {
+      await p.reload();
+      await p.waitForSelector("#ws-docs li .doc-title");
+      return p.$eval("#ws-docs li:has(.doc-title:text-is('Zoo plan'))", (li) => [li.querySelector(".ws-meta").textContent, li.querySelector(".ws-present")?.textContent ?? ""]);
+    };
+    const [meta, here] = await until("ada in it now", async () => { const r = await zoo(); return r[1] && r[0].endsWith(" by you") ? r : null; });
+    if (here !== "● ada in it now") errors.push(`the row says ${JSON.stringify(here)}, want "● ada in it now"`);
+    if (!/^you · owner · edited .+ by you$/.test(meta)) errors.push(`the row's line: ${JSON.stringify(meta)}`);
+
     // 390 px wide without sideways scrolling, light and dark.
     for (const scheme of ["light", "dark"]) {
       await p.emulateMedia({ colorScheme: scheme });
@@ -852,6 +1000,8 @@ const extra = {
       if (wide > 390) errors.push(`${scheme}: the page is ${wide} px wide at 390`);
       if (shots) await p.screenshot({ path: `${shots}/workspace-390-${scheme}.png`, fullPage: true });
     }
+    await ed.close();
+    await until("ada left", async () => (await zoo())[1] === "");
     await checkCSP(errors, { p });
     await ctx.close();
   },
