@@ -19,6 +19,9 @@ import (
 // the cluster's own records (every revision with its author, seq and
 // time, so the dedupe state comes with them) and its author key.
 //
+// Each document's comments, access record and title, tags and trash
+// time come with it (extras.go).
+//
 // Each document is copied as it stands when its turn comes; documents
 // edited meanwhile are copied up to the revision read. A cluster backup
 // is therefore consistent per document, not across documents (JetStream
@@ -50,17 +53,29 @@ func clusterBackup(ctx context.Context, js *jetstream.Store, dir string, w io.Wr
 	if err != nil {
 		return 0, err
 	}
+	src, err := clusterExtras(ctx, js, nil)
+	if err != nil {
+		return 0, err
+	}
+	dst := boltExtras(db)
 	start := time.Now()
 	var revs int64
+	var extras int
 	for _, id := range ids {
 		n, err := backupDoc(ctx, js, db, id)
 		if err != nil {
 			return 0, fmt.Errorf("document %s: %w", id, err)
 		}
+		k, err := copyExtras(ctx, src, dst, id)
+		if err != nil {
+			return 0, fmt.Errorf("document %s: %w", id, err)
+		}
 		revs += n
-		fmt.Fprintf(log, "%s: %d revisions\n", id, n)
+		extras += k
+		fmt.Fprintf(log, "%s: %d revisions, %d other records\n", id, n, k)
 	}
-	fmt.Fprintf(log, "copied %d documents, %d revisions, in %v\n", len(ids), revs, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(log, "copied %d documents, %d revisions, %d other records (comments, access, titles and tags), in %v\n",
+		len(ids), revs, extras, time.Since(start).Round(time.Millisecond))
 	return db.Backup(w, nil)
 }
 

@@ -59,7 +59,8 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprint(fs.Output(), "Usage: collabd migrate -data PATH -nats URL [-nats-creds FILE] [-nats-tls-*] [-nats-replicas N]\n\n"+
 			"Copies every document of a single-node data file into NATS JetStream for\n"+
 			"cluster mode: the same edit id, view id and creation time, every revision\n"+
-			"with its author and time, and a snapshot at the latest revision; also the\n"+
+			"with its author and time, a snapshot at the latest revision, its comments,\n"+
+			"access record, title and tags; also the\n"+
 			"file's author key, so author ids stay the same. Run it with the single-node\n"+
 			"server stopped. It can be run again: documents already copied are skipped,\n"+
 			"and a copy that was interrupted is continued. Give the -nats-replicas and\n"+
@@ -114,6 +115,13 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("migrate: list documents: %w", err)
 	}
+	src := boltExtras(db)
+	dst, err := clusterExtras(ctx, js, func(ctx context.Context, name string) (*jetstream.KV, error) {
+		return js.OpenKV(ctx, name, nc.replicas, 0)
+	})
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
 	var counts [3]int
 	var failed int
 	var copied int64
@@ -122,6 +130,10 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return fmt.Errorf("migrate: %w", err)
 		}
 		res, from, to, err := migrateDoc(ctx, db, js, adm, id)
+		if err == nil {
+			// Comments, access, title and tags that the cluster lacks.
+			_, err = copyExtras(ctx, src, dst, id)
+		}
 		switch {
 		case err != nil:
 			failed++

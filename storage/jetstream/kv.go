@@ -138,3 +138,20 @@ func (k *KV) watch(ctx context.Context, op natsjs.KeyValueOp, fn func(key string
 	}()
 	return d, nil
 }
+
+// LookupKV opens bucket name (as OpenKV takes) without creating or
+// changing it, for readers such as a backup; ErrNotFound when the cluster
+// has no such bucket.
+func (s *Store) LookupKV(ctx context.Context, name string) (*KV, error) {
+	if name != KVAccess && name != KVSessions && name != KVDocInfo {
+		return nil, fmt.Errorf("jetstream: kv bucket %q: %w", name, ErrInvalid)
+	}
+	b, err := s.js.KeyValue(ctx, "collab_"+name)
+	if errors.Is(err, natsjs.ErrBucketNotFound) {
+		return nil, fmt.Errorf("jetstream: bucket collab_%s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: bucket collab_%s: %w", name, err)
+	}
+	return &KV{kv: b}, nil
+}
