@@ -94,8 +94,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.comments, "comments", 0, "open comment threads put on each document before typing starts, on a text of 4,000 code points (the server needs -comment-rate and -comment-burst to allow them)")
 	fs.Float64Var(&cfg.streamRate, "stream-rate", 0, "`tokens` per second that one POST /stream per document writes while the editors type; with -viewers, the time from a token entering the request body to each viewer's op event")
 	cpuprofile := fs.String("cpuprofile", "", "write collabload's own CPU profile to `file`")
+	header := fs.String("header", "", "`\"Name: value\"` sent with every request and WebSocket upgrade: a sign-in header, for a server run with -auth-header Name -trusted-proxies 127.0.0.1/32 (the workspace and its search index are on only with sign-in)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *header != "" {
+		name, value, ok := strings.Cut(*header, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			return fmt.Errorf("-header %q: want \"Name: value\"", *header)
+		}
+		restore := withHeader(strings.TrimSpace(name), strings.TrimSpace(value))
+		defer restore()
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -645,4 +654,28 @@ func getDoc(ctx context.Context, base, id string) (string, int64, error) {
 		return "", 0, fmt.Errorf("GET /api/docs/%s: %w", id, err)
 	}
 	return doc.Text, doc.Rev, nil
+}
+
+// withHeader makes every request of http.DefaultClient (which the
+// WebSocket dials use too) carry header name: value, and returns what
+// undoes it.
+func withHeader(name, value string) (restore func()) {
+	prev := http.DefaultClient.Transport
+	base := prev
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	http.DefaultClient.Transport = headerTransport{base: base, name: name, value: value}
+	return func() { http.DefaultClient.Transport = prev }
+}
+
+type headerTransport struct {
+	base        http.RoundTripper
+	name, value string
+}
+
+func (t headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(t.name, t.value)
+	return t.base.RoundTrip(r)
 }
