@@ -5,8 +5,8 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
-	"testing"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/collabd/collabd/collab"
