@@ -5,7 +5,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/blevesearch/bleve/v2/analysis"
 	unitok "github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
+
+	"github.com/collabd/collabd/collab"
 )
 
 // TestTokenizerMatchesUnicode: the tokenizer gives the words, offsets
@@ -63,4 +66,27 @@ func BenchmarkTokenize(b *testing.B) {
 			unitok.NewUnicodeTokenizer().Tokenize(text)
 		}
 	})
+}
+
+// TestNewIndexUsesTokenizer: a new index analyzes with the tokenizer
+// above, and finds words next to characters beyond ASCII.
+func TestNewIndexUsesTokenizer(t *testing.T) {
+	x, _ := openTest(t)
+	a, ok := x.idx.Mapping().AnalyzerNamed(wordsAnalyzer).(*analysis.DefaultAnalyzer)
+	if !ok {
+		t.Fatalf("analyzer %q: got %T", wordsAnalyzer, x.idx.Mapping().AnalyzerNamed(wordsAnalyzer))
+	}
+	if _, ok := a.Tokenizer.(tokenizer); !ok {
+		t.Errorf("tokenizer: got %T, want search.tokenizer", a.Tokenizer)
+	}
+	e := collab.IndexEntry{ID: "n", Title: "Notes", Text: "Crème brûlée, 中文 and the naïve roadmap’s end", Owner: "ann", Readers: []string{"u:ann"}}
+	if err := x.Index(t.Context(), []collab.IndexEntry{e}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"brûlée ", "naïve ", "roadmap’s ", "中 ", `"and the"`} {
+		hits, err := x.Search(t.Context(), collab.SearchQuery{Text: q, Readers: []string{"u:ann"}})
+		if err != nil || len(hits) != 1 {
+			t.Errorf("%q: got %v, %v; want n", q, ids(hits), err)
+		}
+	}
 }
