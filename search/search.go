@@ -23,7 +23,6 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/custom"
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
 	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
-	unitok "github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/highlight/format/html"
@@ -117,9 +116,12 @@ func indexMapping() mapping.IndexMapping {
 	m := bleve.NewIndexMapping()
 	// Words without stemming or stop words: a prefix typed so far must
 	// match the terms as written, and "the" may be what is looked for.
+	// An index keeps the mapping it was made with: one made before
+	// wordsTokenizer keeps bleve's unicode tokenizer, whose words are
+	// the same, for its documents and its queries alike.
 	if err := m.AddCustomAnalyzer(wordsAnalyzer, map[string]any{
 		"type":          custom.Name,
-		"tokenizer":     unitok.Name,
+		"tokenizer":     wordsTokenizer,
 		"token_filters": []any{lowercase.Name},
 	}); err != nil {
 		panic(err) // a constant configuration
@@ -140,7 +142,9 @@ func indexMapping() mapping.IndexMapping {
 		f.Analyzer = keyword.Name
 		f.Store = store
 		f.IncludeInAll = false
-		f.IncludeTermVectors = true
+		// A keyword is one term: no phrase or snippet needs its
+		// positions, and keeping them cost about a tenth of indexing.
+		f.IncludeTermVectors = false
 		return f
 	}
 	num := bleve.NewNumericFieldMapping()
