@@ -1,9 +1,11 @@
 package jetstream
 
 import (
+	"context"
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 )
 
 // points returns a copy of document id's points.
@@ -378,4 +380,55 @@ func TestSeekCacheStreamLimits(t *testing.T) {
 		}
 	}
 	checkSeekCache(t, a.seekCache())
+}
+
+// BenchmarkSeek seeks revisions of one document of 16,000 messages of 16
+// records (automerge-paper's shape in BenchmarkAuthorsPaperCluster) at
+// random multiples of 250 (where authorship checkpoints are), as a node
+// that just started: "plain" is the binary search over the whole stream,
+// "cached" is seek with the points the node learns as it goes. reads/op
+// is the messages each seek reads.
+//
+//	go test -run '^$' -bench BenchmarkSeek -benchtime 2000x ./storage/jetstream
+func BenchmarkSeek(b *testing.B) {
+	const msgs, group, every = 16000, 16, 250
+	ns := startNATS(b)
+	w := ns.newStore(b, Options{SnapshotEvery: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	m := newMeta()
+	if err := w.Create(ctx, m, nil); err != nil {
+		b.Fatal(err)
+	}
+	var ty typist
+	for i := range msgs {
+		if err := w.Append(ctx, m.ID, ty.group(group, "c", int64(i*group+1))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, cached := range []bool{false, true} {
+		name := map[bool]string{false: "plain", true: "cached"}[cached]
+		b.Run(name, func(b *testing.B) {
+			s := ns.newStore(b, Options{SnapshotEvery: -1})
+			e, err := s.last(ctx, m.ID)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := rand.New(rand.NewPCG(1, 1))
+			before := s.seekCache().probes.Load()
+			b.ResetTimer()
+			for range b.N {
+				after := every * r.Int64N(ty.rev/every)
+				if cached {
+					_, err = s.seek(ctx, m.ID, after, e)
+				} else {
+					_, _, err = s.search(ctx, m.ID, after, seekBounds{lo: 1, hi: e.seq})
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(s.seekCache().probes.Load()-before)/float64(b.N), "reads/op")
+		})
+	}
 }
