@@ -165,12 +165,14 @@ type workspace struct {
 	// infoMu serializes read-modify-writes of DocInfo records.
 	infoMu sync.Mutex
 
-	// mu guards dirty, overflow and the flush waiters.
+	// mu guards dirty, want, overflow, the flush waiters and after.
 	mu       sync.Mutex
 	dirty    map[string]struct{}
-	overflow bool            // dirty overflowed: catch up from the store
-	waiters  []chan struct{} // closed after the next flush
-	wake     chan struct{}   // cap 1: a flush is wanted now
+	want     map[string]int64 // revisions other nodes made (workspacecluster.go)
+	overflow bool             // dirty overflowed: catch up from the store
+	waiters  []chan struct{}  // closed after the next flush
+	after    []func()         // run after the next clean flush (workspacecluster.go)
+	wake     chan struct{}    // cap 1: a flush is wanted now
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -183,7 +185,7 @@ func newWorkspace(s *Server, o *WorkspaceOptions) *workspace {
 		return nil
 	}
 	ws := &workspace{s: s, opts: *o, log: s.log.With("part", "workspace"),
-		dirty: map[string]struct{}{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+		dirty: map[string]struct{}{}, want: map[string]int64{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	ws.opts.setDefaults()
 	ws.overflow = true // the first flush catches up
 	return ws
@@ -271,13 +273,15 @@ func (ws *workspace) loop(ctx context.Context) {
 // flush indexes the documents marked since the last flush.
 func (ws *workspace) flush(ctx context.Context) {
 	ws.mu.Lock()
-	dirty, overflow, waiters := ws.dirty, ws.overflow, ws.waiters
-	ws.dirty, ws.overflow, ws.waiters = map[string]struct{}{}, false, nil
+	dirty, want, overflow, waiters, after := ws.dirty, ws.want, ws.overflow, ws.waiters, ws.after
+	ws.dirty, ws.want, ws.overflow, ws.waiters, ws.after = map[string]struct{}{}, map[string]int64{}, false, nil, nil
 	ws.mu.Unlock()
+	clean := true // everything marked before this flush is indexed
 	defer func() {
 		for _, c := range waiters {
 			close(c)
 		}
+		ws.afterFlush(after, clean)
 	}()
 	if overflow {
 		if err := ws.catchUp(ctx, dirty); err != nil {
@@ -285,11 +289,17 @@ func (ws *workspace) flush(ctx context.Context) {
 			ws.mu.Lock()
 			ws.overflow = true
 			ws.mu.Unlock()
+			clean = false
 		}
 	}
 	if len(dirty) == 0 {
 		return
 	}
+	start, docs, total := time.Now(), len(dirty), 0
+	var reading time.Duration // of took: reading the documents
+	defer func() {
+		ws.log.Debug("index flush", "docs", docs, "bytes", total, "took", time.Since(start), "reading", reading)
+	}()
 	var (
 		entries []IndexEntry
 		remove  []string
@@ -300,6 +310,7 @@ func (ws *workspace) flush(ctx context.Context) {
 			return
 		}
 		if err := ws.opts.Index.Index(ctx, entries, remove); err != nil {
+			clean = false
 			ws.log.Error("index batch failed; retrying at the next flush", "docs", len(entries)+len(remove), "err", err)
 			ws.mu.Lock()
 			for _, e := range entries {
@@ -315,17 +326,22 @@ func (ws *workspace) flush(ctx context.Context) {
 	for id := range dirty {
 		if ctx.Err() != nil {
 			ws.requeue(dirty)
+			clean = false
 			return
 		}
-		e, err := ws.entry(ctx, id)
+		t := time.Now()
+		e, err := ws.entryAt(ctx, id, want[id])
+		reading += time.Since(t)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			remove = append(remove, id)
 		case err != nil:
+			clean = false
 			ws.log.Warn("document not indexed", "doc", id, "err", err)
 		default:
 			entries = append(entries, e)
 			bytes += len(e.Text)
+			total += len(e.Text)
 		}
 		delete(dirty, id)
 		if bytes >= ws.opts.MaxBatchBytes {
@@ -372,7 +388,12 @@ func (ws *workspace) catchUp(ctx context.Context, dirty map[string]struct{}) err
 
 // entry builds the index entry of doc from the store.
 func (ws *workspace) entry(ctx context.Context, id string) (IndexEntry, error) {
-	e, err := ws.text(ctx, id)
+	return ws.entryAt(ctx, id, 0)
+}
+
+// entryAt is entry of doc at revision minRev or later.
+func (ws *workspace) entryAt(ctx context.Context, id string, minRev int64) (IndexEntry, error) {
+	e, err := ws.text(ctx, id, minRev)
 	if err != nil {
 		return IndexEntry{}, err
 	}
@@ -404,14 +425,16 @@ func (ws *workspace) entry(ctx context.Context, id string) (IndexEntry, error) {
 
 // text returns an entry with doc's ids, text and revision: from its hub
 // when it is open here (editing keeps it so), without replaying its log,
-// else from the store, without opening a hub.
-func (ws *workspace) text(ctx context.Context, id string) (IndexEntry, error) {
+// else from the store, without opening a hub. A hub behind minRev (a
+// follower whose log has not yet brought what another node committed)
+// is passed over for the store.
+func (ws *workspace) text(ctx context.Context, id string, minRev int64) (IndexEntry, error) {
 	s := ws.s
 	s.mu.Lock()
 	open := s.hubs != nil && s.hubs[id] != nil && !s.closing
 	s.mu.Unlock()
 	if open {
-		if t, err := s.docText(ctx, id, false); err == nil {
+		if t, err := s.docText(ctx, id, false); err == nil && t.rev >= minRev {
 			return IndexEntry{ID: id, ViewID: t.viewID, Rev: t.rev, Text: t.text}, nil
 		}
 	}

@@ -65,7 +65,7 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request) *identity {
 		return nil
 	}
 	if s.workspace == nil {
-		writeError(w, http.StatusNotFound, CodeNotFound, "the workspace is off on this server (cluster mode)")
+		writeError(w, http.StatusNotFound, CodeNotFound, "the workspace is off on this server")
 		return nil
 	}
 	return who

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -161,5 +162,62 @@ func TestQueryLimits(t *testing.T) {
 	w, p := split(strings.Repeat("a ", 100) + `"b c"`)
 	if len(w)+len(p) != MaxTerms || len(p) != 1 {
 		t.Errorf("split: got %d words and %d phrases, want %d terms with the phrase", len(w), len(p), MaxTerms)
+	}
+}
+
+// TestMarks: a mark is kept across a reopen, and is not a document.
+func TestMarks(t *testing.T) {
+	x, dir := openTest(t)
+	if v, err := x.Mark("feed"); err != nil || v != nil {
+		t.Fatalf("mark before any: %q, %v; want nil", v, err)
+	}
+	if err := x.SetMark("feed", []byte(`{"ops":7}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	y, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	if v, err := y.Mark("feed"); err != nil || string(v) != `{"ops":7}` {
+		t.Errorf("mark after reopen: got %q, %v; want {\"ops\":7}", v, err)
+	}
+	if n, err := y.Count(); err != nil || n != 0 {
+		t.Errorf("documents: got %d, %v; want 0", n, err)
+	}
+}
+
+// TestCloseKeepsBatches: batches return before they are on disk, and
+// Close waits until they are: a reopened index has them all.
+func TestCloseKeepsBatches(t *testing.T) {
+	x, dir := openTest(t)
+	for i := range 20 {
+		e := corpus()[0]
+		e.ID = fmt.Sprint("doc", i)
+		if err := x.Index(t.Context(), []collab.IndexEntry{e}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := x.SetMark("feed", []byte("20")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("closed in %v", time.Since(start))
+	y, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Close()
+	if n, err := y.Count(); err != nil || n != 20 {
+		t.Errorf("documents after reopen: got %d, %v; want 20", n, err)
+	}
+	if v, err := y.Mark("feed"); err != nil || string(v) != "20" {
+		t.Errorf("mark after reopen: got %q, %v; want 20", v, err)
 	}
 }

@@ -12,12 +12,20 @@ package main
 // through the binary", has the ones measured on this machine.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -196,8 +204,9 @@ func (ob *opsBench) run(b *testing.B, ctx context.Context, every time.Duration) 
 		}
 		return sum
 	}
+	stopProfiles := profileNodes(b, ob.nodes)
 	b.ResetTimer()
-	cpu0 := nodesCPU()
+	cpu0, self0 := nodesCPU(), selfCPU()
 	t0 := time.Now()
 	for e, ed := range ob.editors {
 		wg.Add(1)
@@ -237,8 +246,9 @@ func (ob *opsBench) run(b *testing.B, ctx context.Context, every time.Duration) 
 	}
 	wg.Wait()
 	elapsed := time.Since(t0)
-	cpu := nodesCPU() - cpu0
+	cpu, self := nodesCPU()-cpu0, selfCPU()-self0
 	b.StopTimer()
+	stopProfiles()
 	close(errs)
 	for err := range errs {
 		b.Fatal(err)
@@ -249,6 +259,93 @@ func (ob *opsBench) run(b *testing.B, ctx context.Context, every time.Duration) 
 	b.ReportMetric(quantileMs(all, 0.99), "p99-ms")
 	b.ReportMetric(float64(reconnects.Load()), "reconnects")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "nodes-cpu-µs/op")
+	// Everything: the nodes plus this process, which holds the editors
+	// (the same in every case) and, in the cluster cases, the NATS
+	// servers.
+	b.ReportMetric(float64((cpu+self).Microseconds())/float64(b.N), "total-cpu-µs/op")
+}
+
+// selfCPU returns the CPU time this process (the editors, and the NATS
+// servers of a cluster) has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// profileNodes, when COLLABD_BENCH_NODE_PROFILE names a directory,
+// records a CPU profile of each node over the next
+// COLLABD_BENCH_PROFILE_SECONDS (default 5) into it, as <node>.cpu, and
+// one of this process until the returned function is called, as
+// self.cpu; the nodes must have been started with benchProfileFlags. The
+// returned function waits for the profiles. (Not with -cpuprofile.)
+func profileNodes(b *testing.B, nodes []*clusterNode) (wait func()) {
+	dir := os.Getenv("COLLABD_BENCH_NODE_PROFILE")
+	if dir == "" || b.N == 1 {
+		return func() {}
+	}
+	secs := cmp.Or(os.Getenv("COLLABD_BENCH_PROFILE_SECONDS"), "5")
+	var wg sync.WaitGroup
+	// This process too (the editors and the NATS servers), over the run.
+	if f, err := os.Create(filepath.Join(dir, "self.cpu")); err == nil {
+		if err := pprof.StartCPUProfile(f); err == nil {
+			defer func() {
+				prev := wait
+				wait = func() { pprof.StopCPUProfile(); f.Close(); prev() }
+			}()
+		}
+	}
+	for _, n := range nodes {
+		addr := n.adminAddr()
+		if addr == "" {
+			b.Logf("%s: no admin listener in its log; not profiled", n.name)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=" + secs)
+			if err != nil {
+				b.Logf("profile %s: %v", n.name, err)
+				return
+			}
+			defer resp.Body.Close()
+			data, _ := io.ReadAll(resp.Body)
+			if err := os.WriteFile(filepath.Join(dir, n.name+".cpu"), data, 0o644); err != nil {
+				b.Logf("profile %s: %v", n.name, err)
+			}
+		}()
+	}
+	return wg.Wait
+}
+
+// benchProfileFlags are the flags that let profileNodes profile a node,
+// when it is asked to.
+func benchProfileFlags() []string {
+	if os.Getenv("COLLABD_BENCH_NODE_PROFILE") == "" {
+		return nil
+	}
+	return []string{"-admin-addr", "127.0.0.1:0", "-pprof"}
+}
+
+// adminAddr returns the admin listener's address the current process
+// logged, or "".
+func (n *clusterNode) adminAddr() string {
+	if len(n.logs) == 0 {
+		return ""
+	}
+	data, _ := os.ReadFile(n.logs[len(n.logs)-1])
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, "msg=\"admin listening\"") {
+			continue
+		}
+		if _, rest, ok := strings.Cut(line, " addr="); ok {
+			return strings.Fields(rest)[0]
+		}
+	}
+	return ""
 }
 
 // BenchmarkClusterOps: 1,000 documents with two editors each, typing
@@ -268,20 +365,20 @@ func BenchmarkClusterOps(b *testing.B) {
 	parent := b
 	setupSingle := func(b *testing.B) {
 		if single == nil {
-			singleNode = startSingle(parent, bin)
+			singleNode = startSingle(parent, bin, benchProfileFlags()...)
 			single = newOpsBench(b, parent, ctx, []*clusterNode{singleNode}, docs)
 		}
 	}
 	setupCluster := func(b *testing.B) {
 		if cluster == nil {
-			c = startCluster(parent, clusterOpts{nodes: 3, quiet: true})
+			c = startCluster(parent, clusterOpts{nodes: 3, quiet: true, extra: benchProfileFlags()})
 			cluster = newOpsBench(b, parent, ctx, c.nodes, docs)
 		}
 	}
 	var clusterR3 *opsBench
 	setupR3 := func(b *testing.B) {
 		if clusterR3 == nil {
-			r3 := startCluster(parent, clusterOpts{nodes: 3, quiet: true, r3: true})
+			r3 := startCluster(parent, clusterOpts{nodes: 3, quiet: true, r3: true, extra: benchProfileFlags()})
 			clusterR3 = newOpsBench(b, parent, ctx, r3.nodes, docs)
 		}
 	}

@@ -637,11 +637,11 @@ func startCluster(tb testing.TB, o clusterOpts) *testCluster {
 }
 
 // startSingle runs one plain collabd (bbolt, no NATS) for comparison.
-func startSingle(tb testing.TB, bin string) *clusterNode {
+func startSingle(tb testing.TB, bin string, extra ...string) *clusterNode {
 	tb.Helper()
 	dir := tb.TempDir()
-	n := &clusterNode{tb: tb, bin: bin, name: "single", dir: dir,
-		args: append([]string{"-data", filepath.Join(dir, "collab.db")}, nodeFlags...)}
+	args := append([]string{"-data", filepath.Join(dir, "collab.db")}, nodeFlags...)
+	n := &clusterNode{tb: tb, bin: bin, name: "single", dir: dir, args: append(args, extra...)}
 	n.start()
 	tb.Cleanup(func() {
 		n.stop()

@@ -156,14 +156,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("sign-in: %w", err)
 	}
 	defer signIn.close()
-	closeIndex, err := cfg.workspace.setup(&cfg.collab, db, cfg.data, clusterJS != nil, logger.With("component", "workspace"))
+	ws, err := cfg.workspace.setup(ctx, &cfg.collab, db, cfg.data, clusterJS, cfg.nats, logger.With("component", "workspace"))
 	if err != nil {
 		return fmt.Errorf("workspace: %w", err)
 	}
-	defer closeIndex() // after docs.Close: the indexer's last flush
+	defer ws.close() // after docs.Close: the indexer's last flush
 	docs := collab.New(docStore, cfg.collab)
 	if err := watchAccess(docs.AccessChanged, docs.SessionEnded); err != nil {
 		return fmt.Errorf("sign-in: %w", err)
+	}
+	if err := ws.follow(docs); err != nil {
+		return fmt.Errorf("workspace: %w", err)
 	}
 
 	mux := http.NewServeMux()

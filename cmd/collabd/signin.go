@@ -104,11 +104,14 @@ func (b boltKV) del(ctx context.Context, bucket, key string) error {
 }
 
 // jsKV keeps records in JetStream key-value buckets.
-type jsKV struct{ access, sessions *jetstream.KV }
+type jsKV struct{ access, sessions, docinfo *jetstream.KV }
 
 func (j jsKV) bucket(name string) *jetstream.KV {
-	if name == storage.KVSessions {
+	switch name {
+	case storage.KVSessions:
 		return j.sessions
+	case storage.KVDocInfo:
+		return j.docinfo
 	}
 	return j.access
 }

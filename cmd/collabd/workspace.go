@@ -3,8 +3,10 @@ package main
 // The workspace (docs/workspace.md): titles, tags, trash and full-text
 // search of the documents, for servers with sign-in. The search index
 // (package search, bleve) lives in a directory beside the data file;
-// titles, tags and trash times live in the data file. `collabd reindex`
-// rebuilds the index from the data file.
+// titles, tags and trash times live in the data file, or in cluster mode
+// in a JetStream bucket, where every node keeps its own index fed from
+// the stream (wsfeed.go). `collabd reindex` rebuilds a single node's
+// index from the data file.
 
 import (
 	"context"
@@ -19,6 +21,7 @@ import (
 	"github.com/collabd/collabd/collab"
 	"github.com/collabd/collabd/search"
 	"github.com/collabd/collabd/storage"
+	"github.com/collabd/collabd/storage/jetstream"
 )
 
 // workspaceConfig holds the workspace flags.
@@ -57,34 +60,80 @@ func (c *workspaceConfig) dir(data string) string {
 }
 
 // setup opens the search index and puts WorkspaceOptions in o, when
-// sign-in is on and the documents are in db (cluster mode keeps no
-// workspace yet: docs/workspace.md). The returned func closes the index,
-// after the collab.Server has been closed.
-func (c *workspaceConfig) setup(o *collab.Options, db *storage.DB, data string, cluster bool, log *slog.Logger) (func(), error) {
+// sign-in is on. On one node the documents and the workspace records are
+// in db; in cluster mode (js not nil) they are in JetStream, the records
+// in bucket collab_docinfo (opened with the start-up retry of nc), and
+// the index, still this node's own beside its data file, follows the
+// cluster's change feeds (wsfeed.go) once started with follow. The
+// returned workspace's close stops the feeds and closes the index, after
+// the collab.Server has been closed.
+func (c *workspaceConfig) setup(ctx context.Context, o *collab.Options, db *storage.DB, data string, js *jetstream.Store, nc natsConfig, log *slog.Logger) (*workspace, error) {
 	if o.SignIn == nil {
-		return func() {}, nil
-	}
-	if cluster {
-		log.Warn("the workspace (document list, search, trash) is not available in cluster mode yet")
-		return func() {}, nil
+		return nil, nil
 	}
 	idx, err := search.Open(c.dir(data))
 	if err != nil {
 		return nil, err
 	}
+	w := &workspace{idx: idx, log: log}
+	var info collab.InfoStore = infoStore{boltKV{db}}
+	hs := heads(db)
+	if js != nil {
+		sctx, cancel := context.WithTimeout(ctx, nc.wait)
+		defer cancel()
+		var kv *jetstream.KV
+		err := nc.retry(sctx, log, "docinfo bucket", func(ctx context.Context) error {
+			var err error
+			kv, err = js.OpenKV(ctx, jetstream.KVDocInfo, nc.replicas, 0)
+			return err
+		})
+		if err == nil {
+			w.feed, err = newIndexFeed(sctx, js, idx, nc, log)
+		}
+		if err != nil {
+			idx.Close()
+			return nil, fmt.Errorf("cluster mode: %w", err)
+		}
+		info = infoStore{jsKV{docinfo: kv}}
+		hs = jsHeads(js)
+	}
 	o.Workspace = &collab.WorkspaceOptions{
 		Index:      idx,
-		Info:       infoStore{boltKV{db}},
-		Heads:      heads(db),
+		Info:       info,
+		Heads:      hs,
 		FlushEvery: c.flushEvery,
 		MaxQueue:   c.queue,
 		TrashFor:   time.Duration(c.trashDays) * 24 * time.Hour,
 	}
-	return func() {
-		if err := idx.Close(); err != nil {
-			log.Error("close search index", "err", err)
-		}
-	}, nil
+	return w, nil
+}
+
+// workspace is what setup opened: the index, and in cluster mode its
+// feeds. Its methods do nothing on nil (sign-in off).
+type workspace struct {
+	idx  *search.Index
+	feed *indexFeed // cluster mode only
+	log  *slog.Logger
+}
+
+// follow starts the cluster's change feeds into docs' index; nothing on
+// one node, where the hubs' commits are all there is.
+func (w *workspace) follow(docs *collab.Server) error {
+	if w == nil || w.feed == nil {
+		return nil
+	}
+	return w.feed.start(docs)
+}
+
+// close stops the feeds and closes the index.
+func (w *workspace) close() {
+	if w == nil {
+		return
+	}
+	w.feed.close()
+	if err := w.idx.Close(); err != nil {
+		w.log.Error("close search index", "err", err)
+	}
 }
 
 // heads lists the documents of db with their revisions.
@@ -104,6 +153,29 @@ func heads(db *storage.DB) func(ctx context.Context) ([]collab.DocHead, error) {
 				return nil, err
 			}
 			hs = append(hs, collab.DocHead{ID: id, Rev: m.Rev})
+		}
+		return hs, nil
+	}
+}
+
+// jsHeads lists the documents of a cluster with their revisions: two
+// reads per document, for the index's catch-up at start.
+func jsHeads(js *jetstream.Store) func(ctx context.Context) ([]collab.DocHead, error) {
+	return func(ctx context.Context) ([]collab.DocHead, error) {
+		ids, err := js.DocIDs(ctx)
+		if err != nil {
+			return nil, mapJSErr(err)
+		}
+		hs := make([]collab.DocHead, 0, len(ids))
+		for _, id := range ids {
+			_, rev, err := js.Meta(ctx, id)
+			if errors.Is(err, jetstream.ErrNotFound) {
+				continue // deleted since
+			}
+			if err != nil {
+				return nil, mapJSErr(err)
+			}
+			hs = append(hs, collab.DocHead{ID: id, Rev: rev})
 		}
 		return hs, nil
 	}

@@ -75,6 +75,11 @@ const (
 // leaderGet asks the stream leader for a message ($JS.API.STREAM.MSG.GET):
 // never stale, unlike a direct get. ErrMsgNotFound if there is none.
 func (s *Store) leaderGet(ctx context.Context, req apiMsgGet) (*natsjs.RawStreamMsg, error) {
+	return s.leaderGetFrom(ctx, streamOps, req)
+}
+
+// leaderGetFrom is leaderGet on stream, which may be a bucket's.
+func (s *Store) leaderGetFrom(ctx context.Context, stream string, req apiMsgGet) (*natsjs.RawStreamMsg, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
@@ -84,7 +89,7 @@ func (s *Store) leaderGet(ctx context.Context, req apiMsgGet) (*natsjs.RawStream
 		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 	}
-	m, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+streamOps, body)
+	m, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, body)
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +188,7 @@ func (s *Store) scanOne(id string, m *natsjs.RawStreamMsg, fn func(seq uint64, r
 	if err != nil {
 		return fmt.Errorf("doc %s seq %d: %v: %w", id, m.Sequence, err, ErrCorrupt)
 	}
+	s.scanned.Add(int64(len(recs)))
 	s.seekNote(opsSubject(id), m.Sequence, recs[0].Rev, recs[len(recs)-1].Rev)
 	return fn(m.Sequence, recs)
 }

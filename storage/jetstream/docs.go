@@ -98,13 +98,21 @@ func (s *Store) ViewDoc(ctx context.Context, viewID string) (string, error) {
 		return "", err
 	}
 	e, err := s.views.Get(ctx, viewID)
+	if err == nil {
+		return string(e.Value()), nil
+	}
+	var value []byte
+	if errors.Is(err, natsjs.ErrKeyNotFound) {
+		// Perhaps a lagging replica: as in meta.
+		value, err = s.leaderKey(ctx, bucketViews, viewID)
+	}
 	if errors.Is(err, natsjs.ErrKeyNotFound) {
 		return "", fmt.Errorf("view %s: %w", viewID, ErrNotFound)
 	}
 	if err != nil {
 		return "", fmt.Errorf("view %s: %w", viewID, err)
 	}
-	return string(e.Value()), nil
+	return string(value), nil
 }
 
 // meta reads a document's meta.
@@ -112,7 +120,16 @@ func (s *Store) meta(ctx context.Context, id string) (DocMeta, error) {
 	if err := checkID(id); err != nil {
 		return DocMeta{}, err
 	}
+	var value []byte
 	e, err := s.docs.Get(ctx, id)
+	if errors.Is(err, natsjs.ErrKeyNotFound) {
+		// A replica answered (the bucket allows direct gets), and one
+		// that lags does not have a document another node has just
+		// created: the leader decides.
+		value, err = s.leaderKey(ctx, bucketDocs, id)
+	} else if err == nil {
+		value = e.Value()
+	}
 	if errors.Is(err, natsjs.ErrKeyNotFound) {
 		return DocMeta{}, fmt.Errorf("doc %s: %w", id, ErrNotFound)
 	}
@@ -120,7 +137,7 @@ func (s *Store) meta(ctx context.Context, id string) (DocMeta, error) {
 		return DocMeta{}, fmt.Errorf("doc %s meta: %w", id, err)
 	}
 	var w wireMeta
-	if err := json.Unmarshal(e.Value(), &w); err != nil {
+	if err := json.Unmarshal(value, &w); err != nil {
 		return DocMeta{}, fmt.Errorf("doc %s meta: %v: %w", id, err, ErrCorrupt)
 	}
 	m := DocMeta{ID: id, ViewID: w.ViewID}
@@ -128,6 +145,24 @@ func (s *Store) meta(ctx context.Context, id string) (DocMeta, error) {
 		m.Created = time.Unix(0, w.Created).UTC()
 	}
 	return m, nil
+}
+
+// leaderKey reads key of bucket from the bucket's stream leader, which,
+// unlike a direct get, is never behind a write acknowledged before it:
+// natsjs.ErrKeyNotFound when the key is absent or deleted.
+func (s *Store) leaderKey(ctx context.Context, bucket, key string) ([]byte, error) {
+	m, err := s.leaderGetFrom(ctx, "KV_"+bucket, apiMsgGet{LastFor: "$KV." + bucket + "." + key})
+	if errors.Is(err, natsjs.ErrMsgNotFound) {
+		return nil, natsjs.ErrKeyNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch m.Header.Get("KV-Operation") {
+	case "DEL", "PURGE":
+		return nil, natsjs.ErrKeyNotFound
+	}
+	return m.Data, nil
 }
 
 // Load returns document id at its latest revision: its latest snapshot with
@@ -272,7 +307,7 @@ func (s *Store) Append(ctx context.Context, id string, recs []Record) error {
 	seq := pos.seq
 	nonce := uuid.NewString()
 	for i, part := range parts {
-		ack, err := s.publish(ctx, encodeGroup(id, part), seq, nonce+"."+strconv.Itoa(i))
+		ack, err := s.publish(ctx, part, seq, nonce+"."+strconv.Itoa(i))
 		if err != nil {
 			s.dropState(id)
 			switch {
@@ -298,20 +333,47 @@ func (s *Store) Append(ctx context.Context, id string, recs []Record) error {
 // its sequence rather than a conflict, and one that was not is stored now.
 const publishTry = time.Second
 
+// maxRefused bounds how often publish asks again when JetStream refuses
+// a position nobody has taken (see publish): about two seconds.
+const maxRefused = 20
+
 // publish stores m as the next message of its subject after seq, asking
 // again under msgID while no stream leader answers in time.
 func (s *Store) publish(ctx context.Context, m *nats.Msg, seq uint64, msgID string) (*natsjs.PubAck, error) {
-	for asked := false; ; asked = true {
+	refused := 0
+	unanswered := false // an attempt got no answer: it may be stored yet
+	for {
 		tctx, cancel := context.WithTimeout(ctx, publishTry)
-		ack, err := s.js.PublishMsg(tctx, m, natsjs.WithExpectStream(streamOps),
-			natsjs.WithExpectLastSequencePerSubject(seq), natsjs.WithMsgID(msgID))
+		m.Header.Set(natsjs.ExpectedStreamHeader, streamOps)
+		m.Header.Set(natsjs.ExpectedLastSubjSeqHeader, strconv.FormatUint(seq, 10))
+		m.Header.Set(natsjs.MsgIDHeader, msgID)
+		ack, err := s.storeMsg(tctx, m)
 		cancel()
-		if err != nil && asked && isWrongLastSeq(err) {
-			// A new leader may not know the id of a message the old one
-			// stored: is the subject's last message this one?
-			if last, lerr := s.leaderGet(ctx, apiMsgGet{LastFor: m.Subject}); lerr == nil &&
-				last.Header.Get(natsjs.MsgIDHeader) == msgID {
+		if err != nil && isWrongLastSeq(err) {
+			switch last, lerr := s.leaderGet(ctx, apiMsgGet{LastFor: m.Subject}); {
+			case lerr != nil:
+			case last.Header.Get(natsjs.MsgIDHeader) == msgID:
+				// Ours after all: a new leader may not know the id of
+				// a message the old one stored.
 				return &natsjs.PubAck{Stream: streamOps, Sequence: last.Sequence, Duplicate: true}, nil
+			case last.Sequence == seq && refused < maxRefused:
+				// Nobody wrote since: a stream leader just elected,
+				// or one still storing an earlier attempt of ours,
+				// refused a position that is free. Ask again.
+				refused++
+				s.log.Debug("jetstream: free position refused; asking again", "subject", m.Subject, "seq", seq)
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(100 * time.Millisecond):
+				}
+				continue
+			}
+			if unanswered {
+				// An earlier attempt may be ours being stored still, or
+				// stored after all: ambiguous, not a conflict (which
+				// says nothing was stored). The caller reloads.
+				return nil, fmt.Errorf("jetstream: publish unanswered, then its position taken: %v", err)
 			}
 		}
 		if err == nil || ctx.Err() != nil {
@@ -322,6 +384,7 @@ func (s *Store) publish(ctx context.Context, m *nats.Msg, seq uint64, msgID stri
 			return ack, err
 		}
 		s.log.Debug("jetstream: publish unanswered; asking again", "subject", m.Subject, "err", err)
+		unanswered = true
 		select {
 		case <-ctx.Done():
 			return nil, err
@@ -330,28 +393,32 @@ func (s *Store) publish(ctx context.Context, m *nats.Msg, seq uint64, msgID stri
 	}
 }
 
-// split cuts recs into groups that each fit one message.
-func (s *Store) split(id string, recs []Record) ([][]Record, error) {
+// split cuts recs into groups that each fit one message, and returns
+// their messages.
+func (s *Store) split(id string, recs []Record) ([]*nats.Msg, error) {
 	limit := s.nc.MaxPayload() - 512 // headers and the group's framing
 	if m := encodeGroup(id, recs); int64(len(m.Data)) <= limit {
-		return [][]Record{recs}, nil
+		return []*nats.Msg{m}, nil
 	}
-	var parts [][]Record
+	var parts []*nats.Msg
 	start := 0
 	for start < len(recs) {
 		end := start + 1
-		if m := encodeGroup(id, recs[start:end]); int64(len(m.Data)) > limit {
-			return nil, fmt.Errorf("append doc %s rev %d: %d bytes, max payload %d: %w", id, recs[start].Rev, len(m.Data), limit, ErrTooLarge)
+		part := encodeGroup(id, recs[start:end])
+		if int64(len(part.Data)) > limit {
+			return nil, fmt.Errorf("append doc %s rev %d: %d bytes, max payload %d: %w", id, recs[start].Rev, len(part.Data), limit, ErrTooLarge)
 		}
 		// Grow the part while it fits; quadratic only in how far a group
 		// exceeds one message, which is rare and small.
 		for end < len(recs) {
-			if m := encodeGroup(id, recs[start:end+1]); int64(len(m.Data)) > limit {
+			m := encodeGroup(id, recs[start:end+1])
+			if int64(len(m.Data)) > limit {
 				break
 			}
+			part = m
 			end++
 		}
-		parts = append(parts, recs[start:end])
+		parts = append(parts, part)
 		start = end
 	}
 	return parts, nil

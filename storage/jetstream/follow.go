@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 )
 
 // A Follower delivers a document's committed records, in revision order,
@@ -67,7 +69,12 @@ func (s *Store) Follow(ctx context.Context, id string, fromRev int64, buf int) (
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	f := &Follower{c: make(chan Record, max(buf, 1)), cancel: cancel, done: make(chan struct{})}
-	go f.run(fctx, s, id, fromRev, sub, msgs)
+	// Where the log stood for fromRev, when known: the end just read.
+	var at uint64
+	if fromRev == e.rev {
+		at = e.seq
+	}
+	go f.run(fctx, s, id, fromRev, at, sub, msgs)
 	return f, nil
 }
 
@@ -108,10 +115,15 @@ func (f *Follower) Close() {
 	f.mu.Unlock()
 }
 
-func (f *Follower) run(ctx context.Context, s *Store, id string, rev int64, sub *nats.Subscription, msgs <-chan *nats.Msg) {
+func (f *Follower) run(ctx context.Context, s *Store, id string, rev int64, at uint64, sub *nats.Subscription, msgs <-chan *nats.Msg) {
 	defer close(f.done)
 	defer close(f.c)
 	defer sub.Unsubscribe()
+	// at is the stream sequence of the message holding rev when known,
+	// else 0: a gap is then read from the message after it, where
+	// finding where rev lies would take a binary search over the
+	// stream, and each step of it, in a stream interleaving many
+	// documents, walks many messages in the server.
 	deliver := func(r Record) error {
 		if r.Rev <= rev {
 			return nil
@@ -131,7 +143,7 @@ func (f *Follower) run(ctx context.Context, s *Store, id string, rev int64, sub 
 	// retried at the next idle check.
 	fill := func() error {
 		before := rev
-		if err := s.fill(ctx, id, rev, deliver); err != nil {
+		if err := s.fill(ctx, id, rev, &at, deliver); err != nil {
 			if errors.Is(err, ErrCorrupt) || ctx.Err() != nil {
 				return err
 			}
@@ -188,6 +200,11 @@ func (f *Follower) run(ctx context.Context, s *Store, id string, rev int64, sub 
 						return err
 					}
 				}
+				if len(recs) > 0 && rev == recs[len(recs)-1].Rev {
+					// Delivered through this message: where the next
+					// gap would be read from.
+					at, _ = strconv.ParseUint(msg.Header.Get(natsjs.SequenceHeader), 10, 64)
+				}
 				idle = followIdle
 				if !timer.Stop() {
 					select {
@@ -205,11 +222,37 @@ func (f *Follower) run(ctx context.Context, s *Store, id string, rev int64, sub 
 }
 
 // fill hands deliver the records of document id after rev that the log
-// holds, read from the stream's end as the leader knows it.
-func (s *Store) fill(ctx context.Context, id string, rev int64, deliver func(Record) error) error {
+// holds, read from the stream's end as the leader knows it. *at is the
+// stream sequence of the message holding rev, or 0 when not known; fill
+// moves it to the last message it read through.
+func (s *Store) fill(ctx context.Context, id string, rev int64, at *uint64, deliver func(Record) error) error {
 	e, err := s.last(ctx, id)
 	if err != nil || e.rev <= rev {
 		return err
 	}
-	return s.records(ctx, id, rev, func(_ uint64, r Record) error { return deliver(r) })
+	var seq uint64
+	fn := func(mseq uint64, r Record) error {
+		if err := deliver(r); err != nil {
+			return err
+		}
+		seq = mseq
+		return nil
+	}
+	if *at == 0 || *at >= e.seq {
+		err = s.records(ctx, id, rev, fn)
+	} else {
+		// Only the messages after the one holding rev: no search.
+		err = s.scan(ctx, id, *at+1, e.seq, func(mseq uint64, recs []Record) error {
+			for _, r := range recs {
+				if err := fn(mseq, r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if seq != 0 {
+		*at = seq
+	}
+	return err
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -14,11 +13,10 @@ import (
 
 // The history half of collab.Store: old revisions, what each op did,
 // activity by period, deleting a document; plus the stream's usage and a
-// cluster-wide secret. Package storage answers the same questions from a
-// milestone snapshot every SnapshotEvery ops and a per-minute activity
-// index; here nothing but the op stream and the latest snapshot exists, so
-// the answers are computed from the records. What each costs is said at
-// each method.
+// cluster-wide secret. Package storage answers the same questions from
+// milestone snapshots and a per-minute activity index; here from the op
+// stream, milestone snapshots (snapshot.go) and an activity index in
+// chunks (activity.go). What each costs is said at each method.
 //
 // Record times are the owner's clock when it committed the op. Package
 // storage raises each record's time to at least the one before it when it
@@ -202,87 +200,6 @@ func minuteOf(t time.Time) int64 {
 	return sec / 60
 }
 
-// activity accumulates one Bucket.
-type activity struct {
-	start       int64 // Unix minute
-	first, last int64
-	ins, del    int64
-	clients     []string
-}
-
-func (a *activity) add(r Revision) {
-	if a.first == 0 {
-		a.first = r.Rev
-	}
-	a.last = r.Rev
-	a.ins += r.Inserted
-	a.del += r.Deleted
-	if len(a.clients) < maxActivityClients && !slices.Contains(a.clients, r.Client) {
-		a.clients = append(a.clients, r.Client)
-	}
-}
-
-func (a *activity) bucket() Bucket {
-	return Bucket{
-		Start:    time.Unix(a.start*60, 0).UTC(),
-		FirstRev: a.first, LastRev: a.last, Count: a.last - a.first + 1,
-		Inserted: a.ins, Deleted: a.del, Clients: a.clients,
-	}
-}
-
-// Activity returns, oldest first, the periods of length unit (a whole
-// number of minutes dividing a day: a minute, an hour, a day; aligned in
-// UTC) in which document id made revisions after after, with what they
-// did: at most limit of them (limit <= 0 or over 1000 means 1000). A
-// further page starts after the last bucket's LastRev. Each bucket names
-// at most 16 clients. A record's time counts as at least the time of the
-// record before it in the page (see the file comment).
-//
-// Cost: there is no activity index, so Activity reads every record from
-// after+1 to the end of the last bucket it returns: a page of days over a
-// long history reads all of it. The history view asks for a page at a
-// time, and the reads are sequential through one consumer.
-func (s *Store) Activity(ctx context.Context, id string, after int64, unit time.Duration, limit int) ([]Bucket, error) {
-	if unit < time.Minute || unit%time.Minute != 0 || (24*time.Hour)%unit != 0 {
-		return nil, fmt.Errorf("activity of doc %s: bucket of %v: %w", id, unit, ErrInvalid)
-	}
-	if limit <= 0 || limit > historyLimit {
-		limit = historyLimit
-	}
-	step := int64(unit / time.Minute)
-	out := []Bucket{}
-	var (
-		cur   *activity
-		clamp time.Time
-	)
-	err := s.records(ctx, id, after, func(_ uint64, r Record) error {
-		if r.Time.After(clamp) {
-			clamp = r.Time
-		}
-		m := minuteOf(clamp)
-		start := m - m%step
-		if cur == nil || start != cur.start {
-			if cur != nil {
-				out = append(out, cur.bucket())
-				if len(out) == limit {
-					cur = nil
-					return errStop
-				}
-			}
-			cur = &activity{start: start}
-		}
-		cur.add(describe(r))
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if cur != nil {
-		out = append(out, cur.bucket())
-	}
-	return out, nil
-}
-
 // msgAt returns the document's first message at or after stream sequence
 // seq (which must not be past its last) and its records.
 func (s *Store) msgAt(ctx context.Context, id string, seq uint64) (uint64, []Record, error) {
@@ -416,6 +333,9 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := s.views.Delete(ctx, meta.ViewID); err != nil {
 		errs = append(errs, fmt.Errorf("delete doc %s: view %s: %w", id, meta.ViewID, err))
 	}
+	if err := s.deleteActivity(ctx, id, last.rev); err != nil {
+		errs = append(errs, fmt.Errorf("delete doc %s: activity index: %w", id, err))
+	}
 	if err := s.deleteComments(ctx, id); err != nil {
 		errs = append(errs, fmt.Errorf("delete doc %s: comments: %w", id, err))
 	}
@@ -439,7 +359,7 @@ func (s *Store) Usage(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("jetstream: usage: %w", err)
 	}
 	total := int64(info.State.Bytes)
-	for _, kv := range []natsjs.KeyValue{s.docs, s.views, s.owners, s.comments, s.authors} {
+	for _, kv := range []natsjs.KeyValue{s.docs, s.views, s.owners, s.comments, s.authors, s.activity} {
 		st, err := kv.Status(ctx)
 		if err != nil {
 			return 0, fmt.Errorf("jetstream: usage of %s: %w", kv.Bucket(), err)

@@ -16,6 +16,7 @@
 //	object collab_snaps   doc id -> text and client table at a revision
 //	KV collab_comments    doc id.key -> comment record (comments.go)
 //	KV collab_authors     doc id.i, doc id.c... -> who wrote what (authors.go)
+//	KV collab_activity    doc id.chunk -> revisions by minute (activity.go)
 //	subject collab.rpc.<doc>  request/reply to the owner (queue group)
 //
 // # Ordering and fencing
@@ -56,7 +57,9 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -174,6 +177,13 @@ type Store struct {
 	comments natsjs.KeyValue
 	// authors holds checkpoints of who wrote what (authors.go).
 	authors natsjs.KeyValue
+	// activity holds the activity index (activity.go), in chunks of
+	// actChunk revisions.
+	activity natsjs.KeyValue
+	actChunk int64
+	// scanned counts the records range reads decoded, for tests of
+	// what a read costs.
+	scanned atomic.Int64
 
 	node       string
 	replicas   int
@@ -267,11 +277,16 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		nc: nc, js: js, node: node, replicas: replicas, ttl: ttl, renew: renew, log: log,
 		states:    make(map[string]*docState),
 		snapEvery: every, snapWake: make(chan struct{}, 1), milestones: defaultMilestoneEvery,
-		authorsMax:  maxAuthorsIndex,
+		authorsMax: maxAuthorsIndex, actChunk: defaultActivityChunk,
 		snapPending: make(map[string]struct{}),
 	}
 
-	s.ops, err = js.CreateOrUpdateStream(ctx, natsjs.StreamConfig{
+	// Every node runs New at each start, on every attempt, and each
+	// create-or-update of a stream or bucket is a proposal to the meta
+	// leader and to the asset's own group: on loaded cores the whole
+	// sequence outgrew a start-up attempt, so nodes started together
+	// never opened. What already exists as configured is only looked up.
+	opsCfg := natsjs.StreamConfig{
 		Name:        streamOps,
 		Description: "collabd op records: one message per commit group, a subject per document",
 		Subjects:    []string{subjectOps + "*"},
@@ -301,11 +316,20 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		// what it stored, on plain subscriptions: no consumer per
 		// followed document (follow.go).
 		RePublish: &natsjs.RePublish{Source: subjectOps + "*", Destination: subjectPub + "{{wildcard(1)}}"},
-	})
-	if err != nil {
+	}
+	if st, err := js.Stream(ctx, streamOps); err == nil && sameOps(st.CachedInfo().Config, opsCfg) {
+		s.ops = st
+	} else if s.ops, err = js.CreateOrUpdateStream(ctx, opsCfg); err != nil {
 		return nil, fmt.Errorf("jetstream: stream %s: %w", streamOps, err)
 	}
 	kv := func(name, desc string, ttl time.Duration, storage natsjs.StorageType) (natsjs.KeyValue, error) {
+		if b, err := js.KeyValue(ctx, name); err == nil {
+			if st, err := b.Status(ctx); err == nil {
+				if c := st.Config(); c.Replicas == replicas && c.TTL == ttl && c.Storage == storage && c.History == 1 {
+					return b, nil
+				}
+			}
+		}
 		b, err := js.CreateOrUpdateKeyValue(ctx, natsjs.KeyValueConfig{
 			Bucket: name, Description: desc, History: 1, TTL: ttl,
 			Storage: storage, Replicas: replicas,
@@ -327,6 +351,9 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	if s.authors, err = kv(bucketAuthors, "collabd who wrote what: doc id.i -> index, doc id.c<rev>... -> checkpoint", 0, natsjs.FileStorage); err != nil {
 		return nil, err
 	}
+	if s.activity, err = kv(bucketActivity, "collabd activity index: doc id.chunk -> revisions by minute", 0, natsjs.FileStorage); err != nil {
+		return nil, err
+	}
 	// The bucket's max age is the lease TTL: every renewal is a new
 	// message, and the key vanishes TTL after the last one. In memory,
 	// not on file: a node renews every lease it holds every TTL/3, which
@@ -339,19 +366,36 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	if s.owners, err = kv(bucketOwners, "collabd owner leases: doc id -> node id", ttl, natsjs.MemoryStorage); err != nil {
 		return nil, err
 	}
-	s.snaps, err = js.CreateOrUpdateObjectStore(ctx, natsjs.ObjectStoreConfig{
-		Bucket:      bucketSnaps,
-		Description: "collabd snapshots: doc id -> text and client table at a revision",
-		Storage:     natsjs.FileStorage,
-		Replicas:    replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: object store %s: %w", bucketSnaps, err)
+	if obs, err := js.ObjectStore(ctx, bucketSnaps); err == nil {
+		if st, err := obs.Status(ctx); err == nil && st.Replicas() == replicas && st.Storage() == natsjs.FileStorage {
+			s.snaps = obs
+		}
+	}
+	if s.snaps == nil {
+		s.snaps, err = js.CreateOrUpdateObjectStore(ctx, natsjs.ObjectStoreConfig{
+			Bucket:      bucketSnaps,
+			Description: "collabd snapshots: doc id -> text and client table at a revision",
+			Storage:     natsjs.FileStorage,
+			Replicas:    replicas,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("jetstream: object store %s: %w", bucketSnaps, err)
+		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.snapshotLoop()
 	return s, nil
+}
+
+// sameOps reports whether the ops stream's configuration have is want in
+// everything New sets.
+func sameOps(have, want natsjs.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Storage == want.Storage &&
+		have.Replicas == want.Replicas && have.Retention == want.Retention &&
+		have.DenyDelete == want.DenyDelete && have.DenyPurge == want.DenyPurge &&
+		have.MaxConsumers == want.MaxConsumers && have.AllowDirect == want.AllowDirect &&
+		have.RePublish != nil && *have.RePublish == *want.RePublish && have.Description == want.Description
 }
 
 // Close stops the background snapshotter and waits for it; a snapshot

@@ -1,7 +1,8 @@
 package jetstream
 
 // Small records kept beside the documents in cluster mode: collab's
-// access records and sign-in sessions (collab/access.go), each in a
+// access records and sign-in sessions (collab/access.go), the
+// workspace's titles, tags and trash times (collab/workspace.go), each in a
 // key-value bucket of its own, so that every node reads what any node
 // wrote. A watch on a bucket tells every node of a change made on another
 // (collabd closes the sessions that lost access).
@@ -20,6 +21,8 @@ import (
 const (
 	KVAccess   = "access"
 	KVSessions = "sessions"
+	// KVDocInfo holds the workspace's titles, tags and trash times.
+	KVDocInfo = "docinfo"
 )
 
 // maxKVValue bounds one record: ids and small JSON objects.
@@ -33,11 +36,12 @@ type KV struct {
 	kv natsjs.KeyValue
 }
 
-// OpenKV creates or updates bucket name (KVAccess or KVSessions) with
+// OpenKV creates or updates bucket name (KVAccess, KVSessions or
+// KVDocInfo) with
 // the store's replicas; ttl, when positive, is how long a record lives
 // after its last write (sessions).
 func (s *Store) OpenKV(ctx context.Context, name string, replicas int, ttl time.Duration) (*KV, error) {
-	if name != KVAccess && name != KVSessions {
+	if name != KVAccess && name != KVSessions && name != KVDocInfo {
 		return nil, fmt.Errorf("jetstream: kv bucket %q: %w", name, ErrInvalid)
 	}
 	b, err := s.js.CreateOrUpdateKeyValue(ctx, natsjs.KeyValueConfig{

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
 
@@ -199,7 +201,7 @@ func (l *Lease) renewOnce(ctx context.Context) error {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	sent := time.Now()
-	next, err := l.s.owners.Update(ctx, l.doc, []byte(l.s.node), rev)
+	next, err := l.s.renewKey(ctx, l.doc, rev)
 	switch {
 	case err == nil:
 		l.mu.Lock()
@@ -215,4 +217,18 @@ func (l *Lease) renewOnce(ctx context.Context) error {
 		}
 		return nil
 	}
+}
+
+// renewKey writes this node's id as the value of key in the owners
+// bucket, as owners.Update(key, node, rev) does, through storeMsg: a
+// renewal of every lease every TTL/3 is a steady stream of publishes.
+func (s *Store) renewKey(ctx context.Context, key string, rev uint64) (uint64, error) {
+	m := nats.NewMsg("$KV." + bucketOwners + "." + key)
+	m.Data = []byte(s.node)
+	m.Header.Set(natsjs.ExpectedLastSubjSeqHeader, strconv.FormatUint(rev, 10))
+	ack, err := s.storeMsg(ctx, m)
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
 }

@@ -307,6 +307,9 @@ func (s *Store) snapshotNow(id string) {
 	if err == nil {
 		err = s.SaveSnapshot(ctx, id, d.Rev, d.Text)
 	}
+	if err == nil {
+		err = s.indexActivity(ctx, id, d.Rev)
+	}
 	if err != nil && s.ctx.Err() == nil {
 		s.log.Error("jetstream: background snapshot", "doc", id, "err", err)
 	}
