@@ -127,6 +127,11 @@ func (s *Store) nextMsg(ctx context.Context, seq uint64, subj string) (*natsjs.R
 		// is for the leader too.
 		m, err = s.leaderGet(ctx, apiMsgGet{Seq: seq, NextFor: subj})
 	}
+	if err == nil {
+		if first, last, err := revRange(m.Header); err == nil {
+			s.seekNote(subj, m.Sequence, first, last)
+		}
+	}
 	return m, err
 }
 
@@ -184,6 +189,7 @@ func (s *Store) scanOne(id string, m *natsjs.RawStreamMsg, fn func(seq uint64, r
 		return fmt.Errorf("doc %s seq %d: %v: %w", id, m.Sequence, err, ErrCorrupt)
 	}
 	s.scanned.Add(int64(len(recs)))
+	s.seekNote(opsSubject(id), m.Sequence, recs[0].Rev, recs[len(recs)-1].Rev)
 	return fn(m.Sequence, recs)
 }
 

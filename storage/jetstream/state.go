@@ -69,7 +69,10 @@ func (s *Store) dropState(id string) {
 
 // Forget drops what this node holds of document id, for when its hub
 // closes; the next call reads NATS again.
-func (s *Store) Forget(id string) { s.dropState(id) }
+func (s *Store) Forget(id string) {
+	s.dropState(id)
+	s.seekCache().drop(id)
+}
 
 // position returns where this node believes the document ends: from its
 // cache, else from the subject's last message.
@@ -101,6 +104,10 @@ func (s *Store) position(ctx context.Context, id string) (docState, error) {
 // advance moves the cached state past recs, just stored at stream
 // sequences after from up to to, unless another call moved it meanwhile.
 func (s *Store) advance(id string, from, to uint64, recs []Record) {
+	// The message at to holds the last record (and, unless the group was
+	// split, all of them).
+	last := recs[len(recs)-1].Rev
+	s.seekNote(opsSubject(id), to, last, last)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.states[id]
@@ -201,6 +208,7 @@ func (s *Store) last(ctx context.Context, id string) (end, error) {
 		return end{}, fmt.Errorf("doc %s seq %d: %v: %w", id, m.Sequence, err, ErrCorrupt)
 	}
 	last := recs[len(recs)-1]
+	s.seekNote(m.Subject, m.Sequence, recs[0].Rev, last.Rev)
 	return end{seq: m.Sequence, first: recs[0].Rev, rev: last.Rev, runes: last.Op.TargetLen()}, nil
 }
 
@@ -209,33 +217,21 @@ func (s *Store) last(ctx context.Context, id string) (end, error) {
 // one subject are in revision order but spread over the stream's
 // sequences, so it binary-searches with "next message of the subject at or
 // after sequence n": about log2(stream length) reads, only for catch-up
-// from before the last message.
+// from before the last message. The search starts from the closest
+// messages of the document this node knows (seekcache.go): none read when
+// it knows the one sought. A point of a deleted document's messages can
+// only make it answer early (see seekcache.go), which the callers' reads
+// skip.
 func (s *Store) seek(ctx context.Context, id string, after int64, e end) (uint64, error) {
 	if after >= e.first-1 {
 		return e.seq, nil
 	}
-	subj := opsSubject(id)
-	lo, hi, best := uint64(1), e.seq, e.seq
-	for lo <= hi {
-		mid := lo + (hi-lo)/2
-		m, err := s.nextMsg(ctx, mid, subj)
-		if err != nil {
-			return 0, fmt.Errorf("doc %s: seek rev %d: %w", id, after+1, err)
-		}
-		_, last, err := revRange(m.Header)
-		if err != nil {
-			return 0, fmt.Errorf("doc %s seq %d: %v: %w", id, m.Sequence, err, ErrCorrupt)
-		}
-		if last > after {
-			// Nothing of the subject lies in [mid, m.Sequence).
-			best = m.Sequence
-			if mid == 1 {
-				break
-			}
-			hi = mid - 1
-		} else {
-			lo = m.Sequence + 1
-		}
+	c := s.seekCache()
+	seq, ok, err := s.search(ctx, id, after, c.bounds(id, after, e))
+	if err == nil && !ok {
+		// The points led past a message no longer stored.
+		c.drop(id)
+		seq, _, err = s.search(ctx, id, after, seekBounds{lo: 1, hi: e.seq})
 	}
-	return best, nil
+	return seq, err
 }
