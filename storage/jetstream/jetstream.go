@@ -177,6 +177,9 @@ type Store struct {
 	comments natsjs.KeyValue
 	// authors holds checkpoints of who wrote what (authors.go).
 	authors natsjs.KeyValue
+	// seeks is where this node has seen documents' revisions in the
+	// stream (seekcache.go).
+	seeks *seekCache
 	// activity holds the activity index (activity.go), in chunks of
 	// actChunk revisions.
 	activity natsjs.KeyValue
@@ -274,7 +277,8 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		every = 0
 	}
 	s := &Store{
-		nc: nc, js: js, node: node, replicas: replicas, ttl: ttl, renew: renew, log: log,
+		seeks: newSeekCache(),
+		nc:    nc, js: js, node: node, replicas: replicas, ttl: ttl, renew: renew, log: log,
 		states:    make(map[string]*docState),
 		snapEvery: every, snapWake: make(chan struct{}, 1), milestones: defaultMilestoneEvery,
 		authorsMax: maxAuthorsIndex, actChunk: defaultActivityChunk,

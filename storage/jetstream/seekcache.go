@@ -92,29 +92,8 @@ func newSeekCache() *seekCache {
 		byID: make(map[string]*seekDoc)}
 }
 
-// seekCaches holds each open Store's cache. It lives beside the Store
-// rather than in it so that the Store's declaration (jetstream.go) needs
-// no change; an entry goes when the Store closes.
-var seekCaches sync.Map // *Store -> *seekCache
-
-// seekCache returns s's cache, nil once s is closed.
-func (s *Store) seekCache() *seekCache {
-	if v, ok := seekCaches.Load(s); ok {
-		return v.(*seekCache)
-	}
-	if s.ctx == nil || s.ctx.Err() != nil {
-		return nil
-	}
-	v, loaded := seekCaches.LoadOrStore(s, newSeekCache())
-	if !loaded {
-		context.AfterFunc(s.ctx, func() { seekCaches.Delete(s) })
-		if s.ctx.Err() != nil {
-			// Closed meanwhile: AfterFunc may have run before the store.
-			seekCaches.Delete(s)
-		}
-	}
-	return v.(*seekCache)
-}
+// seekCache returns s's cache of where documents' revisions are.
+func (s *Store) seekCache() *seekCache { return s.seeks }
 
 // seekNote records that the message at stream sequence seq of subj (a
 // document's op subject) holds revisions first..last.

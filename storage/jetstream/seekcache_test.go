@@ -259,13 +259,6 @@ func TestSeekCacheSameAnswer(t *testing.T) {
 		}
 	}
 	checkSeekCache(t, s.seekCache())
-	s.Close()
-	if _, ok := seekCaches.Load(s); ok {
-		t.Errorf("closed store's cache still registered")
-	}
-	if s.seekCache() != nil {
-		t.Errorf("closed store has a cache")
-	}
 }
 
 // TestSeekCacheDeleteRecreate: a node that learned where a document's
