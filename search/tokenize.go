@@ -67,7 +67,7 @@ func (tokenizer) Tokenize(in []byte) analysis.TokenStream {
 			j++
 		}
 		if j == len(in) {
-			out, pos = tokenizeASCII(out, in[i:], i, pos)
+			out, _ = tokenizeASCII(out, in[i:], i, pos)
 			break
 		}
 		// A boundary is safe where an ASCII character of no word class

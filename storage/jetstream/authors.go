@@ -293,7 +293,7 @@ func decodeIndex(b []byte) ([]authorsEntry, error) {
 	prev := int64(0)
 	for range n {
 		d, size, chunks, crc := uv(), uv(), uv(), uv()
-		if b == nil || len(b) < 8 || size == 0 || size > maxCheckpointBytes || chunks == 0 || chunks > size ||
+		if len(b) < 8 || size == 0 || size > maxCheckpointBytes || chunks == 0 || chunks > size ||
 			crc > 1<<32-1 || (d == 0 && len(idx) > 0) || d > 1<<62 {
 			return nil, errBadIndex
 		}
