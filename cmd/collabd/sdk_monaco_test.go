@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -96,69 +94,16 @@ func TestSDKMonacoBrowser(t *testing.T) {
 	// script can find the browsers' words between them), an astral one
 	// among them, anywhere, until the browsers are done; now and then
 	// each drops its connection and resumes.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	errs := make(chan error, len(gos))
-	for i, c := range gos {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(i), 29))
-			for k := 0; ; k++ {
-				select {
-				case <-stop:
-					errs <- nil
-					return
-				case <-time.After(time.Duration(5+rng.IntN(20)) * time.Millisecond):
-				}
-				err := c.EditLenFunc(func(n int) ot.Op {
-					p := rng.IntN(n + 1)
-					return ot.Op{}.Retain(p).Insert([]string{"·", "ж", "🌊"}[rng.IntN(3)]).Retain(n - p)
-				})
-				if err == nil && k%53 == 52 {
-					err = c.Reconnect(ctx)
-				}
-				if err != nil {
-					errs <- fmt.Errorf("go client %d: %w", i, err)
-					return
-				}
-			}
-		}()
-	}
-	next("@typed")
-	close(stop)
-	wg.Wait()
-	for range gos {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, c := range gos {
-		if err := c.WaitSynced(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var head struct {
-		Rev  int64
-		Text string
-	}
-	resp, err := http.Get(s.URL + "/api/docs/" + id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = json.NewDecoder(resp.Body).Decode(&head)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, c := range gos {
-		if err := c.WaitRev(ctx, head.Rev); err != nil {
-			t.Fatal(err)
-		}
-		if got := c.Text(); got != head.Text {
-			t.Errorf("go client %d's text differs from the server's:\n got %q\nwant %q", i, got, head.Text)
-		}
-	}
+	head := goTypists(t, ctx, s.URL, id, gos, typing{
+		seed:  29,
+		pause: func(rng *rand.Rand) time.Duration { return time.Duration(5+rng.IntN(20)) * time.Millisecond },
+		edit: func(rng *rand.Rand, n int) ot.Op {
+			p := rng.IntN(n + 1)
+			return ot.Op{}.Retain(p).Insert([]string{"·", "ж", "🌊"}[rng.IntN(3)]).Retain(n - p)
+		},
+		reconnectEvery: 53,
+		until:          func() { next("@typed") },
+	})
 	io.WriteString(stdin, fmt.Sprintf("@head %d\n", head.Rev))
 	stdin.Close()
 	var texts []string

@@ -147,70 +147,20 @@ func TestSDKConvergesWithGo(t *testing.T) {
 
 	// The Go editors type until the Node side is done, each dropping its
 	// connection now and then and resuming.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	errs := make(chan error, len(gos))
-	for i, c := range gos {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(i), 7))
-			for k := 0; ; k++ {
-				select {
-				case <-stop:
-					errs <- nil
-					return
-				case <-time.After(time.Duration(rng.IntN(4)) * time.Millisecond):
-				}
-				err := c.EditLenFunc(func(n int) ot.Op {
-					p := rng.IntN(n + 1)
-					if n > 4 && rng.IntN(3) == 0 {
-						p = min(p, n-1)
-						return ot.Op{}.Retain(p).Delete(1).Retain(n - p - 1)
-					}
-					return ot.Op{}.Retain(p).Insert([]string{"g", "ö", "🙂"}[rng.IntN(3)]).Retain(n - p)
-				})
-				if err == nil && k%41 == 40 {
-					err = c.Reconnect(ctx)
-				}
-				if err != nil {
-					errs <- fmt.Errorf("go editor %d: %w", i, err)
-					return
-				}
+	head := goTypists(t, ctx, s.URL, id, gos, typing{
+		seed:  7,
+		pause: func(rng *rand.Rand) time.Duration { return time.Duration(rng.IntN(4)) * time.Millisecond },
+		edit: func(rng *rand.Rand, n int) ot.Op {
+			p := rng.IntN(n + 1)
+			if n > 4 && rng.IntN(3) == 0 {
+				p = min(p, n-1)
+				return ot.Op{}.Retain(p).Delete(1).Retain(n - p - 1)
 			}
-		}()
-	}
-	next("@typed")
-	close(stop)
-	wg.Wait()
-	for range gos {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, c := range gos {
-		if err := c.WaitSynced(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var head struct {
-		Rev  int64
-		Text string
-	}
-	resp, err := http.Get(s.URL + "/api/docs/" + id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	json.NewDecoder(resp.Body).Decode(&head)
-	resp.Body.Close()
-	for _, c := range gos {
-		if err := c.WaitRev(ctx, head.Rev); err != nil {
-			t.Fatal(err)
-		}
-		if got := c.Text(); got != head.Text {
-			t.Errorf("go editor's text differs from the server's:\n got %q\nwant %q", got, head.Text)
-		}
-	}
+			return ot.Op{}.Retain(p).Insert([]string{"g", "ö", "🙂"}[rng.IntN(3)]).Retain(n - p)
+		},
+		reconnectEvery: 41,
+		until:          func() { next("@typed") },
+	})
 	io.WriteString(stdin, fmt.Sprintf("@head %d\n", head.Rev))
 	var texts []string
 	if err := json.Unmarshal([]byte(next("@text")), &texts); err != nil {
@@ -298,4 +248,80 @@ func TestSDKExample(t *testing.T) {
 	if err != nil || !strings.Contains(string(res), "ok example") {
 		t.Fatalf("node example.mjs: %v; example server's stderr:\n%s", err, appErr.String())
 	}
+}
+
+// typing is how goTypists' clients type.
+type typing struct {
+	seed           uint64
+	pause          func(rng *rand.Rand) time.Duration // before each edit
+	edit           func(rng *rand.Rand, n int) ot.Op  // on a text of n code points
+	reconnectEvery int                                // edits between drops and resumes
+	until          func()                             // returns when they are to stop
+}
+
+// goTypists has each of gos type into document id as ty says until
+// ty.until returns, then waits until every one is synced and holds the
+// server's head text, and returns that head.
+func goTypists(t *testing.T, ctx context.Context, base, id string, gos []*client.Client, ty typing) (head struct {
+	Rev  int64
+	Text string
+}) {
+	t.Helper()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, len(gos))
+	for i, c := range gos {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), ty.seed))
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				case <-time.After(ty.pause(rng)):
+				}
+				err := c.EditLenFunc(func(n int) ot.Op { return ty.edit(rng, n) })
+				if err == nil && k%ty.reconnectEvery == ty.reconnectEvery-1 {
+					err = c.Reconnect(ctx)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("go client %d: %w", i, err)
+					return
+				}
+			}
+		}()
+	}
+	ty.until()
+	close(stop)
+	wg.Wait()
+	for range gos {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range gos {
+		if err := c.WaitSynced(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.Get(base + "/api/docs/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&head)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range gos {
+		if err := c.WaitRev(ctx, head.Rev); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Text(); got != head.Text {
+			t.Errorf("go client %d's text differs from the server's:\n got %q\nwant %q", i, got, head.Text)
+		}
+	}
+	return head
 }
